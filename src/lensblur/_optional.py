@@ -1,0 +1,32 @@
+"""Lazy imports of heavy optional packages.
+
+``import lensblur`` must stay light: diffusers, transformers, OpenCV and friends are imported only by the
+function that needs them, through :func:`require`, which turns a missing package into an error that names
+the extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from .errors import MissingDependencyError
+
+__all__ = ["require", "available"]
+
+
+def require(module: str, *, extra: str, feature: str, package: str | None = None) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingDependencyError` naming ``lensblur[extra]``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(package or module.split(".")[0], extra=extra, feature=feature) from exc
+
+
+def available(module: str) -> bool:
+    """Whether ``module`` can be imported (imports it if so)."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True

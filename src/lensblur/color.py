@@ -1,0 +1,55 @@
+"""sRGB transfer curve (IEC 61966-2-1), in torch.
+
+lensblur renders in linear light. Files are sRGB-encoded unless their format is linear (PFM, EXR); this
+module is the only place that converts between the two.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["srgb_to_linear", "linear_to_srgb", "recover_highlights"]
+
+_A = 0.055
+_GAMMA = 2.4
+_DECODE_KNEE = 0.04045
+_ENCODE_KNEE = 0.0031308
+_SLOPE = 12.92
+
+
+def srgb_to_linear(image: torch.Tensor) -> torch.Tensor:
+    """Decode sRGB values in [0, 1] to linear light with the exact piecewise IEC 61966-2-1 curve."""
+    image = image.clamp(0.0, 1.0)
+    low = image / _SLOPE
+    high = ((image + _A) / (1.0 + _A)) ** _GAMMA
+    return torch.where(image <= _DECODE_KNEE, low, high)
+
+
+def linear_to_srgb(image: torch.Tensor) -> torch.Tensor:
+    """Encode linear light to sRGB in [0, 1]; values above 1 are clipped (the file cannot hold them)."""
+    image = image.clamp(0.0, 1.0)
+    low = image * _SLOPE
+    high = (1.0 + _A) * image.clamp_min(_ENCODE_KNEE) ** (1.0 / _GAMMA) - _A
+    return torch.where(image <= _ENCODE_KNEE, low, high)
+
+
+def recover_highlights(
+    image: torch.Tensor, *, strength: float, threshold: float = 0.9, gain: float = 8.0
+) -> torch.Tensor:
+    """Undo highlight clipping in linear RGB so out-of-focus lights turn into bright bokeh shapes.
+
+    A camera clips bright lights at white; blurred, a clipped light becomes a dim grey disk instead of a
+    bright one. Pixels whose brightest channel, re-encoded to sRGB, is above ``threshold`` are boosted by
+    an inverse tone curve that is 1 at the threshold and rises smoothly to ``1 + strength * gain`` at
+    pure white::
+
+        t = ((srgb_max - threshold) / (1 - threshold)).clamp(0, 1)
+        image * (1 + strength * gain * t ** 2)
+
+    ``strength = 0`` returns the image unchanged. Shape ``(B, 3, H, W)``, linear RGB.
+    """
+    if strength == 0:
+        return image
+    peak = linear_to_srgb(image.amax(dim=1, keepdim=True))
+    t = ((peak - threshold) / (1.0 - threshold)).clamp(0.0, 1.0)
+    return image * (1.0 + strength * gain * t * t)

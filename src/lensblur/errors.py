@@ -1,0 +1,69 @@
+"""Error classes.
+
+Every mistake a user can make raises a subclass of :class:`LensblurError`. The message names the argument,
+what was expected, what came, and how to fix it; the command line prints it without a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LensblurError",
+    "InputError",
+    "ShapeError",
+    "ModelNotFoundError",
+    "MissingDependencyError",
+]
+
+
+class LensblurError(Exception):
+    """Base class of the errors lensblur raises on purpose."""
+
+
+class InputError(LensblurError, ValueError):
+    """A value given by the user is not acceptable.
+
+    Build it from its parts so that every message has the same shape::
+
+        InputError("blur", expected="a number >= 0", got=-3, fix="pass the CoC scale in pixels, e.g. --blur 30")
+    """
+
+    def __init__(self, argument: str, *, expected: str, got: object, fix: str | None = None):
+        self.argument = argument
+        self.expected = expected
+        self.got = got
+        self.fix = fix
+        got_text = got if isinstance(got, str) else repr(got)
+        message = f"{argument}: expected {expected}, got {got_text}."
+        if fix:
+            message += f" Fix: {fix}"
+        super().__init__(message)
+
+
+class ShapeError(InputError):
+    """An array or tensor has the wrong shape."""
+
+
+class ModelNotFoundError(LensblurError, FileNotFoundError):
+    """Model weights were not found where lensblur looked.
+
+    ``looked_in`` lists the places searched; ``how_to_get`` says how to obtain the weights.
+    """
+
+    def __init__(self, what: str, *, looked_in: list[str] | tuple[str, ...], how_to_get: str):
+        self.what = what
+        self.looked_in = list(looked_in)
+        self.how_to_get = how_to_get
+        places = "\n".join(f"  - {p}" for p in self.looked_in) or "  (nowhere)"
+        super().__init__(f"{what} not found. Looked in:\n{places}\nTo get it: {how_to_get}")
+
+
+class MissingDependencyError(LensblurError, ImportError):
+    """An optional package is needed for the feature that was asked for."""
+
+    def __init__(self, package: str, *, extra: str, feature: str):
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs the package '{package}', which is not installed. "
+            f"Fix: pip install 'lensblur[{extra}]'"
+        )

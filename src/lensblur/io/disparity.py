@@ -1,0 +1,165 @@
+"""Disparity and depth maps: files -> ``H x W`` float32 disparity in [0, 1], 1 = nearest.
+
+Ranges are never guessed: 16-bit integers are divided by 65535, 8-bit by 255, floats are taken as they
+are; ``normalize=True`` asks for a min-max rescale instead. Depth (larger = farther) is converted only when
+the caller says it is depth, with :func:`depth_to_disparity`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError, ShapeError
+from .image import read_raw
+
+__all__ = ["read_disparity", "read_depth", "depth_to_disparity", "resize_map", "DepthRange", "check_map"]
+
+_MAP_HINT = "pass a single-channel 8/16-bit PNG, JPEG, float TIFF, NPY or PFM map"
+
+
+@dataclass(frozen=True)
+class DepthRange:
+    """Metric depths (in metres) that disparity 1 and 0 stand for: ``near`` at 1, ``far`` at 0.
+
+    Disparity ``d`` means inverse depth ``1/z = 1/far + d * (1/near - 1/far)``.
+    """
+
+    near: float
+    far: float
+
+    def depth(self, disparity: float) -> float:
+        inv = 1.0 / self.far + disparity * (1.0 / self.near - 1.0 / self.far)
+        return float("inf") if inv <= 0 else 1.0 / inv
+
+    def disparity(self, depth: float) -> float:
+        return (1.0 / depth - 1.0 / self.far) / (1.0 / self.near - 1.0 / self.far)
+
+
+def _single_channel(arr: np.ndarray, argument: str, path) -> np.ndarray:
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        arr = arr[..., :-1]
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        spread = float(np.abs(arr.astype(np.float32) - arr[..., :1].astype(np.float32)).max())
+        full = 255.0 if arr.dtype == np.uint8 else 65535.0 if arr.dtype == np.uint16 else 1.0
+        if spread > 0.05 * full:
+            raise InputError(argument, expected="a grey-scale map", got=f"a colour image ({path})",
+                             fix=_MAP_HINT + " (a colour-mapped preview cannot be read back)")
+        arr = arr.astype(np.float32).mean(axis=2)
+    if arr.ndim != 2:
+        raise ShapeError(argument, expected="a single-channel map", got=f"shape {arr.shape}", fix=_MAP_HINT)
+    return arr
+
+
+def _read_values(path, argument: str) -> np.ndarray:
+    arr, full_scale = read_raw(path, argument=argument)
+    arr = _single_channel(arr, argument, path).astype(np.float32)
+    if full_scale is not None:
+        arr = arr / np.float32(full_scale)
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise InputError(argument, expected="finite values", got=f"{bad} NaN/inf values in {path}",
+                         fix="fill the holes of the map first")
+    return arr
+
+
+def check_map(disparity: np.ndarray, *, argument: str = "disparity") -> np.ndarray:
+    """Check that a disparity array holds finite values in [0, 1]."""
+    arr = np.asarray(disparity, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise InputError(argument, expected="finite values in [0, 1]", got="NaN or inf values",
+                         fix="fill the holes of the map first")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < 0.0 or hi > 1.0:
+        raise InputError(argument, expected="values in [0, 1] (1 = nearest)", got=f"range [{lo:g}, {hi:g}]",
+                         fix="rescale the map, or pass --normalize for a min-max rescale")
+    return arr
+
+
+def _normalize(arr: np.ndarray, argument: str) -> np.ndarray:
+    lo, hi = float(arr.min()), float(arr.max())
+    if hi - lo <= 0:
+        raise InputError(argument, expected="a map with more than one value to normalise",
+                         got=f"a constant map ({lo:g})", fix="drop --normalize, or pass a real map")
+    return ((arr - lo) / (hi - lo)).astype(np.float32)
+
+
+def resize_map(disparity: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an ``H x W`` map to ``size = (height, width)`` with bilinear interpolation (area when shrinking)."""
+    t = torch.from_numpy(np.ascontiguousarray(disparity, dtype=np.float32))[None, None]
+    shrinking = size[0] < t.shape[2] and size[1] < t.shape[3]
+    mode = "area" if shrinking else "bilinear"
+    kwargs = {} if mode == "area" else {"align_corners": False}
+    return torch.nn.functional.interpolate(t, size=size, mode=mode, **kwargs)[0, 0].numpy()
+
+
+def _fit(arr: np.ndarray, shape, resize: bool, argument: str, path) -> np.ndarray:
+    if shape is None or tuple(arr.shape) == tuple(shape):
+        return arr
+    if not resize:
+        raise ShapeError(argument, expected=f"the image's size {shape[1]}x{shape[0]} (width x height)",
+                         got=f"{arr.shape[1]}x{arr.shape[0]} in {path}",
+                         fix="pass --resize-disparity (resize=True) to resample the map to the image")
+    return resize_map(arr, (int(shape[0]), int(shape[1])))
+
+
+def read_disparity(
+    path: str | os.PathLike, *, normalize: bool = False, shape: tuple[int, int] | None = None,
+    resize: bool = False,
+) -> np.ndarray:
+    """Read a disparity map (larger = nearer) as ``H x W`` float32 in [0, 1].
+
+    ``shape = (H, W)`` checks the size against an image; a map of another size is an error unless
+    ``resize``. Values outside [0, 1] are an error unless ``normalize`` (min-max rescale).
+    """
+    arr = _read_values(path, "disparity")
+    arr = _normalize(arr, "disparity") if normalize else check_map(arr, argument="disparity")
+    return _fit(arr, shape, resize, "disparity", path)
+
+
+def read_depth(path: str | os.PathLike, *, scale: float = 1.0) -> np.ndarray:
+    """Read a depth map (larger = farther) as stored, times ``scale`` (e.g. metres per stored unit).
+
+    Integer files are first divided by their full scale (255 or 65535) like every other map; pass
+    ``scale`` to turn the result into metres.
+    """
+    arr = _read_values(path, "depth") * np.float32(scale)
+    if float(arr.min()) <= 0.0:
+        raise InputError("depth", expected="depths > 0 (larger = farther)",
+                         got=f"minimum {float(arr.min()):g} in {path}",
+                         fix="fill zero/invalid pixels first, or pass the map as --disparity if larger = nearer")
+    return arr
+
+
+def depth_to_disparity(depth: np.ndarray, *, near: float | None = None,
+                       far: float | None = None) -> tuple[np.ndarray, DepthRange]:
+    """Convert depth to disparity in [0, 1]: ``(1/z - 1/far) / (1/near - 1/far)``.
+
+    ``near`` and ``far`` default to the map's own minimum and maximum; depths outside them are clipped.
+    Returns the disparity and the :class:`DepthRange` it stands for (for the physical camera mapping).
+    """
+    depth = np.asarray(depth, dtype=np.float32)
+    near = float(depth.min()) if near is None else float(near)
+    far = float(depth.max()) if far is None else float(far)
+    if not (0 < near < far):
+        raise InputError("depth range", expected="0 < near < far", got=f"near={near:g}, far={far:g}",
+                         fix="pass a depth map that is not constant, or give the range explicitly")
+    inv = 1.0 / np.clip(depth, near, far)
+    disparity = (inv - 1.0 / far) / (1.0 / near - 1.0 / far)
+    return np.clip(disparity, 0.0, 1.0).astype(np.float32), DepthRange(near=near, far=far)
+
+
+def read_depth_as_disparity(path, *, scale: float = 1.0, near: float | None = None, far: float | None = None,
+                            shape=None, resize: bool = False) -> tuple[np.ndarray, DepthRange]:
+    """:func:`read_depth` then :func:`depth_to_disparity`, with the same size rules as :func:`read_disparity`."""
+    disparity, rng = depth_to_disparity(read_depth(path, scale=scale), near=near, far=far)
+    return _fit(disparity, shape, resize, "depth", path), rng
+
+
+__all__.append("read_depth_as_disparity")

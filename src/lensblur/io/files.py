@@ -1,0 +1,70 @@
+"""File-system rules shared by every writer: whole files or nothing, and inputs are never overwritten."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from ..errors import InputError
+
+__all__ = ["atomic_path", "atomic_write", "check_output_path"]
+
+
+def check_output_path(
+    output: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), force: bool = False,
+    argument: str = "output",
+) -> Path:
+    """Validate an output path before any work is done.
+
+    The folder must exist and be writable; the path must not be one of ``inputs`` unless ``force``.
+    """
+    out = Path(output)
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(argument, expected="a path inside an existing folder", got=str(out),
+                         fix=f"create the folder first: mkdir -p {folder}")
+    if not os.access(folder, os.W_OK):
+        raise InputError(argument, expected="a path in a writable folder", got=str(out),
+                         fix="choose another folder or fix its permissions")
+    if out.is_dir():
+        raise InputError(argument, expected="a file path", got=f"{out} (a folder)",
+                         fix="name the file to write, e.g. out/result.png")
+    for item in inputs:
+        if item is None:
+            continue
+        src = Path(item)
+        same = src.exists() and out.exists() and os.path.samefile(src, out)
+        if (same or src.resolve() == out.resolve()) and not force:
+            raise InputError(argument, expected="a path different from the input", got=str(out),
+                             fix="choose another output name, or pass --force to overwrite the input")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix); on success rename it onto ``path``.
+
+    On any error the temporary file is removed, so a reader never sees a half-written file.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.stem}.",
+                               suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` and move the result onto ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        write(tmp)
+    return Path(path)

@@ -1,0 +1,193 @@
+"""Reading and writing images: sRGB files <-> linear float32 ``H x W x 3`` arrays.
+
+Readers apply EXIF orientation and decode 8- and 16-bit sRGB with the exact IEC 61966-2-1 curve; linear
+float formats (PFM, EXR, float TIFF) pass through unchanged. Writers encode back to sRGB (8 or 16 bit) or
+write linear floats, always atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._optional import require
+from ..color import linear_to_srgb, srgb_to_linear
+from ..errors import InputError
+from .files import atomic_path
+from .pfm import read_pfm, write_pfm
+
+__all__ = ["read_image", "write_image", "read_raw", "IMAGE_SUFFIXES", "LINEAR_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".pfm", ".exr")
+LINEAR_SUFFIXES = (".pfm", ".exr")
+_READ_HINT = "pass a PNG, JPEG, TIFF, WebP, PFM or EXR file that opens in an image viewer"
+
+
+def _cv2(feature: str):
+    os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
+    return require("cv2", extra="io", feature=feature, package="opencv-contrib-python-headless")
+
+
+def _png_bit_depth(path: Path) -> int | None:
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 26:
+        return None
+    return head[24]
+
+
+def read_raw(path: str | os.PathLike, *, argument: str = "image") -> tuple[np.ndarray, float | None]:
+    """Read a file as stored: ``(array, full_scale)``.
+
+    ``array`` is ``H x W`` or ``H x W x C``; ``full_scale`` is 255 or 65535 for integer data and ``None``
+    for floating-point data (PFM, EXR, float TIFF, NPY of floats). EXIF orientation is applied.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(argument, expected="an existing file", got=str(path), fix="check the path")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        elif suffix == ".pfm":
+            arr = read_pfm(path)
+        elif suffix == ".exr":
+            cv2 = _cv2("reading EXR files")
+            arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if arr is None:
+                raise ValueError("OpenCV could not decode the EXR file")
+            if arr.ndim == 3:
+                arr = arr[..., :3][..., ::-1]
+        elif suffix in (".tif", ".tiff") and _has_tifffile():
+            import tifffile
+
+            arr = tifffile.imread(path)
+        elif suffix == ".png" and _png_bit_depth(path) == 16:
+            cv2 = _cv2("reading 16-bit PNG files")
+            arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if arr is None:
+                raise ValueError("OpenCV could not decode the 16-bit PNG")
+            if arr.ndim == 3:
+                arr = arr[..., ::-1][..., 1:] if arr.shape[2] == 4 else arr[..., ::-1]
+        else:
+            arr = _read_pillow(path)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every decoder failure becomes one clear message
+        raise InputError(argument, expected="a readable image file", got=f"{path} ({exc})", fix=_READ_HINT) from exc
+    arr = np.ascontiguousarray(arr)
+    if arr.dtype == np.uint8:
+        return arr, 255.0
+    if arr.dtype == np.uint16:
+        return arr, 65535.0
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.float32), None
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255, 255.0
+    return arr.astype(np.float32), None
+
+
+def _has_tifffile() -> bool:
+    try:
+        import tifffile  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _read_pillow(path: Path) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("I;16", "I;16B", "I;16L"):
+            return np.asarray(im, dtype=np.uint16)
+        if im.mode in ("I", "F"):
+            return np.asarray(im)
+        if im.mode not in ("L", "RGB", "RGBA", "LA"):
+            im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
+        return np.asarray(im)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as linear RGB: ``H x W x 3`` float32.
+
+    8/16-bit files are sRGB-decoded (exact IEC 61966-2-1 curve); PFM, EXR and float TIFF are taken as
+    linear and passed through (values above 1 are kept). Grey images become three equal channels; an alpha
+    channel is dropped.
+    """
+    arr, full_scale = read_raw(path, argument="image")
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        arr = arr[..., :-1]
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3):
+        raise InputError("image", expected="a grey or RGB image", got=f"an array of shape {arr.shape}",
+                         fix=_READ_HINT)
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    if full_scale is None:
+        if not np.isfinite(arr).all():
+            raise InputError("image", expected="finite pixel values", got=f"NaN/inf in {path}",
+                             fix="clean the float image before rendering")
+        return arr.astype(np.float32)
+    encoded = torch.from_numpy(arr.astype(np.float32) / np.float32(full_scale))
+    return srgb_to_linear(encoded).numpy()
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, *, bits: int = 8, quality: int = 95) -> Path:
+    """Write linear RGB ``image`` (``H x W x 3``) atomically.
+
+    PNG and TIFF take ``bits`` 8 or 16; JPEG and WebP are 8-bit; PFM and EXR store the linear floats as
+    they are (``bits`` ignored). Everything else is sRGB-encoded and clipped to [0, 1].
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise InputError("output", expected=f"a file name ending in one of {', '.join(IMAGE_SUFFIXES)}",
+                         got=str(path), fix="add a suffix such as .png or .jpg")
+    if bits not in (8, 16):
+        raise InputError("bits", expected="8 or 16", got=bits, fix="pass --bits 16 for 16-bit PNG/TIFF")
+    if bits == 16 and suffix not in (".png", ".tif", ".tiff"):
+        raise InputError("bits", expected="16 only with PNG or TIFF output", got=f"16 with {suffix}",
+                         fix="write a .png or .tif file, or drop --bits 16")
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    with atomic_path(path) as tmp:
+        if suffix == ".pfm":
+            write_pfm(tmp, arr)
+        elif suffix == ".exr":
+            cv2 = _cv2("writing EXR files")
+            if not cv2.imwrite(str(tmp), np.ascontiguousarray(arr[..., ::-1])):
+                raise InputError("output", expected="a writable EXR path", got=str(path),
+                                 fix="check that OpenCV was built with OpenEXR")
+        else:
+            encoded = linear_to_srgb(torch.from_numpy(np.ascontiguousarray(arr))).numpy()
+            _write_encoded(tmp, suffix, encoded, bits=bits, quality=quality)
+    return path
+
+
+def _write_encoded(tmp: Path, suffix: str, encoded: np.ndarray, *, bits: int, quality: int) -> None:
+    if bits == 16:
+        data = np.round(encoded * 65535.0).astype(np.uint16)
+        if suffix in (".tif", ".tiff") and _has_tifffile():
+            import tifffile
+
+            tifffile.imwrite(tmp, data, photometric="rgb")
+            return
+        cv2 = _cv2("writing 16-bit images")
+        if not cv2.imwrite(str(tmp), np.ascontiguousarray(data[..., ::-1])):
+            raise OSError(f"could not write {tmp}")
+        return
+    from PIL import Image
+
+    data = np.round(encoded * 255.0).astype(np.uint8)
+    im = Image.fromarray(data, mode="RGB") if data.ndim == 3 else Image.fromarray(data)
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}[suffix]
+    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    im.save(tmp, format=fmt, **options)

@@ -1,0 +1,217 @@
+"""The lens model: where the focus is, how much blur, and the shape of the aperture.
+
+The signed circle of confusion (CoC) radius of a pixel, in pixels of the image being rendered, is::
+
+    coc = blur * (disparity - focus_disparity)
+
+positive in front of the focal plane (nearer), negative behind it. A point in front images the aperture as
+it is; a point behind images it turned by 180 degrees.
+
+Thin-lens mapping (:meth:`Lens.from_camera`). With focal length ``f``, f-number ``N``, focus distance
+``s_f`` and an object at distance ``s`` (all in one unit), the CoC diameter on the sensor is::
+
+    c = f**2 / (N * (s_f - f)) * s_f * |1/s - 1/s_f|
+
+Disparity ``d`` stands for inverse depth ``1/s = 1/far + d * (1/near - 1/far)`` (:class:`DepthRange`), so
+``1/s - 1/s_f = (1/near - 1/far) * (d - d_f)`` and the signed CoC radius in pixels is ``blur * (d - d_f)``
+with::
+
+    blur = 0.5 * f**2 * s_f / (N * (s_f - f)) * (1/near - 1/far) * image_width / sensor_width
+
+``d_f`` being the disparity of the focus distance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .errors import InputError
+from .io.disparity import DepthRange
+
+__all__ = ["Aperture", "Lens", "focus_at_point", "focus_in_box", "focus_in_mask", "parse_box"]
+
+
+@dataclass(frozen=True)
+class Aperture:
+    """Shape of the aperture, in unit coordinates (the CoC radius is the circumradius).
+
+    - ``blades``: 0 for a circle, N >= 3 for a regular N-gon inscribed in the unit circle, vertices at
+      ``rotation + 360 * k / N`` degrees from +x (columns, right) towards +y (rows, down).
+    - ``curvature``: rounded blades, 0 = straight edges, 1 = a circle; the boundary radius is
+      ``(1 - curvature) * polygon + curvature * 1`` along every direction.
+    - ``kernel``: any grey-scale shape (a heart, a star) as an ``H x W`` array; its square bounding box spans
+      the unit circle's. It is resampled per CoC radius and normalised to unit energy (sum 1).
+    - ``cat_eye``: optical vignetting, 0 = none. A point at normalised frame position ``p`` (0 at the
+      centre, length 1 at a corner) sees the aperture clipped by a unit circle shifted by
+      ``-2 * cat_eye * p``: round in the middle of the frame, cat's eyes toward the corners.
+    """
+
+    blades: int = 0
+    rotation: float = 0.0
+    curvature: float = 0.0
+    kernel: np.ndarray | None = field(default=None, compare=False, repr=False)
+    cat_eye: float = 0.0
+
+    def __post_init__(self):
+        if not isinstance(self.blades, (int, np.integer)) or self.blades < 0 or self.blades in (1, 2):
+            raise InputError("blades", expected="0 (circle) or an integer >= 3", got=self.blades,
+                             fix="pass --blades 0 for a circle or --blades 6 for a hexagon")
+        if not 0.0 <= self.curvature <= 1.0:
+            raise InputError("curvature", expected="a value in [0, 1]", got=self.curvature,
+                             fix="0 = straight blades, 1 = round")
+        if not 0.0 <= self.cat_eye <= 1.0:
+            raise InputError("cat_eye", expected="a value in [0, 1]", got=self.cat_eye,
+                             fix="0 = no optical vignetting, 0.3 = moderate")
+        if self.kernel is not None:
+            k = np.asarray(self.kernel, dtype=np.float32)
+            if k.ndim != 2 or min(k.shape) < 3:
+                raise InputError("aperture kernel", expected="a 2-D grey-scale image at least 3x3",
+                                 got=f"shape {k.shape}", fix="pass a grey-scale PNG of the shape")
+            if not np.isfinite(k).all() or k.min() < 0 or float(k.max()) <= 0:
+                raise InputError("aperture kernel", expected="a non-negative image with some light in it",
+                                 got="an all-black (or invalid) image",
+                                 fix="draw the shape in white on black")
+            object.__setattr__(self, "kernel", k / float(k.max()))
+
+    @classmethod
+    def named(cls, name: str, *, rotation: float = 0.0, **kwargs) -> "Aperture":
+        """``circle``, ``triangle``, ``square``, ``pentagon``, ``hexagon``, ``heptagon``, ``octagon``."""
+        names = {"circle": 0, "disk": 0, "triangle": 3, "square": 4, "pentagon": 5, "hexagon": 6,
+                 "heptagon": 7, "octagon": 8}
+        if name not in names:
+            raise InputError("aperture", expected=f"one of {', '.join(names)} or an image file", got=name,
+                             fix="pass --aperture hexagon, --blades N, or --aperture shape.png")
+        return cls(blades=names[name], rotation=rotation, **kwargs)
+
+    @classmethod
+    def from_image(cls, path, **kwargs) -> "Aperture":
+        """Read a grey-scale kernel image (white = open) as a custom aperture."""
+        from .io.image import read_raw
+
+        arr, full = read_raw(path, argument="aperture")
+        arr = arr.astype(np.float32)
+        if arr.ndim == 3:
+            arr = arr[..., :3].mean(axis=2) if arr.shape[2] >= 3 else arr[..., 0]
+        if full is not None:
+            arr = arr / full
+        return cls(kernel=arr, **kwargs)
+
+    def radial_limit(self, theta):
+        """Boundary radius of the (uncustomised) aperture along direction ``theta`` (radians, torch/np)."""
+        if self.blades == 0:
+            return theta * 0 + 1.0
+        n = self.blades
+        sector = 2 * math.pi / n
+        phase = (theta - math.radians(self.rotation)) % sector
+        poly = math.cos(math.pi / n) / np.cos(phase - math.pi / n) if isinstance(theta, np.ndarray) else None
+        if poly is None:
+            import torch
+
+            poly = math.cos(math.pi / n) / torch.cos(phase - math.pi / n)
+        return (1.0 - self.curvature) * poly + self.curvature
+
+
+@dataclass(frozen=True)
+class Lens:
+    """Focus and blur: ``coc = blur * (disparity - focus_disparity)`` pixels (signed radius)."""
+
+    focus_disparity: float = 0.5
+    blur: float = 20.0
+    aperture: Aperture = field(default_factory=Aperture)
+
+    def __post_init__(self):
+        if not (isinstance(self.focus_disparity, (int, float)) and 0.0 <= self.focus_disparity <= 1.0):
+            raise InputError("focus_disparity", expected="a disparity in [0, 1]", got=self.focus_disparity,
+                             fix="pick the focus from the map, e.g. --focus X,Y, or pass a value in [0, 1]")
+        if not (isinstance(self.blur, (int, float)) and math.isfinite(self.blur) and self.blur >= 0):
+            raise InputError("blur", expected="a finite number of pixels >= 0", got=self.blur,
+                             fix="pass the CoC scale in pixels, e.g. --blur 30 (0 = no blur)")
+
+    def coc(self, disparity):
+        """Signed CoC radius in pixels for a disparity value or array."""
+        return self.blur * (disparity - self.focus_disparity)
+
+    def with_focus(self, focus_disparity: float) -> "Lens":
+        return replace(self, focus_disparity=float(focus_disparity))
+
+    @classmethod
+    def from_camera(
+        cls, *, focal_length: float, f_number: float, focus_distance: float, sensor_width: float,
+        image_width: int, depth_range: DepthRange, aperture: Aperture | None = None,
+    ) -> "Lens":
+        """Thin-lens mapping of a physical camera onto ``blur`` and ``focus_disparity`` (see module doc).
+
+        ``focal_length`` and ``sensor_width`` in millimetres; ``focus_distance`` and ``depth_range`` in
+        metres; ``image_width`` in pixels of the image being rendered.
+        """
+        checks = {"focal_length": focal_length, "f_number": f_number, "focus_distance": focus_distance,
+                  "sensor_width": sensor_width, "image_width": image_width}
+        for name, value in checks.items():
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise InputError(name, expected="a positive number", got=value, fix=f"pass --{name.replace('_', '-')}")
+        f = focal_length / 1000.0
+        if focus_distance <= f:
+            raise InputError("focus_distance", expected=f"more than the focal length ({f:g} m)",
+                             got=focus_distance, fix="focus farther away than the lens' focal length")
+        focus_d = depth_range.disparity(focus_distance)
+        if not 0.0 <= focus_d <= 1.0:
+            raise InputError("focus_distance", expected=f"a distance between {depth_range.near:g} and "
+                             f"{depth_range.far:g} m (the depth map's range)", got=focus_distance,
+                             fix="focus on something in the picture")
+        magnification = f * f * focus_distance / (f_number * (focus_distance - f))
+        inv_span = 1.0 / depth_range.near - 1.0 / depth_range.far
+        blur = 0.5 * magnification * inv_span * image_width / (sensor_width / 1000.0)
+        return cls(focus_disparity=float(focus_d), blur=float(blur), aperture=aperture or Aperture())
+
+
+def parse_box(box, shape, *, argument: str = "box") -> tuple[int, int, int, int]:
+    """Check ``box = (x0, y0, x1, y1)`` (pixels, x1/y1 exclusive) against ``shape = (H, W)``."""
+    try:
+        x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+    except (TypeError, ValueError):
+        raise InputError(argument, expected="four numbers x0,y0,x1,y1", got=box, fix="e.g. --box 100,120,300,400")
+    h, w = shape
+    if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+        raise InputError(argument, expected=f"x0 < x1 <= {w} and y0 < y1 <= {h} (inside the {w}x{h} image)",
+                         got=f"{x0},{y0},{x1},{y1}", fix="pick a box inside the image")
+    return x0, y0, x1, y1
+
+
+def focus_at_point(disparity: np.ndarray, point, *, window: int = 9) -> float:
+    """Focus disparity at pixel ``point = (x, y)``: the median in a ``window`` x ``window`` square around it.
+
+    The median keeps a click on a thin edge from picking a value between foreground and background.
+    """
+    disparity = np.asarray(disparity)
+    h, w = disparity.shape[-2:]
+    try:
+        x, y = (float(v) for v in point)
+    except (TypeError, ValueError):
+        raise InputError("focus", expected="a point x,y", got=point, fix="e.g. --focus 812,430")
+    if not (0 <= x < w and 0 <= y < h):
+        raise InputError("focus", expected=f"a point inside the {w}x{h} image (0 <= x < {w}, 0 <= y < {h})",
+                         got=f"{x:g},{y:g}", fix="pick a pixel inside the image")
+    xi, yi, half = int(x), int(y), max(0, window // 2)
+    patch = disparity[max(0, yi - half): yi + half + 1, max(0, xi - half): xi + half + 1]
+    return float(np.median(patch))
+
+
+def focus_in_box(disparity: np.ndarray, box) -> float:
+    """Focus disparity of a box ``(x0, y0, x1, y1)``: the median inside it."""
+    x0, y0, x1, y1 = parse_box(box, np.asarray(disparity).shape[-2:], argument="focus box")
+    return float(np.median(np.asarray(disparity)[y0:y1, x0:x1]))
+
+
+def focus_in_mask(disparity: np.ndarray, mask: np.ndarray) -> float:
+    """Focus disparity of a subject mask (non-zero = subject): the median under it."""
+    mask = np.asarray(mask) > 0.5
+    if mask.shape != np.asarray(disparity).shape:
+        raise InputError("focus mask", expected=f"a mask of the disparity's size {disparity.shape}",
+                         got=f"shape {mask.shape}", fix="resize the mask to the image")
+    if not mask.any():
+        raise InputError("focus mask", expected="a mask with at least one pixel set", got="an empty mask",
+                         fix="pass a mask where the subject is white")
+    return float(np.median(np.asarray(disparity)[mask]))

@@ -1,0 +1,11 @@
+"""Image quality and focus metrics.
+
+Fidelity (``psnr``, ``ssim``) compares a result with a reference; focus scores (``variance_of_laplacian``,
+``brenner``) measure the sharpness of a region. All take ``H x W x 3`` (or ``H x W``) arrays of display
+values with an explicit ``data_range`` and an optional ``box = (x0, y0, x1, y1)`` or ``mask``.
+"""
+
+from .fidelity import psnr, ssim, ssim_map
+from .focus import brenner, variance_of_laplacian
+
+__all__ = ["brenner", "psnr", "ssim", "ssim_map", "variance_of_laplacian"]

@@ -1,0 +1,108 @@
+"""Classical renderers: all-in-focus linear RGB + disparity + :class:`~lensblur.lens.Lens` -> bokeh.
+
+``render`` is the numpy entry point; ``render_tensor`` works on ``(B, 3, H, W)`` / ``(B, 1, H, W)`` tensors.
+Methods are looked up by name in :data:`METHODS`; a method is any callable
+``fn(image, disparity, lens, **options) -> image`` on tensors, so other modules can add their own with
+:func:`register_method`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+
+from .._convert import disparity_to_tensor, image_to_tensor, tensor_to_image
+from ..color import recover_highlights
+from ..errors import InputError, ShapeError
+from ..lens import Lens
+
+__all__ = ["render", "render_tensor", "register_method", "METHODS", "RenderMethod"]
+
+
+class RenderMethod(Protocol):
+    def __call__(self, image: torch.Tensor, disparity: torch.Tensor, lens: Lens, **options) -> torch.Tensor: ...
+
+
+METHODS: dict[str, Callable[[], RenderMethod]] = {}
+
+
+def register_method(name: str, factory: Callable[[], RenderMethod]) -> None:
+    """Register a renderer under ``name``; ``factory()`` returns the callable (imported lazily)."""
+    METHODS[name] = factory
+
+
+def _scatter():
+    from .scatter import render_scatter
+
+    return render_scatter
+
+
+def _layered():
+    from .layered import render_layered
+
+    return render_layered
+
+
+def _gaussian():
+    from .gaussian import render_gaussian
+
+    return render_gaussian
+
+
+register_method("layered", _layered)
+register_method("scatter", _scatter)
+register_method("gaussian", _gaussian)
+
+# The largest CoC radius accepted, as a fraction of the image's longer side: beyond it nothing is left of
+# the picture and the request is almost certainly a unit mistake.
+MAX_COC_FRACTION = 0.5
+
+
+def render_tensor(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, method: str = "layered",
+                  highlights: float = 0.0, **options) -> torch.Tensor:
+    """Render ``(B, 3, H, W)`` linear RGB with ``(B, 1, H, W)`` disparity; returns ``(B, 3, H, W)``."""
+    if method not in METHODS:
+        raise InputError("method", expected=f"one of {', '.join(sorted(METHODS))}", got=method,
+                         fix="pass --method layered (the default) or --method scatter (the slow reference)")
+    if not isinstance(lens, Lens):
+        raise InputError("lens", expected="a lensblur.Lens", got=type(lens).__name__,
+                         fix="build one with lensblur.Lens(focus_disparity=..., blur=...)")
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise ShapeError("image", expected="(B, 3, H, W)", got=f"{tuple(image.shape)}", fix="use image_to_tensor")
+    if disparity.shape != (image.shape[0], 1, *image.shape[2:]):
+        raise ShapeError("disparity", expected=f"the image's size {image.shape[-1]}x{image.shape[-2]}",
+                         got=f"{disparity.shape[-1]}x{disparity.shape[-2]}",
+                         fix="resize the map to the image (--resize-disparity)")
+    limit = MAX_COC_FRACTION * max(image.shape[-2:])
+    reach = lens.blur * max(lens.focus_disparity, 1.0 - lens.focus_disparity)
+    if reach > limit:
+        raise InputError("blur", expected=f"a CoC radius of at most {limit:g} px for this "
+                         f"{image.shape[-1]}x{image.shape[-2]} image", got=f"blur {lens.blur:g} (up to {reach:g} px)",
+                         fix="use a smaller --blur; typical values are 10 to 60 pixels")
+    if not (0.0 <= highlights <= 1.0):
+        raise InputError("highlights", expected="a strength in [0, 1]", got=highlights,
+                         fix="0 = off, 0.5 = moderate recovery of clipped lights")
+    image = recover_highlights(image, strength=highlights)
+    return METHODS[method]()(image, disparity, lens, **options)
+
+
+def render(image: np.ndarray, disparity: np.ndarray, lens: Lens, *, method: str = "layered",
+           highlights: float = 0.0, device: str | torch.device | None = None, **options) -> np.ndarray:
+    """Render bokeh. ``image``: ``H x W x 3`` float32 linear RGB; ``disparity``: ``H x W`` in [0, 1].
+
+    Returns ``H x W x 3`` float32 linear RGB (``B x H x W x 3`` for batched input). ``method`` is
+    ``"layered"`` (fast, the default), ``"scatter"`` (the exact, slow reference) or ``"gaussian"`` (a plain
+    depth-dependent Gaussian blur, a baseline). ``highlights`` in [0, 1] recovers clipped lights.
+    """
+    batched = np.asarray(image).ndim == 4
+    x = image_to_tensor(image, device=device)
+    d = disparity_to_tensor(disparity, device=device)
+    if d.shape[0] != x.shape[0] or d.shape[-2:] != x.shape[-2:]:
+        raise ShapeError("disparity", expected=f"the image's size {x.shape[-1]}x{x.shape[-2]}",
+                         got=f"{d.shape[-1]}x{d.shape[-2]}" + (f" (batch {d.shape[0]})" if batched else ""),
+                         fix="resize the map to the image (--resize-disparity)")
+    with torch.inference_mode():
+        out = render_tensor(x, d, lens, method=method, highlights=highlights, **options)
+    return tensor_to_image(out, batched=batched)
