@@ -22,7 +22,7 @@ from ..lens import parse_box
 from ..metrics import psnr, ssim
 from ._args import box
 
-__all__ = ["add_parser", "run", "read_display_values"]
+__all__ = ["add_parser", "read_display_values", "run"]
 
 _EPILOG = """\
 examples:

@@ -1,0 +1,20 @@
+"""Shared fixtures: a seeded random generator and a smooth, textured test image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def textured(rng) -> np.ndarray:
+    """A 48 x 64 x 3 float64 image in [0, 1]: smooth gradients plus fine noise (edges and flat parts)."""
+    y, x = np.mgrid[0:48, 0:64] / 64.0
+    base = np.stack([0.5 + 0.4 * np.sin(6 * x), 0.5 + 0.4 * np.cos(5 * y), 0.3 + 0.5 * x * y], axis=-1)
+    base[10:30, 20:40] = [0.9, 0.1, 0.2]
+    return np.clip(base + rng.normal(0.0, 0.03, base.shape), 0.0, 1.0)

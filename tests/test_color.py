@@ -1,0 +1,78 @@
+"""The sRGB transfer curve against IEC 61966-2-1, written out independently here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lensblur.color import linear_to_srgb, recover_highlights, srgb_to_linear
+
+
+def iec_decode(v: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1:1999, section 4.2: sRGB value -> linear light."""
+    v = np.asarray(v, dtype=np.float64)
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def iec_encode(c: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1:1999, section 5.2: linear light -> sRGB value."""
+    c = np.asarray(c, dtype=np.float64)
+    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * np.power(np.maximum(c, 0.0031308), 1 / 2.4) - 0.055)
+
+
+GRID = np.linspace(0.0, 1.0, 10001)
+
+
+def test_decode_matches_iec_formula_float64():
+    got = srgb_to_linear(torch.from_numpy(GRID)).numpy()
+    np.testing.assert_allclose(got, iec_decode(GRID), rtol=0, atol=1e-12)
+
+
+def test_encode_matches_iec_formula_float64():
+    got = linear_to_srgb(torch.from_numpy(GRID)).numpy()
+    np.testing.assert_allclose(got, iec_encode(GRID), rtol=0, atol=1e-12)
+
+
+def test_float32_close_to_formula():
+    x = torch.from_numpy(GRID.astype(np.float32))
+    np.testing.assert_allclose(srgb_to_linear(x).numpy(), iec_decode(GRID), atol=2e-7)
+    np.testing.assert_allclose(linear_to_srgb(x).numpy(), iec_encode(GRID), atol=2e-7)
+
+
+def test_known_values_and_knees():
+    # Mid grey 0.5 decodes to 0.21404114 (commonly tabulated); 1 and 0 are fixed points.
+    v = srgb_to_linear(torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(v, [0.0, 0.21404114048223255, 1.0], atol=1e-12)
+    # The two pieces meet (the curve is continuous at its knees to within the standard's rounding).
+    lo = torch.tensor([0.04045], dtype=torch.float64)
+    assert abs(float(srgb_to_linear(lo)) - 0.04045 / 12.92) < 1e-12
+    assert abs(float(((0.04045 + 0.055) / 1.055) ** 2.4) - 0.04045 / 12.92) < 1e-7
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_every_integer_code_round_trips(bits):
+    full = 2**bits - 1
+    codes = np.arange(full + 1)
+    linear = srgb_to_linear(torch.from_numpy((codes / full).astype(np.float32)))
+    back = np.round(linear_to_srgb(linear).numpy().astype(np.float64) * full).astype(np.int64)
+    np.testing.assert_array_equal(back, codes)
+
+
+def test_linear_round_trip_and_monotonic():
+    c = torch.from_numpy(GRID)
+    np.testing.assert_allclose(srgb_to_linear(linear_to_srgb(c)).numpy(), GRID, atol=1e-12)
+    assert bool((torch.diff(srgb_to_linear(c)) > 0).all())
+
+
+def test_encode_clips_out_of_range():
+    out = linear_to_srgb(torch.tensor([-0.5, 2.0, 1e6]))
+    np.testing.assert_allclose(out.numpy(), [0.0, 1.0, 1.0], atol=1e-6)
+
+
+def test_recover_highlights_only_touches_near_white():
+    img = torch.tensor([0.2, 0.5, 1.0], dtype=torch.float64).view(1, 1, 1, 3).expand(1, 3, 1, 3)
+    assert torch.equal(recover_highlights(img, strength=0.0), img)
+    out = recover_highlights(img, strength=1.0, threshold=0.9, gain=8.0)
+    torch.testing.assert_close(out[..., :2], img[..., :2])  # below the threshold: unchanged
+    torch.testing.assert_close(out[..., 2], img[..., 2] * 9.0)  # pure white: 1 + strength * gain
