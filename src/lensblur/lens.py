@@ -24,6 +24,7 @@ with::
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -114,6 +115,11 @@ class Aperture:
         return (1.0 - self.curvature) * poly + self.curvature
 
 
+def _is_number(value) -> bool:
+    """A real number, Python or numpy (``np.float32(0.4)`` is not a ``float``); ``True`` is not one."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 @dataclass(frozen=True)
 class Lens:
     """Focus and blur: ``coc = blur * (disparity - focus_disparity)`` pixels (signed radius)."""
@@ -123,12 +129,15 @@ class Lens:
     aperture: Aperture = field(default_factory=Aperture)
 
     def __post_init__(self):
-        if not (isinstance(self.focus_disparity, (int, float)) and 0.0 <= self.focus_disparity <= 1.0):
+        if not (_is_number(self.focus_disparity) and 0.0 <= self.focus_disparity <= 1.0):
             raise InputError("focus_disparity", expected="a disparity in [0, 1]", got=self.focus_disparity,
                              fix="pick the focus from the map, e.g. --focus X,Y, or pass a value in [0, 1]")
-        if not (isinstance(self.blur, (int, float)) and math.isfinite(self.blur) and self.blur >= 0):
+        if not (_is_number(self.blur) and math.isfinite(self.blur) and self.blur >= 0):
             raise InputError("blur", expected="a finite number of pixels >= 0", got=self.blur,
                              fix="pass the CoC scale in pixels, e.g. --blur 30 (0 = no blur)")
+        # numpy scalars (a value read from the map, disparity[y, x]) are numbers too; store plain floats.
+        object.__setattr__(self, "focus_disparity", float(self.focus_disparity))
+        object.__setattr__(self, "blur", float(self.blur))
 
     def coc(self, disparity):
         """Signed CoC radius in pixels for a disparity value or array."""
@@ -150,7 +159,7 @@ class Lens:
         checks = {"focal_length": focal_length, "f_number": f_number, "focus_distance": focus_distance,
                   "sensor_width": sensor_width, "image_width": image_width}
         for name, value in checks.items():
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            if not (_is_number(value) and math.isfinite(value) and value > 0):
                 raise InputError(name, expected="a positive number", got=value, fix=f"pass --{name.replace('_', '-')}")
         f = focal_length / 1000.0
         if focus_distance <= f:
