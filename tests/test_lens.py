@@ -104,7 +104,10 @@ def test_from_camera_matches_thin_lens_geometry(s):
     depth_range = DepthRange(near=1.0, far=10.0)
     lens = Lens.from_camera(focal_length=f_mm, f_number=n, focus_distance=s_f, sensor_width=sensor_mm,
                             image_width=width, depth_range=depth_range)
-    disparity_of = lambda z: (1 / z - 1 / 10.0) / (1 / 1.0 - 1 / 10.0)  # noqa: E731 - inverse depth, [0, 1]
+
+    def disparity_of(z):  # inverse depth, rescaled to [0, 1] over the range
+        return (1 / z - 1 / 10.0) / (1 / 1.0 - 1 / 10.0)
+
     assert lens.focus_disparity == pytest.approx(disparity_of(s_f))
     diameter_m = _geometric_coc_diameter(f_mm / 1000, n, s_f, s)
     radius_px = 0.5 * diameter_m / (sensor_mm / 1000) * width
@@ -123,8 +126,8 @@ def test_from_camera_known_number():
 
 def test_from_camera_errors():
     rng = DepthRange(near=1.0, far=10.0)
-    base = dict(focal_length=50, f_number=1.8, focus_distance=2.0, sensor_width=36, image_width=1000,
-                depth_range=rng)
+    base = {"focal_length": 50, "f_number": 1.8, "focus_distance": 2.0, "sensor_width": 36,
+            "image_width": 1000, "depth_range": rng}
     with pytest.raises(InputError, match="^f_number: expected a positive number.*--f-number"):
         Lens.from_camera(**{**base, "f_number": -2})
     with pytest.raises(InputError, match="^focal_length: "):
