@@ -1,0 +1,66 @@
+"""Dataset readers: EBB!, EBB! Val294, BLB, NYU Depth v2 and lensblur's synthetic sets.
+
+Every reader is a torch ``Dataset`` whose items share one layout (see :mod:`lensblur.data._common`):
+``image`` ``(3, H, W)`` linear RGB, ``target`` ``(3, H, W)`` linear RGB when the dataset has ground-truth
+bokeh, ``disparity`` ``(1, H, W)`` in [0, 1] (1 = nearest) when it has one, and ``meta`` (``id``, paths, and
+``lens`` when the dataset knows the blur and focus it was made with).
+
+:func:`open_dataset` opens one by name (the names ``lensblur eval --dataset`` takes); :data:`DATASETS`
+maps the names to factories, and :func:`register_dataset` adds more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from ..errors import InputError
+from ._common import align_exposure, make_item
+from .blb import BLB
+from .ebb import EBB, HELDOUT_IDS, EBBVal294
+from .nyu import NYUDepthV2
+from .synth import SynthDataset
+
+__all__ = [
+    "BLB",
+    "DATASETS",
+    "EBB",
+    "HELDOUT_IDS",
+    "EBBVal294",
+    "NYUDepthV2",
+    "SynthDataset",
+    "align_exposure",
+    "make_item",
+    "open_dataset",
+    "register_dataset",
+]
+
+# name -> factory(root, **options) -> Dataset. Options a factory does not take are an error.
+DATASETS: dict[str, Callable[..., Dataset]] = {
+    "synth": SynthDataset,
+    "ebb": EBB,
+    "ebb-val294": EBBVal294,
+    "blb": BLB,
+    "nyu": NYUDepthV2,
+}
+
+
+def register_dataset(name: str, factory: Callable[..., Dataset]) -> None:
+    """Make ``factory(root, **options)`` available as ``name`` to :func:`open_dataset` and ``lensblur eval``."""
+    DATASETS[name] = factory
+
+
+def open_dataset(name: str, root, **options: Any) -> Dataset:
+    """Open dataset ``name`` at ``root``; ``options`` go to its reader (e.g. ``split=``, ``level=``)."""
+    if name not in DATASETS:
+        raise InputError("dataset", expected=f"one of {', '.join(sorted(DATASETS))}", got=name,
+                         fix="e.g. --dataset synth for a folder written by lensblur synth")
+    try:
+        return DATASETS[name](root, **options)
+    except TypeError as exc:
+        if "unexpected keyword" not in str(exc):
+            raise
+        raise InputError("dataset options", expected=f"options that the {name} reader takes",
+                         got=", ".join(sorted(options)) or "none", fix=f"see help(lensblur.data.{DATASETS[name].__name__})") from exc

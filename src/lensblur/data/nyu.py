@@ -1,0 +1,169 @@
+"""NYU Depth v2 (Silberman et al., ECCV 2012): indoor RGB-D, 640 x 480, depth in metres.
+
+Two forms are read:
+
+* the labeled set, ``nyu_depth_v2_labeled.mat`` (MATLAB v7.3 = HDF5, read with h5py): ``images``
+  (1449 x 3 x 640 x 480 uint8 as h5py sees it) and ``depths`` (1449 x 640 x 480 float32 metres, holes
+  already filled). ``root`` is the .mat file or a folder holding it. The official 795 / 654 train / test
+  split is read from ``splits.mat`` (``trainNdxs``, ``testNdxs``, 1-based) next to it when ``split`` is
+  ``"train"`` or ``"test"``.
+* the common folder-of-PNGs export, either ``ROOT/rgb/NAME.png`` + ``ROOT/depth/NAME.png`` (also
+  ``image/``/``images/`` and ``depths/``), or one folder with ``NAME_colors.png`` + ``NAME_depth.png``
+  (the DenseDepth test export). Depth PNGs are 16-bit; ``depth_scale`` metres per stored unit (default
+  0.001: millimetres). A stored 0 is a hole.
+
+Items have ``image`` and ``disparity`` (no bokeh target). Disparity is inverse depth over a fixed range,
+``near = 0.5 m`` (1) to ``far = 10 m`` (0) by default, so that it means the same in every image; holes get 0.
+``meta["depth_range"] = (near, far)`` converts back (:class:`lensblur.io.DepthRange`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .._optional import require
+from ..color import srgb_to_linear
+from ..errors import InputError
+from ..io import read_image, read_raw
+from ._common import find_file, layout_error, list_images, make_item
+
+__all__ = ["NYUDepthV2", "depth_to_fixed_disparity"]
+
+MAT_NAME = "nyu_depth_v2_labeled.mat"
+LAYOUT = f"""  ROOT/{MAT_NAME}          (the labeled set; optional splits.mat beside it)
+or
+  ROOT/rgb/NAME.png   + ROOT/depth/NAME.png         (16-bit depth, millimetres by default)
+or
+  ROOT/NAME_colors.png + ROOT/NAME_depth.png"""
+
+
+def depth_to_fixed_disparity(depth: np.ndarray, near: float, far: float) -> np.ndarray:
+    """Metric depth -> disparity in [0, 1] over a fixed ``[near, far]`` range; holes (<= 0) -> 0."""
+    depth = np.asarray(depth, dtype=np.float32)
+    valid = depth > 0
+    inv = np.where(valid, 1.0 / np.clip(depth, near, far), 1.0 / far)
+    disparity = (inv - 1.0 / far) / (1.0 / near - 1.0 / far)
+    return np.clip(disparity, 0.0, 1.0).astype(np.float32)
+
+
+class NYUDepthV2(Dataset):
+    """NYU Depth v2 image + disparity items (see the module doc)."""
+
+    name = "nyu"
+
+    def __init__(self, root, *, split: str = "all", depth_scale: float = 0.001, near: float = 0.5,
+                 far: float = 10.0):
+        if split not in ("all", "train", "test"):
+            raise InputError("split", expected="all, train or test", got=split, fix="e.g. split='test'")
+        if not (0 < near < far):
+            raise InputError("near/far", expected="0 < near < far (metres)", got=f"{near}, {far}",
+                             fix="the defaults 0.5 and 10 cover the Kinect range")
+        self.root = Path(root)
+        self.split, self.depth_scale, self.near, self.far = split, depth_scale, near, far
+        self._h5 = None
+        mat = self.root if self.root.is_file() else self.root / MAT_NAME
+        if mat.is_file():
+            self.mat_path: Path | None = mat
+            self.indices = self._mat_indices(mat)
+            self.pairs: list[tuple[Path, Path]] = []
+        else:
+            if not self.root.is_dir():
+                raise layout_error("NYU Depth v2", self.root, LAYOUT, "not an existing file or folder")
+            self.mat_path = None
+            if split != "all":
+                raise InputError("split", expected="'all' for a folder-of-PNGs export (the split is the folder)",
+                                 got=split, fix="point --root at the train or test folder of the export")
+            self.pairs = self._png_pairs()
+            self.indices = []
+
+    # -- labeled .mat -------------------------------------------------------------------------------------
+    def _file(self):
+        if self._h5 is None:  # opened lazily, once per process (DataLoader workers each open their own)
+            h5py = require("h5py", extra="train", feature="reading NYU Depth v2 .mat files")
+            self._h5 = h5py.File(self.mat_path, "r")
+        return self._h5
+
+    def _mat_indices(self, mat: Path) -> list[int]:
+        h5py = require("h5py", extra="train", feature="reading NYU Depth v2 .mat files")
+        try:
+            with h5py.File(mat, "r") as f:
+                n = f["images"].shape[0]
+                if f["depths"].shape[0] != n:
+                    raise KeyError("images and depths differ in count")
+        except (OSError, KeyError) as exc:
+            raise layout_error("NYU Depth v2", self.root, LAYOUT,
+                               f"{mat.name} is not the labeled set with 'images' and 'depths' ({exc})") from exc
+        if self.split == "all":
+            return list(range(n))
+        splits = mat.parent / "splits.mat"
+        if not splits.is_file():
+            raise InputError("split", expected=f"splits.mat beside {mat.name} for split {self.split}",
+                             got=f"no {splits}", fix="download splits.mat from the NYU Depth v2 page, or use split='all'")
+        scipy_io = require("scipy.io", extra="train", feature="reading NYU Depth v2 splits.mat", package="scipy")
+        key = "trainNdxs" if self.split == "train" else "testNdxs"
+        ndx = np.asarray(scipy_io.loadmat(str(splits))[key]).ravel().astype(int)
+        if ndx.min() < 1 or ndx.max() > n:
+            raise InputError("split", expected=f"1-based indices in 1..{n} in splits.mat", got=f"{ndx.min()}..{ndx.max()}",
+                             fix="use the splits.mat of the labeled set")
+        return [int(i) - 1 for i in ndx]
+
+    # -- folder of PNGs -----------------------------------------------------------------------------------
+    def _png_pairs(self) -> list[tuple[Path, Path]]:
+        rgb = next((self.root / n for n in ("rgb", "image", "images") if (self.root / n).is_dir()), None)
+        depth = next((self.root / n for n in ("depth", "depths") if (self.root / n).is_dir()), None)
+        pairs = []
+        if rgb is not None and depth is not None:
+            for p in list_images(rgb):
+                d = find_file(depth, p.stem, (".png",))
+                if d is None:
+                    raise layout_error("NYU Depth v2", self.root, LAYOUT, f"no depth/{p.stem}.png for {p.name}")
+                pairs.append((p, d))
+        else:
+            for p in list_images(self.root):
+                if p.stem.endswith("_colors"):
+                    d = find_file(self.root, p.stem[: -len("_colors")] + "_depth", (".png",))
+                    if d is None:
+                        raise layout_error("NYU Depth v2", self.root, LAYOUT, f"no depth file for {p.name}")
+                    pairs.append((p, d))
+        if not pairs:
+            raise layout_error("NYU Depth v2", self.root, LAYOUT, "no image/depth pairs found")
+        return pairs
+
+    # -- items --------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.indices) if self.mat_path is not None else len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if self.mat_path is not None:
+            k = self.indices[index]
+            f = self._file()
+            encoded = np.asarray(f["images"][k]).transpose(2, 1, 0).astype(np.float32) / 255.0  # H x W x 3
+            image = srgb_to_linear(torch.from_numpy(np.ascontiguousarray(encoded))).numpy()
+            depth = np.ascontiguousarray(np.asarray(f["depths"][k], dtype=np.float32).T)
+            meta = {"id": f"{k + 1:04d}", "index": k, "source": str(self.mat_path)}
+        else:
+            image_path, depth_path = self.pairs[index]
+            image = read_image(image_path)
+            raw, _ = read_raw(depth_path, argument="depth")
+            if raw.ndim != 2:
+                raise InputError("depth", expected="single-channel 16-bit depth PNGs", got=f"shape {raw.shape} in {depth_path}",
+                                 fix="export depth as 16-bit grey PNG (millimetres)")
+            depth = raw.astype(np.float32) * np.float32(self.depth_scale)
+            stem = image_path.stem.removesuffix("_colors")
+            meta = {"id": stem, "image_path": str(image_path), "depth_path": str(depth_path)}
+        if depth.shape != image.shape[:2]:
+            raise InputError("depth", expected=f"the image's size {image.shape[1]}x{image.shape[0]}",
+                             got=f"{depth.shape[1]}x{depth.shape[0]}", fix="use the export's matching files")
+        meta.update({"dataset": self.name, "depth_range": (self.near, self.far),
+                     "holes": int((depth <= 0).sum())})
+        return make_item(image, disparity=depth_to_fixed_disparity(depth, self.near, self.far), meta=meta)
+
+    def __getstate__(self):  # h5py handles do not pickle; DataLoader workers reopen the file
+        state = dict(self.__dict__)
+        state["_h5"] = None
+        return state
