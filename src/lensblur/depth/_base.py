@@ -1,0 +1,88 @@
+"""What every depth source returns, and the one small protocol they all follow.
+
+A source is built from what the user gave (a file, a photo, a model name, a right view, a mask) and turns
+the photo's linear RGB ``H x W x 3`` array into a :class:`DepthResult` with ``estimate(image)``. Sources
+never guess a range: a map whose metric range is unknown carries ``depth_range=None``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .._optional import require
+from ..errors import InputError, ShapeError
+from ..io import DepthRange
+
+__all__ = ["DepthResult", "DepthSource", "check_same_size", "cv2", "normalize_inverse_depth"]
+
+
+@dataclass(frozen=True)
+class DepthResult:
+    """A disparity map for one photo.
+
+    ``disparity``: ``H x W`` float32 in [0, 1], 1 = nearest, the photo's size. ``depth_range``: the metric
+    depths (metres) that disparity 1 and 0 stand for, or ``None`` when the source does not know them.
+    ``source``: a short human description of what was used.
+    """
+
+    disparity: np.ndarray
+    depth_range: DepthRange | None
+    source: str
+
+    def __post_init__(self):
+        d = self.disparity
+        if not isinstance(d, np.ndarray) or d.ndim != 2 or d.dtype != np.float32:
+            raise ShapeError("disparity", expected="an H x W float32 array", got=f"{type(d).__name__} "
+                             f"{getattr(d, 'shape', '')} {getattr(d, 'dtype', '')}", fix="convert with astype")
+        if not np.isfinite(d).all() or float(d.min()) < 0.0 or float(d.max()) > 1.0:
+            raise InputError("disparity", expected="finite values in [0, 1]",
+                             got=f"range [{np.nanmin(d):g}, {np.nanmax(d):g}]", fix="clip or normalise the map")
+
+
+@runtime_checkable
+class DepthSource(Protocol):
+    """A way of getting depth: built from its inputs, then ``estimate(image) -> DepthResult``.
+
+    ``image`` is the photo as linear RGB ``H x W x 3`` float32; the result has the same ``H x W``.
+    """
+
+    name: str
+
+    def estimate(self, image: np.ndarray) -> DepthResult: ...
+
+
+def cv2(feature: str):
+    """OpenCV (with its contrib modules when installed), imported on first use."""
+    return require("cv2", extra="depth", feature=feature, package="opencv-contrib-python-headless")
+
+
+def normalize_inverse_depth(values: np.ndarray, *, argument: str) -> np.ndarray:
+    """Map a relative inverse depth (larger = nearer, unknown scale and shift) onto [0, 1].
+
+    Disparity in lensblur is any affine function of inverse depth, so the min-max rescale is exact up to
+    the unknown metric range: 1 at the nearest pixel, 0 at the farthest.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.any():
+        raise InputError(argument, expected="a map with finite values", got="only NaN/inf",
+                         fix="check the model or input that produced it")
+    lo, hi = float(values[finite].min()), float(values[finite].max())
+    if hi - lo <= 0:
+        raise InputError(argument, expected="a map with more than one value", got=f"a constant map ({lo:g})",
+                         fix="this input carries no depth differences; supply depth another way")
+    out = np.where(finite, (values - lo) / (hi - lo), 0.0)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def check_same_size(image: np.ndarray, other_shape: tuple[int, ...], *, argument: str, what: str,
+                    fix: str) -> None:
+    """Raise a :class:`ShapeError` when ``other_shape[:2]`` differs from the photo's ``H x W``."""
+    h, w = image.shape[:2]
+    oh, ow = other_shape[:2]
+    if (oh, ow) != (h, w):
+        raise ShapeError(argument, expected=f"{what} of the photo's size {w}x{h} (width x height)",
+                         got=f"{ow}x{oh}", fix=fix)

@@ -1,0 +1,174 @@
+"""HEIC/HEIF photos: reading them as images, and their auxiliary depth image.
+
+iPhones (and other HEIF writers) store depth as an auxiliary grey image with a *depth representation
+info* record (ISO/IEC 23008-12, the H.265 depth representation SEI): a representation type, and
+``z_near``/``z_far`` (depths) or ``d_min``/``d_max`` (disparities). pillow-heif exposes it as
+``info["depth_images"][i].info["metadata"]``. Each stored sample ``s`` of ``bits`` bits is first
+normalised to ``v = s / (2**bits - 1)``, then:
+
+====  ======================  =======================================================  ======================
+type  name                    meaning of ``v``                                         lensblur disparity
+====  ======================  =======================================================  ======================
+0     uniform inverse Z       ``1/Z = 1/z_far + v (1/z_near - 1/z_far)``               ``v``
+1     uniform disparity       ``D = d_min + v (d_max - d_min)``, ``D`` ~ ``1/Z``       ``v``
+2     uniform Z               ``Z = z_near + v (z_far - z_near)``                      ``(1/Z - 1/z_far) /
+                                                                                       (1/z_near - 1/z_far)``
+3     non-uniform disparity   a piecewise-linear model pillow-heif does not expose     (refused)
+====  ======================  =======================================================  ======================
+
+Types 0 and 1 are already affine in inverse depth, which is what lensblur's disparity is, so the
+normalised sample is the disparity exactly. The metric range comes from ``z_near``/``z_far`` when present;
+for uniform disparity without them, ``d_min``/``d_max`` are taken in inverse metres (Apple's unit for
+disparity, the writer of these files in practice): near = ``1/d_max``, far = ``1/d_min``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._optional import require
+from ..errors import InputError
+from ..io import DepthRange, read_image
+
+__all__ = [
+    "HEIF_SUFFIXES",
+    "HeifDepth",
+    "is_heif",
+    "read_heif_depth",
+    "read_photo",
+    "register_heif",
+    "representation_to_disparity",
+]
+
+log = logging.getLogger(__name__)
+
+HEIF_SUFFIXES = (".heic", ".heif", ".hif", ".avif")
+REPRESENTATIONS = {0: "uniform inverse Z", 1: "uniform disparity", 2: "uniform Z", 3: "non-uniform disparity"}
+
+
+def _pillow_heif(feature: str):
+    return require("pillow_heif", extra="depth", feature=feature, package="pillow-heif")
+
+
+def register_heif() -> None:
+    """Let Pillow (and so :func:`lensblur.read_image`) open HEIC/HEIF/AVIF files. Safe to call often."""
+    heif = _pillow_heif("reading HEIC/HEIF photos")
+    heif.register_heif_opener()
+    if hasattr(heif, "register_avif_opener"):
+        heif.register_avif_opener()
+
+
+def is_heif(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an ISO base media file of the HEIF family (by its ``ftyp`` box, not its name)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(32)
+    except OSError:
+        return False
+    brands = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
+    return len(head) >= 12 and head[4:8] == b"ftyp" and any(b in head[8:32] for b in brands)
+
+
+def read_photo(path: str | os.PathLike) -> np.ndarray:
+    """:func:`lensblur.read_image` that also opens HEIC/HEIF/AVIF photos (``H x W x 3`` linear float32)."""
+    if Path(path).suffix.lower() in HEIF_SUFFIXES or is_heif(path):
+        register_heif()
+    return read_image(path)
+
+
+@dataclass(frozen=True)
+class HeifDepth:
+    """The depth image of a HEIF photo converted to lensblur disparity (at its own, usually lower, size)."""
+
+    disparity: np.ndarray
+    depth_range: DepthRange | None
+    representation: int
+    metadata: dict
+
+    def describe(self) -> str:
+        h, w = self.disparity.shape
+        parts = [f"embedded HEIC depth ({w}x{h}", REPRESENTATIONS.get(self.representation, "?")]
+        if self.depth_range is not None:
+            parts.append(f"near {self.depth_range.near:.3f} m, far {self.depth_range.far:.3f} m")
+        for key in ("d_min", "d_max", "z_near", "z_far"):
+            if key in self.metadata:
+                parts.append(f"{key} {float(self.metadata[key]):.4g}")
+        return ", ".join(parts) + ")"
+
+
+def representation_to_disparity(values: np.ndarray, metadata: dict) -> tuple[np.ndarray, DepthRange | None]:
+    """Convert normalised samples ``values`` (in [0, 1]) of a HEIF depth image to lensblur disparity.
+
+    ``metadata`` is pillow-heif's depth ``info["metadata"]`` (``representation_type`` and any of
+    ``z_near``, ``z_far``, ``d_min``, ``d_max``). Returns ``(disparity, depth_range or None)``; see the
+    module docstring for the formulas.
+    """
+    v = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
+    kind = metadata.get("representation_type")
+    z_near, z_far = metadata.get("z_near"), metadata.get("z_far")
+    d_min, d_max = metadata.get("d_min"), metadata.get("d_max")
+    z_range = None
+    if z_near is not None and z_far is not None:
+        if not (0 < float(z_near) < float(z_far)):
+            raise InputError("photo", expected="depth metadata with 0 < z_near < z_far",
+                             got=f"z_near={z_near}, z_far={z_far}", fix="the file's depth record is damaged")
+        z_range = DepthRange(near=float(z_near), far=float(z_far))
+    if kind == 0:
+        return v.astype(np.float32), z_range
+    if kind == 1:
+        if z_range is None and d_min is not None and d_max is not None:
+            if not (0 < float(d_min) < float(d_max)):
+                raise InputError("photo", expected="disparity metadata with 0 < d_min < d_max",
+                                 got=f"d_min={d_min}, d_max={d_max}", fix="the file's depth record is damaged")
+            z_range = DepthRange(near=1.0 / float(d_max), far=1.0 / float(d_min))
+        return v.astype(np.float32), z_range
+    if kind == 2:
+        if z_range is None:
+            raise InputError("photo", expected="a uniform-Z depth image with z_near and z_far",
+                             got="no z_near/z_far in its metadata",
+                             fix="without the range, Z cannot be turned into disparity; pass a disparity file")
+        z = z_range.near + v * (z_range.far - z_range.near)
+        d = (1.0 / z - 1.0 / z_range.far) / (1.0 / z_range.near - 1.0 / z_range.far)
+        return np.clip(d, 0.0, 1.0).astype(np.float32), z_range
+    raise InputError("photo", expected="a depth representation lensblur can convert (types 0, 1, 2)",
+                     got=f"type {kind} ({REPRESENTATIONS.get(kind, 'unknown')})",
+                     fix="export the depth as a 16-bit disparity PNG and pass it with --disparity")
+
+
+def read_heif_depth(path: str | os.PathLike) -> HeifDepth:
+    """Read the first depth image of a HEIF photo as lensblur disparity (its own size) with its range."""
+    heif = _pillow_heif("reading depth from HEIC/HEIF photos")
+    try:
+        container = heif.open_heif(str(path), convert_hdr_to_8bit=False)
+        depth_images = container.info.get("depth_images") or []
+    except Exception as exc:
+        raise InputError("photo", expected="a readable HEIC/HEIF file", got=f"{path} ({exc})",
+                         fix="check that the file opens in a photo viewer") from exc
+    if not depth_images:
+        raise InputError("photo", expected="a HEIC/HEIF photo with an embedded depth image",
+                         got=f"{path} (no depth image inside)",
+                         fix="take the photo in Portrait mode, or get depth another way "
+                             "(--depth-from model/stereo/subject, or --disparity FILE)")
+    depth = depth_images[0]
+    metadata = dict(depth.info.get("metadata") or {})
+    try:
+        samples = np.asarray(depth.to_pillow() if hasattr(depth, "to_pillow") else depth)
+    except Exception as exc:
+        raise InputError("photo", expected="a decodable depth image", got=f"{path} ({exc})",
+                         fix="the depth image inside the file is damaged") from exc
+    if samples.ndim == 3:
+        samples = samples[..., 0]
+    full = 65535.0 if samples.dtype == np.uint16 else 255.0 if samples.dtype == np.uint8 else None
+    if full is None:
+        raise InputError("photo", expected="an 8- or 16-bit depth image", got=f"dtype {samples.dtype}",
+                         fix="export the depth as a disparity PNG and pass it with --disparity")
+    disparity, depth_range = representation_to_disparity(samples.astype(np.float64) / full, metadata)
+    result = HeifDepth(disparity=disparity, depth_range=depth_range,
+                       representation=int(metadata.get("representation_type", -1)), metadata=metadata)
+    log.info("read %s", result.describe())
+    return result

@@ -1,0 +1,169 @@
+"""Depth from a rectified stereo pair: OpenCV semi-global matching, left-right check, hole filling, WLS.
+
+:func:`stereo_disparity` returns the left view's disparity in pixels (``NaN`` where unknown when
+``fill=False``):
+
+1. SGBM (``cv2.StereoSGBM``, 3-way mode) matches left -> right, and the right matcher of
+   ``cv2.ximgproc`` right -> left;
+2. left-right consistency: a left pixel keeps its disparity ``d`` only if the right view's pixel at
+   ``x - d`` points back within ``lr_tolerance`` pixels; occlusions and mismatches are dropped;
+3. holes are filled along each row with the smaller (farther) of the nearest valid values on either side,
+   since holes next to depth edges are almost always occluded background;
+4. where OpenCV's contrib modules are installed and ``wls=True``, the fast weighted-least-squares filter
+   (``cv2.ximgproc.createDisparityWLSFilterGeneric``) smooths the filled map along the left image's edges.
+
+Pixel disparity is proportional to inverse depth, so the min-max rescale to [0, 1] is exact up to the
+metric range, which is known only with ``focal_length_px`` and ``baseline`` (``z = f B / d``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from ..color import linear_to_srgb
+from ..errors import InputError, ShapeError
+from ..io import DepthRange
+from ._base import DepthResult
+from ._base import cv2 as _cv2
+
+__all__ = ["StereoDepth", "fill_holes", "left_right_check", "stereo_disparity"]
+
+log = logging.getLogger(__name__)
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.dtype == np.uint8:
+        return arr
+    encoded = linear_to_srgb(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))).numpy()
+    return np.round(np.clip(encoded, 0, 1) * 255).astype(np.uint8)
+
+
+def left_right_check(left: np.ndarray, right: np.ndarray, *, tolerance: float = 1.0) -> np.ndarray:
+    """Mask of left-view disparities confirmed by the right view's (both positive, in pixels).
+
+    ``left[y, x] = d`` is kept when ``|d - right[y, round(x - d)]| <= tolerance``; non-finite or
+    non-positive values are never kept.
+    """
+    h, w = left.shape
+    xs = np.arange(w)[None, :].repeat(h, 0)
+    target = np.round(xs - np.nan_to_num(left, nan=-1e6)).astype(np.int64)
+    inside = (target >= 0) & (target < w) & np.isfinite(left) & (left > 0)
+    back = np.full_like(left, np.nan)
+    rows = np.arange(h)[:, None].repeat(w, 1)
+    back[inside] = right[rows[inside], target[inside]]
+    return inside & np.isfinite(back) & (np.abs(left - back) <= tolerance)
+
+
+def fill_holes(disparity: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Fill invalid pixels row by row with the smaller of the nearest valid values to their left and right."""
+    h, w = disparity.shape
+    xs = np.arange(w)[None, :].repeat(h, 0)
+    left_idx = np.maximum.accumulate(np.where(valid, xs, -1), axis=1)
+    right_idx = np.minimum.accumulate(np.where(valid, xs, w)[:, ::-1], axis=1)[:, ::-1]
+    rows = np.arange(h)[:, None].repeat(w, 1)
+    big = np.float32(np.inf)
+    from_left = np.where(left_idx >= 0, disparity[rows, np.clip(left_idx, 0, w - 1)], big)
+    from_right = np.where(right_idx < w, disparity[rows, np.clip(right_idx, 0, w - 1)], big)
+    filled = np.where(valid, disparity, np.minimum(from_left, from_right))
+    empty_rows = ~np.isfinite(filled)
+    if empty_rows.any():
+        fallback = float(np.nanmin(disparity[valid])) if valid.any() else 0.0
+        filled = np.where(empty_rows, fallback, filled)
+    return filled.astype(np.float32)
+
+
+def stereo_disparity(left: np.ndarray, right: np.ndarray, *, max_disparity: int | None = None,
+                     block_size: int = 5, lr_tolerance: float = 1.0, fill: bool = True,
+                     wls: bool = True, wls_lambda: float = 500.0, wls_sigma: float = 0.8) -> np.ndarray:
+    """Left-view disparity in pixels from a rectified pair (``H x W x 3``, uint8 sRGB or linear float).
+
+    ``max_disparity`` defaults to a quarter of the width rounded up to a multiple of 16. ``fill=False``
+    returns the checked map with ``NaN`` holes (no WLS); ``wls`` applies step 4 when ``cv2.ximgproc`` exists.
+    """
+    cv2 = _cv2("stereo depth")
+    left8, right8 = _to_uint8(left), _to_uint8(right)
+    if left8.shape != right8.shape:
+        raise ShapeError("right", expected=f"a right view of the left view's size {left8.shape[1]}x{left8.shape[0]}",
+                         got=f"{right8.shape[1]}x{right8.shape[0]}",
+                         fix="pass a rectified pair of the same size (crop or resize both the same way)")
+    _h, w = left8.shape[:2]
+    if max_disparity is None:
+        max_disparity = int(np.ceil(w / 4 / 16) * 16)
+    num = int(np.ceil(max_disparity / 16) * 16)
+    if num < 16 or num >= w:
+        raise InputError("max_disparity", expected=f"16 <= max disparity < image width {w}",
+                         got=max_disparity, fix="pass the largest expected disparity in pixels")
+    if block_size < 1 or block_size % 2 == 0:
+        raise InputError("block_size", expected="an odd number >= 1", got=block_size, fix="use 3, 5 or 7")
+    channels = 3 if left8.ndim == 3 else 1
+    matcher = cv2.StereoSGBM_create(
+        minDisparity=0, numDisparities=num, blockSize=block_size,
+        P1=8 * channels * block_size ** 2, P2=32 * channels * block_size ** 2,
+        disp12MaxDiff=-1, uniquenessRatio=10, speckleWindowSize=100, speckleRange=2,
+        mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY)
+    raw_left = matcher.compute(left8, right8)
+    have_contrib = hasattr(cv2, "ximgproc")
+    if have_contrib:
+        right_matcher = cv2.ximgproc.createRightMatcher(matcher)
+        raw_right = right_matcher.compute(right8, left8)
+    else:
+        flip = matcher.compute(right8[:, ::-1].copy(), left8[:, ::-1].copy())[:, ::-1]
+        raw_right = -flip
+    d_left = raw_left.astype(np.float32) / 16.0
+    d_right = -raw_right.astype(np.float32) / 16.0
+    d_left[raw_left < 0] = np.nan
+    d_right[raw_right > 0] = np.nan
+    valid = left_right_check(d_left, d_right, tolerance=lr_tolerance)
+    log.info("stereo: SGBM (%d disparities), %.1f%% pass the left-right check", num, 100 * valid.mean())
+    if not fill:
+        return np.where(valid, d_left, np.nan).astype(np.float32)
+    filled = fill_holes(np.nan_to_num(d_left, nan=0.0), valid)
+    if wls and have_contrib:
+        filt = cv2.ximgproc.createDisparityWLSFilterGeneric(False)
+        filt.setLambda(wls_lambda)
+        filt.setSigmaColor(wls_sigma)
+        fixed = np.round(filled * 16.0).astype(np.int16)
+        filled = filt.filter(fixed, left8).astype(np.float32) / 16.0
+        log.info("stereo: WLS filter (lambda %g, sigma %g)", wls_lambda, wls_sigma)
+    return np.clip(filled, 0.0, None).astype(np.float32)
+
+
+class StereoDepth:
+    """Depth for the left view from its right partner ``right`` (a path or an ``H x W x 3`` linear array)."""
+
+    name = "stereo"
+
+    def __init__(self, right, *, focal_length_px: float | None = None, baseline: float | None = None,
+                 **options):
+        self.right = right
+        self.focal_length_px = focal_length_px
+        self.baseline = baseline
+        self.options = options
+
+    def estimate(self, image: np.ndarray) -> DepthResult:
+        right = self.right
+        name = "array"
+        if not isinstance(right, np.ndarray):
+            from .heif import read_photo
+
+            name = str(getattr(right, "name", right))
+            right = read_photo(right)
+        pixels = stereo_disparity(image, right, **self.options)
+        lo, hi = float(np.percentile(pixels, 0.5)), float(np.percentile(pixels, 99.5))
+        lo = max(lo, 0.0)
+        if hi - lo < 0.5:
+            raise InputError("right", expected="a stereo partner with parallax",
+                             got=f"disparities within {lo:.1f}..{hi:.1f} px",
+                             fix="check that the left and right views differ by a horizontal shift")
+        disparity = np.clip((pixels - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+        depth_range = None
+        if self.focal_length_px and self.baseline and lo > 0:
+            depth_range = DepthRange(near=self.focal_length_px * self.baseline / hi,
+                                     far=self.focal_length_px * self.baseline / lo)
+        h, w = disparity.shape
+        return DepthResult(disparity=disparity, depth_range=depth_range,
+                           source=f"stereo SGBM with {name} ({w}x{h}, {lo:.1f}..{hi:.1f} px disparity)")

@@ -1,0 +1,205 @@
+"""Portrait mode: a subject mask becomes the in-focus layer and the rest a background plane.
+
+The mask comes from the user (any grey image of the photo's size, white = subject; an RGBA cut-out uses
+its alpha) or from MediaPipe's person/selfie segmenter (Tasks API, ``ImageSegmenter``) when its
+``.tflite`` model is available. The soft mask ``m`` in [0, 1] gives
+
+* without a coarse depth: ``disparity = m`` (the subject at 1, the background plane at 0), so focusing at
+  disparity 1 keeps the subject sharp and blurs the background by the full ``blur``;
+* with a coarse depth ``c`` (any other source): ``disparity = m + (1 - m) * clip(c / c_subject, 0, 1)``
+  where ``c_subject`` is the median of ``c`` under the subject: the subject sits at exactly 1 and the
+  background keeps its depth order, scaled so that the subject's depth maps to 1.
+
+The segmenter model: MediaPipe's ``selfie_segmentation.tflite`` ships inside the legacy
+``mediapipe==0.10.21`` wheel on PyPI; :func:`extract_segmenter` copies it out of a downloaded wheel (see
+docs/depth.md). lensblur looks for it at ``model=``, ``$LENSBLUR_SEGMENTER_MODEL``, then
+``~/.cache/lensblur/selfie_segmentation.tflite``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._optional import require
+from ..color import linear_to_srgb
+from ..errors import InputError, ModelNotFoundError, ShapeError
+from ..io import read_raw
+from ._base import DepthResult, DepthSource
+
+__all__ = [
+    "SEGMENTER_ENV",
+    "SEGMENTER_MEMBER",
+    "SubjectDepth",
+    "extract_segmenter",
+    "read_mask",
+    "segment_subject",
+    "segmenter_path",
+    "subject_disparity",
+]
+
+log = logging.getLogger(__name__)
+
+SEGMENTER_ENV = "LENSBLUR_SEGMENTER_MODEL"
+SEGMENTER_MEMBER = "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"
+_DEFAULT = Path("~/.cache/lensblur/selfie_segmentation.tflite")
+_HOW_TO_GET = ("pip download mediapipe==0.10.21 --no-deps --only-binary=:all: -d /tmp/mp && "
+               "python -c \"from lensblur.depth.subject import extract_segmenter; "
+               "extract_segmenter('/tmp/mp')\" (copies selfie_segmentation.tflite out of the wheel to "
+               "~/.cache/lensblur/); or pass your own mask image with --mask")
+
+
+def read_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
+    """Read a subject mask (white = subject) as ``H x W`` float32 in [0, 1]; it must have ``shape``.
+
+    Grey images are used as they are; an image with a non-trivial alpha channel uses the alpha; other
+    colour images use their mean.
+    """
+    arr, full_scale = read_raw(path, argument="mask")
+    if arr.ndim == 3:
+        if arr.shape[2] in (2, 4) and float(arr[..., -1].min()) < float(arr[..., -1].max()):
+            arr = arr[..., -1]
+        else:
+            arr = arr[..., : (1 if arr.shape[2] <= 2 else 3)].astype(np.float32).mean(axis=2)
+    arr = arr.astype(np.float32) / np.float32(full_scale or 1.0)
+    h, w = shape
+    if arr.shape != (h, w):
+        raise ShapeError("mask", expected=f"a mask of the photo's size {w}x{h} (width x height)",
+                         got=f"{arr.shape[1]}x{arr.shape[0]} in {path}",
+                         fix="export the mask at the photo's size (same crop and orientation)")
+    if not np.isfinite(arr).all() or float(arr.min()) < 0 or float(arr.max()) > 1:
+        raise InputError("mask", expected="values in [0, 1] (white = subject)",
+                         got=f"range [{np.nanmin(arr):g}, {np.nanmax(arr):g}]", fix="save the mask as an 8-bit PNG")
+    if float(arr.max()) - float(arr.min()) < 1e-3:
+        raise InputError("mask", expected="a mask with both subject (white) and background (black)",
+                         got=f"a constant mask ({float(arr.min()):g})", fix="check the mask file")
+    return arr
+
+
+def segmenter_path(model: str | os.PathLike | None = None) -> Path:
+    """Where the segmenter ``.tflite`` is: ``model``, ``$LENSBLUR_SEGMENTER_MODEL`` or the default cache."""
+    candidates = [Path(model).expanduser()] if model else []
+    if not candidates and os.environ.get(SEGMENTER_ENV):
+        candidates.append(Path(os.environ[SEGMENTER_ENV]).expanduser())
+    if not candidates:
+        candidates.append(_DEFAULT.expanduser())
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ModelNotFoundError("MediaPipe selfie segmenter (selfie_segmentation.tflite)",
+                             looked_in=[str(p) for p in candidates], how_to_get=_HOW_TO_GET)
+
+
+def extract_segmenter(wheel: str | os.PathLike, destination: str | os.PathLike | None = None) -> Path:
+    """Copy ``selfie_segmentation.tflite`` out of a mediapipe wheel (or a folder holding one).
+
+    ``destination`` defaults to ``~/.cache/lensblur/selfie_segmentation.tflite``. Returns the path written.
+    """
+    wheel = Path(wheel)
+    if wheel.is_dir():
+        found = sorted(wheel.glob("mediapipe-*.whl"))
+        if not found:
+            raise InputError("wheel", expected="a folder with a mediapipe-*.whl file", got=str(wheel),
+                             fix="pip download mediapipe==0.10.21 --no-deps --only-binary=:all: -d FOLDER")
+        wheel = found[-1]
+    target = Path(destination).expanduser() if destination else _DEFAULT.expanduser()
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            if SEGMENTER_MEMBER not in zf.namelist():
+                raise InputError("wheel", expected=f"a mediapipe wheel containing {SEGMENTER_MEMBER}",
+                                 got=wheel.name, fix="use mediapipe==0.10.21, the last wheel that ships it")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            from ..io import atomic_path
+
+            with zf.open(SEGMENTER_MEMBER) as src, atomic_path(target) as tmp, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    except zipfile.BadZipFile as exc:
+        raise InputError("wheel", expected="a wheel (zip) file", got=f"{wheel} ({exc})",
+                         fix="download it again with pip download") from exc
+    return target
+
+
+def segment_subject(image: np.ndarray, *, model: str | os.PathLike | None = None) -> np.ndarray:
+    """Person/selfie mask (``H x W`` float32 in [0, 1]) from MediaPipe's Tasks ``ImageSegmenter``."""
+    path = segmenter_path(model)
+    mp = require("mediapipe", extra="portrait", feature="automatic subject masks")
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    encoded = linear_to_srgb(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))).numpy()
+    pixels = np.ascontiguousarray(np.round(np.clip(encoded, 0, 1) * 255).astype(np.uint8))
+    options = vision.ImageSegmenterOptions(base_options=BaseOptions(model_asset_path=str(path)),
+                                           output_confidence_masks=True, output_category_mask=False)
+    segmenter = vision.ImageSegmenter.create_from_options(options)
+    try:
+        result = segmenter.segment(mp.Image(image_format=mp.ImageFormat.SRGB, data=pixels))
+        masks = result.confidence_masks
+        mask = np.array(masks[-1].numpy_view(), dtype=np.float32)
+    finally:
+        segmenter.close()
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    log.info("MediaPipe segmenter %s: subject covers %.1f%% of the photo", path.name, 100 * float(mask.mean()))
+    return np.clip(mask, 0.0, 1.0)
+
+
+def subject_disparity(mask: np.ndarray, coarse: np.ndarray | None = None) -> np.ndarray:
+    """Disparity from a soft subject mask, optionally over a coarse disparity (see the module docstring)."""
+    m = np.clip(np.asarray(mask, dtype=np.float32), 0.0, 1.0)
+    if coarse is None:
+        return m.copy()
+    c = np.asarray(coarse, dtype=np.float32)
+    inside = m > 0.5
+    if not inside.any():
+        raise InputError("mask", expected="a subject covering some pixels (values > 0.5)", got="an empty subject",
+                         fix="check the mask")
+    reference = float(np.median(c[inside]))
+    if reference <= 0:
+        background = np.zeros_like(c)
+    else:
+        background = np.clip(c / reference, 0.0, 1.0)
+    return np.clip(m + (1.0 - m) * background, 0.0, 1.0).astype(np.float32)
+
+
+class SubjectDepth:
+    """Portrait-mode depth: the subject in focus, the background a plane (or a coarse depth behind it).
+
+    ``mask``: a mask image path or an ``H x W`` array in [0, 1]; ``None`` runs the MediaPipe segmenter
+    (``segmenter`` = its ``.tflite``). ``coarse``: another :class:`DepthSource` to shape the background.
+    """
+
+    name = "subject"
+
+    def __init__(self, mask=None, *, segmenter: str | os.PathLike | None = None,
+                 coarse: DepthSource | None = None):
+        self.mask = mask
+        self.segmenter = segmenter
+        self.coarse = coarse
+
+    def estimate(self, image: np.ndarray) -> DepthResult:
+        h, w = image.shape[:2]
+        if self.mask is None:
+            mask = segment_subject(image, model=self.segmenter)
+            what = "MediaPipe selfie segmenter"
+        elif isinstance(self.mask, np.ndarray):
+            mask = np.asarray(self.mask, dtype=np.float32)
+            if mask.shape != (h, w):
+                raise ShapeError("mask", expected=f"a mask of the photo's size {w}x{h}",
+                                 got=f"{mask.shape[1] if mask.ndim > 1 else '?'}x{mask.shape[0]}",
+                                 fix="resize the mask to the photo")
+            what = "subject mask array"
+        else:
+            mask = read_mask(self.mask, (h, w))
+            what = f"subject mask {Path(self.mask).name}"
+        if self.coarse is None:
+            return DepthResult(disparity=subject_disparity(mask), depth_range=None,
+                               source=f"{what} ({100 * float(mask.mean()):.0f}% subject at disparity 1, "
+                                      f"background plane at 0)")
+        coarse = self.coarse.estimate(image)
+        return DepthResult(disparity=subject_disparity(mask, coarse.disparity), depth_range=None,
+                           source=f"{what} over {coarse.source}")
