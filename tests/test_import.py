@@ -1,0 +1,44 @@
+"""``import lensblur`` stays light: no heavy optional package is imported as a side effect.
+
+One fresh interpreter (importing torch takes seconds) records which heavy packages are loaded after each
+step: ``import lensblur``, then the I/O, metrics and the metrics/focus command modules, then ``cv2`` itself
+(to show that the probe does see a heavy import).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ["diffusers", "transformers", "cv2", "kornia", "open_clip", "h5py", "pillow_heif", "mediapipe",
+         "torchvision"]
+
+PROBE = """
+import importlib, json, sys
+heavy = set({heavy!r})
+steps = {steps!r}
+seen = {{}}
+for name, modules in steps:
+    for module in modules:
+        importlib.import_module(module)
+    seen[name] = sorted({{m.split(".")[0] for m in sys.modules}} & heavy)
+print(json.dumps(seen))
+"""
+
+STEPS = [
+    ("lensblur", ["lensblur"]),
+    ("boundary", ["lensblur.io", "lensblur.metrics", "lensblur.lens", "lensblur.color",
+                  "lensblur.cli.metrics", "lensblur.cli.focus"]),
+    ("cv2", ["cv2"]),
+]
+
+
+def test_import_lensblur_is_light():
+    code = PROBE.format(heavy=HEAVY, steps=STEPS)
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["lensblur"] == [], f"import lensblur pulled in {seen['lensblur']}"
+    assert seen["boundary"] == [], f"I/O, metrics or the metrics/focus commands pulled in {seen['boundary']}"
+    assert seen["cv2"] == ["cv2"]  # the probe sees a heavy import when there is one
