@@ -112,6 +112,10 @@ class BLB(Dataset):
                              fix="use the BLB release's depth.exr")
         return (1.0 / depth).astype(np.float32)
 
+    def item_id(self, index: int) -> str:
+        scene, i, j, _ = self.entries[index]
+        return f"{scene.name}_L{i + 1}_F{j + 1}"
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         scene, i, j, target_path = self.entries[index]
         info = self._info[scene]

@@ -154,6 +154,9 @@ class EBB(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def item_id(self, index: int) -> str:
+        return self.pairs[index][0].stem
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         source, target_path = self.pairs[index]
         image = read_image(source)

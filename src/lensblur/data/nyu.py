@@ -138,6 +138,12 @@ class NYUDepthV2(Dataset):
     def __len__(self) -> int:
         return len(self.indices) if self.mat_path is not None else len(self.pairs)
 
+    def item_id(self, index: int) -> str:
+        if self.mat_path is not None:
+            return f"{self.indices[index] + 1:04d}"
+        stem = self.pairs[index][0].stem
+        return stem.removesuffix("_colors")
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         if self.mat_path is not None:
             k = self.indices[index]

@@ -63,6 +63,9 @@ class SynthDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def item_id(self, index: int) -> str:
+        return self.pairs[index].name
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         folder = self.pairs[index]
         image_name, target_name = ENCODINGS[self.encoding]

@@ -1,0 +1,21 @@
+"""Evaluation: run a method over a dataset and score it like the papers (``lensblur eval``).
+
+:mod:`lensblur.eval.methods` holds the method protocol and registry, :mod:`lensblur.eval.runner` the
+resumable runner and the depth-edge band, :mod:`lensblur.eval.report` the Markdown tables.
+"""
+
+from .methods import (
+           METHODS,
+           ClassicalRenderer,
+           EvalMethod,
+           Identity,
+           available_methods,
+           get_method,
+           register_method,
+)
+from .report import collect_summaries, markdown_table
+from .runner import EDGE_BAND_PX, EDGE_JUMP, EvalOptions, depth_edge_band, evaluate, load_perceptual
+
+__all__ = ["EDGE_BAND_PX", "EDGE_JUMP", "METHODS", "ClassicalRenderer", "EvalMethod", "EvalOptions", "Identity",
+           "available_methods", "collect_summaries", "depth_edge_band", "evaluate", "get_method", "load_perceptual",
+           "markdown_table", "register_method"]

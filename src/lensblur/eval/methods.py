@@ -1,0 +1,110 @@
+"""What ``lensblur eval`` can run: a small protocol and a registry of methods.
+
+A method turns one dataset item into a predicted bokeh image::
+
+    class EvalMethod(Protocol):
+        name: str
+        needs_disparity: bool      # True: items must carry a disparity map
+        needs_lens: bool           # True: a Lens (blur, focus, aperture) must be known for each item
+        def predict(self, image, *, disparity, lens, meta) -> np.ndarray: ...
+
+``image`` is ``H x W x 3`` float32 linear RGB, ``disparity`` ``H x W`` in [0, 1] or ``None``, ``lens`` a
+:class:`~lensblur.lens.Lens` or ``None``; the result is ``H x W x 3`` linear RGB of the same size.
+
+Methods are registered by name with :func:`register_method` (a factory, called once per run, so heavy
+models load only when asked for). Every classical renderer of :mod:`lensblur.render` is available under its
+own name (``layered``, ``scatter``, ``gaussian``, and whatever is registered there later), plus ``identity``
+(the input itself, the floor every method should beat).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import InputError
+from ..lens import Lens
+
+__all__ = [
+    "METHODS",
+    "ClassicalRenderer",
+    "EvalMethod",
+    "Identity",
+    "available_methods",
+    "get_method",
+    "register_method",
+]
+
+
+@runtime_checkable
+class EvalMethod(Protocol):
+    name: str
+    needs_disparity: bool
+    needs_lens: bool
+
+    def predict(self, image: np.ndarray, *, disparity: np.ndarray | None, lens: Lens | None,
+                meta: dict[str, Any]) -> np.ndarray: ...
+
+
+METHODS: dict[str, Callable[[], EvalMethod]] = {}
+
+
+def register_method(name: str, factory: Callable[[], EvalMethod]) -> None:
+    """Make ``factory()`` available to ``lensblur eval --method name``."""
+    METHODS[name] = factory
+
+
+class Identity:
+    """The input unchanged."""
+
+    name = "identity"
+    needs_disparity = False
+    needs_lens = False
+
+    def predict(self, image, *, disparity=None, lens=None, meta=None):
+        return np.asarray(image, dtype=np.float32)
+
+
+@dataclass
+class ClassicalRenderer:
+    """A renderer of :mod:`lensblur.render`, called through the public ``render(image, disparity, lens)``."""
+
+    name: str
+    needs_disparity: bool = True
+    needs_lens: bool = True
+
+    def predict(self, image, *, disparity, lens, meta=None):
+        from ..render import render
+
+        return render(image, disparity, lens, method=self.name)
+
+
+register_method("identity", Identity)
+
+
+def _render_names() -> list[str]:
+    from ..render import METHODS as RENDERERS
+
+    return sorted(RENDERERS)
+
+
+def available_methods() -> list[str]:
+    return sorted(set(METHODS) | set(_render_names()))
+
+
+def get_method(name: str) -> EvalMethod:
+    """The method registered as ``name``, or the classical renderer of that name."""
+    if name in METHODS:
+        method = METHODS[name]()
+    elif name in _render_names():
+        method = ClassicalRenderer(name)
+    else:
+        raise InputError("method", expected=f"one of {', '.join(available_methods())}", got=name,
+                         fix="e.g. --method layered (classical renderer) or --method identity")
+    if not isinstance(method, EvalMethod):
+        raise InputError("method", expected="an object with name, needs_disparity, needs_lens and predict()",
+                         got=type(method).__name__, fix="see lensblur.eval.methods.EvalMethod")
+    return method

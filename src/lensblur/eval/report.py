@@ -1,0 +1,45 @@
+"""Markdown tables shaped like the papers': one row per (dataset, method) run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["collect_summaries", "markdown_table"]
+
+_HEADERS = (("psnr", "PSNR↑", 3), ("ssim", "SSIM↑", 4), ("lpips", "LPIPS↓", 4), ("dists", "DISTS↓", 4),
+            ("psnr_edge", "PSNR edge↑", 3))
+
+
+def _cell(value: Any, digits: int) -> str:
+    if isinstance(value, (int, float)):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown_table(summaries: list[dict[str, Any]]) -> str:
+    """A Markdown table of the runs' mean scores (columns: the papers' PSNR, SSIM, LPIPS, DISTS, plus
+    PSNR on the depth-edge band; ``n/a`` where a score does not apply or its weights are missing)."""
+    lines = ["| dataset | method | images | " + " | ".join(h for _, h, _ in _HEADERS) + " | s/image |",
+             "|---|---|---:|" + "---:|" * len(_HEADERS) + "---:|"]
+    for s in sorted(summaries, key=lambda s: (s["dataset"], s["method"])):
+        metrics = s["metrics"]
+        aligned = " (exposure-aligned)" if s.get("config", {}).get("options", {}).get("align_exposure") else ""
+        seconds = s.get("seconds_per_image")
+        cells = [_cell(metrics.get(key, "n/a"), digits) for key, _, digits in _HEADERS]
+        timing = f"{seconds:.2f}" if seconds is not None else ""
+        lines.append(f"| {s['dataset']}{aligned} | {s['method']} | {s['images']} | " + " | ".join(cells)
+                     + f" | {timing} |")
+    return "\n".join(lines) + "\n"
+
+
+def collect_summaries(results_dir) -> list[dict[str, Any]]:
+    """Every ``*/summary.json`` directly under ``results_dir``."""
+    out = []
+    for path in sorted(Path(results_dir).glob("*/summary.json")):
+        try:
+            out.append(json.loads(path.read_text()))
+        except ValueError:
+            continue
+    return out

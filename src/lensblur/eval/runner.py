@@ -1,0 +1,317 @@
+"""Run a method over a dataset and score it like the papers: PSNR, SSIM, LPIPS, DISTS, depth-edge PSNR.
+
+Scores are computed on what a user would see: the prediction and the target are clipped to [0, 1] in linear
+light, sRGB-encoded and quantised to 8 bits (the papers score saved 8-bit images), then compared with
+``data_range = 1``. PSNR and SSIM are :func:`lensblur.metrics.psnr` / :func:`~lensblur.metrics.ssim`;
+LPIPS and DISTS come from :mod:`lensblur.metrics.perceptual` (a column reads ``n/a (backbone weights not
+found in <path>)`` when their pretrained backbone is not in the torch hub cache).
+
+Depth-edge band (datasets with disparity): the pixels within ``edge_band`` pixels (Euclidean, default
+:data:`EDGE_BAND_PX` = 5) of a disparity discontinuity, where a discontinuity is a jump of more than
+:data:`EDGE_JUMP` = 0.02 (2 % of the disparity range [0, 1]) between 4-neighbours. ``psnr_edge`` is the
+PSNR over that band: the place where renderers that ignore occlusion fail.
+
+A run writes into its own folder: ``per_image.csv`` (one row per image, appended and flushed as it goes,
+so an interrupted run resumes where it stopped), ``run.json`` (the settings; a rerun with other settings
+is refused), ``summary.json`` and ``table.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..color import linear_to_srgb
+from ..errors import InputError, ModelNotFoundError
+from ..lens import Aperture, Lens
+from ..metrics import psnr, ssim
+from .methods import EvalMethod
+
+__all__ = [
+    "COLUMNS",
+    "EDGE_BAND_PX",
+    "EDGE_JUMP",
+    "EvalOptions",
+    "depth_edge_band",
+    "display_8bit",
+    "evaluate",
+    "lens_for_item",
+    "load_perceptual",
+    "summarize",
+]
+
+logger = logging.getLogger(__name__)
+
+EDGE_BAND_PX = 5
+EDGE_JUMP = 0.02
+METRICS = ("psnr", "ssim", "lpips", "dists", "psnr_edge")
+COLUMNS = ("id", *METRICS, "edge_pixels", "exposure_scale", "seconds")
+NA = "n/a"
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Settings of one run (``blur`` / ``focus_disparity`` supply or override each item's lens)."""
+
+    blur: float | None = None
+    focus_disparity: float | None = None
+    blades: int | None = None
+    align_exposure: bool = False
+    limit: int | None = None
+    workers: int = 0
+    edge_band: int = EDGE_BAND_PX
+    progress: bool = True
+
+
+# -- pieces ---------------------------------------------------------------------------------------------
+def display_8bit(image: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Linear RGB (``H x W x 3`` or ``(3, H, W)``) -> 8-bit-quantised sRGB display values in [0, 1], float64."""
+    t = torch.as_tensor(np.asarray(image, dtype=np.float32)) if not isinstance(image, torch.Tensor) else image
+    t = t.detach().to(torch.float32)
+    if t.ndim == 3 and t.shape[0] == 3 and t.shape[-1] != 3:
+        t = t.permute(1, 2, 0)
+    encoded = linear_to_srgb(t.clamp(0.0, 1.0))
+    return (torch.round(encoded * 255.0) / 255.0).to(torch.float64).numpy()
+
+
+def depth_edge_band(disparity, *, radius: int = EDGE_BAND_PX, jump: float = EDGE_JUMP) -> np.ndarray:
+    """Boolean ``H x W`` mask of the pixels within ``radius`` px of a disparity jump larger than ``jump``."""
+    d = torch.as_tensor(np.asarray(disparity, dtype=np.float32))
+    d = d.reshape(d.shape[-2:])
+    edge = torch.zeros_like(d, dtype=torch.bool)
+    dx = (d[:, 1:] - d[:, :-1]).abs() > jump
+    dy = (d[1:, :] - d[:-1, :]).abs() > jump
+    edge[:, 1:] |= dx
+    edge[:, :-1] |= dx
+    edge[1:, :] |= dy
+    edge[:-1, :] |= dy
+    if radius > 0 and bool(edge.any()):
+        r = int(radius)
+        yy, xx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
+        disk = ((yy**2 + xx**2) <= r * r).float()[None, None]
+        edge = F.conv2d(edge.float()[None, None], disk, padding=r)[0, 0] > 0.5
+    return edge.numpy()
+
+
+def load_perceptual(*, hub_dir=None, device="cpu") -> dict[str, Any]:
+    """``{"lpips": metric or "n/a (...)", "dists": ...}``: the metrics whose backbones are in the hub cache."""
+    from ..metrics.perceptual import load_dists, load_lpips
+
+    out: dict[str, Any] = {}
+    for key, loader in (("lpips", lambda: load_lpips("alex", hub_dir=hub_dir, device=device)),
+                        ("dists", lambda: load_dists(hub_dir=hub_dir, device=device))):
+        try:
+            out[key] = loader()
+        except ModelNotFoundError as exc:
+            out[key] = f"{NA} (backbone weights not found in {exc.looked_in[0]})"
+            logger.warning("%s: %s", key.upper(), out[key])
+    return out
+
+
+def lens_for_item(meta: dict[str, Any], options: EvalOptions) -> Lens | None:
+    """The item's lens (``meta["lens"]``) with the run's ``blur`` / ``focus_disparity`` / ``blades`` on top."""
+    known = meta.get("lens") or {}
+    blur = options.blur if options.blur is not None else known.get("blur")
+    focus = options.focus_disparity if options.focus_disparity is not None else known.get("focus_disparity")
+    if blur is None or focus is None:
+        return None
+    aperture = known.get("aperture") or {}
+    blades = options.blades if options.blades is not None else int(aperture.get("blades", 0))
+    return Lens(focus_disparity=float(focus), blur=float(blur),
+                aperture=Aperture(blades=blades, rotation=float(aperture.get("rotation", 0.0))))
+
+
+# -- resumable per-image table --------------------------------------------------------------------------
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    """Complete rows of an existing CSV (a row cut short by an interruption is dropped)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise InputError("out", expected=f"a per_image.csv with columns {','.join(COLUMNS)}", got=str(path),
+                             fix="use a new --out folder")
+        return [row for row in reader if None not in row.values() and all(k in row for k in COLUMNS)
+                and row["seconds"] != ""]
+
+
+def _rewrite(path: Path, rows: list[dict[str, str]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _identity_collate(item):
+    return item
+
+
+# -- the run --------------------------------------------------------------------------------------------
+def _check_item(item: dict[str, Any], method: EvalMethod, lens: Lens | None, dataset_name: str) -> None:
+    if "target" not in item:
+        raise InputError("dataset", expected="items with a ground-truth bokeh target to score against",
+                         got=f"{dataset_name} item {item['meta'].get('id')} without one",
+                         fix="evaluate on a split with targets (e.g. EBB! heldout or val294, BLB, synth)")
+    if method.needs_disparity and "disparity" not in item:
+        raise InputError("disparity-dir", expected=f"a disparity map for every image: method {method.name} "
+                         "renders from image + disparity", got=f"none for {dataset_name} item {item['meta'].get('id')}",
+                         fix="pass --disparity-dir DIR, a folder with one disparity map per image (same file stem, "
+                         "larger = nearer), e.g. from a depth model")
+    if method.needs_lens and lens is None:
+        raise InputError("blur/focus", expected=f"a lens for method {method.name}; {dataset_name} does not record "
+                         "the blur and focus of its targets", got="no --blur / --focus-disparity",
+                         fix="pass --blur PIXELS and --focus-disparity D (in [0, 1])")
+
+
+def _score(item, prediction: np.ndarray, perceptual: dict[str, Any], options: EvalOptions) -> dict[str, Any]:
+    target = display_8bit(item["target"])
+    pred = display_8bit(prediction)
+    if pred.shape != target.shape:
+        raise InputError("method output", expected=f"an image of the target's size {target.shape[1]}x{target.shape[0]}",
+                         got=f"{pred.shape[1]}x{pred.shape[0]}", fix="the method must keep the input size")
+    row: dict[str, Any] = {"psnr": psnr(target, pred, data_range=1.0), "ssim": ssim(target, pred, data_range=1.0)}
+    for key in ("lpips", "dists"):
+        metric = perceptual.get(key)
+        row[key] = NA if metric is None or isinstance(metric, str) else metric(target, pred)
+    if "disparity" in item:
+        band = depth_edge_band(item["disparity"], radius=options.edge_band)
+        row["edge_pixels"] = int(band.sum())
+        row["psnr_edge"] = psnr(target, pred, data_range=1.0, mask=band) if band.any() else NA
+    else:
+        row["edge_pixels"], row["psnr_edge"] = "", NA
+    return row
+
+
+def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options: EvalOptions = EvalOptions(),
+             perceptual: dict[str, Any] | None = None, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Score ``method`` on ``dataset``; write ``per_image.csv``, ``run.json``, ``summary.json``, ``table.md``
+    into ``out_dir`` and return the summary. ``perceptual`` defaults to :func:`load_perceptual`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if perceptual is None:
+        perceptual = load_perceptual()
+    perceptual_state = {k: (v if isinstance(v, str) else getattr(v, "name", k)) for k, v in perceptual.items()}
+    config = {"method": method.name, "dataset": dataset_name, **(settings or {}),
+              "options": {k: v for k, v in asdict(options).items() if k not in ("workers", "progress", "limit")},
+              "perceptual": perceptual_state}
+    run_file = out / "run.json"
+    if run_file.is_file():
+        previous = json.loads(run_file.read_text())
+        if previous != config:
+            raise InputError("out", expected="the same settings as the run already in this folder",
+                             got=f"{out} holds a run with {json.dumps(previous, sort_keys=True)}",
+                             fix="use a new --out folder (or delete this one) to evaluate other settings")
+    else:
+        _write_json(run_file, config)
+
+    csv_path = out / "per_image.csv"
+    rows = _read_rows(csv_path)
+    _rewrite(csv_path, rows)  # drops a row cut short by an interruption
+    done = {row["id"] for row in rows}
+    total = len(dataset) if options.limit is None else min(options.limit, len(dataset))
+    todo = list(range(total))
+    if hasattr(dataset, "item_id"):  # skip done items without loading them (else they are skipped after loading)
+        todo = [i for i in todo if str(dataset.item_id(i)) not in done]
+    logger.info("%s on %s: %d images, %d already scored", method.name, dataset_name, total, len(done))
+
+    if todo:
+        from torch.utils.data import DataLoader, Subset
+        from tqdm.auto import tqdm
+
+        loader = DataLoader(Subset(dataset, todo), batch_size=None, shuffle=False, num_workers=options.workers,
+                            collate_fn=_identity_collate)
+        bar = tqdm(total=total, initial=total - len(todo), desc=f"{method.name} on {dataset_name}", unit="img",
+                   disable=not options.progress, file=None)
+        with open(csv_path, "a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
+            for item in loader:
+                ident = str(item["meta"]["id"])
+                if ident in done:
+                    bar.update(1)
+                    continue
+                if options.align_exposure:
+                    from ..data import align_exposure
+
+                    item = align_exposure(item)
+                lens = lens_for_item(item["meta"], options)
+                _check_item(item, method, lens, dataset_name)
+                image = item["image"].permute(1, 2, 0).numpy()
+                disparity = item["disparity"][0].numpy() if "disparity" in item else None
+                start = time.perf_counter()
+                prediction = method.predict(image, disparity=disparity, lens=lens, meta=item["meta"])
+                seconds = time.perf_counter() - start
+                row = _score(item, prediction, perceptual, options)
+                row.update(id=ident, seconds=seconds, exposure_scale=item["meta"].get("exposure_scale"))
+                writer.writerow({k: _fmt(row.get(k)) for k in COLUMNS})
+                fh.flush()
+                os.fsync(fh.fileno())
+                done.add(ident)
+                bar.update(1)
+        bar.close()
+
+    summary = summarize(_read_rows(csv_path), config=config, perceptual=perceptual_state)
+    _write_json(out / "summary.json", summary)
+    from .report import markdown_table
+
+    (out / "table.md").write_text(markdown_table([summary]))
+    return summary
+
+
+def summarize(rows: list[dict[str, str]], *, config: dict[str, Any], perceptual: dict[str, str]) -> dict[str, Any]:
+    """Means over images (PSNR averaged per image, as the papers do; infinite PSNRs counted apart)."""
+    means: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+    infinite = 0
+    for key in METRICS:
+        values = []
+        for row in rows:
+            cell = row.get(key, "")
+            if cell in ("", NA):
+                continue
+            value = float(cell)
+            if math.isinf(value):
+                infinite += key == "psnr"
+                continue
+            values.append(value)
+        counts[key] = len(values)
+        if key in ("lpips", "dists") and isinstance(perceptual.get(key), str) and perceptual[key].startswith(NA):
+            means[key] = perceptual[key]
+        elif values:
+            means[key] = float(np.mean(values))
+        else:
+            means[key] = NA
+    seconds = [float(r["seconds"]) for r in rows if r.get("seconds")]
+    return {"method": config["method"], "dataset": config["dataset"], "images": len(rows), "metrics": means,
+            "counts": counts, "psnr_infinite": infinite, "seconds_per_image": float(np.mean(seconds)) if seconds else None,
+            "config": config}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,145 @@
+"""Perceptual distances: LPIPS (Zhang et al. 2018) and DISTS (Ding et al. 2020), through torchmetrics.
+
+Both need an ImageNet-pretrained torchvision backbone (AlexNet or VGG-16 for LPIPS, VGG-16 for DISTS),
+which lensblur never downloads: it must already be in the torch hub cache,
+``$TORCH_HOME/hub/checkpoints/`` (``~/.cache/torch/hub/checkpoints/`` by default), under torchvision's file
+name (``alexnet-owt-7be5be79.pth``, ``vgg16-397923af.pth``). The small learned heads (LPIPS linear layers,
+DISTS alpha/beta) ship inside torchmetrics. When a backbone is missing, :func:`load_lpips` /
+:func:`load_dists` raise :class:`~lensblur.errors.ModelNotFoundError` naming the path; no number is ever
+computed with a random network.
+
+Inputs are display (sRGB-encoded) values in [0, 1], ``H x W x 3`` arrays or ``(B, 3, H, W)`` tensors, like
+:func:`lensblur.metrics.psnr`. LPIPS runs at full resolution; DISTS first resizes so that the shorter side is
+256 pixels (antialiased bilinear), as the reference implementation prepares its inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._optional import require
+from ..errors import ModelNotFoundError, ShapeError
+
+__all__ = ["PerceptualMetric", "backbone_path", "hub_checkpoints_dir", "load_dists", "load_lpips"]
+
+logger = logging.getLogger(__name__)
+
+# torchvision's file names for the ImageNet weights (the last part of the weights' URL).
+BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
+_HOW_TO_GET = ("on a machine with internet access run  python -c \"import torchvision; "
+               "torchvision.models.{fn}(weights='IMAGENET1K_V1')\"  and copy {file} from its "
+               "~/.cache/torch/hub/checkpoints/ into {folder} (or set TORCH_HOME)")
+
+
+def hub_checkpoints_dir(hub_dir: str | os.PathLike | None = None) -> Path:
+    """Where torchvision keeps downloaded weights: ``<torch hub dir>/checkpoints``."""
+    return Path(hub_dir if hub_dir is not None else torch.hub.get_dir()) / "checkpoints"
+
+
+def backbone_path(net: str, hub_dir: str | os.PathLike | None = None) -> Path:
+    """The cache file the ``net`` backbone (``"alex"`` or ``"vgg"``) is loaded from."""
+    return hub_checkpoints_dir(hub_dir) / BACKBONE_FILES[net]
+
+
+def _require_backbone(net: str, hub_dir, what: str) -> Path:
+    path = backbone_path(net, hub_dir)
+    if not path.is_file():
+        fn = "alexnet" if net == "alex" else "vgg16"
+        raise ModelNotFoundError(f"{what}: the ImageNet {fn} backbone weights", looked_in=[str(path)],
+                                 how_to_get=_HOW_TO_GET.format(fn=fn, file=path.name, folder=path.parent))
+    return path
+
+
+@dataclass
+class PerceptualMetric:
+    """A perceptual distance ``distance(x, y) -> (B,)`` on ``(B, 3, H, W)`` display values in [0, 1].
+
+    ``metric(image_true, image_test)`` returns a float for one image pair (lower = more similar).
+    """
+
+    name: str
+    distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    source: str = ""
+    device: str | torch.device = "cpu"
+
+    def __call__(self, image_true, image_test) -> float:
+        a, b = _as_batch(image_true, "image_true"), _as_batch(image_test, "image_test")
+        if a.shape != b.shape:
+            raise ShapeError("image_test", expected=f"the shape of image_true {tuple(a.shape)}", got=f"{tuple(b.shape)}",
+                             fix="compare images of the same size")
+        with torch.inference_mode():
+            value = self.distance(a.to(self.device), b.to(self.device))
+        return float(value.reshape(-1)[0])
+
+
+def _as_batch(image, argument: str) -> torch.Tensor:
+    if isinstance(image, torch.Tensor):
+        t = image.detach().float()
+        t = t[None] if t.ndim == 3 else t
+    else:
+        arr = np.asarray(image, dtype=np.float32)
+        if arr.ndim != 3 or arr.shape[2] != 3:
+            raise ShapeError(argument, expected="an H x W x 3 array", got=f"shape {arr.shape}", fix="pass an RGB image")
+        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None]
+    if t.ndim != 4 or t.shape[1] != 3:
+        raise ShapeError(argument, expected="(B, 3, H, W)", got=f"{tuple(t.shape)}", fix="pass RGB images")
+    return t.clamp(0.0, 1.0)
+
+
+def _with_hub_dir(hub_dir, build):
+    """Run ``build()`` with torch hub pointed at ``hub_dir`` (torchvision then loads from its cache)."""
+    if hub_dir is None:
+        return build()
+    previous = torch.hub.get_dir()
+    torch.hub.set_dir(str(hub_dir))
+    try:
+        return build()
+    finally:
+        torch.hub.set_dir(previous)
+
+
+def load_lpips(net: str = "alex", *, hub_dir=None, device: str | torch.device = "cpu") -> PerceptualMetric:
+    """LPIPS v0.1 with the ``"alex"`` (default, as most papers report) or ``"vgg"`` backbone."""
+    if net not in BACKBONE_FILES:
+        from ..errors import InputError
+
+        raise InputError("net", expected="alex or vgg", got=net, fix="use net='alex' (the usual LPIPS)")
+    path = _require_backbone(net, hub_dir, f"LPIPS ({net})")
+    require("torchvision", extra="train", feature="LPIPS")
+    tm = require("torchmetrics.image.lpip", extra="train", feature="LPIPS", package="torchmetrics")
+    metric = _with_hub_dir(hub_dir, lambda: tm.LearnedPerceptualImagePatchSimilarity(
+        net_type=net, normalize=True, reduction="mean"))
+    metric = metric.to(device).eval()
+    logger.info("LPIPS (%s) backbone loaded from %s", net, path)
+    return PerceptualMetric(f"LPIPS-{net}", lambda x, y: metric.net(x, y, normalize=True).reshape(-1),
+                            source=str(path), device=device)
+
+
+def _dists_resize(x: torch.Tensor) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    if min(h, w) <= 256:
+        return x
+    scale = 256 / min(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def load_dists(*, hub_dir=None, device: str | torch.device = "cpu") -> PerceptualMetric:
+    """DISTS with torchmetrics' network (VGG-16 backbone from the hub cache, alpha/beta from torchmetrics)."""
+    path = _require_backbone("vgg", hub_dir, "DISTS")
+    require("torchvision", extra="train", feature="DISTS")
+    tm = require("torchmetrics.functional.image.dists", extra="train", feature="DISTS", package="torchmetrics")
+    network = _with_hub_dir(hub_dir, lambda: tm.DISTSNetwork(load_weights=True)).to(device).eval()
+    logger.info("DISTS backbone loaded from %s", path)
+
+    def distance(x, y):
+        return network(_dists_resize(x), _dists_resize(y)).reshape(-1)
+
+    return PerceptualMetric("DISTS", distance, source=str(path), device=device)
