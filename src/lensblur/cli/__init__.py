@@ -23,6 +23,7 @@ COMMANDS = {
     "metrics": "metrics",
     "focus": "focus",
     "demo": "demo",
+    "eval": "eval",
 }
 
 
