@@ -23,6 +23,7 @@ with::
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 from dataclasses import dataclass, field, replace
@@ -55,6 +56,8 @@ class Aperture:
     curvature: float = 0.0
     kernel: np.ndarray | None = field(default=None, compare=False, repr=False)
     cat_eye: float = 0.0
+    # A digest of ``kernel`` so that equality and hashing (used to cache rasterised kernels) see its content.
+    kernel_digest: str = field(default="", init=False, repr=False)
 
     def __post_init__(self):
         if not isinstance(self.blades, (int, np.integer)) or self.blades < 0 or self.blades in (1, 2):
@@ -75,7 +78,10 @@ class Aperture:
                 raise InputError("aperture kernel", expected="a non-negative image with some light in it",
                                  got="an all-black (or invalid) image",
                                  fix="draw the shape in white on black")
-            object.__setattr__(self, "kernel", k / float(k.max()))
+            k = k / float(k.max())
+            object.__setattr__(self, "kernel", k)
+            object.__setattr__(self, "kernel_digest", hashlib.sha1(np.ascontiguousarray(k).tobytes()
+                                                                    + str(k.shape).encode()).hexdigest())
 
     @classmethod
     def named(cls, name: str, *, rotation: float = 0.0, **kwargs) -> "Aperture":
@@ -101,18 +107,16 @@ class Aperture:
         return cls(kernel=arr, **kwargs)
 
     def radial_limit(self, theta):
-        """Boundary radius of the (uncustomised) aperture along direction ``theta`` (radians, torch/np)."""
+        """Boundary radius of the blade shape along direction ``theta`` (radians, a torch tensor)."""
+        import torch
+
         if self.blades == 0:
-            return theta * 0 + 1.0
+            return torch.ones_like(theta)
         n = self.blades
         sector = 2 * math.pi / n
-        phase = (theta - math.radians(self.rotation)) % sector
-        poly = math.cos(math.pi / n) / np.cos(phase - math.pi / n) if isinstance(theta, np.ndarray) else None
-        if poly is None:
-            import torch
-
-            poly = math.cos(math.pi / n) / torch.cos(phase - math.pi / n)
-        return (1.0 - self.curvature) * poly + self.curvature
+        phase = torch.remainder(theta - math.radians(self.rotation), sector)
+        polygon = math.cos(math.pi / n) / torch.cos(phase - math.pi / n)
+        return (1.0 - self.curvature) * polygon + self.curvature
 
 
 def _is_number(value) -> bool:

@@ -1,0 +1,122 @@
+"""The reference renderer: every pixel spreads its light over its own CoC, nearer light hides farther light.
+
+The model, at an output pixel ``x``:
+
+1. Every source pixel ``p`` sends the fraction ``w_p(x)`` of its light to ``x``: its point-spread function
+   (the aperture scaled by its signed CoC, turned by 180 degrees behind the focal plane, clipped by the
+   cat-eye circle of its frame position) integrated over the square of ``x`` (``S x S`` sub-samples, a soft
+   sub-pixel edge), normalised so each pixel's light sums to 1. ``w_p(x)`` is also the fraction of ``x``'s
+   view through the aperture that ``p`` covers.
+2. Occlusion by coverage: contributions are taken nearest first (largest disparity). The light of ``p``
+   passes in the proportion of the aperture not yet covered by strictly nearer pixels,
+   ``1 - min(1, sum of w_q(x) over q nearer than p)``. A single surface (equal disparity) does not hide
+   itself; a nearer surface covering a fraction ``a`` of the view leaves ``1 - a`` to what is behind.
+3. The result is the sum of the passed light divided by the passed weight: where the photo holds nothing
+   for part of the view (the hidden background behind a foreground edge, the frame border) the visible
+   surfaces fill it in proportion.
+
+This is the continuous limit of layered compositing, evaluated exactly per pixel: slow
+(``O(H W (2R+1)^2 S^2)`` for a largest CoC ``R``), it documents the model and anchors the tests.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..lens import Lens
+from .kernel import aperture_mask, kernel_half_size
+
+__all__ = ["render_scatter", "cat_eye_offsets"]
+
+
+def render_scatter(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, supersample: int = 4) -> torch.Tensor:
+    """Render ``(B, 3, H, W)`` linear RGB with the reference model (see the module doc)."""
+    return torch.cat([_render_one(image[i:i + 1], disparity[i:i + 1], lens, supersample)
+                      for i in range(image.shape[0])])
+
+
+def cat_eye_offsets(lens: Lens, h: int, w: int, dtype=torch.float64):
+    """Per-pixel shift ``(u, v)`` of the vignetting circle, ``-2 * cat_eye * p``, ``p`` = position / half-diagonal.
+
+    ``None`` without cat-eye.
+    """
+    if lens.aperture.cat_eye <= 0:
+        return None
+    half_diag = 0.5 * math.hypot(w, h)
+    y, x = torch.meshgrid(torch.arange(h, dtype=dtype) + 0.5 - h / 2,
+                          torch.arange(w, dtype=dtype) + 0.5 - w / 2, indexing="ij")
+    k = -2.0 * lens.aperture.cat_eye / half_diag
+    return x * k, y * k
+
+
+def _coverage(lens: Lens, coc: torch.Tensor, ox: int, oy: int, sub: torch.Tensor, offsets) -> torch.Tensor:
+    """Fraction of the output pixel at offset ``(ox, oy)`` covered by each source pixel's PSF (unnormalised)."""
+    inv = 1.0 / torch.where(coc.abs() > 1e-12, coc, torch.full_like(coc, 1e-12))
+    total = torch.zeros_like(coc)
+    for sy in sub:
+        for sx in sub:
+            u, v = (ox + sx) * inv, (oy + sy) * inv
+            if offsets is None:
+                total += aperture_mask(lens.aperture, u, v)
+            else:
+                total += aperture_mask(lens.aperture, u, v) * (((u - offsets[0]) ** 2 + (v - offsets[1]) ** 2) <= 1)
+    return total / sub.numel() ** 2
+
+
+def _shift(t: torch.Tensor, ox: int, oy: int, fill: float) -> torch.Tensor:
+    """``out[..., y, x] = t[..., y - oy, x - ox]`` with ``fill`` outside the frame."""
+    h, w = t.shape[-2:]
+    padded = F.pad(t, (abs(ox), abs(ox), abs(oy), abs(oy)), value=fill)
+    return padded[..., abs(oy) - oy: abs(oy) - oy + h, abs(ox) - ox: abs(ox) - ox + w]
+
+
+def _render_one(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, supersample: int) -> torch.Tensor:
+    _, _, h, w = image.shape
+    disp = disparity[0, 0].to(torch.float64)
+    coc = lens.blur * (disp - lens.focus_disparity)
+    radius = float(coc.abs().max())
+    half = kernel_half_size(radius)
+    if half == 0:
+        return image.clone()
+    sub = (torch.arange(supersample, dtype=torch.float64) + 0.5) / supersample - 0.5
+    offsets = cat_eye_offsets(lens, h, w)
+    window = [(ox, oy) for oy in range(-half, half + 1) for ox in range(-half, half + 1)]
+
+    # Each source pixel's light sums to one over its footprint; a CoC too small to hit any sub-sample
+    # keeps all its light on its own pixel.
+    norm = torch.zeros_like(coc)
+    for ox, oy in window:
+        norm += _coverage(lens, coc, ox, oy, sub, offsets)
+    point = norm <= 0
+
+    weights, depths, colours = [], [], []
+    colour = image[0].to(torch.float64)
+    for ox, oy in window:
+        cov = _coverage(lens, coc, ox, oy, sub, offsets) / norm.clamp_min(1e-12)
+        cov = torch.where(point, torch.full_like(cov, float(ox == 0 and oy == 0)), cov)
+        weights.append(_shift(cov, ox, oy, 0.0))
+        depths.append(_shift(disp, ox, oy, -1.0))
+        colours.append(_shift(colour, ox, oy, 0.0))
+    weight = torch.stack(weights)            # (O, H, W): light from the pixel at x - o
+    depth = torch.stack(depths)              # its disparity
+    col = torch.stack(colours)               # (O, 3, H, W)
+
+    # Nearest first; coverage by strictly nearer contributions (ties share the coverage before them).
+    depth_sorted, order = depth.sort(dim=0, descending=True)
+    w_sorted = weight.gather(0, order)
+    before = w_sorted.cumsum(0) - w_sorted
+    group_start = torch.ones_like(depth_sorted, dtype=torch.bool)
+    group_start[1:] = depth_sorted[1:] != depth_sorted[:-1]
+    index = torch.arange(depth.shape[0]).view(-1, 1, 1).expand_as(depth_sorted)
+    first = torch.where(group_start, index, torch.zeros_like(index)).cummax(0).values
+    nearer = before.gather(0, first)
+    passed = w_sorted * (1.0 - nearer.clamp(max=1.0))
+    passed = torch.zeros_like(weight).scatter_(0, order, passed)
+
+    total = passed.sum(0)
+    out = (passed[:, None] * col).sum(0) / total.clamp_min(1e-12)
+    out = torch.where(total > 1e-12, out, colour)
+    return out[None].to(image.dtype)
