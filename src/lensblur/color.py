@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["srgb_to_linear", "linear_to_srgb", "recover_highlights"]
+__all__ = ["linear_to_srgb", "recover_highlights", "srgb_to_linear"]
 
 _A = 0.055
 _GAMMA = 2.4

@@ -13,8 +13,8 @@ from .files import atomic_path, atomic_write, check_output_path
 from .image import IMAGE_SUFFIXES, read_image, read_raw, write_image
 
 __all__ = [
-    "DepthRange",
     "IMAGE_SUFFIXES",
+    "DepthRange",
     "atomic_path",
     "atomic_write",
     "check_map",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,7 +16,15 @@ import torch
 from ..errors import InputError, ShapeError
 from .image import read_raw
 
-__all__ = ["read_disparity", "read_depth", "depth_to_disparity", "resize_map", "DepthRange", "check_map"]
+__all__ = [
+    "DepthRange",
+    "check_map",
+    "depth_to_disparity",
+    "read_depth",
+    "read_depth_as_disparity",
+    "read_disparity",
+    "resize_map",
+]
 
 _MAP_HINT = "pass a single-channel 8/16-bit PNG, JPEG, float TIFF, NPY or PFM map"
 
@@ -161,5 +168,3 @@ def read_depth_as_disparity(path, *, scale: float = 1.0, near: float | None = No
     disparity, rng = depth_to_disparity(read_depth(path, scale=scale), near=near, far=far)
     return _fit(disparity, shape, resize, "depth", path), rng
 
-
-__all__.append("read_depth_as_disparity")

@@ -19,7 +19,7 @@ from ..errors import InputError
 from .files import atomic_path
 from .pfm import read_pfm, write_pfm
 
-__all__ = ["read_image", "write_image", "read_raw", "IMAGE_SUFFIXES", "LINEAR_SUFFIXES"]
+__all__ = ["IMAGE_SUFFIXES", "LINEAR_SUFFIXES", "read_image", "read_raw", "write_image"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".pfm", ".exr")
 LINEAR_SUFFIXES = (".pfm", ".exr")
@@ -76,7 +76,7 @@ def read_raw(path: str | os.PathLike, *, argument: str = "image") -> tuple[np.nd
             arr = _read_pillow(path)
     except InputError:
         raise
-    except Exception as exc:  # noqa: BLE001 - every decoder failure becomes one clear message
+    except Exception as exc:  # every decoder failure becomes one clear message
         raise InputError(argument, expected="a readable image file", got=f"{path} ({exc})", fix=_READ_HINT) from exc
     arr = np.ascontiguousarray(arr)
     if arr.dtype == np.uint8:

@@ -8,7 +8,7 @@ import torch
 from ..errors import InputError, ShapeError
 from ..lens import parse_box
 
-__all__ = ["to_display_tensor", "region_mask", "grey_255"]
+__all__ = ["grey_255", "region_mask", "to_display_tensor"]
 
 
 def to_display_tensor(image, *, argument: str = "image") -> torch.Tensor:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ._regions import grey_255, region_mask, to_display_tensor
 
-__all__ = ["variance_of_laplacian", "brenner"]
+__all__ = ["brenner", "variance_of_laplacian"]
 
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
 
