@@ -84,7 +84,7 @@ class Aperture:
                                                                     + str(k.shape).encode()).hexdigest())
 
     @classmethod
-    def named(cls, name: str, *, rotation: float = 0.0, **kwargs) -> "Aperture":
+    def named(cls, name: str, *, rotation: float = 0.0, **kwargs) -> Aperture:
         """``circle``, ``triangle``, ``square``, ``pentagon``, ``hexagon``, ``heptagon``, ``octagon``."""
         names = {"circle": 0, "disk": 0, "triangle": 3, "square": 4, "pentagon": 5, "hexagon": 6,
                  "heptagon": 7, "octagon": 8}
@@ -94,7 +94,7 @@ class Aperture:
         return cls(blades=names[name], rotation=rotation, **kwargs)
 
     @classmethod
-    def from_image(cls, path, **kwargs) -> "Aperture":
+    def from_image(cls, path, **kwargs) -> Aperture:
         """Read a grey-scale kernel image (white = open) as a custom aperture."""
         from .io.image import read_raw
 
@@ -147,14 +147,14 @@ class Lens:
         """Signed CoC radius in pixels for a disparity value or array."""
         return self.blur * (disparity - self.focus_disparity)
 
-    def with_focus(self, focus_disparity: float) -> "Lens":
+    def with_focus(self, focus_disparity: float) -> Lens:
         return replace(self, focus_disparity=float(focus_disparity))
 
     @classmethod
     def from_camera(
         cls, *, focal_length: float, f_number: float, focus_distance: float, sensor_width: float,
         image_width: int, depth_range: DepthRange, aperture: Aperture | None = None,
-    ) -> "Lens":
+    ) -> Lens:
         """Thin-lens mapping of a physical camera onto ``blur`` and ``focus_disparity`` (see module doc).
 
         ``focal_length`` and ``sensor_width`` in millimetres; ``focus_distance`` and ``depth_range`` in
@@ -183,7 +183,7 @@ class Lens:
 def parse_box(box, shape, *, argument: str = "box") -> tuple[int, int, int, int]:
     """Check ``box = (x0, y0, x1, y1)`` (pixels, x1/y1 exclusive) against ``shape = (H, W)``."""
     try:
-        x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+        x0, y0, x1, y1 = (round(float(v)) for v in box)
     except (TypeError, ValueError):
         raise InputError(argument, expected="four numbers x0,y0,x1,y1", got=box, fix="e.g. --box 100,120,300,400")
     h, w = shape
