@@ -165,7 +165,6 @@ def test_resume_skips_done_images_and_drops_a_cut_row(synth_root, tmp_path):
                  options=EvalOptions(progress=False, blur=3.0), perceptual=NO_PERCEPTUAL)
 
 
-@pytest.mark.slow
 def test_workers_give_the_same_rows(synth_root, tmp_path):
     evaluate(SynthDataset(synth_root), Identity(), tmp_path / "a", dataset_name="synth", options=QUIET,
              perceptual=NO_PERCEPTUAL)
