@@ -1,0 +1,182 @@
+"""Finding and loading Stable Diffusion weights: diffusers folders, single-file checkpoints, Hugging Face ids.
+
+Nothing is downloaded unless the caller passes a Hugging Face id *and* ``allow_download=True``; every failure to
+find or read a model becomes one :class:`~lensblur.errors.ModelNotFoundError` that says where lensblur looked
+and how to get the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+from .._optional import require
+from ..errors import InputError, ModelNotFoundError
+
+__all__ = ["SCHEDULERS", "load_text_to_image", "make_scheduler", "HOW_TO_GET"]
+
+logger = logging.getLogger(__name__)
+
+FEATURE = "Stage diffusion (lensblur generate)"
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
+# Scheduler name -> (diffusers class, extra config). DDIM is the paper's sampler (eta = 0).
+SCHEDULERS = {
+    "ddim": ("DDIMScheduler", {}),
+    "dpm++": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "euler": ("EulerDiscreteScheduler", {}),
+    "model": (None, {}),
+}
+HOW_TO_GET = (
+    "download Stable Diffusion once on a machine with internet, e.g. "
+    "`huggingface-cli download CompVis/stable-diffusion-v1-4 --local-dir sd-v1-4` (accept the licence on its "
+    "model page first), then pass --model sd-v1-4; or pass a single-file .safetensors/.ckpt checkpoint; or pass "
+    "a Hugging Face id together with --allow-download to let lensblur fetch it into the Hugging Face cache"
+)
+_HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _diffusers():
+    return require("diffusers", extra="diffusion", feature=FEATURE)
+
+
+def make_scheduler(name: str, config):
+    """A diffusers scheduler called ``name`` (one of :data:`SCHEDULERS`) built from a model's scheduler config."""
+    if name not in SCHEDULERS:
+        raise InputError("scheduler", expected=f"one of {', '.join(SCHEDULERS)}", got=name,
+                         fix="pass --scheduler ddim (the paper's sampler), dpm++ or euler")
+    class_name, extra = SCHEDULERS[name]
+    if class_name is None:
+        return None
+    return getattr(_diffusers(), class_name).from_config(config, **extra)
+
+
+def _pipeline_classes(xl: bool):
+    d = _diffusers()
+    return d.StableDiffusionXLPipeline if xl else d.StableDiffusionPipeline
+
+
+def _hf_cache_dir() -> str:
+    hub = require("huggingface_hub", extra="diffusion", feature=FEATURE)
+    return str(hub.constants.HF_HUB_CACHE)
+
+
+def _class_from_model_index(index_file: Path, model: str) -> bool:
+    """Whether the diffusers folder holds an SDXL pipeline (``_class_name`` in model_index.json)."""
+    try:
+        name = json.loads(index_file.read_text()).get("_class_name", "")
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(f"Stable Diffusion model {model!r}", looked_in=[str(index_file)],
+                                 how_to_get=f"the model_index.json there is unreadable ({exc}); {HOW_TO_GET}")
+    if "StableDiffusion" not in name or any(word in name for word in ("Inpaint", "Upscale", "Depth", "Instruct")):
+        raise ModelNotFoundError(
+            f"A Stable Diffusion text-to-image model at {model!r}", looked_in=[str(index_file)],
+            how_to_get=f"its model_index.json describes a {name or 'unknown'} pipeline, not a Stable Diffusion "
+                       f"1.x/2.x/XL text-to-image model; {HOW_TO_GET}")
+    return "XL" in name
+
+
+def _single_file_is_xl(path: Path) -> bool:
+    """SDXL checkpoints hold a second text encoder under ``conditioner.embedders.1``."""
+    if path.suffix.lower() == ".safetensors":
+        safetensors = require("safetensors", extra="diffusion", feature=FEATURE)
+        with safetensors.safe_open(str(path), framework="pt") as fh:
+            keys = list(fh.keys())
+    else:
+        import torch
+
+        state = torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else {}
+        keys = list(state.keys())
+    return any(k.startswith("conditioner.embedders.1.") for k in keys)
+
+
+def load_text_to_image(model: str | os.PathLike, *, torch_dtype=None, allow_download: bool = False,
+                       config: str | None = None, variant: str | None = None):
+    """Load a diffusers Stable Diffusion (1.x, 2.x or XL) text-to-image pipeline from ``model``.
+
+    ``model`` is a diffusers folder (with model_index.json), a single-file ``.safetensors``/``.ckpt`` checkpoint
+    (loaded with diffusers' ``from_single_file``; ``config`` names a diffusers folder or cached id with the
+    matching configs), or a Hugging Face id resolved from the local cache (downloaded only with
+    ``allow_download=True``).
+    """
+    text = str(model)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        index = path / "model_index.json"
+        if not index.is_file():
+            raise ModelNotFoundError(
+                f"A diffusers Stable Diffusion model in {text!r}", looked_in=[str(index)],
+                how_to_get=f"the folder has no model_index.json, so it is not a diffusers model folder; {HOW_TO_GET}")
+        xl = _class_from_model_index(index, text)
+        return _from_pretrained(_pipeline_classes(xl), str(path), [str(path)], torch_dtype=torch_dtype,
+                                local_files_only=True, variant=variant)
+    if path.is_file():
+        if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
+            raise ModelNotFoundError(
+                f"A Stable Diffusion checkpoint at {text!r}", looked_in=[str(path)],
+                how_to_get=f"the file is not a .safetensors or .ckpt checkpoint; {HOW_TO_GET}")
+        return _from_single_file(path, torch_dtype=torch_dtype, allow_download=allow_download, config=config)
+    looked = [f"{path.resolve()} (as a folder or checkpoint file: does not exist)"]
+    if _HF_ID.match(text) and not text.startswith((".", "/")):
+        return _from_hub(text, looked, torch_dtype=torch_dtype, allow_download=allow_download, variant=variant)
+    raise ModelNotFoundError(f"Stable Diffusion model {text!r}", looked_in=looked, how_to_get=HOW_TO_GET)
+
+
+def _from_pretrained(cls, source: str, looked: list[str], **kwargs):
+    try:
+        return cls.from_pretrained(source, **kwargs)
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        raise ModelNotFoundError(
+            f"A loadable Stable Diffusion model at {source!r}", looked_in=looked,
+            how_to_get=f"diffusers could not load it ({type(exc).__name__}: {_first_line(exc)}); "
+                       f"check that every component folder (unet, vae, text_encoder, tokenizer, scheduler) and its "
+                       f"weights are there; {HOW_TO_GET}") from exc
+
+
+def _from_hub(repo_id: str, looked: list[str], *, torch_dtype, allow_download: bool, variant):
+    hub = require("huggingface_hub", extra="diffusion", feature=FEATURE)
+    cache = _hf_cache_dir()
+    looked = looked + [f"{cache} (Hugging Face cache, {'download allowed' if allow_download else 'local files only'})"]
+    try:
+        index = hub.hf_hub_download(repo_id, "model_index.json", local_files_only=not allow_download)
+    except Exception as exc:  # noqa: BLE001 - any hub failure (not cached, offline, gated) has the same fix
+        hint = "" if allow_download else " (downloads are off: pass --allow-download to fetch it)"
+        raise ModelNotFoundError(f"Hugging Face model {repo_id!r}{hint}", looked_in=looked,
+                                 how_to_get=f"{HOW_TO_GET} ({type(exc).__name__}: {_first_line(exc)})") from exc
+    xl = _class_from_model_index(Path(index), repo_id)
+    return _from_pretrained(_pipeline_classes(xl), repo_id, looked, torch_dtype=torch_dtype,
+                            local_files_only=not allow_download, variant=variant)
+
+
+def _from_single_file(path: Path, *, torch_dtype, allow_download: bool, config: str | None):
+    looked = [str(path)]
+    try:
+        xl = _single_file_is_xl(path)
+    except Exception as exc:  # noqa: BLE001 - a file that is not a checkpoint, whatever the decoder says
+        raise ModelNotFoundError(f"A Stable Diffusion checkpoint at {str(path)!r}", looked_in=looked,
+                                 how_to_get=f"the file could not be read as a checkpoint ({type(exc).__name__}: "
+                                            f"{_first_line(exc)}); {HOW_TO_GET}") from exc
+    cls = _pipeline_classes(xl)
+    kwargs = {"torch_dtype": torch_dtype, "local_files_only": not allow_download}
+    if config is not None:
+        kwargs["config"] = str(config)
+        looked.append(f"{config} (configs)")
+    else:
+        looked.append(f"{_hf_cache_dir()} (configs of the matching base model, Hugging Face cache)")
+    try:
+        return cls.from_single_file(str(path), **kwargs)
+    except Exception as exc:  # noqa: BLE001 - conversion and config errors all mean "cannot use this file"
+        raise ModelNotFoundError(
+            f"A usable Stable Diffusion {'XL ' if xl else ''}checkpoint at {str(path)!r}", looked_in=looked,
+            how_to_get=f"diffusers could not load it ({type(exc).__name__}: {_first_line(exc)}); a single-file "
+                       f"checkpoint needs its base model's configs: pass --config with a diffusers folder of the "
+                       f"same family (e.g. a local stable-diffusion-v1-5 folder), or --allow-download; "
+                       f"or {HOW_TO_GET}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

@@ -1,0 +1,301 @@
+"""``StageDiffusionPipeline``: GBSD stage diffusion on top of diffusers' Stable Diffusion pipelines.
+
+The sampler is diffusers' own (text-to-image, image-to-image, 1.x/2.x and XL): lensblur only changes the text
+conditioning once, at the end of the last global-layout step, through diffusers' ``callback_on_step_end`` hook.
+Until then every tensor is exactly what diffusers computes for the global prompt; afterwards the conditional
+half of the embeddings is ``(e_local + alpha * e_global) / (1 + alpha)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+
+from .._optional import require
+from ..errors import InputError
+from .loading import FEATURE, load_text_to_image, make_scheduler
+from .stages import DEFAULT_ALPHA, DEFAULT_SIGMA, check_alpha, check_sigma, global_step_count, mix_embeddings
+
+__all__ = ["StageDiffusionPipeline", "StageDiffusionOutput", "DEFAULT_ALPHA", "DEFAULT_SIGMA"]
+
+logger = logging.getLogger(__name__)
+
+diffusers = require("diffusers", extra="diffusion", feature=FEATURE)
+
+
+
+@dataclass
+class StageDiffusionOutput:
+    """What :class:`StageDiffusionPipeline` returns.
+
+    ``images``: PIL images, a ``(N, H, W, 3)`` numpy array or a ``(N, 3, H, W)`` tensor of display (sRGB-encoded)
+    values in [0, 1], or latents, as ``output_type`` asks. ``steps_run``: denoising steps actually run (fewer than
+    ``num_inference_steps`` in image-to-image); ``global_steps`` of them used the global prompt, ``focus_steps``
+    the mixed embedding (0 for a plain run).
+    """
+
+    images: Any
+    nsfw_content_detected: list[bool] | None
+    steps_run: int
+    global_steps: int
+    focus_steps: int
+
+
+def _as_prompts(value, argument: str, count: int | None = None) -> list[str]:
+    items = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
+    if not items or any(not isinstance(p, str) or not p.strip() for p in items):
+        what = "the global prompt describing the whole image" if argument == "prompt" else "a prompt naming the " \
+            "object to bring into focus"
+        raise InputError(argument, expected=f"a non-empty text ({what}) or a list of them", got=value,
+                         fix="e.g. prompt='a cute baby bunny standing on top of a pile of baby carrots', "
+                             "focus_prompt='a pile of baby carrots'")
+    if count is not None and len(items) not in (1, count):
+        raise InputError(argument, expected=f"one focus prompt or one per global prompt ({count})",
+                         got=f"{len(items)} prompts", fix="pass as many focus prompts as global prompts")
+    if count is not None and len(items) == 1:
+        items = items * count
+    return items
+
+
+class StageDiffusionPipeline:
+    """GBSD stage diffusion (semantic bokeh) with diffusers' Stable Diffusion 1.x/2.x/XL components.
+
+    Build it with :meth:`from_pretrained` (diffusers folder or cached Hugging Face id), :meth:`from_single_file`
+    or :meth:`from_pipe` (an existing ``StableDiffusionPipeline`` / ``StableDiffusionXLPipeline``; the modules
+    are shared, not copied). Then::
+
+        pipe = StageDiffusionPipeline.from_pretrained("sd-v1-4").to("cuda")
+        out = pipe("a cute baby bunny standing on top of a pile of baby carrots under a spot light",
+                   focus_prompt="a pile of baby carrots under a spot light", sigma=0.8, alpha=0.0,
+                   generator=torch.Generator().manual_seed(42))
+        out.images[0].save("gbsd.png")
+    """
+
+    def __init__(self, pipe):
+        base = (diffusers.StableDiffusionPipeline, diffusers.StableDiffusionXLPipeline)
+        if not isinstance(pipe, base):
+            raise InputError("pipe", expected="a diffusers StableDiffusionPipeline or StableDiffusionXLPipeline",
+                             got=type(pipe).__name__, fix="load the text-to-image pipeline of the model")
+        self.text2img = pipe
+        self._img2img = None
+
+    # -- construction ---------------------------------------------------------------------------------------
+    @classmethod
+    def from_pipe(cls, pipe, *, scheduler: str | None = None) -> "StageDiffusionPipeline":
+        """Wrap a diffusers text-to-image pipeline; ``scheduler`` ("ddim", "dpm++", "euler") replaces its own."""
+        out = cls(pipe)
+        if scheduler is not None:
+            out.set_scheduler(scheduler)
+        return out
+
+    @classmethod
+    def from_pretrained(cls, model, *, scheduler: str = "ddim", torch_dtype: torch.dtype | None = None,
+                        allow_download: bool = False, config: str | None = None,
+                        variant: str | None = None) -> "StageDiffusionPipeline":
+        """Load Stable Diffusion 1.x/2.x/XL from a diffusers folder, a single-file checkpoint or a cached id.
+
+        Raises :class:`~lensblur.errors.ModelNotFoundError` (where it looked, how to get the weights) when the
+        model is missing or unusable. Hugging Face ids are read from the local cache only, unless
+        ``allow_download``. ``scheduler`` defaults to DDIM (eta = 0), the paper's sampler.
+        """
+        pipe = load_text_to_image(model, torch_dtype=torch_dtype, allow_download=allow_download, config=config,
+                                  variant=variant)
+        return cls.from_pipe(pipe, scheduler=scheduler)
+
+    @classmethod
+    def from_single_file(cls, path, *, config: str | None = None, **kwargs) -> "StageDiffusionPipeline":
+        """Load a ``.safetensors``/``.ckpt`` checkpoint (diffusers' ``from_single_file``)."""
+        from pathlib import Path
+
+        if not Path(path).is_file():
+            raise InputError("path", expected="an existing .safetensors or .ckpt file", got=str(path),
+                             fix="check the path, or use from_pretrained for a diffusers folder")
+        return cls.from_pretrained(path, config=config, **kwargs)
+
+    # -- diffusers-style plumbing ------------------------------------------------------------------------------
+    @property
+    def is_xl(self) -> bool:
+        return isinstance(self.text2img, diffusers.StableDiffusionXLPipeline)
+
+    @property
+    def components(self) -> dict:
+        return self.text2img.components
+
+    @property
+    def scheduler(self):
+        return self.text2img.scheduler
+
+    @property
+    def device(self) -> torch.device:
+        return self.text2img.device
+
+    @property
+    def img2img(self):
+        """The image-to-image pipeline on the same modules (built on first use)."""
+        if self._img2img is None or self._img2img.scheduler is not self.text2img.scheduler:
+            cls = (diffusers.StableDiffusionXLImg2ImgPipeline if self.is_xl
+                   else diffusers.StableDiffusionImg2ImgPipeline)
+            accepted = inspect.signature(cls.__init__).parameters
+            parts = {k: v for k, v in self.components.items() if k in accepted}
+            if "requires_safety_checker" in accepted:
+                parts["requires_safety_checker"] = bool(self.text2img.config.get("requires_safety_checker", True)) \
+                    and parts.get("safety_checker") is not None
+            if "force_zeros_for_empty_prompt" in accepted:
+                parts["force_zeros_for_empty_prompt"] = self.text2img.config.get("force_zeros_for_empty_prompt", True)
+            self._img2img = cls(**parts)
+            self._img2img.set_progress_bar_config(**getattr(self.text2img, "_progress_bar_config", {}))
+        return self._img2img
+
+    def set_scheduler(self, name: str) -> "StageDiffusionPipeline":
+        """Use scheduler ``name`` ("ddim", "dpm++", "euler", or "model" to keep the model's own)."""
+        scheduler = make_scheduler(name, self.text2img.scheduler.config)
+        if scheduler is not None:
+            self.text2img.scheduler = scheduler
+            self._img2img = None
+        return self
+
+    def set_progress_bar_config(self, **kwargs) -> None:
+        """diffusers' progress bar options (e.g. ``disable=True``) for both pipelines."""
+        self.text2img.set_progress_bar_config(**kwargs)
+        if self._img2img is not None:
+            self._img2img.set_progress_bar_config(**kwargs)
+
+    def to(self, *args, **kwargs) -> "StageDiffusionPipeline":
+        self.text2img.to(*args, **kwargs)
+        return self
+
+    def save_pretrained(self, path, **kwargs) -> None:
+        self.text2img.save_pretrained(path, **kwargs)
+
+    # -- the focus stage's conditioning ---------------------------------------------------------------------------
+    def encode_prompt(self, prompts: list[str], num_images_per_prompt: int = 1, clip_skip: int | None = None):
+        """Conditional embeddings of ``prompts`` exactly as the pipeline encodes its own prompt.
+
+        Returns ``(prompt_embeds, pooled_prompt_embeds)``; the pooled ones are ``None`` except for SDXL.
+        """
+        pipe = self.text2img
+        with torch.no_grad():
+            if self.is_xl:
+                embeds, _, pooled, _ = pipe.encode_prompt(
+                    prompt=prompts, device=pipe._execution_device, num_images_per_prompt=num_images_per_prompt,
+                    do_classifier_free_guidance=False, clip_skip=clip_skip)
+                return embeds, pooled
+            embeds, _ = pipe.encode_prompt(prompts, pipe._execution_device, num_images_per_prompt, False,
+                                           clip_skip=clip_skip)
+            return embeds, None
+
+    @staticmethod
+    def _replace_conditional(current: torch.Tensor, local: torch.Tensor, alpha: float, what: str) -> torch.Tensor:
+        """Mix the conditional part of ``current`` (the second half under classifier-free guidance)."""
+        n = local.shape[0]
+        if current.shape[0] == n:
+            return mix_embeddings(local.to(current.device), current, alpha)
+        if current.shape[0] == 2 * n:
+            return torch.cat([current[:n], mix_embeddings(local.to(current.device), current[n:], alpha)])
+        raise RuntimeError(f"{what}: the sampler holds {current.shape[0]} rows, expected {n} or {2 * n}")
+
+    # -- sampling ---------------------------------------------------------------------------------------------
+    def __call__(
+        self,
+        prompt: str | Sequence[str],
+        focus_prompt: str | Sequence[str] | None = None,
+        sigma: float = DEFAULT_SIGMA,
+        alpha: float = DEFAULT_ALPHA,
+        image=None,
+        strength: float = 0.8,
+        *,
+        global_steps: int | None = None,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 15.0,
+        negative_prompt: str | Sequence[str] | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_images_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        **kwargs,
+    ):
+        """Generate images with a global layout stage and a focus stage.
+
+        ``prompt``: the global prompt (describes the whole image; for image-to-image, the input image).
+        ``focus_prompt``: names the object to bring into focus; ``None`` gives the plain baseline (the global
+        prompt throughout, bit-identical to diffusers' pipeline). ``sigma``: fraction of the steps actually run
+        that use the global prompt (rounded half up, at least one step); ``global_steps`` gives the count
+        directly instead. ``alpha`` >= 0 weights the global embedding in the focus stage (``inf`` = baseline).
+        ``image`` (PIL image, or display values in [0, 1] as diffusers takes them) switches to image-to-image;
+        ``strength`` then sets how much noise is added and so how many of ``num_inference_steps`` are run
+        (``int(num_inference_steps * strength)``). ``generator`` (one, or one per image) makes runs repeatable.
+        Other keyword arguments go to the diffusers pipeline unchanged.
+        """
+        # 1. Check inputs
+        prompts = _as_prompts(prompt, "prompt")
+        focus = None if focus_prompt is None else _as_prompts(focus_prompt, "focus_prompt", len(prompts))
+        sigma = check_sigma(sigma)
+        alpha = check_alpha(alpha)
+        if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) \
+                or num_inference_steps < 1:
+            raise InputError("num_inference_steps", expected="a whole number >= 1", got=num_inference_steps,
+                             fix="e.g. 50, the paper's DDIM step count")
+        if num_images_per_prompt < 1:
+            raise InputError("num_images_per_prompt", expected="a whole number >= 1", got=num_images_per_prompt,
+                             fix="e.g. 4, the paper's batch size")
+        if image is not None and not (0.0 < float(strength) <= 1.0):
+            raise InputError("strength", expected="a number in (0, 1]", got=strength,
+                             fix="e.g. 0.5: half of the schedule is re-run from the noised input")
+
+        # 2. Steps actually run and the step at which the focus stage starts
+        steps_run = num_inference_steps if image is None else min(int(num_inference_steps * strength),
+                                                                   num_inference_steps)
+        n_global = global_step_count(steps_run, sigma=sigma, global_steps=global_steps)
+        switching = focus is not None and n_global < steps_run and not math.isinf(alpha)
+        state = {"steps_run": steps_run, "global": n_global if switching else steps_run}
+
+        # 3. The focus prompts' embeddings, encoded exactly like the global prompt
+        local = pooled_local = None
+        if switching:
+            local, pooled_local = self.encode_prompt(focus, num_images_per_prompt, kwargs.get("clip_skip"))
+
+        # 4. The switch, at the end of the last global step, inside diffusers' loop
+        pipe = self.text2img if image is None else self.img2img
+        tensor_inputs = ["prompt_embeds"] + (["add_text_embeds"] if self.is_xl else [])
+        tensor_inputs += [k for k in callback_on_step_end_tensor_inputs if k not in tensor_inputs]
+
+        def on_step_end(p, i, t, tensors):
+            if i == 0 and p.num_timesteps != state["steps_run"]:
+                # A scheduler with its own step arithmetic: follow what diffusers actually runs.
+                state["steps_run"] = p.num_timesteps
+                state["global"] = global_step_count(p.num_timesteps, sigma=sigma, global_steps=global_steps) \
+                    if switching else p.num_timesteps
+            if switching and i == state["global"] - 1 and state["global"] < state["steps_run"]:
+                logger.info("focus stage from step %d of %d", i + 1, state["steps_run"])
+                tensors["prompt_embeds"] = self._replace_conditional(tensors["prompt_embeds"], local, alpha,
+                                                                     "prompt_embeds")
+                if pooled_local is not None:
+                    tensors["add_text_embeds"] = self._replace_conditional(tensors["add_text_embeds"], pooled_local,
+                                                                           alpha, "add_text_embeds")
+            if callback_on_step_end is not None:
+                tensors.update(callback_on_step_end(p, i, t, tensors) or {})
+            return tensors
+
+        # 5. diffusers' sampler, decoder and post-processing
+        call = dict(prompt=prompts, negative_prompt=negative_prompt, num_inference_steps=num_inference_steps,
+                    guidance_scale=guidance_scale, num_images_per_prompt=num_images_per_prompt, generator=generator,
+                    output_type=output_type, callback_on_step_end=on_step_end,
+                    callback_on_step_end_tensor_inputs=tensor_inputs, **kwargs)
+        if image is None:
+            call.update(height=height, width=width)
+        else:
+            call.update(image=image, strength=strength)
+        result = pipe(**call)
+        images, nsfw = result.images, getattr(result, "nsfw_content_detected", None)
+        out = StageDiffusionOutput(images=images, nsfw_content_detected=nsfw, steps_run=state["steps_run"],
+                                   global_steps=state["global"], focus_steps=state["steps_run"] - state["global"])
+        return out if return_dict else (out.images, out.nsfw_content_detected)
