@@ -47,7 +47,8 @@ def tokenizer_dir(tmp_path_factory) -> Path:
     """vocab.json + merges.txt of the CLIP ViT-L/14 tokenizer (49408 tokens), from open-clip's BPE file."""
     open_clip = pytest.importorskip("open_clip")
     bpe = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
-    lines = gzip.open(bpe).read().decode("utf-8").split("\n")
+    with gzip.open(bpe) as fh:
+        lines = fh.read().decode("utf-8").split("\n")
     merges = [tuple(line.split()) for line in lines[1:49152 - 256 - 2 + 1]]
     alphabet = list(_bytes_to_unicode().values())
     vocab = alphabet + [a + "</w>" for a in alphabet] + ["".join(m) for m in merges]

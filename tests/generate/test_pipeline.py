@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import gen
 
+from conftest import gen
 from lensblur.errors import InputError
 
 PROMPT = "a cute baby bunny standing on top of a pile of baby carrots under a spot light"
 FOCUS = "a pile of baby carrots under a spot light"
-SETTINGS = dict(num_inference_steps=4, height=32, width=32, output_type="np")
+SETTINGS = {"num_inference_steps": 4, "height": 32, "width": 32, "output_type": "np"}
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_sigma_one_equals_diffusers_image_to_image(sd_components, stage):
     ref = StableDiffusionImg2ImgPipeline(**sd_components, requires_safety_checker=False)
     ref.set_progress_bar_config(disable=True)
     image = input_image()
-    settings = dict(num_inference_steps=4, strength=0.75, guidance_scale=15.0, output_type="np")
+    settings = {"num_inference_steps": 4, "strength": 0.75, "guidance_scale": 15.0, "output_type": "np"}
     expected = ref(PROMPT, image=image, generator=gen(), **settings).images
     out = stage(PROMPT, focus_prompt=FOCUS, sigma=1.0, image=image, generator=gen(), **settings)
     assert out.steps_run == 3 and out.global_steps == 3
@@ -162,7 +162,7 @@ def test_image_to_image_keeps_the_layout_at_low_strength(stage, sd_pipe):
 
     recon, recon_mirrored = reconstruct(image), reconstruct(mirrored)
     assert np.abs(recon - recon_mirrored).mean() > 0.01  # the two layouts are distinguishable after the VAE
-    settings = dict(focus_prompt=FOCUS, sigma=0.5, num_inference_steps=10, guidance_scale=15.0, output_type="np")
+    settings = {"focus_prompt": FOCUS, "sigma": 0.5, "num_inference_steps": 10, "guidance_scale": 15.0, "output_type": "np"}
     low = stage(PROMPT, image=image, strength=0.2, generator=gen(), **settings).images[0]
     full = stage(PROMPT, image=image, strength=1.0, generator=gen(), **settings).images[0]
     d_low, d_full = np.abs(low - recon).mean(), np.abs(full - recon).mean()
@@ -171,10 +171,10 @@ def test_image_to_image_keeps_the_layout_at_low_strength(stage, sd_pipe):
 
 
 @pytest.mark.parametrize("kwargs, argument", [
-    (dict(sigma=0.0), "sigma"), (dict(sigma=1.5), "sigma"), (dict(sigma=-0.2), "sigma"),
-    (dict(alpha=-1.0), "alpha"), (dict(prompt=""), "prompt"), (dict(focus_prompt=" "), "focus_prompt"),
-    (dict(focus_prompt=["a", "b"]), "focus_prompt"), (dict(global_steps=5), "global_steps"),
-    (dict(global_steps=0), "global_steps"), (dict(num_inference_steps=0), "num_inference_steps"),
+    ({"sigma": 0.0}, "sigma"), ({"sigma": 1.5}, "sigma"), ({"sigma": -0.2}, "sigma"),
+    ({"alpha": -1.0}, "alpha"), ({"prompt": ""}, "prompt"), ({"focus_prompt": " "}, "focus_prompt"),
+    ({"focus_prompt": ["a", "b"]}, "focus_prompt"), ({"global_steps": 5}, "global_steps"),
+    ({"global_steps": 0}, "global_steps"), ({"num_inference_steps": 0}, "num_inference_steps"),
 ])
 def test_bad_arguments_name_themselves(stage, kwargs, argument):
     call = dict(prompt=PROMPT, focus_prompt=FOCUS, **SETTINGS)

@@ -16,7 +16,7 @@ from pathlib import Path
 from .._optional import require
 from ..errors import InputError, ModelNotFoundError
 
-__all__ = ["SCHEDULERS", "load_text_to_image", "make_scheduler", "HOW_TO_GET"]
+__all__ = ["HOW_TO_GET", "SCHEDULERS", "load_text_to_image", "make_scheduler"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def _from_hub(repo_id: str, looked: list[str], *, torch_dtype, allow_download: b
     looked = looked + [f"{cache} (Hugging Face cache, {'download allowed' if allow_download else 'local files only'})"]
     try:
         index = hub.hf_hub_download(repo_id, "model_index.json", local_files_only=not allow_download)
-    except Exception as exc:  # noqa: BLE001 - any hub failure (not cached, offline, gated) has the same fix
+    except Exception as exc:
         hint = "" if allow_download else " (downloads are off: pass --allow-download to fetch it)"
         raise ModelNotFoundError(f"Hugging Face model {repo_id!r}{hint}", looked_in=looked,
                                  how_to_get=f"{HOW_TO_GET} ({type(exc).__name__}: {_first_line(exc)})") from exc
@@ -155,7 +155,7 @@ def _from_single_file(path: Path, *, torch_dtype, allow_download: bool, config: 
     looked = [str(path)]
     try:
         xl = _single_file_is_xl(path)
-    except Exception as exc:  # noqa: BLE001 - a file that is not a checkpoint, whatever the decoder says
+    except Exception as exc:
         raise ModelNotFoundError(f"A Stable Diffusion checkpoint at {str(path)!r}", looked_in=looked,
                                  how_to_get=f"the file could not be read as a checkpoint ({type(exc).__name__}: "
                                             f"{_first_line(exc)}); {HOW_TO_GET}") from exc
@@ -168,7 +168,7 @@ def _from_single_file(path: Path, *, torch_dtype, allow_download: bool, config: 
         looked.append(f"{_hf_cache_dir()} (configs of the matching base model, Hugging Face cache)")
     try:
         return cls.from_single_file(str(path), **kwargs)
-    except Exception as exc:  # noqa: BLE001 - conversion and config errors all mean "cannot use this file"
+    except Exception as exc:
         raise ModelNotFoundError(
             f"A usable Stable Diffusion {'XL ' if xl else ''}checkpoint at {str(path)!r}", looked_in=looked,
             how_to_get=f"diffusers could not load it ({type(exc).__name__}: {_first_line(exc)}); a single-file "

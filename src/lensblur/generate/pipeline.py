@@ -11,8 +11,9 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -21,7 +22,7 @@ from ..errors import InputError
 from .loading import FEATURE, load_text_to_image, make_scheduler
 from .stages import DEFAULT_ALPHA, DEFAULT_SIGMA, check_alpha, check_sigma, global_step_count, mix_embeddings
 
-__all__ = ["StageDiffusionPipeline", "StageDiffusionOutput", "DEFAULT_ALPHA", "DEFAULT_SIGMA"]
+__all__ = ["DEFAULT_ALPHA", "DEFAULT_SIGMA", "StageDiffusionOutput", "StageDiffusionPipeline"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class StageDiffusionPipeline:
 
     # -- construction ---------------------------------------------------------------------------------------
     @classmethod
-    def from_pipe(cls, pipe, *, scheduler: str | None = None) -> "StageDiffusionPipeline":
+    def from_pipe(cls, pipe, *, scheduler: str | None = None) -> StageDiffusionPipeline:
         """Wrap a diffusers text-to-image pipeline; ``scheduler`` ("ddim", "dpm++", "euler") replaces its own."""
         out = cls(pipe)
         if scheduler is not None:
@@ -96,7 +97,7 @@ class StageDiffusionPipeline:
     @classmethod
     def from_pretrained(cls, model, *, scheduler: str = "ddim", torch_dtype: torch.dtype | None = None,
                         allow_download: bool = False, config: str | None = None,
-                        variant: str | None = None) -> "StageDiffusionPipeline":
+                        variant: str | None = None) -> StageDiffusionPipeline:
         """Load Stable Diffusion 1.x/2.x/XL from a diffusers folder, a single-file checkpoint or a cached id.
 
         Raises :class:`~lensblur.errors.ModelNotFoundError` (where it looked, how to get the weights) when the
@@ -108,7 +109,7 @@ class StageDiffusionPipeline:
         return cls.from_pipe(pipe, scheduler=scheduler)
 
     @classmethod
-    def from_single_file(cls, path, *, config: str | None = None, **kwargs) -> "StageDiffusionPipeline":
+    def from_single_file(cls, path, *, config: str | None = None, **kwargs) -> StageDiffusionPipeline:
         """Load a ``.safetensors``/``.ckpt`` checkpoint (diffusers' ``from_single_file``)."""
         from pathlib import Path
 
@@ -151,7 +152,7 @@ class StageDiffusionPipeline:
             self._img2img.set_progress_bar_config(**getattr(self.text2img, "_progress_bar_config", {}))
         return self._img2img
 
-    def set_scheduler(self, name: str) -> "StageDiffusionPipeline":
+    def set_scheduler(self, name: str) -> StageDiffusionPipeline:
         """Use scheduler ``name`` ("ddim", "dpm++", "euler", or "model" to keep the model's own)."""
         scheduler = make_scheduler(name, self.text2img.scheduler.config)
         if scheduler is not None:
@@ -165,7 +166,7 @@ class StageDiffusionPipeline:
         if self._img2img is not None:
             self._img2img.set_progress_bar_config(**kwargs)
 
-    def to(self, *args, **kwargs) -> "StageDiffusionPipeline":
+    def to(self, *args, **kwargs) -> StageDiffusionPipeline:
         self.text2img.to(*args, **kwargs)
         return self
 

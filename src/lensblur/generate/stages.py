@@ -11,7 +11,7 @@ import torch
 
 from ..errors import InputError
 
-__all__ = ["DEFAULT_ALPHA", "DEFAULT_SIGMA", "check_sigma", "check_alpha", "global_step_count", "mix_embeddings"]
+__all__ = ["DEFAULT_ALPHA", "DEFAULT_SIGMA", "check_alpha", "check_sigma", "global_step_count", "mix_embeddings"]
 
 # The paper gives no value for alpha; 0 (the focus stage on the focus prompt alone) is lensblur's default: see
 # docs/generate.md for the reasoning and the sweep that checks it.
