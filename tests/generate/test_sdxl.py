@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from conftest import gen
 
 PROMPT = "a cute baby bunny standing on top of a pile of baby carrots under a spot light"

@@ -24,6 +24,8 @@ COMMANDS = {
     "focus": "focus",
     "demo": "demo",
     "eval": "eval",
+    "generate": "generate",
+    "focus-report": "focus_report",
 }
 
 

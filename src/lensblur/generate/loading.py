@@ -31,7 +31,7 @@ SCHEDULERS = {
 }
 HOW_TO_GET = (
     "download Stable Diffusion once on a machine with internet, e.g. "
-    "`huggingface-cli download CompVis/stable-diffusion-v1-4 --local-dir sd-v1-4` (accept the licence on its "
+    "`hf download CompVis/stable-diffusion-v1-4 --local-dir sd-v1-4` (accept the licence on its "
     "model page first), then pass --model sd-v1-4; or pass a single-file .safetensors/.ckpt checkpoint; or pass "
     "a Hugging Face id together with --allow-download to let lensblur fetch it into the Hugging Face cache"
 )
