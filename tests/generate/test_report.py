@@ -1,0 +1,88 @@
+"""Focus scores in the report against independent implementations: OpenCV's Laplacian variance and Brenner's
+gradient written out in numpy, on the same grey region of the same file."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lensblur.errors import InputError
+from lensblur.generate import global_step_count, mix_embeddings
+from lensblur.generate.report import Region, focus_report, format_markdown, report_files
+
+
+def grey(rgb_uint8: np.ndarray) -> np.ndarray:
+    rgb = rgb_uint8.astype(np.float64)
+    return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+
+
+def numpy_brenner(g: np.ndarray, box) -> float:
+    x0, y0, x1, y1 = box
+    total = 0.0
+    for y in range(y0, y1):
+        for x in range(x0, x1):
+            if x + 2 < g.shape[1]:
+                total += (g[y, x + 2] - g[y, x]) ** 2
+    return total
+
+
+def test_report_scores_equal_opencv_and_numpy_brenner(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    sharp = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    Image.fromarray(base).save(tmp_path / "base.png")
+    Image.fromarray(sharp).save(tmp_path / "sharp.png")
+    box = (5, 7, 49, 33)  # touches the right edge: Brenner pairs past the image are not counted
+    scores = report_files([tmp_path / "base.png", tmp_path / "sharp.png"], [Region("obj", box)])
+    x0, y0, x1, y1 = box
+    for score, pixels in zip(scores, (base, sharp)):
+        lap = cv2.Laplacian(grey(pixels), cv2.CV_64F)
+        assert score.vol == pytest.approx(lap[y0:y1, x0:x1].var(), rel=1e-9)
+        assert score.brenner == pytest.approx(numpy_brenner(grey(pixels), box), rel=1e-9)
+    assert scores[0].vol_ratio is None
+    assert scores[1].vol_ratio == pytest.approx(scores[1].vol / scores[0].vol)
+    assert scores[1].brenner_ratio == pytest.approx(scores[1].brenner / scores[0].brenner)
+
+
+def test_report_table_shape_and_errors():
+    flat = np.full((20, 20, 3), 0.5)
+    noisy = np.random.default_rng(1).random((20, 20, 3))
+    scores = focus_report([("flat", flat), ("noisy", noisy)], [Region("a", (0, 0, 10, 10)), Region("b")])
+    assert [(s.image, s.region) for s in scores] == [("flat", "a"), ("flat", "b"), ("noisy", "a"), ("noisy", "b")]
+    assert math.isinf(scores[2].vol_ratio)  # a flat baseline has zero VoL
+    assert "| noisy | a (0,0,10,10) |" in format_markdown(scores)
+    with pytest.raises(InputError, match="box 'a': expected x0 < x1 <= 20"):
+        focus_report([("flat", flat)], [Region("a", (0, 0, 21, 5))])
+    with pytest.raises(InputError, match="images: expected images of the baseline's size 20x20"):
+        focus_report([("flat", flat), ("small", flat[:10])])
+
+
+@pytest.mark.parametrize("steps, sigma, expected", [
+    (50, 0.8, 40), (50, 0.9, 45), (50, 0.5, 25), (25, 0.8, 20), (25, 0.82, 21), (3, 0.5, 2), (4, 0.01, 1),
+    (50, 1.0, 50),
+])
+def test_global_step_count_rounds_half_up(steps, sigma, expected):
+    assert global_step_count(steps, sigma=sigma) == expected
+
+
+def test_mix_embeddings_formula():
+    local, glob = torch.randn(2, 77, 8), torch.randn(2, 77, 8)
+    torch.testing.assert_close(mix_embeddings(local, glob, 0.0), local)
+    torch.testing.assert_close(mix_embeddings(local, glob, 3.0), (local + 3 * glob) / 4)
+    assert mix_embeddings(local, glob, float("inf")) is glob
+    with pytest.raises(InputError, match="^alpha"):
+        mix_embeddings(local, glob, -0.5)
+
+
+def test_import_stays_light():
+    code = ("import sys, lensblur, lensblur.generate, lensblur.cli.generate, lensblur.cli.focus_report; "
+            "print(sorted(m for m in ('diffusers', 'transformers', 'cv2') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
