@@ -145,3 +145,37 @@ def test_focus_report_markdown_and_json(main, tmp_path, capsys):
     assert scores[1]["vol_ratio"] > 5 and scores[1]["brenner_ratio"] > 2
     assert main(["focus-report", str(tmp_path / "base.png"), "--box", "0,0,65,10"]) == 1
     assert "expected x0 < x1 <= 64" in capsys.readouterr().err
+
+
+def test_folder_with_missing_weights_is_a_model_error(main, model_dir, tmp_path, capsys):
+    for weights in (model_dir / "unet").glob("*.safetensors"):
+        weights.unlink()
+    assert main(["generate", PROMPT, "--model", str(model_dir), "-o", str(tmp_path / "o"), *TINY]) == 1
+    err = capsys.readouterr().err
+    assert "not found. Looked in:" in err and str(model_dir) in err and "Traceback" not in err
+
+
+def test_single_file_checkpoints_go_to_from_single_file(tmp_path, monkeypatch):
+    """The checkpoint family is read from the tensor names (SDXL has a second text encoder under
+    conditioner.embedders.1) and the file goes to diffusers' from_single_file, offline, with --config."""
+    import diffusers
+    import torch
+    from safetensors.torch import save_file
+
+    from lensblur.generate.loading import load_text_to_image
+
+    calls = []
+
+    def fake(name):
+        return classmethod(lambda cls, path, **kw: calls.append((name, path, kw)) or name)
+
+    monkeypatch.setattr(diffusers.StableDiffusionPipeline, "from_single_file", fake("sd"))
+    monkeypatch.setattr(diffusers.StableDiffusionXLPipeline, "from_single_file", fake("sdxl"))
+    v1 = tmp_path / "v1.safetensors"
+    xl = tmp_path / "xl.safetensors"
+    save_file({"cond_stage_model.transformer.text_model.final_layer_norm.weight": torch.zeros(2)}, v1)
+    save_file({"conditioner.embedders.1.model.ln_final.weight": torch.zeros(2)}, xl)
+    assert load_text_to_image(v1, config="cfg-folder") == "sd"
+    assert load_text_to_image(xl) == "sdxl"
+    assert calls[0] == ("sd", str(v1), {"torch_dtype": None, "local_files_only": True, "config": "cfg-folder"})
+    assert calls[1][0] == "sdxl" and calls[1][2]["local_files_only"] is True
