@@ -183,6 +183,11 @@ def test_bad_arguments_name_themselves(stage, kwargs, argument):
         stage(**call)
 
 
+def test_image_to_image_refuses_a_size(stage):
+    with pytest.raises(InputError, match="^height/width: expected None in image-to-image"):
+        stage(PROMPT, focus_prompt=FOCUS, image=input_image(), height=64, num_inference_steps=2)
+
+
 def test_global_steps_count_directly(stage, sd_pipe, unet_inputs):
     seen = unet_inputs(sd_pipe.unet)
     out = stage(PROMPT, focus_prompt=FOCUS, global_steps=1, guidance_scale=1.0, generator=gen(), **SETTINGS)

@@ -252,6 +252,10 @@ class StageDiffusionPipeline:
             raise InputError("strength", expected="a number in (0, 1]", got=strength,
                              fix="e.g. 0.5: half of the schedule is re-run from the noised input")
 
+        if image is not None and (height is not None or width is not None):
+            raise InputError("height/width", expected="None in image-to-image (the input image's size is used)",
+                             got=f"height={height}, width={width}", fix="resize the input image instead")
+
         # 2. Steps actually run and the step at which the focus stage starts
         steps_run = num_inference_steps if image is None else min(int(num_inference_steps * strength),
                                                                    num_inference_steps)
