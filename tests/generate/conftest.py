@@ -172,7 +172,3 @@ def unet_inputs():
     yield attach
     for h in hooks:
         h.remove()
-
-
-def gen(seed: int = 42):
-    return torch.Generator().manual_seed(seed)

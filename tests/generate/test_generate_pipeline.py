@@ -10,12 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import gen
 from lensblur.errors import InputError
 
 PROMPT = "a cute baby bunny standing on top of a pile of baby carrots under a spot light"
 FOCUS = "a pile of baby carrots under a spot light"
 SETTINGS = {"num_inference_steps": 4, "height": 32, "width": 32, "output_type": "np"}
+
+
+def gen(seed: int = 42) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
 
 
 @pytest.fixture
