@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+
+# The tests work on small tensors, where a second thread only adds overhead, and under load from other
+# processes two threads can be many times slower than one. Benchmarks (bench/) use the machine's cores.
+torch.set_num_threads(1)
 
 
 @pytest.fixture

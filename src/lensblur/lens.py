@@ -106,6 +106,29 @@ class Aperture:
             arr = arr / full
         return cls(kernel=arr, **kwargs)
 
+    def contains(self, u, v):
+        """Whether unit-coordinate points ``(u, v)`` (torch tensors; +u right, +v down) are inside the blades.
+
+        A regular N-gon is the set where every edge normal ``n_k`` (at ``rotation + 360 (k + 1/2) / N``
+        degrees) has ``<p, n_k> <= cos(pi / N)``. Rounded blades move the boundary radius along each
+        direction to ``(1 - curvature) * polygon + curvature``, where the polygon's radius along ``p`` is
+        ``|p| cos(pi / N) / max_k <p, n_k>``.
+        """
+        import torch
+
+        rho = torch.sqrt(u * u + v * v)
+        if self.blades == 0:
+            return rho <= 1.0
+        n = self.blades
+        base = math.radians(self.rotation) + math.pi / n
+        reach = torch.stack([u * math.cos(base + 2 * math.pi * k / n) + v * math.sin(base + 2 * math.pi * k / n)
+                             for k in range(n)]).amax(dim=0)
+        apothem = math.cos(math.pi / n)
+        if self.curvature == 0:
+            return reach <= apothem
+        limit = (1.0 - self.curvature) * apothem * rho / reach.clamp_min(1e-12) + self.curvature
+        return rho <= limit
+
     def radial_limit(self, theta):
         """Boundary radius of the blade shape along direction ``theta`` (radians, a torch tensor)."""
         import torch

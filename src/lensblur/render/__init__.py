@@ -76,7 +76,7 @@ def render_tensor(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, m
                          got=f"{disparity.shape[-1]}x{disparity.shape[-2]}",
                          fix="resize the map to the image (--resize-disparity)")
     limit = MAX_COC_FRACTION * max(image.shape[-2:])
-    reach = lens.blur * max(lens.focus_disparity, 1.0 - lens.focus_disparity)
+    reach = lens.blur * float((disparity - lens.focus_disparity).abs().max())
     if reach > limit:
         raise InputError("blur", expected=f"a CoC radius of at most {limit:g} px for this "
                          f"{image.shape[-1]}x{image.shape[-2]} image", got=f"blur {lens.blur:g} (up to {reach:g} px)",

@@ -40,8 +40,7 @@ def aperture_mask(aperture: Aperture, u: torch.Tensor, v: torch.Tensor,
         values = F.grid_sample(k, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         inside = values.reshape(u.shape).to(u.dtype)
     else:
-        rho = torch.sqrt(u * u + v * v)
-        inside = (rho <= aperture.radial_limit(torch.atan2(v, u))).to(u.dtype)
+        inside = aperture.contains(u, v).to(u.dtype)
     if aperture.cat_eye > 0 and (offset[0] or offset[1]):
         inside = inside * (((u - offset[0]) ** 2 + (v - offset[1]) ** 2) <= 1.0).to(u.dtype)
     return inside

@@ -111,7 +111,42 @@ def _convolve(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return out[..., half: half + h, half: half + w]
 
 
-def render_layered(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, coarse_radius: float = 6.0,
+# Optical vignetting (cat-eye) changes the kernel across the frame: kernels are made for a grid of anchor
+# positions and blended bilinearly between them.
+CAT_EYE_ANCHORS = 5
+
+
+def _blur(stack: torch.Tensor, lens: Lens, radius: float, s: int, origin: tuple[int, int],
+          frame: tuple[int, int]) -> torch.Tensor:
+    """Blur a layer's ``(1, C, h, w)`` stack (at scale ``s``, top-left ``origin`` in the frame) with its PSF."""
+    if lens.aperture.cat_eye <= 0:
+        return _convolve(stack, psf(lens.aperture, radius / s))
+    h, w = stack.shape[-2:]
+    fh, fw = frame
+    half_diag = 0.5 * math.hypot(fw, fh)
+    # Frame position (pixels from the centre) of every coarse pixel, and its place on the anchor grid.
+    ys = (origin[0] + (torch.arange(h, dtype=stack.dtype) + 0.5) * s) - fh / 2
+    xs = (origin[1] + (torch.arange(w, dtype=stack.dtype) + 0.5) * s) - fw / 2
+    n = CAT_EYE_ANCHORS
+    gy = ((ys / (fh / 2)).clamp(-1, 1) + 1) * (n - 1) / 2
+    gx = ((xs / (fw / 2)).clamp(-1, 1) + 1) * (n - 1) / 2
+    out = torch.zeros_like(stack)
+    for i in range(n):
+        wy = (1 - (gy - i).abs()).clamp(min=0)
+        if float(wy.max()) <= 0:
+            continue
+        for j in range(n):
+            wx = (1 - (gx - j).abs()).clamp(min=0)
+            if float(wx.max()) <= 0:
+                continue
+            py = (i / (n - 1) * 2 - 1) * fh / 2
+            px = (j / (n - 1) * 2 - 1) * fw / 2
+            offset = (-2 * lens.aperture.cat_eye * px / half_diag, -2 * lens.aperture.cat_eye * py / half_diag)
+            out += _convolve(stack, psf(lens.aperture, radius / s, offset=offset)) * (wy[:, None] * wx[None, :])
+    return out
+
+
+def render_layered(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, coarse_radius: float = 4.0,
                    min_step: float = 1.0, ratio: float = 0.15) -> torch.Tensor:
     """Render ``(B, 3, H, W)`` linear RGB with ``(B, 1, H, W)`` disparity (see the module doc).
 
@@ -122,6 +157,18 @@ def render_layered(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, 
                       for i in range(image.shape[0])])
 
 
+# The hidden-background fill is smooth by nature; it is computed at this many times coarser scale at least.
+FILL_SCALE = 4
+
+
+def _support(tmin: torch.Tensor, tmax: torch.Tensor, index: int, pad: int, size: int) -> tuple[int, int]:
+    """Rows (or columns) that may hold pixels of layer ``index`` (``index - 1 < t < index + 1``), padded."""
+    hit = torch.nonzero((tmax > index - 1) & (tmin < index + 1))
+    if hit.numel() == 0:
+        return 0, 0
+    return max(0, int(hit[0]) - pad), min(size, int(hit[-1]) + 1 + pad)
+
+
 def _render_one(image, disparity, lens: Lens, coarse_radius: float, min_step: float, ratio: float):
     h, w = image.shape[-2:]
     coc = lens.blur * (disparity.to(torch.float32) - lens.focus_disparity)
@@ -130,42 +177,62 @@ def _render_one(image, disparity, lens: Lens, coarse_radius: float, min_step: fl
         return image.clone()
     radii = layer_radii(low, high, min_step=min_step, ratio=ratio)
     t = _fractional_index(coc, radii)
-    zeros1 = torch.zeros_like(disparity, dtype=image.dtype)
-    light, weight = torch.zeros_like(image), zeros1.clone()
+    row_min, row_max = t[0, 0].amin(dim=1), t[0, 0].amax(dim=1)
+    col_min, col_max = t[0, 0].amin(dim=0), t[0, 0].amax(dim=0)
+    # Light of a layer reaches at most its own radius away; its hidden-background fill may serve any
+    # pixel that a blurred edge of any layer reaches.
+    pad = int(math.ceil(max(abs(low), abs(high)))) + 2
+
+    light = torch.zeros_like(image)
+    weight = torch.zeros_like(t)
+    fill_light, fill_weight = torch.zeros_like(image), torch.zeros_like(t)
     # Coverage by the layers at least two steps nearer: a pixel shared by two neighbouring layers is
     # one surface, and must not hide half of itself.
-    covered, adjacent, adjacent_index = zeros1.clone(), zeros1.clone(), None
-    fill_light, fill_weight = torch.zeros_like(image), zeros1.clone()
+    covered = torch.zeros_like(t)
+    adjacent = None  # (index, alpha, window) of the last layer drawn
     # Nearest layer first: what is nearer hides what is farther.
     for index in reversed(range(len(radii))):
-        radius = float(radii[index])
-        nearer = (t - index).clamp(0.0, 1.0)
-        own = (t - index + 1.0).clamp(0.0, 1.0) - nearer
+        y0, y1 = _support(row_min, row_max, index, pad, h)
+        x0, x1 = _support(col_min, col_max, index, pad, w)
+        if y1 <= y0 or x1 <= x0:
+            continue
+        window = (..., slice(y0, y1), slice(x0, x1))
+        tc, img = t[window], image[window]
+        nearer = (tc - index).clamp(0.0, 1.0)
+        own = (tc - index + 1.0).clamp(0.0, 1.0) - nearer
         if float(own.max()) <= 0.0:
             continue
+        radius = float(radii[index])
         s = max(1, int(abs(radius) / coarse_radius))
-        own_c, nearer_c = _pool(own, s), _pool(nearer, s)
-        own_light = _pool(own * image, s)
-        parts = [own_light, own_c]
-        hidden = float(nearer_c.max()) > 0.0
+        size = (y1 - y0, x1 - x0)
+        own_c = _pool(own, s)
+        parts = [_pool(own * img, s), own_c]
+        hidden = float(nearer.max()) > 0.0
         if hidden:
-            fill = _push_pull(own_light, own_c)
+            fs = max(s, FILL_SCALE)
+            fill = _push_pull(_pool(own * img, fs), _pool(own, fs))
+            fill = F.interpolate(fill, size=own_c.shape[-2:], mode="bilinear", align_corners=False)
+            nearer_c = _pool(nearer, s)
             parts += [nearer_c * fill, nearer_c]
         stack = torch.cat(parts + [torch.ones_like(own_c)], dim=1)
-        blurred = _convolve(stack, psf(lens.aperture, radius / s))
-        blurred = _unpool(blurred[:, :-1] / blurred[:, -1:].clamp_min(1e-6), s, (h, w))
+        blurred = _blur(stack, lens, radius, s, (y0, x0), (h, w))
+        blurred = _unpool(blurred[:, :-1] / blurred[:, -1:].clamp_min(1e-6), s, size)
         alpha = blurred[:, 3:4].clamp_min(0.0)
-        if adjacent_index is not None and adjacent_index != index + 1:
-            covered += adjacent          # the last layer drawn was not this one's neighbour
-            adjacent = zeros1
-        passed = (1.0 - covered).clamp(0.0, 1.0)
-        light += blurred[:, :3] * passed
-        weight += alpha * passed
-        covered += adjacent
-        adjacent, adjacent_index = alpha, index
+
+        if adjacent is not None:
+            last_index, last_alpha, last_window = adjacent
+            if last_index != index + 1:   # the last layer drawn was not this one's neighbour
+                covered[last_window] += last_alpha
+                adjacent = None
+        passed = (1.0 - covered[window]).clamp(0.0, 1.0)
+        light[window] += blurred[:, :3] * passed
+        weight[window] += alpha * passed
+        if adjacent is not None:
+            covered[adjacent[2]] += adjacent[1]
+        adjacent = (index, alpha, window)
         if hidden:
-            fill_light += blurred[:, 4:7]
-            fill_weight += blurred[:, 7:8].clamp_min(0.0)
+            fill_light[window] += blurred[:, 4:7]
+            fill_weight[window] += blurred[:, 7:8].clamp_min(0.0)
     # Where the view is not fully covered (behind a blurred edge, under a hole left by a nearer object),
     # the remainder shows the layers' filled-in hidden parts.
     remainder = (1.0 - weight).clamp(0.0, 1.0)

@@ -55,14 +55,13 @@ def cat_eye_offsets(lens: Lens, h: int, w: int, dtype=torch.float64):
 def _coverage(lens: Lens, coc: torch.Tensor, ox: int, oy: int, sub: torch.Tensor, offsets) -> torch.Tensor:
     """Fraction of the output pixel at offset ``(ox, oy)`` covered by each source pixel's PSF (unnormalised)."""
     inv = 1.0 / torch.where(coc.abs() > 1e-12, coc, torch.full_like(coc, 1e-12))
-    total = torch.zeros_like(coc)
-    for sy in sub:
-        for sx in sub:
-            u, v = (ox + sx) * inv, (oy + sy) * inv
-            if offsets is None:
-                total += aperture_mask(lens.aperture, u, v)
-            else:
-                total += aperture_mask(lens.aperture, u, v) * (((u - offsets[0]) ** 2 + (v - offsets[1]) ** 2) <= 1)
+    sy, sx = torch.meshgrid(sub, sub, indexing="ij")
+    u = (ox + sx.reshape(-1, 1, 1)) * inv          # (S*S, H, W): every sub-sample of the output pixel
+    v = (oy + sy.reshape(-1, 1, 1)) * inv
+    inside = aperture_mask(lens.aperture, u, v)
+    if offsets is not None:
+        inside = inside * (((u - offsets[0]) ** 2 + (v - offsets[1]) ** 2) <= 1)
+    total = inside.sum(dim=0)
     return total / sub.numel() ** 2
 
 

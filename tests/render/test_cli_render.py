@@ -1,0 +1,131 @@
+"""``lensblur render`` and ``lensblur demo`` end to end on tiny files, including every kind of bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import lensblur
+from lensblur.cli import main
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(5)
+    photo = tmp_path / "photo.png"
+    Image.fromarray((rng.random((32, 40, 3)) * 255).astype(np.uint8)).save(photo)
+    disparity = np.full((32, 40), 0.2, np.float32)
+    disparity[8:24, 10:30] = 0.8
+    disp = tmp_path / "disp.png"
+    Image.fromarray(np.round(disparity * 65535).astype(np.uint16)).save(disp)
+    return tmp_path, photo, disp, disparity
+
+
+def run_cli(args, capsys):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_render_writes_the_result_of_the_library_call(files, capsys):
+    tmp, photo, disp, disparity = files
+    out = tmp / "out.png"
+    code, stdout, _ = run_cli(["render", photo, "--disparity", disp, "--focus", "20,16", "--blur", "6",
+                               "--aperture", "hexagon", "-o", out], capsys)
+    assert code == 0 and "wrote" in stdout
+    lens = lensblur.Lens(focus_disparity=0.8, blur=6.0, aperture=lensblur.Aperture(blades=6))
+    expected = lensblur.render(lensblur.read_image(photo), disparity, lens)
+    written = lensblur.read_image(out)
+    # 8-bit encoding of the same render: within one code value (about 0.004 in sRGB, more in linear near 1).
+    encode = lambda x: np.round(lensblur.color.linear_to_srgb(__import__("torch").from_numpy(x)).numpy() * 255)
+    assert np.abs(encode(written) - encode(expected)).max() <= 1.0
+
+
+def test_render_16_bit_and_camera_mapping_from_a_metric_depth(files, capsys):
+    tmp, photo, _, _ = files
+    depth = np.full((32, 40), 4.0, np.float32)
+    depth[8:24, 10:30] = 1.5
+    np.save(tmp / "depth.npy", depth)
+    out = tmp / "out16.png"
+    code, stdout, _ = run_cli(["render", photo, "--depth", tmp / "depth.npy", "--f-number", "1.8",
+                               "--focal-length", "50", "--sensor-width", "36", "--focus-distance", "1.5",
+                               "--bits", "16", "-o", out], capsys)
+    assert code == 0
+    # blur = 0.5 f^2 s_f / (N (s_f - f)) (1/near - 1/far) W / sensor, in pixels of the 40-px-wide image
+    f, s_f, n = 0.05, 1.5, 1.8
+    blur = 0.5 * f * f * s_f / (n * (s_f - f)) * (1 / 1.5 - 1 / 4.0) * 40 / 0.036
+    assert f"blur {blur:.1f} px" in stdout
+    assert lensblur.io.read_raw(out)[1] == 65535.0
+
+
+BAD = [
+    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--blur", "-3"], "blur: expected a finite number"),
+    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--blur", "5000"], "blur: expected a CoC radius of at most"),
+    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--focus", "500,3"], "focus: expected a point inside"),
+    (["--disparity", "{small}", "-o", "{tmp}/o.png"], "disparity: expected the image's size"),
+    (["--disparity", "{nan}", "-o", "{tmp}/o.png"], "disparity: expected finite values"),
+    (["--disparity", "{big}", "-o", "{tmp}/o.png"], r"disparity: expected values in \[0, 1\]"),
+    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--aperture", "{notimage}"], "aperture: expected a readable"),
+    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--aperture", "{black}"], "aperture kernel: expected"),
+    (["--disparity", "{disp}", "-o", "{photo}"], "output: expected a path different from the input"),
+    (["--disparity", "{disp}", "-o", "{tmp}/missing/o.png"], "output: expected a path inside an existing folder"),
+    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--aperture", "blob"], "aperture: expected one of"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD)
+def test_render_bad_input_is_one_clear_line_and_no_output(files, capsys, args, message):
+    tmp, photo, disp, _ = files
+    np.save(tmp / "nan.npy", np.where(np.eye(32, 40) > 0, np.nan, 0.5).astype(np.float32))
+    np.save(tmp / "big.npy", np.full((32, 40), 3.0, np.float32))
+    Image.fromarray(np.zeros((16, 20), np.uint8)).save(tmp / "small.png")
+    Image.fromarray(np.zeros((9, 9), np.uint8)).save(tmp / "black.png")
+    (tmp / "notimage.png").write_text("not an image")
+    names = {"tmp": tmp, "disp": disp, "photo": photo, "small": tmp / "small.png", "nan": tmp / "nan.npy",
+             "big": tmp / "big.npy", "notimage": tmp / "notimage.png", "black": tmp / "black.png"}
+    before = photo.read_bytes()
+    code, stdout, stderr = run_cli(["render", photo] + [a.format(**names) for a in args], capsys)
+    assert code == 1
+    assert stderr.startswith("lensblur render: error: ") and "Traceback" not in stderr
+    assert __import__("re").search(message, stderr), stderr
+    assert not (tmp / "o.png").exists()
+    assert photo.read_bytes() == before
+    assert not [p for p in tmp.iterdir() if p.name.startswith(".")]  # no temporary files left behind
+
+
+def test_render_truncated_image(files, capsys):
+    tmp, photo, disp, _ = files
+    broken = tmp / "broken.jpg"
+    Image.open(photo).convert("RGB").save(broken, quality=90)
+    broken.write_bytes(broken.read_bytes()[:200])
+    code, _, stderr = run_cli(["render", broken, "--disparity", disp, "-o", tmp / "o.png"], capsys)
+    assert code == 1 and "image: expected a readable image file" in stderr
+
+
+def test_render_resizes_only_when_asked(files, capsys):
+    tmp, photo, _, _ = files
+    Image.fromarray(np.full((16, 20), 30000, np.uint16)).save(tmp / "half.png")
+    code, _, _ = run_cli(["render", photo, "--disparity", tmp / "half.png", "--resize-disparity",
+                          "-o", tmp / "o.png"], capsys)
+    assert code == 0 and (tmp / "o.png").exists()
+
+
+def test_force_allows_overwriting_the_input(files, capsys):
+    tmp, photo, disp, _ = files
+    before = photo.read_bytes()
+    code, _, _ = run_cli(["render", photo, "--disparity", disp, "--blur", "4", "-o", photo, "--force"], capsys)
+    assert code == 0 and photo.read_bytes() != before
+
+
+@pytest.mark.slow
+def test_demo_writes_its_files(tmp_path, capsys):
+    code, stdout, _ = run_cli(["demo", "--out", tmp_path / "demo", "--frames", "2", "--blur", "20"], capsys)
+    assert code == 0
+    for name in ("focal_stack.png", "focus_pull.gif", "apertures.png", "focus_near.png"):
+        assert (tmp_path / "demo" / name).is_file()
+    with Image.open(tmp_path / "demo" / "focal_stack.png") as sheet:
+        assert sheet.size[0] > 3 * 741 and sheet.size[1] == 500
+    assert "demo:" in stdout and math.isfinite(float(stdout.rsplit(" in ", 1)[1].split()[0]))
