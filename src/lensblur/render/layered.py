@@ -12,7 +12,8 @@ immediate neighbour does not count as nearer: a pixel between two layers is spli
 what makes blur continuous) and is one surface, which must not hide half of itself. Each layer is also extended under the
 pixels that hide it, with colours pulled in from its own visible pixels (a push-pull pyramid); where the
 view is not fully covered by visible light (behind the soft edge of a blurred foreground, or near a hole
-left by a sharp one) that hidden-background estimate fills the remainder. So:
+left by a sharp one) those hidden-part estimates fill the remainder, each weighted by how much of its layer
+is present nearby (what continues behind a surface is most likely what is around it). So:
 
 - a sharp foreground over a blurred background: no foreground colour bleeds into the background and no
   blurred background leaks over the foreground;
@@ -210,10 +211,15 @@ def _render_one(image, disparity, lens: Lens, coarse_radius: float, min_step: fl
         hidden = float(nearer.max()) > 0.0
         if hidden:
             fs = max(s, FILL_SCALE)
-            fill = _push_pull(_pool(own * img, fs), _pool(own, fs))
-            fill = F.interpolate(fill, size=own_c.shape[-2:], mode="bilinear", align_corners=False)
-            nearer_c = _pool(nearer, s)
-            parts += [nearer_c * fill, nearer_c]
+            own_f = _pool(own, fs)
+            fill = _push_pull(_pool(own * img, fs), own_f)
+            # A layer is a likely thing to see behind a nearer one only where it is actually around.
+            reach = max(1, math.ceil(pad / fs))
+            presence = F.avg_pool2d(own_f, 2 * reach + 1, stride=1, padding=reach, count_include_pad=False)
+            fill, presence = (F.interpolate(x, size=own_c.shape[-2:], mode="bilinear", align_corners=False)
+                              for x in (fill, presence))
+            hidden_c = _pool(nearer, s) * presence
+            parts += [hidden_c * fill, hidden_c]
         stack = torch.cat(parts + [torch.ones_like(own_c)], dim=1)
         blurred = _blur(stack, lens, radius, s, (y0, x0), (h, w))
         blurred = _unpool(blurred[:, :-1] / blurred[:, -1:].clamp_min(1e-6), s, size)
