@@ -94,6 +94,54 @@ def _push_pull(premultiplied: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor
     return colour
 
 
+def _frame_coverage(kernel: torch.Tensor, shape: tuple[int, int], s: int, origin: tuple[int, int],
+                    frame: tuple[int, int]) -> torch.Tensor:
+    """Fraction of each output pixel's kernel that falls inside the frame, ``(1, 1, h, w)``.
+
+    Near the frame's border a blur only gathers light from inside it; dividing by this fraction keeps
+    the border's brightness. Taken as the product of the row and column fractions (exact along straight
+    borders, close at corners). Edges of a crop that lie inside the frame are not borders.
+    """
+    k = kernel.shape[-1]
+    half = k // 2
+    rows = kernel.sum(dim=1).to(torch.float32)   # light falling dy = i - half rows away
+    cols = kernel.sum(dim=0).to(torch.float32)
+
+    def fraction(weights: torch.Tensor, n: int, start: int, limit: int) -> torch.Tensor:
+        # Coarse pixel i sits at frame position (start + (i + 0.5) * s); it gathers from offsets -half..half
+        # (in coarse pixels), each of which must land inside [0, limit).
+        pos = (start + (torch.arange(n, dtype=torch.float32) + 0.5) * s)[:, None]
+        offsets = (torch.arange(k, dtype=torch.float32) - half)[None, :] * s
+        inside = ((pos - offsets) >= 0) & ((pos - offsets) < limit)
+        return (inside.float() * weights.flip(0)[None, :]).sum(dim=1).clamp_min(1e-6)
+
+    fy = fraction(rows, shape[0], origin[0], frame[0])
+    fx = fraction(cols, shape[1], origin[1], frame[1])
+    return (fy[:, None] * fx[None, :])[None, None]
+
+
+def _fft_size(n: int) -> int:
+    """The smallest ``m >= n`` whose prime factors are 2, 3 and 5: FFTs of such sizes are fast."""
+    m = n
+    while True:
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
+
+
+def _scale(radius: float, coarse_radius: float) -> int:
+    """Downscale factor for a layer: full resolution for small kernels (radius <= 4 px), otherwise about
+    ``coarse_radius`` pixels of kernel radius at the reduced scale (at least 2)."""
+    r = abs(radius)
+    if r <= 4.0:
+        return 1
+    return max(2, int(r / coarse_radius))
+
+
 def _convolve(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """True 2-D convolution (``out[y] = sum_o k[o] x[y - o]``) of ``(1, C, H, W)``, zero outside the frame."""
     k = kernel.shape[-1]
@@ -104,8 +152,8 @@ def _convolve(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
         weight = kernel.flip(0, 1).to(x.dtype).expand(x.shape[1], 1, k, k)
         return F.conv2d(F.pad(x, (half, half, half, half)), weight, groups=x.shape[1])
     h, w = x.shape[-2:]
-    size = (h + 2 * half, w + 2 * half)
-    spectrum = torch.fft.rfft2(F.pad(x, (0, 2 * half, 0, 2 * half)), s=size)
+    size = (_fft_size(h + 2 * half), _fft_size(w + 2 * half))
+    spectrum = torch.fft.rfft2(x, s=size)
     kpad = torch.zeros(size, dtype=x.dtype)
     kpad[:k, :k] = kernel.to(x.dtype)
     out = torch.fft.irfft2(spectrum * torch.fft.rfft2(kpad), s=size)
@@ -147,8 +195,8 @@ def _blur(stack: torch.Tensor, lens: Lens, radius: float, s: int, origin: tuple[
     return out
 
 
-def render_layered(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, coarse_radius: float = 4.0,
-                   min_step: float = 1.0, ratio: float = 0.15) -> torch.Tensor:
+def render_layered(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, coarse_radius: float = 12.0,
+                   min_step: float = 1.0, ratio: float = 0.1) -> torch.Tensor:
     """Render ``(B, 3, H, W)`` linear RGB with ``(B, 1, H, W)`` disparity (see the module doc).
 
     ``coarse_radius``: the kernel radius (pixels) a layer is blurred at after downscaling; larger is more
@@ -204,15 +252,17 @@ def _render_one(image, disparity, lens: Lens, coarse_radius: float, min_step: fl
         if float(own.max()) <= 0.0:
             continue
         radius = float(radii[index])
-        s = max(1, int(abs(radius) / coarse_radius))
+        s = _scale(radius, coarse_radius)
         size = (y1 - y0, x1 - x0)
         own_c = _pool(own, s)
-        parts = [_pool(own * img, s), own_c]
+        light_c = _pool(own * img, s)
+        parts = [light_c, own_c]
         hidden = float(nearer.max()) > 0.0
         if hidden:
-            fs = max(s, FILL_SCALE)
-            own_f = _pool(own, fs)
-            fill = _push_pull(_pool(own * img, fs), own_f)
+            step = max(1, math.ceil(FILL_SCALE / s))      # the fill's scale is a multiple of the layer's
+            fs = s * step
+            own_f = _pool(own_c, step)
+            fill = _push_pull(_pool(light_c, step), own_f)
             # A layer is a likely thing to see behind a nearer one only where it is actually around.
             reach = max(1, math.ceil(pad / fs))
             presence = F.avg_pool2d(own_f, 2 * reach + 1, stride=1, padding=reach, count_include_pad=False)
@@ -220,9 +270,10 @@ def _render_one(image, disparity, lens: Lens, coarse_radius: float, min_step: fl
                               for x in (fill, presence))
             hidden_c = _pool(nearer, s) * presence
             parts += [hidden_c * fill, hidden_c]
-        stack = torch.cat(parts + [torch.ones_like(own_c)], dim=1)
+        stack = torch.cat(parts, dim=1)
         blurred = _blur(stack, lens, radius, s, (y0, x0), (h, w))
-        blurred = _unpool(blurred[:, :-1] / blurred[:, -1:].clamp_min(1e-6), s, size)
+        blurred = blurred / _frame_coverage(psf(lens.aperture, radius / s), blurred.shape[-2:], s, (y0, x0), (h, w))
+        blurred = _unpool(blurred, s, size)
         alpha = blurred[:, 3:4].clamp_min(0.0)
 
         if adjacent is not None:
