@@ -145,8 +145,7 @@ def _plane(rng: np.random.Generator, band: tuple[float, float], shape: tuple[int
     centre = rng.uniform(lo - ramp.min(), hi - ramp.max())
     d = np.clip(centre + ramp, lo, hi).astype(np.float32)
     return d, {"disparity": {"plane": [round(float(centre), 6), float(gx), float(gy)],
-                             "range": [round(float(d.min()), 6), round(float(d.max()), 6)],
-                             "facing_angle_deg": round(math.degrees(math.atan(g * max(fw, fh))), 3)}}
+                             "range": [round(float(d.min()), 6), round(float(d.max()), 6)]}}
 
 
 def _bands(rng: np.random.Generator, count: int) -> list[tuple[float, float]]:

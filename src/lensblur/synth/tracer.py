@@ -361,23 +361,25 @@ class _Tilted:
         """The fixed-point iteration carried out on the affine map itself: with ``c(p) = c0 + g . p`` and
         ``p_k = A_k x + b_k``, the step ``p <- x - c(p) u`` gives ``A_{k+1} = I - u g^T A_k`` and
         ``b_{k+1} = -(c0 + g . b_k) u``, iterated (float64, per sample) to 1e-12; then ``p`` per pixel."""
-        c0, cx, cy = self.plane
-        g = torch.tensor([cx, cy], dtype=torch.float64)
-        # Canvas pixel-edge coordinates (x, y) -> c = c0 + cx * (x - 0.5) + cy * (y - 0.5).
-        c0 = c0 - 0.5 * (cx + cy)
+        c0, gx_, gy_ = self.plane
+        # Canvas pixel-edge coordinates (x, y) -> c = c0 + gx * (x - 0.5) + gy * (y - 0.5).
+        c0 = c0 - 0.5 * (gx_ + gy_)
         maps = []
-        for u in offsets.to(torch.float64):
-            a = torch.eye(2, dtype=torch.float64)
-            b = torch.zeros(2, dtype=torch.float64)
+        for ux, uy in offsets.tolist():
+            a = [[1.0, 0.0], [0.0, 1.0]]
+            b = [0.0, 0.0]
             for _ in range(200):
-                a_next = torch.eye(2, dtype=torch.float64) - torch.outer(u, g @ a)
-                b_next = -(c0 + g @ b) * u
-                done = float(torch.maximum((a_next - a).abs().max() * 4096, (b_next - b).abs().max())) < 1e-9
+                ga = [gx_ * a[0][0] + gy_ * a[1][0], gx_ * a[0][1] + gy_ * a[1][1]]  # g^T A
+                a_next = [[1.0 - ux * ga[0], -ux * ga[1]], [-uy * ga[0], 1.0 - uy * ga[1]]]
+                cb = c0 + gx_ * b[0] + gy_ * b[1]
+                b_next = [-cb * ux, -cb * uy]
+                change = max(abs(a_next[i][j] - a[i][j]) for i in range(2) for j in range(2)) * 4096
+                change = max(change, abs(b_next[0] - b[0]), abs(b_next[1] - b[1]))
                 a, b = a_next, b_next
-                if done:
+                if change < 1e-9:
                     break
-            maps.append(torch.cat([a, b[:, None]], dim=1))
-        m = torch.stack(maps).to(torch.float32)  # (n, 2, 3)
+            maps.append([[a[0][0], a[0][1], b[0]], [a[1][0], a[1][1], b[1]]])
+        m = torch.tensor(maps, dtype=torch.float32, device=gx.device)  # (n, 2, 3)
         px = m[:, 0, 0, None, None] * gx + m[:, 0, 1, None, None] * gy + m[:, 0, 2, None, None]
         py = m[:, 1, 0, None, None] * gx + m[:, 1, 1, None, None] * gy + m[:, 1, 2, None, None]
         return px, py

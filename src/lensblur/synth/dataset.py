@@ -1,0 +1,211 @@
+"""Writing synthetic datasets: one directory per pair, a manifest, resumable, in parallel.
+
+The layout is the contract with :mod:`lensblur.data` (``notes/SYNTH_LAYOUT.md`` in the project notes,
+repeated in ``docs/synth.md``)::
+
+    ROOT/manifest.json
+    ROOT/pairs/000000/{image.png, image16.png, image.pfm, disparity.png, alpha_00.png ..., target.png,
+                       target16.png, target.pfm, params.json}
+
+A pair is written into ``pairs/.000000.tmp-XXXX/`` and appears by one atomic rename, ``params.json`` last,
+so a directory without the leading dot and with ``params.json`` is complete; a resumed run redoes anything
+else. Scene ``i`` depends on ``(seed, i)`` only, so the same command gives the same bytes, whatever the
+number of workers or the order in which pairs finish.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import InputError
+from ..io.files import atomic_path
+from ..io.image import write_image
+from .aperture import aperture_samples, grid_size
+from .scene import GENERATOR_VERSION, list_images, make_scene
+from .tracer import auto_samples, trace
+
+__all__ = ["MANIFEST", "SynthReport", "pair_name", "synthesize", "write_pair"]
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+PAIRS = "pairs"
+
+
+@dataclass(frozen=True)
+class SynthReport:
+    """What a run did: pairs ``written`` now, ``skipped`` (already complete), and wall ``seconds``."""
+
+    root: Path
+    written: int
+    skipped: int
+    seconds: float
+
+
+def pair_name(index: int) -> str:
+    return f"{index:06d}"
+
+
+def _write_grey16(path: Path, values: np.ndarray) -> None:
+    from PIL import Image
+
+    data = np.round(np.clip(values, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    Image.fromarray(data).save(path, format="PNG")
+
+
+def _dump(data: dict) -> str:
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def write_pair(root: str | os.PathLike, index: int, seed: int, size: tuple[int, int], options: dict) -> Path:
+    """Make scene ``index`` of the set ``seed``, trace it and write its pair directory atomically."""
+    root = Path(root)
+    pairs = root / PAIRS
+    final = pairs / pair_name(index)
+    scene = make_scene(index, seed, size, backgrounds=options.get("background_files"),
+                       foregrounds=options.get("foreground_files"), max_layers=options["max_layers"],
+                       tilt=options["tilt"], lights=options["lights"])
+    samples = options["samples"] or auto_samples(scene.layers, blur=scene.blur,
+                                                 focus_disparity=scene.focus_disparity)
+    result = trace(scene.layers, blur=scene.blur, focus_disparity=scene.focus_disparity,
+                   aperture=scene.aperture, samples=samples, margin=scene.margin)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{pair_name(index)}.tmp-", dir=pairs))
+    try:
+        m = scene.margin
+        h, w = size[1], size[0]
+        write_image(tmp / "image.png", result.image)
+        write_image(tmp / "image16.png", result.image, bits=16)
+        write_image(tmp / "image.pfm", result.image)
+        _write_grey16(tmp / "disparity.png", result.disparity)
+        for k, layer in enumerate(scene.layers):
+            _write_grey16(tmp / f"alpha_{k:02d}.png", layer.alpha[m: m + h, m: m + w])
+        write_image(tmp / "target.png", result.target)
+        write_image(tmp / "target16.png", result.target, bits=16)
+        write_image(tmp / "target.pfm", result.target)
+        params = dict(scene.params)
+        params["samples"] = len(aperture_samples(scene.aperture, grid_size(samples)))
+        params["samples_requested"] = samples
+        (tmp / "params.json").write_text(_dump(params))
+        os.chmod(tmp, 0o755)
+        for item in tmp.iterdir():
+            os.chmod(item, 0o644)
+        if final.exists():  # an earlier, incomplete copy (no params.json): replace it
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _is_complete(path: Path) -> bool:
+    return (path / "params.json").is_file()
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _worker(task: tuple) -> int:
+    root, index, seed, size, options = task
+    write_pair(root, index, seed, size, options)
+    return index
+
+
+def _check_manifest(root: Path, manifest: dict) -> None:
+    path = root / MANIFEST
+    if not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError("out", expected=f"a dataset folder with a readable {MANIFEST}", got=f"{path} ({exc})",
+                         fix="choose a new --out folder, or delete the broken manifest") from exc
+    keys = ("generator", "generator_version", "seed", "size", "options")
+    diff = [k for k in keys if old.get(k) != manifest.get(k)]
+    if diff:
+        raise InputError("out", expected="the same settings as the dataset already there (to resume it)",
+                         got=f"{root} made with other {', '.join(diff)}: "
+                             + ", ".join(f"{k}={old.get(k)!r}" for k in diff),
+                         fix="use the original settings to resume, or choose a new --out folder")
+
+
+def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (768, 512), seed: int = 0,
+               backgrounds: str | os.PathLike | None = None, foregrounds: str | os.PathLike | None = None,
+               workers: int = 1, samples: int | None = None, max_layers: int = 4, tilt: float = 0.5,
+               lights: bool = True, progress: bool = True) -> SynthReport:
+    """Write ``count`` pairs (indices ``0 .. count - 1``) under ``out``; complete pairs already there are kept.
+
+    ``samples``: aperture samples per pair (``None``: :func:`lensblur.synth.auto_samples` per scene);
+    ``workers``: processes (each with one torch thread); ``progress``: a tqdm bar with ETA on stderr.
+    """
+    if not isinstance(count, int) or count < 1:
+        raise InputError("count", expected="a positive number of pairs", got=count, fix="e.g. -n 2000")
+    if not isinstance(workers, int) or workers < 1:
+        raise InputError("workers", expected="an integer >= 1", got=workers, fix="e.g. --workers 2")
+    if not isinstance(seed, int) or seed < 0:
+        raise InputError("seed", expected="an integer >= 0", got=seed, fix="e.g. --seed 7")
+    if samples is not None and (not isinstance(samples, int) or samples < 1):
+        raise InputError("samples", expected="a positive integer (or automatic)", got=samples,
+                         fix="leave --samples out for the automatic count, or pass e.g. --samples 256")
+    if not 0.0 <= tilt <= 1.0:
+        raise InputError("tilt", expected="a probability in [0, 1]", got=tilt, fix="e.g. --tilt 0.5")
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise InputError("out", expected="a folder (new or an earlier dataset)", got=f"{root} (a file)",
+                         fix="choose another --out path")
+    background_files = list_images(backgrounds, argument="backgrounds")
+    foreground_files = list_images(foregrounds, argument="foregrounds")
+    options = {"samples": samples, "max_layers": max_layers, "tilt": tilt, "lights": lights,
+               "backgrounds": [p.name for p in background_files], "foregrounds": [p.name for p in foreground_files]}
+    manifest = {"generator": "lensblur.synth", "generator_version": GENERATOR_VERSION, "lensblur_version": __version__,
+                "seed": seed, "size": [size[0], size[1]], "count": count, "options": options}
+    root.mkdir(parents=True, exist_ok=True)
+    _check_manifest(root, manifest)
+    if (root / MANIFEST).is_file():
+        manifest["count"] = max(count, int(json.loads((root / MANIFEST).read_text()).get("count", 0)))
+    with atomic_path(root / MANIFEST) as tmp:
+        tmp.write_text(_dump(manifest))
+    pairs = root / PAIRS
+    pairs.mkdir(exist_ok=True)
+    # Leftovers of an interrupted run: temporary directories and pairs without params.json.
+    for entry in pairs.iterdir():
+        if entry.name.startswith(".") and ".tmp-" in entry.name:
+            shutil.rmtree(entry, ignore_errors=True)
+    todo = [i for i in range(count) if not _is_complete(pairs / pair_name(i))]
+    skipped = count - len(todo)
+    run_options = dict(options, background_files=background_files, foreground_files=foreground_files)
+    tasks = [(str(root), i, seed, (size[0], size[1]), run_options) for i in todo]
+    log.info("synth: %d pairs to make, %d already complete in %s", len(todo), skipped, root)
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    bar = tqdm(total=len(todo), desc="synth", unit="pair", file=sys.stderr, disable=not progress,
+               dynamic_ncols=True)
+    try:
+        if workers == 1 or len(todo) <= 1:
+            for task in tasks:
+                _worker(task)
+                bar.update(1)
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ctx.Pool(min(workers, len(todo)), initializer=_worker_init) as pool:
+                for _ in pool.imap_unordered(_worker, tasks):
+                    bar.update(1)
+    finally:
+        bar.close()
+    return SynthReport(root=root, written=len(todo), skipped=skipped, seconds=time.perf_counter() - start)
