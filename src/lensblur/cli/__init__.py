@@ -26,6 +26,7 @@ COMMANDS = {
     "eval": "eval",
     "generate": "generate",
     "focus-report": "focus_report",
+    "synth": "synth",
 }
 
 
