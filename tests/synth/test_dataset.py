@@ -1,0 +1,155 @@
+"""``lensblur synth`` and the dataset writer: layout, determinism, resume, workers, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lensblur.cli import main
+from lensblur.errors import InputError
+from lensblur.io import read_image, read_raw
+from lensblur.synth import make_scene, trace
+from lensblur.synth.dataset import synthesize
+
+SIZE = (64, 48)
+FILES = ["image.png", "image16.png", "image.pfm", "disparity.png", "alpha_00.png", "target.png", "target16.png",
+         "target.pfm", "params.json"]
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_make_scene_is_a_function_of_seed_and_index():
+    a, b = make_scene(5, 3, SIZE), make_scene(5, 3, SIZE)
+    assert a.params == b.params
+    for la, lb in zip(a.layers, b.layers):
+        assert np.array_equal(la.color, lb.color) and np.array_equal(la.alpha, lb.alpha)
+        assert np.array_equal(la.disparity_map(), lb.disparity_map())
+    assert make_scene(6, 3, SIZE).params != a.params
+    # Layers far to near in disjoint disparity bands; canvas = frame + margin.
+    h, w = SIZE[1] + 2 * a.margin, SIZE[0] + 2 * a.margin
+    assert all(layer.alpha.shape == (h, w) for layer in a.layers)
+    ranges = [(float(x.disparity_map().min()), float(x.disparity_map().max())) for x in a.layers]
+    assert all(ranges[i][1] < ranges[i + 1][0] for i in range(len(ranges) - 1))
+    assert a.params["max_coc"] <= a.margin
+
+
+def test_synth_writes_the_layout_deterministically(tmp_path):
+    first = synthesize(tmp_path / "a", 2, size=SIZE, seed=4, samples=64, progress=False)
+    synthesize(tmp_path / "b", 2, size=SIZE, seed=4, samples=64, progress=False)
+    assert first.written == 2 and first.skipped == 0
+    ta, tb = _tree(tmp_path / "a"), _tree(tmp_path / "b")
+    assert ta == tb  # same command, same bytes
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["generator"] == "lensblur.synth" and manifest["generator_version"]
+    assert manifest["seed"] == 4 and manifest["size"] == list(SIZE) and manifest["count"] == 2
+    pair = tmp_path / "a" / "pairs" / "000001"
+    for name in FILES:
+        assert (pair / name).is_file(), name
+    params = json.loads((pair / "params.json").read_text())
+    assert params["index"] == 1 and params["seed"] == 4 and params["size"] == list(SIZE)
+    for key in ("blur", "focus_disparity", "aperture", "layers", "lights", "samples"):
+        assert key in params
+    alphas = sorted(pair.glob("alpha_*.png"))
+    assert len(alphas) == len(params["layers"])
+    # The files hold the traced scene: compare with a direct trace.
+    scene = make_scene(1, 4, SIZE)
+    result = trace(scene.layers, blur=scene.blur, focus_disparity=scene.focus_disparity, aperture=scene.aperture,
+                   samples=64, margin=scene.margin)
+    np.testing.assert_array_equal(read_image(pair / "target.pfm"), result.target)
+    np.testing.assert_array_equal(read_image(pair / "image.pfm"), result.image)
+    disp, full = read_raw(pair / "disparity.png")
+    assert disp.dtype == np.uint16 and disp.shape == (SIZE[1], SIZE[0]) and full == 65535
+    np.testing.assert_allclose(disp / 65535.0, result.disparity, atol=1 / 65535)
+    png, full = read_raw(pair / "image16.png")
+    assert png.dtype == np.uint16 and png.shape == (SIZE[1], SIZE[0], 3)
+
+
+def test_resume_keeps_complete_pairs_and_redoes_the_rest(tmp_path):
+    root = tmp_path / "set"
+    synthesize(root, 1, size=SIZE, seed=2, samples=64, progress=False)
+    pairs = root / "pairs"
+    marker = pairs / "000000" / "target.png"
+    marker.write_bytes(b"kept")  # a complete pair is never rewritten
+    # An interrupted run: a half-written temporary pair and an incomplete directory without params.json.
+    (pairs / ".000001.tmp-abcd").mkdir()
+    (pairs / ".000001.tmp-abcd" / "image.png").write_bytes(b"half")
+    (pairs / "000002").mkdir()
+    (pairs / "000002" / "image.png").write_bytes(b"half")
+    report = synthesize(root, 3, size=SIZE, seed=2, samples=64, progress=False)
+    assert (report.written, report.skipped) == (2, 1)
+    assert marker.read_bytes() == b"kept"
+    assert not list(pairs.glob(".*"))
+    assert sorted(p.name for p in pairs.iterdir()) == ["000000", "000001", "000002"]
+    fresh = tmp_path / "fresh"
+    synthesize(fresh, 3, size=SIZE, seed=2, samples=64, progress=False)
+    for name in ("000001", "000002"):
+        assert _tree(pairs / name) == _tree(fresh / "pairs" / name)
+    assert json.loads((root / "manifest.json").read_text())["count"] == 3
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    synthesize(tmp_path, 1, size=SIZE, seed=2, samples=64, progress=False)
+    with pytest.raises(InputError, match="seed"):
+        synthesize(tmp_path, 1, size=SIZE, seed=3, samples=64, progress=False)
+
+
+@pytest.mark.slow
+def test_workers_give_the_same_bytes(tmp_path):
+    synthesize(tmp_path / "one", 3, size=SIZE, seed=9, samples=64, progress=False)
+    synthesize(tmp_path / "two", 3, size=SIZE, seed=9, samples=64, workers=2, progress=False)
+    assert _tree(tmp_path / "one" / "pairs") == _tree(tmp_path / "two" / "pairs")
+
+
+def test_cli_synth(tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["synth", "--out", str(out), "-n", "1", "--size", "64x48", "--seed", "1", "--samples", "64",
+                 "--no-progress", "--format", "json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["written"] == 1 and summary["skipped"] == 0
+    assert (out / "pairs" / "000000" / "params.json").is_file()
+
+
+def test_cli_synth_errors(tmp_path, capsys):
+    not_a_folder = tmp_path / "file.txt"
+    not_a_folder.write_text("x")
+    assert main(["synth", "--out", str(not_a_folder), "-n", "1", "--no-progress"]) == 1
+    assert "out: expected a folder" in capsys.readouterr().err
+    assert main(["synth", "--out", str(tmp_path / "x"), "-n", "1", "--backgrounds", str(tmp_path / "nope"),
+                 "--no-progress"]) == 1
+    assert "backgrounds" in capsys.readouterr().err
+    assert main(["synth", "--out", str(tmp_path / "y"), "-n", "0", "--no-progress"]) == 1
+    assert "count" in capsys.readouterr().err
+
+
+def test_photo_backgrounds_and_rgba_cutouts(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    bgs, fgs = tmp_path / "bg", tmp_path / "fg"
+    bgs.mkdir()
+    fgs.mkdir()
+    Image.fromarray((rng.random((60, 80, 3)) * 255).astype(np.uint8)).save(bgs / "photo.png")
+    rgba = np.zeros((30, 20, 4), np.uint8)
+    rgba[5:25, 4:16] = (200, 50, 50, 255)
+    rgba[5:25, 16:18, 3] = 128  # a soft edge
+    Image.fromarray(rgba, mode="RGBA").save(fgs / "cut.png")
+    Image.fromarray(rgba[..., :3]).save(fgs / "opaque.png")
+    root = tmp_path / "set"
+    synthesize(root, 2, size=SIZE, seed=1, samples=64, backgrounds=bgs, foregrounds=None, progress=False)
+    params = json.loads((root / "pairs" / "000000" / "params.json").read_text())
+    assert params["layers"][0]["kind"] == "photo" and params["layers"][0]["source"] == "photo.png"
+    (fgs / "opaque.png").unlink()
+    synthesize(tmp_path / "set2", 3, size=SIZE, seed=1, samples=64, foregrounds=fgs, progress=False)
+    kinds = [layer["kind"] for i in range(3)
+             for layer in json.loads((tmp_path / "set2" / "pairs" / f"{i:06d}" / "params.json").read_text())["layers"]]
+    assert "cutout" in kinds
+    Image.fromarray(rgba[..., :3]).save(fgs / "opaque.png")
+    with pytest.raises(InputError, match="RGBA"):
+        for i in range(6):
+            make_scene(i, 1, SIZE, foregrounds=sorted(fgs.iterdir()))
