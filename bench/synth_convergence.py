@@ -43,8 +43,8 @@ def main() -> None:
         if not scene.lights:
             continue
         found += 1
-        kwargs = dict(blur=scene.blur, focus_disparity=scene.focus_disparity, aperture=scene.aperture,
-                      margin=scene.margin)
+        kwargs = {"blur": scene.blur, "focus_disparity": scene.focus_disparity, "aperture": scene.aperture,
+                  "margin": scene.margin}
         counts = ([auto_samples(scene.layers, blur=scene.blur, focus_disparity=scene.focus_disparity)]
                   if args.samples == "auto" else [int(v) for v in args.samples.split(",")])
         for s in counts:

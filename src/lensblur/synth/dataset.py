@@ -33,10 +33,10 @@ from ..errors import InputError
 from ..io.files import atomic_path
 from ..io.image import write_image
 from .aperture import aperture_samples, grid_size
-from .scene import GENERATOR_VERSION, list_images, make_scene
-from .tracer import auto_samples, trace
+from .scene import GENERATOR_VERSION, Scene, list_images, make_scene
+from .tracer import TraceResult, auto_samples, trace
 
-__all__ = ["MANIFEST", "SynthReport", "pair_name", "synthesize", "write_pair"]
+__all__ = ["MANIFEST", "SynthReport", "pair_name", "save_pair", "synthesize", "write_pair"]
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,6 @@ def _dump(data: dict) -> str:
 
 def write_pair(root: str | os.PathLike, index: int, seed: int, size: tuple[int, int], options: dict) -> Path:
     """Make scene ``index`` of the set ``seed``, trace it and write its pair directory atomically."""
-    root = Path(root)
-    pairs = root / PAIRS
-    final = pairs / pair_name(index)
     scene = make_scene(index, seed, size, backgrounds=options.get("background_files"),
                        foregrounds=options.get("foreground_files"), max_layers=options["max_layers"],
                        tilt=options["tilt"], lights=options["lights"])
@@ -81,10 +78,16 @@ def write_pair(root: str | os.PathLike, index: int, seed: int, size: tuple[int, 
                                                  focus_disparity=scene.focus_disparity)
     result = trace(scene.layers, blur=scene.blur, focus_disparity=scene.focus_disparity,
                    aperture=scene.aperture, samples=samples, margin=scene.margin)
+    return save_pair(Path(root) / PAIRS, index, scene, result, samples)
+
+
+def save_pair(pairs: Path, index: int, scene: Scene, result: TraceResult, samples: int) -> Path:
+    """Write a traced scene as ``pairs/NNNNNN`` (through a temporary directory and one rename)."""
+    final = pairs / pair_name(index)
+    w, h = scene.size
     tmp = Path(tempfile.mkdtemp(prefix=f".{pair_name(index)}.tmp-", dir=pairs))
     try:
         m = scene.margin
-        h, w = size[1], size[0]
         write_image(tmp / "image.png", result.image)
         write_image(tmp / "image16.png", result.image, bits=16)
         write_image(tmp / "image.pfm", result.image)

@@ -345,22 +345,41 @@ class _Tilted:
         y0, y1, x0, x1 = self.region
         n = offsets.shape[0]
         dev = self.coc.device
-        ys = torch.arange(y0, y1, device=dev, dtype=torch.float32) + margin + 0.5
-        xs = torch.arange(x0, x1, device=dev, dtype=torch.float32) + margin + 0.5
-        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        scale = torch.tensor([2.0 / wc, 2.0 / hc], device=dev)
         if self.plane is not None:
-            px, py = self._plane_map(offsets, gx, gy)
+            # p = A X + b on canvas pixel-edge coordinates X; affine_grid's output coordinates are
+            # normalised over the region: X = S x_n + T. In grid_sample's normalised input coordinates
+            # s = D p - 1, so s = (D A S) x_n + D (A T + b) - 1.
+            maps = self._plane_affine(offsets)  # (n, 2, 3) float64
+            rw, rh = x1 - x0, y1 - y0
+            scale = torch.tensor([rw / 2, rh / 2], dtype=torch.float64)
+            shift = torch.tensor([x0 + margin + rw / 2, y0 + margin + rh / 2], dtype=torch.float64)
+            norm = torch.tensor([2.0 / wc, 2.0 / hc], dtype=torch.float64)
+            a, b = maps[:, :, :2], maps[:, :, 2]
+            theta = torch.cat([norm[None, :, None] * a * scale[None, None, :],
+                               (norm[None] * ((a @ shift) + b) - 1.0)[:, :, None]], dim=2)
+            grid = F.affine_grid(theta.to(torch.float32).to(dev), [n, 4, rh, rw], align_corners=False)
         else:
+            ys = torch.arange(y0, y1, device=dev, dtype=torch.float32) + margin + 0.5
+            xs = torch.arange(x0, x1, device=dev, dtype=torch.float32) + margin + 0.5
+            gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+            scale = torch.tensor([2.0 / wc, 2.0 / hc], device=dev)
             px, py = self._iterate(offsets, gx, gy, scale)
-        grid = torch.stack([px, py], dim=-1) * scale - 1.0
+            grid = torch.stack([px, py], dim=-1) * scale - 1.0
         src = self.filtered[None].expand(n, -1, -1, -1)
         return F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
     def _plane_map(self, offsets: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor):
+        """Source positions ``p`` (canvas pixel-edge coordinates) of the pixels at ``(gx, gy)``."""
+        m = self._plane_affine(offsets).to(torch.float32)
+        px = m[:, 0, 0, None, None] * gx + m[:, 0, 1, None, None] * gy + m[:, 0, 2, None, None]
+        py = m[:, 1, 0, None, None] * gx + m[:, 1, 1, None, None] * gy + m[:, 1, 2, None, None]
+        return px, py
+
+    def _plane_affine(self, offsets: torch.Tensor) -> torch.Tensor:
         """The fixed-point iteration carried out on the affine map itself: with ``c(p) = c0 + g . p`` and
         ``p_k = A_k x + b_k``, the step ``p <- x - c(p) u`` gives ``A_{k+1} = I - u g^T A_k`` and
-        ``b_{k+1} = -(c0 + g . b_k) u``, iterated (float64, per sample) to 1e-12; then ``p`` per pixel."""
+        ``b_{k+1} = -(c0 + g . b_k) u``, iterated per sample to convergence. Returns ``(n, 2, 3)`` float64
+        ``[A | b]``."""
         c0, gx_, gy_ = self.plane
         # Canvas pixel-edge coordinates (x, y) -> c = c0 + gx * (x - 0.5) + gy * (y - 0.5).
         c0 = c0 - 0.5 * (gx_ + gy_)
@@ -379,10 +398,7 @@ class _Tilted:
                 if change < 1e-9:
                     break
             maps.append([[a[0][0], a[0][1], b[0]], [a[1][0], a[1][1], b[1]]])
-        m = torch.tensor(maps, dtype=torch.float32, device=gx.device)  # (n, 2, 3)
-        px = m[:, 0, 0, None, None] * gx + m[:, 0, 1, None, None] * gy + m[:, 0, 2, None, None]
-        py = m[:, 1, 0, None, None] * gx + m[:, 1, 1, None, None] * gy + m[:, 1, 2, None, None]
-        return px, py
+        return torch.tensor(maps, dtype=torch.float64)
 
     def _iterate(self, offsets: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor, scale: torch.Tensor):
         """Per-pixel fixed-point iteration for a disparity map that is not a plane (bilinear ``c(p)``)."""
@@ -460,6 +476,8 @@ def trace_tensor(colors: torch.Tensor, alphas: torch.Tensor, disparities: list, 
     layers = []
     for i in range(n_layers):
         d = disparities[i]
+        if not isinstance(d, float) and blur * float((d - focus_disparity).abs().max()) == 0.0:
+            d = focus_disparity  # a surface that does not move at all (blur 0): exact as a flat layer
         if isinstance(d, float):
             layers.append(_Flat(stacks[i], blur * (d - focus_disparity), points, margin, size, full=i == 0))
         else:
