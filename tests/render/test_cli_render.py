@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 import lensblur
+from lensblur import Lens
 from lensblur.cli import main
 
 
@@ -129,3 +130,24 @@ def test_demo_writes_its_files(tmp_path, capsys):
     with Image.open(tmp_path / "demo" / "focal_stack.png") as sheet:
         assert sheet.size[0] > 3 * 741 and sheet.size[1] == 500
     assert "demo:" in stdout and math.isfinite(float(stdout.rsplit(" in ", 1)[1].split()[0]))
+
+
+def test_render_with_a_metric_exr_depth_map_and_exr_output(files, capsys):
+    """The issue's example: an EXR depth map in metres and a physical camera; EXR out is linear and exact."""
+    import OpenEXR  # the [io] extra, which make test installs
+    tmp, photo, _, _ = files
+    depth = np.full((32, 40), 4.0, np.float32)
+    depth[8:24, 10:30] = 1.5
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, {"Z": depth}) as fh:
+        fh.write(str(tmp / "depth.exr"))
+    code, stdout, _ = run_cli(["render", photo, "--depth", tmp / "depth.exr", "--focus-disparity", "0.35",
+                               "--f-number", "1.8", "--focal-length", "50", "--sensor-width", "36",
+                               "--focus-distance", "2.0", "-o", tmp / "out.exr"], capsys)
+    assert code == 0 and "focus disparity 0.350" in stdout
+    out = lensblur.read_image(tmp / "out.exr")
+    disparity, _ = lensblur.io.depth_to_disparity(depth)
+    f, s_f, n = 0.05, 2.0, 1.8
+    blur = 0.5 * f * f * s_f / (n * (s_f - f)) * (1 / 1.5 - 1 / 4.0) * 40 / 0.036
+    expected = lensblur.render(lensblur.read_image(photo), disparity, Lens(0.35, blur))
+    np.testing.assert_allclose(out, expected, atol=1e-6)

@@ -55,12 +55,7 @@ def read_raw(path: str | os.PathLike, *, argument: str = "image") -> tuple[np.nd
         elif suffix == ".pfm":
             arr = read_pfm(path)
         elif suffix == ".exr":
-            cv2 = _cv2("reading EXR files")
-            arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            if arr is None:
-                raise ValueError("OpenCV could not decode the EXR file")
-            if arr.ndim == 3:
-                arr = arr[..., :3][..., ::-1]
+            arr = _read_exr(path)
         elif suffix in (".tif", ".tiff") and _has_tifffile():
             import tifffile
 
@@ -88,6 +83,24 @@ def read_raw(path: str | os.PathLike, *, argument: str = "image") -> tuple[np.nd
     if arr.dtype == bool:
         return arr.astype(np.uint8) * 255, 255.0
     return arr.astype(np.float32), None
+
+
+def _read_exr(path: Path) -> np.ndarray:
+    """An EXR file's colour (``RGB``/``RGBA`` or ``R``, ``G``, ``B``) or its single channel (``Z``, ``Y``...)."""
+    exr = require("OpenEXR", extra="io", feature="reading EXR files")
+    with exr.File(str(path)) as fh:
+        channels = {name: np.asarray(ch.pixels) for name, ch in fh.channels().items()}
+    for name in ("RGB", "RGBA"):
+        if name in channels:
+            return channels[name][..., :3].astype(np.float32)
+    if all(c in channels for c in "RGB"):
+        return np.stack([channels[c] for c in "RGB"], axis=-1).astype(np.float32)
+    for name in ("Z", "depth", "Y", "A"):
+        if name in channels:
+            return channels[name].astype(np.float32)
+    if len(channels) == 1:
+        return next(iter(channels.values())).astype(np.float32)
+    raise ValueError(f"no RGB or single channel among the EXR's channels {sorted(channels)}")
 
 
 def _has_tifffile() -> bool:
@@ -162,10 +175,10 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, bits: int = 8, qu
         if suffix == ".pfm":
             write_pfm(tmp, arr)
         elif suffix == ".exr":
-            cv2 = _cv2("writing EXR files")
-            if not cv2.imwrite(str(tmp), np.ascontiguousarray(arr[..., ::-1])):
-                raise InputError("output", expected="a writable EXR path", got=str(path),
-                                 fix="check that OpenCV was built with OpenEXR")
+            exr = require("OpenEXR", extra="io", feature="writing EXR files")
+            header = {"compression": exr.ZIP_COMPRESSION, "type": exr.scanlineimage}
+            with exr.File(header, {"RGB": np.ascontiguousarray(arr[..., :3], dtype=np.float32)}) as fh:
+                fh.write(str(tmp))
         else:
             encoded = linear_to_srgb(torch.from_numpy(np.ascontiguousarray(arr))).numpy()
             _write_encoded(tmp, suffix, encoded, bits=bits, quality=quality)
