@@ -196,14 +196,33 @@ def _blur(stack: torch.Tensor, lens: Lens, radius: float, s: int, origin: tuple[
 
 
 def render_layered(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, coarse_radius: float = 12.0,
-                   min_step: float = 1.0, ratio: float = 0.1) -> torch.Tensor:
+                   min_step: float = 1.0, ratio: float = 0.1, tile_pixels: int = 6_000_000) -> torch.Tensor:
     """Render ``(B, 3, H, W)`` linear RGB with ``(B, 1, H, W)`` disparity (see the module doc).
 
     ``coarse_radius``: the kernel radius (pixels) a layer is blurred at after downscaling; larger is more
-    faithful to the aperture's shape and slower. ``min_step`` and ``ratio`` set the layer spacing.
+    faithful to the aperture's shape and slower. ``min_step`` and ``ratio`` set the layer spacing. Frames
+    larger than ``tile_pixels`` are rendered in bands of rows that overlap by twice the reach of the
+    largest CoC, so memory stays bounded whatever the size.
     """
-    return torch.cat([_render_one(image[i:i + 1], disparity[i:i + 1], lens, coarse_radius, min_step, ratio)
+    options = dict(coarse_radius=coarse_radius, min_step=min_step, ratio=ratio)
+    return torch.cat([_render_tiled(image[i:i + 1], disparity[i:i + 1], lens, tile_pixels, options)
                       for i in range(image.shape[0])])
+
+
+def _render_tiled(image, disparity, lens: Lens, tile_pixels: int, options) -> torch.Tensor:
+    h, w = image.shape[-2:]
+    reach = lens.blur * float((disparity - lens.focus_disparity).abs().max())
+    overlap = 2 * (math.ceil(reach) + 2) + 8        # what a kept pixel's light, fill and presence depend on
+    rows = max(1, tile_pixels // max(1, w) - 2 * overlap)
+    if h * w <= tile_pixels or rows >= h:
+        return _render_one(image, disparity, lens, frame=(h, w), row0=0, **options)
+    out = torch.empty_like(image)
+    for top in range(0, h, rows):
+        bottom = min(h, top + rows)
+        a, b = max(0, top - overlap), min(h, bottom + overlap)
+        band = _render_one(image[..., a:b, :], disparity[..., a:b, :], lens, frame=(h, w), row0=a, **options)
+        out[..., top:bottom, :] = band[..., top - a: bottom - a, :]
+    return out
 
 
 # The hidden-background fill is smooth by nature; it is computed at this many times coarser scale at least.
@@ -218,7 +237,10 @@ def _support(tmin: torch.Tensor, tmax: torch.Tensor, index: int, pad: int, size:
     return max(0, int(hit[0]) - pad), min(size, int(hit[-1]) + 1 + pad)
 
 
-def _render_one(image, disparity, lens: Lens, coarse_radius: float, min_step: float, ratio: float):
+def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], row0: int, coarse_radius: float,
+                min_step: float, ratio: float):
+    """Render one band of rows starting at frame row ``row0`` (the whole frame when ``row0 = 0`` and the
+    band is ``frame`` high); borders and cat-eye positions are those of the frame."""
     h, w = image.shape[-2:]
     coc = lens.blur * (disparity.to(torch.float32) - lens.focus_disparity)
     low, high = float(coc.min()), float(coc.max())
@@ -271,8 +293,9 @@ def _render_one(image, disparity, lens: Lens, coarse_radius: float, min_step: fl
             hidden_c = _pool(nearer, s) * presence
             parts += [hidden_c * fill, hidden_c]
         stack = torch.cat(parts, dim=1)
-        blurred = _blur(stack, lens, radius, s, (y0, x0), (h, w))
-        blurred = blurred / _frame_coverage(psf(lens.aperture, radius / s), blurred.shape[-2:], s, (y0, x0), (h, w))
+        origin = (row0 + y0, x0)
+        blurred = _blur(stack, lens, radius, s, origin, frame)
+        blurred = blurred / _frame_coverage(psf(lens.aperture, radius / s), blurred.shape[-2:], s, origin, frame)
         blurred = _unpool(blurred, s, size)
         alpha = blurred[:, 3:4].clamp_min(0.0)
 
