@@ -12,11 +12,10 @@ import json
 import numpy as np
 
 from ..errors import ShapeError
-from ..io import read_raw
+from ..io import read_display, read_raw
 from ..lens import parse_box
 from ..metrics import brenner, variance_of_laplacian
 from ._args import box
-from .metrics import read_display_values
 
 __all__ = ["add_parser", "run"]
 
@@ -69,7 +68,7 @@ def _scores(image, **region) -> dict:
 
 
 def run(args) -> int:
-    image = read_display_values(args.image, argument="IMAGE")
+    image = read_display(args.image, argument="IMAGE")
     shape = image.shape[:2]
     regions = []
     if not args.box and args.mask is None:

@@ -191,7 +191,7 @@ def run(args) -> int:
     init_display = None
     width, height = args.size
     if args.init_image is not None:
-        from ..generate.report import read_display
+        from ..io import read_display
 
         init_display = read_display(args.init_image)
         height, width = (d - d % 8 for d in init_display.shape[:2])
@@ -271,8 +271,8 @@ def _regions(boxes, shape):
 
 def _write_report(output, regions, runs, files, init_path, init_display):
     """report.md / report.json: per seed, the reference (baseline or input image) first, then the focus runs."""
-    from ..generate.report import focus_report, format_json, format_markdown, read_display
-    from ..io import atomic_path
+    from ..generate.report import focus_report, format_json, format_markdown
+    from ..io import atomic_path, read_display
 
     scores = []
     for j in range(len(files[0])):

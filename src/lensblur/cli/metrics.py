@@ -10,19 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 
 import numpy as np
-import torch
 
-from ..color import linear_to_srgb
 from ..errors import InputError, ShapeError
-from ..io import read_raw
+from ..io import read_display
 from ..lens import parse_box
 from ..metrics import psnr, ssim
 from ._args import box
 
-__all__ = ["add_parser", "read_display_values", "run"]
+__all__ = ["add_parser", "run"]
 
 _EPILOG = """\
 examples:
@@ -51,37 +48,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def read_display_values(path: str | os.PathLike, *, argument: str) -> np.ndarray:
-    """Read a file as display values in [0, 1]: ``H x W x 3`` float64 (grey repeated, alpha dropped).
-
-    Integer files are divided by their full scale; linear float files are sRGB-encoded (and clipped).
-    """
-    arr, full_scale = read_raw(path, argument=argument)
-    if arr.ndim == 3 and arr.shape[2] in (2, 4):
-        arr = arr[..., :-1]
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise ShapeError(argument, expected="a grey or RGB image", got=f"an array of shape {arr.shape} in {path}",
-                         fix="pass a PNG, JPEG, TIFF, WebP, PFM or EXR image")
-    if full_scale is not None:
-        return arr.astype(np.float64) / full_scale
-    if not np.isfinite(arr).all():
-        raise InputError(argument, expected="finite pixel values", got=f"NaN/inf in {path}",
-                         fix="clean the float image first")
-    encoded = linear_to_srgb(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64)))
-    return encoded.numpy()
-
-
 def _size(arr: np.ndarray) -> str:
     return f"{arr.shape[1]}x{arr.shape[0]}"
 
 
 def run(args) -> int:
-    out = read_display_values(args.out, argument="OUT")
-    reference = read_display_values(args.reference, argument="REFERENCE")
+    out = read_display(args.out, argument="OUT")
+    reference = read_display(args.reference, argument="REFERENCE")
     if out.shape != reference.shape:
         raise ShapeError("REFERENCE", expected=f"the size of OUT, {_size(out)} (width x height)",
                          got=f"{_size(reference)} ({args.reference})",

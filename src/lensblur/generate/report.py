@@ -12,11 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..color import linear_to_srgb
 from ..errors import InputError
-from ..io import read_raw
+from ..io import read_display
 from ..lens import parse_box
 from ..metrics import brenner, variance_of_laplacian
 
@@ -40,23 +38,6 @@ class RegionScore:
     brenner: float
     vol_ratio: float | None  # to the baseline (the first image); None for the baseline itself
     brenner_ratio: float | None
-
-
-def read_display(path) -> np.ndarray:
-    """An image file as display values in [0, 1] (``H x W x 3``); linear float files are sRGB-encoded first."""
-    arr, full_scale = read_raw(path)
-    if arr.ndim == 3 and arr.shape[2] in (2, 4):
-        arr = arr[..., :-1]
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise InputError("image", expected="a grey or RGB image", got=f"{path}: shape {arr.shape}",
-                         fix="pass a PNG/JPEG/TIFF picture")
-    if full_scale is None:
-        return linear_to_srgb(torch.from_numpy(np.clip(arr, 0.0, 1.0).astype(np.float32))).numpy()
-    return arr.astype(np.float64) / full_scale
 
 
 def _ratio(value: float, base: float) -> float:

@@ -10,7 +10,7 @@ from .disparity import (
     resize_map,
 )
 from .files import atomic_path, atomic_write, check_output_path
-from .image import IMAGE_SUFFIXES, read_image, read_raw, write_image
+from .image import IMAGE_SUFFIXES, read_display, read_image, read_raw, write_image
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -23,6 +23,7 @@ __all__ = [
     "read_depth",
     "read_depth_as_disparity",
     "read_disparity",
+    "read_display",
     "read_image",
     "read_raw",
     "resize_map",

@@ -19,7 +19,7 @@ from ..errors import InputError
 from .files import atomic_path
 from .pfm import read_pfm, write_pfm
 
-__all__ = ["IMAGE_SUFFIXES", "LINEAR_SUFFIXES", "read_image", "read_raw", "write_image"]
+__all__ = ["IMAGE_SUFFIXES", "LINEAR_SUFFIXES", "read_display", "read_image", "read_raw", "write_image"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".pfm", ".exr")
 LINEAR_SUFFIXES = (".pfm", ".exr")
@@ -126,30 +126,53 @@ def _read_pillow(path: Path) -> np.ndarray:
         return np.asarray(im)
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def _as_rgb(arr: np.ndarray, argument: str, path) -> np.ndarray:
+    """``H x W x 3`` from a grey, grey+alpha, RGB or RGBA array (alpha dropped, grey repeated)."""
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        arr = arr[..., :-1]
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise InputError(argument, expected="a grey or RGB image", got=f"an array of shape {arr.shape} in {path}",
+                         fix=_READ_HINT)
+    return arr
+
+
+def read_image(path: str | os.PathLike, *, argument: str = "image") -> np.ndarray:
     """Read an image file as linear RGB: ``H x W x 3`` float32.
 
     8/16-bit files are sRGB-decoded (exact IEC 61966-2-1 curve); PFM, EXR and float TIFF are taken as
     linear and passed through (values above 1 are kept). Grey images become three equal channels; an alpha
     channel is dropped.
     """
-    arr, full_scale = read_raw(path, argument="image")
-    if arr.ndim == 3 and arr.shape[2] in (2, 4):
-        arr = arr[..., :-1]
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] not in (1, 3):
-        raise InputError("image", expected="a grey or RGB image", got=f"an array of shape {arr.shape}",
-                         fix=_READ_HINT)
-    if arr.shape[2] == 1:
-        arr = np.repeat(arr, 3, axis=2)
+    arr, full_scale = read_raw(path, argument=argument)
+    arr = _as_rgb(arr, argument, path)
     if full_scale is None:
         if not np.isfinite(arr).all():
-            raise InputError("image", expected="finite pixel values", got=f"NaN/inf in {path}",
+            raise InputError(argument, expected="finite pixel values", got=f"NaN/inf in {path}",
                              fix="clean the float image before rendering")
         return arr.astype(np.float32)
     encoded = torch.from_numpy(arr.astype(np.float32) / np.float32(full_scale))
     return srgb_to_linear(encoded).numpy()
+
+
+def read_display(path: str | os.PathLike, *, argument: str = "image") -> np.ndarray:
+    """Read an image file as display values in [0, 1]: ``H x W x 3`` float64, the way a viewer shows it.
+
+    Integer files are divided by their full scale (no curve); linear float files (PFM, EXR, float TIFF)
+    are clipped to [0, 1] and sRGB-encoded. Metrics that score pictures as seen (PSNR/SSIM on 8-bit files,
+    focus scores) read files with this.
+    """
+    arr, full_scale = read_raw(path, argument=argument)
+    arr = _as_rgb(arr, argument, path)
+    if full_scale is not None:
+        return arr.astype(np.float64) / full_scale
+    if not np.isfinite(arr).all():
+        raise InputError(argument, expected="finite pixel values", got=f"NaN/inf in {path}",
+                         fix="clean the float image first")
+    return linear_to_srgb(torch.from_numpy(np.clip(arr, 0.0, 1.0).astype(np.float32))).numpy().astype(np.float64)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *, bits: int = 8, quality: int = 95) -> Path:
