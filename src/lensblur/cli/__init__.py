@@ -23,6 +23,7 @@ COMMANDS = {
     "metrics": "metrics",
     "focus": "focus",
     "demo": "demo",
+    "depth": "depth",
     "eval": "eval",
     "generate": "generate",
     "focus-report": "focus_report",
