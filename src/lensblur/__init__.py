@@ -29,6 +29,7 @@ __all__ = [
     "LensblurError",
     "MissingDependencyError",
     "ModelNotFoundError",
+    "__version__",
     "focus_at_point",
     "focus_in_box",
     "focus_in_mask",
@@ -37,5 +38,4 @@ __all__ = [
     "read_image",
     "render",
     "write_image",
-    "__version__",
 ]

@@ -11,7 +11,7 @@ import torch
 
 from .errors import InputError, ShapeError
 
-__all__ = ["image_to_tensor", "tensor_to_image", "disparity_to_tensor", "tensor_to_disparity", "as_image"]
+__all__ = ["as_image", "disparity_to_tensor", "image_to_tensor", "tensor_to_disparity", "tensor_to_image"]
 
 
 def as_image(image, *, name: str = "image") -> np.ndarray:

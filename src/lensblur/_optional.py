@@ -12,7 +12,7 @@ from types import ModuleType
 
 from .errors import MissingDependencyError
 
-__all__ = ["require", "available"]
+__all__ = ["available", "require"]
 
 
 def require(module: str, *, extra: str, feature: str, package: str | None = None) -> ModuleType:

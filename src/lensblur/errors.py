@@ -7,11 +7,11 @@ what was expected, what came, and how to fix it; the command line prints it with
 from __future__ import annotations
 
 __all__ = [
-    "LensblurError",
     "InputError",
-    "ShapeError",
-    "ModelNotFoundError",
+    "LensblurError",
     "MissingDependencyError",
+    "ModelNotFoundError",
+    "ShapeError",
 ]
 
 

@@ -88,7 +88,7 @@ def test_render_bad_input_is_one_clear_line_and_no_output(files, capsys, args, m
     names = {"tmp": tmp, "disp": disp, "photo": photo, "small": tmp / "small.png", "nan": tmp / "nan.npy",
              "big": tmp / "big.npy", "notimage": tmp / "notimage.png", "black": tmp / "black.png"}
     before = photo.read_bytes()
-    code, stdout, stderr = run_cli(["render", photo] + [a.format(**names) for a in args], capsys)
+    code, _, stderr = run_cli(["render", photo] + [a.format(**names) for a in args], capsys)
     assert code == 1
     assert stderr.startswith("lensblur render: error: ") and "Traceback" not in stderr
     assert __import__("re").search(message, stderr), stderr
@@ -115,7 +115,7 @@ def test_render_resizes_only_when_asked(files, capsys):
 
 
 def test_force_allows_overwriting_the_input(files, capsys):
-    tmp, photo, disp, _ = files
+    _, photo, disp, _ = files
     before = photo.read_bytes()
     code, _, _ = run_cli(["render", photo, "--disparity", disp, "--blur", "4", "-o", photo, "--force"], capsys)
     assert code == 0 and photo.read_bytes() != before

@@ -283,7 +283,6 @@ def test_bad_inputs():
 
 def test_rendering_in_bands_of_rows_matches_the_whole_frame():
     """Large frames are rendered in overlapping bands to bound memory; the seams must not show."""
-    import torch
 
     from lensblur._convert import disparity_to_tensor, image_to_tensor
     from lensblur.render.layered import render_layered

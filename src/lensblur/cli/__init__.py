@@ -15,7 +15,7 @@ import sys
 
 from ..errors import LensblurError
 
-__all__ = ["main", "build_parser", "COMMANDS"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
 # Subcommand name -> module under lensblur.cli. Each module defines add_parser(subparsers) and run(args).
 COMMANDS = {
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in COMMANDS.items():
+    for module in COMMANDS.values():
         importlib.import_module(f"{__name__}.{module}").add_parser(subparsers)
     return parser
 

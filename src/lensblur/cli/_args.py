@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["numbers", "point", "box", "size"]
+__all__ = ["box", "numbers", "point", "size"]
 
 
 def numbers(text: str, count: int, what: str) -> tuple[float, ...]:

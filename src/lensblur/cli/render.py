@@ -81,7 +81,7 @@ def add_parser(subparsers) -> None:
 def _aperture(args):
     from ..lens import Aperture
 
-    common = dict(rotation=args.rotation, curvature=args.curvature, cat_eye=args.cat_eye)
+    common = {"rotation": args.rotation, "curvature": args.curvature, "cat_eye": args.cat_eye}
     name = str(args.aperture)
     if args.blades is not None:
         return Aperture(blades=args.blades, **common)

@@ -8,7 +8,8 @@ Methods are looked up by name in :data:`METHODS`; a method is any callable
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from ..color import recover_highlights
 from ..errors import InputError, ShapeError
 from ..lens import Lens
 
-__all__ = ["render", "render_tensor", "register_method", "METHODS", "RenderMethod"]
+__all__ = ["METHODS", "RenderMethod", "register_method", "render", "render_tensor"]
 
 
 class RenderMethod(Protocol):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ..lens import Lens
 
-__all__ = ["render_gaussian", "gaussian_blur"]
+__all__ = ["gaussian_blur", "render_gaussian"]
 
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..lens import Aperture
 
-__all__ = ["psf", "kernel_half_size", "aperture_mask"]
+__all__ = ["aperture_mask", "kernel_half_size", "psf"]
 
 
 def kernel_half_size(radius: float) -> int:

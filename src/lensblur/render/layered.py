@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from ..lens import Lens
 from .kernel import psf
 
-__all__ = ["render_layered", "layer_radii"]
+__all__ = ["layer_radii", "render_layered"]
 
 
 def layer_radii(low: float, high: float, *, min_step: float = 1.0, ratio: float = 0.15) -> torch.Tensor:
@@ -204,7 +204,7 @@ def render_layered(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, 
     larger than ``tile_pixels`` are rendered in bands of rows that overlap by twice the reach of the
     largest CoC, so memory stays bounded whatever the size.
     """
-    options = dict(coarse_radius=coarse_radius, min_step=min_step, ratio=ratio)
+    options = {"coarse_radius": coarse_radius, "min_step": min_step, "ratio": ratio}
     return torch.cat([_render_tiled(image[i:i + 1], disparity[i:i + 1], lens, tile_pixels, options)
                       for i in range(image.shape[0])])
 
@@ -252,7 +252,7 @@ def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], row0: i
     col_min, col_max = t[0, 0].amin(dim=0), t[0, 0].amax(dim=0)
     # Light of a layer reaches at most its own radius away; its hidden-background fill may serve any
     # pixel that a blurred edge of any layer reaches.
-    pad = int(math.ceil(max(abs(low), abs(high)))) + 2
+    pad = math.ceil(max(abs(low), abs(high))) + 2
 
     light = torch.zeros_like(image)
     weight = torch.zeros_like(t)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from ..lens import Lens
 from .kernel import aperture_mask, kernel_half_size
 
-__all__ = ["render_scatter", "cat_eye_offsets"]
+__all__ = ["cat_eye_offsets", "render_scatter"]
 
 
 def render_scatter(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, supersample: int = 4) -> torch.Tensor:
