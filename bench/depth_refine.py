@@ -66,7 +66,7 @@ def main() -> None:
         lens = lensblur.Lens(scene.focus_disparity, scene.blur, scene.aperture)
         target = encode(truth.target)
 
-        def score(disparity):
+        def score(disparity, image=image, lens=lens, target=target, band=band):
             out = encode(lensblur.render(image, np.clip(disparity, 0, 1), lens))
             return psnr(target, out, data_range=1.0, mask=band)
 
