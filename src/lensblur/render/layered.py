@@ -58,7 +58,7 @@ def layer_radii(low: float, high: float, *, min_step: float = 1.0, ratio: float 
 
 def _fractional_index(coc: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
     """Position of each CoC between the layer radii: ``l + frac`` means weights ``1 - frac`` and ``frac``."""
-    r = radii.to(coc.dtype)
+    r = radii.to(device=coc.device, dtype=coc.dtype)
     hi = torch.bucketize(coc, r).clamp(1, len(r) - 1)
     lo = hi - 1
     frac = ((coc - r[lo]) / (r[hi] - r[lo])).clamp(0.0, 1.0)
@@ -117,7 +117,7 @@ def _frame_coverage(kernel: torch.Tensor, shape: tuple[int, int], s: int, origin
 
     fy = fraction(rows, shape[0], origin[0], frame[0])
     fx = fraction(cols, shape[1], origin[1], frame[1])
-    return (fy[:, None] * fx[None, :])[None, None]
+    return (fy[:, None] * fx[None, :])[None, None].to(kernel.device)
 
 
 def _fft_size(n: int) -> int:
@@ -147,15 +147,15 @@ def _convolve(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     k = kernel.shape[-1]
     half = k // 2
     if k == 1:
-        return x * kernel[0, 0]
+        return x * float(kernel[0, 0])
     if k <= 7:
-        weight = kernel.flip(0, 1).to(x.dtype).expand(x.shape[1], 1, k, k)
+        weight = kernel.flip(0, 1).to(x).expand(x.shape[1], 1, k, k)
         return F.conv2d(F.pad(x, (half, half, half, half)), weight, groups=x.shape[1])
     h, w = x.shape[-2:]
     size = (_fft_size(h + 2 * half), _fft_size(w + 2 * half))
     spectrum = torch.fft.rfft2(x, s=size)
-    kpad = torch.zeros(size, dtype=x.dtype)
-    kpad[:k, :k] = kernel.to(x.dtype)
+    kpad = torch.zeros(size, dtype=x.dtype, device=x.device)
+    kpad[:k, :k] = kernel.to(x)
     out = torch.fft.irfft2(spectrum * torch.fft.rfft2(kpad), s=size)
     return out[..., half: half + h, half: half + w]
 
@@ -174,8 +174,8 @@ def _blur(stack: torch.Tensor, lens: Lens, radius: float, s: int, origin: tuple[
     fh, fw = frame
     half_diag = 0.5 * math.hypot(fw, fh)
     # Frame position (pixels from the centre) of every coarse pixel, and its place on the anchor grid.
-    ys = (origin[0] + (torch.arange(h, dtype=stack.dtype) + 0.5) * s) - fh / 2
-    xs = (origin[1] + (torch.arange(w, dtype=stack.dtype) + 0.5) * s) - fw / 2
+    ys = (origin[0] + (torch.arange(h, dtype=stack.dtype, device=stack.device) + 0.5) * s) - fh / 2
+    xs = (origin[1] + (torch.arange(w, dtype=stack.dtype, device=stack.device) + 0.5) * s) - fw / 2
     n = CAT_EYE_ANCHORS
     gy = ((ys / (fh / 2)).clamp(-1, 1) + 1) * (n - 1) / 2
     gx = ((xs / (fw / 2)).clamp(-1, 1) + 1) * (n - 1) / 2
@@ -295,7 +295,8 @@ def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], row0: i
         stack = torch.cat(parts, dim=1)
         origin = (row0 + y0, x0)
         blurred = _blur(stack, lens, radius, s, origin, frame)
-        blurred = blurred / _frame_coverage(psf(lens.aperture, radius / s), blurred.shape[-2:], s, origin, frame)
+        blurred = blurred / _frame_coverage(psf(lens.aperture, radius / s), blurred.shape[-2:], s, origin,
+                                            frame).to(blurred)
         blurred = _unpool(blurred, s, size)
         alpha = blurred[:, 3:4].clamp_min(0.0)
 
