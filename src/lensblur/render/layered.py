@@ -287,7 +287,9 @@ def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], row0: i
             fill = _push_pull(_pool(light_c, step), own_f)
             # A layer is a likely thing to see behind a nearer one only where it is actually around.
             reach = max(1, math.ceil(pad / fs))
-            presence = F.avg_pool2d(own_f, 2 * reach + 1, stride=1, padding=reach, count_include_pad=False)
+            # A box mean, separable: rows then columns (border-aware counts factor the same way).
+            presence = F.avg_pool2d(own_f, (2 * reach + 1, 1), stride=1, padding=(reach, 0), count_include_pad=False)
+            presence = F.avg_pool2d(presence, (1, 2 * reach + 1), stride=1, padding=(0, reach), count_include_pad=False)
             fill, presence = (F.interpolate(x, size=own_c.shape[-2:], mode="bilinear", align_corners=False)
                               for x in (fill, presence))
             hidden_c = _pool(nearer, s) * presence
