@@ -284,7 +284,9 @@ def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], row0: i
             step = max(1, math.ceil(FILL_SCALE / s))      # the fill's scale is a multiple of the layer's
             fs = s * step
             own_f = _pool(own_c, step)
-            fill = _push_pull(_pool(light_c, step), own_f)
+            # The guess of a hidden background is made from ordinary colours: a light's HDR energy
+            # (premultiplied colour above its alpha) would otherwise glow out of it.
+            fill = _push_pull(_pool(torch.minimum(light_c, own_c), step), own_f)
             # A layer is a likely thing to see behind a nearer one only where it is actually around.
             reach = max(1, math.ceil(pad / fs))
             # A box mean, separable: rows then columns (border-aware counts factor the same way).
