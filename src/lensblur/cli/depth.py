@@ -18,7 +18,7 @@ from ..errors import InputError
 from ..io import atomic_path, check_output_path, write_image
 from ..io.pfm import write_pfm
 
-__all__ = ["add_parser", "run", "write_disparity", "preview_image", "DISPARITY_SUFFIXES"]
+__all__ = ["DISPARITY_SUFFIXES", "add_parser", "preview_image", "run", "write_disparity"]
 
 DISPARITY_SUFFIXES = (".png", ".pfm", ".npy")
 
@@ -86,8 +86,8 @@ def write_disparity(path, disparity: np.ndarray) -> Path:
 
 def preview_image(image: np.ndarray, disparity: np.ndarray, *, max_width: int = 2048) -> np.ndarray:
     """The photo beside its colour-mapped disparity (turbo, near = red), as linear RGB."""
-    from ..depth._base import cv2 as _cv2
     from ..color import linear_to_srgb
+    from ..depth._base import cv2 as _cv2
 
     cv2 = _cv2("depth previews")
     photo = np.clip(linear_to_srgb(torch.from_numpy(np.ascontiguousarray(image))).numpy(), 0, 1)
@@ -95,7 +95,7 @@ def preview_image(image: np.ndarray, disparity: np.ndarray, *, max_width: int = 
     pair = np.concatenate([photo, colours.astype(np.float32) / 255.0], axis=1)
     if pair.shape[1] > max_width:
         scale = max_width / pair.shape[1]
-        size = (max_width, max(1, int(round(pair.shape[0] * scale))))
+        size = (max_width, max(1, round(pair.shape[0] * scale)))
         pair = cv2.resize(pair, size, interpolation=cv2.INTER_AREA)
     return srgb_to_linear(torch.from_numpy(np.ascontiguousarray(pair, dtype=np.float32))).numpy()
 
