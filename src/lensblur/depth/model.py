@@ -24,6 +24,7 @@ Hugging Face cache (``local_files_only=True``).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from pathlib import Path
@@ -151,7 +152,9 @@ class ModelDepth:
         inputs = processor(images=pixels, return_tensors="pt").to(net.device)
         with torch.inference_mode():
             outputs = net(**inputs)
-        result = processor.post_process_depth_estimation(outputs, target_sizes=[(h, w)])[0]
+        post = processor.post_process_depth_estimation
+        extra = {"source_sizes": [(h, w)]} if "source_sizes" in inspect.signature(post).parameters else {}
+        result = post(outputs, target_sizes=[(h, w)], **extra)[0]
         values = result["predicted_depth"].detach().to("cpu", torch.float32).numpy()
         if values.shape != (h, w):
             values = torch.nn.functional.interpolate(torch.from_numpy(values)[None, None].float(), size=(h, w),
