@@ -164,12 +164,12 @@ class ModelDepth:
             disparity = normalize_inverse_depth(values, argument="model output")
             return DepthResult(disparity=disparity, depth_range=None, source=f"{label} (relative inverse depth)")
         depth = np.asarray(values, dtype=np.float32)
-        if not np.isfinite(depth).all() or float(depth.min()) <= 0:
-            depth = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan)
-            if np.isnan(depth).all():
-                raise InputError("model output", expected="positive metric depths", got="none",
-                                 fix="check the model checkpoint")
-            depth = np.nan_to_num(depth, nan=float(np.nanmax(depth)))
+        positive = np.isfinite(depth) & (depth > 0)
+        if not positive.any():
+            raise InputError("model output", expected="positive metric depths", got="none",
+                             fix="check the model checkpoint")
+        # resampling can overshoot below zero next to the nearest pixels: those are the nearest depth
+        depth = np.where(np.isfinite(depth), np.maximum(depth, depth[positive].min()), depth[positive].max())
         if float(depth.max()) <= float(depth.min()):
             raise InputError("model output", expected="a depth map with more than one value",
                              got=f"constant {float(depth.min()):g} m", fix="check the model checkpoint")
