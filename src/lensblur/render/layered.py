@@ -225,16 +225,168 @@ def _render_tiled(image, disparity, lens: Lens, tile_pixels: int, options) -> to
     return out
 
 
-# The hidden-background fill is smooth by nature; it is computed at this many times coarser scale at least.
-FILL_SCALE = 4
-
-
 def _support(tmin: torch.Tensor, tmax: torch.Tensor, index: int, pad: int, size: int) -> tuple[int, int]:
     """Rows (or columns) that may hold pixels of layer ``index`` (``index - 1 < t < index + 1``), padded."""
     hit = torch.nonzero((tmax > index - 1) & (tmin < index + 1))
     if hit.numel() == 0:
         return 0, 0
     return max(0, int(hit[0]) - pad), min(size, int(hit[-1]) + 1 + pad)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Scales. A layer with a CoC radius above 4 px is blurred at a reduced scale ``s``; its light is composited
+# on a canvas at half resolution (COARSE) unless it sits between sharp layers, and only the layers near
+# focus are composited at full resolution.
+
+COARSE = 2
+
+# The hidden-background fill is smooth by nature; it is computed at this many times coarser scale at least.
+FILL_SCALE = 4
+
+
+def _align(lo: int, unit: int) -> int:
+    return lo - lo % unit
+
+
+def _resample(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Bilinear resampling by ``factor`` on grids that share their origin (cell ``i`` of a grid of scale
+    ``s`` covers ``[s i, s (i + 1))``): ``factor = s_from / s_to``."""
+    if factor == 1:
+        return x
+    if factor < 1:
+        return F.avg_pool2d(x, round(1 / factor), ceil_mode=True)
+    return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False,
+                         recompute_scale_factor=False)
+
+
+class _Canvas:
+    """Running composite at one scale: light, accumulated weight, coverage by nearer layers, and the
+    last drawn layer's alpha, which counts as cover only once a layer that is not its neighbour comes."""
+
+    def __init__(self, scale: int, size: tuple[int, int], like: torch.Tensor):
+        self.scale = scale
+        self.size = size
+        self.shape = (-(-size[0] // scale), -(-size[1] // scale))
+        self.light = like.new_zeros((1, 3) + self.shape)
+        self.weight = like.new_zeros((1, 1) + self.shape)
+        self.covered = like.new_zeros((1, 1) + self.shape)
+        self.pending = None    # (layer index, alpha, window)
+
+    def window(self, x: torch.Tensor, x_scale: int, origin: tuple[int, int]):
+        """``x`` (at ``x_scale``, top-left ``origin`` in pixels) resampled to this canvas, with its window."""
+        x = _resample(x, x_scale / self.scale)
+        cy, cx = origin[0] // self.scale, origin[1] // self.scale
+        n, m = min(x.shape[-2], self.shape[0] - cy), min(x.shape[-1], self.shape[1] - cx)
+        return x[..., :n, :m], (..., slice(cy, cy + n), slice(cx, cx + m))
+
+    def draw(self, index: int, light: torch.Tensor, alpha: torch.Tensor, window) -> None:
+        if self.pending is not None and self.pending[0] != index + 1:
+            self.settle()
+        passed = (1.0 - self.covered[window]).clamp(0.0, 1.0)
+        self.light[window] += light * passed
+        self.weight[window] += alpha * passed
+        self.settle()
+        self.pending = (index, alpha, window)
+
+    def settle(self) -> None:
+        if self.pending is not None:
+            self.covered[self.pending[2]] += self.pending[1]
+            self.pending = None
+
+    def rescaled(self, scale: int) -> "_Canvas":
+        """The same composite on a canvas of another scale (the pending alpha carried over)."""
+        if scale == self.scale:
+            return self
+        other = _Canvas(scale, self.size, self.light)
+        factor = self.scale / scale
+        for name in ("light", "weight", "covered"):
+            value = _resample(getattr(self, name), factor)
+            setattr(other, name, value[..., : other.shape[0], : other.shape[1]].contiguous())
+        if self.pending is not None:
+            index, alpha, window = self.pending
+            origin = (window[1].start * self.scale, window[2].start * self.scale)
+            other.pending = (index,) + other.window(alpha, self.scale, origin)
+        return other
+
+
+class _Layers:
+    """Each layer's own weight, premultiplied light and cover by nearer layers, at the layer's scale.
+
+    Near the focus (scale 1) they are exact. Blurred layers come in runs of one scale on one side of the
+    focus; a run is pooled to its scale once, keeping per cell its total weight, light, mean position between
+    the layers and the cover by layers nearer than the run, and the cell's weight is shared among the run's
+    layers by that mean position. A cell mixing two layers of one run (a few pixels along an edge between
+    surfaces that are both blurred by at least ``s`` times the kernel's coarse radius) thus goes to the layer
+    between them.
+    """
+
+    def __init__(self, t: torch.Tensor, image: torch.Tensor, radii: torch.Tensor, scales: list[int], windows):
+        self.t, self.image, self.scales, self.windows = t, image, scales, windows
+        self.run_of: dict[int, tuple[int, int]] = {}
+        start = 0
+        for i in range(1, len(radii) + 1):
+            if i == len(radii) or scales[i] != scales[start] or (radii[i] > 0) != (radii[start] > 0):
+                if scales[start] > 1:
+                    for j in range(start, i):
+                        self.run_of[j] = (start, i - 1)
+                start = i
+        self._run = None
+
+    def layer(self, index: int):
+        y0, y1, x0, x1 = self.windows[index]
+        s = self.scales[index]
+        if s == 1:
+            tc = self.t[..., y0:y1, x0:x1]
+            nearer = (tc - index).clamp(0.0, 1.0)
+            own = (tc - index + 1.0).clamp(0.0, 1.0) - nearer
+            return own, own * self.image[..., y0:y1, x0:x1], nearer
+        run = self.run_of[index]
+        if self._run is None or self._run[0] != run:
+            self._run = (run,) + self._pool_run(*run, s)
+        _, (gy, gx), light, weight, position, beyond, drawn = self._run
+        share = (1.0 - (position - index).abs()).clamp_min(0.0)
+        own, light = weight * share, light * share
+        nearer = beyond + drawn
+        drawn += own        # the next layer of the run is farther: this one is nearer than it
+        window = (..., slice((y0 - gy) // s, (y0 - gy) // s + -(-(y1 - y0) // s)),
+                  slice((x0 - gx) // s, (x0 - gx) // s + -(-(x1 - x0) // s)))
+        return own[window], light[window], nearer[window]
+
+    def _pool_run(self, first: int, last: int, s: int):
+        members = [self.windows[i] for i in range(first, last + 1) if self.windows[i] is not None]
+        gy, gx = min(m[0] for m in members), min(m[2] for m in members)
+        gy1, gx1 = max(m[1] for m in members), max(m[3] for m in members)
+        t = self.t[..., gy:gy1, gx:gx1]
+        beyond = (t - last).clamp(0.0, 1.0)                     # cover by the layers nearer than the run
+        weight = (t - first + 1.0).clamp(0.0, 1.0) - beyond     # the run's share of each pixel
+        pooled = _pool(torch.cat([weight * self.image[..., gy:gy1, gx:gx1], weight, weight * t, beyond], 1), s)
+        light, weight = pooled[:, :3], pooled[:, 3:4]
+        position = (pooled[:, 4:5] / weight.clamp_min(1e-12)).clamp(first, last)
+        return (gy, gx), light, weight, position, pooled[:, 5:6], torch.zeros_like(weight)
+
+
+def _add_fill(fill: "_Canvas", own, light, nearer, lens: Lens, radius: float, s: int, origin, frame_origin,
+              frame, pad: int) -> None:
+    """Extend a layer under the pixels that hide it, with colours pulled in from its visible pixels, weighted
+    by how much of the layer is around, blurred like the layer, into the ``fill`` canvas."""
+    step = max(1, math.ceil(FILL_SCALE / s))      # the fill's scale is a multiple of the layer's
+    fs = s * step
+    own_f = _pool(own, step)
+    # The guess of a hidden background is made from ordinary colours: a light's HDR energy (premultiplied
+    # colour above its alpha) would otherwise glow out of it.
+    colour = _push_pull(_pool(torch.minimum(light, own), step), own_f)
+    # A layer is a likely thing to see behind a nearer one only where it is actually around: a box mean of
+    # its weight, separable (rows then columns; border-aware counts factor the same way).
+    reach = max(1, math.ceil(pad / fs))
+    presence = F.avg_pool2d(own_f, (2 * reach + 1, 1), stride=1, padding=(reach, 0), count_include_pad=False)
+    presence = F.avg_pool2d(presence, (1, 2 * reach + 1), stride=1, padding=(0, reach), count_include_pad=False)
+    hidden = _pool(nearer, step) * presence
+    blurred = _blur(torch.cat([hidden * colour, hidden], dim=1), lens, radius, fs, frame_origin, frame)
+    blurred = blurred / _frame_coverage(psf(lens.aperture, radius / fs), blurred.shape[-2:], fs, frame_origin,
+                                        frame).to(blurred)
+    values, window = fill.window(blurred, fs, origin)
+    fill.light[window] += values[:, :3]
+    fill.weight[window] += values[:, 3:4].clamp_min(0.0)
 
 
 def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], row0: int, coarse_radius: float,
@@ -247,82 +399,82 @@ def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], row0: i
     if max(abs(low), abs(high)) < 1e-3:
         return image.clone()
     radii = layer_radii(low, high, min_step=min_step, ratio=ratio)
-    t = _fractional_index(coc, radii)
-    row_min, row_max = t[0, 0].amin(dim=1), t[0, 0].amax(dim=1)
-    col_min, col_max = t[0, 0].amin(dim=0), t[0, 0].amax(dim=0)
+    scales = [_scale(float(r), coarse_radius) for r in radii]
+    t = _fractional_index(coc, radii).to(image.dtype)
+    t_rows = (t[0, 0].amin(dim=1), t[0, 0].amax(dim=1))
+    t_cols = (t[0, 0].amin(dim=0), t[0, 0].amax(dim=0))
     # Light of a layer reaches at most its own radius away; its hidden-background fill may serve any
     # pixel that a blurred edge of any layer reaches.
     pad = math.ceil(max(abs(low), abs(high))) + 2
 
-    light = torch.zeros_like(image)
-    weight = torch.zeros_like(t)
-    fill_light, fill_weight = torch.zeros_like(image), torch.zeros_like(t)
-    # Coverage by the layers at least two steps nearer: a pixel shared by two neighbouring layers is
-    # one surface, and must not hide half of itself.
-    covered = torch.zeros_like(t)
-    adjacent = None  # (index, alpha, window) of the last layer drawn
-    # Nearest layer first: what is nearer hides what is farther.
-    for index in reversed(range(len(radii))):
-        y0, y1 = _support(row_min, row_max, index, pad, h)
-        x0, x1 = _support(col_min, col_max, index, pad, w)
+    def window_of(index: int) -> tuple[int, int, int, int] | None:
+        s = scales[index]
+        unit = 2 * s * max(1, math.ceil(FILL_SCALE / s))     # origins shared by the layer's, fill's, canvas grids
+        y0, y1 = _support(*t_rows, index, pad, h)
+        x0, x1 = _support(*t_cols, index, pad, w)
         if y1 <= y0 or x1 <= x0:
+            return None
+        return _align(y0, unit), y1, _align(x0, unit), x1
+
+    windows = [window_of(i) for i in range(len(radii))]
+    layers = _Layers(t, image, radii, scales, windows)
+    fill = _Canvas(COARSE, (h, w), image)   # hidden-background estimates: light and weight, no occlusion
+    canvas = None          # the composite: at COARSE for blurred layers in front of the focus, else full size
+    behind = None          # blurred layers behind the focus: (canvas at COARSE, what passes the layers in front)
+    drawn_behind = False
+    for index in reversed(range(len(radii))):
+        if windows[index] is None:
             continue
-        window = (..., slice(y0, y1), slice(x0, x1))
-        tc, img = t[window], image[window]
-        nearer = (tc - index).clamp(0.0, 1.0)
-        own = (tc - index + 1.0).clamp(0.0, 1.0) - nearer
+        radius, s = float(radii[index]), scales[index]
+        y0, y1, x0, x1 = windows[index]
+        own, light, nearer = layers.layer(index)
         if float(own.max()) <= 0.0:
             continue
-        radius = float(radii[index])
-        s = _scale(radius, coarse_radius)
-        size = (y1 - y0, x1 - x0)
-        own_c = _pool(own, s)
-        light_c = _pool(own * img, s)
-        parts = [light_c, own_c]
-        hidden = float(nearer.max()) > 0.0
-        if hidden:
-            step = max(1, math.ceil(FILL_SCALE / s))      # the fill's scale is a multiple of the layer's
-            fs = s * step
-            own_f = _pool(own_c, step)
-            # The guess of a hidden background is made from ordinary colours: a light's HDR energy
-            # (premultiplied colour above its alpha) would otherwise glow out of it.
-            fill = _push_pull(_pool(torch.minimum(light_c, own_c), step), own_f)
-            # A layer is a likely thing to see behind a nearer one only where it is actually around.
-            reach = max(1, math.ceil(pad / fs))
-            # A box mean, separable: rows then columns (border-aware counts factor the same way).
-            presence = F.avg_pool2d(own_f, (2 * reach + 1, 1), stride=1, padding=(reach, 0), count_include_pad=False)
-            presence = F.avg_pool2d(presence, (1, 2 * reach + 1), stride=1, padding=(0, reach), count_include_pad=False)
-            fill, presence = (F.interpolate(x, size=own_c.shape[-2:], mode="bilinear", align_corners=False)
-                              for x in (fill, presence))
-            hidden_c = _pool(nearer, s) * presence
-            parts += [hidden_c * fill, hidden_c]
-        stack = torch.cat(parts, dim=1)
-        origin = (row0 + y0, x0)
-        blurred = _blur(stack, lens, radius, s, origin, frame)
-        blurred = blurred / _frame_coverage(psf(lens.aperture, radius / s), blurred.shape[-2:], s, origin,
+        origin = (y0, x0)
+        frame_origin = (row0 + y0, x0)
+        blurred = _blur(torch.cat([light, own], dim=1), lens, radius, s, frame_origin, frame)
+        blurred = blurred / _frame_coverage(psf(lens.aperture, radius / s), blurred.shape[-2:], s, frame_origin,
                                             frame).to(blurred)
-        blurred = _unpool(blurred, s, size)
-        alpha = blurred[:, 3:4].clamp_min(0.0)
+        if float(nearer.max()) > 0.0:
+            _add_fill(fill, own, light, nearer, lens, radius, s, origin, frame_origin, frame, pad)
 
-        if adjacent is not None:
-            last_index, last_alpha, last_window = adjacent
-            if last_index != index + 1:   # the last layer drawn was not this one's neighbour
-                covered[last_window] += last_alpha
-                adjacent = None
-        passed = (1.0 - covered[window]).clamp(0.0, 1.0)
-        light[window] += blurred[:, :3] * passed
-        weight[window] += alpha * passed
-        if adjacent is not None:
-            covered[adjacent[2]] += adjacent[1]
-        adjacent = (index, alpha, window)
-        if hidden:
-            fill_light[window] += blurred[:, 4:7]
-            fill_weight[window] += blurred[:, 7:8].clamp_min(0.0)
+        if behind is not None:                       # only blurred layers behind the focus are left
+            target = behind[0]
+        elif s > 1 and radius > 0:                   # blurred, in front of the focus
+            canvas = canvas or _Canvas(COARSE, (h, w), image)
+            target = canvas
+        elif s == 1 or not drawn_behind:             # near the focus, or the first blurred layer behind it
+            canvas = _Canvas(1, (h, w), image) if canvas is None else canvas.rescaled(1)
+            target = canvas
+        else:
+            # Only blurred layers are left: they are composited at COARSE, and what the layers in front let
+            # pass is applied once at the end (covers in front of and among them combine as independent).
+            coarse = _Canvas(COARSE, (h, w), image)
+            i, alpha, window = canvas.pending
+            coarse.pending = (i,) + coarse.window(alpha, 1, (window[1].start, window[2].start))
+            canvas.pending = None
+            behind = (coarse, (1.0 - canvas.covered).clamp(0.0, 1.0))
+            target = coarse
+        drawn_behind = drawn_behind or radius < 0
+        values, window = target.window(blurred, s, origin)
+        target.draw(index, values[:, :3], values[:, 3:4].clamp_min(0.0), window)
+
+    if canvas is None:
+        return image.clone()
+    if canvas.scale != 1:
+        canvas = canvas.rescaled(1)
+    light, weight = canvas.light, canvas.weight
+    if behind is not None:
+        coarse, passed = behind
+        up = coarse.rescaled(1)
+        light = light + passed * up.light
+        weight = weight + passed * up.weight
+    fill = fill.rescaled(1)
     # Where the view is not fully covered (behind a blurred edge, under a hole left by a nearer object),
     # the remainder shows the layers' filled-in hidden parts.
     remainder = (1.0 - weight).clamp(0.0, 1.0)
-    has_fill = fill_weight > 1e-6
-    fill_colour = fill_light / fill_weight.clamp_min(1e-6)
+    has_fill = fill.weight > 1e-6
+    fill_colour = fill.light / fill.weight.clamp_min(1e-6)
     filled = light / weight.clamp_min(1.0) + remainder * fill_colour
     normalised = light / weight.clamp_min(1e-6)
     return torch.where(has_fill, filled, normalised)
