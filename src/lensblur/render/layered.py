@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ..lens import Lens
-from .kernel import psf
+from .kernel import kernel_half_size, psf
 
 __all__ = ["layer_radii", "render_layered"]
 
@@ -94,13 +94,14 @@ def _push_pull(premultiplied: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor
     return colour
 
 
-def _frame_coverage(kernel: torch.Tensor, shape: tuple[int, int], s: int, origin: tuple[int, int],
-                    frame: tuple[int, int]) -> torch.Tensor:
-    """Fraction of each output pixel's kernel that falls inside the frame, ``(1, 1, h, w)``.
+def _frame_fractions(kernel: torch.Tensor, shape: tuple[int, int], s: int, origin: tuple[int, int],
+                     frame: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fraction of the kernel's light that each row and each column of a grid gathers from inside the frame.
 
-    Near the frame's border a blur only gathers light from inside it; dividing by this fraction keeps
-    the border's brightness. Taken as the product of the row and column fractions (exact along straight
-    borders, close at corners). Edges of a crop that lie inside the frame are not borders.
+    Near the frame's border a blur only gathers light from inside it; dividing by the product of the row
+    and column fractions (exact along straight borders, close at corners) keeps the border's brightness.
+    The grid has ``shape`` cells of ``s`` pixels, its top-left at ``origin`` in the frame. Edges of a crop
+    that lie inside the frame are not borders.
     """
     k = kernel.shape[-1]
     half = k // 2
@@ -115,9 +116,15 @@ def _frame_coverage(kernel: torch.Tensor, shape: tuple[int, int], s: int, origin
         inside = ((pos - offsets) >= 0) & ((pos - offsets) < limit)
         return (inside.float() * weights.flip(0)[None, :]).sum(dim=1).clamp_min(1e-6)
 
-    fy = fraction(rows, shape[0], origin[0], frame[0])
-    fx = fraction(cols, shape[1], origin[1], frame[1])
-    return (fy[:, None] * fx[None, :])[None, None].to(kernel.device)
+    return (fraction(rows, shape[0], origin[0], frame[0]).to(kernel.device),
+            fraction(cols, shape[1], origin[1], frame[1]).to(kernel.device))
+
+
+def _frame_coverage(kernel: torch.Tensor, shape: tuple[int, int], s: int, origin: tuple[int, int],
+                    frame: tuple[int, int]) -> torch.Tensor:
+    """:func:`_frame_fractions` as a ``(1, 1, h, w)`` map."""
+    fy, fx = _frame_fractions(kernel, shape, s, origin, frame)
+    return (fy[:, None] * fx[None, :])[None, None]
 
 
 def _fft_size(n: int) -> int:
@@ -134,12 +141,17 @@ def _fft_size(n: int) -> int:
 
 
 def _scale(radius: float, coarse_radius: float) -> int:
-    """Downscale factor for a layer: full resolution for small kernels (radius <= 4 px), otherwise about
-    ``coarse_radius`` pixels of kernel radius at the reduced scale (at least 2)."""
+    """Downscale factor for a layer: full resolution for small kernels (radius <= 4 px), otherwise the power
+    of two (at least 2) that leaves between 0.71 and 1.41 times ``coarse_radius`` pixels of kernel radius.
+    Powers of two nest: every grid's cells are whole cells of the coarser grids."""
     r = abs(radius)
     if r <= 4.0:
         return 1
-    return max(2, int(r / coarse_radius))
+    return max(2, 2 ** round(math.log2(r / coarse_radius)))
+
+
+def _fill_scale(s: int) -> int:
+    return max(s, FILL_SCALE)
 
 
 def _convolve(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -213,13 +225,16 @@ def _render_tiled(image, disparity, lens: Lens, tile_pixels: int, options) -> to
     h, w = image.shape[-2:]
     reach = lens.blur * float((disparity - lens.focus_disparity).abs().max())
     overlap = 2 * (math.ceil(reach) + 2) + 8        # what a kept pixel's light, fill and presence depend on
-    rows = max(1, tile_pixels // max(1, w) - 2 * overlap)
+    # Bands start on rows where every grid of the frame has a cell boundary, so they pool what the whole
+    # frame would.
+    unit = 2 * _fill_scale(_scale(reach, options["coarse_radius"]))
+    rows = max(unit, (tile_pixels // max(1, w) - 2 * overlap) // unit * unit)
     if h * w <= tile_pixels or rows >= h:
         return _render_one(image, disparity, lens, frame=(h, w), row0=0, **options)
     out = torch.empty_like(image)
     for top in range(0, h, rows):
         bottom = min(h, top + rows)
-        a, b = max(0, top - overlap), min(h, bottom + overlap)
+        a, b = max(0, _align(top - overlap, unit)), min(h, bottom + overlap)
         band = _render_one(image[..., a:b, :], disparity[..., a:b, :], lens, frame=(h, w), row0=a, **options)
         out[..., top:bottom, :] = band[..., top - a: bottom - a, :]
     return out
@@ -335,11 +350,6 @@ class _Layers:
     def layer(self, index: int):
         y0, y1, x0, x1 = self.windows[index]
         s = self.scales[index]
-        if s == 1:
-            tc = self.t[..., y0:y1, x0:x1]
-            nearer = (tc - index).clamp(0.0, 1.0)
-            own = (tc - index + 1.0).clamp(0.0, 1.0) - nearer
-            return own, own * self.image[..., y0:y1, x0:x1], nearer
         run = self.run_of[index]
         if self._run is None or self._run[0] != run:
             self._run = (run,) + self._pool_run(*run, s)
@@ -367,26 +377,133 @@ class _Layers:
 
 def _add_fill(fill: "_Canvas", own, light, nearer, lens: Lens, radius: float, s: int, origin, frame_origin,
               frame, pad: int) -> None:
-    """Extend a layer under the pixels that hide it, with colours pulled in from its visible pixels, weighted
-    by how much of the layer is around, blurred like the layer, into the ``fill`` canvas."""
-    step = max(1, math.ceil(FILL_SCALE / s))      # the fill's scale is a multiple of the layer's
-    fs = s * step
-    own_f = _pool(own, step)
+    """Extend a layer under the pixels that hide it (see :func:`_add_fill_pooled`), from its own weight,
+    light and cover by nearer layers at scale ``s``."""
+    step = _fill_scale(s) // s
     # The guess of a hidden background is made from ordinary colours: a light's HDR energy (premultiplied
     # colour above its alpha) would otherwise glow out of it.
-    colour = _push_pull(_pool(torch.minimum(light, own), step), own_f)
+    _add_fill_pooled(fill, _pool(own, step), _pool(torch.minimum(light, own), step), _pool(nearer, step), lens,
+                     radius, s * step, origin, frame_origin, frame, pad)
+
+
+def _add_fill_pooled(fill: "_Canvas", own, light, nearer, lens: Lens, radius: float, fs: int, origin,
+                     frame_origin, frame, pad: int) -> None:
+    """Extend a layer under the pixels that hide it, with colours pulled in from its visible pixels, weighted
+    by how much of the layer is around, blurred like the layer, into the ``fill`` canvas. The inputs are at
+    scale ``fs``, ``light`` premultiplied and clipped to the weight."""
+    colour = _push_pull(light, own)
     # A layer is a likely thing to see behind a nearer one only where it is actually around: a box mean of
     # its weight, separable (rows then columns; border-aware counts factor the same way).
     reach = max(1, math.ceil(pad / fs))
-    presence = F.avg_pool2d(own_f, (2 * reach + 1, 1), stride=1, padding=(reach, 0), count_include_pad=False)
+    presence = F.avg_pool2d(own, (2 * reach + 1, 1), stride=1, padding=(reach, 0), count_include_pad=False)
     presence = F.avg_pool2d(presence, (1, 2 * reach + 1), stride=1, padding=(0, reach), count_include_pad=False)
-    hidden = _pool(nearer, step) * presence
+    hidden = nearer * presence
     blurred = _blur(torch.cat([hidden * colour, hidden], dim=1), lens, radius, fs, frame_origin, frame)
     blurred = blurred / _frame_coverage(psf(lens.aperture, radius / fs), blurred.shape[-2:], fs, frame_origin,
                                         frame).to(blurred)
     values, window = fill.window(blurred, fs, origin)
     fill.light[window] += values[:, :3]
     fill.weight[window] += values[:, 3:4].clamp_min(0.0)
+
+
+# Layers near the focus are composited at full resolution, on the tiles where they have pixels (they are
+# usually a small part of the photo) plus a ring of neighbours for the light they spread.
+TILE = 64
+
+
+class _Tiles:
+    """The tiles of a band that the sharp layers ``first..last`` reach: where they have pixels, and within
+    ``halo`` pixels of them.
+
+    Holds the disparity positions and the photo on each tile with a ``halo`` of pixels around it, so a
+    kernel of at most that half size gives exact values on the tile, and the composite on the tiles, which
+    is gathered from and put back to a full-size canvas.
+    """
+
+    def __init__(self, t: torch.Tensor, image: torch.Tensor, first: int, last: int, halo: int):
+        h, w = t.shape[-2:]
+        self.size, self.halo = (h, w), halo
+        # Where a layer has pixels, and up to ``halo`` pixels around them (the light they spread).
+        present = ((t > first - 1) & (t < last + 1)).to(image.dtype)
+        active = F.max_pool2d(present, TILE + 2 * halo, stride=TILE, padding=halo, ceil_mode=True)[0, 0] > 0
+        self.grid = active.shape
+        self.ty, self.tx = torch.nonzero(active, as_tuple=True)
+        self.ty, self.tx = self.ty.to(t.device), self.tx.to(t.device)
+        span = torch.arange(TILE + 2 * halo, device=t.device)
+        rows = self.ty[:, None] * TILE + span       # in the padded frame (halo rows before row 0)
+        cols = self.tx[:, None] * TILE + span
+        ph, pw = self.grid[0] * TILE + 2 * halo, self.grid[1] * TILE + 2 * halo
+        # Outside the band: a position below every layer (no light, no cover) and black.
+        t_pad = F.pad(t, (halo, pw - w - halo, halo, ph - h - halo), value=-2.0)
+        image_pad = F.pad(image, (halo, pw - w - halo, halo, ph - h - halo))
+        self.t = t_pad[0, 0][rows[:, :, None], cols[:, None, :]][:, None]
+        self.image = image_pad[0][:, rows[:, :, None], cols[:, None, :]].transpose(0, 1)
+        self.rows = (self.ty[:, None] * TILE + torch.arange(TILE, device=t.device))
+        self.cols = (self.tx[:, None] * TILE + torch.arange(TILE, device=t.device))
+
+    def __len__(self) -> int:
+        return len(self.ty)
+
+    def _blocks(self, x: torch.Tensor) -> torch.Tensor:
+        """``(1, C, h, w)`` padded to whole tiles, seen as ``(C, tiles down, TILE, tiles across, TILE)``."""
+        h, w = self.size
+        x = F.pad(x, (0, self.grid[1] * TILE - w, 0, self.grid[0] * TILE - h))
+        return x[0].view(x.shape[1], self.grid[0], TILE, self.grid[1], TILE)
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """The tiles of a full-size ``(1, C, h, w)`` map, ``(n, C, TILE, TILE)``."""
+        return self._blocks(x)[:, self.ty, :, self.tx, :].contiguous()
+
+    def put(self, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """``x`` (full size) with its tiles replaced by ``values``."""
+        blocks = self._blocks(x)
+        blocks[:, self.ty, :, self.tx, :] = values
+        h, w = self.size
+        return blocks.view(1, x.shape[1], self.grid[0] * TILE, self.grid[1] * TILE)[..., :h, :w]
+
+    def pooled(self, values: torch.Tensor, s: int) -> torch.Tensor:
+        """Tile ``values`` averaged over cells of ``s`` pixels, on a zero ``(1, C, ceil(h/s), ceil(w/s))``
+        grid."""
+        values = F.avg_pool2d(values, s)
+        cells = TILE // s
+        grid = values.new_zeros((values.shape[1], self.grid[0], cells, self.grid[1], cells))
+        grid[:, self.ty, :, self.tx, :] = values
+        h, w = self.size
+        return grid.view(1, values.shape[1], self.grid[0] * cells, self.grid[1] * cells)[
+            ..., : -(-h // s), : -(-w // s)]
+
+    def frame_weights(self, fy: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
+        """Per-tile ``(n, 1, TILE, TILE)`` product of row and column fractions given for the whole band."""
+        fy = F.pad(fy, (0, self.grid[0] * TILE - len(fy)), value=1.0)[self.rows]
+        fx = F.pad(fx, (0, self.grid[1] * TILE - len(fx)), value=1.0)[self.cols]
+        return (fy[:, :, None] * fx[:, None, :])[:, None]
+
+
+def _tile_canvas(canvas: "_Canvas", tiles: _Tiles) -> "_Canvas":
+    """A canvas whose storage is ``tiles`` of the full-size ``canvas``; the last drawn layer's alpha is
+    settled on ``canvas`` and stays pending on the tiles."""
+    state = _Canvas.__new__(_Canvas)
+    state.scale, state.size, state.shape = 1, canvas.size, None
+    state.light, state.weight, state.covered = (tiles.gather(x) for x in (canvas.light, canvas.weight,
+                                                                           canvas.covered))
+    state.pending = None
+    if canvas.pending is not None:
+        index, alpha, window = canvas.pending
+        dense = torch.zeros_like(canvas.weight)
+        dense[window] += alpha
+        state.pending = (index, tiles.gather(dense), (...,))
+        canvas.pending = None
+        canvas.covered += dense
+    return state
+
+
+def _untile_canvas(state: "_Canvas", tiles: _Tiles, canvas: "_Canvas") -> None:
+    """Put the tiles' composite back on ``canvas``, with what is still pending there."""
+    for name in ("light", "weight", "covered"):
+        setattr(canvas, name, tiles.put(getattr(canvas, name), getattr(state, name)))
+    if state.pending is not None:
+        index, alpha, _ = state.pending
+        canvas.pending = (index, tiles.put(torch.zeros_like(canvas.weight), alpha), (...,))
 
 
 def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], row0: int, coarse_radius: float,
@@ -409,7 +526,7 @@ def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], row0: i
 
     def window_of(index: int) -> tuple[int, int, int, int] | None:
         s = scales[index]
-        unit = 2 * s * max(1, math.ceil(FILL_SCALE / s))     # origins shared by the layer's, fill's, canvas grids
+        unit = 2 * _fill_scale(s)          # an origin on the layer's, its fill's and the canvases' grids
         y0, y1 = _support(*t_rows, index, pad, h)
         x0, x1 = _support(*t_cols, index, pad, w)
         if y1 <= y0 or x1 <= x0:
@@ -417,56 +534,78 @@ def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], row0: i
         return _align(y0, unit), y1, _align(x0, unit), x1
 
     windows = [window_of(i) for i in range(len(radii))]
+    order = [i for i in reversed(range(len(radii))) if windows[i] is not None]     # nearest first
+    front = [i for i in order if scales[i] > 1 and radii[i] > 0]
+    sharp = [i for i in order if scales[i] == 1]
+    back = [i for i in order if scales[i] > 1 and radii[i] < 0]
     layers = _Layers(t, image, radii, scales, windows)
     fill = _Canvas(COARSE, (h, w), image)   # hidden-background estimates: light and weight, no occlusion
-    canvas = None          # the composite: at COARSE for blurred layers in front of the focus, else full size
-    behind = None          # blurred layers behind the focus: (canvas at COARSE, what passes the layers in front)
-    drawn_behind = False
-    for index in reversed(range(len(radii))):
-        if windows[index] is None:
-            continue
+
+    def blurred_layer(index: int):
+        """A blurred layer's light and alpha at its scale (its fill added on the way), and its origin."""
         radius, s = float(radii[index]), scales[index]
         y0, y1, x0, x1 = windows[index]
         own, light, nearer = layers.layer(index)
         if float(own.max()) <= 0.0:
-            continue
-        origin = (y0, x0)
+            return None
         frame_origin = (row0 + y0, x0)
-        blurred = _blur(torch.cat([light, own], dim=1), lens, radius, s, frame_origin, frame)
-        blurred = blurred / _frame_coverage(psf(lens.aperture, radius / s), blurred.shape[-2:], s, frame_origin,
-                                            frame).to(blurred)
+        out = _blur(torch.cat([light, own], dim=1), lens, radius, s, frame_origin, frame)
+        out = out / _frame_coverage(psf(lens.aperture, radius / s), out.shape[-2:], s, frame_origin, frame).to(out)
         if float(nearer.max()) > 0.0:
-            _add_fill(fill, own, light, nearer, lens, radius, s, origin, frame_origin, frame, pad)
+            _add_fill(fill, own, light, nearer, lens, radius, s, (y0, x0), frame_origin, frame, pad)
+        return out, s, (y0, x0)
 
-        if behind is not None:                       # only blurred layers behind the focus are left
-            target = behind[0]
-        elif s > 1 and radius > 0:                   # blurred, in front of the focus
-            canvas = canvas or _Canvas(COARSE, (h, w), image)
-            target = canvas
-        elif s == 1 or not drawn_behind:             # near the focus, or the first blurred layer behind it
-            canvas = _Canvas(1, (h, w), image) if canvas is None else canvas.rescaled(1)
-            target = canvas
-        else:
-            # Only blurred layers are left: they are composited at COARSE, and what the layers in front let
-            # pass is applied once at the end (covers in front of and among them combine as independent).
-            coarse = _Canvas(COARSE, (h, w), image)
-            i, alpha, window = canvas.pending
-            coarse.pending = (i,) + coarse.window(alpha, 1, (window[1].start, window[2].start))
-            canvas.pending = None
-            behind = (coarse, (1.0 - canvas.covered).clamp(0.0, 1.0))
-            target = coarse
-        drawn_behind = drawn_behind or radius < 0
-        values, window = target.window(blurred, s, origin)
+    def draw(target: _Canvas, index: int) -> bool:
+        layer = blurred_layer(index)
+        if layer is None:
+            return False
+        values, window = target.window(*layer)
         target.draw(index, values[:, :3], values[:, 3:4].clamp_min(0.0), window)
+        return True
 
-    if canvas is None:
-        return image.clone()
-    if canvas.scale != 1:
-        canvas = canvas.rescaled(1)
+    # Blurred layers in front of the focus: composited at COARSE.
+    canvas = _Canvas(COARSE, (h, w), image)
+    for index in front:
+        draw(canvas, index)
+    canvas = canvas.rescaled(1)
+    # Layers near the focus: at full resolution, on their tiles.
+    if sharp:
+        halo = max(kernel_half_size(float(radii[i])) for i in sharp)
+        tiles = _Tiles(t, image, min(sharp), max(sharp), halo)
+        state = _tile_canvas(canvas, tiles) if len(tiles) else None
+        for index in sharp if state is not None else ():
+            _draw_sharp(state, tiles, index, float(radii[index]), lens, row0, frame)
+        if state is not None:
+            _untile_canvas(state, tiles, canvas)
+        # Their hidden parts are guessed together (their blur is at most a few pixels; the fill is smooth).
+        first, last = min(sharp), max(sharp)
+        beyond = (t - last).clamp(0.0, 1.0)
+        if float(beyond.max()) > 0.0:
+            own = (t - first + 1.0).clamp(0.0, 1.0) - beyond
+            pooled = _pool(torch.cat([own, torch.minimum(own * image, own), beyond], dim=1), FILL_SCALE)
+            _add_fill_pooled(fill, pooled[:, :1], pooled[:, 1:4], pooled[:, 4:], lens, 0.0, FILL_SCALE, (0, 0),
+                             (row0, 0), frame, pad)
+    # Blurred layers behind the focus: the first at full resolution, the rest at COARSE, where what the
+    # layers in front let pass is applied once at the end (covers in front of and among them combine as
+    # independent ones).
+    behind = None
+    rest = list(back)
+    while rest and not draw(canvas, rest.pop(0)):
+        pass
+    if rest:
+        coarse = _Canvas(COARSE, (h, w), image)
+        if canvas.pending is not None and radii[canvas.pending[0]] < 0:   # a blurred layer: smooth
+            i, alpha, window = canvas.pending
+            coarse.pending = (i,) + coarse.window(alpha, 1, (window[-2].start, window[-1].start))
+            canvas.pending = None
+        canvas.settle()
+        for index in rest:
+            draw(coarse, index)
+        behind = (coarse.rescaled(1), (1.0 - canvas.covered).clamp(0.0, 1.0))
+
     light, weight = canvas.light, canvas.weight
     if behind is not None:
-        coarse, passed = behind
-        up = coarse.rescaled(1)
+        up, passed = behind
         light = light + passed * up.light
         weight = weight + passed * up.weight
     fill = fill.rescaled(1)
@@ -478,3 +617,59 @@ def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], row0: i
     filled = light / weight.clamp_min(1.0) + remainder * fill_colour
     normalised = light / weight.clamp_min(1e-6)
     return torch.where(has_fill, filled, normalised)
+
+
+def _draw_sharp(state: _Canvas, tiles: _Tiles, index: int, radius: float, lens: Lens, row0: int,
+                frame: tuple[int, int]) -> None:
+    """Draw a layer near the focus (scale 1) on the tiles, exactly as the module doc describes."""
+    nearer = (tiles.t - index).clamp(0.0, 1.0)
+    own = (tiles.t - index + 1.0).clamp(0.0, 1.0) - nearer
+    if float(own.max()) <= 0.0:
+        return
+    h, w = tiles.size
+    halo = tiles.halo
+    kernel = psf(lens.aperture, radius)
+    half = kernel.shape[-1] // 2
+    # The tiles with as much of their halo as this kernel reaches.
+    reach = (..., slice(halo - half, TILE + halo + half), slice(halo - half, TILE + halo + half))
+    stack = torch.cat([own[reach] * tiles.image[reach], own[reach]], dim=1)
+    if lens.aperture.cat_eye > 0 and half > 0:
+        out = _blur_tiles_cat_eye(stack, tiles, lens, radius, row0, frame)
+    elif half > 0:
+        out = F.conv2d(stack, kernel.flip(0, 1).to(stack).expand(stack.shape[1], 1, *kernel.shape),
+                       groups=stack.shape[1])
+    else:
+        out = stack
+    fy, fx = _frame_fractions(kernel, (h, w), 1, (row0, 0), frame)
+    out = out / tiles.frame_weights(fy.to(out), fx.to(out))
+    state.draw(index, out[:, :3], out[:, 3:4].clamp_min(0.0), (...,))
+
+
+def _blur_tiles_cat_eye(stack, tiles: _Tiles, lens: Lens, radius: float, row0: int, frame) -> torch.Tensor:
+    """Valid convolution of tile stacks with the cat-eye kernels, blended between anchors as :func:`_blur`."""
+    fh, fw = frame
+    half_diag = 0.5 * math.hypot(fw, fh)
+    n = CAT_EYE_ANCHORS
+    ys = (row0 + tiles.rows.to(stack.dtype) + 0.5 - fh / 2) / (fh / 2)      # (tiles, TILE)
+    xs = (tiles.cols.to(stack.dtype) + 0.5 - fw / 2) / (fw / 2)
+    gy = (ys.clamp(-1, 1) + 1) * (n - 1) / 2
+    gx = (xs.clamp(-1, 1) + 1) * (n - 1) / 2
+    out = stack.new_zeros((stack.shape[0], stack.shape[1], TILE, TILE))
+    for i in range(n):
+        wy = (1 - (gy - i).abs()).clamp(min=0)
+        for j in range(n):
+            wx = (1 - (gx - j).abs()).clamp(min=0)
+            pick = torch.nonzero((wy.amax(dim=1) > 0) & (wx.amax(dim=1) > 0), as_tuple=True)[0]
+            if len(pick) == 0:
+                continue
+            py, px = (i / (n - 1) * 2 - 1) * fh / 2, (j / (n - 1) * 2 - 1) * fw / 2
+            offset = (-2 * lens.aperture.cat_eye * px / half_diag, -2 * lens.aperture.cat_eye * py / half_diag)
+            kernel = psf(lens.aperture, radius, offset=offset)
+            grow = (kernel.shape[-1] // 2) - (stack.shape[-1] - TILE) // 2      # a smaller kernel: crop less
+            part = stack[pick]
+            if grow < 0:
+                part = part[..., -grow: part.shape[-2] + grow, -grow: part.shape[-1] + grow]
+            part = F.conv2d(part, kernel.flip(0, 1).to(stack).expand(stack.shape[1], 1, *kernel.shape),
+                            groups=stack.shape[1])
+            out[pick] += part * (wy[pick][:, None, :, None] * wx[pick][:, None, None, :])
+    return out
