@@ -440,6 +440,11 @@ class _Tiles:
         self.image = image_pad[0][:, rows[:, :, None], cols[:, None, :]].transpose(0, 1)
         self.rows = (self.ty[:, None] * TILE + torch.arange(TILE, device=t.device))
         self.cols = (self.tx[:, None] * TILE + torch.arange(TILE, device=t.device))
+        self.t_min, self.t_max = self.t.amin(dim=(1, 2, 3)), self.t.amax(dim=(1, 2, 3))
+
+    def reached_by(self, index: int) -> torch.Tensor:
+        """The tiles (indices) that layer ``index`` may reach: some position within ``index +- 1``."""
+        return torch.nonzero((self.t_max > index - 1) & (self.t_min < index + 1), as_tuple=True)[0]
 
     def __len__(self) -> int:
         return len(self.ty)
@@ -472,10 +477,10 @@ class _Tiles:
         return grid.view(1, values.shape[1], self.grid[0] * cells, self.grid[1] * cells)[
             ..., : -(-h // s), : -(-w // s)]
 
-    def frame_weights(self, fy: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
+    def frame_weights(self, fy: torch.Tensor, fx: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
         """Per-tile ``(n, 1, TILE, TILE)`` product of row and column fractions given for the whole band."""
-        fy = F.pad(fy, (0, self.grid[0] * TILE - len(fy)), value=1.0)[self.rows]
-        fx = F.pad(fx, (0, self.grid[1] * TILE - len(fx)), value=1.0)[self.cols]
+        fy = F.pad(fy, (0, self.grid[0] * TILE - len(fy)), value=1.0)[self.rows[pick]]
+        fx = F.pad(fx, (0, self.grid[1] * TILE - len(fx)), value=1.0)[self.cols[pick]]
         return (fy[:, :, None] * fx[:, None, :])[:, None]
 
 
@@ -502,8 +507,10 @@ def _untile_canvas(state: "_Canvas", tiles: _Tiles, canvas: "_Canvas") -> None:
     for name in ("light", "weight", "covered"):
         setattr(canvas, name, tiles.put(getattr(canvas, name), getattr(state, name)))
     if state.pending is not None:
-        index, alpha, _ = state.pending
-        canvas.pending = (index, tiles.put(torch.zeros_like(canvas.weight), alpha), (...,))
+        index, alpha, window = state.pending
+        every = alpha.new_zeros((len(tiles),) + alpha.shape[1:])
+        every[window] = alpha
+        canvas.pending = (index, tiles.put(torch.zeros_like(canvas.weight), every), (...,))
 
 
 def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], row0: int, coarse_radius: float,
@@ -621,10 +628,12 @@ def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], row0: i
 
 def _draw_sharp(state: _Canvas, tiles: _Tiles, index: int, radius: float, lens: Lens, row0: int,
                 frame: tuple[int, int]) -> None:
-    """Draw a layer near the focus (scale 1) on the tiles, exactly as the module doc describes."""
-    nearer = (tiles.t - index).clamp(0.0, 1.0)
-    own = (tiles.t - index + 1.0).clamp(0.0, 1.0) - nearer
-    if float(own.max()) <= 0.0:
+    """Draw a layer near the focus (scale 1) on the tiles it reaches, exactly as the module doc describes."""
+    pick = tiles.reached_by(index)
+    t, image = tiles.t[pick], tiles.image[pick]
+    nearer = (t - index).clamp(0.0, 1.0)
+    own = (t - index + 1.0).clamp(0.0, 1.0) - nearer
+    if len(pick) == 0 or float(own.max()) <= 0.0:
         return
     h, w = tiles.size
     halo = tiles.halo
@@ -632,26 +641,27 @@ def _draw_sharp(state: _Canvas, tiles: _Tiles, index: int, radius: float, lens: 
     half = kernel.shape[-1] // 2
     # The tiles with as much of their halo as this kernel reaches.
     reach = (..., slice(halo - half, TILE + halo + half), slice(halo - half, TILE + halo + half))
-    stack = torch.cat([own[reach] * tiles.image[reach], own[reach]], dim=1)
+    stack = torch.cat([own[reach] * image[reach], own[reach]], dim=1)
     if lens.aperture.cat_eye > 0 and half > 0:
-        out = _blur_tiles_cat_eye(stack, tiles, lens, radius, row0, frame)
+        out = _blur_tiles_cat_eye(stack, tiles.rows[pick], tiles.cols[pick], lens, radius, row0, frame)
     elif half > 0:
         out = F.conv2d(stack, kernel.flip(0, 1).to(stack).expand(stack.shape[1], 1, *kernel.shape),
                        groups=stack.shape[1])
     else:
         out = stack
     fy, fx = _frame_fractions(kernel, (h, w), 1, (row0, 0), frame)
-    out = out / tiles.frame_weights(fy.to(out), fx.to(out))
-    state.draw(index, out[:, :3], out[:, 3:4].clamp_min(0.0), (...,))
+    out = out / tiles.frame_weights(fy.to(out), fx.to(out), pick)
+    state.draw(index, out[:, :3], out[:, 3:4].clamp_min(0.0), (pick,))
 
 
-def _blur_tiles_cat_eye(stack, tiles: _Tiles, lens: Lens, radius: float, row0: int, frame) -> torch.Tensor:
-    """Valid convolution of tile stacks with the cat-eye kernels, blended between anchors as :func:`_blur`."""
+def _blur_tiles_cat_eye(stack, rows, cols, lens: Lens, radius: float, row0: int, frame) -> torch.Tensor:
+    """Valid convolution of tile stacks (their pixels' band ``rows`` and ``cols``) with the cat-eye kernels,
+    blended between anchors as :func:`_blur`."""
     fh, fw = frame
     half_diag = 0.5 * math.hypot(fw, fh)
     n = CAT_EYE_ANCHORS
-    ys = (row0 + tiles.rows.to(stack.dtype) + 0.5 - fh / 2) / (fh / 2)      # (tiles, TILE)
-    xs = (tiles.cols.to(stack.dtype) + 0.5 - fw / 2) / (fw / 2)
+    ys = (row0 + rows.to(stack.dtype) + 0.5 - fh / 2) / (fh / 2)      # (tiles, TILE)
+    xs = (cols.to(stack.dtype) + 0.5 - fw / 2) / (fw / 2)
     gy = (ys.clamp(-1, 1) + 1) * (n - 1) / 2
     gx = (xs.clamp(-1, 1) + 1) * (n - 1) / 2
     out = stack.new_zeros((stack.shape[0], stack.shape[1], TILE, TILE))
