@@ -354,13 +354,13 @@ class _Layers:
         if self._run is None or self._run[0] != run:
             self._run = (run,) + self._pool_run(*run, s)
         _, (gy, gx), light, weight, position, beyond, drawn = self._run
-        share = (1.0 - (position - index).abs()).clamp_min(0.0)
-        own, light = weight * share, light * share
-        nearer = beyond + drawn
-        drawn += own        # the next layer of the run is farther: this one is nearer than it
         window = (..., slice((y0 - gy) // s, (y0 - gy) // s + -(-(y1 - y0) // s)),
                   slice((x0 - gx) // s, (x0 - gx) // s + -(-(x1 - x0) // s)))
-        return own[window], light[window], nearer[window]
+        share = (1.0 - (position[window] - index).abs()).clamp_min(0.0)
+        own = weight[window] * share
+        nearer = beyond[window] + drawn[window]
+        drawn[window] += own        # the next layer of the run is farther: this one is nearer than it
+        return own, light[window] * share, nearer
 
     def _pool_run(self, first: int, last: int, s: int):
         members = [self.windows[i] for i in range(first, last + 1) if self.windows[i] is not None]
@@ -546,7 +546,7 @@ def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], row0: i
     sharp = [i for i in order if scales[i] == 1]
     back = [i for i in order if scales[i] > 1 and radii[i] < 0]
     layers = _Layers(t, image, radii, scales, windows)
-    fill = _Canvas(COARSE, (h, w), image)   # hidden-background estimates: light and weight, no occlusion
+    fill = _Canvas(FILL_SCALE, (h, w), image)   # hidden-background estimates: light and weight, no occlusion
 
     def blurred_layer(index: int):
         """A blurred layer's light and alpha at its scale (its fill added on the way), and its origin."""
@@ -608,19 +608,19 @@ def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], row0: i
         canvas.settle()
         for index in rest:
             draw(coarse, index)
-        behind = (coarse.rescaled(1), (1.0 - canvas.covered).clamp(0.0, 1.0))
+        behind = (coarse, (1.0 - canvas.covered).clamp(0.0, 1.0))
 
     light, weight = canvas.light, canvas.weight
     if behind is not None:
-        up, passed = behind
-        light = light + passed * up.light
-        weight = weight + passed * up.weight
-    fill = fill.rescaled(1)
+        coarse, passed = behind
+        light = light + passed * _resample(coarse.light, COARSE)[..., :h, :w]
+        weight = weight + passed * _resample(coarse.weight, COARSE)[..., :h, :w]
+    fill_light, fill_weight = (_resample(x, FILL_SCALE)[..., :h, :w] for x in (fill.light, fill.weight))
     # Where the view is not fully covered (behind a blurred edge, under a hole left by a nearer object),
     # the remainder shows the layers' filled-in hidden parts.
     remainder = (1.0 - weight).clamp(0.0, 1.0)
-    has_fill = fill.weight > 1e-6
-    fill_colour = fill.light / fill.weight.clamp_min(1e-6)
+    has_fill = fill_weight > 1e-6
+    fill_colour = fill_light / fill_weight.clamp_min(1e-6)
     filled = light / weight.clamp_min(1.0) + remainder * fill_colour
     normalised = light / weight.clamp_min(1e-6)
     return torch.where(has_fill, filled, normalised)
