@@ -8,22 +8,31 @@ continuously with disparity: no banding on a ground plane.
 Compositing follows the reference model (:mod:`lensblur.render.scatter`) layer by layer, nearest first:
 each layer's blurred light passes in the proportion of the view not yet covered by nearer layers,
 ``1 - min(1, coverage of nearer layers)``, so a nearer surface hides a farther one by its coverage. The
-immediate neighbour does not count as nearer: a pixel between two layers is split over both (that is
-what makes blur continuous) and is one surface, which must not hide half of itself. Each layer is also extended under the
-pixels that hide it, with colours pulled in from its own visible pixels (a push-pull pyramid); where the
-view is not fully covered by visible light (behind the soft edge of a blurred foreground, or near a hole
-left by a sharp one) those hidden-part estimates fill the remainder, each weighted by how much of its layer
-is present nearby (what continues behind a surface is most likely what is around it). So:
+immediate neighbour does not count as nearer: a pixel between two layers is split over both (that is what
+makes blur continuous) and is one surface, which must not hide half of itself. Each layer is also extended
+under the pixels that hide it, with colours pulled in from its own visible pixels (a push-pull pyramid);
+where the view is not fully covered by visible light (behind the soft edge of a blurred foreground, or near
+a hole left by a sharp one) those hidden-part estimates fill the remainder, each weighted by how much of
+its layer is present nearby (what continues behind a surface is most likely what is around it). So:
 
 - a sharp foreground over a blurred background: no foreground colour bleeds into the background and no
   blurred background leaks over the foreground;
 - a blurred foreground spreads semi-transparently over what is behind it, and behind its soft edge one
   sees the filled-in background, not smeared foreground.
 
-Each layer is blurred with its aperture-shaped point-spread function at a reduced scale ``s`` (so that the
-kernel is about ``coarse_radius`` pixels there) through an FFT, with the borders renormalised, and is
-upsampled back for compositing. Memory stays at a few full-size buffers per layer: a 24-megapixel photo
-fits in a few gigabytes.
+Where the work goes, and how it is kept small:
+
+- Layers within 4 px of focus ("sharp") are exact at full resolution, but only on the 64 px tiles each of
+  them reaches (in a photo the in-focus part is usually small).
+- Blurred layers are blurred with their aperture-shaped point-spread function through an FFT at a reduced
+  scale ``s``, a power of two leaving about ``coarse_radius`` pixels of kernel radius, with the frame's
+  borders renormalised. The layers of one scale on one side of the focus (a "run") are pooled to that
+  scale once. Those in front of the focus are composited on a half-resolution canvas; those behind it on
+  another, and what the layers in front of them let pass is applied once at the end (covers in front of
+  and among them then combine as independent ones).
+- Hidden-part estimates are smooth guesses, made and accumulated at quarter resolution.
+- The frame is rendered in blocks with margins of twice the largest CoC: memory stays bounded whatever the
+  size, and a layer absent from a block costs nothing there.
 """
 
 from __future__ import annotations
@@ -37,6 +46,16 @@ from ..lens import Lens
 from .kernel import kernel_half_size, psf
 
 __all__ = ["layer_radii", "render_layered"]
+
+# Canvas scale of the blurred layers' composite.
+COARSE = 2
+# Scale of the hidden-part estimates (at least).
+FILL_SCALE = 4
+# Side of the tiles the sharp layers work on, in pixels.
+TILE = 64
+# Optical vignetting (cat-eye) changes the kernel across the frame: kernels are made for a grid of anchor
+# positions and blended bilinearly between them.
+CAT_EYE_ANCHORS = 5
 
 
 def layer_radii(low: float, high: float, *, min_step: float = 1.0, ratio: float = 0.15) -> torch.Tensor:
@@ -65,81 +84,6 @@ def _fractional_index(coc: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
     return lo.to(coc.dtype) + frac
 
 
-def _pool(x: torch.Tensor, s: int) -> torch.Tensor:
-    return x if s == 1 else F.avg_pool2d(x, s, stride=s, ceil_mode=True)
-
-
-def _unpool(x: torch.Tensor, s: int, size: tuple[int, int]) -> torch.Tensor:
-    if s == 1:
-        return x
-    up = F.interpolate(x, size=(x.shape[-2] * s, x.shape[-1] * s), mode="bilinear", align_corners=False)
-    return up[..., : size[0], : size[1]]
-
-
-def _push_pull(premultiplied: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """Colour everywhere from the pixels where ``alpha > 0``: each hole takes the colour of the nearest
-    content, blended smoothly (pull the pyramid down, then composite each level over the coarser one).
-    """
-    levels = [(premultiplied, alpha)]
-    while min(levels[-1][1].shape[-2:]) > 1:
-        p, a = levels[-1]
-        levels.append((F.avg_pool2d(p, 2, ceil_mode=True), F.avg_pool2d(a, 2, ceil_mode=True)))
-    p, a = levels[-1]
-    colour = p / a.clamp_min(1e-12)
-    for p, a in reversed(levels[:-1]):
-        up = F.interpolate(colour, size=p.shape[-2:], mode="bilinear", align_corners=False)
-        # Normalised colour where the level has content, the coarser estimate elsewhere.
-        weight = (a * 4.0).clamp(max=1.0)
-        colour = weight * (p / a.clamp_min(1e-12)) + (1.0 - weight) * up
-    return colour
-
-
-def _frame_fractions(kernel: torch.Tensor, shape: tuple[int, int], s: int, origin: tuple[int, int],
-                     frame: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fraction of the kernel's light that each row and each column of a grid gathers from inside the frame.
-
-    Near the frame's border a blur only gathers light from inside it; dividing by the product of the row
-    and column fractions (exact along straight borders, close at corners) keeps the border's brightness.
-    The grid has ``shape`` cells of ``s`` pixels, its top-left at ``origin`` in the frame. Edges of a crop
-    that lie inside the frame are not borders.
-    """
-    k = kernel.shape[-1]
-    half = k // 2
-    rows = kernel.sum(dim=1).to(torch.float32)   # light falling dy = i - half rows away
-    cols = kernel.sum(dim=0).to(torch.float32)
-
-    def fraction(weights: torch.Tensor, n: int, start: int, limit: int) -> torch.Tensor:
-        # Coarse pixel i sits at frame position (start + (i + 0.5) * s); it gathers from offsets -half..half
-        # (in coarse pixels), each of which must land inside [0, limit).
-        pos = (start + (torch.arange(n, dtype=torch.float32) + 0.5) * s)[:, None]
-        offsets = (torch.arange(k, dtype=torch.float32) - half)[None, :] * s
-        inside = ((pos - offsets) >= 0) & ((pos - offsets) < limit)
-        return (inside.float() * weights.flip(0)[None, :]).sum(dim=1).clamp_min(1e-6)
-
-    return (fraction(rows, shape[0], origin[0], frame[0]).to(kernel.device),
-            fraction(cols, shape[1], origin[1], frame[1]).to(kernel.device))
-
-
-def _frame_coverage(kernel: torch.Tensor, shape: tuple[int, int], s: int, origin: tuple[int, int],
-                    frame: tuple[int, int]) -> torch.Tensor:
-    """:func:`_frame_fractions` as a ``(1, 1, h, w)`` map."""
-    fy, fx = _frame_fractions(kernel, shape, s, origin, frame)
-    return (fy[:, None] * fx[None, :])[None, None]
-
-
-def _fft_size(n: int) -> int:
-    """The smallest ``m >= n`` whose prime factors are 2, 3 and 5: FFTs of such sizes are fast."""
-    m = n
-    while True:
-        k = m
-        for p in (2, 3, 5):
-            while k % p == 0:
-                k //= p
-        if k == 1:
-            return m
-        m += 1
-
-
 def _scale(radius: float, coarse_radius: float) -> int:
     """Downscale factor for a layer: full resolution for small kernels (radius <= 4 px), otherwise the power
     of two (at least 2) that leaves between 0.71 and 1.41 times ``coarse_radius`` pixels of kernel radius.
@@ -151,93 +95,154 @@ def _scale(radius: float, coarse_radius: float) -> int:
 
 
 def _fill_scale(s: int) -> int:
+    """Scale of a layer's hidden-part estimate: its own, or FILL_SCALE if that is coarser."""
     return max(s, FILL_SCALE)
 
 
-def _convolve(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """True 2-D convolution (``out[y] = sum_o k[o] x[y - o]``) of ``(1, C, H, W)``, zero outside the frame."""
-    k = kernel.shape[-1]
-    half = k // 2
-    if k == 1:
-        return x * float(kernel[0, 0])
-    if k <= 7:
-        weight = kernel.flip(0, 1).to(x).expand(x.shape[1], 1, k, k)
-        return F.conv2d(F.pad(x, (half, half, half, half)), weight, groups=x.shape[1])
-    h, w = x.shape[-2:]
-    size = (_fft_size(h + 2 * half), _fft_size(w + 2 * half))
-    spectrum = torch.fft.rfft2(x, s=size)
-    kpad = torch.zeros(size, dtype=x.dtype, device=x.device)
-    kpad[:k, :k] = kernel.to(x)
-    out = torch.fft.irfft2(spectrum * torch.fft.rfft2(kpad), s=size)
-    return out[..., half: half + h, half: half + w]
-
-
-# Optical vignetting (cat-eye) changes the kernel across the frame: kernels are made for a grid of anchor
-# positions and blended bilinearly between them.
-CAT_EYE_ANCHORS = 5
-
-
-def _blur(stack: torch.Tensor, lens: Lens, radius: float, s: int, origin: tuple[int, int],
-          frame: tuple[int, int]) -> torch.Tensor:
-    """Blur a layer's ``(1, C, h, w)`` stack (at scale ``s``, top-left ``origin`` in the frame) with its PSF."""
-    if lens.aperture.cat_eye <= 0:
-        return _convolve(stack, psf(lens.aperture, radius / s))
-    h, w = stack.shape[-2:]
-    fh, fw = frame
-    half_diag = 0.5 * math.hypot(fw, fh)
-    # Frame position (pixels from the centre) of every coarse pixel, and its place on the anchor grid.
-    ys = (origin[0] + (torch.arange(h, dtype=stack.dtype, device=stack.device) + 0.5) * s) - fh / 2
-    xs = (origin[1] + (torch.arange(w, dtype=stack.dtype, device=stack.device) + 0.5) * s) - fw / 2
-    n = CAT_EYE_ANCHORS
-    gy = ((ys / (fh / 2)).clamp(-1, 1) + 1) * (n - 1) / 2
-    gx = ((xs / (fw / 2)).clamp(-1, 1) + 1) * (n - 1) / 2
-    out = torch.zeros_like(stack)
-    for i in range(n):
-        wy = (1 - (gy - i).abs()).clamp(min=0)
-        if float(wy.max()) <= 0:
-            continue
-        for j in range(n):
-            wx = (1 - (gx - j).abs()).clamp(min=0)
-            if float(wx.max()) <= 0:
-                continue
-            py = (i / (n - 1) * 2 - 1) * fh / 2
-            px = (j / (n - 1) * 2 - 1) * fw / 2
-            offset = (-2 * lens.aperture.cat_eye * px / half_diag, -2 * lens.aperture.cat_eye * py / half_diag)
-            out += _convolve(stack, psf(lens.aperture, radius / s, offset=offset)) * (wy[:, None] * wx[None, :])
-    return out
-
-
 def render_layered(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, coarse_radius: float = 12.0,
-                   min_step: float = 1.0, ratio: float = 0.1, tile_pixels: int = 6_000_000) -> torch.Tensor:
+                   min_step: float = 1.0, ratio: float = 0.1, block: int = 1536) -> torch.Tensor:
     """Render ``(B, 3, H, W)`` linear RGB with ``(B, 1, H, W)`` disparity (see the module doc).
 
     ``coarse_radius``: the kernel radius (pixels) a layer is blurred at after downscaling; larger is more
     faithful to the aperture's shape and slower. ``min_step`` and ``ratio`` set the layer spacing. Frames
-    larger than ``tile_pixels`` are rendered in bands of rows that overlap by twice the reach of the
-    largest CoC, so memory stays bounded whatever the size.
+    are rendered in blocks of ``block`` pixels square, each with a margin of twice the reach of the largest
+    CoC, so memory stays bounded whatever the size (and layers absent from a block cost nothing there).
     """
     options = {"coarse_radius": coarse_radius, "min_step": min_step, "ratio": ratio}
-    return torch.cat([_render_tiled(image[i:i + 1], disparity[i:i + 1], lens, tile_pixels, options)
+    return torch.cat([_render_tiled(image[i:i + 1], disparity[i:i + 1], lens, block, options)
                       for i in range(image.shape[0])])
 
 
-def _render_tiled(image, disparity, lens: Lens, tile_pixels: int, options) -> torch.Tensor:
+def _render_tiled(image, disparity, lens: Lens, block: int, options) -> torch.Tensor:
     h, w = image.shape[-2:]
     reach = lens.blur * float((disparity - lens.focus_disparity).abs().max())
     overlap = 2 * (math.ceil(reach) + 2) + 8        # what a kept pixel's light, fill and presence depend on
-    # Bands start on rows where every grid of the frame has a cell boundary, so they pool what the whole
-    # frame would.
+    # Blocks start where every grid of the frame has a cell boundary, so they pool what the whole frame would.
     unit = 2 * _fill_scale(_scale(reach, options["coarse_radius"]))
-    rows = max(unit, (tile_pixels // max(1, w) - 2 * overlap) // unit * unit)
-    if h * w <= tile_pixels or rows >= h:
-        return _render_one(image, disparity, lens, frame=(h, w), row0=0, **options)
+    step = max(unit, block // unit * unit)
+    if h <= step + overlap and w <= step + overlap:
+        return _render_one(image, disparity, lens, frame=(h, w), origin=(0, 0), **options)
     out = torch.empty_like(image)
-    for top in range(0, h, rows):
-        bottom = min(h, top + rows)
-        a, b = max(0, _align(top - overlap, unit)), min(h, bottom + overlap)
-        band = _render_one(image[..., a:b, :], disparity[..., a:b, :], lens, frame=(h, w), row0=a, **options)
-        out[..., top:bottom, :] = band[..., top - a: bottom - a, :]
+    for top in range(0, h, step):
+        for left in range(0, w, step):
+            bottom, right = min(h, top + step), min(w, left + step)
+            y0, y1 = max(0, _align(top - overlap, unit)), min(h, bottom + overlap)
+            x0, x1 = max(0, _align(left - overlap, unit)), min(w, right + overlap)
+            part = _render_one(image[..., y0:y1, x0:x1], disparity[..., y0:y1, x0:x1], lens, frame=(h, w),
+                               origin=(y0, x0), **options)
+            out[..., top:bottom, left:right] = part[..., top - y0: bottom - y0, left - x0: right - x0]
     return out
+
+
+def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], origin: tuple[int, int],
+                coarse_radius: float, min_step: float, ratio: float):
+    """Render one block of the frame, its top-left at ``origin``; borders and cat-eye positions are those of
+    the frame."""
+    h, w = image.shape[-2:]
+    coc = lens.blur * (disparity.to(torch.float32) - lens.focus_disparity)
+    low, high = float(coc.min()), float(coc.max())
+    if max(abs(low), abs(high)) < 1e-3:
+        return image.clone()
+    radii = layer_radii(low, high, min_step=min_step, ratio=ratio)
+    scales = [_scale(float(r), coarse_radius) for r in radii]
+    t = _fractional_index(coc, radii).to(image.dtype)
+    t_rows = (t[0, 0].amin(dim=1), t[0, 0].amax(dim=1))
+    t_cols = (t[0, 0].amin(dim=0), t[0, 0].amax(dim=0))
+    # Light of a layer reaches at most its own radius away; its hidden-background fill may serve any
+    # pixel that a blurred edge of any layer reaches.
+    pad = math.ceil(max(abs(low), abs(high))) + 2
+
+    def window_of(index: int) -> tuple[int, int, int, int] | None:
+        s = scales[index]
+        unit = 2 * _fill_scale(s)          # an origin on the layer's, its fill's and the canvases' grids
+        y0, y1 = _support(*t_rows, index, pad, h)
+        x0, x1 = _support(*t_cols, index, pad, w)
+        if y1 <= y0 or x1 <= x0:
+            return None
+        return _align(y0, unit), y1, _align(x0, unit), x1
+
+    windows = [window_of(i) for i in range(len(radii))]
+    order = [i for i in reversed(range(len(radii))) if windows[i] is not None]     # nearest first
+    front = [i for i in order if scales[i] > 1 and radii[i] > 0]
+    sharp = [i for i in order if scales[i] == 1]
+    back = [i for i in order if scales[i] > 1 and radii[i] < 0]
+    layers = _Layers(t, image, radii, scales, windows)
+    fill = _Canvas(FILL_SCALE, (h, w), image)   # hidden-background estimates: light and weight, no occlusion
+
+    def blurred_layer(index: int):
+        """A blurred layer's light and alpha at its scale (its fill added on the way), and its origin."""
+        radius, s = float(radii[index]), scales[index]
+        y0, y1, x0, x1 = windows[index]
+        own, light, nearer = layers.layer(index)
+        if float(own.max()) <= 0.0:
+            return None
+        frame_origin = (origin[0] + y0, origin[1] + x0)
+        out = _blur(torch.cat([light, own], dim=1), lens, radius, s, frame_origin, frame)
+        out = out / _frame_coverage(psf(lens.aperture, radius / s), out.shape[-2:], s, frame_origin, frame).to(out)
+        if float(nearer.max()) > 0.0:
+            _add_fill(fill, own, light, nearer, radius, s, (y0, x0), pad)
+        return out, s, (y0, x0)
+
+    def draw(target: _Canvas, index: int) -> bool:
+        layer = blurred_layer(index)
+        if layer is None:
+            return False
+        values, window = target.window(*layer)
+        target.draw(index, values[:, :3], values[:, 3:4].clamp_min(0.0), window)
+        return True
+
+    # Blurred layers in front of the focus: composited at COARSE.
+    canvas = _Canvas(COARSE, (h, w), image)
+    for index in front:
+        draw(canvas, index)
+    canvas = canvas.rescaled(1)
+    # Layers near the focus: at full resolution, on their tiles.
+    if sharp:
+        halo = max(kernel_half_size(float(radii[i])) for i in sharp)
+        tiles = _Tiles(t, image, min(sharp), max(sharp), halo)
+        state = _tile_canvas(canvas, tiles) if len(tiles) else None
+        for index in sharp if state is not None else ():
+            _draw_sharp(state, tiles, index, float(radii[index]), lens, origin, frame)
+        if state is not None:
+            _untile_canvas(state, tiles, canvas)
+        # Their hidden parts are guessed together (their blur is at most a few pixels; the fill is smooth).
+        first, last = min(sharp), max(sharp)
+        beyond = (t - last).clamp(0.0, 1.0)
+        if float(beyond.max()) > 0.0:
+            own = (t - first + 1.0).clamp(0.0, 1.0) - beyond
+            pooled = _pool(torch.cat([own, torch.minimum(own * image, own), beyond], dim=1), FILL_SCALE)
+            _add_fill_pooled(fill, pooled[:, :1], pooled[:, 1:4], pooled[:, 4:], 0.0, FILL_SCALE, (0, 0), pad)
+    # Blurred layers behind the focus: the first at full resolution, the rest at COARSE, where what the
+    # layers in front let pass is applied once at the end (covers in front of and among them combine as
+    # independent ones).
+    behind = None
+    rest = list(back)
+    while rest and not draw(canvas, rest.pop(0)):
+        pass
+    if rest:
+        coarse = _Canvas(COARSE, (h, w), image)
+        if canvas.pending is not None and radii[canvas.pending[0]] < 0:   # a blurred layer: smooth
+            i, alpha, window = canvas.pending
+            coarse.pending = (i,) + coarse.window(alpha, 1, (window[-2].start, window[-1].start))
+            canvas.pending = None
+        canvas.settle()
+        for index in rest:
+            draw(coarse, index)
+        behind = (coarse, (1.0 - canvas.covered).clamp(0.0, 1.0))
+
+    light, weight = canvas.light, canvas.weight
+    if behind is not None:
+        coarse, passed = behind
+        light = light + passed * _resample(coarse.light, COARSE)[..., :h, :w]
+        weight = weight + passed * _resample(coarse.weight, COARSE)[..., :h, :w]
+    # Where the view is not fully covered (behind a blurred edge, under a hole left by a nearer object),
+    # the remainder shows the layers' filled-in hidden parts; where there are none, the visible light is
+    # normalised.
+    fill_weight = _resample(fill.weight, FILL_SCALE)[..., :h, :w]
+    has_fill = fill_weight > 1e-6
+    colour = _resample(fill.light, FILL_SCALE)[..., :h, :w] / fill_weight.clamp_min(1e-6)
+    remainder = (1.0 - weight).clamp(0.0, 1.0) * has_fill
+    return light / torch.where(has_fill, weight.clamp_min(1.0), weight.clamp_min(1e-6)) + remainder * colour
 
 
 def _support(tmin: torch.Tensor, tmax: torch.Tensor, index: int, pad: int, size: int) -> tuple[int, int]:
@@ -248,30 +253,58 @@ def _support(tmin: torch.Tensor, tmax: torch.Tensor, index: int, pad: int, size:
     return max(0, int(hit[0]) - pad), min(size, int(hit[-1]) + 1 + pad)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Scales. A layer with a CoC radius above 4 px is blurred at a reduced scale ``s``; its light is composited
-# on a canvas at half resolution (COARSE) unless it sits between sharp layers, and only the layers near
-# focus are composited at full resolution.
-
-COARSE = 2
-
-# The hidden-background fill is smooth by nature; it is computed at this many times coarser scale at least.
-FILL_SCALE = 4
-
-
 def _align(lo: int, unit: int) -> int:
     return lo - lo % unit
 
 
-def _resample(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """Bilinear resampling by ``factor`` on grids that share their origin (cell ``i`` of a grid of scale
-    ``s`` covers ``[s i, s (i + 1))``): ``factor = s_from / s_to``."""
-    if factor == 1:
-        return x
-    if factor < 1:
-        return F.avg_pool2d(x, round(1 / factor), ceil_mode=True)
-    return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False,
-                         recompute_scale_factor=False)
+class _Layers:
+    """Each blurred layer's own weight, premultiplied light and cover by nearer layers, at its scale.
+
+    Blurred layers come in runs of one scale on one side of the focus; a run is pooled to its scale once, keeping per cell its total weight, light, mean position between
+    the layers and the cover by layers nearer than the run, and the cell's weight is shared among the run's
+    layers by that mean position. A cell mixing two layers of one run (a few pixels along an edge between
+    surfaces that are both blurred by at least ``s`` times the kernel's coarse radius) thus goes to the layer
+    between them.
+    """
+
+    def __init__(self, t: torch.Tensor, image: torch.Tensor, radii: torch.Tensor, scales: list[int], windows):
+        self.t, self.image, self.scales, self.windows = t, image, scales, windows
+        self.run_of: dict[int, tuple[int, int]] = {}
+        start = 0
+        for i in range(1, len(radii) + 1):
+            if i == len(radii) or scales[i] != scales[start] or (radii[i] > 0) != (radii[start] > 0):
+                if scales[start] > 1:
+                    for j in range(start, i):
+                        self.run_of[j] = (start, i - 1)
+                start = i
+        self._run = None
+
+    def layer(self, index: int):
+        y0, y1, x0, x1 = self.windows[index]
+        s = self.scales[index]
+        run = self.run_of[index]
+        if self._run is None or self._run[0] != run:
+            self._run = (run,) + self._pool_run(*run, s)
+        _, (gy, gx), light, weight, position, beyond, drawn = self._run
+        window = (..., slice((y0 - gy) // s, (y0 - gy) // s + -(-(y1 - y0) // s)),
+                  slice((x0 - gx) // s, (x0 - gx) // s + -(-(x1 - x0) // s)))
+        share = (1.0 - (position[window] - index).abs()).clamp_min(0.0)
+        own = weight[window] * share
+        nearer = beyond[window] + drawn[window]
+        drawn[window] += own        # the next layer of the run is farther: this one is nearer than it
+        return own, light[window] * share, nearer
+
+    def _pool_run(self, first: int, last: int, s: int):
+        members = [self.windows[i] for i in range(first, last + 1) if self.windows[i] is not None]
+        gy, gx = min(m[0] for m in members), min(m[2] for m in members)
+        gy1, gx1 = max(m[1] for m in members), max(m[3] for m in members)
+        t = self.t[..., gy:gy1, gx:gx1]
+        beyond = (t - last).clamp(0.0, 1.0)                     # cover by the layers nearer than the run
+        weight = (t - first + 1.0).clamp(0.0, 1.0) - beyond     # the run's share of each pixel
+        pooled = _pool(torch.cat([weight * self.image[..., gy:gy1, gx:gx1], weight, weight * t, beyond], 1), s)
+        light, weight = pooled[:, :3], pooled[:, 3:4]
+        position = (pooled[:, 4:5] / weight.clamp_min(1e-12)).clamp(first, last)
+        return (gy, gx), light, weight, position, pooled[:, 5:6], torch.zeros_like(weight)
 
 
 class _Canvas:
@@ -322,93 +355,6 @@ class _Canvas:
             origin = (window[1].start * self.scale, window[2].start * self.scale)
             other.pending = (index,) + other.window(alpha, self.scale, origin)
         return other
-
-
-class _Layers:
-    """Each layer's own weight, premultiplied light and cover by nearer layers, at the layer's scale.
-
-    Near the focus (scale 1) they are exact. Blurred layers come in runs of one scale on one side of the
-    focus; a run is pooled to its scale once, keeping per cell its total weight, light, mean position between
-    the layers and the cover by layers nearer than the run, and the cell's weight is shared among the run's
-    layers by that mean position. A cell mixing two layers of one run (a few pixels along an edge between
-    surfaces that are both blurred by at least ``s`` times the kernel's coarse radius) thus goes to the layer
-    between them.
-    """
-
-    def __init__(self, t: torch.Tensor, image: torch.Tensor, radii: torch.Tensor, scales: list[int], windows):
-        self.t, self.image, self.scales, self.windows = t, image, scales, windows
-        self.run_of: dict[int, tuple[int, int]] = {}
-        start = 0
-        for i in range(1, len(radii) + 1):
-            if i == len(radii) or scales[i] != scales[start] or (radii[i] > 0) != (radii[start] > 0):
-                if scales[start] > 1:
-                    for j in range(start, i):
-                        self.run_of[j] = (start, i - 1)
-                start = i
-        self._run = None
-
-    def layer(self, index: int):
-        y0, y1, x0, x1 = self.windows[index]
-        s = self.scales[index]
-        run = self.run_of[index]
-        if self._run is None or self._run[0] != run:
-            self._run = (run,) + self._pool_run(*run, s)
-        _, (gy, gx), light, weight, position, beyond, drawn = self._run
-        window = (..., slice((y0 - gy) // s, (y0 - gy) // s + -(-(y1 - y0) // s)),
-                  slice((x0 - gx) // s, (x0 - gx) // s + -(-(x1 - x0) // s)))
-        share = (1.0 - (position[window] - index).abs()).clamp_min(0.0)
-        own = weight[window] * share
-        nearer = beyond[window] + drawn[window]
-        drawn[window] += own        # the next layer of the run is farther: this one is nearer than it
-        return own, light[window] * share, nearer
-
-    def _pool_run(self, first: int, last: int, s: int):
-        members = [self.windows[i] for i in range(first, last + 1) if self.windows[i] is not None]
-        gy, gx = min(m[0] for m in members), min(m[2] for m in members)
-        gy1, gx1 = max(m[1] for m in members), max(m[3] for m in members)
-        t = self.t[..., gy:gy1, gx:gx1]
-        beyond = (t - last).clamp(0.0, 1.0)                     # cover by the layers nearer than the run
-        weight = (t - first + 1.0).clamp(0.0, 1.0) - beyond     # the run's share of each pixel
-        pooled = _pool(torch.cat([weight * self.image[..., gy:gy1, gx:gx1], weight, weight * t, beyond], 1), s)
-        light, weight = pooled[:, :3], pooled[:, 3:4]
-        position = (pooled[:, 4:5] / weight.clamp_min(1e-12)).clamp(first, last)
-        return (gy, gx), light, weight, position, pooled[:, 5:6], torch.zeros_like(weight)
-
-
-def _add_fill(fill: "_Canvas", own, light, nearer, lens: Lens, radius: float, s: int, origin, frame_origin,
-              frame, pad: int) -> None:
-    """Extend a layer under the pixels that hide it (see :func:`_add_fill_pooled`), from its own weight,
-    light and cover by nearer layers at scale ``s``."""
-    step = _fill_scale(s) // s
-    # The guess of a hidden background is made from ordinary colours: a light's HDR energy (premultiplied
-    # colour above its alpha) would otherwise glow out of it.
-    _add_fill_pooled(fill, _pool(own, step), _pool(torch.minimum(light, own), step), _pool(nearer, step), lens,
-                     radius, s * step, origin, frame_origin, frame, pad)
-
-
-def _add_fill_pooled(fill: "_Canvas", own, light, nearer, lens: Lens, radius: float, fs: int, origin,
-                     frame_origin, frame, pad: int) -> None:
-    """Extend a layer under the pixels that hide it, with colours pulled in from its visible pixels, weighted
-    by how much of the layer is around, blurred like the layer, into the ``fill`` canvas. The inputs are at
-    scale ``fs``, ``light`` premultiplied and clipped to the weight."""
-    colour = _push_pull(light, own)
-    # A layer is a likely thing to see behind a nearer one only where it is actually around: a box mean of
-    # its weight, separable (rows then columns; border-aware counts factor the same way).
-    reach = max(1, math.ceil(pad / fs))
-    presence = F.avg_pool2d(own, (2 * reach + 1, 1), stride=1, padding=(reach, 0), count_include_pad=False)
-    presence = F.avg_pool2d(presence, (1, 2 * reach + 1), stride=1, padding=(0, reach), count_include_pad=False)
-    hidden = nearer * presence
-    blurred = _blur(torch.cat([hidden * colour, hidden], dim=1), lens, radius, fs, frame_origin, frame)
-    blurred = blurred / _frame_coverage(psf(lens.aperture, radius / fs), blurred.shape[-2:], fs, frame_origin,
-                                        frame).to(blurred)
-    values, window = fill.window(blurred, fs, origin)
-    fill.light[window] += values[:, :3]
-    fill.weight[window] += values[:, 3:4].clamp_min(0.0)
-
-
-# Layers near the focus are composited at full resolution, on the tiles where they have pixels (they are
-# usually a small part of the photo) plus a ring of neighbours for the light they spread.
-TILE = 64
 
 
 class _Tiles:
@@ -513,120 +459,7 @@ def _untile_canvas(state: "_Canvas", tiles: _Tiles, canvas: "_Canvas") -> None:
         canvas.pending = (index, tiles.put(torch.zeros_like(canvas.weight), every), (...,))
 
 
-def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], row0: int, coarse_radius: float,
-                min_step: float, ratio: float):
-    """Render one band of rows starting at frame row ``row0`` (the whole frame when ``row0 = 0`` and the
-    band is ``frame`` high); borders and cat-eye positions are those of the frame."""
-    h, w = image.shape[-2:]
-    coc = lens.blur * (disparity.to(torch.float32) - lens.focus_disparity)
-    low, high = float(coc.min()), float(coc.max())
-    if max(abs(low), abs(high)) < 1e-3:
-        return image.clone()
-    radii = layer_radii(low, high, min_step=min_step, ratio=ratio)
-    scales = [_scale(float(r), coarse_radius) for r in radii]
-    t = _fractional_index(coc, radii).to(image.dtype)
-    t_rows = (t[0, 0].amin(dim=1), t[0, 0].amax(dim=1))
-    t_cols = (t[0, 0].amin(dim=0), t[0, 0].amax(dim=0))
-    # Light of a layer reaches at most its own radius away; its hidden-background fill may serve any
-    # pixel that a blurred edge of any layer reaches.
-    pad = math.ceil(max(abs(low), abs(high))) + 2
-
-    def window_of(index: int) -> tuple[int, int, int, int] | None:
-        s = scales[index]
-        unit = 2 * _fill_scale(s)          # an origin on the layer's, its fill's and the canvases' grids
-        y0, y1 = _support(*t_rows, index, pad, h)
-        x0, x1 = _support(*t_cols, index, pad, w)
-        if y1 <= y0 or x1 <= x0:
-            return None
-        return _align(y0, unit), y1, _align(x0, unit), x1
-
-    windows = [window_of(i) for i in range(len(radii))]
-    order = [i for i in reversed(range(len(radii))) if windows[i] is not None]     # nearest first
-    front = [i for i in order if scales[i] > 1 and radii[i] > 0]
-    sharp = [i for i in order if scales[i] == 1]
-    back = [i for i in order if scales[i] > 1 and radii[i] < 0]
-    layers = _Layers(t, image, radii, scales, windows)
-    fill = _Canvas(FILL_SCALE, (h, w), image)   # hidden-background estimates: light and weight, no occlusion
-
-    def blurred_layer(index: int):
-        """A blurred layer's light and alpha at its scale (its fill added on the way), and its origin."""
-        radius, s = float(radii[index]), scales[index]
-        y0, y1, x0, x1 = windows[index]
-        own, light, nearer = layers.layer(index)
-        if float(own.max()) <= 0.0:
-            return None
-        frame_origin = (row0 + y0, x0)
-        out = _blur(torch.cat([light, own], dim=1), lens, radius, s, frame_origin, frame)
-        out = out / _frame_coverage(psf(lens.aperture, radius / s), out.shape[-2:], s, frame_origin, frame).to(out)
-        if float(nearer.max()) > 0.0:
-            _add_fill(fill, own, light, nearer, lens, radius, s, (y0, x0), frame_origin, frame, pad)
-        return out, s, (y0, x0)
-
-    def draw(target: _Canvas, index: int) -> bool:
-        layer = blurred_layer(index)
-        if layer is None:
-            return False
-        values, window = target.window(*layer)
-        target.draw(index, values[:, :3], values[:, 3:4].clamp_min(0.0), window)
-        return True
-
-    # Blurred layers in front of the focus: composited at COARSE.
-    canvas = _Canvas(COARSE, (h, w), image)
-    for index in front:
-        draw(canvas, index)
-    canvas = canvas.rescaled(1)
-    # Layers near the focus: at full resolution, on their tiles.
-    if sharp:
-        halo = max(kernel_half_size(float(radii[i])) for i in sharp)
-        tiles = _Tiles(t, image, min(sharp), max(sharp), halo)
-        state = _tile_canvas(canvas, tiles) if len(tiles) else None
-        for index in sharp if state is not None else ():
-            _draw_sharp(state, tiles, index, float(radii[index]), lens, row0, frame)
-        if state is not None:
-            _untile_canvas(state, tiles, canvas)
-        # Their hidden parts are guessed together (their blur is at most a few pixels; the fill is smooth).
-        first, last = min(sharp), max(sharp)
-        beyond = (t - last).clamp(0.0, 1.0)
-        if float(beyond.max()) > 0.0:
-            own = (t - first + 1.0).clamp(0.0, 1.0) - beyond
-            pooled = _pool(torch.cat([own, torch.minimum(own * image, own), beyond], dim=1), FILL_SCALE)
-            _add_fill_pooled(fill, pooled[:, :1], pooled[:, 1:4], pooled[:, 4:], lens, 0.0, FILL_SCALE, (0, 0),
-                             (row0, 0), frame, pad)
-    # Blurred layers behind the focus: the first at full resolution, the rest at COARSE, where what the
-    # layers in front let pass is applied once at the end (covers in front of and among them combine as
-    # independent ones).
-    behind = None
-    rest = list(back)
-    while rest and not draw(canvas, rest.pop(0)):
-        pass
-    if rest:
-        coarse = _Canvas(COARSE, (h, w), image)
-        if canvas.pending is not None and radii[canvas.pending[0]] < 0:   # a blurred layer: smooth
-            i, alpha, window = canvas.pending
-            coarse.pending = (i,) + coarse.window(alpha, 1, (window[-2].start, window[-1].start))
-            canvas.pending = None
-        canvas.settle()
-        for index in rest:
-            draw(coarse, index)
-        behind = (coarse, (1.0 - canvas.covered).clamp(0.0, 1.0))
-
-    light, weight = canvas.light, canvas.weight
-    if behind is not None:
-        coarse, passed = behind
-        light = light + passed * _resample(coarse.light, COARSE)[..., :h, :w]
-        weight = weight + passed * _resample(coarse.weight, COARSE)[..., :h, :w]
-    fill_light, fill_weight = (_resample(x, FILL_SCALE)[..., :h, :w] for x in (fill.light, fill.weight))
-    # Where the view is not fully covered (behind a blurred edge, under a hole left by a nearer object),
-    # the remainder shows the layers' filled-in hidden parts.
-    remainder = (1.0 - weight).clamp(0.0, 1.0)
-    has_fill = fill_weight > 1e-6
-    fill_colour = fill_light / fill_weight.clamp_min(1e-6)
-    filled = light / weight.clamp_min(1.0) + remainder * fill_colour
-    normalised = light / weight.clamp_min(1e-6)
-    return torch.where(has_fill, filled, normalised)
-
-
-def _draw_sharp(state: _Canvas, tiles: _Tiles, index: int, radius: float, lens: Lens, row0: int,
+def _draw_sharp(state: _Canvas, tiles: _Tiles, index: int, radius: float, lens: Lens, origin: tuple[int, int],
                 frame: tuple[int, int]) -> None:
     """Draw a layer near the focus (scale 1) on the tiles it reaches, exactly as the module doc describes."""
     pick = tiles.reached_by(index)
@@ -643,24 +476,162 @@ def _draw_sharp(state: _Canvas, tiles: _Tiles, index: int, radius: float, lens: 
     reach = (..., slice(halo - half, TILE + halo + half), slice(halo - half, TILE + halo + half))
     stack = torch.cat([own[reach] * image[reach], own[reach]], dim=1)
     if lens.aperture.cat_eye > 0 and half > 0:
-        out = _blur_tiles_cat_eye(stack, tiles.rows[pick], tiles.cols[pick], lens, radius, row0, frame)
+        out = _blur_tiles_cat_eye(stack, tiles.rows[pick] + origin[0], tiles.cols[pick] + origin[1], lens, radius,
+                                  frame)
     elif half > 0:
         out = F.conv2d(stack, kernel.flip(0, 1).to(stack).expand(stack.shape[1], 1, *kernel.shape),
                        groups=stack.shape[1])
     else:
         out = stack
-    fy, fx = _frame_fractions(kernel, (h, w), 1, (row0, 0), frame)
+    fy, fx = _frame_fractions(kernel, (h, w), 1, origin, frame)
     out = out / tiles.frame_weights(fy.to(out), fx.to(out), pick)
     state.draw(index, out[:, :3], out[:, 3:4].clamp_min(0.0), (pick,))
 
 
-def _blur_tiles_cat_eye(stack, rows, cols, lens: Lens, radius: float, row0: int, frame) -> torch.Tensor:
-    """Valid convolution of tile stacks (their pixels' band ``rows`` and ``cols``) with the cat-eye kernels,
+def _add_fill(fill: "_Canvas", own, light, nearer, radius: float, s: int, origin, pad: int) -> None:
+    """Extend a layer under the pixels that hide it (see :func:`_add_fill_pooled`), from its own weight,
+    light and cover by nearer layers at scale ``s``."""
+    step = _fill_scale(s) // s
+    # The guess of a hidden background is made from ordinary colours: a light's HDR energy (premultiplied
+    # colour above its alpha) would otherwise glow out of it.
+    _add_fill_pooled(fill, _pool(own, step), _pool(torch.minimum(light, own), step), _pool(nearer, step), radius,
+                     s * step, origin, pad)
+
+
+def _add_fill_pooled(fill: "_Canvas", own, light, nearer, radius: float, fs: int, origin, pad: int) -> None:
+    """Extend a layer under the pixels that hide it, with colours pulled in from its visible pixels, weighted
+    by how much of the layer is around, spread about as far as the layer's blur, into the ``fill`` canvas.
+    The inputs are at scale ``fs``, ``light`` premultiplied and clipped to the weight.
+
+    The fill is a smooth guess: a box mean (with the variance of the layer's disk) spreads it, not the
+    aperture's shape.
+    """
+    colour = _push_pull(light, own)
+    # A layer is a likely thing to see behind a nearer one only where it is actually around.
+    hidden = nearer * _box_mean(own, max(1, math.ceil(pad / fs)))
+    spread = round(0.87 * abs(radius) / fs)
+    blurred = _box_mean(torch.cat([hidden * colour, hidden], dim=1), spread)
+    values, window = fill.window(blurred, fs, origin)
+    fill.light[window] += values[:, :3]
+    fill.weight[window] += values[:, 3:4].clamp_min(0.0)
+
+
+def _push_pull(premultiplied: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Colour everywhere from the pixels where ``alpha > 0``: each hole takes the colour of the nearest
+    content, blended smoothly (pull the pyramid down, then composite each level over the coarser one).
+    """
+    levels = [(premultiplied, alpha)]
+    while min(levels[-1][1].shape[-2:]) > 1:
+        p, a = levels[-1]
+        levels.append((F.avg_pool2d(p, 2, ceil_mode=True), F.avg_pool2d(a, 2, ceil_mode=True)))
+    p, a = levels[-1]
+    colour = p / a.clamp_min(1e-12)
+    for p, a in reversed(levels[:-1]):
+        up = F.interpolate(colour, size=p.shape[-2:], mode="bilinear", align_corners=False)
+        # Normalised colour where the level has content, the coarser estimate elsewhere.
+        weight = (a * 4.0).clamp(max=1.0)
+        colour = weight * (p / a.clamp_min(1e-12)) + (1.0 - weight) * up
+    return colour
+
+
+def _box_mean(x: torch.Tensor, reach: int) -> torch.Tensor:
+    """Mean over the ``2 reach + 1`` square around each cell, of the cells inside the grid: separable, from
+    running sums, so its cost does not grow with ``reach``."""
+    if reach <= 0:
+        return x
+    for dim in (-2, -1):
+        n = x.shape[dim]
+        sums = torch.cumsum(F.pad(x, (1, 0) if dim == -1 else (0, 0, 1, 0)), dim=dim)
+        index = torch.arange(n, device=x.device)
+        hi, lo = (index + reach + 1).clamp(max=n), (index - reach).clamp(min=0)
+        count = (hi - lo).to(x.dtype)
+        x = (sums.index_select(dim, hi) - sums.index_select(dim, lo)) / (count[:, None] if dim == -2 else count)
+    return x
+
+
+def _pool(x: torch.Tensor, s: int) -> torch.Tensor:
+    return x if s == 1 else F.avg_pool2d(x, s, stride=s, ceil_mode=True)
+
+
+def _resample(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Bilinear resampling by ``factor`` on grids that share their origin (cell ``i`` of a grid of scale
+    ``s`` covers ``[s i, s (i + 1))``): ``factor = s_from / s_to``."""
+    if factor == 1:
+        return x
+    if factor < 1:
+        return F.avg_pool2d(x, round(1 / factor), ceil_mode=True)
+    return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False,
+                         recompute_scale_factor=False)
+
+
+def _fft_size(n: int) -> int:
+    """The smallest ``m >= n`` whose prime factors are 2, 3 and 5: FFTs of such sizes are fast."""
+    m = n
+    while True:
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
+
+
+def _convolve(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """True 2-D convolution (``out[y] = sum_o k[o] x[y - o]``) of ``(1, C, H, W)``, zero outside the frame."""
+    k = kernel.shape[-1]
+    half = k // 2
+    if k == 1:
+        return x * float(kernel[0, 0])
+    if k <= 7:
+        weight = kernel.flip(0, 1).to(x).expand(x.shape[1], 1, k, k)
+        return F.conv2d(F.pad(x, (half, half, half, half)), weight, groups=x.shape[1])
+    h, w = x.shape[-2:]
+    size = (_fft_size(h + 2 * half), _fft_size(w + 2 * half))
+    spectrum = torch.fft.rfft2(x, s=size)
+    kpad = torch.zeros(size, dtype=x.dtype, device=x.device)
+    kpad[:k, :k] = kernel.to(x)
+    out = torch.fft.irfft2(spectrum * torch.fft.rfft2(kpad), s=size)
+    return out[..., half: half + h, half: half + w]
+
+
+def _blur(stack: torch.Tensor, lens: Lens, radius: float, s: int, origin: tuple[int, int],
+          frame: tuple[int, int]) -> torch.Tensor:
+    """Blur a layer's ``(1, C, h, w)`` stack (at scale ``s``, top-left ``origin`` in the frame) with its PSF."""
+    if lens.aperture.cat_eye <= 0:
+        return _convolve(stack, psf(lens.aperture, radius / s))
+    h, w = stack.shape[-2:]
+    fh, fw = frame
+    half_diag = 0.5 * math.hypot(fw, fh)
+    # Frame position (pixels from the centre) of every coarse pixel, and its place on the anchor grid.
+    ys = (origin[0] + (torch.arange(h, dtype=stack.dtype, device=stack.device) + 0.5) * s) - fh / 2
+    xs = (origin[1] + (torch.arange(w, dtype=stack.dtype, device=stack.device) + 0.5) * s) - fw / 2
+    n = CAT_EYE_ANCHORS
+    gy = ((ys / (fh / 2)).clamp(-1, 1) + 1) * (n - 1) / 2
+    gx = ((xs / (fw / 2)).clamp(-1, 1) + 1) * (n - 1) / 2
+    out = torch.zeros_like(stack)
+    for i in range(n):
+        wy = (1 - (gy - i).abs()).clamp(min=0)
+        if float(wy.max()) <= 0:
+            continue
+        for j in range(n):
+            wx = (1 - (gx - j).abs()).clamp(min=0)
+            if float(wx.max()) <= 0:
+                continue
+            py = (i / (n - 1) * 2 - 1) * fh / 2
+            px = (j / (n - 1) * 2 - 1) * fw / 2
+            offset = (-2 * lens.aperture.cat_eye * px / half_diag, -2 * lens.aperture.cat_eye * py / half_diag)
+            out += _convolve(stack, psf(lens.aperture, radius / s, offset=offset)) * (wy[:, None] * wx[None, :])
+    return out
+
+
+def _blur_tiles_cat_eye(stack, rows, cols, lens: Lens, radius: float, frame) -> torch.Tensor:
+    """Valid convolution of tile stacks (their pixels' frame ``rows`` and ``cols``) with the cat-eye kernels,
     blended between anchors as :func:`_blur`."""
     fh, fw = frame
     half_diag = 0.5 * math.hypot(fw, fh)
     n = CAT_EYE_ANCHORS
-    ys = (row0 + rows.to(stack.dtype) + 0.5 - fh / 2) / (fh / 2)      # (tiles, TILE)
+    ys = (rows.to(stack.dtype) + 0.5 - fh / 2) / (fh / 2)      # (tiles, TILE)
     xs = (cols.to(stack.dtype) + 0.5 - fw / 2) / (fw / 2)
     gy = (ys.clamp(-1, 1) + 1) * (n - 1) / 2
     gx = (xs.clamp(-1, 1) + 1) * (n - 1) / 2
@@ -683,3 +654,36 @@ def _blur_tiles_cat_eye(stack, rows, cols, lens: Lens, radius: float, row0: int,
                             groups=stack.shape[1])
             out[pick] += part * (wy[pick][:, None, :, None] * wx[pick][:, None, None, :])
     return out
+
+
+def _frame_fractions(kernel: torch.Tensor, shape: tuple[int, int], s: int, origin: tuple[int, int],
+                     frame: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fraction of the kernel's light that each row and each column of a grid gathers from inside the frame.
+
+    Near the frame's border a blur only gathers light from inside it; dividing by the product of the row
+    and column fractions (exact along straight borders, close at corners) keeps the border's brightness.
+    The grid has ``shape`` cells of ``s`` pixels, its top-left at ``origin`` in the frame. Edges of a crop
+    that lie inside the frame are not borders.
+    """
+    k = kernel.shape[-1]
+    half = k // 2
+    rows = kernel.sum(dim=1).to(torch.float32)   # light falling dy = i - half rows away
+    cols = kernel.sum(dim=0).to(torch.float32)
+
+    def fraction(weights: torch.Tensor, n: int, start: int, limit: int) -> torch.Tensor:
+        # Coarse pixel i sits at frame position (start + (i + 0.5) * s); it gathers from offsets -half..half
+        # (in coarse pixels), each of which must land inside [0, limit).
+        pos = (start + (torch.arange(n, dtype=torch.float32) + 0.5) * s)[:, None]
+        offsets = (torch.arange(k, dtype=torch.float32) - half)[None, :] * s
+        inside = ((pos - offsets) >= 0) & ((pos - offsets) < limit)
+        return (inside.float() * weights.flip(0)[None, :]).sum(dim=1).clamp_min(1e-6)
+
+    return (fraction(rows, shape[0], origin[0], frame[0]).to(kernel.device),
+            fraction(cols, shape[1], origin[1], frame[1]).to(kernel.device))
+
+
+def _frame_coverage(kernel: torch.Tensor, shape: tuple[int, int], s: int, origin: tuple[int, int],
+                    frame: tuple[int, int]) -> torch.Tensor:
+    """:func:`_frame_fractions` as a ``(1, 1, h, w)`` map."""
+    fy, fx = _frame_fractions(kernel, shape, s, origin, frame)
+    return (fy[:, None] * fx[None, :])[None, None]
