@@ -71,6 +71,22 @@ def test_stereo_on_middlebury_motorcycle_against_ground_truth():
         stereo_disparity(left, right[:-8])
 
 
+@pytest.mark.slow
+def test_stereo_search_range_is_estimated_from_the_pair():
+    """Without ``max_disparity`` the range comes from the pair: it must cover the true largest disparity
+    (60 px) without searching the quarter width (192 px), which bench/depth_stereo.py shows triples the
+    bad-pixel rate (30.4%)."""
+    from skimage import data
+
+    from lensblur.depth.stereo import search_range
+
+    left, right, truth = data.stereo_motorcycle()
+    estimated = search_range(left, right)
+    assert 64 <= estimated <= 128 and estimated % 16 == 0
+    error = np.abs(stereo_disparity(left, right) - truth)[np.isfinite(truth)]
+    assert (error > 2).mean() < 0.15
+
+
 def _tiny_dpt(folder):
     import transformers  # the [depth] extra, which make test installs
     config = transformers.DPTConfig(

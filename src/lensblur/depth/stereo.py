@@ -29,7 +29,7 @@ from ..io import DepthRange
 from ._base import DepthResult
 from ._base import cv2 as _cv2
 
-__all__ = ["StereoDepth", "fill_holes", "left_right_check", "stereo_disparity"]
+__all__ = ["StereoDepth", "fill_holes", "left_right_check", "search_range", "stereo_disparity"]
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +76,41 @@ def fill_holes(disparity: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return filled.astype(np.float32)
 
 
+def search_range(left: np.ndarray, right: np.ndarray) -> int:
+    """The disparity range worth searching for a pair (uint8 views), a multiple of 16.
+
+    The pair is matched at quarter size over half its width; the range is the 99th percentile of the
+    matches that survive OpenCV's uniqueness and speckle filters, scaled back, with a quarter more and 16 px
+    of margin. With too few matches (a featureless pair), a quarter of the width.
+    """
+    cv2 = _cv2("stereo depth")
+    h, w = left.shape[:2]
+    fallback = int(np.ceil(w / 4 / 16) * 16)
+    if min(h, w) < 64:
+        return min(fallback, max(16, (w - 1) // 16 * 16))
+    size = (w // 4, h // 4)
+    small_l, small_r = (cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in (left, right))
+    num = max(16, int(np.ceil(size[0] / 2 / 16) * 16))
+    if num >= size[0]:
+        return fallback
+    channels = 3 if left.ndim == 3 else 1
+    matcher = cv2.StereoSGBM_create(minDisparity=0, numDisparities=num, blockSize=5,
+                                    P1=8 * channels * 25, P2=32 * channels * 25, uniquenessRatio=15,
+                                    speckleWindowSize=50, speckleRange=2)
+    raw = matcher.compute(small_l, small_r)
+    found = raw[raw > 0].astype(np.float32) / 16.0
+    if found.size < 0.05 * raw.size:
+        return fallback
+    largest = 4 * float(np.percentile(found, 99)) * 1.25 + 16
+    return int(min(np.ceil(largest / 16) * 16, (w - 1) // 16 * 16))
+
+
 def stereo_disparity(left: np.ndarray, right: np.ndarray, *, max_disparity: int | None = None,
                      block_size: int = 5, lr_tolerance: float = 1.0, fill: bool = True,
                      wls: bool = True, wls_lambda: float = 500.0, wls_sigma: float = 0.8) -> np.ndarray:
     """Left-view disparity in pixels from a rectified pair (``H x W x 3``, uint8 sRGB or linear float).
 
-    ``max_disparity`` defaults to a quarter of the width rounded up to a multiple of 16. ``fill=False``
+    ``max_disparity`` defaults to :func:`search_range` (estimated from the pair at quarter size). ``fill=False``
     returns the checked map with ``NaN`` holes (no WLS); ``wls`` applies step 4 when ``cv2.ximgproc`` exists.
     """
     cv2 = _cv2("stereo depth")
@@ -92,7 +121,7 @@ def stereo_disparity(left: np.ndarray, right: np.ndarray, *, max_disparity: int 
                          fix="pass a rectified pair of the same size (crop or resize both the same way)")
     _h, w = left8.shape[:2]
     if max_disparity is None:
-        max_disparity = int(np.ceil(w / 4 / 16) * 16)
+        max_disparity = search_range(left8, right8)
     num = int(np.ceil(max_disparity / 16) * 16)
     if num < 16 or num >= w:
         raise InputError("max_disparity", expected=f"16 <= max disparity < image width {w}",
