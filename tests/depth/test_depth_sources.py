@@ -164,3 +164,22 @@ def test_depth_command_writes_map_and_preview_and_refuses_a_photo_without_depth(
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("lensblur depth: error:") and "Traceback" not in err
     assert not (tmp_path / "none.png").exists()
+
+
+def test_portrait_mode_focuses_on_the_subject_by_default(tmp_path, capsys):
+    """With depth from a subject mask and no focus given, the subject (disparity 1) is the focal plane: its
+    pixels come out as they went in while the background blurs; the report names the choice."""
+    rng = np.random.default_rng(5)
+    photo = (rng.random((40, 48, 3)) * 255).astype(np.uint8)
+    mask = np.zeros((40, 48), np.uint8)
+    mask[8:32, 10:26] = 255              # the subject, off the frame's centre (24, 20)
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    out = tmp_path / "out.png"
+    code = main(["render", str(tmp_path / "p.png"), "--depth-from", "subject", "--mask", str(tmp_path / "m.png"),
+                 "--blur", "8", "-o", str(out)])
+    assert code == 0 and "the subject" in capsys.readouterr().out
+    result = np.asarray(Image.open(out)).astype(int)
+    inner = (slice(12, 28), slice(14, 22))
+    assert np.abs(result[inner] - photo[inner].astype(int)).max() <= 1
+    assert np.abs(result[:, 34:] - photo[:, 34:].astype(int)).mean() > 10

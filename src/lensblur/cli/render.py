@@ -20,7 +20,7 @@ EPILOG = """examples:
   lensblur render portrait.jpg --depth-from subject --blur 30 -o out.jpg
 
 Focus: --focus X,Y (median disparity in a 9x9 window), --focus-box, --focus-disparity or --focus-mask;
-by default the centre of the frame. Blur: --blur K gives the CoC radius K * (d - d_focus) pixels; or give
+by default the subject with --depth-from subject, else the centre of the frame. Blur: --blur K gives the CoC radius K * (d - d_focus) pixels; or give
 a camera (--f-number with --focal-length, --sensor-width, --focus-distance and a metric depth range).
 """
 
@@ -103,27 +103,28 @@ def _read_photo(path: Path):
 
 
 def _disparity(args, image):
-    """The disparity map, its metric range (or None) and a description of where it came from."""
+    """The disparity map, its metric range (or None), a description of where it came from and the focus
+    its source suggests (or None)."""
     from ..io import DepthRange, read_depth_as_disparity, read_disparity
 
     shape = image.shape[:2]
     if args.depth is not None:
         disparity, rng = read_depth_as_disparity(args.depth, scale=args.depth_scale, shape=shape,
                                                  resize=args.resize_disparity)
-        return disparity, rng, f"depth map {args.depth} ({rng.near:g}..{rng.far:g})"
+        return disparity, rng, f"depth map {args.depth} ({rng.near:g}..{rng.far:g})", None
     rng = DepthRange(*args.depth_range) if args.depth_range else None
     if args.disparity is not None and args.depth_from is None:
         disparity = read_disparity(args.disparity, normalize=args.normalize, shape=shape,
                                    resize=args.resize_disparity)
-        return disparity, rng, f"disparity map {args.disparity}"
+        return disparity, rng, f"disparity map {args.disparity}", None
     from ..depth import resolve
 
     result = resolve(args.image, image, source=args.depth_from or "auto", disparity_path=args.disparity,
                      model=args.depth_model, mask=args.mask, right=args.right, refine=args.refine_depth)
-    return result.disparity, result.depth_range or rng, result.source
+    return result.disparity, result.depth_range or rng, result.source, result.focus
 
 
-def _focus(args, disparity, rng) -> tuple[float, str]:
+def _focus(args, disparity, rng, suggested: float | None = None) -> tuple[float, str]:
     from ..io import read_disparity
     from ..lens import focus_at_point, focus_in_box, focus_in_mask
 
@@ -139,14 +140,16 @@ def _focus(args, disparity, rng) -> tuple[float, str]:
         return focus_in_mask(disparity, mask), f"mask {args.focus_mask}"
     if args.focus_distance is not None and rng is not None:
         return rng.disparity(args.focus_distance), f"distance {args.focus_distance:g} m"
+    if suggested is not None:
+        return suggested, "the subject"
     return focus_at_point(disparity, (w / 2, h / 2)), "centre of the frame"
 
 
-def _lens(args, disparity, rng, image_width):
+def _lens(args, disparity, rng, image_width, suggested_focus=None):
     from ..lens import Lens
 
     aperture = _aperture(args)
-    focus, how = _focus(args, disparity, rng)
+    focus, how = _focus(args, disparity, rng, suggested_focus)
     if args.f_number is None:
         if args.focus_distance is not None:
             raise InputError("--focus-distance", expected="a camera (--f-number ...)", got=args.focus_distance,
@@ -178,8 +181,8 @@ def run(args) -> int:
     check_output_path(args.output, inputs=inputs, force=args.force)
     started = time.perf_counter()
     image = _read_photo(args.image)
-    disparity, rng, where = _disparity(args, image)
-    lens, how = _lens(args, disparity, rng, image.shape[1])
+    disparity, rng, where, suggested = _disparity(args, image)
+    lens, how = _lens(args, disparity, rng, image.shape[1], suggested)
     log.info("depth: %s; focus: %s", where, how)
     out = render(image, disparity, lens, method=args.method, highlights=args.highlights)
     write_image(args.output, out, bits=args.bits)

@@ -25,12 +25,14 @@ class DepthResult:
 
     ``disparity``: ``H x W`` float32 in [0, 1], 1 = nearest, the photo's size. ``depth_range``: the metric
     depths (metres) that disparity 1 and 0 stand for, or ``None`` when the source does not know them.
-    ``source``: a short human description of what was used.
+    ``source``: a short human description of what was used. ``focus``: the disparity to focus at when the
+    user names none, where the source knows what matters (the subject, in portrait mode), else ``None``.
     """
 
     disparity: np.ndarray
     depth_range: DepthRange | None
     source: str
+    focus: float | None = None
 
     def __post_init__(self):
         d = self.disparity

@@ -199,7 +199,7 @@ class SubjectDepth:
         if self.coarse is None:
             return DepthResult(disparity=subject_disparity(mask), depth_range=None,
                                source=f"{what} ({100 * float(mask.mean()):.0f}% subject at disparity 1, "
-                                      f"background plane at 0)")
+                                      f"background plane at 0)", focus=1.0)
         coarse = self.coarse.estimate(image)
         return DepthResult(disparity=subject_disparity(mask, coarse.disparity), depth_range=None,
-                           source=f"{what} over {coarse.source}")
+                           source=f"{what} over {coarse.source}", focus=1.0)

@@ -173,14 +173,16 @@ def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], origin:
         """A blurred layer's light and alpha at its scale (its fill added on the way), and its origin."""
         radius, s = float(radii[index]), scales[index]
         y0, y1, x0, x1 = windows[index]
-        own, light, nearer = layers.layer(index)
+        own, light, lit, nearer = layers.layer(index)
         if float(own.max()) <= 0.0:
             return None
         frame_origin = (origin[0] + y0, origin[1] + x0)
         out = _blur(torch.cat([light, own], dim=1), lens, radius, s, frame_origin, frame)
-        out = out / _frame_coverage(psf(lens.aperture, radius / s), out.shape[-2:], s, frame_origin, frame).to(out)
+        _renormalise_borders(out, psf(lens.aperture, radius / s), s, frame_origin, frame)
         if float(nearer.max()) > 0.0:
-            _add_fill(fill, own, light, nearer, radius, s, (y0, x0), pad)
+            step = _fill_scale(s) // s
+            pooled = _pool(torch.cat([own, lit, nearer], dim=1), step)
+            _add_fill_pooled(fill, pooled[:, :1], pooled[:, 1:4], pooled[:, 4:], radius, s * step, (y0, x0), pad)
         return out, s, (y0, x0)
 
     def draw(target: _Canvas, index: int) -> bool:
@@ -258,7 +260,8 @@ def _align(lo: int, unit: int) -> int:
 
 
 class _Layers:
-    """Each blurred layer's own weight, premultiplied light and cover by nearer layers, at its scale.
+    """Each blurred layer's own weight, premultiplied light (as it is and clipped to the weight) and cover by
+    nearer layers, at its scale.
 
     Blurred layers come in runs of one scale on one side of the focus; a run is pooled to its scale once, keeping per cell its total weight, light, mean position between
     the layers and the cover by layers nearer than the run, and the cell's weight is shared among the run's
@@ -285,14 +288,14 @@ class _Layers:
         run = self.run_of[index]
         if self._run is None or self._run[0] != run:
             self._run = (run,) + self._pool_run(*run, s)
-        _, (gy, gx), light, weight, position, beyond, drawn = self._run
+        _, (gy, gx), light, lit, weight, position, beyond, drawn = self._run
         window = (..., slice((y0 - gy) // s, (y0 - gy) // s + -(-(y1 - y0) // s)),
                   slice((x0 - gx) // s, (x0 - gx) // s + -(-(x1 - x0) // s)))
         share = (1.0 - (position[window] - index).abs()).clamp_min(0.0)
         own = weight[window] * share
         nearer = beyond[window] + drawn[window]
         drawn[window] += own        # the next layer of the run is farther: this one is nearer than it
-        return own, light[window] * share, nearer
+        return own, light[window] * share, lit[window] * share, nearer
 
     def _pool_run(self, first: int, last: int, s: int):
         members = [self.windows[i] for i in range(first, last + 1) if self.windows[i] is not None]
@@ -304,7 +307,10 @@ class _Layers:
         pooled = _pool(torch.cat([weight * self.image[..., gy:gy1, gx:gx1], weight, weight * t, beyond], 1), s)
         light, weight = pooled[:, :3], pooled[:, 3:4]
         position = (pooled[:, 4:5] / weight.clamp_min(1e-12)).clamp(first, last)
-        return (gy, gx), light, weight, position, pooled[:, 5:6], torch.zeros_like(weight)
+        # Hidden parts are guessed from ordinary colours: a light's HDR energy (premultiplied colour above
+        # its alpha) would otherwise glow out of it.
+        lit = torch.minimum(light, weight)
+        return (gy, gx), light, lit, weight, position, pooled[:, 5:6], torch.zeros_like(weight)
 
 
 class _Canvas:
@@ -488,16 +494,6 @@ def _draw_sharp(state: _Canvas, tiles: _Tiles, index: int, radius: float, lens: 
     state.draw(index, out[:, :3], out[:, 3:4].clamp_min(0.0), (pick,))
 
 
-def _add_fill(fill: "_Canvas", own, light, nearer, radius: float, s: int, origin, pad: int) -> None:
-    """Extend a layer under the pixels that hide it (see :func:`_add_fill_pooled`), from its own weight,
-    light and cover by nearer layers at scale ``s``."""
-    step = _fill_scale(s) // s
-    # The guess of a hidden background is made from ordinary colours: a light's HDR energy (premultiplied
-    # colour above its alpha) would otherwise glow out of it.
-    _add_fill_pooled(fill, _pool(own, step), _pool(torch.minimum(light, own), step), _pool(nearer, step), radius,
-                     s * step, origin, pad)
-
-
 def _add_fill_pooled(fill: "_Canvas", own, light, nearer, radius: float, fs: int, origin, pad: int) -> None:
     """Extend a layer under the pixels that hide it, with colours pulled in from its visible pixels, weighted
     by how much of the layer is around, spread about as far as the layer's blur, into the ``fill`` canvas.
@@ -658,7 +654,7 @@ def _blur_tiles_cat_eye(stack, rows, cols, lens: Lens, radius: float, frame) -> 
 
 def _frame_fractions(kernel: torch.Tensor, shape: tuple[int, int], s: int, origin: tuple[int, int],
                      frame: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fraction of the kernel's light that each row and each column of a grid gathers from inside the frame.
+    """Share of the kernel's light that each row and each column of a grid gathers from inside the frame.
 
     Near the frame's border a blur only gathers light from inside it; dividing by the product of the row
     and column fractions (exact along straight borders, close at corners) keeps the border's brightness.
@@ -682,8 +678,18 @@ def _frame_fractions(kernel: torch.Tensor, shape: tuple[int, int], s: int, origi
             fraction(cols, shape[1], origin[1], frame[1]).to(kernel.device))
 
 
-def _frame_coverage(kernel: torch.Tensor, shape: tuple[int, int], s: int, origin: tuple[int, int],
-                    frame: tuple[int, int]) -> torch.Tensor:
-    """:func:`_frame_fractions` as a ``(1, 1, h, w)`` map."""
-    fy, fx = _frame_fractions(kernel, shape, s, origin, frame)
-    return (fy[:, None] * fx[None, :])[None, None]
+def _renormalise_borders(x: torch.Tensor, kernel: torch.Tensor, s: int, origin: tuple[int, int],
+                         frame: tuple[int, int]) -> None:
+    """Divide, in place, the rows and columns of a blurred grid near the frame's border by the share of the
+    kernel's light they gather from inside the frame (see :func:`_frame_fractions`)."""
+    fy, fx = _frame_fractions(kernel, x.shape[-2:], s, origin, frame)
+    for dim, f in ((-2, fy), (-1, fx)):
+        short = torch.nonzero(f < 1.0).flatten()
+        if len(short) == 0:
+            continue
+        f = f.to(x)
+        for part in (short[short < len(f) // 2], short[short >= len(f) // 2]):
+            if len(part):
+                lo, hi = int(part.min()), int(part.max()) + 1
+                view = x.narrow(dim, lo, hi - lo)
+                view /= f[lo:hi, None] if dim == -2 else f[lo:hi]
