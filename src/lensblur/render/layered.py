@@ -232,19 +232,20 @@ def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], origin:
             draw(coarse, index)
         behind = (coarse, (1.0 - canvas.covered).clamp(0.0, 1.0))
 
-    light, weight = canvas.light, canvas.weight
+    light, weight = canvas.light, canvas.weight       # the canvas's own buffers: finished in place
     if behind is not None:
         coarse, passed = behind
-        light = light + passed * _resample(coarse.light, COARSE)[..., :h, :w]
-        weight = weight + passed * _resample(coarse.weight, COARSE)[..., :h, :w]
+        light.addcmul_(passed, _resample(coarse.light, COARSE)[..., :h, :w])
+        weight.addcmul_(passed, _resample(coarse.weight, COARSE)[..., :h, :w])
     # Where the view is not fully covered (behind a blurred edge, under a hole left by a nearer object),
     # the remainder shows the layers' filled-in hidden parts; where there are none, the visible light is
     # normalised.
     fill_weight = _resample(fill.weight, FILL_SCALE)[..., :h, :w]
     has_fill = fill_weight > 1e-6
-    colour = _resample(fill.light, FILL_SCALE)[..., :h, :w] / fill_weight.clamp_min(1e-6)
-    remainder = (1.0 - weight).clamp(0.0, 1.0) * has_fill
-    return light / torch.where(has_fill, weight.clamp_min(1.0), weight.clamp_min(1e-6)) + remainder * colour
+    colour = _resample(fill.light, FILL_SCALE)[..., :h, :w].div_(fill_weight.clamp_min(1e-6))
+    remainder = (1.0 - weight).clamp_(0.0, 1.0).mul_(has_fill)
+    light.div_(torch.where(has_fill, weight.clamp_min(1.0), weight.clamp_min(1e-6)))
+    return light.addcmul_(remainder, colour)
 
 
 def _support(tmin: torch.Tensor, tmax: torch.Tensor, index: int, pad: int, size: int) -> tuple[int, int]:
