@@ -183,3 +183,22 @@ def test_portrait_mode_focuses_on_the_subject_by_default(tmp_path, capsys):
     inner = (slice(12, 28), slice(14, 22))
     assert np.abs(result[inner] - photo[inner].astype(int)).max() <= 1
     assert np.abs(result[:, 34:] - photo[:, 34:].astype(int)).mean() > 10
+
+
+def test_any_object_following_the_protocol_is_a_source(tmp_path):
+    """A depth network trained elsewhere plugs in as an object with estimate(image) -> DepthResult."""
+    from lensblur.depth import DepthResult
+
+    class Ramp:
+        name = "ramp"
+
+        def estimate(self, image):
+            h, w = image.shape[:2]
+            ramp = np.repeat(np.linspace(0, 1, w, dtype=np.float32)[None], h, axis=0)
+            return DepthResult(disparity=ramp, depth_range=None, source="a ramp", focus=0.25)
+
+    image = np.zeros((6, 10, 3), np.float32)
+    result = resolve(None, image, source=Ramp(), refine=False)
+    assert result.source == "a ramp" and result.focus == 0.25 and result.disparity[0, -1] == 1.0
+    with pytest.raises(lensblur.InputError, match="source"):
+        resolve(None, image, source=42)

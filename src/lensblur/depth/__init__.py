@@ -112,9 +112,10 @@ def build_source(image_path, *, source: str = "auto", disparity_path=None, model
     return SubjectDepth(mask, coarse=coarse)
 
 
-def resolve(image_path, image: np.ndarray, *, source: str = "auto", disparity_path=None, model=None,
-            mask=None, right=None, refine: bool = False) -> DepthResult:
-    """Depth for the photo ``image`` (linear ``H x W x 3``, read from ``image_path``) from ``source``.
+def resolve(image_path, image: np.ndarray, *, source: str | DepthSource = "auto", disparity_path=None,
+            model=None, mask=None, right=None, refine: bool = False) -> DepthResult:
+    """Depth for the photo ``image`` (linear ``H x W x 3``, read from ``image_path``) from ``source``: the
+    name of a source or any :class:`DepthSource` object.
 
     ``"auto"`` picks, in order: ``disparity_path``; ``right`` (stereo); ``mask`` (subject); depth embedded
     in the photo; ``model`` or ``$LENSBLUR_DEPTH_MODEL``; else an :class:`~lensblur.errors.InputError`
@@ -124,8 +125,14 @@ def resolve(image_path, image: np.ndarray, *, source: str = "auto", disparity_pa
     image = as_image(image)
     if image.ndim != 3:
         raise InputError("image", expected="one H x W x 3 photo", got=f"shape {image.shape}", fix="pass one image")
-    chosen = build_source(image_path, source=source, disparity_path=disparity_path, model=model, mask=mask,
-                          right=right)
+    if isinstance(source, str):
+        chosen = build_source(image_path, source=source, disparity_path=disparity_path, model=model, mask=mask,
+                              right=right)
+    elif isinstance(source, DepthSource):
+        chosen = source
+    else:
+        raise InputError("source", expected="a source name or an object with estimate(image) -> DepthResult",
+                         got=type(source).__name__, fix=f"use one of {', '.join(SOURCES)}")
     result = chosen.estimate(image)
     if result.disparity.shape != image.shape[:2]:
         raise InputError("depth", expected=f"a map of the photo's size {image.shape[1]}x{image.shape[0]}",
@@ -135,6 +142,6 @@ def resolve(image_path, image: np.ndarray, *, source: str = "auto", disparity_pa
         from .refine import refine as _refine
 
         result = DepthResult(disparity=_refine(image, result.disparity), depth_range=result.depth_range,
-                             source=result.source + ", edge-refined")
+                             source=result.source + ", edge-refined", focus=result.focus)
     log.info("depth: %s", result.source)
     return result
