@@ -109,11 +109,11 @@ def render_layered(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, 
     CoC, so memory stays bounded whatever the size (and layers absent from a block cost nothing there).
     """
     options = {"coarse_radius": coarse_radius, "min_step": min_step, "ratio": ratio}
-    return torch.cat([_render_tiled(image[i:i + 1], disparity[i:i + 1], lens, block, options)
+    return torch.cat([_render_blocks(image[i:i + 1], disparity[i:i + 1], lens, block, options)
                       for i in range(image.shape[0])])
 
 
-def _render_tiled(image, disparity, lens: Lens, block: int, options) -> torch.Tensor:
+def _render_blocks(image, disparity, lens: Lens, block: int, options) -> torch.Tensor:
     h, w = image.shape[-2:]
     reach = lens.blur * float((disparity - lens.focus_disparity).abs().max())
     overlap = 2 * (math.ceil(reach) + 2) + 8        # what a kept pixel's light, fill and presence depend on
