@@ -282,7 +282,9 @@ def test_bad_inputs():
 
 
 def test_rendering_in_blocks_matches_the_whole_frame():
-    """Frames are rendered in blocks with margins to bound memory; the seams must not show."""
+    """Frames are rendered in blocks with margins to bound memory; the seams must not show. Everything a
+    block decides is on the frame's grid (measured 120 dB to identical here; 81-88 dB with 512 px blocks on
+    the 4 MP sample photos, where the push-pull reaches beyond the margins)."""
 
     from lensblur._convert import disparity_to_tensor, image_to_tensor
     from lensblur.render.layered import render_layered
@@ -293,4 +295,4 @@ def test_rendering_in_blocks_matches_the_whole_frame():
         x, d = image_to_tensor(image), disparity_to_tensor(disparity)
         whole = render_layered(x, d, lens)
         blocks = render_layered(x, d, lens, block=32)   # 3 x 3 blocks of 32 px plus margins
-        assert psnr(whole[0].permute(1, 2, 0).numpy(), blocks[0].permute(1, 2, 0).numpy(), data_range=1.0) > 50
+        assert psnr(whole[0].permute(1, 2, 0).numpy(), blocks[0].permute(1, 2, 0).numpy(), data_range=1.0) > 90

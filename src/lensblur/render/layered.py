@@ -78,10 +78,11 @@ def layer_radii(low: float, high: float, *, min_step: float = 1.0, ratio: float 
 def _fractional_index(coc: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
     """Position of each CoC between the layer radii: ``l + frac`` means weights ``1 - frac`` and ``frac``."""
     r = radii.to(device=coc.device, dtype=coc.dtype)
-    hi = torch.bucketize(coc, r).clamp(1, len(r) - 1)
+    hi = torch.bucketize(coc, r, out_int32=True).clamp_(1, len(r) - 1).flatten()
     lo = hi - 1
-    frac = ((coc - r[lo]) / (r[hi] - r[lo])).clamp(0.0, 1.0)
-    return lo.to(coc.dtype) + frac
+    below, above = r.index_select(0, lo), r.index_select(0, hi)
+    frac = ((coc.flatten() - below) / (above - below)).clamp_(0.0, 1.0)
+    return (lo.to(coc.dtype) + frac).view_as(coc)
 
 
 def _scale(radius: float, coarse_radius: float) -> int:
@@ -114,43 +115,59 @@ def render_layered(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, 
 
 
 def _render_blocks(image, disparity, lens: Lens, block: int, options) -> torch.Tensor:
+    """Render one frame in blocks. What the blocks share is decided for the whole frame: the layers, each
+    pixel's position between them, and which blurred layer behind the focus is composited at full size."""
     h, w = image.shape[-2:]
-    reach = lens.blur * float((disparity - lens.focus_disparity).abs().max())
+    coc = lens.blur * (disparity.to(torch.float32) - lens.focus_disparity)
+    low, high = float(coc.min()), float(coc.max())
+    if max(abs(low), abs(high)) < 1e-3:
+        return image.clone()
+    radii = layer_radii(low, high, min_step=options["min_step"], ratio=options["ratio"])
+    scales = [_scale(float(r), options["coarse_radius"]) for r in radii]
+    t = _fractional_index(coc, radii).to(image.dtype)
+    del coc
+    # Layers with pixels: a pixel at l + f (0 <= f < 1) belongs to l, and to l + 1 if f > 0.
+    lo = t.floor()
+    n = len(radii) + 1
+    counts = torch.bincount(lo.flatten().long(), minlength=n)[:n].cpu()
+    counts[1:] += torch.bincount(lo.flatten().long(), weights=(t > lo).flatten().to(torch.float64),
+                                 minlength=n)[: n - 1].cpu().long()
+    present = counts > 0
+    del lo
+    behind = [i for i in range(len(radii)) if present[i] and scales[i] > 1 and radii[i] < 0]
+    reach = max(abs(low), abs(high))
+    layout = {"radii": radii, "scales": scales, "first_behind": behind[-1] if behind else None,
+              "pad": math.ceil(reach) + 2}
     overlap = 2 * (math.ceil(reach) + 2) + 8        # what a kept pixel's light, fill and presence depend on
     # Blocks start where every grid of the frame has a cell boundary, so they pool what the whole frame would.
     unit = 2 * _fill_scale(_scale(reach, options["coarse_radius"]))
     step = max(unit, block // unit * unit)
     if h <= step + overlap and w <= step + overlap:
-        return _render_one(image, disparity, lens, frame=(h, w), origin=(0, 0), **options)
+        return _render_one(image, t, lens, frame=(h, w), origin=(0, 0), **layout)
     out = torch.empty_like(image)
     for top in range(0, h, step):
         for left in range(0, w, step):
             bottom, right = min(h, top + step), min(w, left + step)
             y0, y1 = max(0, _align(top - overlap, unit)), min(h, bottom + overlap)
             x0, x1 = max(0, _align(left - overlap, unit)), min(w, right + overlap)
-            part = _render_one(image[..., y0:y1, x0:x1], disparity[..., y0:y1, x0:x1], lens, frame=(h, w),
-                               origin=(y0, x0), **options)
+            part = _render_one(image[..., y0:y1, x0:x1], t[..., y0:y1, x0:x1], lens, frame=(h, w),
+                               origin=(y0, x0), **layout)
             out[..., top:bottom, left:right] = part[..., top - y0: bottom - y0, left - x0: right - x0]
     return out
 
 
-def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], origin: tuple[int, int],
-                coarse_radius: float, min_step: float, ratio: float):
-    """Render one block of the frame, its top-left at ``origin``; borders and cat-eye positions are those of
-    the frame."""
+def _render_one(image, t, lens: Lens, *, frame: tuple[int, int], origin: tuple[int, int], radii: torch.Tensor,
+                scales: list[int], first_behind: int | None, pad: int):
+    """Render one block of the frame, its top-left at ``origin``, from each pixel's position ``t`` between
+    the layers at ``radii`` (their ``scales``); borders and cat-eye positions are those of the frame.
+
+    ``first_behind``: the nearest blurred layer behind the focus, composited at full size (see the
+    module doc). ``pad``: the largest CoC in the frame, rounded up, plus 2: how far a layer's light
+    reaches at most, and how far around it a layer counts as present behind a nearer one.
+    """
     h, w = image.shape[-2:]
-    coc = lens.blur * (disparity.to(torch.float32) - lens.focus_disparity)
-    low, high = float(coc.min()), float(coc.max())
-    if max(abs(low), abs(high)) < 1e-3:
-        return image.clone()
-    radii = layer_radii(low, high, min_step=min_step, ratio=ratio)
-    scales = [_scale(float(r), coarse_radius) for r in radii]
-    t = _fractional_index(coc, radii).to(image.dtype)
     t_rows = (t[0, 0].amin(dim=1), t[0, 0].amax(dim=1))
     t_cols = (t[0, 0].amin(dim=0), t[0, 0].amax(dim=0))
-    # Light of a layer reaches at most its own radius away; its hidden-background fill may serve any
-    # pixel that a blurred edge of any layer reaches.
-    pad = math.ceil(max(abs(low), abs(high))) + 2
 
     def window_of(index: int) -> tuple[int, int, int, int] | None:
         s = scales[index]
@@ -182,7 +199,8 @@ def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], origin:
         if float(nearer.max()) > 0.0:
             step = _fill_scale(s) // s
             pooled = _pool(torch.cat([own, lit, nearer], dim=1), step)
-            _add_fill_pooled(fill, pooled[:, :1], pooled[:, 1:4], pooled[:, 4:], radius, s * step, (y0, x0), pad)
+            _add_fill_pooled(fill, pooled[:, :1], pooled[:, 1:4], pooled[:, 4:], radius, s * step, (y0, x0),
+                             frame_origin, pad)
         return out, s, (y0, x0)
 
     def draw(target: _Canvas, index: int) -> bool:
@@ -213,17 +231,18 @@ def _render_one(image, disparity, lens: Lens, *, frame: tuple[int, int], origin:
         if float(beyond.max()) > 0.0:
             own = (t - first + 1.0).clamp(0.0, 1.0) - beyond
             pooled = _pool(torch.cat([own, torch.minimum(own * image, own), beyond], dim=1), FILL_SCALE)
-            _add_fill_pooled(fill, pooled[:, :1], pooled[:, 1:4], pooled[:, 4:], 0.0, FILL_SCALE, (0, 0), pad)
+            _add_fill_pooled(fill, pooled[:, :1], pooled[:, 1:4], pooled[:, 4:], 0.0, FILL_SCALE, (0, 0), origin,
+                             pad)
     # Blurred layers behind the focus: the first at full resolution, the rest at COARSE, where what the
     # layers in front let pass is applied once at the end (covers in front of and among them combine as
     # independent ones).
     behind = None
     rest = list(back)
-    while rest and not draw(canvas, rest.pop(0)):
-        pass
+    if rest and rest[0] == first_behind:
+        draw(canvas, rest.pop(0))
     if rest:
         coarse = _Canvas(COARSE, (h, w), image)
-        if canvas.pending is not None and radii[canvas.pending[0]] < 0:   # a blurred layer: smooth
+        if canvas.pending is not None and canvas.pending[0] == first_behind:    # blurred: smooth
             i, alpha, window = canvas.pending
             coarse.pending = (i,) + coarse.window(alpha, 1, (window[-2].start, window[-1].start))
             canvas.pending = None
@@ -495,7 +514,8 @@ def _draw_sharp(state: _Canvas, tiles: _Tiles, index: int, radius: float, lens: 
     state.draw(index, out[:, :3], out[:, 3:4].clamp_min(0.0), (pick,))
 
 
-def _add_fill_pooled(fill: "_Canvas", own, light, nearer, radius: float, fs: int, origin, pad: int) -> None:
+def _add_fill_pooled(fill: "_Canvas", own, light, nearer, radius: float, fs: int, origin, frame_origin,
+                     pad: int) -> None:
     """Extend a layer under the pixels that hide it, with colours pulled in from its visible pixels, weighted
     by how much of the layer is around, spread about as far as the layer's blur, into the ``fill`` canvas.
     The inputs are at scale ``fs``, ``light`` premultiplied and clipped to the weight.
@@ -503,7 +523,13 @@ def _add_fill_pooled(fill: "_Canvas", own, light, nearer, radius: float, fs: int
     The fill is a smooth guess: a box mean (with the variance of the layer's disk) spreads it, not the
     aperture's shape.
     """
-    colour = _push_pull(light, own)
+    # The pull reaches twice ``pad`` (beyond ``pad`` nothing counts as present) on cells of the frame's grid.
+    levels = max(1, math.ceil(math.log2(2 * pad / fs)))
+    cells = 2 ** levels
+    top, left = (frame_origin[0] // fs) % cells, (frame_origin[1] // fs) % cells
+    h, w = own.shape[-2:]
+    grow = (left, -(left + w) % cells, top, -(top + h) % cells)
+    colour = _push_pull(F.pad(light, grow), F.pad(own, grow), levels)[..., top: top + h, left: left + w]
     # A layer is a likely thing to see behind a nearer one only where it is actually around.
     hidden = nearer * _box_mean(own, max(1, math.ceil(pad / fs)))
     spread = round(0.87 * abs(radius) / fs)
@@ -513,22 +539,28 @@ def _add_fill_pooled(fill: "_Canvas", own, light, nearer, radius: float, fs: int
     fill.weight[window] += values[:, 3:4].clamp_min(0.0)
 
 
-def _push_pull(premultiplied: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """Colour everywhere from the pixels where ``alpha > 0``: each hole takes the colour of the nearest
-    content, blended smoothly (pull the pyramid down, then composite each level over the coarser one).
+def _push_pull(premultiplied: torch.Tensor, alpha: torch.Tensor, levels: int) -> torch.Tensor:
+    """Colour everywhere within reach of the pixels where ``alpha > 0``: each hole takes the colour of the
+    nearest content, blended smoothly (pull ``levels`` halvings down, then composite each level over the
+    coarser one). The grid's sides must be multiples of ``2 ** levels``; placed on the frame's grid, every
+    level's cells are then the frame's, and blocks of a frame agree.
     """
-    levels = [(premultiplied, alpha)]
-    while min(levels[-1][1].shape[-2:]) > 1:
-        p, a = levels[-1]
-        levels.append((F.avg_pool2d(p, 2, ceil_mode=True), F.avg_pool2d(a, 2, ceil_mode=True)))
-    p, a = levels[-1]
-    colour = p / a.clamp_min(1e-12)
-    for p, a in reversed(levels[:-1]):
-        up = F.interpolate(colour, size=p.shape[-2:], mode="bilinear", align_corners=False)
+    pyramid = [(premultiplied, alpha)]
+    for _ in range(levels):
+        p, a = pyramid[-1]
+        pyramid.append((F.avg_pool2d(p, 2), F.avg_pool2d(a, 2)))
+    p, a = pyramid.pop()
+    # The coarsest level is interpolated normalised: an empty cell borrows from its neighbours.
+    colour = None
+    for q, b in reversed(pyramid):
+        if colour is None:
+            up = _resample(p, 2) / _resample(a, 2).clamp_min(1e-12)
+        else:
+            up = _resample(colour, 2)
         # Normalised colour where the level has content, the coarser estimate elsewhere.
-        weight = (a * 4.0).clamp(max=1.0)
-        colour = weight * (p / a.clamp_min(1e-12)) + (1.0 - weight) * up
-    return colour
+        weight = (b * 4.0).clamp(max=1.0)
+        colour = weight * (q / b.clamp_min(1e-12)) + (1.0 - weight) * up
+    return colour if colour is not None else p / a.clamp_min(1e-12)
 
 
 def _box_mean(x: torch.Tensor, reach: int) -> torch.Tensor:
