@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) bench/fidelity.py
 
 lint: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[lint]"
 	$(VENV)/bin/ruff check src tests bench
 
 clean:

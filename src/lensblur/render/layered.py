@@ -189,7 +189,7 @@ def _render_one(image, t, lens: Lens, *, frame: tuple[int, int], origin: tuple[i
     def blurred_layer(index: int):
         """A blurred layer's light and alpha at its scale (its fill added on the way), and its origin."""
         radius, s = float(radii[index]), scales[index]
-        y0, y1, x0, x1 = windows[index]
+        y0, _, x0, _ = windows[index]
         own, light, lit, nearer = layers.layer(index)
         if float(own.max()) <= 0.0:
             return None
@@ -367,7 +367,7 @@ class _Canvas:
             self.covered[self.pending[2]] += self.pending[1]
             self.pending = None
 
-    def rescaled(self, scale: int) -> "_Canvas":
+    def rescaled(self, scale: int) -> _Canvas:
         """The same composite on a canvas of another scale (the pending alpha carried over)."""
         if scale == self.scale:
             return self
@@ -456,7 +456,7 @@ class _Tiles:
         return (fy[:, :, None] * fx[:, None, :])[:, None]
 
 
-def _tile_canvas(canvas: "_Canvas", tiles: _Tiles) -> "_Canvas":
+def _tile_canvas(canvas: _Canvas, tiles: _Tiles) -> _Canvas:
     """A canvas whose storage is ``tiles`` of the full-size ``canvas``; the last drawn layer's alpha is
     settled on ``canvas`` and stays pending on the tiles."""
     state = _Canvas.__new__(_Canvas)
@@ -474,7 +474,7 @@ def _tile_canvas(canvas: "_Canvas", tiles: _Tiles) -> "_Canvas":
     return state
 
 
-def _untile_canvas(state: "_Canvas", tiles: _Tiles, canvas: "_Canvas") -> None:
+def _untile_canvas(state: _Canvas, tiles: _Tiles, canvas: _Canvas) -> None:
     """Put the tiles' composite back on ``canvas``, with what is still pending there."""
     for name in ("light", "weight", "covered"):
         setattr(canvas, name, tiles.put(getattr(canvas, name), getattr(state, name)))
@@ -513,7 +513,7 @@ def _draw_sharp(state: _Canvas, tiles: _Tiles, index: int, radius: float, lens: 
     state.draw(index, out[:, :3], out[:, 3:4].clamp_min(0.0), (pick,))
 
 
-def _add_fill_pooled(fill: "_Canvas", own, light, nearer, radius: float, fs: int, origin, frame_origin,
+def _add_fill_pooled(fill: _Canvas, own, light, nearer, radius: float, fs: int, origin, frame_origin,
                      pad: int) -> None:
     """Extend a layer under the pixels that hide it, with colours pulled in from its visible pixels, weighted
     by how much of the layer is around, spread about as far as the layer's blur, into the ``fill`` canvas.
