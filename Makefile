@@ -9,7 +9,7 @@ STAMP   = $(VENV)/.lensblur-installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,test,lint]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -28,7 +28,6 @@ bench: $(STAMP)
 	$(PY) bench/fidelity.py
 
 lint: $(STAMP)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[lint]"
 	$(VENV)/bin/ruff check src tests bench
 
 clean:

@@ -285,9 +285,9 @@ class _Layers:
 
     Blurred layers come in runs of one scale on one side of the focus; a run is pooled to its scale once,
     keeping per cell its total weight, light, mean position between the layers and the cover by layers
-    nearer than the run, and the cell's weight is shared among the run's layers by that mean position. A cell mixing two layers of one run (a few pixels along an edge between
-    surfaces that are both blurred by at least ``s`` times the kernel's coarse radius) thus goes to the layer
-    between them.
+    nearer than the run, and the cell's weight is shared among the run's layers by that mean position. A
+    cell mixing two layers of one run (a few pixels along an edge between surfaces that are both blurred by
+    at least ``s`` times the kernel's coarse radius) thus goes to the layer between them.
     """
 
     def __init__(self, t: torch.Tensor, image: torch.Tensor, radii: torch.Tensor, scales: list[int], windows):
