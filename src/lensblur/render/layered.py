@@ -190,17 +190,14 @@ def _render_one(image, t, lens: Lens, *, frame: tuple[int, int], origin: tuple[i
         """A blurred layer's light and alpha at its scale (its fill added on the way), and its origin."""
         radius, s = float(radii[index]), scales[index]
         y0, _, x0, _ = windows[index]
-        own, light, lit, nearer = layers.layer(index)
+        own, light, (own_fill, lit, nearer) = layers.layer(index)
         if float(own.max()) <= 0.0:
             return None
         frame_origin = (origin[0] + y0, origin[1] + x0)
         out = _blur(torch.cat([light, own], dim=1), lens, radius, s, frame_origin, frame)
         _renormalise_borders(out, psf(lens.aperture, radius / s), s, frame_origin, frame)
         if float(nearer.max()) > 0.0:
-            step = _fill_scale(s) // s
-            pooled = _pool(torch.cat([own, lit, nearer], dim=1), step)
-            _add_fill_pooled(fill, pooled[:, :1], pooled[:, 1:4], pooled[:, 4:], radius, s * step, (y0, x0),
-                             frame_origin, pad)
+            _add_fill_pooled(fill, own_fill, lit, nearer, radius, _fill_scale(s), (y0, x0), frame_origin, pad)
         return out, s, (y0, x0)
 
     def draw(target: _Canvas, index: int) -> bool:
@@ -303,34 +300,52 @@ class _Layers:
         self._run = None
 
     def layer(self, index: int):
+        """Layer ``index``'s own weight and premultiplied light at its scale, and at the scale of its fill its
+        own weight, its light clipped to the weight and its cover by nearer layers."""
         y0, y1, x0, x1 = self.windows[index]
-        s = self.scales[index]
         run = self.run_of[index]
         if self._run is None or self._run[0] != run:
-            self._run = (run,) + self._pool_run(*run, s)
-        _, (gy, gx), light, lit, weight, position, beyond, drawn = self._run
-        window = (..., slice((y0 - gy) // s, (y0 - gy) // s + -(-(y1 - y0) // s)),
-                  slice((x0 - gx) // s, (x0 - gx) // s + -(-(x1 - x0) // s)))
-        share = (1.0 - (position[window] - index).abs()).clamp_min(0.0)
-        own = weight[window] * share
-        nearer = beyond[window] + drawn[window]
-        drawn[window] += own        # the next layer of the run is farther: this one is nearer than it
-        return own, light[window] * share, lit[window] * share, nearer
+            self._run = (run,) + self._pool_run(*run)
+        _, (gy, gx), at_scale, at_fill = self._run
 
-    def _pool_run(self, first: int, last: int, s: int):
+        def share(grid, s):
+            weight, position = grid[0], grid[1]
+            window = (..., slice((y0 - gy) // s, (y0 - gy) // s + -(-(y1 - y0) // s)),
+                      slice((x0 - gx) // s, (x0 - gx) // s + -(-(x1 - x0) // s)))
+            part = (1.0 - (position[window] - index).abs()).clamp_min(0.0)
+            return window, weight[window] * part, part
+
+        window, own, part = share(at_scale, self.scales[index])
+        light = at_scale[2][window] * part
+        window, own_fill, part = share(at_fill, _fill_scale(self.scales[index]))
+        _, _, lit, beyond, drawn = at_fill
+        nearer = beyond[window] + drawn[window]
+        drawn[window] += own_fill   # the next layer of the run is farther: this one is nearer than it
+        return own, light, (own_fill, lit[window] * part, nearer)
+
+    def _pool_run(self, first: int, last: int):
+        """The run's weight, mean position between its layers and light at its scale; and its weight, mean
+        position, light clipped to the weight and cover by nearer layers at the scale of its fills."""
         members = [self.windows[i] for i in range(first, last + 1) if self.windows[i] is not None]
         gy, gx = min(m[0] for m in members), min(m[2] for m in members)
         gy1, gx1 = max(m[1] for m in members), max(m[3] for m in members)
+        s = self.scales[first]
         t = self.t[..., gy:gy1, gx:gx1]
         beyond = (t - last).clamp(0.0, 1.0)                     # cover by the layers nearer than the run
         weight = (t - first + 1.0).clamp(0.0, 1.0) - beyond     # the run's share of each pixel
-        pooled = _pool(torch.cat([weight * self.image[..., gy:gy1, gx:gx1], weight, weight * t, beyond], 1), s)
-        light, weight = pooled[:, :3], pooled[:, 3:4]
-        position = (pooled[:, 4:5] / weight.clamp_min(1e-12)).clamp(first, last)
+        pooled = _pool(torch.cat([weight, weight * t, weight * self.image[..., gy:gy1, gx:gx1], beyond], 1), s)
+        coarser = _pool(pooled, _fill_scale(s) // s)
+
+        def split(grid):
+            weight = grid[:, :1]
+            return weight, (grid[:, 1:2] / weight.clamp_min(1e-12)).clamp(first, last), grid[:, 2:5]
+
+        at_scale = split(pooled)
+        weight, position, light = split(coarser)
         # Hidden parts are guessed from ordinary colours: a light's HDR energy (premultiplied colour above
         # its alpha) would otherwise glow out of it.
-        lit = torch.minimum(light, weight)
-        return (gy, gx), light, lit, weight, position, pooled[:, 5:6], torch.zeros_like(weight)
+        at_fill = (weight, position, torch.minimum(light, weight), coarser[:, 5:6], torch.zeros_like(weight))
+        return (gy, gx), at_scale, at_fill
 
 
 class _Canvas:
