@@ -194,7 +194,7 @@ def _render_one(image, t, lens: Lens, *, frame: tuple[int, int], origin: tuple[i
         if float(own.max()) <= 0.0:
             return None
         frame_origin = (origin[0] + y0, origin[1] + x0)
-        out = _blur(torch.cat([light, own], dim=1), lens, radius, s, frame_origin, frame)
+        out = _blur(torch.cat([light, own], dim=1), lens, radius, s, frame_origin, frame, own[0, 0] > 0)
         _renormalise_borders(out, psf(lens.aperture, radius / s), s, frame_origin, frame)
         if float(nearer.max()) > 0.0:
             _add_fill_pooled(fill, own_fill, lit, nearer, radius, _fill_scale(s), (y0, x0), frame_origin, pad)
@@ -639,8 +639,12 @@ def _fft_size(n: int) -> int:
         m += 1
 
 
-def _convolve(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """True 2-D convolution (``out[y] = sum_o k[o] x[y - o]``) of ``(1, C, H, W)``, zero outside the frame."""
+def _convolve(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | None = None) -> torch.Tensor:
+    """True 2-D convolution (``out[y] = sum_o k[o] x[y - o]``) of ``(1, C, H, W)``, zero outside the frame.
+
+    ``support``: an ``(H, W)`` mask outside which ``x`` is zero. A layer is often a thin band across its
+    window; then only the strips of cells holding it are convolved, and their results added up.
+    """
     k = kernel.shape[-1]
     half = k // 2
     if k == 1:
@@ -649,18 +653,65 @@ def _convolve(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
         return _depthwise(F.pad(x, (half, half, half, half)), kernel)
     h, w = x.shape[-2:]
     size = (_fft_size(h + 2 * half), _fft_size(w + 2 * half))
+    if support is not None:
+        strips = _strips(support)
+        if sum(_fft_area(STRIP, length + 2 * half) for *_, length in strips) < 0.8 * size[0] * size[1]:
+            return _convolve_strips(x, kernel, strips)
+    return _fft_convolve(x, kernel, size)[..., half: half + h, half: half + w]
+
+
+# Height of the strips of cells a sparse layer is convolved in (pixels at its scale).
+STRIP = 32
+
+
+def _fft_area(h: int, w: int) -> int:
+    return _fft_size(h) * _fft_size(w)
+
+
+def _fft_convolve(x: torch.Tensor, kernel: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Full linear convolution of ``(N, C, h, w)`` by FFTs of ``size``: ``out[y + half]`` gathers around
+    ``x[y]``, ``h + k - 1`` rows (and columns) of it are valid."""
+    k = kernel.shape[-1]
     spectrum = torch.fft.rfft2(x, s=size)
     kpad = torch.zeros(size, dtype=x.dtype, device=x.device)
     kpad[:k, :k] = kernel.to(x)
-    out = torch.fft.irfft2(spectrum * torch.fft.rfft2(kpad), s=size)
+    return torch.fft.irfft2(spectrum * torch.fft.rfft2(kpad), s=size)
+
+
+def _strips(support: torch.Tensor) -> list[tuple[int, int, int]]:
+    """Runs of ``STRIP``-square cells holding some of ``support``: ``(cell row, first cell column, length)``."""
+    cells = F.max_pool2d(support[None, None].to(torch.float32), STRIP, ceil_mode=True)[0, 0] > 0
+    # A run starts where a held cell follows an empty one and ends where an empty one follows a held one.
+    edges = torch.diff(F.pad(cells.to(torch.int8), (1, 1)), dim=1)
+    starts, ends = torch.nonzero(edges == 1).tolist(), torch.nonzero(edges == -1).tolist()
+    return [(row, first, end - first) for (row, first), (_, end) in zip(starts, ends)]
+
+
+def _convolve_strips(x: torch.Tensor, kernel: torch.Tensor, strips) -> torch.Tensor:
+    """:func:`_convolve` of an ``x`` that is zero outside the given ``strips`` (see :func:`_strips`):
+    strips of one length are convolved together, and their full results overlap-added."""
+    k = kernel.shape[-1]
+    half = k // 2
+    h, w = x.shape[-2:]
+    rows, cols = -(-h // STRIP), -(-w // STRIP)
+    x = F.pad(x, (0, cols * STRIP - w, 0, rows * STRIP - h))
+    out = x.new_zeros(x.shape[:2] + (rows * STRIP + 2 * half, cols * STRIP + 2 * half))
+    for length in sorted({strip[2] for strip in strips}):
+        group = [(row * STRIP, first * STRIP) for row, first, n in strips if n == length]
+        span = length * STRIP
+        stack = torch.cat([x[..., y: y + STRIP, x0: x0 + span] for y, x0 in group])
+        full = _fft_convolve(stack, kernel, (_fft_size(STRIP + k - 1), _fft_size(span + k - 1)))
+        for (y, x0), part in zip(group, full[..., : STRIP + k - 1, : span + k - 1]):
+            out[..., y: y + STRIP + k - 1, x0: x0 + span + k - 1] += part
     return out[..., half: half + h, half: half + w]
 
 
 def _blur(stack: torch.Tensor, lens: Lens, radius: float, s: int, origin: tuple[int, int],
-          frame: tuple[int, int]) -> torch.Tensor:
-    """Blur a layer's ``(1, C, h, w)`` stack (at scale ``s``, top-left ``origin`` in the frame) with its PSF."""
+          frame: tuple[int, int], support: torch.Tensor | None = None) -> torch.Tensor:
+    """Blur a layer's ``(1, C, h, w)`` stack (at scale ``s``, top-left ``origin`` in the frame) with its PSF;
+    ``support`` as in :func:`_convolve`."""
     if lens.aperture.cat_eye <= 0:
-        return _convolve(stack, psf(lens.aperture, radius / s))
+        return _convolve(stack, psf(lens.aperture, radius / s), support)
     h, w = stack.shape[-2:]
     fh, fw = frame
     half_diag = 0.5 * math.hypot(fw, fh)
@@ -682,7 +733,8 @@ def _blur(stack: torch.Tensor, lens: Lens, radius: float, s: int, origin: tuple[
             py = (i / (n - 1) * 2 - 1) * fh / 2
             px = (j / (n - 1) * 2 - 1) * fw / 2
             offset = (-2 * lens.aperture.cat_eye * px / half_diag, -2 * lens.aperture.cat_eye * py / half_diag)
-            out += _convolve(stack, psf(lens.aperture, radius / s, offset=offset)) * (wy[:, None] * wx[None, :])
+            out += _convolve(stack, psf(lens.aperture, radius / s, offset=offset), support) * (wy[:, None]
+                                                                                           * wx[None, :])
     return out
 
 
