@@ -110,8 +110,9 @@ def render_layered(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, 
     CoC, so memory stays bounded whatever the size (and layers absent from a block cost nothing there).
     """
     options = {"coarse_radius": coarse_radius, "min_step": min_step, "ratio": ratio}
-    return torch.cat([_render_blocks(image[i:i + 1], disparity[i:i + 1], lens, block, options)
-                      for i in range(image.shape[0])])
+    frames = [_render_blocks(image[i:i + 1], disparity[i:i + 1], lens, block, options)
+              for i in range(image.shape[0])]
+    return frames[0] if len(frames) == 1 else torch.cat(frames)
 
 
 def _render_blocks(image, disparity, lens: Lens, block: int, options) -> torch.Tensor:
@@ -371,7 +372,7 @@ class _Canvas:
     def draw(self, index: int, light: torch.Tensor, alpha: torch.Tensor, window) -> None:
         if self.pending is not None and self.pending[0] != index + 1:
             self.settle()
-        passed = (1.0 - self.covered[window]).clamp(0.0, 1.0)
+        passed = (1.0 - self.covered[window]).clamp_(0.0, 1.0)
         self.light[window] += light * passed
         self.weight[window] += alpha * passed
         self.settle()
@@ -543,7 +544,7 @@ def _add_fill_pooled(fill: _Canvas, own, light, nearer, radius: float, fs: int, 
     top, left = (frame_origin[0] // fs) % cells, (frame_origin[1] // fs) % cells
     h, w = own.shape[-2:]
     grow = (left, -(left + w) % cells, top, -(top + h) % cells)
-    colour = _push_pull(F.pad(light, grow), F.pad(own, grow), levels)[..., top: top + h, left: left + w]
+    colour = _push_pull(F.pad(torch.cat([light, own], dim=1), grow), levels)[..., top: top + h, left: left + w]
     # A layer is a likely thing to see behind a nearer one only where it is actually around.
     hidden = nearer * _box_mean(own, max(1, math.ceil(pad / fs)))
     spread = round(0.87 * abs(radius) / fs)
@@ -553,28 +554,26 @@ def _add_fill_pooled(fill: _Canvas, own, light, nearer, radius: float, fs: int, 
     fill.weight[window] += values[:, 3:4].clamp_min(0.0)
 
 
-def _push_pull(premultiplied: torch.Tensor, alpha: torch.Tensor, levels: int) -> torch.Tensor:
-    """Colour everywhere within reach of the pixels where ``alpha > 0``: each hole takes the colour of the
-    nearest content, blended smoothly (pull ``levels`` halvings down, then composite each level over the
-    coarser one). The grid's sides must be multiples of ``2 ** levels``; placed on the frame's grid, every
-    level's cells are then the frame's, and blocks of a frame agree.
+def _push_pull(stack: torch.Tensor, levels: int) -> torch.Tensor:
+    """Colour everywhere within reach of the pixels where alpha > 0, from ``stack``: premultiplied colour and
+    alpha, ``(1, 3 + 1, h, w)``. Each hole takes the colour of the nearest content, blended smoothly (pull
+    ``levels`` halvings down, then composite each level over the coarser one). The grid's sides must be
+    multiples of ``2 ** levels``; placed on the frame's grid, every level's cells are then the frame's, and
+    blocks of a frame agree.
     """
-    pyramid = [(premultiplied, alpha)]
+    pyramid = [stack]
     for _ in range(levels):
-        p, a = pyramid[-1]
-        pyramid.append((F.avg_pool2d(p, 2), F.avg_pool2d(a, 2)))
-    p, a = pyramid.pop()
+        pyramid.append(F.avg_pool2d(pyramid[-1], 2))
+    top = _resample(pyramid.pop(), 2)
     # The coarsest level is interpolated normalised: an empty cell borrows from its neighbours.
-    colour = None
-    for q, b in reversed(pyramid):
-        if colour is None:
-            up = _resample(p, 2) / _resample(a, 2).clamp_min(1e-12)
-        else:
-            up = _resample(colour, 2)
+    colour = top[:, :3] / top[:, 3:].clamp_min(1e-12)
+    for level in reversed(pyramid):
+        alpha = level[:, 3:]
         # Normalised colour where the level has content, the coarser estimate elsewhere.
-        weight = (b * 4.0).clamp(max=1.0)
-        colour = weight * (q / b.clamp_min(1e-12)) + (1.0 - weight) * up
-    return colour if colour is not None else p / a.clamp_min(1e-12)
+        colour = torch.lerp(colour, level[:, :3] / alpha.clamp_min(1e-12), (alpha * 4.0).clamp_(max=1.0))
+        if level is not stack:
+            colour = _resample(colour, 2)
+    return colour
 
 
 def _box_mean(x: torch.Tensor, reach: int) -> torch.Tensor:
