@@ -53,6 +53,8 @@ COARSE = 2
 FILL_SCALE = 4
 # Side of the tiles the sharp layers work on, in pixels.
 TILE = 64
+# Rows per band of the chains of operations on whole images (see _by_bands).
+BAND = 64
 # Optical vignetting (cat-eye) changes the kernel across the frame: kernels are made for a grid of anchor
 # positions and blended bilinearly between them.
 CAT_EYE_ANCHORS = 5
@@ -119,22 +121,24 @@ def _render_blocks(image, disparity, lens: Lens, block: int, options) -> torch.T
     """Render one frame in blocks. What the blocks share is decided for the whole frame: the layers, each
     pixel's position between them, and which blurred layer behind the focus is composited at full size."""
     h, w = image.shape[-2:]
-    coc = lens.blur * (disparity.to(torch.float32) - lens.focus_disparity)
-    low, high = float(coc.min()), float(coc.max())
+
+    def coc(d: torch.Tensor) -> torch.Tensor:
+        return lens.blur * (d.to(torch.float32) - lens.focus_disparity)
+
+    low, high = (float(v) for v in coc(torch.stack(disparity.aminmax())))     # the CoC grows with disparity
     if max(abs(low), abs(high)) < 1e-3:
         return image.clone()
     radii = layer_radii(low, high, min_step=options["min_step"], ratio=options["ratio"])
     scales = [_scale(float(r), options["coarse_radius"]) for r in radii]
-    t = _fractional_index(coc, radii).to(image.dtype)
-    del coc
-    # Layers with pixels: a pixel at l + f (0 <= f < 1) belongs to l, and to l + 1 if f > 0.
-    lo = t.floor()
+    t = _by_bands(lambda d: _fractional_index(coc(d), radii).to(image.dtype), BAND, disparity)
+    # Layers with pixels: layer l has those at l - 1 < t < l + 1, whose t rounds down or up to l.
     n = len(radii) + 1
-    counts = torch.bincount(lo.flatten().long(), minlength=n)[:n].cpu()
-    counts[1:] += torch.bincount(lo.flatten().long(), weights=(t > lo).flatten().to(torch.float64),
-                                 minlength=n)[: n - 1].cpu().long()
-    present = counts > 0
-    del lo
+    present = torch.zeros(n, dtype=torch.bool, device=t.device)
+    for y in range(0, h, BAND):
+        band = t[..., y: y + BAND, :]
+        for rounded in (band.floor(), band.ceil()):
+            present |= torch.bincount(rounded.to(torch.int32).flatten(), minlength=n)[:n] > 0
+    present = present.cpu()
     behind = [i for i in range(len(radii)) if present[i] and scales[i] > 1 and radii[i] < 0]
     reach = max(abs(low), abs(high))
     layout = {"radii": radii, "scales": scales, "first_behind": behind[-1] if behind else None,
@@ -225,10 +229,14 @@ def _render_one(image, t, lens: Lens, *, frame: tuple[int, int], origin: tuple[i
             _untile_canvas(state, tiles, canvas)
         # Their hidden parts are guessed together (their blur is at most a few pixels; the fill is smooth).
         first, last = min(sharp), max(sharp)
-        beyond = (t - last).clamp(0.0, 1.0)
-        if float(beyond.max()) > 0.0:
+
+        def pool(t, image):
+            beyond = (t - last).clamp(0.0, 1.0)
             own = (t - first + 1.0).clamp(0.0, 1.0) - beyond
-            pooled = _pool(torch.cat([own, torch.minimum(own * image, own), beyond], dim=1), FILL_SCALE)
+            return _pool(torch.cat([own, torch.minimum(own * image, own), beyond], dim=1), FILL_SCALE)
+
+        pooled = _by_bands(pool, BAND, t, image)
+        if float(pooled[:, 4:].max()) > 0.0:
             _add_fill_pooled(fill, pooled[:, :1], pooled[:, 1:4], pooled[:, 4:], 0.0, FILL_SCALE, (0, 0), origin,
                              pad)
     # Blurred layers behind the focus: the first at full resolution, the rest at COARSE, where what the
@@ -331,10 +339,13 @@ class _Layers:
         gy, gx = min(m[0] for m in members), min(m[2] for m in members)
         gy1, gx1 = max(m[1] for m in members), max(m[3] for m in members)
         s = self.scales[first]
-        t = self.t[..., gy:gy1, gx:gx1]
-        beyond = (t - last).clamp(0.0, 1.0)                     # cover by the layers nearer than the run
-        weight = (t - first + 1.0).clamp(0.0, 1.0) - beyond     # the run's share of each pixel
-        pooled = _pool(torch.cat([weight, weight * t, weight * self.image[..., gy:gy1, gx:gx1], beyond], 1), s)
+
+        def pool(t, image):
+            beyond = (t - last).clamp(0.0, 1.0)                     # cover by the layers nearer than the run
+            weight = (t - first + 1.0).clamp(0.0, 1.0) - beyond     # the run's share of each pixel
+            return _pool(torch.cat([weight, weight * t, weight * image, beyond], 1), s)
+
+        pooled = _by_bands(pool, max(BAND, s), self.t[..., gy:gy1, gx:gx1], self.image[..., gy:gy1, gx:gx1])
         coarser = _pool(pooled, _fill_scale(s) // s)
 
         def split(grid):
@@ -608,6 +619,17 @@ def _depthwise(x: torch.Tensor, kernel: torch.Tensor, strip: int = 64) -> torch.
     weight = kernel.flip(0, 1).to(x).expand(x.shape[1], 1, k, k)
     out = F.conv2d(x, weight, groups=x.shape[1])
     return out.view(n, c, -1, w - k + 1)[:, :, :rows]
+
+
+def _by_bands(fn, rows: int, *maps: torch.Tensor) -> torch.Tensor:
+    """``fn`` of full-size ``maps``, computed on bands of ``rows`` rows and stacked back: the same as
+    ``fn(*maps)`` for a ``fn`` that works row by row (or on whole cells of ``rows``), but each band's
+    intermediate results stay in the processor's cache; a chain of simple operations on whole images is
+    bound by memory traffic, and runs two to three times faster this way."""
+    h = maps[0].shape[-2]
+    if h <= rows:
+        return fn(*maps)
+    return torch.cat([fn(*(x[..., y: y + rows, :] for x in maps)) for y in range(0, h, rows)], dim=-2)
 
 
 def _pool(x: torch.Tensor, s: int) -> torch.Tensor:
