@@ -592,13 +592,15 @@ def _box_mean(x: torch.Tensor, reach: int) -> torch.Tensor:
     running sums, so its cost does not grow with ``reach``."""
     if reach <= 0:
         return x
+    span = 2 * reach + 1
     for dim in (-2, -1):
         n = x.shape[dim]
-        sums = torch.cumsum(F.pad(x, (1, 0) if dim == -1 else (0, 0, 1, 0)), dim=dim)
+        # Zeros around the grid add nothing: a window's sum is the difference of two running sums.
+        sums = torch.cumsum(F.pad(x, (reach + 1, reach) if dim == -1 else (0, 0, reach + 1, reach)), dim=dim)
+        total = sums.narrow(dim, span, n) - sums.narrow(dim, 0, n)
         index = torch.arange(n, device=x.device)
-        hi, lo = (index + reach + 1).clamp(max=n), (index - reach).clamp(min=0)
-        count = (hi - lo).to(x.dtype)
-        x = (sums.index_select(dim, hi) - sums.index_select(dim, lo)) / (count[:, None] if dim == -2 else count)
+        count = ((index + reach + 1).clamp(max=n) - (index - reach).clamp(min=0)).to(x.dtype)
+        x = total.div_(count[:, None] if dim == -2 else count)
     return x
 
 
