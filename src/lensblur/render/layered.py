@@ -255,22 +255,37 @@ def _render_one(image, t, lens: Lens, *, frame: tuple[int, int], origin: tuple[i
         canvas.settle()
         for index in rest:
             draw(coarse, index)
-        behind = (coarse, (1.0 - canvas.covered).clamp(0.0, 1.0))
+        behind = coarse
 
-    light, weight = canvas.light, canvas.weight       # the canvas's own buffers: finished in place
-    if behind is not None:
-        coarse, passed = behind
-        light.addcmul_(passed, _resample(coarse.light, COARSE)[..., :h, :w])
-        weight.addcmul_(passed, _resample(coarse.weight, COARSE)[..., :h, :w])
-    # Where the view is not fully covered (behind a blurred edge, under a hole left by a nearer object),
-    # the remainder shows the layers' filled-in hidden parts; where there are none, the visible light is
-    # normalised.
-    fill_weight = _resample(fill.weight, FILL_SCALE)[..., :h, :w]
-    has_fill = fill_weight > 1e-6
-    colour = _resample(fill.light, FILL_SCALE)[..., :h, :w].div_(fill_weight.clamp_min(1e-6))
-    remainder = (1.0 - weight).clamp_(0.0, 1.0).mul_(has_fill)
-    light.div_(torch.where(has_fill, weight.clamp_min(1.0), weight.clamp_min(1e-6)))
-    return light.addcmul_(remainder, colour)
+    # What the layers behind let pass, and where the view is not fully covered (behind a blurred edge, under
+    # a hole left by a nearer object) the layers' filled-in hidden parts; where there are none, the visible
+    # light is normalised. Finished in place on the canvas's own buffers, by bands.
+    light, weight, covered = canvas.light, canvas.weight, canvas.covered
+
+    def finish(y0: int, y1: int) -> None:
+        band = (..., slice(y0, y1), slice(None))
+        if behind is not None:
+            passed = (1.0 - covered[band]).clamp_(0.0, 1.0)
+            light[band].addcmul_(passed, _upsampled_rows(behind.light, COARSE, y0, y1, w))
+            weight[band].addcmul_(passed, _upsampled_rows(behind.weight, COARSE, y0, y1, w))
+        fill_weight = _upsampled_rows(fill.weight, FILL_SCALE, y0, y1, w)
+        has_fill = fill_weight > 1e-6
+        colour = _upsampled_rows(fill.light, FILL_SCALE, y0, y1, w).div_(fill_weight.clamp_min(1e-6))
+        remainder = (1.0 - weight[band]).clamp_(0.0, 1.0).mul_(has_fill)
+        light[band].div_(torch.where(has_fill, weight[band].clamp_min(1.0), weight[band].clamp_min(1e-6)))
+        light[band].addcmul_(remainder, colour)
+
+    for y in range(0, h, BAND):
+        finish(y, min(h, y + BAND))
+    return light
+
+
+def _upsampled_rows(x: torch.Tensor, factor: int, y0: int, y1: int, w: int) -> torch.Tensor:
+    """Rows ``y0:y1`` and columns ``:w`` of ``_resample(x, factor)`` (an enlargement), made from only the
+    rows of ``x`` they interpolate between."""
+    first, last = max(0, y0 // factor - 1), min(x.shape[-2], -(-y1 // factor) + 1)
+    up = _resample(x[..., first:last, :], factor)
+    return up[..., y0 - first * factor: y1 - first * factor, :w]
 
 
 def _support(tmin: torch.Tensor, tmax: torch.Tensor, index: int, pad: int, size: int) -> tuple[int, int]:
