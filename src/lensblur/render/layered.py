@@ -836,6 +836,10 @@ def _renormalise_borders(x: torch.Tensor, kernel: torch.Tensor, s: int, origin: 
                          frame: tuple[int, int]) -> None:
     """Divide, in place, the rows and columns of a blurred grid near the frame's border by the share of the
     kernel's light they gather from inside the frame (see :func:`_frame_fractions`)."""
+    half = kernel.shape[-1] // 2
+    if all(start + (0.5 - half) * s >= 0 and start + (n - 0.5 + half) * s < limit
+           for start, n, limit in zip(origin, x.shape[-2:], frame)):
+        return      # no border within the kernel's reach
     fy, fx = _frame_fractions(kernel, x.shape[-2:], s, origin, frame)
     for dim, f in ((-2, fy), (-1, fx)):
         short = torch.nonzero(f < 1.0).flatten()
