@@ -437,24 +437,25 @@ class _Tiles:
     def __init__(self, t: torch.Tensor, image: torch.Tensor, first: int, last: int, halo: int):
         h, w = t.shape[-2:]
         self.size, self.halo = (h, w), halo
-        # Where a layer has pixels, and up to ``halo`` pixels around them (the light they spread).
-        present = ((t > first - 1) & (t < last + 1)).to(image.dtype)
-        active = F.max_pool2d(present, TILE + 2 * halo, stride=TILE, padding=halo, ceil_mode=True)[0, 0] > 0
+        # Where a layer may have pixels, and up to ``halo`` pixels around them (the light they spread): the
+        # range of positions on each tile with its halo.
+        extent = {"kernel_size": TILE + 2 * halo, "stride": TILE, "padding": halo, "ceil_mode": True}
+        t_max = F.max_pool2d(t, **extent)[0, 0]
+        t_min = -F.max_pool2d(-t, **extent)[0, 0]
+        active = (t_max > first - 1) & (t_min < last + 1)
         self.grid = active.shape
         self.ty, self.tx = torch.nonzero(active, as_tuple=True)
-        self.ty, self.tx = self.ty.to(t.device), self.tx.to(t.device)
-        span = torch.arange(TILE + 2 * halo, device=t.device)
-        rows = self.ty[:, None] * TILE + span       # in the padded frame (halo rows before row 0)
+        self.t_min, self.t_max = t_min[self.ty, self.tx], t_max[self.ty, self.tx]
+        span = torch.arange(-halo, TILE + halo, device=t.device)
+        rows = self.ty[:, None] * TILE + span
         cols = self.tx[:, None] * TILE + span
-        ph, pw = self.grid[0] * TILE + 2 * halo, self.grid[1] * TILE + 2 * halo
-        # Outside the band: a position below every layer (no light, no cover) and black.
-        t_pad = F.pad(t, (halo, pw - w - halo, halo, ph - h - halo), value=-2.0)
-        image_pad = F.pad(image, (halo, pw - w - halo, halo, ph - h - halo))
-        self.t = t_pad[0, 0][rows[:, :, None], cols[:, None, :]][:, None]
-        self.image = image_pad[0][:, rows[:, :, None], cols[:, None, :]].transpose(0, 1)
-        self.rows = (self.ty[:, None] * TILE + torch.arange(TILE, device=t.device))
-        self.cols = (self.tx[:, None] * TILE + torch.arange(TILE, device=t.device))
-        self.t_min, self.t_max = self.t.amin(dim=(1, 2, 3)), self.t.amax(dim=(1, 2, 3))
+        rows_in, cols_in = rows.clamp(0, h - 1), cols.clamp(0, w - 1)
+        outside = ((rows != rows_in)[:, :, None] | (cols != cols_in)[:, None, :])[:, None]
+        # Outside the frame: a position below every layer (no light, no cover) and black.
+        self.t = t[0, 0][rows_in[:, :, None], cols_in[:, None, :]][:, None].masked_fill_(outside, -2.0)
+        self.image = image[0][:, rows_in[:, :, None], cols_in[:, None, :]].transpose(0, 1).masked_fill_(outside, 0.0)
+        self.rows = rows[:, halo: halo + TILE]
+        self.cols = cols[:, halo: halo + TILE]
 
     def reached_by(self, index: int) -> torch.Tensor:
         """The tiles (indices) that layer ``index`` may reach: some position within ``index +- 1``."""
@@ -463,22 +464,24 @@ class _Tiles:
     def __len__(self) -> int:
         return len(self.ty)
 
-    def _blocks(self, x: torch.Tensor) -> torch.Tensor:
-        """``(1, C, h, w)`` padded to whole tiles, seen as ``(C, tiles down, TILE, tiles across, TILE)``."""
+    def padded(self, x: torch.Tensor) -> torch.Tensor:
+        """A full-size ``(1, C, h, w)`` map padded to whole tiles."""
         h, w = self.size
-        x = F.pad(x, (0, self.grid[1] * TILE - w, 0, self.grid[0] * TILE - h))
-        return x[0].view(x.shape[1], self.grid[0], TILE, self.grid[1], TILE)
+        return F.pad(x, (0, self.grid[1] * TILE - w, 0, self.grid[0] * TILE - h))
 
-    def gather(self, x: torch.Tensor) -> torch.Tensor:
-        """The tiles of a full-size ``(1, C, h, w)`` map, ``(n, C, TILE, TILE)``."""
-        return self._blocks(x)[:, self.ty, :, self.tx, :].contiguous()
+    def _blocks(self, padded: torch.Tensor) -> torch.Tensor:
+        """A map padded to whole tiles seen as ``(C, tiles down, TILE, tiles across, TILE)``."""
+        return padded[0].view(padded.shape[1], self.grid[0], TILE, self.grid[1], TILE)
 
-    def put(self, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """``x`` (full size) with its tiles replaced by ``values``."""
-        blocks = self._blocks(x)
-        blocks[:, self.ty, :, self.tx, :] = values
+    def gather(self, padded: torch.Tensor) -> torch.Tensor:
+        """The tiles of a map padded to whole tiles, ``(n, C, TILE, TILE)``."""
+        return self._blocks(padded)[:, self.ty, :, self.tx, :].contiguous()
+
+    def put(self, padded: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Replace the tiles of a map padded to whole tiles by ``values``; the map at full size (a view)."""
+        self._blocks(padded)[:, self.ty, :, self.tx, :] = values
         h, w = self.size
-        return blocks.view(1, x.shape[1], self.grid[0] * TILE, self.grid[1] * TILE)[..., :h, :w]
+        return padded[..., :h, :w]
 
     def pooled(self, values: torch.Tensor, s: int) -> torch.Tensor:
         """Tile ``values`` averaged over cells of ``s`` pixels, on a zero ``(1, C, ceil(h/s), ceil(w/s))``
@@ -500,31 +503,35 @@ class _Tiles:
 
 def _tile_canvas(canvas: _Canvas, tiles: _Tiles) -> _Canvas:
     """A canvas whose storage is ``tiles`` of the full-size ``canvas``; the last drawn layer's alpha is
-    settled on ``canvas`` and stays pending on the tiles."""
+    settled on ``canvas`` and stays pending on the tiles. ``canvas`` keeps its maps padded to whole tiles
+    (in ``canvas.padded``) for :func:`_untile_canvas`."""
     state = _Canvas.__new__(_Canvas)
     state.scale, state.size, state.shape = 1, canvas.size, None
-    state.light, state.weight, state.covered = (tiles.gather(x) for x in (canvas.light, canvas.weight,
-                                                                           canvas.covered))
+    canvas.padded = {name: tiles.padded(getattr(canvas, name)) for name in ("light", "weight", "covered")}
+    state.light, state.weight, state.covered = (tiles.gather(canvas.padded[name])
+                                                for name in ("light", "weight", "covered"))
     state.pending = None
     if canvas.pending is not None:
         index, alpha, window = canvas.pending
         dense = torch.zeros_like(canvas.weight)
         dense[window] += alpha
-        state.pending = (index, tiles.gather(dense), (...,))
+        state.pending = (index, tiles.gather(tiles.padded(dense)), (...,))
         canvas.pending = None
-        canvas.covered += dense
+        h, w = canvas.size
+        canvas.padded["covered"][..., :h, :w] += dense      # off the tiles; on them it stays pending
     return state
 
 
 def _untile_canvas(state: _Canvas, tiles: _Tiles, canvas: _Canvas) -> None:
     """Put the tiles' composite back on ``canvas``, with what is still pending there."""
     for name in ("light", "weight", "covered"):
-        setattr(canvas, name, tiles.put(getattr(canvas, name), getattr(state, name)))
+        setattr(canvas, name, tiles.put(canvas.padded[name], getattr(state, name)))
+    del canvas.padded
     if state.pending is not None:
         index, alpha, window = state.pending
         every = alpha.new_zeros((len(tiles),) + alpha.shape[1:])
         every[window] = alpha
-        canvas.pending = (index, tiles.put(torch.zeros_like(canvas.weight), every), (...,))
+        canvas.pending = (index, tiles.put(tiles.padded(torch.zeros_like(canvas.weight)), every), (...,))
 
 
 def _draw_sharp(state: _Canvas, tiles: _Tiles, index: int, radius: float, lens: Lens, origin: tuple[int, int],
