@@ -387,6 +387,7 @@ class _Canvas:
         self.weight = like.new_zeros((1, 1) + self.shape)
         self.covered = like.new_zeros((1, 1) + self.shape)
         self.pending = None    # (layer index, alpha, window)
+        self.extent = None     # cells drawn on, (top, bottom, left, right)
 
     def window(self, x: torch.Tensor, x_scale: int, origin: tuple[int, int]):
         """``x`` (at ``x_scale``, top-left ``origin`` in pixels) resampled to this canvas, with its window."""
@@ -398,6 +399,7 @@ class _Canvas:
     def draw(self, index: int, light: torch.Tensor, alpha: torch.Tensor, window) -> None:
         if self.pending is not None and self.pending[0] != index + 1:
             self.settle()
+        self._grow(window)
         passed = (1.0 - self.covered[window]).clamp_(0.0, 1.0)
         self.light[window] += light * passed
         self.weight[window] += alpha * passed
@@ -407,17 +409,35 @@ class _Canvas:
     def settle(self) -> None:
         if self.pending is not None:
             self.covered[self.pending[2]] += self.pending[1]
+            self._grow(self.pending[2])
             self.pending = None
 
+    def _grow(self, window) -> None:
+        if isinstance(window[-1], slice):
+            rows, cols = window[-2], window[-1]
+            extent = self.extent or (rows.start, rows.stop, cols.start, cols.stop)
+            self.extent = (min(extent[0], rows.start), max(extent[1], rows.stop), min(extent[2], cols.start),
+                           max(extent[3], cols.stop))
+
     def rescaled(self, scale: int) -> _Canvas:
-        """The same composite on a canvas of another scale (the pending alpha carried over)."""
+        """The same composite on a canvas of a finer scale (the pending alpha carried over)."""
         if scale == self.scale:
             return self
         other = _Canvas(scale, self.size, self.light)
-        factor = self.scale / scale
+        factor = self.scale // scale
+        if self.extent is None:
+            return other
+        # Only around what was drawn: elsewhere the canvas is empty.
+        top, bottom, left, right = self.extent
+        top, left = max(0, top - 1), max(0, left - 1)
+        bottom, right = min(self.shape[0], bottom + 1), min(self.shape[1], right + 1)
+        region = (..., slice(top * factor, min(other.shape[0], bottom * factor)),
+                  slice(left * factor, min(other.shape[1], right * factor)))
         for name in ("light", "weight", "covered"):
-            value = _resample(getattr(self, name), factor)
-            setattr(other, name, value[..., : other.shape[0], : other.shape[1]].contiguous())
+            value = _resample(getattr(self, name)[..., top:bottom, left:right], factor)
+            getattr(other, name)[region] = value[..., : region[1].stop - region[1].start,
+                                                 : region[2].stop - region[2].start]
+        other.extent = (region[1].start, region[1].stop, region[2].start, region[2].stop)
         if self.pending is not None:
             index, alpha, window = self.pending
             origin = (window[1].start * self.scale, window[2].start * self.scale)
