@@ -103,7 +103,7 @@ def _fill_scale(s: int) -> int:
 
 
 def render_layered(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, coarse_radius: float = 12.0,
-                   min_step: float = 1.0, ratio: float = 0.1, block: int = 1536) -> torch.Tensor:
+                   min_step: float = 1.0, ratio: float = 0.12, block: int = 1536) -> torch.Tensor:
     """Render ``(B, 3, H, W)`` linear RGB with ``(B, 1, H, W)`` disparity (see the module doc).
 
     ``coarse_radius``: the kernel radius (pixels) a layer is blurred at after downscaling; larger is more
