@@ -195,11 +195,12 @@ def _render_one(image, t, lens: Lens, *, frame: tuple[int, int], origin: tuple[i
         """A blurred layer's light and alpha at its scale (its fill added on the way), and its origin."""
         radius, s = float(radii[index]), scales[index]
         y0, _, x0, _ = windows[index]
-        own, light, (own_fill, lit, nearer) = layers.layer(index)
+        stack, (own_fill, lit, nearer) = layers.layer(index)
+        own = stack[0, 3]
         if float(own.max()) <= 0.0:
             return None
         frame_origin = (origin[0] + y0, origin[1] + x0)
-        out = _blur(torch.cat([light, own], dim=1), lens, radius, s, frame_origin, frame, own[0, 0] > 0)
+        out = _blur(stack, lens, radius, s, frame_origin, frame, own > 0)
         _renormalise_borders(out, psf(lens.aperture, radius / s), s, frame_origin, frame)
         if float(nearer.max()) > 0.0:
             _add_fill_pooled(fill, own_fill, lit, nearer, radius, _fill_scale(s), (y0, x0), frame_origin, pad)
@@ -301,14 +302,15 @@ def _align(lo: int, unit: int) -> int:
 
 
 class _Layers:
-    """Each blurred layer's own weight, premultiplied light (as it is and clipped to the weight) and cover by
-    nearer layers, at its scale.
+    """Each blurred layer's premultiplied light and own weight at its scale, to be blurred; and at the scale
+    of its hidden-part estimate its own weight, its light clipped to the weight and its cover by nearer layers.
 
     Blurred layers come in runs of one scale on one side of the focus; a run is pooled to its scale once,
-    keeping per cell its total weight, light, mean position between the layers and the cover by layers
-    nearer than the run, and the cell's weight is shared among the run's layers by that mean position. A
-    cell mixing two layers of one run (a few pixels along an edge between surfaces that are both blurred by
-    at least ``s`` times the kernel's coarse radius) thus goes to the layer between them.
+    and from there to its fills' scale, keeping per cell its total weight, light, mean position between the
+    layers and the cover by layers nearer than the run, and the cell's weight is shared among the run's
+    layers by that mean position. A cell mixing two layers of one run (a few pixels along an edge between
+    surfaces that are both blurred by at least ``s`` times the kernel's coarse radius) thus goes to the layer
+    between them.
     """
 
     def __init__(self, t: torch.Tensor, image: torch.Tensor, radii: torch.Tensor, scales: list[int], windows):
@@ -324,28 +326,28 @@ class _Layers:
         self._run = None
 
     def layer(self, index: int):
-        """Layer ``index``'s own weight and premultiplied light at its scale, and at the scale of its fill its
-        own weight, its light clipped to the weight and its cover by nearer layers."""
+        """Layer ``index``'s premultiplied light and own weight at its scale (``(1, 3 + 1, h, w)``), and at the
+        scale of its fill its own weight, its light clipped to the weight and its cover by nearer layers."""
         y0, y1, x0, x1 = self.windows[index]
         run = self.run_of[index]
         if self._run is None or self._run[0] != run:
             self._run = (run,) + self._pool_run(*run)
         _, (gy, gx), at_scale, at_fill = self._run
 
-        def share(grid, s):
-            weight, position = grid[0], grid[1]
+        def share(position, s):
             window = (..., slice((y0 - gy) // s, (y0 - gy) // s + -(-(y1 - y0) // s)),
                       slice((x0 - gx) // s, (x0 - gx) // s + -(-(x1 - x0) // s)))
-            part = (1.0 - (position[window] - index).abs()).clamp_min(0.0)
-            return window, weight[window] * part, part
+            return window, (1.0 - (position[window] - index).abs()).clamp_min(0.0)
 
-        window, own, part = share(at_scale, self.scales[index])
-        light = at_scale[2][window] * part
-        window, own_fill, part = share(at_fill, _fill_scale(self.scales[index]))
-        _, _, lit, beyond, drawn = at_fill
+        stack, position = at_scale
+        window, part = share(position, self.scales[index])
+        stack = stack[window] * part
+        weight, position, lit, beyond, drawn = at_fill
+        window, part = share(position, _fill_scale(self.scales[index]))
+        own_fill = weight[window] * part
         nearer = beyond[window] + drawn[window]
         drawn[window] += own_fill   # the next layer of the run is farther: this one is nearer than it
-        return own, light, (own_fill, lit[window] * part, nearer)
+        return stack, (own_fill, lit[window] * part, nearer)
 
     def _pool_run(self, first: int, last: int):
         """The run's weight, mean position between its layers and light at its scale; and its weight, mean
@@ -358,20 +360,20 @@ class _Layers:
         def pool(t, image):
             beyond = (t - last).clamp(0.0, 1.0)                     # cover by the layers nearer than the run
             weight = (t - first + 1.0).clamp(0.0, 1.0) - beyond     # the run's share of each pixel
-            return _pool(torch.cat([weight, weight * t, weight * image, beyond], 1), s)
+            return _pool(torch.cat([weight * image, weight, weight * t, beyond], 1), s)
 
         pooled = _by_bands(pool, max(BAND, s), self.t[..., gy:gy1, gx:gx1], self.image[..., gy:gy1, gx:gx1])
         coarser = _pool(pooled, _fill_scale(s) // s)
 
-        def split(grid):
-            weight = grid[:, :1]
-            return weight, (grid[:, 1:2] / weight.clamp_min(1e-12)).clamp(first, last), grid[:, 2:5]
+        def position(grid):
+            return (grid[:, 4:5] / grid[:, 3:4].clamp_min(1e-12)).clamp(first, last)
 
-        at_scale = split(pooled)
-        weight, position, light = split(coarser)
+        at_scale = (pooled[:, :4], position(pooled))
+        weight = coarser[:, 3:4]
         # Hidden parts are guessed from ordinary colours: a light's HDR energy (premultiplied colour above
         # its alpha) would otherwise glow out of it.
-        at_fill = (weight, position, torch.minimum(light, weight), coarser[:, 5:6], torch.zeros_like(weight))
+        at_fill = (weight, position(coarser), torch.minimum(coarser[:, :3], weight), coarser[:, 5:6],
+                   torch.zeros_like(weight))
         return (gy, gx), at_scale, at_fill
 
 
