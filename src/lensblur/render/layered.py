@@ -195,7 +195,7 @@ def _render_one(image, t, lens: Lens, *, frame: tuple[int, int], origin: tuple[i
         """A blurred layer's light and alpha at its scale (its fill added on the way), and its origin."""
         radius, s = float(radii[index]), scales[index]
         y0, _, x0, _ = windows[index]
-        stack, (own_fill, lit, nearer) = layers.layer(index)
+        stack, (hidden_stack, nearer) = layers.layer(index)
         own = stack[0, 3]
         if float(own.max()) <= 0.0:
             return None
@@ -203,7 +203,7 @@ def _render_one(image, t, lens: Lens, *, frame: tuple[int, int], origin: tuple[i
         out = _blur(stack, lens, radius, s, frame_origin, frame, own > 0)
         _renormalise_borders(out, psf(lens.aperture, radius / s), s, frame_origin, frame)
         if float(nearer.max()) > 0.0:
-            _add_fill_pooled(fill, own_fill, lit, nearer, radius, _fill_scale(s), (y0, x0), frame_origin, pad)
+            _add_fill_pooled(fill, hidden_stack, nearer, radius, _fill_scale(s), (y0, x0), frame_origin, pad)
         return out, s, (y0, x0)
 
     def draw(target: _Canvas, index: int) -> bool:
@@ -234,12 +234,11 @@ def _render_one(image, t, lens: Lens, *, frame: tuple[int, int], origin: tuple[i
         def pool(t, image):
             beyond = (t - last).clamp(0.0, 1.0)
             own = (t - first + 1.0).clamp(0.0, 1.0) - beyond
-            return _pool(torch.cat([own, torch.minimum(own * image, own), beyond], dim=1), FILL_SCALE)
+            return _pool(torch.cat([torch.minimum(own * image, own), own, beyond], dim=1), FILL_SCALE)
 
         pooled = _by_bands(pool, BAND, t, image)
         if float(pooled[:, 4:].max()) > 0.0:
-            _add_fill_pooled(fill, pooled[:, :1], pooled[:, 1:4], pooled[:, 4:], 0.0, FILL_SCALE, (0, 0), origin,
-                             pad)
+            _add_fill_pooled(fill, pooled[:, :4], pooled[:, 4:], 0.0, FILL_SCALE, (0, 0), origin, pad)
     # Blurred layers behind the focus: the first at full resolution, the rest at COARSE, where what the
     # layers in front let pass is applied once at the end (covers in front of and among them combine as
     # independent ones).
@@ -342,12 +341,12 @@ class _Layers:
         stack, position = at_scale
         window, part = share(position, self.scales[index])
         stack = stack[window] * part
-        weight, position, lit, beyond, drawn = at_fill
+        fill_stack, position, beyond, drawn = at_fill
         window, part = share(position, _fill_scale(self.scales[index]))
-        own_fill = weight[window] * part
+        fill_stack = fill_stack[window] * part
         nearer = beyond[window] + drawn[window]
-        drawn[window] += own_fill   # the next layer of the run is farther: this one is nearer than it
-        return stack, (own_fill, lit[window] * part, nearer)
+        drawn[window] += fill_stack[:, 3:]      # the next layer of the run is farther: this one is nearer than it
+        return stack, (fill_stack, nearer)
 
     def _pool_run(self, first: int, last: int):
         """The run's weight, mean position between its layers and light at its scale; and its weight, mean
@@ -372,7 +371,7 @@ class _Layers:
         weight = coarser[:, 3:4]
         # Hidden parts are guessed from ordinary colours: a light's HDR energy (premultiplied colour above
         # its alpha) would otherwise glow out of it.
-        at_fill = (weight, position(coarser), torch.minimum(coarser[:, :3], weight), coarser[:, 5:6],
+        at_fill = (torch.cat([torch.minimum(coarser[:, :3], weight), weight], 1), position(coarser), coarser[:, 5:6],
                    torch.zeros_like(weight))
         return (gy, gx), at_scale, at_fill
 
@@ -584,11 +583,11 @@ def _draw_sharp(state: _Canvas, tiles: _Tiles, index: int, radius: float, lens: 
     state.draw(index, out[:, :3], out[:, 3:4].clamp_min(0.0), (pick,))
 
 
-def _add_fill_pooled(fill: _Canvas, own, light, nearer, radius: float, fs: int, origin, frame_origin,
-                     pad: int) -> None:
+def _add_fill_pooled(fill: _Canvas, stack, nearer, radius: float, fs: int, origin, frame_origin, pad: int) -> None:
     """Extend a layer under the pixels that hide it, with colours pulled in from its visible pixels, weighted
     by how much of the layer is around, spread about as far as the layer's blur, into the ``fill`` canvas.
-    The inputs are at scale ``fs``, ``light`` premultiplied and clipped to the weight.
+    The inputs are at scale ``fs``: ``stack`` holds the layer's premultiplied light clipped to its weight, and
+    its weight, ``(1, 3 + 1, h, w)``; ``nearer`` its cover by nearer layers.
 
     The fill is a smooth guess: a box mean (with the variance of the layer's disk) spreads it, not the
     aperture's shape.
@@ -597,11 +596,11 @@ def _add_fill_pooled(fill: _Canvas, own, light, nearer, radius: float, fs: int, 
     levels = max(1, math.ceil(math.log2(2 * pad / fs)))
     cells = 2 ** levels
     top, left = (frame_origin[0] // fs) % cells, (frame_origin[1] // fs) % cells
-    h, w = own.shape[-2:]
+    h, w = stack.shape[-2:]
     grow = (left, -(left + w) % cells, top, -(top + h) % cells)
-    colour = _push_pull(F.pad(torch.cat([light, own], dim=1), grow), levels)[..., top: top + h, left: left + w]
+    colour = _push_pull(F.pad(stack, grow), levels)[..., top: top + h, left: left + w]
     # A layer is a likely thing to see behind a nearer one only where it is actually around.
-    hidden = nearer * _box_mean(own, max(1, math.ceil(pad / fs)))
+    hidden = nearer * _box_mean(stack[:, 3:], max(1, math.ceil(pad / fs)))
     spread = round(0.87 * abs(radius) / fs)
     blurred = _box_mean(torch.cat([hidden * colour, hidden], dim=1), spread)
     values, window = fill.window(blurred, fs, origin)
