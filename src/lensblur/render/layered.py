@@ -146,13 +146,14 @@ def _render_blocks(image, disparity, lens: Lens, block: int, options) -> torch.T
     overlap = 2 * (math.ceil(reach) + 2) + 8        # what a kept pixel's light, fill and presence depend on
     # Blocks start where every grid of the frame has a cell boundary, so they pool what the whole frame would.
     unit = 2 * _fill_scale(_scale(reach, options["coarse_radius"]))
-    step = max(unit, block // unit * unit)
-    if h <= step + overlap and w <= step + overlap:
+    # As few blocks as ``block`` allows across and down, of equal sizes.
+    steps = [-(-math.ceil(n / max(1, math.ceil((n - overlap) / block))) // unit) * unit for n in (h, w)]
+    if steps[0] >= h and steps[1] >= w:
         return _render_one(image, t, lens, frame=(h, w), origin=(0, 0), **layout)
     out = torch.empty_like(image)
-    for top in range(0, h, step):
-        for left in range(0, w, step):
-            bottom, right = min(h, top + step), min(w, left + step)
+    for top in range(0, h, steps[0]):
+        for left in range(0, w, steps[1]):
+            bottom, right = min(h, top + steps[0]), min(w, left + steps[1])
             y0, y1 = max(0, _align(top - overlap, unit)), min(h, bottom + overlap)
             x0, x1 = max(0, _align(left - overlap, unit)), min(w, right + overlap)
             part = _render_one(image[..., y0:y1, x0:x1], t[..., y0:y1, x0:x1], lens, frame=(h, w),
