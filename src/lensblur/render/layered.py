@@ -27,12 +27,14 @@ Where the work goes, and how it is kept small:
 - Blurred layers are blurred with their aperture-shaped point-spread function through an FFT at a reduced
   scale ``s``, a power of two leaving about ``coarse_radius`` pixels of kernel radius, with the frame's
   borders renormalised. The layers of one scale on one side of the focus (a "run") are pooled to that
-  scale once. Those in front of the focus are composited on a half-resolution canvas; those behind it on
+  scale once. A layer that is a thin band across its window is convolved only on the strips of cells
+  holding it. Those in front of the focus are composited on a half-resolution canvas; those behind it on
   another, and what the layers in front of them let pass is applied once at the end (covers in front of
   and among them then combine as independent ones).
 - Hidden-part estimates are smooth guesses, made and accumulated at quarter resolution.
 - The frame is rendered in blocks with margins of twice the largest CoC: memory stays bounded whatever the
   size, and a layer absent from a block costs nothing there.
+- Chains of operations on whole images run by bands of rows that stay in the cache (:func:`_by_bands`).
 """
 
 from __future__ import annotations
@@ -403,14 +405,14 @@ class _Canvas:
             self.settle()
         self._grow(window)
         passed = (1.0 - self.covered[window]).clamp_(0.0, 1.0)
-        self.light[window] += light * passed
-        self.weight[window] += alpha * passed
+        _add_product(self.light, window, light, passed)
+        _add_product(self.weight, window, alpha, passed)
         self.settle()
         self.pending = (index, alpha, window)
 
     def settle(self) -> None:
         if self.pending is not None:
-            self.covered[self.pending[2]] += self.pending[1]
+            _add_product(self.covered, self.pending[2], self.pending[1])
             self._grow(self.pending[2])
             self.pending = None
 
@@ -445,6 +447,16 @@ class _Canvas:
             origin = (window[1].start * self.scale, window[2].start * self.scale)
             other.pending = (index,) + other.window(alpha, self.scale, origin)
         return other
+
+
+def _add_product(target: torch.Tensor, window, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+    """``target[window] += x * y`` (or ``+= x``) in place, ``window`` a tuple of slices or ``(tile indices,)``."""
+    if len(window) == 1 and isinstance(window[0], torch.Tensor):
+        target.index_add_(0, window[0], x if y is None else x * y)
+    elif y is None:
+        target[window] += x
+    else:
+        target[window].addcmul_(x, y)
 
 
 class _Tiles:
