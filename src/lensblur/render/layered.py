@@ -734,7 +734,7 @@ def _convolve(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | Non
     size = (_fft_size(h + 2 * half), _fft_size(w + 2 * half))
     if support is not None:
         strips = _strips(support)
-        if sum(_fft_area(STRIP, length + 2 * half) for *_, length in strips) < 0.8 * size[0] * size[1]:
+        if sum(_fft_area(STRIP + 2 * half, length * STRIP + 2 * half) for *_, length in strips) < size[0] * size[1]:
             return _convolve_strips(x, kernel, strips)
     return _fft_convolve(x, kernel, size)[..., half: half + h, half: half + w]
 
