@@ -1,0 +1,60 @@
+"""The layered renderer's building blocks that trade work for speed, each against a plain computation of
+the same thing (torch's direct convolution and pooling, or the whole-image version)."""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+import torch.nn.functional as F
+
+from lensblur import Aperture
+from lensblur.render.kernel import psf
+
+layered = importlib.import_module("lensblur.render.layered")
+
+
+def direct_convolution(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """True convolution, zero outside the frame, by torch's direct (cross-correlation) convolution."""
+    k = kernel.shape[-1]
+    weight = kernel.flip(0, 1).to(torch.float64).expand(x.shape[1], 1, k, k)
+    return F.conv2d(x.to(torch.float64), weight, padding=k // 2, groups=x.shape[1])
+
+
+def test_a_thin_layer_convolved_on_its_strips_equals_the_direct_convolution(monkeypatch):
+    generator = torch.Generator().manual_seed(3)
+    h, w = 150, 230
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    support = ((rows - 0.5 * cols).abs() < 3) | ((rows - 110) ** 2 + (cols - 40) ** 2 < 64)  # a band and a blob
+    x = torch.rand((1, 4, h, w), generator=generator) * support
+    kernel = psf(Aperture(blades=6, rotation=10), 12.0)
+    used = []
+    strips = layered._convolve_strips
+    monkeypatch.setattr(layered, "_convolve_strips", lambda *a: used.append(True) or strips(*a))
+
+    sparse = layered._convolve(x, kernel, support)
+    assert used, "the thin layer should have been convolved on strips"
+    reference = direct_convolution(x, kernel)
+    assert (sparse.double() - reference).abs().max() < 1e-5
+    assert (layered._convolve(x, kernel).double() - reference).abs().max() < 1e-5
+
+
+def test_box_mean_is_the_mean_of_the_cells_inside_the_grid():
+    x = torch.rand((1, 4, 37, 53), generator=torch.Generator().manual_seed(5))
+    for reach in (1, 3, 8):
+        size = 2 * reach + 1
+        reference = F.avg_pool2d(x.double(), size, stride=1, padding=reach, count_include_pad=False)
+        assert (layered._box_mean(x, reach).double() - reference).abs().max() < 1e-5
+
+
+def test_work_by_bands_equals_work_on_the_whole_image():
+    x = torch.rand((1, 3, 203, 61), generator=torch.Generator().manual_seed(7))
+
+    def chain(image):
+        return F.avg_pool2d(torch.cat([image.clamp(0.2, 0.8), image * image], 1), 2, ceil_mode=True)
+
+    assert torch.equal(layered._by_bands(chain, 64, x), chain(x))
+    grid = torch.rand((1, 4, 26, 16), generator=torch.Generator().manual_seed(9))
+    whole = layered._resample(grid, 4)
+    for y0, y1 in ((0, 64), (64, 101), (96, 104)):
+        assert torch.allclose(layered._upsampled_rows(grid, 4, y0, y1, 61), whole[..., y0:y1, :61], atol=1e-6)
