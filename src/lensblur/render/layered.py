@@ -517,17 +517,6 @@ class _Tiles:
         h, w = self.size
         return padded[..., :h, :w]
 
-    def pooled(self, values: torch.Tensor, s: int) -> torch.Tensor:
-        """Tile ``values`` averaged over cells of ``s`` pixels, on a zero ``(1, C, ceil(h/s), ceil(w/s))``
-        grid."""
-        values = F.avg_pool2d(values, s)
-        cells = TILE // s
-        grid = values.new_zeros((values.shape[1], self.grid[0], cells, self.grid[1], cells))
-        grid[:, self.ty, :, self.tx, :] = values
-        h, w = self.size
-        return grid.view(1, values.shape[1], self.grid[0] * cells, self.grid[1] * cells)[
-            ..., : -(-h // s), : -(-w // s)]
-
     def frame_weights(self, fy: torch.Tensor, fx: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
         """Per-tile ``(n, 1, TILE, TILE)`` product of row and column fractions given for the whole band."""
         fy = F.pad(fy, (0, self.grid[0] * TILE - len(fy)), value=1.0)[self.rows[pick]]
