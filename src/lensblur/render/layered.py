@@ -235,8 +235,7 @@ def _render_one(image, t, lens: Lens, *, frame: tuple[int, int], origin: tuple[i
         first, last = min(sharp), max(sharp)
 
         def pool(t, image):
-            beyond = (t - last).clamp(0.0, 1.0)
-            own = (t - first + 1.0).clamp(0.0, 1.0) - beyond
+            own, beyond = _share(t, first, last)
             return _pool(torch.cat([torch.minimum(own * image, own), own, beyond], dim=1), FILL_SCALE)
 
         pooled = _by_bands(pool, BAND, t, image)
@@ -289,6 +288,13 @@ def _upsampled_rows(x: torch.Tensor, factor: int, y0: int, y1: int, w: int) -> t
     first, last = max(0, y0 // factor - 1), min(x.shape[-2], -(-y1 // factor) + 1)
     up = _resample(x[..., first:last, :], factor)
     return up[..., y0 - first * factor: y1 - first * factor, :w]
+
+
+def _share(t: torch.Tensor, first: int, last: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The share of each pixel (at position ``t`` between the layers) that goes to layers ``first..last``,
+    and the cover of those layers by the nearer ones."""
+    nearer = (t - last).clamp(0.0, 1.0)
+    return (t - first + 1.0).clamp(0.0, 1.0) - nearer, nearer
 
 
 def _support(tmin: torch.Tensor, tmax: torch.Tensor, index: int, pad: int, size: int) -> tuple[int, int]:
@@ -360,8 +366,7 @@ class _Layers:
         s = self.scales[first]
 
         def pool(t, image):
-            beyond = (t - last).clamp(0.0, 1.0)                     # cover by the layers nearer than the run
-            weight = (t - first + 1.0).clamp(0.0, 1.0) - beyond     # the run's share of each pixel
+            weight, beyond = _share(t, first, last)
             return _pool(torch.cat([weight * image, weight, weight * t, beyond], 1), s)
 
         pooled = _by_bands(pool, max(BAND, s), self.t[..., gy:gy1, gx:gx1], self.image[..., gy:gy1, gx:gx1])
@@ -562,8 +567,7 @@ def _draw_sharp(state: _Canvas, tiles: _Tiles, index: int, radius: float, lens: 
     """Draw a layer near the focus (scale 1) on the tiles it reaches, exactly as the module doc describes."""
     pick = tiles.reached_by(index)
     t, image = tiles.t[pick], tiles.image[pick]
-    nearer = (t - index).clamp(0.0, 1.0)
-    own = (t - index + 1.0).clamp(0.0, 1.0) - nearer
+    own, _ = _share(t, index, index)
     if len(pick) == 0 or float(own.max()) <= 0.0:
         return
     h, w = tiles.size
