@@ -508,6 +508,10 @@ class _Tiles:
         h, w = self.size
         return F.pad(x, (0, self.grid[1] * TILE - w, 0, self.grid[0] * TILE - h))
 
+    def blank(self, like: torch.Tensor) -> torch.Tensor:
+        """Zeros the size of ``like`` (a full-size map) padded to whole tiles."""
+        return like.new_zeros(like.shape[:2] + (self.grid[0] * TILE, self.grid[1] * TILE))
+
     def _blocks(self, padded: torch.Tensor) -> torch.Tensor:
         """A map padded to whole tiles seen as ``(C, tiles down, TILE, tiles across, TILE)``."""
         return padded[0].view(padded.shape[1], self.grid[0], TILE, self.grid[1], TILE)
@@ -541,12 +545,12 @@ def _tile_canvas(canvas: _Canvas, tiles: _Tiles) -> _Canvas:
     state.pending = None
     if canvas.pending is not None:
         index, alpha, window = canvas.pending
-        dense = torch.zeros_like(canvas.weight)
-        dense[window] += alpha
-        state.pending = (index, tiles.gather(tiles.padded(dense)), (...,))
-        canvas.pending = None
         h, w = canvas.size
-        canvas.padded["covered"][..., :h, :w] += dense      # off the tiles; on them it stays pending
+        dense = tiles.blank(canvas.weight)
+        dense[..., :h, :w][window] += alpha
+        state.pending = (index, tiles.gather(dense), (...,))
+        canvas.pending = None
+        canvas.padded["covered"] += dense       # off the tiles; on them it stays pending
     return state
 
 
@@ -559,7 +563,7 @@ def _untile_canvas(state: _Canvas, tiles: _Tiles, canvas: _Canvas) -> None:
         index, alpha, window = state.pending
         every = alpha.new_zeros((len(tiles),) + alpha.shape[1:])
         every[window] = alpha
-        canvas.pending = (index, tiles.put(tiles.padded(torch.zeros_like(canvas.weight)), every), (...,))
+        canvas.pending = (index, tiles.put(tiles.blank(canvas.weight), every), (...,))
 
 
 def _draw_sharp(state: _Canvas, tiles: _Tiles, index: int, radius: float, lens: Lens, origin: tuple[int, int],
