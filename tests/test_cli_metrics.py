@@ -113,8 +113,8 @@ def test_metrics_identical_and_linear_float_file(run, files, tmp_path):
     (("out", "missing.png"), "REFERENCE"),
     (("cut", "reference"), "OUT"),
     (("out", "small"), "REFERENCE"),
-    (("out", "reference", "--box", "0,0,65,10"), "box"),
-    (("out", "reference", "--box", "30,10,20,40"), "box"),
+    (("out", "reference", "--box", "0,0,65,10"), "--box"),
+    (("out", "reference", "--box", "30,10,20,40"), "--box"),
 ])
 def test_metrics_bad_input(run, files, tmp_path, args, argument):
     paths = files[0]
@@ -178,10 +178,10 @@ def test_focus_text_whole_image_ranks_sharpness(run, files):
 @pytest.mark.parametrize(("args", "argument"), [
     (("missing.png",), "IMAGE"),
     (("cut",), "IMAGE"),
-    (("out", "--box", "0,0,10,49"), "box"),
-    (("out", "--box=-5,0,10,10"), "box"),
-    (("out", "--mask", "small"), "mask"),
-    (("out", "--mask", "missing.png"), "mask"),
+    (("out", "--box", "0,0,10,49"), "--box"),
+    (("out", "--box=-5,0,10,10"), "--box"),
+    (("out", "--mask", "small"), "--mask"),
+    (("out", "--mask", "missing.png"), "--mask"),
 ])
 def test_focus_bad_input(run, files, tmp_path, args, argument):
     paths = files[0]
@@ -195,7 +195,7 @@ def test_focus_empty_mask(run, files, tmp_path):
     Image.fromarray(np.zeros((48, 64), np.uint8)).save(tmp_path / "empty.png")
     code, _, err = run("focus", files[0]["out"], "--mask", tmp_path / "empty.png")
     assert code == 1
-    _clean_error(err, "focus", "mask")
+    _clean_error(err, "focus", "--mask")
 
 
 def test_malformed_box_is_a_usage_error(run, files):

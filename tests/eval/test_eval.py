@@ -278,7 +278,7 @@ def test_cli_writes_run_folder_and_combined_table(synth_root, tmp_path, capsys, 
     monkeypatch.setattr(runner, "load_perceptual", lambda **k: dict(NO_PERCEPTUAL))
     monkeypatch.setattr("lensblur.eval.load_perceptual", lambda **k: dict(NO_PERCEPTUAL))
     out = tmp_path / "results"
-    assert _cli(["--method", "identity", "--dataset", "synth", "--root", str(synth_root), "--out", str(out),
+    assert _cli(["--method", "identity", "--dataset", "synth", "--root", str(synth_root), "-o", str(out),
                  "--limit", "2", "--no-progress"]) == 0
     run_dir = out / "synth-identity"
     assert len(_rows(run_dir / "per_image.csv")) == 2
@@ -287,7 +287,7 @@ def test_cli_writes_run_folder_and_combined_table(synth_root, tmp_path, capsys, 
     assert "| synth | identity | 2 |" in capsys.readouterr().out
     assert "| synth | identity | 2 |" in (out / "table.md").read_text()
     with pytest.raises(InputError, match="limit"):
-        _cli(["--method", "identity", "--dataset", "synth", "--root", str(synth_root), "--out", str(out),
+        _cli(["--method", "identity", "--dataset", "synth", "--root", str(synth_root), "-o", str(out),
               "--limit", "0"])
     with pytest.raises(InputError, match="manifest.json"):
-        _cli(["--method", "identity", "--dataset", "synth", "--root", str(tmp_path), "--out", str(out)])
+        _cli(["--method", "identity", "--dataset", "synth", "--root", str(tmp_path), "-o", str(out)])

@@ -63,17 +63,17 @@ def test_render_16_bit_and_camera_mapping_from_a_metric_depth(files, capsys):
 
 
 BAD = [
-    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--blur", "-3"], "blur: expected a finite number"),
-    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--blur", "5000"], "blur: expected a CoC radius of at most"),
-    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--focus", "500,3"], "focus: expected a point inside"),
-    (["--disparity", "{small}", "-o", "{tmp}/o.png"], "disparity: expected the image's size"),
-    (["--disparity", "{nan}", "-o", "{tmp}/o.png"], "disparity: expected finite values"),
-    (["--disparity", "{big}", "-o", "{tmp}/o.png"], r"disparity: expected values in \[0, 1\]"),
-    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--aperture", "{notimage}"], "aperture: expected a readable"),
+    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--blur", "-3"], "--blur: expected a finite number"),
+    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--blur", "5000"], "--blur: expected a CoC radius of at most"),
+    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--focus", "500,3"], "--focus: expected a point inside"),
+    (["--disparity", "{small}", "-o", "{tmp}/o.png"], "--disparity: expected the image's size"),
+    (["--disparity", "{nan}", "-o", "{tmp}/o.png"], "--disparity: expected finite values"),
+    (["--disparity", "{big}", "-o", "{tmp}/o.png"], r"--disparity: expected values in \[0, 1\]"),
+    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--aperture", "{notimage}"], "--aperture: expected a readable"),
     (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--aperture", "{black}"], "aperture kernel: expected"),
-    (["--disparity", "{disp}", "-o", "{photo}"], "output: expected a path different from the input"),
-    (["--disparity", "{disp}", "-o", "{tmp}/missing/o.png"], "output: expected a path inside an existing folder"),
-    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--aperture", "blob"], "aperture: expected one of"),
+    (["--disparity", "{disp}", "-o", "{photo}"], "--output: expected a path different from the input"),
+    (["--disparity", "{disp}", "-o", "{tmp}/missing/o.png"], "--output: expected a path inside an existing folder"),
+    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--aperture", "blob"], "--aperture: expected one of"),
 ]
 
 
@@ -123,7 +123,7 @@ def test_force_allows_overwriting_the_input(files, capsys):
 
 @pytest.mark.slow
 def test_demo_writes_its_files(tmp_path, capsys):
-    code, stdout, _ = run_cli(["demo", "--out", tmp_path / "demo", "--frames", "2", "--blur", "20"], capsys)
+    code, stdout, _ = run_cli(["demo", "-o", tmp_path / "demo", "--frames", "2", "--blur", "20"], capsys)
     assert code == 0
     for name in ("focal_stack.png", "focus_pull.gif", "apertures.png", "focus_near.png"):
         assert (tmp_path / "demo" / name).is_file()

@@ -107,7 +107,7 @@ def test_workers_give_the_same_bytes(tmp_path):
 
 def test_cli_synth(tmp_path, capsys):
     out = tmp_path / "cli"
-    code = main(["synth", "--out", str(out), "-n", "1", "--size", "64x48", "--seed", "1", "--samples", "64",
+    code = main(["synth", "-o", str(out), "-n", "1", "--size", "64x48", "--seed", "1", "--samples", "64",
                  "--no-progress", "--format", "json"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
@@ -118,12 +118,12 @@ def test_cli_synth(tmp_path, capsys):
 def test_cli_synth_errors(tmp_path, capsys):
     not_a_folder = tmp_path / "file.txt"
     not_a_folder.write_text("x")
-    assert main(["synth", "--out", str(not_a_folder), "-n", "1", "--no-progress"]) == 1
+    assert main(["synth", "-o", str(not_a_folder), "-n", "1", "--no-progress"]) == 1
     assert "out: expected a folder" in capsys.readouterr().err
-    assert main(["synth", "--out", str(tmp_path / "x"), "-n", "1", "--backgrounds", str(tmp_path / "nope"),
+    assert main(["synth", "-o", str(tmp_path / "x"), "-n", "1", "--backgrounds", str(tmp_path / "nope"),
                  "--no-progress"]) == 1
     assert "backgrounds" in capsys.readouterr().err
-    assert main(["synth", "--out", str(tmp_path / "y"), "-n", "0", "--no-progress"]) == 1
+    assert main(["synth", "-o", str(tmp_path / "y"), "-n", "0", "--no-progress"]) == 1
     assert "count" in capsys.readouterr().err
 
 

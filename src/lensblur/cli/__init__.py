@@ -1,8 +1,11 @@
 """The ``lensblur`` command: one module per subcommand, each with ``add_parser`` and ``run``.
 
-Commands translate flags and call the library; they never duplicate its logic. User mistakes
-(:class:`~lensblur.errors.LensblurError`) are printed to stderr without a traceback and exit with code 1;
-set ``LENSBLUR_DEBUG=1`` to see the traceback. Results go to stdout, progress and logs to stderr.
+Commands translate flags and call the library; they never duplicate its logic. Flags that several commands
+take are declared once, in :mod:`lensblur.cli._args`. User mistakes (:class:`~lensblur.errors.LensblurError`)
+are printed to stderr without a traceback and exit with code 1; an :class:`~lensblur.errors.InputError` names
+the flag the user typed (``--focus-disparity``) where the library named its Python argument
+(``focus_disparity``). Set ``LENSBLUR_DEBUG=1`` to see the traceback. Results go to stdout, progress and logs
+to stderr.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import logging
 import os
 import sys
 
-from ..errors import LensblurError
+from ..errors import InputError, LensblurError
+from ._args import flag_for
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -32,6 +36,11 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    return _build()[0]
+
+
+def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``lensblur`` parser and each subcommand's parser by name."""
     parser = argparse.ArgumentParser(
         prog="lensblur",
         description="Realistic, controllable lens blur (bokeh) for photographs and generated images.",
@@ -41,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS.values():
         importlib.import_module(f"{__name__}.{module}").add_parser(subparsers)
-    return parser
+    return parser, dict(subparsers.choices)
 
 
 def _version() -> str:
@@ -51,9 +60,10 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser, commands = _build()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+    level = logging.ERROR if getattr(args, "quiet", False) else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
@@ -63,11 +73,23 @@ def main(argv: list[str] | None = None) -> int:
     except LensblurError as exc:
         if os.environ.get("LENSBLUR_DEBUG"):
             raise
-        print(f"lensblur {args.command}: error: {exc}", file=sys.stderr)
+        print(f"lensblur {args.command}: error: {message(exc, commands[args.command])}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"lensblur {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def message(exc: LensblurError, parser: argparse.ArgumentParser) -> str:
+    """The error as the command line shows it: an :class:`InputError` about a Python argument that a flag
+    of ``parser`` feeds is reported under that flag."""
+    text = str(exc)
+    if isinstance(exc, InputError):
+        flag = flag_for(parser, exc.argument)
+        prefix = f"{exc.argument}: "
+        if flag is not None and text.startswith(prefix):
+            return f"{flag}: {text[len(prefix):]}"
+    return text
 
 
 if __name__ == "__main__":  # pragma: no cover

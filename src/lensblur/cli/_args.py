@@ -1,21 +1,61 @@
-"""Small parsers shared by the subcommands, so that every command reads a box or a size the same way."""
+"""The command line's one vocabulary: every flag that more than one subcommand takes is declared here once.
+
+* small parsers (:func:`numbers`, :func:`floats`, :func:`point`, :func:`box`, :func:`named_box`, :func:`size`),
+  so that every command reads a box or a size the same way;
+* :func:`command`, the header every subcommand's parser starts from;
+* argument groups: :func:`add_photo`, :func:`add_depth_source`, :func:`add_lens` (focus, blur, camera,
+  aperture), :func:`add_output` (``-o/--output``: a file where the command writes one file, a folder where it
+  writes several), :func:`add_format` (``--format``), :func:`add_progress` (``--no-progress``, ``-q/--quiet``);
+* hidden aliases: an old spelling still parses, for one release, to the same value as the new one, is left out
+  of ``--help`` and prints a deprecation note on stderr when used;
+* :func:`flag_for`: the flag of the parser that ran for a Python argument name, so that errors raised by
+  the library (which name Python arguments) reach command-line users with the flag they typed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["box", "numbers", "point", "size"]
+__all__ = [
+    "FORMATS",
+    "PYTHON_NAMES",
+    "add_depth_source",
+    "add_format",
+    "add_lens",
+    "add_output",
+    "add_photo",
+    "add_progress",
+    "box",
+    "command",
+    "flag_for",
+    "floats",
+    "named_box",
+    "numbers",
+    "point",
+    "show_progress",
+    "size",
+]
 
 
-def numbers(text: str, count: int, what: str) -> tuple[float, ...]:
+# ------------------------------------------------------------------------------------------ small parsers
+def numbers(text: str, count: int | None, what: str) -> tuple[float, ...]:
+    """Comma-separated numbers: exactly ``count`` of them, or at least one when ``count`` is None."""
     parts = [p for p in text.replace(" ", "").split(",") if p]
     try:
         values = tuple(float(p) for p in parts)
     except ValueError:
         values = ()
-    if len(values) != count:
+    if (len(values) != count) if count is not None else not values:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return values
+
+
+def floats(text: str) -> list[float]:
+    """``A,B,C,...``: one or more numbers."""
+    return list(numbers(text, None, "comma-separated numbers such as 0.9,0.8,0.7"))
 
 
 def point(text: str) -> tuple[float, float]:
@@ -28,6 +68,12 @@ def box(text: str) -> tuple[float, float, float, float]:
     return numbers(text, 4, "a box X0,Y0,X1,Y1 in pixels (e.g. 100,120,300,400)")
 
 
+def named_box(text: str) -> tuple[str | None, tuple[int, int, int, int]]:
+    """``[NAME=]X0,Y0,X1,Y1``: the name (None without one) and the box rounded to whole pixels."""
+    name, _, values = text.rpartition("=")
+    return name.strip() or None, tuple(round(v) for v in box(values))
+
+
 def size(text: str) -> tuple[int, int]:
     """``WxH``."""
     try:
@@ -37,3 +83,249 @@ def size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a size WxH such as 512x384, got {text!r}")
     return w, h
+
+
+# ------------------------------------------------------------------------------------------ the command header
+def command(subparsers, name: str, *, help: str, description: str, epilog: str | None = None):
+    """A subcommand's parser: its one-line ``help`` in ``lensblur --help``, its ``description`` and
+    ``epilog`` (examples) printed as written."""
+    return subparsers.add_parser(name, help=help, description=description, epilog=epilog,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+# ------------------------------------------------------------------------------------------ hidden aliases
+class _Deprecated(argparse.Action):
+    """An old spelling of ``target``: parses like it, hidden from ``--help``, with a note on stderr."""
+
+    def __init__(self, option_strings, dest, *, target: argparse.Action, **_):
+        self.target = target
+        super().__init__(option_strings, dest, nargs=target.nargs, const=target.const, default=argparse.SUPPRESS,
+                         type=target.type, choices=target.choices, help=argparse.SUPPRESS, metavar=target.metavar)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        new = "/".join(self.target.option_strings)
+        print(f"lensblur: {option_string} is deprecated and will be removed in the next release; use {new}",
+              file=sys.stderr)
+        self.target(parser, namespace, values, self.target.option_strings[-1])
+
+
+class _Flag(NamedTuple):
+    names: tuple[str, ...]
+    old: tuple[str, ...]
+    kwargs: dict
+
+
+def _flag(*names: str, old: tuple[str, ...] = (), **kwargs) -> _Flag:
+    """One flag: its option strings, its old spellings (kept as hidden aliases) and ``add_argument``'s keywords."""
+    return _Flag(names, old, kwargs)
+
+
+def _add(container, names: tuple[str, ...], old: tuple[str, ...] = (), **kwargs) -> argparse.Action:
+    """``container.add_argument(*names, **kwargs)``, plus one hidden alias per old spelling."""
+    required = kwargs.pop("required", False)
+    if old and required:                  # either spelling satisfies the requirement
+        container = container.add_mutually_exclusive_group(required=True)
+    action = container.add_argument(*names, required=required and not old, **kwargs)
+    for spelling in old:
+        container.add_argument(spelling, dest=action.dest, action=_Deprecated, target=action)
+    return action
+
+
+def _add_flags(parser, title: str, specs: dict, only, defaults, helps, exclusive=()) -> dict[str, argparse.Action]:
+    """The flags of ``specs`` named in ``only`` (all when None) as one argument group; the ones named in
+    ``exclusive`` are mutually exclusive."""
+    names = list(specs) if only is None else list(only)
+    unknown = [n for n in names if n not in specs]
+    if unknown:
+        raise ValueError(f"unknown {title} flags: {unknown}")
+    group = parser.add_argument_group(title)
+    exclusive = [n for n in names if n in exclusive]
+    either = group.add_mutually_exclusive_group() if len(exclusive) > 1 else None
+    actions = {}
+    for name in names:
+        flags, old, kwargs = specs[name]
+        kwargs = dict(kwargs)
+        if defaults and name in defaults:
+            kwargs["default"] = defaults[name]
+        if helps and name in helps:
+            kwargs["help"] = helps[name]
+        actions[name] = _add(either if either is not None and name in exclusive else group, flags, old, **kwargs)
+    return actions
+
+
+# ------------------------------------------------------------------------------------------ photo and depth
+def add_photo(parser, help: str = "the photo (PNG, JPEG, TIFF, WebP, PFM, EXR, HEIC, ...)") -> argparse.Action:
+    """The positional ``PHOTO``, read with :func:`lensblur.depth.read_photo`."""
+    return parser.add_argument("photo", type=Path, metavar="PHOTO", help=help)
+
+
+def _depth_sources() -> tuple[str, ...]:
+    from ..depth import SOURCES
+
+    return tuple(SOURCES)
+
+
+_DEPTH = {
+    "disparity": _flag("--disparity", type=Path, metavar="FILE", help="disparity map, larger = nearer"),
+    "depth": _flag("--depth", type=Path, metavar="FILE",
+                   help="metric depth map, larger = farther (converted to disparity)"),
+    "depth_from": _flag("--depth-from", metavar="SOURCE",
+                        help="where depth comes from: %(choices)s (default auto: --disparity, --right, --mask, "
+                             "depth inside the photo, --depth-model or $LENSBLUR_DEPTH_MODEL, in that order)"),
+    "depth_model": _flag("--depth-model", old=("--model",), metavar="PATH_OR_ID",
+                         help="monocular depth model: a transformers folder or a model id in the Hugging Face "
+                              "cache"),
+    "right": _flag("--right", type=Path, metavar="RIGHT",
+                   help="right view of a rectified stereo pair (the photo is the left)"),
+    "mask": _flag("--mask", type=Path, metavar="MASK",
+                  help="subject mask (white = subject) for --depth-from subject (portrait mode)"),
+    "refine_depth": _flag("--refine-depth", old=("--refine",), action="store_true",
+                          help="snap the map's edges to the photo's edges"),
+    "normalize_disparity": _flag("--normalize-disparity", old=("--normalize",), action="store_true",
+                                 help="min-max rescale disparity maps to [0, 1] (relative depth-model output)"),
+    "resize_disparity": _flag("--resize-disparity", action="store_true",
+                              help="resample a map of another size to the photo's"),
+    "depth_scale": _flag("--depth-scale", type=float, default=1.0, metavar="S",
+                         help="metres per stored depth unit (default 1)"),
+    "depth_range": _flag("--depth-range", type=lambda s: numbers(s, 2, "NEAR,FAR in metres"), metavar="NEAR,FAR",
+                         help="metric depths of disparity 1 and 0 (for a camera with --disparity)"),
+    "disparity_dir": _flag("--disparity-dir", metavar="DIR",
+                           help="a folder of per-image disparity maps (same stem as the image)"),
+}
+
+DEPTH_SOURCE = ("disparity", "depth_from", "depth_model", "right", "mask", "refine_depth")
+"""The flags that choose and refine a depth source (:func:`lensblur.depth.resolve`'s arguments)."""
+
+
+def add_depth_source(parser, *, only=DEPTH_SOURCE, defaults=None, helps=None) -> dict[str, argparse.Action]:
+    """The depth group: by default the flags of :data:`DEPTH_SOURCE`; ``only`` picks others from
+    ``disparity, depth, depth_from, depth_model, right, mask, refine_depth, normalize_disparity,
+    resize_disparity, depth_scale, depth_range, disparity_dir``. ``--disparity`` and ``--depth`` are
+    mutually exclusive. ``--depth-from`` offers :data:`lensblur.depth.SOURCES` everywhere."""
+    specs = dict(_DEPTH)
+    flag = specs["depth_from"]
+    specs["depth_from"] = flag._replace(kwargs={**flag.kwargs, "choices": _depth_sources()})
+    return _add_flags(parser, "depth", specs, only, defaults, helps, exclusive=("disparity", "depth"))
+
+
+# ------------------------------------------------------------------------------------------ lens
+_FOCUS = ("focus", "focus_box", "focus_disparity", "focus_mask")
+
+_LENS = {
+    "focus": _flag("--focus", type=point, metavar="X,Y", help="focus on this pixel (median disparity of a 9x9 window)"),
+    "focus_box": _flag("--focus-box", type=box, metavar="X0,Y0,X1,Y1", help="focus on this box"),
+    "focus_disparity": _flag("--focus-disparity", type=float, metavar="D", help="focus on this disparity, in [0, 1]"),
+    "focus_mask": _flag("--focus-mask", type=Path, metavar="MASK", help="focus on the subject of this mask"),
+    "blur": _flag("--blur", type=float, metavar="K", help="CoC scale K in pixels: blur radius K * |d - d_focus|"),
+    "f_number": _flag("--f-number", type=float, metavar="N", help="f-number N of a physical camera"),
+    "focal_length": _flag("--focal-length", type=float, default=50.0, metavar="MM",
+                          help="focal length in mm (default 50)"),
+    "sensor_width": _flag("--sensor-width", type=float, default=36.0, metavar="MM",
+                          help="sensor width in mm (default 36)"),
+    "focus_distance": _flag("--focus-distance", type=float, metavar="M", help="focus distance in metres"),
+    "aperture": _flag("--aperture", default="circle",
+                      help="circle, triangle, square, pentagon, hexagon, heptagon, octagon, or a grey-scale image "
+                           "file (default circle)"),
+    "blades": _flag("--blades", type=int, metavar="N",
+                    help="number of aperture blades (0 = circle); overrides the shape"),
+    "rotation": _flag("--rotation", type=float, default=0.0, metavar="DEG",
+                      help="blade rotation in degrees (default 0)"),
+    "curvature": _flag("--curvature", type=float, default=0.0, metavar="C",
+                       help="rounded blades, 0 = straight (default), 1 = round"),
+    "cat_eye": _flag("--cat-eye", type=float, default=0.0, metavar="AMOUNT",
+                     help="optical vignetting toward the corners, 0 (default) .. 1"),
+    "highlights": _flag("--highlights", type=float, default=0.0, metavar="AMOUNT",
+                        help="recover clipped highlights so lights become bright bokeh, 0..1 (default off)"),
+}
+
+
+def add_lens(parser, *, only=None, defaults=None, helps=None) -> dict[str, argparse.Action]:
+    """The focus group (``--focus``, ``--focus-box``, ``--focus-disparity``, ``--focus-mask``: mutually
+    exclusive) and the lens group (``--blur``; the camera ``--f-number``, ``--focal-length``,
+    ``--sensor-width``, ``--focus-distance``; the aperture ``--aperture``, ``--blades``, ``--rotation``,
+    ``--curvature``, ``--cat-eye``; ``--highlights``). ``only`` picks some by their Python names,
+    ``defaults`` and ``helps`` adjust them for one command."""
+    names = list(_LENS) if only is None else list(only)
+    focus = {n: _LENS[n] for n in _FOCUS}
+    lens = {n: s for n, s in _LENS.items() if n not in _FOCUS}
+    actions = {}
+    if any(n in focus for n in names):
+        actions.update(_add_flags(parser, "focus", focus, [n for n in names if n in focus], defaults, helps,
+                                  exclusive=_FOCUS))
+    if any(n not in focus for n in names):
+        actions.update(_add_flags(parser, "lens", lens, [n for n in names if n not in focus], defaults, helps))
+    return actions
+
+
+# ------------------------------------------------------------------------------------------ output
+def add_output(parser, *, folder: bool, required: bool = True, default=None, help: str | None = None,
+               metavar: str | None = None, old: tuple[str, ...] = ()) -> argparse.Action:
+    """``-o/--output``: a file where the command writes one file, a folder (``folder=True``) where it writes
+    several. ``old`` spellings stay as hidden aliases."""
+    if help is None:
+        help = "folder to write into (created if missing)" if folder else "where to write the result"
+    if default is not None:
+        help += f" (default {default})"
+    return _add(parser, ("-o", "--output"), old, type=Path, required=required, default=default,
+                metavar=metavar or ("DIR" if folder else "FILE"), help=help)
+
+
+FORMATS = ("text", "markdown", "json")
+"""Every result format a command may offer, in the order they are listed."""
+
+
+def add_format(parser, *formats: str, help: str = "how to print the results") -> argparse.Action:
+    """``--format``: the formats this command can produce (a subset of :data:`FORMATS`), the first by default."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if not formats or unknown:
+        raise ValueError(f"formats must be some of {FORMATS}, got {formats}")
+    choices = tuple(f for f in FORMATS if f in formats)
+    return parser.add_argument("--format", choices=choices, default=formats[0],
+                               help=f"{help} (default {formats[0]})")
+
+
+def add_progress(parser) -> None:
+    """``--no-progress`` (no progress bars) and ``-q/--quiet`` (no progress bars, and errors only on stderr)."""
+    group = parser.add_argument_group("progress")
+    group.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress bars, and only errors on stderr")
+
+
+def show_progress(args) -> bool:
+    """Whether to draw progress bars (:func:`add_progress`)."""
+    return bool(getattr(args, "progress", True)) and not getattr(args, "quiet", False)
+
+
+# ------------------------------------------------------------------------------------------ flags in messages
+PYTHON_NAMES = {
+    # lensblur.depth.resolve / build_source
+    "source": "depth_from",
+    "disparity_path": "disparity",
+    "model": "depth_model",
+    "depth model": "depth_model",
+    "refine": "refine_depth",
+    "image_path": "photo",
+    # StageDiffusionPipeline.__call__
+    "image": "init_image",
+    "num_inference_steps": "steps",
+    "guidance_scale": "guidance",
+    "num_images_per_prompt": "num_images",
+}
+"""Python argument names of library functions the commands call -> the ``dest`` of the flag that feeds
+them, where the two differ. Used only when the command that ran has no flag of the Python name itself."""
+
+
+def flag_for(parser: argparse.ArgumentParser, argument: str) -> str | None:
+    """The flag (e.g. ``--focus-disparity``) or positional (``PHOTO``) of ``parser`` that a Python argument
+    name (``focus_disparity``) stands for; None when the parser has none."""
+    if not argument or argument.startswith("-"):
+        return None
+    dest = argument.strip().replace("-", "_").replace(" ", "_")
+    actions = [a for a in parser._actions if a.help is not argparse.SUPPRESS]
+    by_dest = {a.dest: a for a in actions}
+    action = by_dest.get(dest) or by_dest.get(PYTHON_NAMES.get(argument, PYTHON_NAMES.get(dest, "")))
+    if action is None:
+        return None
+    if action.option_strings:
+        return max(action.option_strings, key=len)
+    return action.metavar if isinstance(action.metavar, str) else action.dest

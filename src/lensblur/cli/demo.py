@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _args
+
 EPILOG = """examples:
   lensblur demo                     # writes into out/demo/
-  lensblur demo --out /tmp/demo --blur 30
+  lensblur demo -o /tmp/demo --blur 30
 
 Writes: focal_stack.png (near, middle and far focus side by side), focus_pull.gif (an animated focus
 pull from far to near), apertures.png (circle vs hexagon with recovered highlights), and each render as
@@ -18,14 +20,15 @@ its own PNG.
 """
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("demo", help="render the built-in example into a folder",
-                              description=__doc__, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (created if missing)")
-    p.add_argument("--blur", type=float, default=36.0, help="CoC scale in pixels (default 36)")
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = _args.command(subparsers, "demo", help="render the built-in example into a folder", description=__doc__,
+                      epilog=EPILOG)
+    _args.add_output(p, folder=True, required=False, default=Path("out/demo"), old=("--out",))
+    _args.add_lens(p, only=("blur",), defaults={"blur": 36.0},
+                   helps={"blur": "CoC scale K in pixels: blur radius K * |d - d_focus| (default 36)"})
     p.add_argument("--frames", type=int, default=12, help="frames of the focus pull (default 12)")
     p.set_defaults(run=run)
+    return p
 
 
 def _label(image: np.ndarray, text: str) -> np.ndarray:
@@ -74,7 +77,7 @@ def run(args) -> int:
     from ..render import render
 
     started = time.perf_counter()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.output.mkdir(parents=True, exist_ok=True)
     image, disparity = motorcycle()
     written: list[Path] = []
     near, middle, far = (float(np.percentile(disparity, q)) for q in (90, 50, 10))
@@ -82,16 +85,16 @@ def run(args) -> int:
     tiles = []
     for name, focus in (("near", near), ("middle", middle), ("far", far)):
         out = _srgb8(render(image, disparity, Lens(focus_disparity=focus, blur=args.blur)))
-        _save(args.out / f"focus_{name}.png", out, written)
+        _save(args.output / f"focus_{name}.png", out, written)
         tiles.append(_label(out, f"focus {name} (d={focus:.2f})"))
-    _save(args.out / "focal_stack.png", _sheet(tiles), written)
+    _save(args.output / "focal_stack.png", _sheet(tiles), written)
 
     frames = []
     for focus in np.linspace(far, near, args.frames):
         out = _srgb8(render(image, disparity, Lens(focus_disparity=float(focus), blur=args.blur)))
         frames.append(Image.fromarray(out).resize((out.shape[1] // 2, out.shape[0] // 2), Image.LANCZOS))
     frames += frames[-2:0:-1]
-    gif = args.out / "focus_pull.gif"
+    gif = args.output / "focus_pull.gif"
     with atomic_path(gif) as tmp:
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=120, loop=0)
     written.append(gif)
@@ -100,9 +103,9 @@ def run(args) -> int:
     for name, aperture in (("circle", Aperture()), ("hexagon", Aperture(blades=6, rotation=90.0))):
         lens = Lens(focus_disparity=near, blur=args.blur * 1.5, aperture=aperture)
         out = _srgb8(render(image, disparity, lens, highlights=0.6))
-        _save(args.out / f"aperture_{name}.png", out, written)
+        _save(args.output / f"aperture_{name}.png", out, written)
         tiles.append(_label(out, f"{name} aperture, highlights 0.6"))
-    _save(args.out / "apertures.png", _sheet(tiles), written)
+    _save(args.output / "apertures.png", _sheet(tiles), written)
 
     seconds = time.perf_counter() - started
     for path in written:

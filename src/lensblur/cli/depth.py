@@ -17,6 +17,7 @@ from ..color import srgb_to_linear
 from ..errors import InputError
 from ..io import atomic_path, check_output_path, write_image
 from ..io.pfm import write_pfm
+from . import _args
 
 __all__ = ["DISPARITY_SUFFIXES", "add_parser", "preview_image", "run", "write_disparity"]
 
@@ -29,7 +30,7 @@ examples:
   lensblur depth left.png --right right.png -o disparity.png           # stereo pair
   lensblur depth photo.jpg --depth-model path/or/cached-id -o disparity.png
   lensblur depth photo.jpg --depth-from subject --mask person.png -o disparity.png
-  lensblur depth photo.jpg --disparity rough.png --refine -o refined.png
+  lensblur depth photo.jpg --disparity rough.png --refine-depth -o refined.png
 
 --depth-from auto picks: --disparity, --right, --mask, depth inside the photo, --depth-model or
 $LENSBLUR_DEPTH_MODEL, in that order. The map is written as disparity (white = near): a 16-bit grey PNG,
@@ -38,26 +39,17 @@ or float32 PFM/NPY. The source used (and the metric range when known) is printed
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "depth", help="a disparity map from phone depth, a stereo pair, a model or a subject mask",
-        description="Get a disparity map (1 = near) for a photo from whatever it comes with.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("photo", metavar="PHOTO", help="the photo (JPEG, PNG, HEIC, ...); the left view for stereo")
-    parser.add_argument("-o", "--output", required=True, metavar="DISPARITY",
-                        help="where to write the map: .png (16-bit grey), .pfm or .npy (float32)")
-    parser.add_argument("--depth-from", dest="depth_from", default="auto",
-                        choices=("auto", "file", "embedded", "model", "stereo", "subject"),
-                        help="where depth comes from (default: auto)")
-    parser.add_argument("--disparity", metavar="FILE", help="an existing disparity map (to refine or reuse)")
-    parser.add_argument("--depth-model", "--model", dest="model", metavar="PATH_OR_ID",
-                        help="a transformers depth model folder or a model id in the Hugging Face cache")
-    parser.add_argument("--right", metavar="RIGHT", help="the right view of a rectified stereo pair")
-    parser.add_argument("--mask", metavar="MASK.png", help="subject mask (white = subject) for portrait mode")
-    parser.add_argument("--refine", "--refine-depth", dest="refine", action="store_true",
-                        help="snap the map's edges to the photo's edges")
-    parser.add_argument("--preview", metavar="PREVIEW.png", help="also write the photo beside a colour-mapped map")
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="how to print the result")
+    parser = _args.command(subparsers, "depth",
+                           help="a disparity map from phone depth, a stereo pair, a model or a subject mask",
+                           description="Get a disparity map (1 = near) for a photo from whatever it comes with.",
+                           epilog=_EPILOG)
+    _args.add_photo(parser, help="the photo (JPEG, PNG, HEIC, ...); the left view for stereo")
+    _args.add_output(parser, folder=False, metavar="DISPARITY",
+                     help="where to write the map: .png (16-bit grey), .pfm or .npy (float32)")
+    _args.add_depth_source(parser, helps={"disparity": "an existing disparity map (to refine or reuse)"})
+    parser.add_argument("--preview", type=Path, metavar="PREVIEW.png",
+                        help="also write the photo beside a colour-mapped map")
+    _args.add_format(parser, "text", "json", help="how to print the result")
     parser.add_argument("--force", action="store_true", help="allow overwriting an input file")
     parser.set_defaults(run=run)
     return parser
@@ -106,17 +98,17 @@ def run(args) -> int:
     inputs = [args.photo, args.right, args.mask, args.disparity]
     output = check_output_path(args.output, inputs=inputs, force=args.force)
     if output.suffix.lower() not in DISPARITY_SUFFIXES:
-        raise InputError("output", expected=f"a file name ending in {', '.join(DISPARITY_SUFFIXES)}",
+        raise InputError("--output", expected=f"a file name ending in {', '.join(DISPARITY_SUFFIXES)}",
                          got=str(output), fix="write disparity.png (16-bit) or disparity.pfm (float)")
     preview = None
     if args.preview:
-        preview = check_output_path(args.preview, inputs=inputs, force=args.force, argument="preview")
+        preview = check_output_path(args.preview, inputs=inputs, force=args.force, argument="--preview")
         if preview.resolve() == output.resolve():
-            raise InputError("preview", expected="a path different from --output", got=str(preview),
+            raise InputError("--preview", expected="a path different from --output", got=str(preview),
                              fix="name the preview e.g. preview.png")
     image = read_photo(args.photo)
-    result = resolve(args.photo, image, source=args.depth_from, disparity_path=args.disparity, model=args.model,
-                     mask=args.mask, right=args.right, refine=args.refine)
+    result = resolve(args.photo, image, source=args.depth_from or "auto", disparity_path=args.disparity,
+                     model=args.depth_model, mask=args.mask, right=args.right, refine=args.refine_depth)
     if preview is not None:
         preview_pixels = preview_image(image, result.disparity)
     write_disparity(output, result.disparity)

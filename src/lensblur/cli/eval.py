@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
 
 from ..errors import InputError
+from . import _args
 
 __all__ = ["add_parser", "run"]
 
 _EPILOG = """\
 examples:
-  lensblur eval --method layered --dataset synth --root data/synth-v1 --out results/
-  lensblur eval --method identity --dataset ebb-val294 --root EBB/ --out results/ --align-exposure
-  lensblur eval --method layered --dataset ebb --split heldout --root EBB/ --out results/ \\
+  lensblur eval --method layered --dataset synth --root data/synth-v1 -o results/
+  lensblur eval --method identity --dataset ebb-val294 --root EBB/ -o results/ --align-exposure
+  lensblur eval --method layered --dataset ebb --split heldout --root EBB/ -o results/ \\
       --disparity-dir EBB-disparity/ --normalize-disparity --blur 20 --focus-disparity 0.9
-  lensblur eval --method scatter --dataset blb --level 5 --root BLB/ --out results/ --limit 5
+  lensblur eval --method scatter --dataset blb --level 5 --root BLB/ -o results/ --limit 5
 
-Each run writes OUT/<dataset>[-<split/level>]-<method>[-aligned]/ with per_image.csv (resumable: rerun the
-same command to continue), run.json, summary.json and table.md; OUT/table.md gathers every run in OUT.
+Each run writes DIR/<dataset>[-<split/level>]-<method>[-aligned]/ with per_image.csv (resumable: rerun the
+same command to continue), run.json, summary.json and table.md; DIR/table.md gathers every run in DIR.
 Scores are on 8-bit sRGB display values: PSNR, SSIM, LPIPS (AlexNet), DISTS, and PSNR on the depth-edge
 band (pixels within --edge-band px of a disparity jump > 0.02) for datasets with disparity. LPIPS and DISTS
 read their ImageNet backbones from the torch hub cache ($TORCH_HOME/hub/checkpoints); without them the
@@ -29,32 +31,33 @@ columns say n/a. Datasets: synth, ebb, ebb-val294, blb (with disparity and lens)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "eval", help="score a method on a dataset (PSNR, SSIM, LPIPS, DISTS, depth-edge PSNR)",
-        description="Run a bokeh method over a dataset and score it like the papers.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = _args.command(subparsers, "eval",
+                           help="score a method on a dataset (PSNR, SSIM, LPIPS, DISTS, depth-edge PSNR)",
+                           description="Run a bokeh method over a dataset and score it like the papers.",
+                           epilog=_EPILOG)
     parser.add_argument("--method", required=True, help="identity, or a renderer: layered, scatter, gaussian, ...")
     parser.add_argument("--dataset", required=True, help="synth, ebb, ebb-val294, blb")
     parser.add_argument("--root", required=True, help="the dataset folder")
-    parser.add_argument("--out", required=True, help="results folder (one subfolder per run)")
+    _args.add_output(parser, folder=True, old=("--out",), help="results folder (one subfolder per run)")
     parser.add_argument("--split", help="EBB!: train, heldout (= test), val, aim-test, val294, train294")
     parser.add_argument("--level", type=int, help="BLB: blur level 1..5 (BokehDiff reports level 5)")
     parser.add_argument("--encoding", choices=("png16", "png8", "pfm"),
                         help="synth: which image files to read (default png16)")
-    parser.add_argument("--disparity-dir", help="a folder of per-image disparity maps (same stem as the image) "
-                        "for datasets without disparity (EBB!)")
-    parser.add_argument("--normalize-disparity", action="store_true",
-                        help="min-max rescale each map from --disparity-dir (relative depth-model output)")
-    parser.add_argument("--blur", type=float, help="CoC scale in pixels (needed where the dataset has no lens)")
-    parser.add_argument("--focus-disparity", type=float, help="focus disparity in [0, 1] (idem)")
-    parser.add_argument("--blades", type=int, help="aperture blades (0 = circle), overriding the dataset's")
+    _args.add_depth_source(parser, only=("disparity_dir", "normalize_disparity"), helps={
+        "disparity_dir": "a folder of per-image disparity maps (same stem as the image) for datasets without "
+                         "disparity (EBB!)",
+        "normalize_disparity": "min-max rescale each map from --disparity-dir (relative depth-model output)"})
+    _args.add_lens(parser, only=("blur", "focus_disparity", "blades"), helps={
+        "blur": "CoC scale K in pixels (needed where the dataset has no lens)",
+        "focus_disparity": "focus disparity in [0, 1] (idem)",
+        "blades": "aperture blades (0 = circle), overriding the dataset's"})
     parser.add_argument("--align-exposure", action="store_true",
                         help="scale each input to its target's global mean first (BokehDiff's EBB! protocol)")
     parser.add_argument("--limit", type=int, help="score only the first N images")
     parser.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default 0)")
     parser.add_argument("--edge-band", type=int, default=5, help="depth-edge band half-width in pixels (default 5)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _args.add_format(parser, "markdown", "json", help="how to print the run's summary")
+    _args.add_progress(parser)
     parser.set_defaults(run=run)
     return parser
 
@@ -83,7 +86,7 @@ def _dataset_options(args) -> dict:
         options["disparity_dir"] = args.disparity_dir
     if args.normalize_disparity:
         if args.disparity_dir is None:
-            raise InputError("normalize-disparity", expected="--disparity-dir as well", got="no --disparity-dir",
+            raise InputError("--normalize-disparity", expected="--disparity-dir as well", got="no --disparity-dir",
                              fix="pass --disparity-dir DIR")
         options["normalize_disparity"] = True
     return options
@@ -93,23 +96,27 @@ def run(args) -> int:
     from ..data import open_dataset
     from ..eval import EvalOptions, collect_summaries, evaluate, get_method, load_perceptual, markdown_table
 
-    for name, value, low in (("limit", args.limit, 1), ("workers", args.workers, 0), ("edge-band", args.edge_band, 0)):
+    for name, value, low in (("--limit", args.limit, 1), ("--workers", args.workers, 0),
+                             ("--edge-band", args.edge_band, 0)):
         if value is not None and value < low:
-            raise InputError(name, expected=f"an integer >= {low}", got=value, fix=f"e.g. --{name} {max(low, 1)}")
+            raise InputError(name, expected=f"an integer >= {low}", got=value, fix=f"e.g. {name} {max(low, 1)}")
     if args.focus_disparity is not None and not 0.0 <= args.focus_disparity <= 1.0:
-        raise InputError("focus-disparity", expected="a disparity in [0, 1]", got=args.focus_disparity,
+        raise InputError("--focus-disparity", expected="a disparity in [0, 1]", got=args.focus_disparity,
                          fix="e.g. --focus-disparity 0.8")
     method = get_method(args.method)
     dataset = open_dataset(args.dataset, args.root, **_dataset_options(args))
-    out_root = Path(args.out)
+    out_root = Path(args.output)
     if out_root.exists() and not out_root.is_dir():
-        raise InputError("out", expected="a folder", got=f"{out_root} (a file)", fix="choose a folder name")
+        raise InputError("--output", expected="a folder", got=f"{out_root} (a file)", fix="choose a folder name")
     options = EvalOptions(blur=args.blur, focus_disparity=args.focus_disparity, blades=args.blades,
                           align_exposure=args.align_exposure, limit=args.limit, workers=args.workers,
-                          edge_band=args.edge_band, progress=not args.no_progress)
+                          edge_band=args.edge_band, progress=_args.show_progress(args))
     settings = {"root": str(Path(args.root).resolve()), "dataset_options": _dataset_options(args)}
     summary = evaluate(dataset, method, out_root / _run_name(args), dataset_name=args.dataset, options=options,
                        perceptual=load_perceptual(), settings=settings)
     (out_root / "table.md").write_text(markdown_table(collect_summaries(out_root)))
-    sys.stdout.write(markdown_table([summary]))
+    if args.format == "json":
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        sys.stdout.write(markdown_table([summary]))
     return 0

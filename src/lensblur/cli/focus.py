@@ -15,7 +15,7 @@ from ..errors import ShapeError
 from ..io import read_display, read_raw
 from ..lens import parse_box
 from ..metrics import brenner, variance_of_laplacian
-from ._args import box
+from . import _args
 
 __all__ = ["add_parser", "run"]
 
@@ -34,28 +34,26 @@ Grey = 0.299 R + 0.587 G + 0.114 B on 0..255, from the sRGB-encoded file values.
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "focus", help="sharpness of image regions: variance of Laplacian and Brenner",
-        description="Measure how sharp regions of an image are (whole image, boxes, or a mask).",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = _args.command(subparsers, "focus", help="sharpness of image regions: variance of Laplacian and Brenner",
+                           description="Measure how sharp regions of an image are (whole image, boxes, or a mask).",
+                           epilog=_EPILOG)
     parser.add_argument("image", metavar="IMAGE", help="the image to measure")
-    parser.add_argument("--box", type=box, action="append", default=[], metavar="X0,Y0,X1,Y1",
+    parser.add_argument("--box", type=_args.box, action="append", default=[], metavar="X0,Y0,X1,Y1",
                         help="a region in pixels (X1/Y1 exclusive); repeat for several regions")
     parser.add_argument("--mask", metavar="MASK.png",
                         help="a grey-scale mask of the image's size; white (> 50%%) marks the region")
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    _args.add_format(parser, "text", "json")
     parser.set_defaults(run=run)
     return parser
 
 
 def _read_mask(path, shape) -> np.ndarray:
-    arr, full_scale = read_raw(path, argument="mask")
+    arr, full_scale = read_raw(path, argument="--mask")
     if arr.ndim == 3:
         arr = arr[..., :3].mean(axis=2) if arr.shape[2] >= 3 else arr[..., 0]
     arr = arr.astype(np.float64) / (full_scale or 1.0)
     if arr.shape != tuple(shape):
-        raise ShapeError("mask", expected=f"the image's size {shape[1]}x{shape[0]} (width x height)",
+        raise ShapeError("--mask", expected=f"the image's size {shape[1]}x{shape[0]} (width x height)",
                          got=f"{arr.shape[1]}x{arr.shape[0]} ({path})", fix="resize the mask to the image")
     return arr
 
@@ -75,7 +73,7 @@ def run(args) -> int:
         pixels = shape[0] * shape[1]
         regions.append({"region": "whole image", "pixels": pixels, **_scores(image)})
     for b in args.box:
-        x0, y0, x1, y1 = parse_box(b, shape, argument="box")
+        x0, y0, x1, y1 = parse_box(b, shape, argument="--box")
         scores = _scores(image, box=(x0, y0, x1, y1))
         regions.append({"region": f"box {x0},{y0},{x1},{y1}", "box": [x0, y0, x1, y1],
                         "pixels": (x1 - x0) * (y1 - y0), **scores})

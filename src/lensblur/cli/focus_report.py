@@ -17,23 +17,18 @@ Brenner's horizontal gradient, the sum of (I(x+2, y) - I(x, y))^2 over the regio
 """
 
 
-def named_box(text: str):
-    """``[NAME=]X0,Y0,X1,Y1``."""
-    name, _, numbers = text.rpartition("=")
-    values = _args.box(numbers)
-    return name.strip() or None, tuple(round(v) for v in values)
-
-
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "focus-report", help="focus scores (VoL, Brenner) of image regions against a baseline",
-        description="Variance of Laplacian and Brenner score of image regions, with ratios to the first image.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = _args.command(subparsers, "focus-report",
+                           help="focus scores (VoL, Brenner) of image regions against a baseline",
+                           description="Variance of Laplacian and Brenner score of image regions, with ratios to "
+                                       "the first image.",
+                           epilog=EPILOG)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="baseline image first, then the images to score")
-    parser.add_argument("--box", type=named_box, action="append", default=[], metavar="[NAME=]X0,Y0,X1,Y1",
+    parser.add_argument("--box", type=_args.named_box, action="append", default=[], metavar="[NAME=]X0,Y0,X1,Y1",
                         help="a region in pixels (x1, y1 exclusive); repeat for several; default: the whole image")
-    parser.add_argument("--format", choices=("markdown", "json"), default="markdown", help="output format")
+    _args.add_format(parser, "markdown", "json")
     parser.set_defaults(run=run)
+    return parser
 
 
 def run(args) -> int:

@@ -40,32 +40,16 @@ count directly. Image j of a run uses seed + j, so every image can be regenerate
 _SCHEDULERS = ("ddim", "dpm++", "euler", "model")
 
 
-def _floats(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        values = []
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0.9,0.8,0.7, got {text!r}")
-    return values
-
-
-def _named_box(text: str):
-    from .focus_report import named_box
-
-    return named_box(text)
-
-
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser(
-        "generate", help="text-to-image / image-to-image with semantic bokeh (GBSD stage diffusion)",
-        description="Generate images whose focus follows a prompt: a global layout stage on the global prompt, "
-                    "then a focus stage on (e_focus + alpha * e_global) / (1 + alpha).",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = _args.command(subparsers, "generate",
+                      help="text-to-image / image-to-image with semantic bokeh (GBSD stage diffusion)",
+                      description="Generate images whose focus follows a prompt: a global layout stage on the "
+                                  "global prompt, then a focus stage on (e_focus + alpha * e_global) / (1 + alpha).",
+                      epilog=EPILOG)
     p.add_argument("prompt", nargs="?", help="global prompt: describes the whole image (or the input image)")
     p.add_argument("--focus", action="append", default=[], metavar="TEXT",
                    help="focus prompt naming the object to make sharp; repeat for one image per focus prompt")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write the images into")
+    _args.add_output(p, folder=True, help="folder to write the images into")
     p.add_argument("--model", metavar="PATH|ID", help="diffusers folder, .safetensors/.ckpt file, or cached HF id")
     p.add_argument("--config", metavar="PATH|ID", help="configs for a single-file checkpoint (a diffusers folder)")
     p.add_argument("--allow-download", action="store_true", help="let a Hugging Face id be downloaded")
@@ -75,8 +59,8 @@ def add_parser(subparsers) -> None:
     stage.add_argument("--global-steps", type=int, metavar="N", help="number of global steps instead of --sigma")
     stage.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
                        help=f"weight of the global prompt in the focus stage, >= 0 (default {DEFAULT_ALPHA:g})")
-    stage.add_argument("--sweep-sigma", type=_floats, metavar="LIST", help="one image per sigma, e.g. 0.9,0.8,0.7")
-    stage.add_argument("--sweep-alpha", type=_floats, metavar="LIST", help="one image per alpha, e.g. 0,0.5,1,2")
+    stage.add_argument("--sweep-sigma", type=_args.floats, metavar="LIST", help="one image per sigma, e.g. 0.9,0.8,0.7")
+    stage.add_argument("--sweep-alpha", type=_args.floats, metavar="LIST", help="one image per alpha, e.g. 0,0.5,1,2")
     stage.add_argument("--baseline", action="store_true",
                        help="also write the plain run (global prompt only, same seeds) and a contact sheet")
     sampling = p.add_argument_group("sampling (defaults follow the paper)")
@@ -94,11 +78,12 @@ def add_parser(subparsers) -> None:
                           help="image-to-image noise strength in (0, 1] (default 0.5)")
     sampling.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     sampling.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
-    p.add_argument("--box", type=_named_box, action="append", default=[], metavar="[NAME=]X0,Y0,X1,Y1",
+    p.add_argument("--box", type=_args.named_box, action="append", default=[], metavar="[NAME=]X0,Y0,X1,Y1",
                    help="write a focus report for this region (against the baseline, or the input image)")
     p.add_argument("--force", action="store_true", help="overwrite existing files in the output folder")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _args.add_progress(p)
     p.set_defaults(run=run)
+    return p
 
 
 def _slug(text: str) -> str:
@@ -218,7 +203,8 @@ def run(args) -> int:
     pipe = StageDiffusionPipeline.from_pretrained(args.model, scheduler=args.scheduler, torch_dtype=dtype,
                                                   allow_download=args.allow_download, config=args.config)
     pipe.to(device)
-    pipe.set_progress_bar_config(disable=args.quiet, leave=False)
+    progress = _args.show_progress(args)
+    pipe.set_progress_bar_config(disable=not progress, leave=False)
     output.mkdir(parents=True, exist_ok=True)
     image = None
     if init_display is not None:
@@ -227,7 +213,7 @@ def run(args) -> int:
         image = Image.fromarray((init_display * 255.0 + 0.5).clip(0, 255).astype("uint8"))
     results, record = [], []
     for (label, focus, sigma, alpha, _), paths in tqdm(list(zip(runs, files)), desc="runs", unit="run",
-                                                       disable=args.quiet, file=sys.stderr):
+                                                       disable=not progress, file=sys.stderr):
         generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
         out = pipe(args.prompt, focus_prompt=focus, sigma=sigma, alpha=alpha, image=image, strength=args.strength,
                    global_steps=args.global_steps if focus is not None else None, num_inference_steps=args.steps,

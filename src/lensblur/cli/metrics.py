@@ -17,7 +17,7 @@ from ..errors import InputError, ShapeError
 from ..io import read_display
 from ..lens import parse_box
 from ..metrics import psnr, ssim
-from ._args import box
+from . import _args
 
 __all__ = ["add_parser", "run"]
 
@@ -34,16 +34,15 @@ of identical images (infinite) is written as null.
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "metrics", help="PSNR and SSIM of a result against a reference image",
-        description="Compare a result with a reference image: PSNR (dB) and SSIM on display values.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = _args.command(subparsers, "metrics", help="PSNR and SSIM of a result against a reference image",
+                           description="Compare a result with a reference image: PSNR (dB) and SSIM on display "
+                                       "values.",
+                           epilog=_EPILOG)
     parser.add_argument("out", metavar="OUT", help="the image to score (e.g. a render)")
     parser.add_argument("reference", metavar="REFERENCE", help="the reference image, same size as OUT")
-    parser.add_argument("--box", type=box, metavar="X0,Y0,X1,Y1",
+    parser.add_argument("--box", type=_args.box, metavar="X0,Y0,X1,Y1",
                         help="score only this region (pixels, X1/Y1 exclusive)")
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    _args.add_format(parser, "text", "json")
     parser.set_defaults(run=run)
     return parser
 
@@ -59,7 +58,7 @@ def run(args) -> int:
         raise ShapeError("REFERENCE", expected=f"the size of OUT, {_size(out)} (width x height)",
                          got=f"{_size(reference)} ({args.reference})",
                          fix="compare a result with a reference of the same size (resize one of them first)")
-    region_box = None if args.box is None else parse_box(args.box, out.shape[:2], argument="box")
+    region_box = None if args.box is None else parse_box(args.box, out.shape[:2], argument="--box")
     try:
         psnr_db = psnr(reference, out, data_range=1.0, box=region_box)
         ssim_value = ssim(reference, out, data_range=1.0, box=region_box)

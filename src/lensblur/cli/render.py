@@ -25,57 +25,23 @@ a camera (--f-number with --focal-length, --sensor-width, --focus-distance and a
 """
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("render", help="render bokeh from a photo and its depth",
-                              description=__doc__, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("image", type=Path, help="all-in-focus photo (PNG, JPEG, TIFF, WebP, PFM, EXR, HEIC)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="where to write the result")
-
-    g = p.add_argument_group("depth")
-    src = g.add_mutually_exclusive_group()
-    src.add_argument("--disparity", type=Path, help="disparity map, larger = nearer")
-    src.add_argument("--depth", type=Path, help="depth map, larger = farther (converted to disparity)")
-    g.add_argument("--depth-from", choices=["auto", "embedded", "model", "stereo", "subject"],
-                   help="estimate depth: embedded phone depth, a monocular model, a stereo pair, a subject mask "
-                        "(default when no map is given: auto)")
-    g.add_argument("--depth-model", help="monocular depth model folder or Hugging Face id (local cache)")
-    g.add_argument("--right", type=Path, help="right image of a stereo pair (the photo is the left)")
-    g.add_argument("--mask", type=Path, help="subject mask for --depth-from subject (white = subject)")
-    g.add_argument("--refine-depth", action="store_true", help="snap the map's edges to the photo's")
-    g.add_argument("--normalize", action="store_true", help="min-max rescale the map to [0, 1]")
-    g.add_argument("--resize-disparity", action="store_true", help="resample a map of another size")
-    g.add_argument("--depth-scale", type=float, default=1.0, help="metres per stored depth unit (default 1)")
-    g.add_argument("--depth-range", type=lambda s: _args.numbers(s, 2, "NEAR,FAR in metres"),
-                   metavar="NEAR,FAR", help="metric depths of disparity 1 and 0 (for a camera with --disparity)")
-
-    f = p.add_argument_group("focus")
-    foc = f.add_mutually_exclusive_group()
-    foc.add_argument("--focus", type=_args.point, metavar="X,Y", help="focus on this pixel")
-    foc.add_argument("--focus-box", type=_args.box, metavar="X0,Y0,X1,Y1", help="focus on this box")
-    foc.add_argument("--focus-disparity", type=float, metavar="D", help="focus on this disparity value")
-    foc.add_argument("--focus-mask", type=Path, metavar="MASK", help="focus on the subject of this mask")
-
-    b = p.add_argument_group("lens")
-    b.add_argument("--blur", type=float, help="CoC scale K in pixels (default 30 without a camera)")
-    b.add_argument("--f-number", type=float, help="f-number N of a physical camera")
-    b.add_argument("--focal-length", type=float, default=50.0, help="focal length in mm (default 50)")
-    b.add_argument("--sensor-width", type=float, default=36.0, help="sensor width in mm (default 36)")
-    b.add_argument("--focus-distance", type=float, help="focus distance in metres")
-    b.add_argument("--aperture", default="circle",
-                   help="circle, triangle, square, pentagon, hexagon, heptagon, octagon, or a grey-scale image file")
-    b.add_argument("--blades", type=int, help="number of blades (0 = circle); overrides --aperture's shape")
-    b.add_argument("--rotation", type=float, default=0.0, help="blade rotation in degrees (default 0)")
-    b.add_argument("--curvature", type=float, default=0.0, help="rounded blades, 0 = straight, 1 = round")
-    b.add_argument("--cat-eye", type=float, default=0.0, help="optical vignetting toward the corners, 0..1")
-    b.add_argument("--highlights", type=float, default=0.0,
-                   help="recover clipped highlights so lights become bright bokeh, 0..1 (default off)")
-
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = _args.command(subparsers, "render", help="render bokeh from a photo and its depth", description=__doc__,
+                      epilog=EPILOG)
+    _args.add_photo(p, help="all-in-focus photo (PNG, JPEG, TIFF, WebP, PFM, EXR, HEIC)")
+    _args.add_output(p, folder=False)
+    _args.add_depth_source(p, only=("disparity", "depth", "depth_from", "depth_model", "right", "mask",
+                                    "refine_depth", "normalize_disparity", "resize_disparity", "depth_scale",
+                                    "depth_range"),
+                           helps={"normalize_disparity": "min-max rescale the --disparity map to [0, 1]"})
+    _args.add_lens(p, helps={"blur": "CoC scale K in pixels: blur radius K * |d - d_focus| (default 30 without "
+                                     "a camera)"})
     o = p.add_argument_group("output")
     o.add_argument("--method", default="layered", help="layered (default), scatter (slow reference), gaussian")
     o.add_argument("--bits", type=int, default=8, choices=[8, 16], help="bits per channel for PNG/TIFF")
     o.add_argument("--force", action="store_true", help="allow overwriting an input file")
     p.set_defaults(run=run)
+    return p
 
 
 def _aperture(args):
@@ -92,16 +58,6 @@ def _aperture(args):
     return Aperture.named(name.lower(), **common)
 
 
-def _read_photo(path: Path):
-    from ..io import read_image
-
-    if path.suffix.lower() in (".heic", ".heif", ".hif", ".avif"):
-        from ..depth import read_photo
-
-        return read_photo(path)
-    return read_image(path)
-
-
 def _disparity(args, image):
     """The disparity map, its metric range (or None), a description of where it came from and the focus
     its source suggests (or None)."""
@@ -113,13 +69,13 @@ def _disparity(args, image):
                                                  resize=args.resize_disparity)
         return disparity, rng, f"depth map {args.depth} ({rng.near:g}..{rng.far:g})", None
     rng = DepthRange(*args.depth_range) if args.depth_range else None
-    if args.disparity is not None and args.depth_from is None:
-        disparity = read_disparity(args.disparity, normalize=args.normalize, shape=shape,
+    if args.disparity is not None and args.depth_from in (None, "file"):
+        disparity = read_disparity(args.disparity, normalize=args.normalize_disparity, shape=shape,
                                    resize=args.resize_disparity)
         return disparity, rng, f"disparity map {args.disparity}", None
     from ..depth import resolve
 
-    result = resolve(args.image, image, source=args.depth_from or "auto", disparity_path=args.disparity,
+    result = resolve(args.photo, image, source=args.depth_from or "auto", disparity_path=args.disparity,
                      model=args.depth_model, mask=args.mask, right=args.right, refine=args.refine_depth)
     return result.disparity, result.depth_range or rng, result.source, result.focus
 
@@ -174,13 +130,14 @@ def _lens(args, disparity, rng, image_width, suggested_focus=None):
 
 
 def run(args) -> int:
+    from ..depth import read_photo
     from ..io import check_output_path, write_image
     from ..render import render
 
-    inputs = [args.image, args.disparity, args.depth, args.right, args.mask, args.focus_mask]
+    inputs = [args.photo, args.disparity, args.depth, args.right, args.mask, args.focus_mask]
     check_output_path(args.output, inputs=inputs, force=args.force)
     started = time.perf_counter()
-    image = _read_photo(args.image)
+    image = read_photo(args.photo)
     disparity, rng, where, suggested = _disparity(args, image)
     lens, how = _lens(args, disparity, rng, image.shape[1], suggested)
     log.info("depth: %s; focus: %s", where, how)

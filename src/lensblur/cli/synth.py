@@ -11,15 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._args import size
+from . import _args
 
 __all__ = ["add_parser", "run"]
 
 _EPILOG = """\
 examples:
-  lensblur synth --out data/synth-v1 -n 2000 --size 768x512 --seed 7
-  lensblur synth --out data/synth-photos -n 500 --backgrounds photos/ --foregrounds cutouts/ --workers 2
-  lensblur synth --out data/tiny -n 8 --size 256x192 --samples 128 --no-progress
+  lensblur synth -o data/synth-v1 -n 2000 --size 768x512 --seed 7
+  lensblur synth -o data/synth-photos -n 500 --backgrounds photos/ --foregrounds cutouts/ --workers 2
+  lensblur synth -o data/tiny -n 8 --size 256x192 --samples 128 --no-progress
 
 Running the same command again continues an interrupted run (complete pairs are kept) and gives the same
 bytes; pair i depends only on --seed and i. Layout: ROOT/manifest.json and ROOT/pairs/NNNNNN/ with
@@ -29,15 +29,15 @@ target.png/target16.png/target.pfm (ground truth) and params.json. See docs/synt
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "synth", help="synthesise all-in-focus / bokeh pairs by ray tracing layered scenes",
-        description="Write a synthetic dataset: layered scenes with transparency at known disparities, "
-                    "ray-traced through a thin lens by sampling the aperture.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--out", required=True, help="dataset folder (created; an earlier run is resumed)")
+    parser = _args.command(subparsers, "synth",
+                           help="synthesise all-in-focus / bokeh pairs by ray tracing layered scenes",
+                           description="Write a synthetic dataset: layered scenes with transparency at known "
+                                       "disparities, ray-traced through a thin lens by sampling the aperture.",
+                           epilog=_EPILOG)
+    _args.add_output(parser, folder=True, old=("--out",),
+                     help="dataset folder (created; an earlier run is resumed)")
     parser.add_argument("-n", "--count", type=int, required=True, help="number of pairs (indices 0..N-1)")
-    parser.add_argument("--size", type=size, default=(768, 512), metavar="WxH", help="frame size (768x512)")
+    parser.add_argument("--size", type=_args.size, default=(768, 512), metavar="WxH", help="frame size (768x512)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (0)")
     parser.add_argument("--backgrounds", metavar="DIR", help="folder of background photos (else procedural)")
     parser.add_argument("--foregrounds", metavar="DIR",
@@ -49,8 +49,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="largest number of foreground layers (4)")
     parser.add_argument("--tilt", type=float, default=0.5, help="chance that a layer is a tilted plane (0.5)")
     parser.add_argument("--no-lights", action="store_true", help="no HDR light sources")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="summary format")
+    _args.add_format(parser, "text", "json", help="how to print the summary")
+    _args.add_progress(parser)
     parser.set_defaults(run=run)
     return parser
 
@@ -58,10 +58,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from ..synth.dataset import synthesize
 
-    report = synthesize(args.out, args.count, size=args.size, seed=args.seed, backgrounds=args.backgrounds,
+    report = synthesize(args.output, args.count, size=args.size, seed=args.seed, backgrounds=args.backgrounds,
                         foregrounds=args.foregrounds, workers=args.workers, samples=args.samples,
                         max_layers=args.layers, tilt=args.tilt, lights=not args.no_lights,
-                        progress=not args.no_progress)
+                        progress=_args.show_progress(args))
     per_pair = report.seconds / report.written if report.written else 0.0
     if args.format == "json":
         print(json.dumps({"root": str(report.root), "written": report.written, "skipped": report.skipped,
