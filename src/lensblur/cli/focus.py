@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("image", metavar="IMAGE", help="the image to measure")
     parser.add_argument("--box", type=_args.box, action="append", default=[], metavar="X0,Y0,X1,Y1",
                         help="a region in pixels (X1/Y1 exclusive); repeat for several regions")
-    parser.add_argument("--mask", metavar="MASK.png",
+    parser.add_argument("--mask", type=Path, metavar="MASK.png",
                         help="a grey-scale mask of the image's size; white (> 50%%) marks the region")
     _args.add_format(parser, "text", "json")
     parser.set_defaults(run=run)

@@ -1,0 +1,239 @@
+"""The command line speaks one vocabulary: a concept has one spelling and one set of choices in every
+subcommand, old spellings still parse (hidden, for one release), and errors name the flags users typed."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lensblur.cli import _args, _build, build_parser, main, message
+from lensblur.depth import SOURCES
+from lensblur.errors import InputError
+
+# The smallest argv each subcommand accepts.
+MINIMAL = {
+    "render": ["p.png", "-o", "o.png"],
+    "depth": ["p.png", "-o", "d.png"],
+    "metrics": ["a.png", "b.png"],
+    "focus": ["a.png"],
+    "focus-report": ["a.png"],
+    "demo": [],
+    "eval": ["--method", "identity", "--dataset", "synth", "--root", "r", "-o", "results"],
+    "synth": ["-o", "data", "-n", "1"],
+    "generate": ["a prompt", "-o", "out"],
+}
+
+# Every old spelling kept as a hidden alias: command -> {old: new}.
+ALIASES = {
+    "render": {"--model": "--depth-model", "--refine": "--refine-depth", "--normalize": "--normalize-disparity"},
+    "depth": {"--model": "--depth-model", "--refine": "--refine-depth"},
+    "demo": {"--out": "--output"},
+    "eval": {"--out": "--output", "--normalize": "--normalize-disparity"},
+    "synth": {"--out": "--output"},
+}
+
+WRITES_ONE_FILE = {"render", "depth"}
+WRITES_A_FOLDER = {"demo", "eval", "synth", "generate"}
+FORMATS = {"depth": ("text", "json"), "focus": ("text", "json"), "metrics": ("text", "json"),
+           "synth": ("text", "json"), "focus-report": ("markdown", "json"), "eval": ("markdown", "json")}
+LONG_RUNNING = {"eval", "synth", "generate"}
+
+# Spellings that name different things in different commands, on purpose.
+DIFFERENT_CONCEPTS = {
+    "--focus": "a pixel to focus on (render) vs a focus prompt (generate)",
+    "--box": "one box (metrics), repeatable boxes (focus), repeatable named boxes (focus-report, generate)",
+    "--model": "the diffusion model (generate) vs the old spelling of --depth-model (render, depth)",
+    "--workers": "data-loading workers (eval, default 0) vs tracing processes (synth, default 1)",
+}
+
+
+@pytest.fixture(scope="module")
+def commands() -> dict[str, argparse.ArgumentParser]:
+    return _build()[1]
+
+
+def _visible(parser):
+    return [a for a in parser._actions if a.help is not argparse.SUPPRESS]
+
+
+def _hidden_aliases(parser):
+    return [a for a in parser._actions if isinstance(a, _args._Deprecated)]
+
+
+def test_every_command_has_a_minimal_argv(commands):
+    assert set(commands) == set(MINIMAL)
+    for name, argv in MINIMAL.items():
+        build_parser().parse_args([name, *argv])
+
+
+def test_the_hidden_aliases_are_the_listed_ones(commands):
+    found = {name: {a.option_strings[0]: a.target.option_strings[-1] for a in _hidden_aliases(p)}
+             for name, p in commands.items()}
+    assert {k: v for k, v in found.items() if v} == ALIASES
+
+
+def _value(action) -> list[str]:
+    if action.nargs == 0:
+        return []
+    if action.choices:
+        return [str(list(action.choices)[-1])]
+    return ["x.png"]
+
+
+@pytest.mark.parametrize(("command", "old", "new"),
+                         [(c, o, n) for c, aliases in ALIASES.items() for o, n in aliases.items()])
+def test_an_old_spelling_parses_to_the_same_value_with_a_note(commands, capsys, command, old, new):
+    parser = build_parser()
+    action = next(a for a in _hidden_aliases(commands[command]) if old in a.option_strings)
+    argv = list(MINIMAL[command])
+    if new == "--output" and "-o" in argv:               # the alias stands in for the required -o
+        i = argv.index("-o")
+        with_new, with_old = argv[:i] + [new, argv[i + 1]] + argv[i + 2:], argv[:i] + [old, argv[i + 1]] + argv[i + 2:]
+    else:
+        value = _value(action)
+        with_new, with_old = argv + [new, *value], argv + [old, *value]
+    expected = parser.parse_args([command, *with_new])
+    assert capsys.readouterr().err == ""
+    got = parser.parse_args([command, *with_old])
+    assert vars(got) == vars(expected)
+    err = capsys.readouterr().err
+    assert f"{old} is deprecated" in err and new in err
+    assert old not in commands[command].format_help().replace(new, "")  # hidden from --help
+
+
+def test_demo_output_alias_overrides_the_default(capsys):
+    assert build_parser().parse_args(["demo", "--out", "elsewhere"]).output == build_parser().parse_args(
+        ["demo", "-o", "elsewhere"]).output
+    assert str(build_parser().parse_args(["demo"]).output) == "out/demo"
+
+
+def test_a_required_output_is_still_required_and_both_spellings_clash(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["synth", "-n", "1"])
+    err = capsys.readouterr().err
+    assert "-o/--output is required" in err and "--out" not in err.replace("--output", "")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["synth", "-n", "1", "-o", "a", "--out", "b"])
+
+
+def test_one_spelling_means_one_thing_in_every_command(commands):
+    """A flag taken by several commands parses the same way in all of them (``--format``'s choices are
+    each command's own: see the next tests)."""
+    seen: dict[str, tuple[str, argparse.Action]] = {}
+    differences = []
+    for name, parser in commands.items():
+        for action in _visible(parser):
+            for flag in action.option_strings:
+                if flag in DIFFERENT_CONCEPTS or flag in ("-h", "--help"):
+                    continue
+                if flag not in seen:
+                    seen[flag] = (name, action)
+                    continue
+                first, other = seen[flag]
+                shape = ["dest", "type", "nargs", "const", "option_strings"]
+                shape += ["choices"] if flag != "--format" else []
+                mine, theirs = ({k: getattr(a, k) for k in shape} | {"class": type(a)} for a in (action, other))
+                if mine != theirs:
+                    differences.append((flag, first, name, {k for k in mine if mine[k] != theirs[k]}))
+    assert differences == []
+
+
+def test_depth_from_offers_the_library_sources_everywhere(commands):
+    offered = {name: tuple(a.choices) for name, p in commands.items() for a in p._actions
+               if "--depth-from" in a.option_strings}
+    assert set(offered) == {"render", "depth"}
+    assert set(offered.values()) == {tuple(SOURCES)}
+
+
+def test_output_is_o_output_wherever_a_command_writes(commands):
+    for name, parser in commands.items():
+        actions = [a for a in _visible(parser) if a.dest == "output"]
+        if name not in WRITES_ONE_FILE | WRITES_A_FOLDER:
+            assert not actions, name
+            continue
+        (action,) = actions
+        assert action.option_strings == ["-o", "--output"], name
+        assert action.metavar == ("DIR" if name in WRITES_A_FOLDER else action.metavar), name
+        assert not [a for a in parser._actions if "--out" in a.option_strings and a.help is not argparse.SUPPRESS]
+
+
+def test_format_is_offered_the_same_way(commands):
+    for name, parser in commands.items():
+        actions = [a for a in parser._actions if "--format" in a.option_strings]
+        if name not in FORMATS:
+            assert not actions, name
+            continue
+        (action,) = actions
+        assert tuple(action.choices) == FORMATS[name] and action.default == FORMATS[name][0], name
+        assert [f for f in _args.FORMATS if f in action.choices] == list(action.choices)  # one order
+
+
+def test_progress_flags_in_every_long_running_command(commands):
+    for name in LONG_RUNNING:
+        parser = commands[name]
+        flags = {f for a in _visible(parser) for f in a.option_strings}
+        assert {"--no-progress", "-q", "--quiet"} <= flags, name
+        argv = MINIMAL[name]
+        assert _args.show_progress(parser.parse_args(argv))
+        assert not _args.show_progress(parser.parse_args([*argv, "--no-progress"]))
+        assert not _args.show_progress(parser.parse_args([*argv, "-q"]))
+
+
+def test_photo_is_the_positional_of_render_and_depth(commands):
+    for name in ("render", "depth"):
+        (positional,) = [a for a in commands[name]._actions if not a.option_strings]
+        assert (positional.dest, positional.metavar) == ("photo", "PHOTO")
+
+
+def test_small_parsers():
+    assert _args.floats("0.9, 0.8,0.7") == [0.9, 0.8, 0.7]
+    assert _args.named_box("carrots=1,2,3.4,5") == ("carrots", (1, 2, 3, 5))
+    assert _args.named_box("1,2,3,4") == (None, (1, 2, 3, 4))
+    for bad in ("", "a,b"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _args.floats(bad)
+    with pytest.raises(argparse.ArgumentTypeError):
+        _args.named_box("x=1,2,3")
+
+
+# ------------------------------------------------------------------------------------------ flags in messages
+@pytest.mark.parametrize(("command", "argument", "flag"), [
+    ("render", "focus_disparity", "--focus-disparity"),
+    ("render", "cat_eye", "--cat-eye"),
+    ("render", "focus", "--focus"),
+    ("depth", "source", "--depth-from"),
+    ("depth", "model", "--depth-model"),
+    ("depth", "depth model", "--depth-model"),
+    ("depth", "refine", "--refine-depth"),
+    ("depth", "image_path", "PHOTO"),
+    ("generate", "model", "--model"),
+    ("generate", "num_inference_steps", "--steps"),
+    ("generate", "prompt", "prompt"),
+    ("eval", "edge_band", "--edge-band"),
+    ("render", "aperture kernel", None),      # not a flag: left as the library wrote it
+    ("metrics", "focus_disparity", None),     # no such flag in this command
+    ("render", "--blur", None),               # already a flag
+])
+def test_flag_for_a_python_argument(commands, command, argument, flag):
+    assert _args.flag_for(commands[command], argument) == flag
+
+
+def test_message_replaces_only_the_leading_argument(commands):
+    exc = InputError("focus_disparity", expected="a disparity in [0, 1]", got=1.5, fix="pass focus_disparity=0.5")
+    assert message(exc, commands["render"]) == ("--focus-disparity: expected a disparity in [0, 1], got 1.5. "
+                                                "Fix: pass focus_disparity=0.5")
+    assert message(exc, commands["metrics"]) == str(exc)
+
+
+def test_a_library_error_is_printed_with_the_flag(tmp_path, capsys):
+    photo, disp = tmp_path / "p.png", tmp_path / "d.png"
+    Image.fromarray(np.full((8, 10, 3), 128, np.uint8)).save(photo)
+    Image.fromarray(np.full((8, 10), 30000, np.uint16)).save(disp)
+    code = main(["render", str(photo), "--disparity", str(disp), "--focus-disparity", "1.5", "-o",
+                 str(tmp_path / "o.png")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("lensblur render: error: --focus-disparity: expected"), err
+    assert "focus_disparity:" not in err
