@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/lensblur demo --out out/demo
+	$(VENV)/bin/lensblur demo -o out/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q
