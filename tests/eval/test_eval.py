@@ -286,6 +286,9 @@ def test_cli_writes_run_folder_and_combined_table(synth_root, tmp_path, capsys, 
     assert summary["images"] == 2 and math.isfinite(summary["metrics"]["psnr"])
     assert "| synth | identity | 2 |" in capsys.readouterr().out
     assert "| synth | identity | 2 |" in (out / "table.md").read_text()
+    assert _cli(["--method", "identity", "--dataset", "synth", "--root", str(synth_root), "--out", str(out),
+                 "--limit", "2", "-q", "--format", "json"]) == 0       # the old --out still works, for now
+    assert json.loads(capsys.readouterr().out) == summary
     with pytest.raises(InputError, match="limit"):
         _cli(["--method", "identity", "--dataset", "synth", "--root", str(synth_root), "-o", str(out),
               "--limit", "0"])

@@ -114,6 +114,33 @@ def test_render_resizes_only_when_asked(files, capsys):
     assert code == 0 and (tmp / "o.png").exists()
 
 
+def test_depth_from_file_reads_the_disparity_map_as_given(files, capsys):
+    """``--depth-from file`` (the list every command offers) is the same as giving the map alone; without a
+    map it asks for --disparity."""
+    tmp, photo, disp, _ = files
+    common = ["render", photo, "--disparity", disp, "--focus", "20,16", "--blur", "6"]
+    assert run_cli([*common, "-o", tmp / "a.png"], capsys)[0] == 0
+    assert run_cli([*common, "--depth-from", "file", "-o", tmp / "b.png"], capsys)[0] == 0
+    assert (tmp / "a.png").read_bytes() == (tmp / "b.png").read_bytes()
+    code, _, stderr = run_cli(["render", photo, "--depth-from", "file", "-o", tmp / "c.png"], capsys)
+    assert code == 1 and stderr.startswith("lensblur render: error: --disparity: expected"), stderr
+
+
+def test_normalize_disparity_and_its_old_spelling(files, capsys):
+    tmp, photo, _, _ = files
+    ramp = np.tile(np.linspace(2.0, 6.0, 40, dtype=np.float32), (32, 1))
+    np.save(tmp / "ramp.npy", ramp)
+    outputs = []
+    for flag in ("--normalize-disparity", "--normalize"):
+        out = tmp / f"o{len(outputs)}.png"
+        code, _, stderr = run_cli(["render", photo, "--disparity", tmp / "ramp.npy", flag, "--blur", "4",
+                                   "--focus-disparity", "0.5", "-o", out], capsys)
+        assert code == 0
+        assert ("deprecated" in stderr) == (flag == "--normalize")
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+
+
 def test_force_allows_overwriting_the_input(files, capsys):
     _, photo, disp, _ = files
     before = photo.read_bytes()
