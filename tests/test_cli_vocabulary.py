@@ -209,6 +209,8 @@ def test_small_parsers():
     ("depth", "depth model", "--depth-model"),
     ("depth", "refine", "--refine-depth"),
     ("depth", "image_path", "PHOTO"),
+    ("render", "image", "PHOTO"),
+    ("generate", "image", "--init-image"),
     ("generate", "model", "--model"),
     ("generate", "num_inference_steps", "--steps"),
     ("generate", "prompt", "prompt"),

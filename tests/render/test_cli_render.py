@@ -103,7 +103,7 @@ def test_render_truncated_image(files, capsys):
     Image.open(photo).convert("RGB").save(broken, quality=90)
     broken.write_bytes(broken.read_bytes()[:200])
     code, _, stderr = run_cli(["render", broken, "--disparity", disp, "-o", tmp / "o.png"], capsys)
-    assert code == 1 and "image: expected a readable image file" in stderr
+    assert code == 1 and "error: PHOTO: expected a readable image file" in stderr
 
 
 def test_render_resizes_only_when_asked(files, capsys):

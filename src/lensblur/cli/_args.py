@@ -298,21 +298,22 @@ def show_progress(args) -> bool:
 
 # ------------------------------------------------------------------------------------------ flags in messages
 PYTHON_NAMES = {
-    # lensblur.depth.resolve / build_source
-    "source": "depth_from",
-    "disparity_path": "disparity",
-    "model": "depth_model",
-    "depth model": "depth_model",
-    "refine": "refine_depth",
-    "image_path": "photo",
+    # lensblur.depth.resolve / build_source, lensblur.render, the readers
+    "source": ("depth_from",),
+    "disparity_path": ("disparity",),
+    "model": ("depth_model",),
+    "depth model": ("depth_model",),
+    "refine": ("refine_depth",),
+    "image_path": ("photo",),
+    "image": ("init_image", "photo"),
     # StageDiffusionPipeline.__call__
-    "image": "init_image",
-    "num_inference_steps": "steps",
-    "guidance_scale": "guidance",
-    "num_images_per_prompt": "num_images",
+    "num_inference_steps": ("steps",),
+    "guidance_scale": ("guidance",),
+    "num_images_per_prompt": ("num_images",),
 }
-"""Python argument names of library functions the commands call -> the ``dest`` of the flag that feeds
-them, where the two differ. Used only when the command that ran has no flag of the Python name itself."""
+"""Python argument names of library functions the commands call -> the ``dest`` of the flags that may feed
+them, where the two differ. Used only when the command that ran has no flag of the Python name itself; the
+first candidate the command has wins."""
 
 
 def flag_for(parser: argparse.ArgumentParser, argument: str) -> str | None:
@@ -323,7 +324,8 @@ def flag_for(parser: argparse.ArgumentParser, argument: str) -> str | None:
     dest = argument.strip().replace("-", "_").replace(" ", "_")
     actions = [a for a in parser._actions if a.help is not argparse.SUPPRESS]
     by_dest = {a.dest: a for a in actions}
-    action = by_dest.get(dest) or by_dest.get(PYTHON_NAMES.get(argument, PYTHON_NAMES.get(dest, "")))
+    candidates = (dest, *PYTHON_NAMES.get(argument, PYTHON_NAMES.get(dest, ())))
+    action = next((by_dest[c] for c in candidates if c in by_dest), None)
     if action is None:
         return None
     if action.option_strings:
