@@ -145,7 +145,7 @@ def test_tilted_plane_backward_map_matches_closed_form():
 
     import torch
 
-    from lensblur.synth._tilted import prepare_tilted
+    from lensblur.synth._tilted import plane_affine, prepare_tilted
 
     h, w, margin = 48, 64, 3
     yy, xx = np.mgrid[:h, :w].astype(np.float32)
@@ -168,8 +168,11 @@ def test_tilted_plane_backward_map_matches_closed_form():
     gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float64) + margin + 0.5
     iterated = tilted.iterate(offsets, torch.from_numpy(gx).float(), torch.from_numpy(gy).float(),
                               torch.tensor([2.0 / w, 2.0 / h]))
+    maps = plane_affine(tilted.plane, offsets).numpy()
     for k, u in enumerate(offsets.numpy()):
         p = _plane_backward_map(tilted.plane, u, gx, gy)
+        a, b = maps[k, :, :2], maps[k, :, 2]
+        np.testing.assert_allclose(np.stack([gx, gy], -1) @ a.T + b, p, atol=1e-9)  # the map handed to affine_grid
         # Bilinear resampling of a linear image is exact where it does not reach the repeated border.
         inside = (p[..., 0] >= 0.5) & (p[..., 0] <= w - 0.5) & (p[..., 1] >= 0.5) & (p[..., 1] <= h - 0.5)
         assert inside.mean() > 0.9

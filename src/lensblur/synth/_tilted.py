@@ -53,29 +53,26 @@ def fit_plane(disparity: torch.Tensor) -> tuple[float, float, float] | None:
 
 
 def plane_affine(plane: tuple[float, float, float], offsets: torch.Tensor) -> torch.Tensor:
-    """The fixed-point iteration carried out on the affine map itself: with ``c(p) = c0 + g . p`` and
-    ``p_k = A_k x + b_k``, the step ``p <- x - c(p) u`` gives ``A_{k+1} = I - u g^T A_k`` and
-    ``b_{k+1} = -(c0 + g . b_k) u``, iterated per sample to convergence. Returns ``(n, 2, 3)`` float64
-    ``[A | b]``."""
-    c0, gx_, gy_ = plane
-    # Canvas pixel-edge coordinates (x, y) -> c = c0 + gx * (x - 0.5) + gy * (y - 0.5).
-    c0 = c0 - 0.5 * (gx_ + gy_)
-    maps = []
-    for ux, uy in offsets.tolist():
-        a = [[1.0, 0.0], [0.0, 1.0]]
-        b = [0.0, 0.0]
-        for _ in range(200):
-            ga = [gx_ * a[0][0] + gy_ * a[1][0], gx_ * a[0][1] + gy_ * a[1][1]]  # g^T A
-            a_next = [[1.0 - ux * ga[0], -ux * ga[1]], [-uy * ga[0], 1.0 - uy * ga[1]]]
-            cb = c0 + gx_ * b[0] + gy_ * b[1]
-            b_next = [-cb * ux, -cb * uy]
-            change = max(abs(a_next[i][j] - a[i][j]) for i in range(2) for j in range(2)) * 4096
-            change = max(change, abs(b_next[0] - b[0]), abs(b_next[1] - b[1]))
-            a, b = a_next, b_next
-            if change < 1e-9:
-                break
-        maps.append([[a[0][0], a[0][1], b[0]], [a[1][0], a[1][1], b[1]]])
-    return torch.tensor(maps, dtype=torch.float64)
+    """The exact backward map of a plane for each aperture position.
+
+    Args:
+        plane: ``(c0, cx, cy)``, the CoC radius ``c0 + cx * col + cy * row`` in pixels (pixel indices).
+        offsets: ``(n, 2)`` aperture positions ``u = (x, y)``, unit aperture, with ``1 + g . u > 0`` (the
+            plane does not fold; :func:`prepare_tilted` checks a stronger bound).
+
+    Returns:
+        ``(n, 2, 3)`` float64 ``[A | b]`` with ``p = A x + b`` solving ``p = x - c(p) u``, ``x`` and ``p`` in
+        canvas pixel-edge coordinates (pixel ``j`` covers ``[j, j + 1)``).
+    """
+    c0, cx, cy = plane
+    # Pixel-edge coordinates (x, y): c = c0 + cx * (x - 0.5) + cy * (y - 0.5) = c0' + g . p.
+    c0 = c0 - 0.5 * (cx + cy)
+    g = torch.tensor([cx, cy], dtype=torch.float64)
+    u = offsets.to(device="cpu", dtype=torch.float64)
+    denom = 1.0 + u @ g  # (n,)
+    a = torch.eye(2, dtype=torch.float64) - u[:, :, None] * g[None, None, :] / denom[:, None, None]
+    b = -c0 * u / denom[:, None]
+    return torch.cat([a, b[:, :, None]], dim=2)
 
 
 @dataclass
