@@ -79,10 +79,13 @@ def plane_affine(plane: tuple[float, float, float], offsets: torch.Tensor) -> to
 class TiltedLayer:
     """A layer whose disparity varies: pre-filtered once, resampled per sample along its backward map.
 
-    Built by :func:`prepare_tilted`. ``coc``: ``(H, W)`` signed CoC radius on the canvas; ``filtered``:
-    ``(4, H, W)`` the box-filtered layer (premultiplied colour and transmittance); ``plane``: the CoC as
-    ``c0 + cx * col + cy * row`` when it is a plane, else ``None``; ``region``: ``(y0, y1, x0, x1)``, the
-    frame rows and columns it can reach.
+    Built by :func:`prepare_tilted`.
+
+    Args:
+        coc: ``(H, W)`` signed CoC radius on the canvas, pixels.
+        filtered: ``(4, H, W)`` the box-filtered layer (premultiplied colour and transmittance).
+        plane: ``(c0, cx, cy)``, the CoC as ``c0 + cx * col + cy * row`` when it is a plane, else ``None``.
+        region: ``(y0, y1, x0, x1)``, the frame rows and columns it can reach.
     """
 
     coc: torch.Tensor
