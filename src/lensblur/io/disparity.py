@@ -8,7 +8,6 @@ the caller says it is depth, with :func:`depth_to_disparity`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 from .._convert import check_disparity, decode_srgb, encode_srgb, quantize
 from .._optional import cv2 as require_cv2
 from ..errors import InputError, ShapeError
+from ..geometry import DepthRange
 from .files import atomic_path
 from .image import read_raw
 from .pfm import write_pfm
@@ -36,24 +36,6 @@ __all__ = [
 ]
 
 _MAP_HINT = "pass a single-channel 8/16-bit PNG, JPEG, float TIFF, NPY or PFM map"
-
-
-@dataclass(frozen=True)
-class DepthRange:
-    """Metric depths (in metres) that disparity 1 and 0 stand for: ``near`` at 1, ``far`` at 0.
-
-    Disparity ``d`` means inverse depth ``1/z = 1/far + d * (1/near - 1/far)``.
-    """
-
-    near: float
-    far: float
-
-    def depth(self, disparity: float) -> float:
-        inv = 1.0 / self.far + disparity * (1.0 / self.near - 1.0 / self.far)
-        return float("inf") if inv <= 0 else 1.0 / inv
-
-    def disparity(self, depth: float) -> float:
-        return (1.0 / depth - 1.0 / self.far) / (1.0 / self.near - 1.0 / self.far)
 
 
 def _single_channel(arr: np.ndarray, argument: str, path) -> np.ndarray:
