@@ -16,6 +16,7 @@ from .disparity import (
 from .files import atomic_path, check_output_path, list_images, natural_key, write_text
 from .image import IMAGE_SUFFIXES, read_display, read_image, read_raw, write_image
 from .mask import read_mask
+from .sheet import contact_sheet
 
 __all__ = [
     "DISPARITY_SUFFIXES",
@@ -25,6 +26,7 @@ __all__ = [
     "check_disparity_output",
     "check_map",
     "check_output_path",
+    "contact_sheet",
     "depth_to_disparity",
     "list_images",
     "natural_key",
