@@ -1,7 +1,11 @@
-"""The one place where numpy arrays at the public boundary become torch tensors and back.
+"""The one place where numpy arrays at the public boundary become torch tensors and back, and where
+linear RGB becomes the integer codes of an sRGB file.
 
 Public: images ``H x W x 3`` float32 linear RGB, disparity ``H x W`` float32 in [0, 1].
 Inside: images ``(B, 3, H, W)``, disparity ``(B, 1, H, W)``.
+
+Quantising follows one rule everywhere: values are clipped to [0, 1], scaled to the full code range and
+rounded to the nearest code, halves to even (``numpy.round``).
 """
 
 from __future__ import annotations
@@ -9,9 +13,81 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .color import linear_to_srgb, srgb_to_linear
 from .errors import InputError, ShapeError
 
-__all__ = ["as_image", "disparity_to_tensor", "image_to_tensor", "tensor_to_disparity", "tensor_to_image"]
+__all__ = [
+    "array_to_tensor",
+    "as_image",
+    "check_disparity",
+    "decode_srgb",
+    "disparity_to_tensor",
+    "encode_srgb",
+    "image_to_tensor",
+    "quantize",
+    "tensor_to_image",
+    "to_srgb8",
+]
+
+_FULL_SCALE = {8: (255.0, np.uint8), 16: (65535.0, np.uint16)}
+
+
+def array_to_tensor(array, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """A numpy image to a ``(B, C, H, W)`` tensor: the one channel move from the boundary's layout.
+
+    Args:
+        array: ``H x W``, ``H x W x C`` or ``B x H x W x C`` values (any real dtype).
+        dtype: the tensor's dtype.
+        device: where the tensor goes (it is made on the CPU first).
+
+    Returns:
+        A contiguous ``(B, C, H, W)`` tensor (``B = 1`` and ``C = 1`` where the array had no such axis).
+    """
+    arr = np.asarray(array)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim == 3:
+        arr = arr[None]
+    # numpy moves the channel axis to the front about twice as fast as torch does
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(arr, -1, 1))).to(device=device, dtype=dtype)
+
+
+def encode_srgb(image) -> np.ndarray:
+    """Linear RGB to sRGB-encoded display values in [0, 1] (values above 1 clip to white).
+
+    Args:
+        image: linear values, any shape (numpy array or tensor).
+
+    Returns:
+        float32 numpy array of the same shape.
+    """
+    t = image.detach().to("cpu", torch.float32) if isinstance(image, torch.Tensor) else \
+        torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+    return linear_to_srgb(t).numpy()
+
+
+def decode_srgb(codes: np.ndarray, full_scale: float) -> np.ndarray:
+    """Integer sRGB codes (``0..full_scale``) to linear float32 values, with the exact IEC 61966-2-1 curve."""
+    return srgb_to_linear(torch.from_numpy(np.asarray(codes).astype(np.float32) / np.float32(full_scale))).numpy()
+
+
+def quantize(values: np.ndarray, bits: int = 8) -> np.ndarray:
+    """Display values in [0, 1] to integer codes: clipped, scaled to ``2**bits - 1``, rounded half to even.
+
+    Args:
+        values: display (already encoded) values, any shape.
+        bits: 8 (``uint8``) or 16 (``uint16``).
+
+    Returns:
+        The codes, same shape.
+    """
+    scale, dtype = _FULL_SCALE[bits]
+    return np.round(np.clip(values, 0.0, 1.0) * scale).astype(dtype)
+
+
+def to_srgb8(image) -> np.ndarray:
+    """Linear RGB to the 8-bit sRGB codes a file or a model input holds (``uint8``, same shape)."""
+    return quantize(encode_srgb(image), 8)
 
 
 def as_image(image, *, name: str = "image") -> np.ndarray:
@@ -34,11 +110,7 @@ def as_image(image, *, name: str = "image") -> np.ndarray:
 
 def image_to_tensor(image, *, device=None) -> torch.Tensor:
     """``H x W x 3`` or ``B x H x W x 3`` numpy -> ``(B, 3, H, W)`` float32 tensor."""
-    arr = as_image(image)
-    if arr.ndim == 3:
-        arr = arr[None]
-    # numpy moves the channel axis to the front about twice as fast as torch does
-    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(arr, -1, 1))).to(device)
+    return array_to_tensor(as_image(image), device=device)
 
 
 def tensor_to_image(tensor: torch.Tensor, *, batched: bool = False) -> np.ndarray:
@@ -47,26 +119,36 @@ def tensor_to_image(tensor: torch.Tensor, *, batched: bool = False) -> np.ndarra
     return arr if batched else arr[0]
 
 
+def check_disparity(disparity, *, argument: str = "disparity") -> np.ndarray:
+    """Check that a disparity map holds finite values in [0, 1] (1 = nearest).
+
+    Args:
+        disparity: an array of any shape.
+        argument: the name the error messages give it.
+
+    Returns:
+        The map as float32 (not copied when it already is).
+
+    Raises:
+        InputError: NaN or infinite values, or values outside [0, 1].
+    """
+    arr = np.asarray(disparity).astype(np.float32, copy=False)
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise InputError(argument, expected="finite values in [0, 1]", got=f"{bad} NaN/inf values",
+                         fix="fill the holes of the map before rendering (e.g. with the nearest valid value)")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < 0.0 or hi > 1.0:
+        raise InputError(argument, expected="values in [0, 1] (1 = nearest)", got=f"range [{lo:g}, {hi:g}]",
+                         fix="rescale it, or read the file with normalize=True for a min-max rescale")
+    return arr
+
+
 def disparity_to_tensor(disparity, *, device=None, name: str = "disparity") -> torch.Tensor:
     """``H x W`` (or ``B x H x W``) numpy in [0, 1] -> ``(B, 1, H, W)`` float32 tensor, validated."""
     arr = np.asarray(disparity)
     if arr.ndim not in (2, 3):
         raise ShapeError(name, expected="shape H x W (or B x H x W)", got=f"shape {arr.shape}",
                          fix="pass a single-channel map, e.g. disparity[..., 0]")
-    arr = arr.astype(np.float32, copy=False)
-    if not np.isfinite(arr).all():
-        bad = int((~np.isfinite(arr)).sum())
-        raise InputError(name, expected="finite values in [0, 1]", got=f"{bad} NaN/inf values",
-                         fix="fill the holes of the map before rendering (e.g. with the nearest valid value)")
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo < 0.0 or hi > 1.0:
-        raise InputError(name, expected="values in [0, 1] (1 = nearest)", got=f"range [{lo:g}, {hi:g}]",
-                         fix="rescale it, or pass --normalize (normalize=True) for a min-max rescale")
-    if arr.ndim == 2:
-        arr = arr[None]
-    return torch.from_numpy(np.ascontiguousarray(arr))[:, None].to(device)
-
-
-def tensor_to_disparity(tensor: torch.Tensor) -> np.ndarray:
-    """``(B, 1, H, W)`` tensor -> ``H x W`` float32 numpy (first item)."""
-    return tensor.detach().to("cpu", torch.float32)[0, 0].numpy()
+    arr = check_disparity(arr, argument=name)
+    return torch.from_numpy(np.ascontiguousarray(arr if arr.ndim == 3 else arr[None]))[:, None].to(device)

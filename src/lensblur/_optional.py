@@ -12,7 +12,7 @@ from types import ModuleType
 
 from .errors import MissingDependencyError
 
-__all__ = ["available", "require"]
+__all__ = ["available", "cv2", "require"]
 
 
 def require(module: str, *, extra: str, feature: str, package: str | None = None) -> ModuleType:
@@ -30,3 +30,8 @@ def available(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def cv2(feature: str, *, extra: str) -> ModuleType:
+    """OpenCV (with its contrib modules, ``opencv-contrib-python-headless``), imported on first use."""
+    return require("cv2", extra=extra, feature=feature, package="opencv-contrib-python-headless")

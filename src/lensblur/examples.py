@@ -9,10 +9,9 @@ known neighbours, and the map is scaled to [0, 1].
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from ._convert import decode_srgb
 from ._optional import require
-from .color import srgb_to_linear
 
 __all__ = ["motorcycle"]
 
@@ -27,5 +26,5 @@ def motorcycle() -> tuple[np.ndarray, np.ndarray]:
     filled = fill_holes(np.where(valid, truth, 0.0).astype(np.float32), valid)
     lo, hi = float(filled.min()), float(filled.max())
     disparity = ((filled - lo) / (hi - lo)).astype(np.float32)
-    image = srgb_to_linear(torch.from_numpy(left.astype(np.float32) / 255.0)).numpy()
+    image = decode_srgb(left, 255)
     return image, disparity

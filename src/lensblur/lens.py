@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .errors import InputError
-from .io.disparity import DepthRange
+from .geometry import DepthRange, parse_box
 
 __all__ = ["Aperture", "Lens", "focus_at_point", "focus_in_box", "focus_in_mask", "parse_box"]
 
@@ -201,19 +201,6 @@ class Lens:
         inv_span = 1.0 / depth_range.near - 1.0 / depth_range.far
         blur = 0.5 * magnification * inv_span * image_width / (sensor_width / 1000.0)
         return cls(focus_disparity=float(focus_d), blur=float(blur), aperture=aperture or Aperture())
-
-
-def parse_box(box, shape, *, argument: str = "box") -> tuple[int, int, int, int]:
-    """Check ``box = (x0, y0, x1, y1)`` (pixels, x1/y1 exclusive) against ``shape = (H, W)``."""
-    try:
-        x0, y0, x1, y1 = (round(float(v)) for v in box)
-    except (TypeError, ValueError):
-        raise InputError(argument, expected="four numbers x0,y0,x1,y1", got=box, fix="e.g. --box 100,120,300,400")
-    h, w = shape
-    if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
-        raise InputError(argument, expected=f"x0 < x1 <= {w} and y0 < y1 <= {h} (inside the {w}x{h} image)",
-                         got=f"{x0},{y0},{x1},{y1}", fix="pick a box inside the image")
-    return x0, y0, x1, y1
 
 
 def focus_at_point(disparity: np.ndarray, point, *, window: int = 9) -> float:

@@ -63,7 +63,21 @@ def test_display_8bit_is_quantised_srgb():
     # values above 1 / below 0 are clipped first; 0.0031308 (the curve's knee) encodes to 0.04045
     np.testing.assert_allclose(out[0, 0], [0.0, 128 / 255, 1.0])
     np.testing.assert_allclose(out[0, 1], [1.0, 0.0, round(0.04045 * 255) / 255])
-    np.testing.assert_allclose(display_8bit(torch.from_numpy(x).permute(2, 0, 1)), out)
+    np.testing.assert_array_equal(display_8bit(torch.from_numpy(x)), out)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("limit", 0, "^limit: expected an integer >= 1"),
+    ("workers", -1, "^workers: expected an integer >= 0"),
+    ("edge_band", 2.5, "^edge_band: expected an integer >= 0"),
+    ("blur", -3.0, "^blur: expected a CoC scale in pixels > 0"),
+    ("focus_disparity", 1.5, r"^focus_disparity: expected a disparity in \[0, 1\]"),
+    ("blades", 2, "^blades: expected 0 \\(a circle\\) or at least 3"),
+])
+def test_eval_options_refuse_bad_values_when_made(field, value, message):
+    """Python callers get the same checks as the command line, before any run starts."""
+    with pytest.raises(InputError, match=message):
+        EvalOptions(**{field: value})
 
 
 # ---------------------------------------------------------------------------------------------- scores

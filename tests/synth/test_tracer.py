@@ -126,40 +126,62 @@ def test_partial_occlusion_matches_the_analytic_coverage():
     np.testing.assert_allclose(row[:, 2], 1 - coverage, atol=0.01)
 
 
-def test_tilted_plane_fixed_point_matches_closed_form():
-    """The backward map of a plane, p = x - c(p) u, solved by iteration, against Sherman-Morrison."""
-    import torch
-
-    from lensblur.synth.tracer import _prepare_tilted
-
-    h, w = 30, 40
-    yy, xx = np.mgrid[:h, :w].astype(np.float32)
-    disp = torch.from_numpy(0.3 + 0.004 * xx - 0.003 * yy)
-    layer = torch.rand(4, h, w, generator=torch.Generator().manual_seed(0))
-    tilted = _prepare_tilted(layer, disp, 40.0, 0.4, 0.1, 1.0, 1, 0, (h, w))
-    assert tilted.plane is not None
-    offsets = torch.tensor([[0.7, -0.2], [-0.5, 0.6], [0.0, 1.0]], dtype=torch.float64)
-    gy, gx = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
-    px, py = tilted._plane_map(offsets, gx.float(), gy.float())
-    # c(p) = c0' + g . p with p in pixel-edge coordinates; solve (I + u g^T) p = x - c0' u.
-    c0, cx, cy = tilted.plane
+def _plane_backward_map(plane, u, x, y):
+    """Exact solution of p = x - c(p) u for c(p) = c0 + cx * col + cy * row (pixel indices), with x, y and p
+    in pixel-edge coordinates: (I + u g^T) p = x - c0' u, solved by Sherman-Morrison."""
+    c0, cx, cy = plane
     c0 = c0 - 0.5 * (cx + cy)
     g = np.array([cx, cy])
+    rhs = np.stack([x - c0 * u[0], y - c0 * u[1]], -1)
+    p = rhs - (rhs @ g)[..., None] * u / (1 + g @ u)
+    np.testing.assert_allclose(p, np.stack([x, y], -1) - (c0 + p @ g)[..., None] * u, atol=1e-9)  # it solves it
+    return p
+
+
+def test_tilted_plane_backward_map_matches_closed_form():
+    """The shipped path of a tilted plane (affine_grid then grid_sample) resamples a coordinate image at the
+    exact backward map; the per-pixel iteration for surfaces that are not planes agrees with it."""
+    import dataclasses
+
+    import torch
+
+    from lensblur.synth._tilted import plane_affine, prepare_tilted
+
+    h, w, margin = 48, 64, 3
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    disp = torch.from_numpy(0.3 + 0.004 * xx - 0.003 * yy)
+    layer = torch.zeros(4, h, w)
+    layer[3] = 1.0
+    layer[3, 20:28, 24:40] = 0.5  # a patch, so that the layer's region is a part of the frame
+    tilted = prepare_tilted(layer, disp, 40.0, 0.4, 0.1, 1.0, 1, margin, (h - 2 * margin, w - 2 * margin))
+    assert tilted.plane is not None
+    y0, y1, x0, x1 = tilted.region
+    assert 0 < y0 < y1 < h - 2 * margin and 0 < x0 < x1 < w - 2 * margin
+    # A coordinate image: every canvas pixel holds its centre (x, y) in pixel-edge coordinates.
+    coords = torch.stack([torch.from_numpy(xx) + 0.5, torch.from_numpy(yy) + 0.5, torch.zeros(h, w),
+                          torch.zeros(h, w)])
+    probe = dataclasses.replace(tilted, filtered=coords)
+    offsets = torch.tensor([[0.7, -0.2], [-0.5, 0.6], [0.0, 1.0]], dtype=torch.float64)
+    got = probe.sample(offsets, margin).numpy()
+    assert got.shape == (3, 4, y1 - y0, x1 - x0)
+    # Output pixel (row r, column c) of the region is canvas pixel (y0 + margin + r, x0 + margin + c).
+    gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float64) + margin + 0.5
+    iterated = tilted.iterate(offsets, torch.from_numpy(gx).float(), torch.from_numpy(gy).float(),
+                              torch.tensor([2.0 / w, 2.0 / h]))
+    maps = plane_affine(tilted.plane, offsets).numpy()
     for k, u in enumerate(offsets.numpy()):
-        rhs = np.stack([gx.numpy() - c0 * u[0], gy.numpy() - c0 * u[1]], -1)
-        corr = (rhs @ g)[..., None] * u / (1 + g @ u)
-        p = rhs - corr
-        np.testing.assert_allclose(px[k].numpy(), p[..., 0], atol=1e-3)
-        np.testing.assert_allclose(py[k].numpy(), p[..., 1], atol=1e-3)
-        # p really solves p = x - c(p) u
-        cp = c0 + p @ g
-        np.testing.assert_allclose(p[..., 0], gx.numpy() - cp * u[0], atol=1e-3)
-    # The general per-pixel iteration (for maps that are not planes) agrees with the plane.
-    qx, qy = tilted._iterate(offsets, gx.float(), gy.float(), torch.tensor([2.0 / w, 2.0 / h]))
-    # (away from the canvas border, where the map is clamped rather than extended)
-    inner = (slice(None), slice(8, -8), slice(8, -8))
-    np.testing.assert_allclose(qx[inner].numpy(), px[inner].numpy(), atol=5e-3)
-    np.testing.assert_allclose(qy[inner].numpy(), py[inner].numpy(), atol=5e-3)
+        p = _plane_backward_map(tilted.plane, u, gx, gy)
+        a, b = maps[k, :, :2], maps[k, :, 2]
+        np.testing.assert_allclose(np.stack([gx, gy], -1) @ a.T + b, p, atol=1e-9)  # the map handed to affine_grid
+        # Bilinear resampling of a linear image is exact where it does not reach the repeated border.
+        inside = (p[..., 0] >= 0.5) & (p[..., 0] <= w - 0.5) & (p[..., 1] >= 0.5) & (p[..., 1] <= h - 0.5)
+        assert inside.mean() > 0.9
+        np.testing.assert_allclose(got[k, 0][inside], p[..., 0][inside], atol=1e-4)
+        np.testing.assert_allclose(got[k, 1][inside], p[..., 1][inside], atol=1e-4)
+        # The per-pixel iteration (bilinear c(p), clamped at the canvas border) agrees away from the border.
+        away = (p[..., 0] >= 8) & (p[..., 0] <= w - 8) & (p[..., 1] >= 8) & (p[..., 1] <= h - 8)
+        np.testing.assert_allclose(iterated[0][k].numpy()[away], p[..., 0][away], atol=5e-3)
+        np.testing.assert_allclose(iterated[1][k].numpy()[away], p[..., 1][away], atol=5e-3)
 
 
 def test_tilted_layer_in_focus_band_and_same_result_twice():

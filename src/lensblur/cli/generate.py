@@ -231,7 +231,7 @@ def run(args) -> int:
     if len(runs) > 1:
         titles = [f"{label}: {focus}" if focus else label for label, focus, *_ in runs]
         rows = [[imgs[j] for imgs in results] for j in range(len(seeds))]
-        from ..generate.sheet import contact_sheet
+        from ..io import contact_sheet
 
         contact_sheet(rows, sheet_path, column_titles=titles, row_titles=[f"seed {s}" for s in seeds])
         written.append(sheet_path)

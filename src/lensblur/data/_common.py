@@ -19,13 +19,12 @@ Readers never guess a layout: a root that does not look like the dataset raises
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from .._convert import array_to_tensor
 from ..errors import InputError
 
 __all__ = [
@@ -34,9 +33,7 @@ __all__ = [
     "check_root",
     "find_file",
     "layout_error",
-    "list_images",
     "make_item",
-    "numeric_key",
 ]
 
 JPEG_PNG = (".jpg", ".jpeg", ".png")
@@ -45,17 +42,13 @@ JPEG_PNG = (".jpg", ".jpeg", ".png")
 def make_item(image: np.ndarray, *, target: np.ndarray | None = None, disparity: np.ndarray | None = None,
               meta: dict[str, Any]) -> dict[str, Any]:
     """Build an item from numpy arrays at the public boundary (``H x W x 3`` linear RGB, ``H x W`` disparity)."""
-    item: dict[str, Any] = {"image": _chw(image)}
+    item: dict[str, Any] = {"image": array_to_tensor(image)[0]}
     if target is not None:
-        item["target"] = _chw(target)
+        item["target"] = array_to_tensor(target)[0]
     if disparity is not None:
-        item["disparity"] = torch.from_numpy(np.ascontiguousarray(disparity, dtype=np.float32))[None]
+        item["disparity"] = array_to_tensor(disparity)[0]
     item["meta"] = meta
     return item
-
-
-def _chw(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1).contiguous()
 
 
 def layout_error(dataset: str, root: Path, layout: str, problem: str) -> InputError:
@@ -69,19 +62,6 @@ def check_root(root, dataset: str, layout: str) -> Path:
     if not root.is_dir():
         raise layout_error(dataset, root, layout, "not an existing folder")
     return root
-
-
-def numeric_key(path: Path) -> tuple:
-    """Sort key: numbers inside the name compare as numbers (``2.jpg`` before ``10.jpg``)."""
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.stem))
-
-
-def list_images(folder: Path, suffixes=JPEG_PNG) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes
-             and not p.name.startswith(".")]
-    return sorted(files, key=numeric_key)
 
 
 def find_file(folder: Path, stem: str, suffixes) -> Path | None:

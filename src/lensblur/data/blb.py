@@ -29,8 +29,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import InputError
-from ..io import read_image, read_raw
-from ._common import check_root, find_file, layout_error, make_item, numeric_key
+from ..io import natural_key, read_image, read_raw
+from ._common import check_root, find_file, layout_error, make_item
 
 __all__ = ["BLB", "FOCUS_SETTINGS", "LEVELS"]
 
@@ -86,7 +86,7 @@ class BLB(Dataset):
     @staticmethod
     def _scenes(base: Path) -> list[Path]:
         return sorted((p for p in base.iterdir() if p.is_dir() and (p / "info.json").is_file()),
-                      key=numeric_key)
+                      key=natural_key)
 
     def _read_info(self, scene: Path) -> dict:
         try:

@@ -39,8 +39,8 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from ..errors import InputError
-from ..io import read_disparity, read_image
-from ._common import align_exposure, check_root, find_file, layout_error, list_images, make_item
+from ..io import list_images, read_disparity, read_image
+from ._common import JPEG_PNG, align_exposure, check_root, find_file, layout_error, make_item
 
 __all__ = ["EBB", "HELDOUT_IDS", "HELDOUT_SEED", "SPLITS", "VAL294_FIRST", "EBBVal294"]
 
@@ -110,12 +110,12 @@ class EBB(Dataset):
     def _pairs(self) -> list[tuple[Path, Path | None]]:
         if self.split in ("val", "aim-test"):
             folder = self._folder("validation", "val") if self.split == "val" else self._folder("test")
-            if folder is None or not list_images(folder / "original"):
+            if folder is None or not list_images(folder / "original", JPEG_PNG):
                 which = "validation/original/" if self.split == "val" else "test/original/"
                 raise layout_error("EBB!", self.root, LAYOUT, f"no images in {which}")
-            return [(p, self._partner(folder / "bokeh", p)) for p in list_images(folder / "original")]
+            return [(p, self._partner(folder / "bokeh", p)) for p in list_images(folder / "original", JPEG_PNG)]
 
-        originals = list_images(self.root / "train" / "original")
+        originals = list_images(self.root / "train" / "original", JPEG_PNG)
         if not originals:
             raise layout_error("EBB!", self.root, LAYOUT, "no images in train/original/")
         if not (self.root / "train" / "bokeh").is_dir():

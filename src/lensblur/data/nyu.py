@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
+from .._convert import decode_srgb
 from .._optional import require
-from ..color import srgb_to_linear
 from ..errors import InputError
-from ..io import read_image, read_raw
-from ._common import find_file, layout_error, list_images, make_item
+from ..io import list_images, read_image, read_raw
+from ._common import JPEG_PNG, find_file, layout_error, make_item
 
 __all__ = ["NYUDepthV2", "depth_to_fixed_disparity"]
 
@@ -118,13 +117,13 @@ class NYUDepthV2(Dataset):
         depth = next((self.root / n for n in ("depth", "depths") if (self.root / n).is_dir()), None)
         pairs = []
         if rgb is not None and depth is not None:
-            for p in list_images(rgb):
+            for p in list_images(rgb, JPEG_PNG):
                 d = find_file(depth, p.stem, (".png",))
                 if d is None:
                     raise layout_error("NYU Depth v2", self.root, LAYOUT, f"no depth/{p.stem}.png for {p.name}")
                 pairs.append((p, d))
         else:
-            for p in list_images(self.root):
+            for p in list_images(self.root, JPEG_PNG):
                 if p.stem.endswith("_colors"):
                     d = find_file(self.root, p.stem[: -len("_colors")] + "_depth", (".png",))
                     if d is None:
@@ -148,8 +147,7 @@ class NYUDepthV2(Dataset):
         if self.mat_path is not None:
             k = self.indices[index]
             f = self._file()
-            encoded = np.asarray(f["images"][k]).transpose(2, 1, 0).astype(np.float32) / 255.0  # H x W x 3
-            image = srgb_to_linear(torch.from_numpy(np.ascontiguousarray(encoded))).numpy()
+            image = decode_srgb(np.asarray(f["images"][k]).transpose(2, 1, 0), 255)  # H x W x 3
             depth = np.ascontiguousarray(np.asarray(f["depths"][k], dtype=np.float32).T)
             meta = {"id": f"{k + 1:04d}", "index": k, "source": str(self.mat_path)}
         else:

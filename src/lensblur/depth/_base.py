@@ -12,11 +12,11 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .._optional import require
+from .. import _optional
 from ..errors import InputError, ShapeError
 from ..io import DepthRange
 
-__all__ = ["DepthResult", "DepthSource", "check_same_size", "cv2", "normalize_inverse_depth"]
+__all__ = ["DepthResult", "DepthSource", "cv2", "normalize_inverse_depth"]
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,8 @@ class DepthSource(Protocol):
 
 
 def cv2(feature: str):
-    """OpenCV (with its contrib modules when installed), imported on first use."""
-    return require("cv2", extra="depth", feature=feature, package="opencv-contrib-python-headless")
+    """OpenCV (with its contrib modules), imported on first use; missing, it names the ``depth`` extra."""
+    return _optional.cv2(feature, extra="depth")
 
 
 def normalize_inverse_depth(values: np.ndarray, *, argument: str) -> np.ndarray:
@@ -78,13 +78,3 @@ def normalize_inverse_depth(values: np.ndarray, *, argument: str) -> np.ndarray:
                          fix="this input carries no depth differences; supply depth another way")
     out = np.where(finite, (values - lo) / (hi - lo), 0.0)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
-
-
-def check_same_size(image: np.ndarray, other_shape: tuple[int, ...], *, argument: str, what: str,
-                    fix: str) -> None:
-    """Raise a :class:`ShapeError` when ``other_shape[:2]`` differs from the photo's ``H x W``."""
-    h, w = image.shape[:2]
-    oh, ow = other_shape[:2]
-    if (oh, ow) != (h, w):
-        raise ShapeError(argument, expected=f"{what} of the photo's size {w}x{h} (width x height)",
-                         got=f"{ow}x{oh}", fix=fix)

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._convert import to_srgb8
 from .._optional import require
-from ..color import linear_to_srgb
 from ..errors import InputError, ModelNotFoundError
 from ..io import depth_to_disparity
 from ._base import DepthResult, normalize_inverse_depth
@@ -147,8 +147,7 @@ class ModelDepth:
             self._loaded = load_depth_model(self.model, device=self.device)
         net, processor, kind = self._loaded
         h, w = image.shape[:2]
-        encoded = linear_to_srgb(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))).numpy()
-        pixels = np.round(np.clip(encoded, 0, 1) * 255).astype(np.uint8)
+        pixels = to_srgb8(image)
         inputs = processor(images=pixels, return_tensors="pt").to(net.device)
         with torch.inference_mode():
             outputs = net(**inputs)

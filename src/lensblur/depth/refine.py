@@ -20,9 +20,8 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import torch
 
-from ..color import linear_to_srgb
+from .._convert import to_srgb8
 from ..errors import InputError
 from ..io import check_map, resize_map
 from ._base import cv2 as _cv2
@@ -38,8 +37,7 @@ def default_radius(shape: tuple[int, int]) -> int:
 
 
 def _guide(image: np.ndarray) -> np.ndarray:
-    encoded = linear_to_srgb(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))).numpy()
-    return np.round(np.clip(encoded, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return to_srgb8(image)
 
 
 def refine(image: np.ndarray, disparity: np.ndarray, *, radius: int | None = None, step: float = 0.04,

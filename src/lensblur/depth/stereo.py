@@ -21,9 +21,8 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import torch
 
-from ..color import linear_to_srgb
+from .._convert import to_srgb8
 from ..errors import InputError, ShapeError
 from ..io import DepthRange
 from ._base import DepthResult
@@ -38,8 +37,7 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     arr = np.asarray(image)
     if arr.dtype == np.uint8:
         return arr
-    encoded = linear_to_srgb(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))).numpy()
-    return np.round(np.clip(encoded, 0, 1) * 255).astype(np.uint8)
+    return to_srgb8(arr)
 
 
 def left_right_check(left: np.ndarray, right: np.ndarray, *, tolerance: float = 1.0) -> np.ndarray:

@@ -25,12 +25,11 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from .._convert import to_srgb8
 from .._optional import require
-from ..color import linear_to_srgb
 from ..errors import InputError, ModelNotFoundError, ShapeError
-from ..io import read_raw
+from ..io import read_mask
 from ._base import DepthResult, DepthSource
 
 __all__ = [
@@ -38,7 +37,7 @@ __all__ = [
     "SEGMENTER_MEMBER",
     "SubjectDepth",
     "extract_segmenter",
-    "read_mask",
+    "read_subject_mask",
     "segment_subject",
     "segmenter_path",
     "subject_disparity",
@@ -55,27 +54,13 @@ _HOW_TO_GET = ("pip download mediapipe==0.10.21 --no-deps --only-binary=:all: -d
                "~/.cache/lensblur/); or pass your own mask image with --mask")
 
 
-def read_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
-    """Read a subject mask (white = subject) as ``H x W`` float32 in [0, 1]; it must have ``shape``.
+def read_subject_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
+    """A subject mask (:func:`lensblur.io.read_mask`) that must mark both subject and background.
 
-    Grey images are used as they are; an image with a non-trivial alpha channel uses the alpha; other
-    colour images use their mean.
+    Raises:
+        InputError: a constant mask (all subject or all background), besides :func:`~lensblur.io.read_mask`'s.
     """
-    arr, full_scale = read_raw(path, argument="mask")
-    if arr.ndim == 3:
-        if arr.shape[2] in (2, 4) and float(arr[..., -1].min()) < float(arr[..., -1].max()):
-            arr = arr[..., -1]
-        else:
-            arr = arr[..., : (1 if arr.shape[2] <= 2 else 3)].astype(np.float32).mean(axis=2)
-    arr = arr.astype(np.float32) / np.float32(full_scale or 1.0)
-    h, w = shape
-    if arr.shape != (h, w):
-        raise ShapeError("mask", expected=f"a mask of the photo's size {w}x{h} (width x height)",
-                         got=f"{arr.shape[1]}x{arr.shape[0]} in {path}",
-                         fix="export the mask at the photo's size (same crop and orientation)")
-    if not np.isfinite(arr).all() or float(arr.min()) < 0 or float(arr.max()) > 1:
-        raise InputError("mask", expected="values in [0, 1] (white = subject)",
-                         got=f"range [{np.nanmin(arr):g}, {np.nanmax(arr):g}]", fix="save the mask as an 8-bit PNG")
+    arr = read_mask(path, shape)
     if float(arr.max()) - float(arr.min()) < 1e-3:
         raise InputError("mask", expected="a mask with both subject (white) and background (black)",
                          got=f"a constant mask ({float(arr.min()):g})", fix="check the mask file")
@@ -131,8 +116,7 @@ def segment_subject(image: np.ndarray, *, model: str | os.PathLike | None = None
     mp = require("mediapipe", extra="portrait", feature="automatic subject masks")
     from mediapipe.tasks.python import BaseOptions, vision
 
-    encoded = linear_to_srgb(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))).numpy()
-    pixels = np.ascontiguousarray(np.round(np.clip(encoded, 0, 1) * 255).astype(np.uint8))
+    pixels = to_srgb8(image)
     options = vision.ImageSegmenterOptions(base_options=BaseOptions(model_asset_path=str(path)),
                                            output_confidence_masks=True, output_category_mask=False)
     segmenter = vision.ImageSegmenter.create_from_options(options)
@@ -194,7 +178,7 @@ class SubjectDepth:
                                  fix="resize the mask to the photo")
             what = "subject mask array"
         else:
-            mask = read_mask(self.mask, (h, w))
+            mask = read_subject_mask(self.mask, (h, w))
             what = f"subject mask {Path(self.mask).name}"
         if self.coarse is None:
             return DepthResult(disparity=subject_disparity(mask), depth_range=None,

@@ -22,6 +22,7 @@ import csv
 import json
 import logging
 import math
+import numbers
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -32,8 +33,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..color import linear_to_srgb
+from .._convert import to_srgb8
 from ..errors import InputError, ModelNotFoundError
+from ..io import atomic_path, write_text
 from ..lens import Aperture, Lens
 from ..metrics import psnr, ssim
 from .methods import EvalMethod
@@ -62,7 +64,21 @@ NA = "n/a"
 
 @dataclass(frozen=True)
 class EvalOptions:
-    """Settings of one run (``blur`` / ``focus_disparity`` supply or override each item's lens)."""
+    """Settings of one run.
+
+    Args:
+        blur: CoC scale in pixels for every item (overrides the item's own lens), ``> 0``.
+        focus_disparity: focus disparity in [0, 1] for every item (overrides the item's own lens).
+        blades: aperture blades (0 = circle, else at least 3) for every item.
+        align_exposure: scale each input to its target's mean first (BokehDiff's protocol).
+        limit: score only the first ``limit`` items (``>= 1``).
+        workers: data-loading worker processes (``>= 0``).
+        edge_band: half-width in pixels of the depth-edge band (``>= 0``).
+        progress: show a progress bar on stderr.
+
+    Raises:
+        InputError: a value outside its range (checked when the options are made).
+    """
 
     blur: float | None = None
     focus_disparity: float | None = None
@@ -73,16 +89,31 @@ class EvalOptions:
     edge_band: int = EDGE_BAND_PX
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        for name, low in (("limit", 1), ("workers", 0), ("edge_band", 0)):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low):
+                raise InputError(name, expected=f"an integer >= {low}", got=value, fix=f"e.g. {name}={max(low, 1)}")
+        if self.blur is not None and not (math.isfinite(self.blur) and self.blur > 0):
+            raise InputError("blur", expected="a CoC scale in pixels > 0", got=self.blur, fix="e.g. blur=30")
+        if self.focus_disparity is not None and not 0.0 <= self.focus_disparity <= 1.0:
+            raise InputError("focus_disparity", expected="a disparity in [0, 1]", got=self.focus_disparity,
+                             fix="e.g. focus_disparity=0.8")
+        if self.blades is not None and (self.blades < 0 or self.blades in (1, 2)):
+            raise InputError("blades", expected="0 (a circle) or at least 3", got=self.blades, fix="e.g. blades=6")
+
 
 # -- pieces ---------------------------------------------------------------------------------------------
 def display_8bit(image: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Linear RGB (``H x W x 3`` or ``(3, H, W)``) -> 8-bit-quantised sRGB display values in [0, 1], float64."""
-    t = torch.as_tensor(np.asarray(image, dtype=np.float32)) if not isinstance(image, torch.Tensor) else image
-    t = t.detach().to(torch.float32)
-    if t.ndim == 3 and t.shape[0] == 3 and t.shape[-1] != 3:
-        t = t.permute(1, 2, 0)
-    encoded = linear_to_srgb(t.clamp(0.0, 1.0))
-    return (torch.round(encoded * 255.0) / 255.0).to(torch.float64).numpy()
+    """What a saved 8-bit file of a linear image shows: its sRGB codes over 255.
+
+    Args:
+        image: ``H x W x 3`` linear RGB (numpy, or a tensor in the same layout).
+
+    Returns:
+        ``H x W x 3`` float64 display values in [0, 1], multiples of 1/255.
+    """
+    return to_srgb8(image).astype(np.float64) / 255.0
 
 
 def depth_edge_band(disparity, *, radius: int = EDGE_BAND_PX, jump: float = EDGE_JUMP) -> np.ndarray:
@@ -147,14 +178,12 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
 
 
 def _rewrite(path: Path, rows: list[dict[str, str]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _fmt(value) -> str:
@@ -189,7 +218,7 @@ def _check_item(item: dict[str, Any], method: EvalMethod, lens: Lens | None, dat
 
 
 def _score(item, prediction: np.ndarray, perceptual: dict[str, Any], options: EvalOptions) -> dict[str, Any]:
-    target = display_8bit(item["target"])
+    target = display_8bit(item["target"].permute(1, 2, 0))
     pred = display_8bit(prediction)
     if pred.shape != target.shape:
         raise InputError("method output", expected=f"an image of the target's size {target.shape[1]}x{target.shape[0]}",
@@ -278,7 +307,7 @@ def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options
     _write_json(out / "summary.json", summary)
     from .report import markdown_table
 
-    (out / "table.md").write_text(markdown_table([summary]))
+    write_text(out / "table.md", markdown_table([summary]))
     return summary
 
 
@@ -312,6 +341,4 @@ def summarize(rows: list[dict[str, str]], *, config: dict[str, Any], perceptual:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -7,14 +7,25 @@ sharp. ``StageDiffusionPipeline`` imports diffusers on first access, so ``import
 
 from __future__ import annotations
 
-from .stages import DEFAULT_ALPHA, DEFAULT_SIGMA, check_alpha, check_sigma, global_step_count, mix_embeddings
+from .stages import (
+    DEFAULT_ALPHA,
+    DEFAULT_SIGMA,
+    DEFAULT_STRENGTH,
+    check_alpha,
+    check_inputs,
+    check_sigma,
+    global_step_count,
+    mix_embeddings,
+)
 
 __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_SIGMA",
+    "DEFAULT_STRENGTH",
     "StageDiffusionOutput",
     "StageDiffusionPipeline",
     "check_alpha",
+    "check_inputs",
     "check_sigma",
     "global_step_count",
     "mix_embeddings",

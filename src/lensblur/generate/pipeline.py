@@ -20,7 +20,14 @@ import torch
 from .._optional import require
 from ..errors import InputError
 from .loading import FEATURE, load_text_to_image, make_scheduler
-from .stages import DEFAULT_ALPHA, DEFAULT_SIGMA, check_alpha, check_sigma, global_step_count, mix_embeddings
+from .stages import (
+    DEFAULT_ALPHA,
+    DEFAULT_SIGMA,
+    DEFAULT_STRENGTH,
+    check_inputs,
+    global_step_count,
+    mix_embeddings,
+)
 
 __all__ = ["DEFAULT_ALPHA", "DEFAULT_SIGMA", "StageDiffusionOutput", "StageDiffusionPipeline"]
 
@@ -45,22 +52,6 @@ class StageDiffusionOutput:
     steps_run: int
     global_steps: int
     focus_steps: int
-
-
-def _as_prompts(value, argument: str, count: int | None = None) -> list[str]:
-    items = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
-    if not items or any(not isinstance(p, str) or not p.strip() for p in items):
-        what = "the global prompt describing the whole image" if argument == "prompt" else "a prompt naming the " \
-            "object to bring into focus"
-        raise InputError(argument, expected=f"a non-empty text ({what}) or a list of them", got=value,
-                         fix="e.g. prompt='a cute baby bunny standing on top of a pile of baby carrots', "
-                             "focus_prompt='a pile of baby carrots'")
-    if count is not None and len(items) not in (1, count):
-        raise InputError(argument, expected=f"one focus prompt or one per global prompt ({count})",
-                         got=f"{len(items)} prompts", fix="pass as many focus prompts as global prompts")
-    if count is not None and len(items) == 1:
-        items = items * count
-    return items
 
 
 class StageDiffusionPipeline:
@@ -208,7 +199,7 @@ class StageDiffusionPipeline:
         sigma: float = DEFAULT_SIGMA,
         alpha: float = DEFAULT_ALPHA,
         image=None,
-        strength: float = 0.8,
+        strength: float = DEFAULT_STRENGTH,
         *,
         global_steps: int | None = None,
         num_inference_steps: int = 50,
@@ -237,24 +228,10 @@ class StageDiffusionPipeline:
         Other keyword arguments go to the diffusers pipeline unchanged.
         """
         # 1. Check inputs
-        prompts = _as_prompts(prompt, "prompt")
-        focus = None if focus_prompt is None else _as_prompts(focus_prompt, "focus_prompt", len(prompts))
-        sigma = check_sigma(sigma)
-        alpha = check_alpha(alpha)
-        if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) \
-                or num_inference_steps < 1:
-            raise InputError("num_inference_steps", expected="a whole number >= 1", got=num_inference_steps,
-                             fix="e.g. 50, the paper's DDIM step count")
-        if num_images_per_prompt < 1:
-            raise InputError("num_images_per_prompt", expected="a whole number >= 1", got=num_images_per_prompt,
-                             fix="e.g. 4, the paper's batch size")
-        if image is not None and not (0.0 < float(strength) <= 1.0):
-            raise InputError("strength", expected="a number in (0, 1]", got=strength,
-                             fix="e.g. 0.5: half of the schedule is re-run from the noised input")
-
-        if image is not None and (height is not None or width is not None):
-            raise InputError("height/width", expected="None in image-to-image (the input image's size is used)",
-                             got=f"height={height}, width={width}", fix="resize the input image instead")
+        prompts, focus, sigma, alpha = check_inputs(
+            prompt, focus_prompt, sigma=sigma, alpha=alpha, num_inference_steps=num_inference_steps,
+            num_images_per_prompt=num_images_per_prompt, image_to_image=image is not None, strength=strength,
+            height=height, width=width)
 
         # 2. Steps actually run and the step at which the focus stage starts
         steps_run = num_inference_steps if image is None else min(int(num_inference_steps * strength),

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..geometry import parse_box
 from ..io import read_display
-from ..lens import parse_box
 from ..metrics import brenner, variance_of_laplacian
 
 __all__ = ["Region", "RegionScore", "focus_report", "format_json", "format_markdown", "read_display"]

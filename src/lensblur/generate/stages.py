@@ -11,13 +11,25 @@ import torch
 
 from ..errors import InputError
 
-__all__ = ["DEFAULT_ALPHA", "DEFAULT_SIGMA", "check_alpha", "check_sigma", "global_step_count", "mix_embeddings"]
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_SIGMA",
+    "DEFAULT_STRENGTH",
+    "check_alpha",
+    "check_inputs",
+    "check_sigma",
+    "global_step_count",
+    "mix_embeddings",
+]
 
 # The paper gives no value for alpha; 0 (the focus stage on the focus prompt alone) is lensblur's default: see
 # docs/generate.md for the reasoning and the sweep that checks it.
 DEFAULT_ALPHA = 0.0
 # The paper's Figure 5: 80 % of the steps in the global layout stage.
 DEFAULT_SIGMA = 0.8
+# Image-to-image noise strength. The paper gives none; 0.5 re-runs half of the schedule, enough to move the
+# focus while the input's layout stays (diffusers' own 0.8 redraws most of the picture; docs/generate.md).
+DEFAULT_STRENGTH = 0.5
 
 
 def check_sigma(sigma) -> float:
@@ -81,3 +93,75 @@ def mix_embeddings(local: torch.Tensor, global_: torch.Tensor, alpha: float) -> 
         return global_
     mixed = (local.float() + alpha * global_.float()) / (1.0 + alpha)
     return mixed.to(global_.dtype)
+
+
+def as_prompts(value, argument: str, count: int | None = None) -> list[str]:
+    """One prompt or a list of them as a list of non-empty texts; focus prompts are repeated to ``count``."""
+    items = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
+    if not items or any(not isinstance(p, str) or not p.strip() for p in items):
+        what = "the global prompt describing the whole image" if argument == "prompt" else "a prompt naming the " \
+            "object to bring into focus"
+        raise InputError(argument, expected=f"a non-empty text ({what}) or a list of them", got=value,
+                         fix="e.g. prompt='a cute baby bunny standing on top of a pile of baby carrots', "
+                             "focus_prompt='a pile of baby carrots'")
+    if count is not None and len(items) not in (1, count):
+        raise InputError(argument, expected=f"one focus prompt or one per global prompt ({count})",
+                         got=f"{len(items)} prompts", fix="pass as many focus prompts as global prompts")
+    if count is not None and len(items) == 1:
+        items = items * count
+    return items
+
+
+def _whole(value, argument: str, fix: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(argument, expected="a whole number >= 1", got=value, fix=fix)
+    return value
+
+
+def check_inputs(prompt, focus_prompt=None, *, sigma=DEFAULT_SIGMA, alpha=DEFAULT_ALPHA,
+                 num_inference_steps: int = 50, num_images_per_prompt: int = 1, image_to_image: bool = False,
+                 strength: float = DEFAULT_STRENGTH, height: int | None = None,
+                 width: int | None = None) -> tuple[list[str], list[str] | None, float, float]:
+    """Every check of a generation request, in one place and before any model is loaded.
+
+    The pipeline calls it first; the command line calls it before loading the model, so a mistake costs
+    nothing.
+
+    Args:
+        prompt: the global prompt, or a list of them.
+        focus_prompt: the focus prompt (one, or one per global prompt), or ``None`` for a plain run.
+        sigma: fraction of the steps run in the global layout stage, in (0, 1].
+        alpha: weight of the global embedding in the focus stage, >= 0 (``inf`` allowed).
+        num_inference_steps: denoising steps of the schedule, >= 1.
+        num_images_per_prompt: images per prompt, >= 1.
+        image_to_image: whether an input image is given.
+        strength: image-to-image noise strength in (0, 1].
+        height: output height in pixels (text-to-image only), a multiple of 8.
+        width: output width in pixels (text-to-image only), a multiple of 8.
+
+    Returns:
+        ``(prompts, focus_prompts or None, sigma, alpha)``, the prompts as lists of one length.
+
+    Raises:
+        InputError: the first value that is not acceptable, named as the Python argument.
+    """
+    prompts = as_prompts(prompt, "prompt")
+    focus = None if focus_prompt is None else as_prompts(focus_prompt, "focus_prompt", len(prompts))
+    sigma, alpha = check_sigma(sigma), check_alpha(alpha)
+    _whole(num_inference_steps, "num_inference_steps", "e.g. 50, the paper's DDIM step count")
+    _whole(num_images_per_prompt, "num_images_per_prompt", "e.g. 4, the paper's batch size")
+    if image_to_image:
+        try:
+            value = float(strength)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not 0.0 < value <= 1.0:
+            raise InputError("strength", expected="a number in (0, 1]", got=strength,
+                             fix="e.g. 0.5: half of the schedule is re-run from the noised input")
+        if height is not None or width is not None:
+            raise InputError("height/width", expected="None in image-to-image (the input image's size is used)",
+                             got=f"height={height}, width={width}", fix="resize the input image instead")
+    for name, value in (("height", height), ("width", width)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 8 or value % 8):
+            raise InputError(name, expected="a multiple of 8 pixels", got=value, fix="e.g. 512 or 768")
+    return prompts, focus, sigma, alpha

@@ -8,43 +8,34 @@ the caller says it is depth, with :func:`depth_to_disparity`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from .._convert import check_disparity, decode_srgb, encode_srgb, quantize
+from .._optional import cv2 as require_cv2
 from ..errors import InputError, ShapeError
+from ..geometry import DepthRange
+from .files import atomic_path
 from .image import read_raw
+from .pfm import write_pfm
 
 __all__ = [
+    "DISPARITY_SUFFIXES",
     "DepthRange",
+    "check_disparity_output",
     "check_map",
     "depth_to_disparity",
+    "preview_image",
     "read_depth",
     "read_depth_as_disparity",
     "read_disparity",
     "resize_map",
+    "write_disparity",
 ]
 
 _MAP_HINT = "pass a single-channel 8/16-bit PNG, JPEG, float TIFF, NPY or PFM map"
-
-
-@dataclass(frozen=True)
-class DepthRange:
-    """Metric depths (in metres) that disparity 1 and 0 stand for: ``near`` at 1, ``far`` at 0.
-
-    Disparity ``d`` means inverse depth ``1/z = 1/far + d * (1/near - 1/far)``.
-    """
-
-    near: float
-    far: float
-
-    def depth(self, disparity: float) -> float:
-        inv = 1.0 / self.far + disparity * (1.0 / self.near - 1.0 / self.far)
-        return float("inf") if inv <= 0 else 1.0 / inv
-
-    def disparity(self, depth: float) -> float:
-        return (1.0 / depth - 1.0 / self.far) / (1.0 / self.near - 1.0 / self.far)
 
 
 def _single_channel(arr: np.ndarray, argument: str, path) -> np.ndarray:
@@ -76,17 +67,7 @@ def _read_values(path, argument: str) -> np.ndarray:
     return arr
 
 
-def check_map(disparity: np.ndarray, *, argument: str = "disparity") -> np.ndarray:
-    """Check that a disparity array holds finite values in [0, 1]."""
-    arr = np.asarray(disparity, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        raise InputError(argument, expected="finite values in [0, 1]", got="NaN or inf values",
-                         fix="fill the holes of the map first")
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo < 0.0 or hi > 1.0:
-        raise InputError(argument, expected="values in [0, 1] (1 = nearest)", got=f"range [{lo:g}, {hi:g}]",
-                         fix="rescale the map, or pass --normalize for a min-max rescale")
-    return arr
+check_map = check_disparity
 
 
 def _normalize(arr: np.ndarray, argument: str) -> np.ndarray:
@@ -168,3 +149,70 @@ def read_depth_as_disparity(path, *, scale: float = 1.0, near: float | None = No
     disparity, rng = depth_to_disparity(read_depth(path, scale=scale), near=near, far=far)
     return _fit(disparity, shape, resize, "depth", path), rng
 
+
+
+DISPARITY_SUFFIXES = (".png", ".pfm", ".npy")
+
+
+def check_disparity_output(path: str | os.PathLike, *, argument: str = "output") -> Path:
+    """Check, before any work, that ``path`` names a format :func:`write_disparity` writes.
+
+    Raises:
+        InputError: the suffix is not one of :data:`DISPARITY_SUFFIXES`.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in DISPARITY_SUFFIXES:
+        raise InputError(argument, expected=f"a file name ending in {', '.join(DISPARITY_SUFFIXES)}",
+                         got=str(path), fix="write disparity.png (16-bit) or disparity.pfm (float)")
+    return path
+
+
+def write_disparity(path: str | os.PathLike, disparity: np.ndarray) -> Path:
+    """Write disparity whole or not at all: a 16-bit grey PNG, or float32 PFM or NPY.
+
+    Args:
+        path: the file, ending in ``.png``, ``.pfm`` or ``.npy``.
+        disparity: ``H x W`` values in [0, 1] (1 = nearest); values outside are clipped.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        InputError: another suffix (checked before anything is written).
+    """
+    path = check_disparity_output(path)
+    suffix = path.suffix.lower()
+    arr = np.clip(np.asarray(disparity, dtype=np.float32), 0.0, 1.0)
+    with atomic_path(path) as tmp:
+        if suffix == ".png":
+            from PIL import Image
+
+            Image.fromarray(quantize(arr, 16)).save(tmp, format="PNG")
+        elif suffix == ".pfm":
+            write_pfm(tmp, arr)
+        else:
+            with open(tmp, "wb") as fh:
+                np.save(fh, arr)
+    return path
+
+
+def preview_image(image: np.ndarray, disparity: np.ndarray, *, max_width: int = 2048) -> np.ndarray:
+    """The photo beside its colour-mapped disparity (OpenCV's turbo map, near = red), for a quick look.
+
+    Args:
+        image: ``H x W x 3`` linear RGB.
+        disparity: ``H x W`` in [0, 1].
+        max_width: the pair is shrunk (area averaging) to at most this many pixels across.
+
+    Returns:
+        ``h x w x 3`` float32 linear RGB, ready for :func:`~lensblur.io.write_image`.
+    """
+    cv2 = require_cv2("depth previews", extra="io")
+    photo = encode_srgb(image)
+    colours = cv2.applyColorMap(quantize(disparity, 8), cv2.COLORMAP_TURBO)[..., ::-1]
+    pair = np.concatenate([photo, colours.astype(np.float32) / 255.0], axis=1)
+    if pair.shape[1] > max_width:
+        scale = max_width / pair.shape[1]
+        size = (max_width, max(1, round(pair.shape[0] * scale)))
+        pair = cv2.resize(pair, size, interpolation=cv2.INTER_AREA)
+    return decode_srgb(pair, 1.0)

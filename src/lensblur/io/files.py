@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import InputError
 
-__all__ = ["atomic_path", "atomic_write", "check_output_path"]
+__all__ = ["atomic_path", "check_output_path", "list_images", "natural_key", "write_text"]
 
 
 def check_output_path(
@@ -63,8 +64,40 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` and move the result onto ``path`` atomically."""
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` whole or not at all, through :func:`atomic_path`.
+
+    Args:
+        path: the file to write; its folder must exist.
+        text: the whole content.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
     with atomic_path(path) as tmp:
-        write(tmp)
+        tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def natural_key(path: Path) -> tuple:
+    """Sort key of a file name in which numbers compare as numbers (``2.jpg`` before ``10.jpg``)."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.stem))
+
+
+def list_images(folder: str | os.PathLike, suffixes: Iterable[str]) -> list[Path]:
+    """The image files directly in ``folder`` whose suffix (any case) is one of ``suffixes``, in natural
+    order (:func:`natural_key`); hidden files are skipped.
+
+    Args:
+        folder: the folder to list; a folder that does not exist has no images.
+        suffixes: lower-case suffixes with the dot, e.g. ``(".jpg", ".png")``.
+
+    Returns:
+        The paths, sorted.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    wanted = tuple(suffixes)
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in wanted and not p.name.startswith(".")]
+    return sorted(files, key=natural_key)

@@ -11,10 +11,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .._optional import require
-from ..color import linear_to_srgb, srgb_to_linear
+from .._convert import decode_srgb, encode_srgb, quantize
+from .._optional import cv2, require
 from ..errors import InputError
 from .files import atomic_path
 from .pfm import read_pfm, write_pfm
@@ -27,8 +26,7 @@ _READ_HINT = "pass a PNG, JPEG, TIFF, WebP, PFM or EXR file that opens in an ima
 
 
 def _cv2(feature: str):
-    os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
-    return require("cv2", extra="io", feature=feature, package="opencv-contrib-python-headless")
+    return cv2(feature, extra="io")
 
 
 def _png_bit_depth(path: Path) -> int | None:
@@ -154,8 +152,7 @@ def read_image(path: str | os.PathLike, *, argument: str = "image") -> np.ndarra
             raise InputError(argument, expected="finite pixel values", got=f"NaN/inf in {path}",
                              fix="clean the float image before rendering")
         return arr.astype(np.float32)
-    encoded = torch.from_numpy(arr.astype(np.float32) / np.float32(full_scale))
-    return srgb_to_linear(encoded).numpy()
+    return decode_srgb(arr, full_scale)
 
 
 def read_display(path: str | os.PathLike, *, argument: str = "image") -> np.ndarray:
@@ -172,7 +169,7 @@ def read_display(path: str | os.PathLike, *, argument: str = "image") -> np.ndar
     if not np.isfinite(arr).all():
         raise InputError(argument, expected="finite pixel values", got=f"NaN/inf in {path}",
                          fix="clean the float image first")
-    return linear_to_srgb(torch.from_numpy(np.clip(arr, 0.0, 1.0).astype(np.float32))).numpy().astype(np.float64)
+    return encode_srgb(arr).astype(np.float64)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *, bits: int = 8, quality: int = 95) -> Path:
@@ -203,14 +200,14 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, bits: int = 8, qu
             with exr.File(header, {"RGB": np.ascontiguousarray(arr[..., :3], dtype=np.float32)}) as fh:
                 fh.write(str(tmp))
         else:
-            encoded = linear_to_srgb(torch.from_numpy(np.ascontiguousarray(arr))).numpy()
+            encoded = encode_srgb(arr)
             _write_encoded(tmp, suffix, encoded, bits=bits, quality=quality)
     return path
 
 
 def _write_encoded(tmp: Path, suffix: str, encoded: np.ndarray, *, bits: int, quality: int) -> None:
     if bits == 16:
-        data = np.round(encoded * 65535.0).astype(np.uint16)
+        data = quantize(encoded, 16)
         if suffix in (".tif", ".tiff") and _has_tifffile():
             import tifffile
 
@@ -222,7 +219,7 @@ def _write_encoded(tmp: Path, suffix: str, encoded: np.ndarray, *, bits: int, qu
         return
     from PIL import Image
 
-    data = np.round(encoded * 255.0).astype(np.uint8)
+    data = quantize(encoded, 8)
     im = Image.fromarray(data, mode="RGB") if data.ndim == 3 else Image.fromarray(data)
     fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}[suffix]
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}

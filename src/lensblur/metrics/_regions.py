@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, ShapeError
-from ..lens import parse_box
+from ..geometry import parse_box
 
 __all__ = ["grey_255", "region_mask", "to_display_tensor"]
 

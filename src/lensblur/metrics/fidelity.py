@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
+from .._filters import gaussian_kernel1d, separable_filter
 from ..errors import InputError, ShapeError
 from ._regions import region_mask, to_display_tensor
 
 __all__ = ["psnr", "ssim", "ssim_map"]
+
+# scikit-image truncates the SSIM window 3.5 sigmas from its centre.
+SSIM_TRUNCATE = 3.5
 
 
 def _pair(image_true, image_test):
@@ -38,11 +41,9 @@ def psnr(image_true, image_test, *, data_range: float, box=None, mask=None) -> f
     return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
 
 
-def _gaussian_window(sigma: float, truncate: float = 3.5) -> torch.Tensor:
-    radius = int(truncate * sigma + 0.5)
-    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    return g / g.sum()
+def _gaussian_window(sigma: float, truncate: float = SSIM_TRUNCATE) -> torch.Tensor:
+    """scikit-image's SSIM window: radius ``int(truncate * sigma + 0.5)``, in float64."""
+    return gaussian_kernel1d(sigma, int(truncate * sigma + 0.5), dtype=torch.float64)
 
 
 def ssim_map(image_true, image_test, *, data_range: float, sigma: float = 1.5) -> torch.Tensor:
@@ -57,12 +58,9 @@ def ssim_map(image_true, image_test, *, data_range: float, sigma: float = 1.5) -
     if min(a.shape[-2:]) <= 2 * pad:
         raise InputError("image_true", expected=f"images larger than {2 * pad + 1} pixels on each side",
                          got=f"{a.shape[-1]}x{a.shape[-2]}", fix="use a smaller sigma or larger images")
-    channels = a.shape[1]
 
     def filt(x):
-        x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-        x = F.conv2d(x, g.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-        return F.conv2d(x, g.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+        return separable_filter(x, g)
 
     mu_a, mu_b = filt(a), filt(b)
     var_a = filt(a * a) - mu_a**2

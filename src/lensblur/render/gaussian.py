@@ -10,27 +10,23 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
+from .._filters import gaussian_kernel1d, separable_filter
 from ..lens import Lens
 
 __all__ = ["gaussian_blur", "render_gaussian"]
+
+# The kernel is cut TRUNCATE sigmas from its centre.
+TRUNCATE = 3.0
 
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of ``(B, C, H, W)`` with reflected borders (truncated at 3 sigma)."""
     if sigma < 1e-3:
         return image
-    radius = max(1, math.ceil(3 * sigma))
+    radius = max(1, math.ceil(TRUNCATE * sigma))
     radius = min(radius, min(image.shape[-2:]) - 1)
-    x = torch.arange(-radius, radius + 1, dtype=image.dtype)
-    g = torch.exp(-0.5 * (x / sigma) ** 2)
-    g = g / g.sum()
-    c = image.shape[1]
-    out = F.conv2d(F.pad(image, (radius, radius, 0, 0), mode="reflect"), g.view(1, 1, 1, -1).expand(c, 1, 1, -1),
-                   groups=c)
-    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="reflect"), g.view(1, 1, -1, 1).expand(c, 1, -1, 1),
-                    groups=c)
+    return separable_filter(image, gaussian_kernel1d(sigma, radius, dtype=image.dtype))
 
 
 def render_gaussian(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, levels: int = 12) -> torch.Tensor:

@@ -24,8 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..color import srgb_to_linear
+from .._convert import decode_srgb
 from ..errors import InputError
+from ..io.files import list_images as io_list_images
 from ..io.image import IMAGE_SUFFIXES, read_image, read_raw
 from ..lens import Aperture
 from .shapes import KINDS, draw_lights, draw_object, procedural_background
@@ -59,14 +60,15 @@ class Scene:
 
 
 def list_images(folder: str | os.PathLike | None, *, argument: str) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name (so choices are reproducible)."""
+    """Image files directly in ``folder``, in natural order (so choices are reproducible); a folder given
+    must exist and hold some."""
     if folder is None:
         return []
     path = Path(folder)
     if not path.is_dir():
         raise InputError(argument, expected="an existing folder of images", got=str(path),
                          fix="check the path, or leave the option out for procedural content")
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = io_list_images(path, IMAGE_SUFFIXES)
     if not files:
         raise InputError(argument, expected=f"a folder with image files ({', '.join(IMAGE_SUFFIXES)})",
                          got=f"{path} (no images)", fix="put some photos in it, or leave the option out")
@@ -101,7 +103,7 @@ def _cutout(rng: np.random.Generator, files: list[Path], shape: tuple[int, int],
                          got=f"{path.name} with shape {arr.shape}",
                          fix="export the cut-outs with transparency, or leave --foregrounds out")
     arr = arr.astype(np.float32) / np.float32(full or 1.0)
-    rgb = srgb_to_linear(torch.from_numpy(arr[..., :3])).numpy() if full else arr[..., :3]
+    rgb = decode_srgb(arr[..., :3], 1.0) if full else arr[..., :3]
     rgba = np.concatenate([rgb * arr[..., 3:], arr[..., 3:]], axis=2)  # premultiply before resampling
     h, w = shape
     fw, fh = w - 2 * margin, h - 2 * margin

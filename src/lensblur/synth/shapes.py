@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from ..color import srgb_to_linear
+from .._convert import decode_srgb
 
 __all__ = ["KINDS", "SUPERSAMPLE", "draw_lights", "draw_object", "noise", "procedural_background"]
 
@@ -52,7 +52,7 @@ def _palette(rng: np.random.Generator, count: int) -> np.ndarray:
     table = np.stack([np.stack(c, 1) for c in
                       [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]], 0)
     srgb = table[i, np.arange(count)]
-    return srgb_to_linear(torch.from_numpy(srgb.astype(np.float32))).numpy()
+    return decode_srgb(srgb, 1.0)
 
 
 def procedural_background(rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, dict]:
