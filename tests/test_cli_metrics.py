@@ -164,6 +164,18 @@ def test_focus_json_whole_boxes_and_mask(run, files):
     assert regions[2]["pixels"] == int(mask.sum())
 
 
+def test_focus_mask_with_alpha_selects_the_cut_out(run, files, tmp_path):
+    """An RGBA cut-out selects its opaque pixels (lensblur.io.read_mask), as render --focus-mask and the
+    subject source read it, not the mean of its colour channels."""
+    paths, _, _, mask = files
+    rgba = np.zeros((*mask.shape, 4), np.uint8)
+    rgba[..., :3] = 255                       # white everywhere: a colour mean would select every pixel
+    rgba[..., 3] = mask * 255
+    Image.fromarray(rgba).save(tmp_path / "cutout.png")
+    code, stdout, _ = run("focus", paths["out"], "--mask", tmp_path / "cutout.png", "--format", "json")
+    assert code == 0 and json.loads(stdout)["regions"][0]["pixels"] == int(mask.sum())
+
+
 def test_focus_text_whole_image_ranks_sharpness(run, files):
     paths = files[0]
     code, stdout, _ = run("focus", paths["reference"])

@@ -226,8 +226,12 @@ def test_flag_for_a_python_argument(commands, command, argument, flag):
 def test_message_replaces_only_the_leading_argument(commands):
     exc = InputError("focus_disparity", expected="a disparity in [0, 1]", got=1.5, fix="pass focus_disparity=0.5")
     assert message(exc, commands["render"]) == ("--focus-disparity: expected a disparity in [0, 1], got 1.5. "
-                                                "Fix: pass focus_disparity=0.5")
+                                                "Fix: pass --focus-disparity 0.5")
     assert message(exc, commands["metrics"]) == str(exc)
+    exc = InputError("prompt", expected="a text", got="", fix="e.g. prompt='a bunny', focus_prompt='carrots'")
+    assert message(exc, commands["generate"]) == str(exc)       # a positional: the text stays as it is
+    exc = InputError("focus_prompt", expected="a text", got="", fix="e.g. prompt='a bunny', focus_prompt='carrots'")
+    assert message(exc, commands["generate"]).endswith("e.g. prompt='a bunny', --focus 'carrots'")
 
 
 def test_a_library_error_is_printed_with_the_flag(tmp_path, capsys):
@@ -239,3 +243,11 @@ def test_a_library_error_is_printed_with_the_flag(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("lensblur render: error: --focus-disparity: expected"), err
     assert "focus_disparity:" not in err
+
+
+def test_an_options_check_of_the_library_reads_in_flags(capsys):
+    """EvalOptions checks its own values (named as Python arguments, fix included) before any data is read."""
+    code = main(["eval", *MINIMAL["eval"], "--limit", "0"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("lensblur eval: error: --limit: expected an integer >= 1, got 0."), err
+    assert "Fix: e.g. --limit 1" in err

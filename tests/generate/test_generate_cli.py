@@ -93,11 +93,14 @@ def test_sigma_sweep_makes_one_column_per_value(main, model_dir, tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--focus", "carrots"], "prompt: expected the global prompt"),
-    ([PROMPT, "--focus", "carrots", "--sigma", "0"], "sigma: expected a number in (0, 1]"),
-    ([PROMPT, "--focus", "carrots", "--sigma", "1.5"], "sigma: expected a number in (0, 1]"),
-    ([PROMPT, "--focus", "carrots", "--alpha", "-1"], "alpha: expected a number >= 0"),
+    ([PROMPT, "--focus", "carrots", "--sigma", "0"], "--sigma: expected a number in (0, 1]"),
+    ([PROMPT, "--focus", "carrots", "--sigma", "1.5"], "--sigma: expected a number in (0, 1]"),
+    ([PROMPT, "--focus", "carrots", "--alpha", "-1"], "--alpha: expected a number >= 0"),
     ([PROMPT, "--focus", "carrots", "--box", "0,0,64,16"], "--box box 1: expected x0 < x1 <= 32"),
-    ([PROMPT, "--size", "30x32"], "--size: expected a width and height that are multiples of 8"),
+    ([PROMPT, "--size", "30x32"], "--size: expected a multiple of 8 pixels, got 30"),
+    ([PROMPT, "--focus", " "], "--focus: expected a non-empty text"),
+    ([PROMPT, "--steps", "0"], "--steps: expected a whole number >= 1"),
+    ([PROMPT, "--num-images", "0"], "--num-images: expected a whole number >= 1"),
 ])
 def test_bad_input_is_one_line_exit_1(main, model_dir, tmp_path, capsys, argv, message):
     out = tmp_path / "out"

@@ -155,7 +155,9 @@ def test_demo_writes_its_files(tmp_path, capsys):
     for name in ("focal_stack.png", "focus_pull.gif", "apertures.png", "focus_near.png"):
         assert (tmp_path / "demo" / name).is_file()
     with Image.open(tmp_path / "demo" / "focal_stack.png") as sheet:
-        assert sheet.size[0] > 3 * 741 and sheet.size[1] == 500
+        # three 741 x 500 renders in a row, 8 px apart and around, under a caption band
+        from lensblur.io.sheet import CAPTION_HEIGHT
+        assert sheet.size == (3 * (741 + 8) + 8, CAPTION_HEIGHT + 500 + 2 * 8)
     assert "demo:" in stdout and math.isfinite(float(stdout.rsplit(" in ", 1)[1].split()[0]))
 
 

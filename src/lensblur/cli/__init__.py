@@ -14,6 +14,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 
 from ..errors import InputError, LensblurError
@@ -82,13 +83,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def message(exc: LensblurError, parser: argparse.ArgumentParser) -> str:
     """The error as the command line shows it: an :class:`InputError` about a Python argument that a flag
-    of ``parser`` feeds is reported under that flag."""
+    of ``parser`` feeds is reported under that flag, and a ``name=value`` in its text reads ``--flag value``."""
     text = str(exc)
     if isinstance(exc, InputError):
         flag = flag_for(parser, exc.argument)
         prefix = f"{exc.argument}: "
         if flag is not None and text.startswith(prefix):
-            return f"{flag}: {text[len(prefix):]}"
+            text = f"{flag}: {text[len(prefix):]}"
+            if flag.startswith("-"):
+                text = re.sub(rf"(?<![\w-]){re.escape(exc.argument)}=", f"{flag} ", text)
     return text
 
 

@@ -306,10 +306,13 @@ PYTHON_NAMES = {
     "refine": ("refine_depth",),
     "image_path": ("photo",),
     "image": ("init_image", "photo"),
-    # StageDiffusionPipeline.__call__
+    # lensblur.generate.check_inputs / StageDiffusionPipeline.__call__
+    "focus_prompt": ("focus",),
     "num_inference_steps": ("steps",),
     "guidance_scale": ("guidance",),
     "num_images_per_prompt": ("num_images",),
+    "height": ("size",),
+    "width": ("size",),
 }
 """Python argument names of library functions the commands call -> the ``dest`` of the flags that may feed
 them, where the two differ. Used only when the command that ran has no flag of the Python name itself; the

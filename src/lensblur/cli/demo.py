@@ -10,6 +10,9 @@ import numpy as np
 
 from . import _args
 
+# White pixels between (and around) the renders of a contact sheet.
+SHEET_GAP = 8
+
 EPILOG = """examples:
   lensblur demo                     # writes into out/demo/
   lensblur demo -o /tmp/demo --blur 30
@@ -31,33 +34,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _label(image: np.ndarray, text: str) -> np.ndarray:
-    from PIL import Image, ImageDraw
-
-    im = Image.fromarray(image)
-    draw = ImageDraw.Draw(im)
-    draw.rectangle([0, 0, 8 + 7 * len(text), 18], fill=(0, 0, 0))
-    draw.text((4, 3), text, fill=(255, 255, 255))
-    return np.asarray(im)
-
-
-def _srgb8(image: np.ndarray) -> np.ndarray:
-    import torch
-
-    from ..color import linear_to_srgb
-
-    return np.round(linear_to_srgb(torch.from_numpy(image)).numpy() * 255).astype(np.uint8)
-
-
-def _sheet(tiles: list[np.ndarray], gap: int = 8) -> np.ndarray:
-    h = tiles[0].shape[0]
-    spacer = np.full((h, gap, 3), 255, np.uint8)
-    parts = []
-    for tile in tiles:
-        parts += [tile, spacer]
-    return np.concatenate(parts[:-1], axis=1)
-
-
 def _save(path: Path, array: np.ndarray, written: list[Path]) -> None:
     from PIL import Image
 
@@ -71,8 +47,9 @@ def _save(path: Path, array: np.ndarray, written: list[Path]) -> None:
 def run(args) -> int:
     from PIL import Image
 
+    from .._convert import to_srgb8
     from ..examples import motorcycle
-    from ..io import atomic_path
+    from ..io import atomic_path, contact_sheet
     from ..lens import Aperture, Lens
     from ..render import render
 
@@ -82,16 +59,17 @@ def run(args) -> int:
     written: list[Path] = []
     near, middle, far = (float(np.percentile(disparity, q)) for q in (90, 50, 10))
 
-    tiles = []
+    tiles, titles = [], []
     for name, focus in (("near", near), ("middle", middle), ("far", far)):
-        out = _srgb8(render(image, disparity, Lens(focus_disparity=focus, blur=args.blur)))
+        out = to_srgb8(render(image, disparity, Lens(focus_disparity=focus, blur=args.blur)))
         _save(args.output / f"focus_{name}.png", out, written)
-        tiles.append(_label(out, f"focus {name} (d={focus:.2f})"))
-    _save(args.output / "focal_stack.png", _sheet(tiles), written)
+        tiles.append(out)
+        titles.append(f"focus {name} (d={focus:.2f})")
+    written.append(contact_sheet([tiles], args.output / "focal_stack.png", column_titles=titles, gap=SHEET_GAP))
 
     frames = []
     for focus in np.linspace(far, near, args.frames):
-        out = _srgb8(render(image, disparity, Lens(focus_disparity=float(focus), blur=args.blur)))
+        out = to_srgb8(render(image, disparity, Lens(focus_disparity=float(focus), blur=args.blur)))
         frames.append(Image.fromarray(out).resize((out.shape[1] // 2, out.shape[0] // 2), Image.LANCZOS))
     frames += frames[-2:0:-1]
     gif = args.output / "focus_pull.gif"
@@ -99,13 +77,14 @@ def run(args) -> int:
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=120, loop=0)
     written.append(gif)
 
-    tiles = []
+    tiles, titles = [], []
     for name, aperture in (("circle", Aperture()), ("hexagon", Aperture(blades=6, rotation=90.0))):
         lens = Lens(focus_disparity=near, blur=args.blur * 1.5, aperture=aperture)
-        out = _srgb8(render(image, disparity, lens, highlights=0.6))
+        out = to_srgb8(render(image, disparity, lens, highlights=0.6))
         _save(args.output / f"aperture_{name}.png", out, written)
-        tiles.append(_label(out, f"{name} aperture, highlights 0.6"))
-    _save(args.output / "apertures.png", _sheet(tiles), written)
+        tiles.append(out)
+        titles.append(f"{name} aperture, highlights 0.6")
+    written.append(contact_sheet([tiles], args.output / "apertures.png", column_titles=titles, gap=SHEET_GAP))
 
     seconds = time.perf_counter() - started
     for path in written:

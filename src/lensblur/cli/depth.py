@@ -1,7 +1,8 @@
 """``lensblur depth PHOTO -o disparity.png``: get a disparity map from whatever the photo comes with.
 
-Translates flags into :func:`lensblur.depth.resolve` and writes the map (16-bit grey PNG, float PFM or
-NPY) and, on request, a colour-mapped preview beside the photo. Both files appear whole or not at all.
+Translates flags into :func:`lensblur.depth.resolve` and writes the map with
+:func:`lensblur.io.write_disparity` (16-bit grey PNG, float PFM or NPY) and, on request, a colour-mapped
+preview beside the photo (:func:`lensblur.io.preview_image`). Both files appear whole or not at all.
 """
 
 from __future__ import annotations
@@ -10,18 +11,11 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from ..color import srgb_to_linear
 from ..errors import InputError
-from ..io import atomic_path, check_output_path, write_image
-from ..io.pfm import write_pfm
+from ..io import check_disparity_output, check_output_path, preview_image, write_disparity, write_image
 from . import _args
 
-__all__ = ["DISPARITY_SUFFIXES", "add_parser", "preview_image", "run", "write_disparity"]
-
-DISPARITY_SUFFIXES = (".png", ".pfm", ".npy")
+__all__ = ["add_parser", "run"]
 
 _EPILOG = """\
 examples:
@@ -55,51 +49,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def write_disparity(path, disparity: np.ndarray) -> Path:
-    """Write ``H x W`` disparity atomically: 16-bit grey PNG, or float32 PFM/NPY."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in DISPARITY_SUFFIXES:
-        raise InputError("output", expected=f"a file name ending in {', '.join(DISPARITY_SUFFIXES)}",
-                         got=str(path), fix="write disparity.png (16-bit) or disparity.pfm (float)")
-    arr = np.clip(np.asarray(disparity, dtype=np.float32), 0.0, 1.0)
-    with atomic_path(path) as tmp:
-        if suffix == ".png":
-            from PIL import Image
-
-            Image.fromarray(np.round(arr * 65535.0).astype(np.uint16)).save(tmp, format="PNG")
-        elif suffix == ".pfm":
-            write_pfm(tmp, arr)
-        else:
-            with open(tmp, "wb") as fh:
-                np.save(fh, arr)
-    return path
-
-
-def preview_image(image: np.ndarray, disparity: np.ndarray, *, max_width: int = 2048) -> np.ndarray:
-    """The photo beside its colour-mapped disparity (turbo, near = red), as linear RGB."""
-    from ..color import linear_to_srgb
-    from ..depth._base import cv2 as _cv2
-
-    cv2 = _cv2("depth previews")
-    photo = np.clip(linear_to_srgb(torch.from_numpy(np.ascontiguousarray(image))).numpy(), 0, 1)
-    colours = cv2.applyColorMap(np.round(disparity * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
-    pair = np.concatenate([photo, colours.astype(np.float32) / 255.0], axis=1)
-    if pair.shape[1] > max_width:
-        scale = max_width / pair.shape[1]
-        size = (max_width, max(1, round(pair.shape[0] * scale)))
-        pair = cv2.resize(pair, size, interpolation=cv2.INTER_AREA)
-    return srgb_to_linear(torch.from_numpy(np.ascontiguousarray(pair, dtype=np.float32))).numpy()
-
-
 def run(args) -> int:
     from ..depth import read_photo, resolve
 
     inputs = [args.photo, args.right, args.mask, args.disparity]
-    output = check_output_path(args.output, inputs=inputs, force=args.force)
-    if output.suffix.lower() not in DISPARITY_SUFFIXES:
-        raise InputError("--output", expected=f"a file name ending in {', '.join(DISPARITY_SUFFIXES)}",
-                         got=str(output), fix="write disparity.png (16-bit) or disparity.pfm (float)")
+    output = check_disparity_output(check_output_path(args.output, inputs=inputs, force=args.force),
+                                    argument="--output")
     preview = None
     if args.preview:
         preview = check_output_path(args.preview, inputs=inputs, force=args.force, argument="--preview")

@@ -95,26 +95,20 @@ def _dataset_options(args) -> dict:
 def run(args) -> int:
     from ..data import open_dataset
     from ..eval import EvalOptions, collect_summaries, evaluate, get_method, load_perceptual, markdown_table
+    from ..io import write_text
 
-    for name, value, low in (("--limit", args.limit, 1), ("--workers", args.workers, 0),
-                             ("--edge-band", args.edge_band, 0)):
-        if value is not None and value < low:
-            raise InputError(name, expected=f"an integer >= {low}", got=value, fix=f"e.g. {name} {max(low, 1)}")
-    if args.focus_disparity is not None and not 0.0 <= args.focus_disparity <= 1.0:
-        raise InputError("--focus-disparity", expected="a disparity in [0, 1]", got=args.focus_disparity,
-                         fix="e.g. --focus-disparity 0.8")
+    options = EvalOptions(blur=args.blur, focus_disparity=args.focus_disparity, blades=args.blades,
+                          align_exposure=args.align_exposure, limit=args.limit, workers=args.workers,
+                          edge_band=args.edge_band, progress=_args.show_progress(args))
     method = get_method(args.method)
     dataset = open_dataset(args.dataset, args.root, **_dataset_options(args))
     out_root = Path(args.output)
     if out_root.exists() and not out_root.is_dir():
         raise InputError("--output", expected="a folder", got=f"{out_root} (a file)", fix="choose a folder name")
-    options = EvalOptions(blur=args.blur, focus_disparity=args.focus_disparity, blades=args.blades,
-                          align_exposure=args.align_exposure, limit=args.limit, workers=args.workers,
-                          edge_band=args.edge_band, progress=_args.show_progress(args))
     settings = {"root": str(Path(args.root).resolve()), "dataset_options": _dataset_options(args)}
     summary = evaluate(dataset, method, out_root / _run_name(args), dataset_name=args.dataset, options=options,
                        perceptual=load_perceptual(), settings=settings)
-    (out_root / "table.md").write_text(markdown_table(collect_summaries(out_root)))
+    write_text(out_root / "table.md", markdown_table(collect_summaries(out_root)))
     if args.format == "json":
         print(json.dumps(summary, indent=2, sort_keys=True))
     else:

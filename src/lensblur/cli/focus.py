@@ -10,11 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-from ..errors import ShapeError
-from ..io import read_display, read_raw
-from ..lens import parse_box
+from ..geometry import parse_box
+from ..io import read_display, read_mask
 from ..metrics import brenner, variance_of_laplacian
 from . import _args
 
@@ -42,21 +39,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--box", type=_args.box, action="append", default=[], metavar="X0,Y0,X1,Y1",
                         help="a region in pixels (X1/Y1 exclusive); repeat for several regions")
     parser.add_argument("--mask", type=Path, metavar="MASK.png",
-                        help="a grey-scale mask of the image's size; white (> 50%%) marks the region")
+                        help="a mask of the image's size (its alpha channel if it has one, else its luminance); "
+                             "white (> 50%%) marks the region")
     _args.add_format(parser, "text", "json")
     parser.set_defaults(run=run)
     return parser
-
-
-def _read_mask(path, shape) -> np.ndarray:
-    arr, full_scale = read_raw(path, argument="--mask")
-    if arr.ndim == 3:
-        arr = arr[..., :3].mean(axis=2) if arr.shape[2] >= 3 else arr[..., 0]
-    arr = arr.astype(np.float64) / (full_scale or 1.0)
-    if arr.shape != tuple(shape):
-        raise ShapeError("--mask", expected=f"the image's size {shape[1]}x{shape[0]} (width x height)",
-                         got=f"{arr.shape[1]}x{arr.shape[0]} ({path})", fix="resize the mask to the image")
-    return arr
 
 
 def _scores(image, **region) -> dict:
@@ -79,7 +66,7 @@ def run(args) -> int:
         regions.append({"region": f"box {x0},{y0},{x1},{y1}", "box": [x0, y0, x1, y1],
                         "pixels": (x1 - x0) * (y1 - y0), **scores})
     if args.mask is not None:
-        mask = _read_mask(args.mask, shape)
+        mask = read_mask(args.mask, shape, argument="--mask")
         scores = _scores(image, mask=mask)
         regions.append({"region": f"mask {args.mask}", "pixels": int((mask > 0.5).sum()), **scores})
     for r in regions:

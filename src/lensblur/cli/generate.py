@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-from ..generate.stages import DEFAULT_ALPHA, DEFAULT_SIGMA, check_alpha, check_sigma
+from ..generate.stages import DEFAULT_ALPHA, DEFAULT_SIGMA, DEFAULT_STRENGTH, check_inputs
 from . import _args
 
 logger = logging.getLogger(__name__)
@@ -74,8 +74,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     sampling.add_argument("--scheduler", choices=_SCHEDULERS, default="ddim",
                           help="sampler: ddim (paper, eta 0), dpm++ (DPM-Solver++ 2M), euler, or the model's own")
     sampling.add_argument("--init-image", metavar="IMAGE", help="image-to-image: start from this picture")
-    sampling.add_argument("--strength", type=float, default=0.5,
-                          help="image-to-image noise strength in (0, 1] (default 0.5)")
+    sampling.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
+                          help=f"image-to-image noise strength in (0, 1] (default {DEFAULT_STRENGTH:g})")
     sampling.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     sampling.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
     p.add_argument("--box", type=_args.named_box, action="append", default=[], metavar="[NAME=]X0,Y0,X1,Y1",
@@ -91,40 +91,32 @@ def _slug(text: str) -> str:
 
 
 def _check(args):
-    """Every user mistake is caught here, before a model is loaded."""
+    """Every user mistake is caught here, before a model is loaded: the command line's own rules (a global
+    prompt, a model, one sweep at a time), then :func:`lensblur.generate.check_inputs` on every run planned."""
     if not args.prompt or not args.prompt.strip():
         got = "a focus prompt but no global prompt" if args.focus else "no prompt"
         raise InputError("prompt", expected="the global prompt describing the whole image", got=got,
                          fix='lensblur generate "a cute baby bunny on a pile of carrots" --focus "a pile of carrots" ...')
-    for text in args.focus:
-        if not text.strip():
-            raise InputError("--focus", expected="a non-empty focus prompt", got=repr(text),
-                             fix='e.g. --focus "a pile of carrots"')
     if args.model is None:
         raise InputError("--model", expected="a Stable Diffusion model (diffusers folder, checkpoint file or cached "
                          "Hugging Face id)", got="nothing", fix="pass --model path/to/stable-diffusion-v1-4")
     if args.sweep_sigma and args.sweep_alpha:
         raise InputError("--sweep-sigma/--sweep-alpha", expected="one sweep at a time", got="both",
                          fix="sweep sigma and alpha in two runs")
-    for value in args.sweep_sigma or [args.sigma]:
-        check_sigma(value)
-    for value in args.sweep_alpha or [args.alpha]:
-        check_alpha(value)
     if (args.sweep_sigma or args.sweep_alpha) and not args.focus:
         raise InputError("--focus", expected="a focus prompt for the sweep", got="none",
                          fix='add --focus "the object to bring into focus"')
     if args.global_steps is not None and args.sweep_sigma:
         raise InputError("--global-steps", expected="either --global-steps or --sweep-sigma", got="both",
                          fix="drop one of them")
-    for name, value, low in (("--steps", args.steps, 1), ("--num-images", args.num_images, 1)):
-        if value < low:
-            raise InputError(name, expected=f"a whole number >= {low}", got=value, fix=f"e.g. {name} 4")
-    if args.init_image is not None and not (0.0 < args.strength <= 1.0):
-        raise InputError("--strength", expected="a number in (0, 1]", got=args.strength, fix="e.g. --strength 0.5")
-    width, height = args.size
-    if width % 8 or height % 8:
-        raise InputError("--size", expected="a width and height that are multiples of 8", got=f"{width}x{height}",
-                         fix="e.g. --size 512x512 or 768x512")
+    image_to_image = args.init_image is not None
+    width, height = (None, None) if image_to_image else args.size
+    for focus in args.focus or [None]:
+        for sigma in args.sweep_sigma or [args.sigma]:
+            for alpha in args.sweep_alpha or [args.alpha]:
+                check_inputs(args.prompt, focus, sigma=sigma, alpha=alpha, num_inference_steps=args.steps,
+                             num_images_per_prompt=args.num_images, image_to_image=image_to_image,
+                             strength=args.strength, height=height, width=width)
 
 
 def _device(args):
@@ -210,7 +202,9 @@ def run(args) -> int:
     if init_display is not None:
         from PIL import Image
 
-        image = Image.fromarray((init_display * 255.0 + 0.5).clip(0, 255).astype("uint8"))
+        from .._convert import quantize
+
+        image = Image.fromarray(quantize(init_display, 8))
     results, record = [], []
     for (label, focus, sigma, alpha, _), paths in tqdm(list(zip(runs, files)), desc="runs", unit="run",
                                                        disable=not progress, file=sys.stderr):
@@ -246,7 +240,7 @@ def run(args) -> int:
 
 def _regions(boxes, shape):
     from ..generate.report import Region
-    from ..lens import parse_box
+    from ..geometry import parse_box
 
     regions = []
     for i, (name, box) in enumerate(boxes):

@@ -14,8 +14,8 @@ import math
 import numpy as np
 
 from ..errors import InputError, ShapeError
+from ..geometry import parse_box
 from ..io import read_display
-from ..lens import parse_box
 from ..metrics import psnr, ssim
 from . import _args
 

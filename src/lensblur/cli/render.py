@@ -61,7 +61,8 @@ def _aperture(args):
 def _disparity(args, image):
     """The disparity map, its metric range (or None), a description of where it came from and the focus
     its source suggests (or None)."""
-    from ..io import DepthRange, read_depth_as_disparity, read_disparity
+    from ..geometry import DepthRange
+    from ..io import read_depth_as_disparity, read_disparity
 
     shape = image.shape[:2]
     if args.depth is not None:
@@ -81,7 +82,7 @@ def _disparity(args, image):
 
 
 def _focus(args, disparity, rng, suggested: float | None = None) -> tuple[float, str]:
-    from ..io import read_disparity
+    from ..io import read_mask
     from ..lens import focus_at_point, focus_in_box, focus_in_mask
 
     h, w = disparity.shape
@@ -92,7 +93,7 @@ def _focus(args, disparity, rng, suggested: float | None = None) -> tuple[float,
     if args.focus_box is not None:
         return focus_in_box(disparity, args.focus_box), "box"
     if args.focus_mask is not None:
-        mask = read_disparity(args.focus_mask, shape=(h, w))
+        mask = read_mask(args.focus_mask, (h, w), argument="--focus-mask")
         return focus_in_mask(disparity, mask), f"mask {args.focus_mask}"
     if args.focus_distance is not None and rng is not None:
         return rng.disparity(args.focus_distance), f"distance {args.focus_distance:g} m"
