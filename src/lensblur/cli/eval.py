@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ..eval.runner import EDGE_BAND_PX
 from . import _args
 
 __all__ = ["add_parser", "run"]
@@ -55,7 +56,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="scale each input to its target's global mean first (BokehDiff's EBB! protocol)")
     parser.add_argument("--limit", type=int, help="score only the first N images")
     parser.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default 0)")
-    parser.add_argument("--edge-band", type=int, default=5, help="depth-edge band half-width in pixels (default 5)")
+    parser.add_argument("--edge-band", type=int, default=EDGE_BAND_PX,
+                        help=f"depth-edge band half-width in pixels (default {EDGE_BAND_PX})")
     _args.add_format(parser, "markdown", "json", help="how to print the run's summary")
     _args.add_progress(parser)
     parser.set_defaults(run=run)
