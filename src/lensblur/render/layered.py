@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from ..lens import Lens
-from .kernel import kernel_half_size, psf
+from .kernel import cat_eye_grid, kernel_half_size, psf
 
 __all__ = ["layer_radii", "render_layered"]
 
@@ -57,9 +57,6 @@ FILL_SCALE = 4
 TILE = 64
 # Rows per band of the chains of operations on whole images (see _by_bands).
 BAND = 64
-# Optical vignetting (cat-eye) changes the kernel across the frame: kernels are made for a grid of anchor
-# positions and blended bilinearly between them.
-CAT_EYE_ANCHORS = 5
 
 
 def layer_radii(low: float, high: float, *, min_step: float = 1.0, ratio: float = 0.15) -> torch.Tensor:
@@ -789,52 +786,33 @@ def _blur(stack: torch.Tensor, lens: Lens, radius: float, s: int, origin: tuple[
     if lens.aperture.cat_eye <= 0:
         return _convolve(stack, psf(lens.aperture, radius / s), support)
     h, w = stack.shape[-2:]
-    fh, fw = frame
-    half_diag = 0.5 * math.hypot(fw, fh)
-    # Frame position (pixels from the centre) of every coarse pixel, and its place on the anchor grid.
-    ys = (origin[0] + (torch.arange(h, dtype=stack.dtype, device=stack.device) + 0.5) * s) - fh / 2
-    xs = (origin[1] + (torch.arange(w, dtype=stack.dtype, device=stack.device) + 0.5) * s) - fw / 2
-    n = CAT_EYE_ANCHORS
-    gy = ((ys / (fh / 2)).clamp(-1, 1) + 1) * (n - 1) / 2
-    gx = ((xs / (fw / 2)).clamp(-1, 1) + 1) * (n - 1) / 2
+    # Frame position of every coarse pixel's centre.
+    ys = origin[0] + (torch.arange(h, dtype=stack.dtype, device=stack.device) + 0.5) * s
+    xs = origin[1] + (torch.arange(w, dtype=stack.dtype, device=stack.device) + 0.5) * s
+    grid = cat_eye_grid(lens.aperture.cat_eye, ys, xs, frame)
     out = torch.zeros_like(stack)
-    for i in range(n):
-        wy = (1 - (gy - i).abs()).clamp(min=0)
+    for i, wy in enumerate(grid.rows):
         if float(wy.max()) <= 0:
             continue
-        for j in range(n):
-            wx = (1 - (gx - j).abs()).clamp(min=0)
+        for j, wx in enumerate(grid.cols):
             if float(wx.max()) <= 0:
                 continue
-            py = (i / (n - 1) * 2 - 1) * fh / 2
-            px = (j / (n - 1) * 2 - 1) * fw / 2
-            offset = (-2 * lens.aperture.cat_eye * px / half_diag, -2 * lens.aperture.cat_eye * py / half_diag)
-            out += _convolve(stack, psf(lens.aperture, radius / s, offset=offset), support) * (wy[:, None]
-                                                                                           * wx[None, :])
+            kernel = psf(lens.aperture, radius / s, offset=grid.offsets[i][j])
+            out += _convolve(stack, kernel, support) * (wy[:, None] * wx[None, :])
     return out
 
 
 def _blur_tiles_cat_eye(stack, rows, cols, lens: Lens, radius: float, frame) -> torch.Tensor:
     """Valid convolution of tile stacks (their pixels' frame ``rows`` and ``cols``) with the cat-eye kernels,
     blended between anchors as :func:`_blur`."""
-    fh, fw = frame
-    half_diag = 0.5 * math.hypot(fw, fh)
-    n = CAT_EYE_ANCHORS
-    ys = (rows.to(stack.dtype) + 0.5 - fh / 2) / (fh / 2)      # (tiles, TILE)
-    xs = (cols.to(stack.dtype) + 0.5 - fw / 2) / (fw / 2)
-    gy = (ys.clamp(-1, 1) + 1) * (n - 1) / 2
-    gx = (xs.clamp(-1, 1) + 1) * (n - 1) / 2
+    grid = cat_eye_grid(lens.aperture.cat_eye, rows.to(stack.dtype) + 0.5, cols.to(stack.dtype) + 0.5, frame)
     out = stack.new_zeros((stack.shape[0], stack.shape[1], TILE, TILE))
-    for i in range(n):
-        wy = (1 - (gy - i).abs()).clamp(min=0)
-        for j in range(n):
-            wx = (1 - (gx - j).abs()).clamp(min=0)
+    for i, wy in enumerate(grid.rows):          # (tiles, TILE)
+        for j, wx in enumerate(grid.cols):
             pick = torch.nonzero((wy.amax(dim=1) > 0) & (wx.amax(dim=1) > 0), as_tuple=True)[0]
             if len(pick) == 0:
                 continue
-            py, px = (i / (n - 1) * 2 - 1) * fh / 2, (j / (n - 1) * 2 - 1) * fw / 2
-            offset = (-2 * lens.aperture.cat_eye * px / half_diag, -2 * lens.aperture.cat_eye * py / half_diag)
-            kernel = psf(lens.aperture, radius, offset=offset)
+            kernel = psf(lens.aperture, radius, offset=grid.offsets[i][j])
             grow = (kernel.shape[-1] // 2) - (stack.shape[-1] - TILE) // 2      # a smaller kernel: crop less
             part = stack[pick]
             if grow < 0:

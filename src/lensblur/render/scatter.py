@@ -21,13 +21,11 @@ This is the continuous limit of layered compositing, evaluated exactly per pixel
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from ..lens import Lens
-from .kernel import aperture_mask, kernel_half_size
+from .kernel import aperture_mask, cat_eye_offset, kernel_half_size
 
 __all__ = ["cat_eye_offsets", "render_scatter"]
 
@@ -39,17 +37,13 @@ def render_scatter(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, 
 
 
 def cat_eye_offsets(lens: Lens, h: int, w: int, dtype=torch.float64):
-    """Per-pixel shift ``(u, v)`` of the vignetting circle, ``-2 * cat_eye * p``, ``p`` = position / half-diagonal.
-
-    ``None`` without cat-eye.
-    """
+    """Per-pixel shift ``(u, v)`` of the vignetting circle (:func:`~lensblur.render.kernel.cat_eye_offset`) over
+    an ``h x w`` frame, each ``(h, w)``; ``None`` without cat-eye."""
     if lens.aperture.cat_eye <= 0:
         return None
-    half_diag = 0.5 * math.hypot(w, h)
     y, x = torch.meshgrid(torch.arange(h, dtype=dtype) + 0.5 - h / 2,
                           torch.arange(w, dtype=dtype) + 0.5 - w / 2, indexing="ij")
-    k = -2.0 * lens.aperture.cat_eye / half_diag
-    return x * k, y * k
+    return cat_eye_offset(lens.aperture.cat_eye, y, x, (h, w))
 
 
 def _coverage(lens: Lens, coc: torch.Tensor, ox: int, oy: int, sub: torch.Tensor, offsets) -> torch.Tensor:
