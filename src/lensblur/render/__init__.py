@@ -66,22 +66,24 @@ def render_tensor(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, m
     """Render ``(B, 3, H, W)`` linear RGB with ``(B, 1, H, W)`` disparity; returns ``(B, 3, H, W)``."""
     if method not in METHODS:
         raise InputError("method", expected=f"one of {', '.join(sorted(METHODS))}", got=method,
-                         fix="pass --method layered (the default) or --method scatter (the slow reference)")
+                         fix='pass method="layered" (the default), method="scatter" (the slow reference) or '
+                             'another name in lensblur.render.METHODS')
     if not isinstance(lens, Lens):
         raise InputError("lens", expected="a lensblur.Lens", got=type(lens).__name__,
                          fix="build one with lensblur.Lens(focus_disparity=..., blur=...)")
     if image.ndim != 4 or image.shape[1] != 3:
-        raise ShapeError("image", expected="(B, 3, H, W)", got=f"{tuple(image.shape)}", fix="use image_to_tensor")
+        raise ShapeError("image", expected="(B, 3, H, W)", got=f"{tuple(image.shape)}",
+                         fix="add the batch dimension (image[None]), or pass an H x W x 3 array to lensblur.render")
     if disparity.shape != (image.shape[0], 1, *image.shape[2:]):
         raise ShapeError("disparity", expected=f"the image's size {image.shape[-1]}x{image.shape[-2]}",
                          got=f"{disparity.shape[-1]}x{disparity.shape[-2]}",
-                         fix="resize the map to the image (--resize-disparity)")
+                         fix="resize the map to the image with lensblur.io.resize_map")
     limit = MAX_COC_FRACTION * max(image.shape[-2:])
     reach = lens.blur * float((disparity - lens.focus_disparity).abs().max())
     if reach > limit:
         raise InputError("blur", expected=f"a CoC radius of at most {limit:g} px for this "
                          f"{image.shape[-1]}x{image.shape[-2]} image", got=f"blur {lens.blur:g} (up to {reach:g} px)",
-                         fix="use a smaller --blur; typical values are 10 to 60 pixels")
+                         fix="use a smaller Lens(blur=...); typical values are 10 to 60 pixels")
     if not (0.0 <= highlights <= 1.0):
         raise InputError("highlights", expected="a strength in [0, 1]", got=highlights,
                          fix="0 = off, 0.5 = moderate recovery of clipped lights")
@@ -103,7 +105,7 @@ def render(image: np.ndarray, disparity: np.ndarray, lens: Lens, *, method: str 
     if d.shape[0] != x.shape[0] or d.shape[-2:] != x.shape[-2:]:
         raise ShapeError("disparity", expected=f"the image's size {x.shape[-1]}x{x.shape[-2]}",
                          got=f"{d.shape[-1]}x{d.shape[-2]}" + (f" (batch {d.shape[0]})" if batched else ""),
-                         fix="resize the map to the image (--resize-disparity)")
+                         fix="resize the map to the image with lensblur.io.resize_map")
     with torch.inference_mode():
         out = render_tensor(x, d, lens, method=method, highlights=highlights, **options)
     return tensor_to_image(out, batched=batched)
