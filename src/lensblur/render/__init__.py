@@ -30,7 +30,13 @@ METHODS: dict[str, Callable[[], RenderMethod]] = {}
 
 
 def register_method(name: str, factory: Callable[[], RenderMethod]) -> None:
-    """Register a renderer under ``name``; ``factory()`` returns the callable (imported lazily)."""
+    """Register a renderer under a name, for ``method=name``.
+
+    Args:
+        name: the method's name; an existing one is replaced.
+        factory: called with no arguments the first time the method is used, returns the renderer
+            ``fn(image, disparity, lens, **options) -> image`` on tensors (so its imports stay lazy).
+    """
     METHODS[name] = factory
 
 
@@ -63,7 +69,25 @@ MAX_COC_FRACTION = 0.5
 
 def render_tensor(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, method: str = "layered",
                   highlights: float = 0.0, **options) -> torch.Tensor:
-    """Render ``(B, 3, H, W)`` linear RGB with ``(B, 1, H, W)`` disparity; returns ``(B, 3, H, W)``."""
+    """Render bokeh on tensors.
+
+    Args:
+        image: ``(B, 3, H, W)`` linear RGB, float.
+        disparity: ``(B, 1, H, W)`` disparity (larger is nearer), float.
+        lens: the lens: focus disparity, blur scale (pixels of CoC radius per unit of disparity) and aperture.
+        method: a name in :data:`METHODS`: ``"layered"`` (the default), ``"scatter"``, ``"gaussian"``, or
+            one added by :func:`register_method`.
+        highlights: the strength of the recovery of clipped lights, in [0, 1] (0 = off).
+        **options: passed to the method (e.g. ``block=`` for ``"layered"``).
+
+    Returns:
+        ``(B, 3, H, W)`` linear RGB.
+
+    Raises:
+        InputError: an unknown ``method``, a ``lens`` that is not a :class:`~lensblur.lens.Lens`, a CoC
+            radius above half the image's longer side, or ``highlights`` outside [0, 1].
+        ShapeError: ``image`` not ``(B, 3, H, W)``, or ``disparity`` not ``(B, 1, H, W)`` of its size.
+    """
     if method not in METHODS:
         raise InputError("method", expected=f"one of {', '.join(sorted(METHODS))}", got=method,
                          fix='pass method="layered" (the default), method="scatter" (the slow reference) or '
@@ -93,11 +117,24 @@ def render_tensor(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, m
 
 def render(image: np.ndarray, disparity: np.ndarray, lens: Lens, *, method: str = "layered",
            highlights: float = 0.0, device: str | torch.device | None = None, **options) -> np.ndarray:
-    """Render bokeh. ``image``: ``H x W x 3`` float32 linear RGB; ``disparity``: ``H x W`` in [0, 1].
+    """Render bokeh on numpy arrays.
 
-    Returns ``H x W x 3`` float32 linear RGB (``B x H x W x 3`` for batched input). ``method`` is
-    ``"layered"`` (fast, the default), ``"scatter"`` (the exact, slow reference) or ``"gaussian"`` (a plain
-    depth-dependent Gaussian blur, a baseline). ``highlights`` in [0, 1] recovers clipped lights.
+    Args:
+        image: ``H x W x 3`` (or ``B x H x W x 3``) float32 linear RGB.
+        disparity: ``H x W`` (or ``B x H x W``) disparity in [0, 1], larger is nearer, the image's size.
+        lens: the lens: focus disparity, blur scale and aperture.
+        method: ``"layered"`` (fast, the default), ``"scatter"`` (the exact, slow reference),
+            ``"gaussian"`` (a plain depth-dependent Gaussian blur, a baseline), or any name in :data:`METHODS`.
+        highlights: the strength of the recovery of clipped lights, in [0, 1] (0 = off).
+        device: where to render (``"cpu"``, ``"cuda"``, ...); ``None`` for the CPU.
+        **options: passed to the method.
+
+    Returns:
+        ``H x W x 3`` float32 linear RGB (``B x H x W x 3`` for batched input).
+
+    Raises:
+        ShapeError: ``image`` not ``H x W x 3``, or ``disparity`` not of its size (or batch).
+        InputError: an image that is not finite floating-point linear RGB, and as :func:`render_tensor`.
     """
     batched = np.asarray(image).ndim == 4
     x = image_to_tensor(image, device=device)

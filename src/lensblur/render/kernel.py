@@ -30,15 +30,24 @@ CAT_EYE_ANCHORS = 5
 
 
 def kernel_half_size(radius: float) -> int:
-    """Half width of the kernel for a CoC radius: pixels whose square the disk can touch."""
+    """Half width of the kernel for a signed CoC ``radius`` (pixels): pixels whose square the disk can
+    touch. The kernel is ``2 half + 1`` pixels square."""
     return max(0, math.ceil(abs(radius) - 0.5 + 1e-6))
 
 
 def aperture_mask(aperture: Aperture, u: torch.Tensor, v: torch.Tensor,
                   offset: tuple[float, float] = (0.0, 0.0)) -> torch.Tensor:
-    """Transmission of the aperture at unit coordinates ``(u, v)`` (+u right, +v down), in [0, 1].
+    """Transmission of the aperture at unit coordinates.
 
-    ``offset`` shifts the clipping circle of optical vignetting (cat-eye); see :class:`Aperture`.
+    Args:
+        aperture: the aperture's shape (blades, curvature, rotation, a custom kernel, cat-eye).
+        u: positions, +u right, in units of the CoC radius: a float tensor of any shape.
+        v: positions, +v down, the shape of ``u``.
+        offset: the shift ``(u, v)`` of the clipping circle of optical vignetting (:func:`cat_eye_offset`);
+            without cat-eye it is ignored.
+
+    Returns:
+        The transmission in [0, 1], the shape and dtype of ``u``.
     """
     if aperture.kernel is not None:
         k = torch.as_tensor(aperture.kernel, dtype=torch.float32)
@@ -58,7 +67,20 @@ def aperture_mask(aperture: Aperture, u: torch.Tensor, v: torch.Tensor,
 
 def psf(aperture: Aperture, radius: float, *, offset: tuple[float, float] = (0.0, 0.0),
         supersample: int | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The ``(k, k)`` point-spread function of ``aperture`` at signed CoC ``radius`` (pixels), sum 1."""
+    """The point-spread function of an aperture at a signed CoC radius.
+
+    Args:
+        aperture: the aperture's shape.
+        radius: signed CoC radius, pixels (negative behind the focal plane: the shape turned by 180 degrees).
+            Rounded to 4 decimals, under which kernels are cached.
+        offset: the cat-eye shift of the clipping circle (:func:`cat_eye_offset`).
+        supersample: sub-samples per pixel side; ``None`` for 4 to 16 by the kernel's size.
+        dtype: the dtype of the result.
+
+    Returns:
+        ``(k, k)`` with ``k = 2 kernel_half_size(radius) + 1``, sum 1, centre at ``k // 2`` (row = +y down,
+        column = +x right); a ``(1, 1)`` one where the shape is thinner than the sampling.
+    """
     return _psf_cached(aperture, round(float(radius), 4), offset, supersample).to(dtype).clone()
 
 
