@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .constants import TILE
+from .constants import OUTSIDE_POSITION, TILE
 from .grid import Window, resample
 
 __all__ = ["MAPS", "Canvas", "Pending", "TiledCanvas", "Tiles", "add_product"]
@@ -161,7 +161,7 @@ class Tiles:
         rows_in, cols_in = rows.clamp(0, h - 1), cols.clamp(0, w - 1)
         outside = ((rows != rows_in)[:, :, None] | (cols != cols_in)[:, None, :])[:, None]
         # Outside the frame: a position below every layer (no light, no cover) and black.
-        self.t = t[0, 0][rows_in[:, :, None], cols_in[:, None, :]][:, None].masked_fill_(outside, -2.0)
+        self.t = t[0, 0][rows_in[:, :, None], cols_in[:, None, :]][:, None].masked_fill_(outside, OUTSIDE_POSITION)
         self.image = image[0][:, rows_in[:, :, None], cols_in[:, None, :]].transpose(0, 1).masked_fill_(outside, 0.0)
         self.rows = rows[:, halo: halo + TILE]
         self.cols = cols[:, halo: halo + TILE]

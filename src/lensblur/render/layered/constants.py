@@ -13,6 +13,11 @@ TILE = 64
 BAND = 64
 # Height of the strips of cells a sparse layer is convolved in (pixels at its scale).
 STRIP = 32
+# Output rows per strip when a tall image is folded into channels for a depthwise convolution.
+DEPTHWISE_ROWS = 64
+# The position between the layers given to pixels beyond the frame on a tile's halo: below every layer
+# (no light, no cover).
+OUTSIDE_POSITION = -2.0
 # Layers whose CoC radius is at most this many pixels are "sharp": drawn exactly at full resolution.
 SHARP_RADIUS = 4.0
 # Below this largest CoC radius (pixels) nothing is blurred: the render is the photo.

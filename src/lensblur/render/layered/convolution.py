@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ...lens import Lens
 from ..kernel import cat_eye_grid, psf
-from .constants import STRIP, TILE
+from .constants import DEPTHWISE_ROWS, STRIP, TILE
 
 __all__ = ["Strip", "blur", "blur_tiles_cat_eye", "convolve", "convolve_strips", "depthwise", "fft_convolve",
            "fft_size", "frame_fractions", "renormalise_borders", "strip_runs"]
@@ -118,7 +118,7 @@ def convolve_strips(x: torch.Tensor, kernel: torch.Tensor, strips: list[Strip]) 
     return out[..., half: half + h, half: half + w]
 
 
-def depthwise(x: torch.Tensor, kernel: torch.Tensor, strip: int = 64) -> torch.Tensor:
+def depthwise(x: torch.Tensor, kernel: torch.Tensor, strip: int = DEPTHWISE_ROWS) -> torch.Tensor:
     """Valid true convolution of every channel of ``(N, C, H, W)`` with one ``(k, k)`` kernel.
 
     The batch, and tall images cut into overlapping strips of ``strip`` output rows, are folded into the

@@ -114,6 +114,7 @@ class Block:
     @classmethod
     def start(cls, image: torch.Tensor, t: torch.Tensor, lens: Lens, plan: Plan, frame: tuple[int, int],
               origin: tuple[int, int]) -> Block:
+        """A block's render before any layer is drawn (arguments as :func:`render_one`)."""
         windows = layer_windows(t, plan)
         return cls(image, t, lens, plan, frame, origin, windows, Layers(t, image, plan, windows),
                    Canvas.blank(FILL_SCALE, tuple(image.shape[-2:]), image))
@@ -132,7 +133,7 @@ class Block:
         radius, s = float(self.plan.radii[index]), self.plan.scales[index]
         window = self.windows[index]
         parts = self.layers.layer(index)
-        self.layers.add_cover(index, parts)
+        self.layers.add_cover(index, parts)     # drawn from now: it covers the farther layers of its run
         own = parts.stack[0, 3]
         if float(own.max()) <= 0.0:
             return None
@@ -169,39 +170,40 @@ def render_one(image: torch.Tensor, t: torch.Tensor, lens: Lens, plan: Plan, *, 
         ``(1, 3, h, w)`` linear RGB.
     """
     # 0. The block's layers with pixels, nearest first: blurred in front, sharp, blurred behind.
-    job = Block.start(image, t, lens, plan, frame, origin)
-    order = job.nearest_first()
+    block = Block.start(image, t, lens, plan, frame, origin)
+    order = block.nearest_first()
     front = [i for i in order if plan.scales[i] > 1 and plan.radii[i] > 0]
     sharp = [i for i in order if plan.scales[i] == 1]
     back = [i for i in order if plan.scales[i] > 1 and plan.radii[i] < 0]
     # 1. Front layers: composited at COARSE, then brought to full resolution.
-    canvas = composite_front(job, front)
+    canvas = composite_front(block, front)
     # 2. Sharp layers: at full resolution on their tiles; their hidden parts guessed together.
     if sharp:
-        composite_sharp(job, canvas, sharp)
+        composite_sharp(block, canvas, sharp)
     # 3. Back layers: the first at full resolution, the rest on a COARSE canvas of their own.
-    behind = composite_back(job, canvas, back)
+    behind = composite_back(block, canvas, back)
     # 4. Finish: what the layers behind let pass, and the hidden parts where the view is not covered.
-    return finish(canvas, behind, job.fill)
+    return finish(canvas, behind, block.fill)
 
 
-def composite_front(job: Block, front: list[int]) -> Canvas:
+def composite_front(block: Block, front: list[int]) -> Canvas:
     """Composite the blurred layers in front of the focus at COARSE; the canvas at full resolution."""
-    canvas = Canvas.blank(COARSE, job.size, job.image)
+    canvas = Canvas.blank(COARSE, block.size, block.image)
     for index in front:
-        job.draw(canvas, index)
+        block.draw(canvas, index)
     return canvas.rescaled(1)
 
 
-def composite_sharp(job: Block, canvas: Canvas, sharp: list[int]) -> None:
+def composite_sharp(block: Block, canvas: Canvas, sharp: list[int]) -> None:
     """Draw the layers near the focus exactly, on the tiles they reach, on the full-size ``canvas``; add their
     hidden parts, guessed together (their blur is at most a few pixels; the fill is smooth)."""
-    halo = max(kernel_half_size(float(job.plan.radii[i])) for i in sharp)
-    tiles = Tiles(job.t, job.image, min(sharp), max(sharp), halo)
+    halo = max(kernel_half_size(float(block.plan.radii[i])) for i in sharp)
+    tiles = Tiles(block.t, block.image, min(sharp), max(sharp), halo)
     if len(tiles):
         tiled = TiledCanvas.of(canvas, tiles)
         for index in sharp:
-            _draw_sharp(tiled.canvas, tiles, index, float(job.plan.radii[index]), job.lens, job.origin, job.frame)
+            _draw_sharp(tiled.canvas, tiles, index, float(block.plan.radii[index]), block.lens, block.origin,
+                        block.frame)
         tiled.put_back(canvas)
     first, last = min(sharp), max(sharp)
 
@@ -209,9 +211,9 @@ def composite_sharp(job: Block, canvas: Canvas, sharp: list[int]) -> None:
         own, beyond = layer_share(t, first, last)
         return pool(torch.cat([torch.minimum(own * image, own), own, beyond], dim=1), FILL_SCALE)
 
-    pooled = by_bands(pooled_parts, BAND, job.t, job.image)
+    pooled = by_bands(pooled_parts, BAND, block.t, block.image)
     if float(pooled[:, 4:].max()) > 0.0:
-        add_fill(job.fill, pooled[:, :4], pooled[:, 4:], 0.0, FILL_SCALE, (0, 0), job.origin, job.plan.pad)
+        add_fill(block.fill, pooled[:, :4], pooled[:, 4:], 0.0, FILL_SCALE, (0, 0), block.origin, block.plan.pad)
 
 
 def _draw_sharp(canvas: Canvas, tiles: Tiles, index: int, radius: float, lens: Lens, origin: tuple[int, int],
@@ -241,22 +243,22 @@ def _draw_sharp(canvas: Canvas, tiles: Tiles, index: int, radius: float, lens: L
     canvas.draw(index, out[:, :3], out[:, 3:4].clamp_min(0.0), (pick,))
 
 
-def composite_back(job: Block, canvas: Canvas, back: list[int]) -> Canvas | None:
+def composite_back(block: Block, canvas: Canvas, back: list[int]) -> Canvas | None:
     """Composite the blurred layers behind the focus: the first at full resolution on ``canvas``, the rest on
     a COARSE canvas, returned, where what the layers in front let pass is applied once at the end (covers in
     front of and among them combine as independent ones); ``None`` when there are no such others."""
     rest = list(back)
-    if rest and rest[0] == job.plan.first_behind:
-        job.draw(canvas, rest.pop(0))
+    if rest and rest[0] == block.plan.first_behind:
+        block.draw(canvas, rest.pop(0))
     if not rest:
         return None
-    coarse = Canvas.blank(COARSE, job.size, job.image)
-    if canvas.pending is not None and canvas.pending.layer == job.plan.first_behind:    # blurred: smooth
+    coarse = Canvas.blank(COARSE, block.size, block.image)
+    if canvas.pending is not None and canvas.pending.layer == block.plan.first_behind:    # blurred: smooth
         coarse.pending = canvas.carried_to(coarse)
         canvas.pending = None
     canvas.settle()
     for index in rest:
-        job.draw(coarse, index)
+        block.draw(coarse, index)
     return coarse
 
 
