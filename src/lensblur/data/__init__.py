@@ -58,12 +58,13 @@ def register_dataset(name: str, factory: Callable[..., Dataset]) -> None:
     DATASETS[name] = factory
 
 
-def open_dataset(name: str, root, **options: Any) -> Dataset:
+def open_dataset(name: str, root, *, argument: str = "name", **options: Any) -> Dataset:
     """Open a dataset by name.
 
     Args:
         name: one of :data:`DATASETS`.
         root: the dataset's folder.
+        argument: the name error messages give ``name``.
         **options: keywords of its reader (e.g. ``split=``, ``level=``).
 
     Returns:
@@ -74,8 +75,8 @@ def open_dataset(name: str, root, **options: Any) -> Dataset:
             out like the dataset (the reader's own checks).
     """
     if name not in DATASETS:
-        raise InputError("name", expected=f"one of {', '.join(sorted(DATASETS))}", got=name,
-                         fix="e.g. name=synth for a folder written by lensblur synth")
+        raise InputError(argument, expected=f"one of {', '.join(sorted(DATASETS))}", got=name,
+                         fix=f"e.g. {argument}=synth for a folder written by lensblur synth")
     try:
         return DATASETS[name](root, **options)
     except TypeError as exc:
