@@ -31,7 +31,7 @@ ENCODINGS = {"png16": ("image16.png", "target16.png"), "png8": ("image.png", "ta
 
 LAYOUT = """  ROOT/manifest.json
   ROOT/pairs/000000/{image.png,image16.png,image.pfm,disparity.png,target.png,target16.png,target.pfm,params.json}
-  ...   (written by `lensblur synth --out ROOT`)"""
+  ...   (written by lensblur.synth.synthesize(ROOT, count), the command line's `lensblur synth`)"""
 
 
 class SynthDataset(Dataset):

@@ -245,7 +245,7 @@ def write_disparity(path: str | os.PathLike, disparity: np.ndarray) -> Path:
     Raises:
         InputError: another suffix (checked before anything is written).
     """
-    path = check_disparity_output(path)
+    path = check_disparity_output(path, argument="path")
     suffix = path.suffix.lower()
     arr = np.clip(np.asarray(disparity, dtype=np.float32), 0.0, 1.0)
     with atomic_path(path) as tmp:
