@@ -37,7 +37,14 @@ def require(module: str, *, extra: str, feature: str, package: str | None = None
 
 
 def available(module: str) -> bool:
-    """Whether ``module`` can be imported (imports it if so)."""
+    """Whether ``module`` can be imported (imports it if so).
+
+    Args:
+        module: the dotted module name.
+
+    Returns:
+        True when the import succeeds.
+    """
     try:
         importlib.import_module(module)
     except ImportError:

@@ -27,7 +27,7 @@ class InputError(LensblurError, ValueError):
         InputError("blur", expected="a number >= 0", got=-3, fix="pass the CoC scale in pixels, e.g. blur=30")
 
     ``argument`` is the name of the Python argument (``focus_disparity``, not a command-line flag), and a
-    fix that suggests a value writes it as ``name=value`` (``blur=30``, ``focus=(812, 430)``); the command
+    fix that suggests a value writes it as ``name=value`` (``blur=30``, ``point=(812, 430)``); the command
     line reports both under its own flags.
 
     Args:

@@ -91,7 +91,16 @@ def check_root(root, dataset: str, layout: str) -> Path:
 
 
 def find_file(folder: Path, stem: str, suffixes) -> Path | None:
-    """The first ``folder/stem<suffix>`` that exists, trying ``suffixes`` in order; None when none does."""
+    """The first ``folder/stem<suffix>`` that exists, trying ``suffixes`` in order.
+
+    Args:
+        folder: the folder.
+        stem: the file name without suffix.
+        suffixes: suffixes with the dot, in order of preference.
+
+    Returns:
+        The path, or None when none exists.
+    """
     for suffix in suffixes:
         candidate = folder / f"{stem}{suffix}"
         if candidate.is_file():

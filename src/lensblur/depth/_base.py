@@ -55,7 +55,12 @@ class DepthResult:
 class DepthSource(Protocol):
     """A way of getting depth: built from its inputs, then ``estimate(image) -> DepthResult``.
 
-    ``image`` is the photo as linear RGB ``H x W x 3`` float32; the result has the same ``H x W``.
+    Attributes:
+        name: the source's name (one of :data:`lensblur.depth.SOURCES` for the built-in ones).
+
+    ``estimate(image)`` takes the photo as linear RGB ``H x W x 3`` float32 and returns a
+    :class:`DepthResult` of the same ``H x W``; it raises :class:`~lensblur.errors.InputError` (or a subclass)
+    when its inputs give no usable depth.
     """
 
     name: str

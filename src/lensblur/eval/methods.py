@@ -71,7 +71,11 @@ def register_method(name: str, factory: Callable[[], EvalMethod]) -> None:
 
 
 class Identity:
-    """The input unchanged (as float32): the score of doing nothing."""
+    """The input unchanged (as float32): the score of doing nothing.
+
+    Attributes:
+        name: ``"identity"``; it needs neither disparity nor a lens.
+    """
 
     name = "identity"
     needs_disparity = False
@@ -111,7 +115,11 @@ def _render_names() -> list[str]:
 
 
 def available_methods() -> list[str]:
-    """The names :func:`get_method` takes: the registered methods and the classical renderers, sorted."""
+    """The names :func:`get_method` takes.
+
+    Returns:
+        The registered methods and the classical renderers, sorted.
+    """
     return sorted(set(METHODS) | set(_render_names()))
 
 

@@ -62,7 +62,14 @@ class SynthReport:
 
 
 def pair_name(index: int) -> str:
-    """The folder name of pair ``index`` (>= 0): six digits, ``000042``."""
+    """The folder name of a pair.
+
+    Args:
+        index: the pair's index, >= 0.
+
+    Returns:
+        Six digits, e.g. ``"000042"``.
+    """
     return f"{index:06d}"
 
 
