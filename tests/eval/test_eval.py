@@ -237,13 +237,13 @@ def test_classical_method_on_ebb_needs_disparity_dir_and_lens(tmp_path, monkeypa
 
     monkeypatch.setitem(render_module.METHODS, "halve", lambda: (lambda image, disparity, lens, **o: image * 0.5))
     root = _ebb(tmp_path)
-    with pytest.raises(InputError, match="--disparity-dir"):
+    with pytest.raises(InputError, match="^disparity_dir: .*disparity_dir=DIR"):
         evaluate(EBB(root), get_method("halve"), tmp_path / "x", dataset_name="ebb", options=QUIET,
                  perceptual=NO_PERCEPTUAL)
     maps = tmp_path / "maps"
     maps.mkdir()
     np.save(maps / "0.npy", np.full((16, 16), 0.5, np.float32))
-    with pytest.raises(InputError, match="--blur"):
+    with pytest.raises(InputError, match="^blur: .*no blur and no focus_disparity.*blur=30"):
         evaluate(EBB(root, disparity_dir=maps), get_method("halve"), tmp_path / "y", dataset_name="ebb",
                  options=QUIET, perceptual=NO_PERCEPTUAL)
     summary = evaluate(EBB(root, disparity_dir=maps), get_method("halve"), tmp_path / "z", dataset_name="ebb",

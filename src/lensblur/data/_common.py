@@ -41,7 +41,18 @@ JPEG_PNG = (".jpg", ".jpeg", ".png")
 
 def make_item(image: np.ndarray, *, target: np.ndarray | None = None, disparity: np.ndarray | None = None,
               meta: dict[str, Any]) -> dict[str, Any]:
-    """Build an item from numpy arrays at the public boundary (``H x W x 3`` linear RGB, ``H x W`` disparity)."""
+    """Build an item from numpy arrays at the public boundary.
+
+    Args:
+        image: ``H x W x 3`` float32 linear RGB.
+        target: ``H x W x 3`` float32 linear RGB ground truth, or None.
+        disparity: ``H x W`` float32 in [0, 1], or None.
+        meta: the item's ``meta`` dict.
+
+    Returns:
+        The item: ``image`` ``(3, H, W)``, ``target`` ``(3, H, W)`` and ``disparity`` ``(1, H, W)`` tensors
+        (the last two when given), and ``meta``.
+    """
     item: dict[str, Any] = {"image": array_to_tensor(image)[0]}
     if target is not None:
         item["target"] = array_to_tensor(target)[0]
@@ -52,12 +63,27 @@ def make_item(image: np.ndarray, *, target: np.ndarray | None = None, disparity:
 
 
 def layout_error(dataset: str, root: Path, layout: str, problem: str) -> InputError:
-    """The error for a root that is not laid out like ``dataset``; ``layout`` is the expected tree."""
+    """The error for a root that is not laid out like a dataset.
+
+    Args:
+        dataset: the dataset's display name.
+        root: the folder given.
+        layout: the expected tree, one path per line.
+        problem: what is wrong with ``root``.
+
+    Returns:
+        The :class:`InputError` (argument ``root``) to raise.
+    """
     return InputError("root", expected=f"a {dataset} folder laid out as\n{layout}\n", got=f"{root} ({problem})",
-                      fix=f"point --root at the folder that holds the {dataset} files as shown")
+                      fix=f"pass root=FOLDER, the folder that holds the {dataset} files as shown")
 
 
 def check_root(root, dataset: str, layout: str) -> Path:
+    """``root`` as a :class:`~pathlib.Path`, checked to be a folder.
+
+    Raises:
+        InputError: not an existing folder (see :func:`layout_error`).
+    """
     root = Path(root)
     if not root.is_dir():
         raise layout_error(dataset, root, layout, "not an existing folder")
@@ -65,7 +91,16 @@ def check_root(root, dataset: str, layout: str) -> Path:
 
 
 def find_file(folder: Path, stem: str, suffixes) -> Path | None:
-    """The first ``folder/stem<suffix>`` that exists, trying ``suffixes`` in order."""
+    """The first ``folder/stem<suffix>`` that exists, trying ``suffixes`` in order.
+
+    Args:
+        folder: the folder.
+        stem: the file name without suffix.
+        suffixes: suffixes with the dot, in order of preference.
+
+    Returns:
+        The path, or None when none exists.
+    """
     for suffix in suffixes:
         candidate = folder / f"{stem}{suffix}"
         if candidate.is_file():
@@ -77,7 +112,16 @@ def align_exposure(item: dict[str, Any]) -> dict[str, Any]:
     """BokehDiff's exposure alignment: scale the input so its global mean equals the ground truth's.
 
     The scale is applied in linear light (an exposure change multiplies linear values), over all channels
-    and pixels; it is recorded in ``meta["exposure_scale"]``. Items without a target are an error.
+    and pixels; it is recorded in ``meta["exposure_scale"]``.
+
+    Args:
+        item: an item with a ``target``.
+
+    Returns:
+        A new item with the scaled ``image`` (the input item is not changed).
+
+    Raises:
+        InputError: the item has no target.
     """
     if "target" not in item:
         raise InputError("align_exposure", expected="items with a ground-truth target",

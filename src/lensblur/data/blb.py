@@ -49,7 +49,16 @@ LAYOUT = """  ROOT/<scene>/info.json        {"blur_parameters": [5 values], "foc
 class BLB(Dataset):
     """BLB items: one per (scene, blur level, focus setting) with a ground-truth bokeh file.
 
-    ``level``: 1..5 (BokehDiff's "Level 5" = 5) or ``None`` for all; ``focus``: 1..10 or ``None`` for all.
+    Args:
+        root: the BLB folder.
+        level: blur level 1..5 (BokehDiff's "Level 5" = 5), or None for all.
+        focus: focus setting 1..10, or None for all.
+
+    Items follow :mod:`lensblur.data._common`, with ``meta["lens"]`` from the scene's ``info.json``.
+
+    Raises:
+        InputError: ``level`` or ``focus`` out of range, a root not laid out like BLB, invalid depths, or
+            files of different sizes in a scene.
     """
 
     name = "blb"
@@ -108,7 +117,7 @@ class BLB(Dataset):
         depth = arr[..., -1] if arr.ndim == 3 else arr  # OpenCV's channel 0, as BokehMe reads it
         depth = depth.astype(np.float32)
         if not np.isfinite(depth).all() or float(depth.min()) <= 0:
-            raise InputError("depth", expected="finite depths > 0", got=f"invalid values in {path}",
+            raise InputError("root", expected="finite depths > 0", got=f"invalid values in {path}",
                              fix="use the BLB release's depth.exr")
         return (1.0 / depth).astype(np.float32)
 

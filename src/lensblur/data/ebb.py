@@ -75,9 +75,19 @@ def _file_number(path: Path) -> int | None:
 class EBB(Dataset):
     """EBB! pairs as items (see the module doc for the layout and the splits).
 
-    ``disparity_dir``: a folder of per-image disparity maps (larger = nearer, same stem as the image);
-    ``normalize_disparity`` rescales each map to [0, 1] (for relative depth-model outputs).
-    ``align_exposure``: scale each input to the global mean of its target (BokehDiff's protocol).
+    Args:
+        root: the EBB! folder.
+        split: one of :data:`SPLITS` (``test`` is an alias of ``heldout``).
+        disparity_dir: a folder of per-image disparity maps (larger = nearer, same stem as the image), or
+            None for items without disparity.
+        normalize_disparity: rescale each map to [0, 1] (for relative depth-model outputs).
+        align_exposure: scale each input to the global mean of its target (BokehDiff's protocol).
+
+    Items follow :mod:`lensblur.data._common` (no ``lens``: EBB! does not record one).
+
+    Raises:
+        InputError: an unknown split, a root not laid out like EBB!, a missing ``disparity_dir`` (or map
+            in it), ``align_exposure`` on a split without targets, or a pair of different sizes.
     """
 
     name = "ebb"
@@ -86,7 +96,7 @@ class EBB(Dataset):
                  align_exposure: bool = False):
         if split not in SPLITS:
             raise InputError("split", expected=f"one of {', '.join(SPLITS)}", got=split,
-                             fix="e.g. split='heldout' for the 100 held-out training pairs")
+                             fix="e.g. split=heldout for the 100 held-out training pairs")
         self.root = check_root(root, "EBB!", LAYOUT)
         self.split = "heldout" if split == "test" else split
         self.align_exposure = align_exposure
@@ -94,11 +104,11 @@ class EBB(Dataset):
         self.disparity_dir = Path(disparity_dir) if disparity_dir is not None else None
         if self.disparity_dir is not None and not self.disparity_dir.is_dir():
             raise InputError("disparity_dir", expected="an existing folder of per-image disparity maps",
-                             got=str(self.disparity_dir), fix="check the path given to --disparity-dir")
+                             got=str(self.disparity_dir), fix="pass disparity_dir=DIR, an existing folder")
         self.pairs = self._pairs()
         if align_exposure and any(t is None for _, t in self.pairs):
             raise InputError("align_exposure", expected=f"a split with targets (split {self.split} has none here)",
-                             got=str(self.root), fix="drop --align-exposure or use a split with bokeh targets")
+                             got=str(self.root), fix="pass align_exposure=False, or use a split with bokeh targets")
 
     # -- layout -------------------------------------------------------------------------------------------
     def _folder(self, *names: str) -> Path | None:
@@ -167,7 +177,7 @@ class EBB(Dataset):
             target = read_image(target_path)
             meta["target_path"] = str(target_path)
             if target.shape != image.shape:
-                raise InputError("target", expected=f"the input's size {image.shape[1]}x{image.shape[0]}",
+                raise InputError("root", expected=f"a target of the input's size {image.shape[1]}x{image.shape[0]}",
                                  got=f"{target.shape[1]}x{target.shape[0]} in {target_path}",
                                  fix="use the original AIM release, whose pairs have equal sizes")
         disparity = None
@@ -185,7 +195,14 @@ class EBB(Dataset):
 
 
 class EBBVal294(EBB):
-    """EBB! Val294 (the last 294 training pairs), optionally with BokehDiff's exposure alignment."""
+    """EBB! Val294 (the last 294 training pairs), optionally with BokehDiff's exposure alignment.
+
+    Args:
+        root, disparity_dir, normalize_disparity, align_exposure: as :class:`EBB`.
+
+    Raises:
+        InputError: as :class:`EBB`.
+    """
 
     name = "ebb-val294"
 

@@ -42,7 +42,16 @@ or
 
 
 def depth_to_fixed_disparity(depth: np.ndarray, near: float, far: float) -> np.ndarray:
-    """Metric depth -> disparity in [0, 1] over a fixed ``[near, far]`` range; holes (<= 0) -> 0."""
+    """Metric depth to disparity over a fixed range, so that one disparity means one depth in every item.
+
+    Args:
+        depth: depth in metres, any shape; holes (<= 0) become disparity 0.
+        near: depth of disparity 1 (nearer depths clip), > 0.
+        far: depth of disparity 0 (farther depths clip), > ``near``.
+
+    Returns:
+        float32 disparity in [0, 1], same shape.
+    """
     depth = np.asarray(depth, dtype=np.float32)
     valid = depth > 0
     inv = np.where(valid, 1.0 / np.clip(depth, near, far), 1.0 / far)
@@ -51,17 +60,33 @@ def depth_to_fixed_disparity(depth: np.ndarray, near: float, far: float) -> np.n
 
 
 class NYUDepthV2(Dataset):
-    """NYU Depth v2 image + disparity items (see the module doc)."""
+    """NYU Depth v2 image + disparity items (see the module doc).
+
+    Args:
+        root: the folder with the labeled ``.mat`` file, or a folder of ``NAME_colors.png`` /
+            ``NAME_depth.png`` pairs.
+        split: ``all``, ``train`` or ``test`` (the last two need ``splits.mat`` beside the ``.mat``).
+        depth_scale: metres per stored unit of the depth PNGs (millimetres by default).
+        near: depth of disparity 1, in metres.
+        far: depth of disparity 0, in metres, > ``near``.
+
+    Items follow :mod:`lensblur.data._common` (no target).
+
+    Raises:
+        InputError: an unknown split, not ``0 < near < far``, a root not laid out like the export, or depth
+            files that are not single-channel or not the image's size.
+        MissingDependencyError: the ``.mat`` file needs h5py or scipy.
+    """
 
     name = "nyu"
 
     def __init__(self, root, *, split: str = "all", depth_scale: float = 0.001, near: float = 0.5,
                  far: float = 10.0):
         if split not in ("all", "train", "test"):
-            raise InputError("split", expected="all, train or test", got=split, fix="e.g. split='test'")
+            raise InputError("split", expected="all, train or test", got=split, fix="e.g. split=test")
         if not (0 < near < far):
-            raise InputError("near/far", expected="0 < near < far (metres)", got=f"{near}, {far}",
-                             fix="the defaults 0.5 and 10 cover the Kinect range")
+            raise InputError("near" if not near > 0 else "far", expected="0 < near < far (metres)",
+                             got=f"{near}, {far}", fix="the defaults near=0.5 and far=10 cover the Kinect range")
         self.root = Path(root)
         self.split, self.depth_scale, self.near, self.far = split, depth_scale, near, far
         self._h5 = None
@@ -76,7 +101,7 @@ class NYUDepthV2(Dataset):
             self.mat_path = None
             if split != "all":
                 raise InputError("split", expected="'all' for a folder-of-PNGs export (the split is the folder)",
-                                 got=split, fix="point --root at the train or test folder of the export")
+                                 got=split, fix="pass root=FOLDER, the train or test folder of the export")
             self.pairs = self._png_pairs()
             self.indices = []
 
@@ -102,7 +127,7 @@ class NYUDepthV2(Dataset):
         splits = mat.parent / "splits.mat"
         if not splits.is_file():
             raise InputError("split", expected=f"splits.mat beside {mat.name} for split {self.split}",
-                             got=f"no {splits}", fix="download splits.mat from the NYU Depth v2 page, or use split='all'")
+                             got=f"no {splits}", fix="download splits.mat from the NYU Depth v2 page, or use split=all")
         scipy_io = require("scipy.io", extra="train", feature="reading NYU Depth v2 splits.mat", package="scipy")
         key = "trainNdxs" if self.split == "train" else "testNdxs"
         ndx = np.asarray(scipy_io.loadmat(str(splits))[key]).ravel().astype(int)
@@ -155,13 +180,13 @@ class NYUDepthV2(Dataset):
             image = read_image(image_path)
             raw, _ = read_raw(depth_path, argument="depth")
             if raw.ndim != 2:
-                raise InputError("depth", expected="single-channel 16-bit depth PNGs", got=f"shape {raw.shape} in {depth_path}",
+                raise InputError("root", expected="single-channel 16-bit depth PNGs", got=f"shape {raw.shape} in {depth_path}",
                                  fix="export depth as 16-bit grey PNG (millimetres)")
             depth = raw.astype(np.float32) * np.float32(self.depth_scale)
             stem = image_path.stem.removesuffix("_colors")
             meta = {"id": stem, "image_path": str(image_path), "depth_path": str(depth_path)}
         if depth.shape != image.shape[:2]:
-            raise InputError("depth", expected=f"the image's size {image.shape[1]}x{image.shape[0]}",
+            raise InputError("root", expected=f"depth maps of the image's size {image.shape[1]}x{image.shape[0]}",
                              got=f"{depth.shape[1]}x{depth.shape[0]}", fix="use the export's matching files")
         meta.update({"dataset": self.name, "depth_range": (self.near, self.far),
                      "holes": int((depth <= 0).sum())})

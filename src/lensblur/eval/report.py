@@ -20,7 +20,14 @@ def _cell(value: Any, digits: int) -> str:
 
 def markdown_table(summaries: list[dict[str, Any]]) -> str:
     """A Markdown table of the runs' mean scores (columns: the papers' PSNR, SSIM, LPIPS, DISTS, plus
-    PSNR on the depth-edge band; ``n/a`` where a score does not apply or its weights are missing)."""
+    PSNR on the depth-edge band; ``n/a`` where a score does not apply or its weights are missing).
+
+    Args:
+        summaries: run summaries as :func:`~lensblur.eval.summarize` returns them.
+
+    Returns:
+        The table, one row per run sorted by dataset then method, ending in a newline.
+    """
     lines = ["| dataset | method | images | " + " | ".join(h for _, h, _ in _HEADERS) + " | s/image |",
              "|---|---|---:|" + "---:|" * len(_HEADERS) + "---:|"]
     for s in sorted(summaries, key=lambda s: (s["dataset"], s["method"])):
@@ -35,7 +42,14 @@ def markdown_table(summaries: list[dict[str, Any]]) -> str:
 
 
 def collect_summaries(results_dir) -> list[dict[str, Any]]:
-    """Every ``*/summary.json`` directly under ``results_dir``."""
+    """Every ``*/summary.json`` directly under ``results_dir``.
+
+    Args:
+        results_dir: a folder of run folders.
+
+    Returns:
+        The summaries, in folder-name order; unreadable files are skipped.
+    """
     out = []
     for path in sorted(Path(results_dir).glob("*/summary.json")):
         try:

@@ -117,7 +117,16 @@ def display_8bit(image: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def depth_edge_band(disparity, *, radius: int = EDGE_BAND_PX, jump: float = EDGE_JUMP) -> np.ndarray:
-    """Boolean ``H x W`` mask of the pixels within ``radius`` px of a disparity jump larger than ``jump``."""
+    """The depth-edge band: the pixels within ``radius`` px of a disparity jump larger than ``jump``.
+
+    Args:
+        disparity: ``H x W`` (or ``1 x H x W``) disparity in [0, 1], numpy or torch.
+        radius: half-width of the band in pixels (Euclidean), >= 0.
+        jump: the disparity difference between 4-neighbours that counts as an edge.
+
+    Returns:
+        ``H x W`` bool mask.
+    """
     d = torch.as_tensor(np.asarray(disparity, dtype=np.float32))
     d = d.reshape(d.shape[-2:])
     edge = torch.zeros_like(d, dtype=torch.bool)
@@ -136,7 +145,16 @@ def depth_edge_band(disparity, *, radius: int = EDGE_BAND_PX, jump: float = EDGE
 
 
 def load_perceptual(*, hub_dir=None, device="cpu") -> dict[str, Any]:
-    """``{"lpips": metric or "n/a (...)", "dists": ...}``: the metrics whose backbones are in the hub cache."""
+    """The perceptual metrics whose backbones are in the torch hub cache; never downloads.
+
+    Args:
+        hub_dir: the hub cache folder (``torch.hub``'s own when None).
+        device: where the networks run.
+
+    Returns:
+        ``{"lpips": metric, "dists": metric}``, a metric replaced by the text ``"n/a (...)"`` saying where its
+        weights were looked for when they are missing.
+    """
     from ..metrics.perceptual import load_dists, load_lpips
 
     out: dict[str, Any] = {}
@@ -151,7 +169,15 @@ def load_perceptual(*, hub_dir=None, device="cpu") -> dict[str, Any]:
 
 
 def lens_for_item(meta: dict[str, Any], options: EvalOptions) -> Lens | None:
-    """The item's lens (``meta["lens"]``) with the run's ``blur`` / ``focus_disparity`` / ``blades`` on top."""
+    """The item's lens (``meta["lens"]``) with the run's ``blur`` / ``focus_disparity`` / ``blades`` on top.
+
+    Args:
+        meta: the item's ``meta``.
+        options: the run's settings.
+
+    Returns:
+        The :class:`~lensblur.Lens`, or None when neither the item nor the options give both blur and focus.
+    """
     known = meta.get("lens") or {}
     blur = options.blur if options.blur is not None else known.get("blur")
     focus = options.focus_disparity if options.focus_disparity is not None else known.get("focus_disparity")
@@ -171,8 +197,8 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
         if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise InputError("out", expected=f"a per_image.csv with columns {','.join(COLUMNS)}", got=str(path),
-                             fix="use a new --out folder")
+            raise InputError("out_dir", expected=f"a per_image.csv with columns {','.join(COLUMNS)}", got=str(path),
+                             fix="pass out_dir=FOLDER, a new folder")
         return [row for row in reader if None not in row.values() and all(k in row for k in COLUMNS)
                 and row["seconds"] != ""]
 
@@ -201,27 +227,31 @@ def _identity_collate(item):
 
 
 # -- the run --------------------------------------------------------------------------------------------
-def _check_item(item: dict[str, Any], method: EvalMethod, lens: Lens | None, dataset_name: str) -> None:
+def _check_item(item: dict[str, Any], method: EvalMethod, lens: Lens | None, dataset_name: str,
+                options: EvalOptions) -> None:
     if "target" not in item:
         raise InputError("dataset", expected="items with a ground-truth bokeh target to score against",
                          got=f"{dataset_name} item {item['meta'].get('id')} without one",
                          fix="evaluate on a split with targets (e.g. EBB! heldout or val294, BLB, synth)")
     if method.needs_disparity and "disparity" not in item:
-        raise InputError("disparity-dir", expected=f"a disparity map for every image: method {method.name} "
+        raise InputError("disparity_dir", expected=f"a disparity map for every image: method {method.name} "
                          "renders from image + disparity", got=f"none for {dataset_name} item {item['meta'].get('id')}",
-                         fix="pass --disparity-dir DIR, a folder with one disparity map per image (same file stem, "
-                         "larger = nearer), e.g. from a depth model")
+                         fix="open the dataset with disparity_dir=DIR, a folder with one disparity map per image "
+                         "(same file stem, larger = nearer), e.g. from a depth model")
     if method.needs_lens and lens is None:
-        raise InputError("blur/focus", expected=f"a lens for method {method.name}; {dataset_name} does not record "
-                         "the blur and focus of its targets", got="no --blur / --focus-disparity",
-                         fix="pass --blur PIXELS and --focus-disparity D (in [0, 1])")
+        known = item["meta"].get("lens") or {}
+        missing = [name for name in ("blur", "focus_disparity")
+                   if getattr(options, name) is None and known.get(name) is None]
+        raise InputError(missing[0], expected=f"a lens for method {method.name}; {dataset_name} does not record "
+                         "the blur and focus of its targets", got="no " + " and no ".join(missing),
+                         fix="set them in EvalOptions: blur=30 (pixels) and focus_disparity=0.5 (in [0, 1])")
 
 
 def _score(item, prediction: np.ndarray, perceptual: dict[str, Any], options: EvalOptions) -> dict[str, Any]:
     target = display_8bit(item["target"].permute(1, 2, 0))
     pred = display_8bit(prediction)
     if pred.shape != target.shape:
-        raise InputError("method output", expected=f"an image of the target's size {target.shape[1]}x{target.shape[0]}",
+        raise InputError("method", expected=f"an image of the target's size {target.shape[1]}x{target.shape[0]}",
                          got=f"{pred.shape[1]}x{pred.shape[0]}", fix="the method must keep the input size")
     row: dict[str, Any] = {"psnr": psnr(target, pred, data_range=1.0), "ssim": ssim(target, pred, data_range=1.0)}
     for key in ("lpips", "dists"):
@@ -238,8 +268,25 @@ def _score(item, prediction: np.ndarray, perceptual: dict[str, Any], options: Ev
 
 def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options: EvalOptions = EvalOptions(),
              perceptual: dict[str, Any] | None = None, settings: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Score ``method`` on ``dataset``; write ``per_image.csv``, ``run.json``, ``summary.json``, ``table.md``
-    into ``out_dir`` and return the summary. ``perceptual`` defaults to :func:`load_perceptual`."""
+    """Score ``method`` on ``dataset``, resumably (see the module doc).
+
+    Args:
+        dataset: a dataset whose items follow :mod:`lensblur.data._common`, with targets.
+        method: the method to score.
+        out_dir: the run's folder (made if missing): ``per_image.csv``, ``run.json``, ``summary.json`` and
+            ``table.md`` are written there.
+        dataset_name: the name recorded in the run and the table.
+        options: the run's settings.
+        perceptual: the LPIPS/DISTS metrics (as :func:`load_perceptual` returns; loaded when None).
+        settings: more settings recorded in ``run.json`` (a rerun must repeat them).
+
+    Returns:
+        The summary (:func:`summarize`), also written to ``summary.json``.
+
+    Raises:
+        InputError: ``out_dir`` holds a run with other settings, or a malformed ``per_image.csv``; an item has
+            no target, or no disparity or lens where ``method`` needs one; a prediction of another size.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if perceptual is None:
@@ -252,9 +299,9 @@ def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options
     if run_file.is_file():
         previous = json.loads(run_file.read_text())
         if previous != config:
-            raise InputError("out", expected="the same settings as the run already in this folder",
+            raise InputError("out_dir", expected="the same settings as the run already in this folder",
                              got=f"{out} holds a run with {json.dumps(previous, sort_keys=True)}",
-                             fix="use a new --out folder (or delete this one) to evaluate other settings")
+                             fix="pass out_dir=FOLDER, a new folder (or delete this one), to evaluate other settings")
     else:
         _write_json(run_file, config)
 
@@ -288,7 +335,7 @@ def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options
 
                     item = align_exposure(item)
                 lens = lens_for_item(item["meta"], options)
-                _check_item(item, method, lens, dataset_name)
+                _check_item(item, method, lens, dataset_name, options)
                 image = item["image"].permute(1, 2, 0).numpy()
                 disparity = item["disparity"][0].numpy() if "disparity" in item else None
                 start = time.perf_counter()
@@ -312,7 +359,17 @@ def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options
 
 
 def summarize(rows: list[dict[str, str]], *, config: dict[str, Any], perceptual: dict[str, str]) -> dict[str, Any]:
-    """Means over images (PSNR averaged per image, as the papers do; infinite PSNRs counted apart)."""
+    """Means over images (PSNR averaged per image, as the papers do; infinite PSNRs counted apart).
+
+    Args:
+        rows: the rows of ``per_image.csv`` (strings, as read).
+        config: the run's settings (``run.json``).
+        perceptual: per perceptual metric, its name or its ``"n/a (...)"`` text.
+
+    Returns:
+        ``{"method", "dataset", "images", "metrics", "counts", "psnr_infinite", "seconds_per_image",
+        "config"}``; a metric with no value is ``"n/a"``.
+    """
     means: dict[str, Any] = {}
     counts: dict[str, int] = {}
     infinite = 0

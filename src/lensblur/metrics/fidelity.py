@@ -32,7 +32,22 @@ def _check_range(data_range):
 
 
 def psnr(image_true, image_test, *, data_range: float, box=None, mask=None) -> float:
-    """Peak signal-to-noise ratio in dB, ``10 log10(data_range^2 / MSE)``, over all channels of a region."""
+    """Peak signal-to-noise ratio in dB, ``10 log10(data_range^2 / MSE)``, over all channels of a region.
+
+    Args:
+        image_true: the reference, ``H x W x 3`` / ``H x W`` array or ``(B, C, H, W)`` tensor.
+        image_test: the image scored, of ``image_true``'s shape.
+        data_range: the value of white (> 0), e.g. 1.0 or 255; never guessed from the dtype.
+        box: ``(x0, y0, x1, y1)`` region, or None.
+        mask: ``H x W`` region mask (above 0.5 selected), or None; at most one of ``box`` and ``mask``.
+
+    Returns:
+        The PSNR in dB; ``inf`` for identical images.
+
+    Raises:
+        ShapeError: shapes that differ or are not images.
+        InputError: ``data_range`` not > 0, or a bad region (see :func:`region_mask`).
+    """
     _check_range(data_range)
     a, b = _pair(image_true, image_test)
     region = region_mask(tuple(a.shape[-2:]), box=box, mask=mask)
@@ -50,6 +65,19 @@ def ssim_map(image_true, image_test, *, data_range: float, sigma: float = 1.5) -
     """Per-pixel SSIM ``(B, C, H, W)`` with a Gaussian window (sigma 1.5, truncated at 3.5 sigma), the
     population covariance, K1 = 0.01, K2 = 0.03, and symmetric padding, as scikit-image does with
     ``gaussian_weights=True, use_sample_covariance=False``.
+
+    Args:
+        image_true: the reference, ``H x W x 3`` / ``H x W`` array or ``(B, C, H, W)`` tensor.
+        image_test: the image scored, of ``image_true``'s shape.
+        data_range: the value of white (> 0).
+        sigma: the Gaussian window's standard deviation in pixels.
+
+    Returns:
+        ``(B, C, H, W)`` float64 SSIM per pixel.
+
+    Raises:
+        ShapeError: shapes that differ or are not images.
+        InputError: ``data_range`` not > 0, or images no larger than the window.
     """
     _check_range(data_range)
     a, b = _pair(image_true, image_test)
@@ -76,6 +104,18 @@ def ssim(image_true, image_test, *, data_range: float, sigma: float = 1.5, box=N
     """Mean SSIM over a region (the whole image by default), borders cropped by the window radius like
     scikit-image; equal to ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False, data_range=..., channel_axis=-1)`` on the whole image.
+
+    Args:
+        image_true, image_test, data_range, sigma: as :func:`ssim_map`.
+        box: ``(x0, y0, x1, y1)`` region, or None.
+        mask: ``H x W`` region mask, or None; at most one of ``box`` and ``mask``.
+
+    Returns:
+        The mean SSIM, at most 1.
+
+    Raises:
+        ShapeError, InputError: as :func:`ssim_map` and :func:`psnr`; also a region that lies wholly in
+            the cropped border band.
     """
     smap = ssim_map(image_true, image_test, data_range=data_range, sigma=sigma)
     pad = (_gaussian_window(sigma).numel() - 1) // 2
