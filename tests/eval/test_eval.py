@@ -23,6 +23,7 @@ from lensblur.eval import (
     evaluate,
     get_method,
     load_perceptual,
+    markdown_table,
     register_method,
 )
 from lensblur.eval.methods import METHODS as EVAL_METHODS
@@ -254,10 +255,18 @@ def test_classical_method_on_ebb_needs_disparity_dir_and_lens(tmp_path, monkeypa
 def test_exposure_alignment_in_the_runner(tmp_path):
     root = _ebb(tmp_path)
     evaluate(EBB(root), Identity(), tmp_path / "al", dataset_name="ebb",
-             options=EvalOptions(progress=False, align_exposure=True), perceptual=NO_PERCEPTUAL)
+             options=EvalOptions(progress=False, align_exposure="linear-mean"), perceptual=NO_PERCEPTUAL)
     row = _rows(tmp_path / "al" / "per_image.csv")[0]
     item = EBB(root)[0]
     assert float(row["exposure_scale"]) == pytest.approx(float(item["target"].mean() / item["image"].mean()), rel=1e-4)
+    # the default is BokehDiff's protocol: one factor per channel, recorded in run.json by name
+    summary = evaluate(EBB(root), Identity(), tmp_path / "bd", dataset_name="ebb",
+                       options=EvalOptions(progress=False, align_exposure=True), perceptual=NO_PERCEPTUAL)
+    row = _rows(tmp_path / "bd" / "per_image.csv")[0]
+    expected = EBB(root, align_exposure=True)[0]["meta"]["exposure_scale"]
+    assert [float(v) for v in row["exposure_scale"].split()] == pytest.approx(expected, rel=1e-5)
+    assert summary["config"]["options"]["align_exposure"] == "bokehdiff"
+    assert "(exposure-aligned, bokehdiff)" in markdown_table([summary])
 
 
 # ---------------------------------------------------------------------------------------------- weights

@@ -23,13 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .._convert import array_to_tensor
+from ..color import linear_to_srgb, srgb_to_linear
 from ..errors import InputError
 
 __all__ = [
+    "ALIGNMENTS",
+    "DEFAULT_ALIGNMENT",
     "JPEG_PNG",
     "align_exposure",
+    "check_alignment",
     "check_root",
     "find_file",
     "layout_error",
@@ -108,29 +113,66 @@ def find_file(folder: Path, stem: str, suffixes) -> Path | None:
     return None
 
 
-def align_exposure(item: dict[str, Any]) -> dict[str, Any]:
-    """BokehDiff's exposure alignment: scale the input so its global mean equals the ground truth's.
+# Exposure alignment protocols by name (see align_exposure).
+ALIGNMENTS = ("bokehdiff", "linear-mean")
+DEFAULT_ALIGNMENT = "bokehdiff"
 
-    The scale is applied in linear light (an exposure change multiplies linear values), over all channels
-    and pixels; it is recorded in ``meta["exposure_scale"]``.
 
-    Args:
-        item: an item with a ``target``.
-
-    Returns:
-        A new item with the scaled ``image`` (the input item is not changed).
+def check_alignment(protocol, *, argument: str = "align_exposure") -> str | None:
+    """The alignment protocol a value asks for: ``None``/``False`` = none, ``True`` = the default
+    (:data:`DEFAULT_ALIGNMENT`), or one of :data:`ALIGNMENTS` by name.
 
     Raises:
-        InputError: the item has no target.
+        InputError: any other value.
     """
+    if protocol is None or protocol is False:
+        return None
+    if protocol is True:
+        return DEFAULT_ALIGNMENT
+    if protocol not in ALIGNMENTS:
+        raise InputError(argument, expected=f"False, True or one of {', '.join(ALIGNMENTS)}", got=protocol,
+                         fix=f"{argument}={DEFAULT_ALIGNMENT} (BokehDiff's released protocol)")
+    return protocol
+
+
+def align_exposure(item: dict[str, Any], protocol: str | bool = DEFAULT_ALIGNMENT) -> dict[str, Any]:
+    """Scale the input's exposure to its ground truth's before scoring, as a protocol names it.
+
+    ``"bokehdiff"`` (the default) is what BokehDiff's released evaluation code does on EBB! Val294: on the
+    display values (the sRGB file's, in [0, 1]), each channel of the input is multiplied by
+    ``mean(target channel) / mean(input channel)`` over the image, then clipped to [0, 1]. ``"linear-mean"``
+    is lensblur's physical variant: one factor for all channels, ``mean(target) / mean(input)`` in linear
+    light (an exposure change multiplies linear values), no clipping (HDR is kept). The factors are recorded
+    in ``meta["exposure_scale"]`` (a list per channel for ``"bokehdiff"``, a number for ``"linear-mean"``)
+    and the protocol in ``meta["exposure_alignment"]``.
+
+    Args:
+        item: an item with a ``target`` (``image`` and ``target`` ``(3, H, W)`` linear RGB).
+        protocol: ``"bokehdiff"``, ``"linear-mean"``, or ``True`` for the default.
+
+    Returns:
+        A new item with the aligned ``image`` (the input item is not changed).
+
+    Raises:
+        InputError: the item has no target, or an unknown protocol.
+    """
+    protocol = check_alignment(protocol, argument="protocol")
     if "target" not in item:
         raise InputError("align_exposure", expected="items with a ground-truth target",
                          got=f"item {item['meta'].get('id')} without one",
                          fix="use exposure alignment only on splits that have bokeh targets")
-    mean_in = float(item["image"].double().mean())
-    mean_gt = float(item["target"].double().mean())
-    scale = mean_gt / mean_in if mean_in > 0 else 1.0
+    image, target = item["image"], item["target"]
+    if protocol == "linear-mean":
+        mean_in = float(image.double().mean())
+        scale = float(target.double().mean()) / mean_in if mean_in > 0 else 1.0
+        aligned = image * scale
+    else:
+        shown_in, shown_gt = linear_to_srgb(image), linear_to_srgb(target)
+        mean_in = shown_in.double().mean(dim=(-2, -1))
+        ratio = torch.where(mean_in > 0, shown_gt.double().mean(dim=(-2, -1)) / mean_in.clamp_min(1e-12), 1.0)
+        scale = [float(v) for v in ratio]
+        aligned = srgb_to_linear((shown_in * ratio.to(shown_in.dtype)[:, None, None]).clamp(0.0, 1.0))
     out = dict(item)
-    out["image"] = item["image"] * scale
-    out["meta"] = {**item["meta"], "exposure_scale": scale}
+    out["image"] = aligned
+    out["meta"] = {**item["meta"], "exposure_scale": scale, "exposure_alignment": protocol}
     return out

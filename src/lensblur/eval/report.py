@@ -32,7 +32,9 @@ def markdown_table(summaries: list[dict[str, Any]]) -> str:
              "|---|---|---:|" + "---:|" * len(_HEADERS) + "---:|"]
     for s in sorted(summaries, key=lambda s: (s["dataset"], s["method"])):
         metrics = s["metrics"]
-        aligned = " (exposure-aligned)" if s.get("config", {}).get("options", {}).get("align_exposure") else ""
+        protocol = s.get("config", {}).get("options", {}).get("align_exposure")
+        aligned = f" (exposure-aligned, {protocol})" if isinstance(protocol, str) else \
+            " (exposure-aligned)" if protocol else ""
         seconds = s.get("seconds_per_image")
         cells = [_cell(metrics.get(key, "n/a"), digits) for key, _, digits in _HEADERS]
         timing = f"{seconds:.2f}" if seconds is not None else ""

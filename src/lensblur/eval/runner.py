@@ -70,7 +70,8 @@ class EvalOptions:
         blur: CoC scale in pixels for every item (overrides the item's own lens), ``> 0``.
         focus_disparity: focus disparity in [0, 1] for every item (overrides the item's own lens).
         blades: aperture blades (0 = circle, else at least 3) for every item.
-        align_exposure: scale each input to its target's mean first (BokehDiff's protocol).
+        align_exposure: align each input's exposure to its target first: ``False``, ``True`` (BokehDiff's
+            protocol) or a protocol name of :data:`lensblur.data.ALIGNMENTS`; kept as the protocol's name.
         limit: score only the first ``limit`` items (``>= 1``).
         workers: data-loading worker processes (``>= 0``).
         edge_band: half-width in pixels of the depth-edge band (``>= 0``).
@@ -83,13 +84,16 @@ class EvalOptions:
     blur: float | None = None
     focus_disparity: float | None = None
     blades: int | None = None
-    align_exposure: bool = False
+    align_exposure: bool | str | None = False
     limit: int | None = None
     workers: int = 0
     edge_band: int = EDGE_BAND_PX
     progress: bool = True
 
     def __post_init__(self) -> None:
+        from ..data._common import check_alignment
+
+        object.__setattr__(self, "align_exposure", check_alignment(self.align_exposure))
         for name, low in (("limit", 1), ("workers", 0), ("edge_band", 0)):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low):
@@ -219,6 +223,8 @@ def _fmt(value) -> str:
         return value
     if isinstance(value, float) and math.isinf(value):
         return "inf"
+    if isinstance(value, (list, tuple)):
+        return " ".join(_fmt(v) for v in value)
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
@@ -333,7 +339,7 @@ def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options
                 if options.align_exposure:
                     from ..data import align_exposure
 
-                    item = align_exposure(item)
+                    item = align_exposure(item, options.align_exposure)
                 lens = lens_for_item(item["meta"], options)
                 _check_item(item, method, lens, dataset_name, options)
                 image = item["image"].permute(1, 2, 0).numpy()
