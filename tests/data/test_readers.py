@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
+from lensblur.color import linear_to_srgb
 from lensblur.data import BLB, EBB, HELDOUT_IDS, EBBVal294, NYUDepthV2, SynthDataset, open_dataset
 from lensblur.data.ebb import HELDOUT_SEED, VAL294_FIRST
 from lensblur.data.nyu import depth_to_fixed_disparity
-from lensblur.color import linear_to_srgb
 from lensblur.errors import InputError
 from lensblur.io import write_image
 from lensblur.io.pfm import write_pfm
