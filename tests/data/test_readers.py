@@ -276,6 +276,54 @@ def test_nyu_splits_mat(tmp_path, rng):
     assert [test[i]["meta"]["index"] for i in range(len(test))] == [1, 3]
 
 
+def _densedepth_export(root: Path, rng, *, csv: bool) -> tuple[np.ndarray, np.ndarray]:
+    """DenseDepth's nyu_data.zip as unpacked: data/nyu2_train/SCENE/N.jpg + N.png (8-bit depth, 255 = 10 m),
+    data/nyu2_test/NNNNN_colors.png + NNNNN_depth.png (16-bit millimetres), and the two CSV lists."""
+    data = root / "data"
+    depth8 = rng.integers(1, 255, (H, W)).astype(np.uint8)
+    depth16 = rng.integers(800, 5000, (H, W)).astype(np.uint16)
+    train_lines = []
+    for scene, n in (("kitchen_0001_out", 7), ("bedroom_0002_out", 3)):
+        folder = data / "nyu2_train" / scene
+        _png8(folder / f"{n}.jpg", _img(rng))
+        Image.fromarray(depth8).save(folder / f"{n}.png")
+        train_lines.append(f"data/nyu2_train/{scene}/{n}.jpg,data/nyu2_train/{scene}/{n}.png")
+    _png8(data / "nyu2_test" / "00000_colors.png", _img(rng))
+    Image.fromarray(depth16).save(data / "nyu2_test" / "00000_depth.png")
+    if csv:
+        (data / "nyu2_train.csv").write_text("\n".join(train_lines) + "\n")
+        (data / "nyu2_test.csv").write_text("data/nyu2_test/00000_colors.png,data/nyu2_test/00000_depth.png\n")
+    return depth8, depth16
+
+
+@pytest.mark.parametrize("csv", [True, False])
+def test_nyu_densedepth_export_reads_each_half_at_its_own_depth_scale(tmp_path, rng, csv):
+    depth8, depth16 = _densedepth_export(tmp_path, rng, csv=csv)
+    train = NYUDepthV2(tmp_path, split="train")
+    ids = [train[i]["meta"]["id"] for i in range(len(train))]
+    # the CSV's order when it is there, else scene folders in order
+    assert ids == (["kitchen_0001_out/7", "bedroom_0002_out/3"] if csv else ["bedroom_0002_out/3", "kitchen_0001_out/7"])
+    item = train[0]
+    assert item["meta"]["depth_scale"] == pytest.approx(10 / 255)   # 8-bit: 255 = 10 m, never millimetres
+    np.testing.assert_allclose(item["disparity"][0].numpy(),
+                               depth_to_fixed_disparity(depth8.astype(np.float32) * np.float32(10 / 255), 0.5, 10.0),
+                               rtol=1e-6)
+    test = NYUDepthV2(tmp_path / "data", split="test")
+    assert len(test) == 1 and test[0]["meta"]["id"] == "00000" and test[0]["meta"]["depth_scale"] == 0.001
+    np.testing.assert_allclose(test[0]["disparity"][0].numpy(),
+                               depth_to_fixed_disparity(depth16 * np.float32(0.001), 0.5, 10.0), rtol=1e-6)
+    assert len(NYUDepthV2(tmp_path)) == 3
+    forced = NYUDepthV2(tmp_path, split="test", depth_scale=0.0001)[0]
+    assert forced["meta"]["depth_scale"] == 0.0001
+
+
+def test_nyu_densedepth_csv_naming_a_missing_file(tmp_path, rng):
+    _densedepth_export(tmp_path, rng, csv=True)
+    (tmp_path / "data" / "nyu2_train" / "kitchen_0001_out" / "7.png").unlink()
+    with pytest.raises(InputError, match=r"^root: expected the files nyu2_train.csv lists.*kitchen_0001_out/7.png"):
+        NYUDepthV2(tmp_path, split="train")
+
+
 def test_nyu_png_exports(tmp_path, rng):
     import cv2
 
