@@ -200,6 +200,16 @@ def _blb_scene(folder: Path, rng, ks, zs, depth):
             write_image(folder / f"bokeh_{i:02d}_{j:02d}.pfm", _img(rng))
 
 
+def test_blb_jpg_web_copy_says_it_lacks_depth_and_where_the_exr_release_is(tmp_path, rng):
+    scene = tmp_path / "277"
+    scene.mkdir()
+    (scene / "info.json").write_text(json.dumps({"blur_parameters": [10.0], "focus_distances": [20.0]}))
+    _png8(scene / "image.jpg", _img(rng))
+    _png8(scene / "bokeh_00_00.jpg", _img(rng))
+    with pytest.raises(InputError, match=r"^root: expected BLB's EXR release.*the JPG web copy.*BokehMe's README"):
+        BLB(tmp_path)
+
+
 def test_blb_items_keep_bokehme_defocus_exactly(tmp_path, rng):
     ks = [10.0, 20.0, 40.0, 80.0, 160.0]
     zs = [65504.0, 40.0, 20.0]
