@@ -53,6 +53,19 @@ def test_ssim_matches_skimage_grey_and_255(pair):
     assert abs(ssim(a, b, data_range=255.0) - expected) < 1e-4
 
 
+def test_ssim_skimage_default_variant_matches_skimage_defaults_on_uint8(pair):
+    """scikit-image's defaults (7 x 7 uniform window, sample covariance) on 8-bit values, data range 255: what
+    the scripts that defined EBB! Val294 compute."""
+    a, b = (np.round(x * 255).astype(np.uint8) for x in pair)
+    expected = structural_similarity(a, b, data_range=255, channel_axis=-1)
+    got = ssim(a.astype(np.float64), b.astype(np.float64), data_range=255.0, variant="skimage-default")
+    assert abs(got - expected) < 1e-6
+    assert abs(got - ssim(a / 255.0, b / 255.0, data_range=1.0, variant="skimage-default")) < 1e-9
+    assert abs(got - ssim(a / 255.0, b / 255.0, data_range=1.0)) > 1e-3   # the variants really differ
+    with pytest.raises(InputError, match="^variant: expected one of gaussian, skimage-default"):
+        ssim(a, b, data_range=255.0, variant="uniform")
+
+
 def test_ssim_box_is_the_skimage_map_mean_over_the_box(pair):
     a, b = pair
     _, smap = structural_similarity(a, b, data_range=1.0, channel_axis=-1, full=True, **SK)

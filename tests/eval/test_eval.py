@@ -105,6 +105,20 @@ def test_identity_scores_match_scikit_image_on_the_8bit_files(synth_root, tmp_pa
         assert row["lpips"] == "n/a"
     assert summary["metrics"]["psnr"] == pytest.approx(np.mean([float(r["psnr"]) for r in rows]))
     assert summary["metrics"]["lpips"] == "n/a (test)"
+    assert "SSIM gaussian" in markdown_table([summary])
+
+
+def test_ssim_variant_reaches_the_scores_and_the_table(synth_root, tmp_path):
+    """skimage's defaults (7 x 7 uniform window, sample covariance) on the 8-bit files, as Val294's scripts do."""
+    options = EvalOptions(progress=False, ssim="skimage-default")
+    summary = evaluate(SynthDataset(synth_root), Identity(), tmp_path / "run", dataset_name="synth",
+                       options=options, perceptual=NO_PERCEPTUAL)
+    row = _rows(tmp_path / "run" / "per_image.csv")[0]
+    pair = synth_root / "pairs" / row["id"]
+    a = np.round(read_raw(pair / "target16.png")[0] / 65535.0 * 255).astype(np.uint8)
+    b = np.round(read_raw(pair / "image16.png")[0] / 65535.0 * 255).astype(np.uint8)
+    assert float(row["ssim"]) == pytest.approx(structural_similarity(a, b, data_range=255, channel_axis=-1), abs=1e-5)
+    assert "SSIM skimage-default" in markdown_table([summary])
     table = (tmp_path / "run" / "table.md").read_text()
     assert "| synth | identity | 3 |" in table and "n/a (test)" in table
 

@@ -28,8 +28,8 @@ def markdown_table(summaries: list[dict[str, Any]]) -> str:
     Returns:
         The table, one row per run sorted by dataset then method, ending in a newline.
     """
-    lines = ["| dataset | method | images | " + " | ".join(h for _, h, _ in _HEADERS) + " | s/image |",
-             "|---|---|---:|" + "---:|" * len(_HEADERS) + "---:|"]
+    lines = ["| dataset | method | images | " + " | ".join(h for _, h, _ in _HEADERS) + " | s/image | scored with |",
+             "|---|---|---:|" + "---:|" * len(_HEADERS) + "---:|---|"]
     for s in sorted(summaries, key=lambda s: (s["dataset"], s["method"])):
         metrics = s["metrics"]
         protocol = s.get("config", {}).get("options", {}).get("align_exposure")
@@ -39,8 +39,17 @@ def markdown_table(summaries: list[dict[str, Any]]) -> str:
         cells = [_cell(metrics.get(key, "n/a"), digits) for key, _, digits in _HEADERS]
         timing = f"{seconds:.2f}" if seconds is not None else ""
         lines.append(f"| {s['dataset']}{aligned} | {s['method']} | {s['images']} | " + " | ".join(cells)
-                     + f" | {timing} |")
+                     + f" | {timing} | {_protocol(s)} |")
     return "\n".join(lines) + "\n"
+
+
+def _protocol(summary: dict[str, Any]) -> str:
+    """How a run was scored: the SSIM variant and the perceptual networks."""
+    options = summary.get("config", {}).get("options", {})
+    perceptual = summary.get("config", {}).get("perceptual", {})
+    parts = [f"SSIM {options.get('ssim', 'gaussian')}"]
+    parts += [str(name) for name in perceptual.values() if not str(name).startswith("n/a")]
+    return ", ".join(parts)
 
 
 def collect_summaries(results_dir) -> list[dict[str, Any]]:

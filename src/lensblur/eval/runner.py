@@ -76,6 +76,8 @@ class EvalOptions:
         workers: data-loading worker processes (``>= 0``).
         edge_band: half-width in pixels of the depth-edge band (``>= 0``).
         progress: show a progress bar on stderr.
+        ssim: the SSIM variant, one of :data:`lensblur.metrics.SSIM_VARIANTS` (named in every table).
+        lpips_net: LPIPS's backbone, ``"alex"`` (most papers) or ``"vgg"``.
 
     Raises:
         InputError: a value outside its range (checked when the options are made).
@@ -89,6 +91,8 @@ class EvalOptions:
     workers: int = 0
     edge_band: int = EDGE_BAND_PX
     progress: bool = True
+    ssim: str = "gaussian"
+    lpips_net: str = "alex"
 
     def __post_init__(self) -> None:
         from ..data._common import check_alignment
@@ -103,6 +107,12 @@ class EvalOptions:
         if self.focus_disparity is not None and not 0.0 <= self.focus_disparity <= 1.0:
             raise InputError("focus_disparity", expected="a disparity in [0, 1]", got=self.focus_disparity,
                              fix="e.g. focus_disparity=0.8")
+        from ..metrics.fidelity import SSIM_VARIANTS
+
+        if self.ssim not in SSIM_VARIANTS:
+            raise InputError("ssim", expected=f"one of {', '.join(SSIM_VARIANTS)}", got=self.ssim, fix="ssim=gaussian")
+        if self.lpips_net not in ("alex", "vgg"):
+            raise InputError("lpips_net", expected="alex or vgg", got=self.lpips_net, fix="lpips_net=alex")
         if self.blades is not None and (self.blades < 0 or self.blades in (1, 2)):
             raise InputError("blades", expected="0 (a circle) or at least 3", got=self.blades, fix="e.g. blades=6")
 
@@ -148,12 +158,13 @@ def depth_edge_band(disparity, *, radius: int = EDGE_BAND_PX, jump: float = EDGE
     return edge.numpy()
 
 
-def load_perceptual(*, hub_dir=None, device="cpu") -> dict[str, Any]:
+def load_perceptual(*, hub_dir=None, device="cpu", lpips_net: str = "alex") -> dict[str, Any]:
     """The perceptual metrics whose backbones are in the torch hub cache; never downloads.
 
     Args:
         hub_dir: the hub cache folder (``torch.hub``'s own when None).
         device: where the networks run.
+        lpips_net: LPIPS's backbone, ``"alex"`` or ``"vgg"``.
 
     Returns:
         ``{"lpips": metric, "dists": metric}``, a metric replaced by the text ``"n/a (...)"`` saying where its
@@ -162,7 +173,7 @@ def load_perceptual(*, hub_dir=None, device="cpu") -> dict[str, Any]:
     from ..metrics.perceptual import load_dists, load_lpips
 
     out: dict[str, Any] = {}
-    for key, loader in (("lpips", lambda: load_lpips("alex", hub_dir=hub_dir, device=device)),
+    for key, loader in (("lpips", lambda: load_lpips(lpips_net, hub_dir=hub_dir, device=device)),
                         ("dists", lambda: load_dists(hub_dir=hub_dir, device=device))):
         try:
             out[key] = loader()
@@ -259,7 +270,8 @@ def _score(item, prediction: np.ndarray, perceptual: dict[str, Any], options: Ev
     if pred.shape != target.shape:
         raise InputError("method", expected=f"an image of the target's size {target.shape[1]}x{target.shape[0]}",
                          got=f"{pred.shape[1]}x{pred.shape[0]}", fix="the method must keep the input size")
-    row: dict[str, Any] = {"psnr": psnr(target, pred, data_range=1.0), "ssim": ssim(target, pred, data_range=1.0)}
+    row: dict[str, Any] = {"psnr": psnr(target, pred, data_range=1.0),
+                           "ssim": ssim(target, pred, data_range=1.0, variant=options.ssim)}
     for key in ("lpips", "dists"):
         metric = perceptual.get(key)
         row[key] = NA if metric is None or isinstance(metric, str) else metric(target, pred)
@@ -296,7 +308,7 @@ def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if perceptual is None:
-        perceptual = load_perceptual()
+        perceptual = load_perceptual(lpips_net=options.lpips_net)
     perceptual_state = {k: (v if isinstance(v, str) else getattr(v, "name", k)) for k, v in perceptual.items()}
     config = {"method": method.name, "dataset": dataset_name, **(settings or {}),
               "options": {k: v for k, v in asdict(options).items() if k not in ("workers", "progress", "limit")},
