@@ -119,6 +119,20 @@ def test_ssim_variant_reaches_the_scores_and_the_table(synth_root, tmp_path):
     b = np.round(read_raw(pair / "image16.png")[0] / 65535.0 * 255).astype(np.uint8)
     assert float(row["ssim"]) == pytest.approx(structural_similarity(a, b, data_range=255, channel_axis=-1), abs=1e-5)
     assert "SSIM skimage-default" in markdown_table([summary])
+
+
+def test_gamma22_display_scores_the_float_values_as_bokehme_does(synth_root, tmp_path):
+    """BLB as BokehMe and BokehDiff score it: clip(linear, 0, 1) ** (1 / 2.2), float, no quantisation."""
+    summary = evaluate(SynthDataset(synth_root), Identity(), tmp_path / "run", dataset_name="synth",
+                       options=EvalOptions(progress=False, display="gamma22"), perceptual=NO_PERCEPTUAL)
+    row = _rows(tmp_path / "run" / "per_image.csv")[0]
+    item = SynthDataset(synth_root)[0]
+    a = np.clip(item["target"].permute(1, 2, 0).numpy().astype(np.float64), 0, 1) ** (1 / 2.2)
+    b = np.clip(item["image"].permute(1, 2, 0).numpy().astype(np.float64), 0, 1) ** (1 / 2.2)
+    assert float(row["psnr"]) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=1.0), abs=1e-4)
+    assert "gamma22 values" in markdown_table([summary])
+    with pytest.raises(InputError, match="^display: expected one of srgb8, gamma22"):
+        EvalOptions(display="linear")
     table = (tmp_path / "run" / "table.md").read_text()
     assert "| synth | identity | 3 |" in table and "n/a (test)" in table
 

@@ -47,7 +47,7 @@ def _protocol(summary: dict[str, Any]) -> str:
     """How a run was scored: the SSIM variant and the perceptual networks."""
     options = summary.get("config", {}).get("options", {})
     perceptual = summary.get("config", {}).get("perceptual", {})
-    parts = [f"SSIM {options.get('ssim', 'gaussian')}"]
+    parts = [f"{options.get('display', 'srgb8')} values", f"SSIM {options.get('ssim', 'gaussian')}"]
     parts += [str(name) for name in perceptual.values() if not str(name).startswith("n/a")]
     return ", ".join(parts)
 

@@ -2,7 +2,8 @@
 
 Scores are computed on what a user would see: the prediction and the target are clipped to [0, 1] in linear
 light, sRGB-encoded and quantised to 8 bits (the papers score saved 8-bit images), then compared with
-``data_range = 1``. PSNR and SSIM are :func:`lensblur.metrics.psnr` / :func:`~lensblur.metrics.ssim`;
+``data_range = 1`` (``display="srgb8"``, the default). ``display="gamma22"`` is BokehMe's and BokehDiff's
+scoring of BLB's float EXR files instead: the clipped linear values raised to ``1 / 2.2``, not quantised. PSNR and SSIM are :func:`lensblur.metrics.psnr` / :func:`~lensblur.metrics.ssim`;
 LPIPS and DISTS come from :mod:`lensblur.metrics.perceptual` (a column reads ``n/a (backbone weights not
 found in <path>)`` when their pretrained backbone is not in the torch hub cache).
 
@@ -42,11 +43,13 @@ from .methods import EvalMethod
 
 __all__ = [
     "COLUMNS",
+    "DISPLAYS",
     "EDGE_BAND_PX",
     "EDGE_JUMP",
     "EvalOptions",
     "depth_edge_band",
     "display_8bit",
+    "display_values",
     "evaluate",
     "lens_for_item",
     "load_perceptual",
@@ -55,6 +58,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# How linear images become the values scored: "srgb8", an 8-bit sRGB file's codes / 255; "gamma22", BokehMe's
+# and BokehDiff's BLB scoring, clip(x, 0, 1) ** (1 / 2.2) in float.
+DISPLAYS = ("srgb8", "gamma22")
+GAMMA = 2.2
 EDGE_BAND_PX = 5
 EDGE_JUMP = 0.02
 METRICS = ("psnr", "ssim", "lpips", "dists", "psnr_edge")
@@ -78,6 +85,7 @@ class EvalOptions:
         progress: show a progress bar on stderr.
         ssim: the SSIM variant, one of :data:`lensblur.metrics.SSIM_VARIANTS` (named in every table).
         lpips_net: LPIPS's backbone, ``"alex"`` (most papers) or ``"vgg"``.
+        display: how linear images become the values scored, one of :data:`DISPLAYS` (named in every table).
 
     Raises:
         InputError: a value outside its range (checked when the options are made).
@@ -93,6 +101,7 @@ class EvalOptions:
     progress: bool = True
     ssim: str = "gaussian"
     lpips_net: str = "alex"
+    display: str = "srgb8"
 
     def __post_init__(self) -> None:
         from ..data._common import check_alignment
@@ -111,6 +120,9 @@ class EvalOptions:
 
         if self.ssim not in SSIM_VARIANTS:
             raise InputError("ssim", expected=f"one of {', '.join(SSIM_VARIANTS)}", got=self.ssim, fix="ssim=gaussian")
+        if self.display not in DISPLAYS:
+            raise InputError("display", expected=f"one of {', '.join(DISPLAYS)}", got=self.display,
+                             fix="display=srgb8 (8-bit sRGB files), or display=gamma22 for BLB as BokehMe scores it")
         if self.lpips_net not in ("alex", "vgg"):
             raise InputError("lpips_net", expected="alex or vgg", got=self.lpips_net, fix="lpips_net=alex")
         if self.blades is not None and (self.blades < 0 or self.blades in (1, 2)):
@@ -118,6 +130,23 @@ class EvalOptions:
 
 
 # -- pieces ---------------------------------------------------------------------------------------------
+def display_values(image: np.ndarray | torch.Tensor, display: str = "srgb8") -> np.ndarray:
+    """The values a linear image is scored on (see the module doc): :func:`display_8bit` for ``"srgb8"``,
+    ``clip(x, 0, 1) ** (1 / 2.2)`` in float64 for ``"gamma22"``.
+
+    Args:
+        image: ``H x W x 3`` linear RGB.
+        display: one of :data:`DISPLAYS`.
+
+    Returns:
+        ``H x W x 3`` float64 in [0, 1].
+    """
+    if display == "gamma22":
+        arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+        return np.clip(arr.astype(np.float64), 0.0, 1.0) ** (1.0 / GAMMA)
+    return display_8bit(image)
+
+
 def display_8bit(image: np.ndarray | torch.Tensor) -> np.ndarray:
     """What a saved 8-bit file of a linear image shows: its sRGB codes over 255.
 
@@ -265,8 +294,8 @@ def _check_item(item: dict[str, Any], method: EvalMethod, lens: Lens | None, dat
 
 
 def _score(item, prediction: np.ndarray, perceptual: dict[str, Any], options: EvalOptions) -> dict[str, Any]:
-    target = display_8bit(item["target"].permute(1, 2, 0))
-    pred = display_8bit(prediction)
+    target = display_values(item["target"].permute(1, 2, 0), options.display)
+    pred = display_values(prediction, options.display)
     if pred.shape != target.shape:
         raise InputError("method", expected=f"an image of the target's size {target.shape[1]}x{target.shape[0]}",
                          got=f"{pred.shape[1]}x{pred.shape[0]}", fix="the method must keep the input size")
