@@ -215,6 +215,11 @@ def test_small_parsers():
     ("generate", "num_inference_steps", "--steps"),
     ("generate", "prompt", "prompt"),
     ("eval", "edge_band", "--edge-band"),
+    ("eval", "out_dir", "--output"),
+    ("synth", "out", "--output"),
+    ("metrics", "out", "OUT"),
+    ("render", "point", "--focus"),
+    ("render", "kernel", "--aperture"),
     ("render", "aperture kernel", None),      # not a flag: left as the library wrote it
     ("metrics", "focus_disparity", None),     # no such flag in this command
     ("render", "--blur", None),               # already a flag

@@ -1,7 +1,8 @@
 """``import lensblur`` stays light: no heavy optional package is imported as a side effect.
 
 One fresh interpreter (importing torch takes seconds) records which heavy packages are loaded after each
-step: ``import lensblur``, then the I/O, metrics and the metrics/focus command modules, then ``cv2`` itself
+step: ``import lensblur``, then the I/O, metrics and the metrics/focus command modules, then the generation
+pipeline's module (diffusers loads only when a pipeline is built), then ``cv2`` itself
 (to show that the probe does see a heavy import).
 """
 
@@ -30,6 +31,7 @@ STEPS = [
     ("lensblur", ["lensblur"]),
     ("boundary", ["lensblur.io", "lensblur.metrics", "lensblur.lens", "lensblur.color",
                   "lensblur.cli.metrics", "lensblur.cli.focus"]),
+    ("generate", ["lensblur.generate", "lensblur.generate.pipeline"]),
     ("cv2", ["cv2"]),
 ]
 
@@ -41,4 +43,5 @@ def test_import_lensblur_is_light():
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["lensblur"] == [], f"import lensblur pulled in {seen['lensblur']}"
     assert seen["boundary"] == [], f"I/O, metrics or the metrics/focus commands pulled in {seen['boundary']}"
+    assert seen["generate"] == [], f"the generate package or its pipeline module pulled in {seen['generate']}"
     assert seen["cv2"] == ["cv2"]  # the probe sees a heavy import when there is one

@@ -158,6 +158,33 @@ def test_exif_orientation_is_applied(tmp_path):
     assert img[4, 8, 0] > 0.9 and img[-4, 8, 2] > 0.9
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_on_every_decoder_path(tmp_path, orientation):
+    """The tifffile and 16-bit PNG (OpenCV) paths turn the pixels as Pillow's ``exif_transpose`` does."""
+    from PIL import ImageOps
+
+    rng = np.random.default_rng(orientation)
+    stored = rng.integers(0, 65536, (5, 7), dtype=np.uint16)  # not square, so every turn is visible
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    reference_path = tmp_path / "reference.png"
+    Image.fromarray(stored).save(reference_path, exif=exif)  # Pillow writes a 16-bit grey PNG with eXIf
+    with Image.open(reference_path) as im:
+        expected = np.asarray(ImageOps.exif_transpose(im), dtype=np.uint16)
+
+    png, full = read_raw(reference_path)  # a 16-bit PNG: decoded by OpenCV
+    assert full == 65535.0
+    np.testing.assert_array_equal(png, expected)
+
+    tif_path = tmp_path / "stored.tif"
+    tifffile.imwrite(tif_path, stored, extratags=[(0x0112, "H", 1, orientation, True)])
+    with tifffile.TiffFile(tif_path) as tif:
+        assert tif.pages[0].tags[0x0112].value == orientation
+    tif, full = read_raw(tif_path)
+    assert full == 65535.0
+    np.testing.assert_array_equal(tif, expected)
+
+
 def test_truncated_and_non_image_files(tmp_path, codes8):
     png = tmp_path / "full.png"
     Image.fromarray(codes8).save(png)
@@ -181,7 +208,7 @@ def test_truncated_and_non_image_files(tmp_path, codes8):
 
 def test_write_image_argument_errors(tmp_path):
     img = np.zeros((4, 4, 3), np.float32)
-    with pytest.raises(InputError, match="^output: .*suffix"):
+    with pytest.raises(InputError, match="^path: .*suffix"):
         write_image(tmp_path / "out.bmpx", img)
     with pytest.raises(InputError, match="^bits: "):
         write_image(tmp_path / "out.jpg", img, bits=16)
@@ -229,7 +256,7 @@ def test_atomic_path_renames_on_success(tmp_path):
 def test_check_output_path_refuses_the_input(tmp_path, monkeypatch):
     src = tmp_path / "photo.png"
     src.write_bytes(b"x")
-    with pytest.raises(InputError, match="^output: expected a path different from the input.*--force"):
+    with pytest.raises(InputError, match="^output: expected a path different from the input.*force=True"):
         check_output_path(src, inputs=[src])
     monkeypatch.chdir(tmp_path)
     (tmp_path / "sub").mkdir()
@@ -328,7 +355,7 @@ def test_nan_inf_disparity_refused(tmp_path, bad):
 def test_disparity_size_mismatch_and_resize(tmp_path):
     ramp = np.tile(np.linspace(0, 1, 20, dtype=np.float32), (10, 1))
     np.save(tmp_path / "ramp.npy", ramp)
-    with pytest.raises(ShapeError, match=r"^disparity: expected the image's size 40x20.*20x10.*--resize-disparity"):
+    with pytest.raises(ShapeError, match=r"^disparity: expected the image's size 40x20.*20x10.*resize=True"):
         read_disparity(tmp_path / "ramp.npy", shape=(20, 40))
     big = read_disparity(tmp_path / "ramp.npy", shape=(20, 40), resize=True)
     assert big.shape == (20, 40)
@@ -349,7 +376,7 @@ def test_depth_to_disparity_formula(tmp_path):
         assert rng.depth(rng.disparity(z)) == pytest.approx(z)
     clipped, _ = depth_to_disparity(depth, near=2.0, far=4.0)
     np.testing.assert_allclose(clipped, [[1.0, 1.0], [0.0, 0.0]])
-    with pytest.raises(InputError, match="^depth range: expected 0 < near < far"):
+    with pytest.raises(InputError, match="^far: expected 0 < near < far"):
         depth_to_disparity(np.full((3, 3), 2.0))
 
 
@@ -368,5 +395,5 @@ def test_read_depth_files(tmp_path):
     zero = depth.copy()
     zero[0, 0] = 0.0
     np.save(tmp_path / "zero.npy", zero)
-    with pytest.raises(InputError, match=r"^depth: expected depths > 0.*--disparity"):
+    with pytest.raises(InputError, match=r"^depth: expected depths > 0.*read_disparity"):
         read_depth(tmp_path / "zero.npy")

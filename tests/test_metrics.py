@@ -53,6 +53,19 @@ def test_ssim_matches_skimage_grey_and_255(pair):
     assert abs(ssim(a, b, data_range=255.0) - expected) < 1e-4
 
 
+def test_ssim_skimage_default_variant_matches_skimage_defaults_on_uint8(pair):
+    """scikit-image's defaults (7 x 7 uniform window, sample covariance) on 8-bit values, data range 255: what
+    the scripts that defined EBB! Val294 compute."""
+    a, b = (np.round(x * 255).astype(np.uint8) for x in pair)
+    expected = structural_similarity(a, b, data_range=255, channel_axis=-1)
+    got = ssim(a.astype(np.float64), b.astype(np.float64), data_range=255.0, variant="skimage-default")
+    assert abs(got - expected) < 1e-6
+    assert abs(got - ssim(a / 255.0, b / 255.0, data_range=1.0, variant="skimage-default")) < 1e-9
+    assert abs(got - ssim(a / 255.0, b / 255.0, data_range=1.0)) > 1e-3   # the variants really differ
+    with pytest.raises(InputError, match="^variant: expected one of gaussian, skimage-default"):
+        ssim(a, b, data_range=255.0, variant="uniform")
+
+
 def test_ssim_box_is_the_skimage_map_mean_over_the_box(pair):
     a, b = pair
     _, smap = structural_similarity(a, b, data_range=1.0, channel_axis=-1, full=True, **SK)
@@ -88,7 +101,7 @@ def test_fidelity_argument_errors(pair):
     for bad in (None, 0, -1):
         with pytest.raises(InputError, match="^data_range: .*never guessed"):
             ssim(a, b, data_range=bad)
-    with pytest.raises(InputError, match="^box/mask: expected at most one"):
+    with pytest.raises(InputError, match="^mask: expected at most one of box and mask.*mask=None"):
         psnr(a, b, data_range=1.0, box=(0, 0, 5, 5), mask=np.ones(a.shape[:2]))
     with pytest.raises(InputError, match="^box: expected x0 < x1"):
         psnr(a, b, data_range=1.0, box=(0, 0, 65, 5))
@@ -150,3 +163,18 @@ def test_focus_argument_errors(textured):
         brenner(textured, box=(10, 10, 5, 20))
     with pytest.raises(ShapeError, match="^image: expected an H x W x 3 or H x W array"):
         brenner(np.zeros((4, 4, 4)))
+
+
+def test_perceptual_metric_scores_one_pair_and_refuses_a_batch():
+    """__call__ returns the distance of one pair; a batch of several is an error, not its first item."""
+    import torch
+
+    from lensblur.metrics.perceptual import PerceptualMetric
+
+    metric = PerceptualMetric("mean-abs", lambda x, y: (x - y).abs().mean(dim=(1, 2, 3)))
+    a, b = np.zeros((4, 5, 3), np.float32), np.full((4, 5, 3), 0.25, np.float32)
+    assert metric(a, b) == pytest.approx(0.25)
+    assert metric(torch.zeros(3, 4, 5), torch.full((1, 3, 4, 5), 0.5)) == pytest.approx(0.5)
+    with pytest.raises(ShapeError, match=r"^image_true: expected one image pair.*a batch of 2 pairs"):
+        metric(torch.zeros(2, 3, 4, 5), torch.ones(2, 3, 4, 5))
+    assert metric.distance(torch.zeros(2, 3, 4, 5), torch.ones(2, 3, 4, 5)).tolist() == [1.0, 1.0]

@@ -67,7 +67,15 @@ def encode_srgb(image) -> np.ndarray:
 
 
 def decode_srgb(codes: np.ndarray, full_scale: float) -> np.ndarray:
-    """Integer sRGB codes (``0..full_scale``) to linear float32 values, with the exact IEC 61966-2-1 curve."""
+    """Integer sRGB codes to linear float32 values, with the exact IEC 61966-2-1 curve.
+
+    Args:
+        codes: codes in ``0..full_scale``, any shape.
+        full_scale: the code of white (255, 65535, or 1.0 for display values).
+
+    Returns:
+        float32 linear values in [0, 1], same shape.
+    """
     return srgb_to_linear(torch.from_numpy(np.asarray(codes).astype(np.float32) / np.float32(full_scale))).numpy()
 
 
@@ -86,12 +94,31 @@ def quantize(values: np.ndarray, bits: int = 8) -> np.ndarray:
 
 
 def to_srgb8(image) -> np.ndarray:
-    """Linear RGB to the 8-bit sRGB codes a file or a model input holds (``uint8``, same shape)."""
+    """Linear RGB to the 8-bit sRGB codes a file or a model input holds.
+
+    Args:
+        image: linear values (numpy or torch), any shape; values outside [0, 1] clip.
+
+    Returns:
+        ``uint8`` codes, same shape.
+    """
     return quantize(encode_srgb(image), 8)
 
 
 def as_image(image, *, name: str = "image") -> np.ndarray:
-    """Check an ``H x W x 3`` (or ``B x H x W x 3``) image and return it as float32."""
+    """Check a public-boundary image and return it as float32.
+
+    Args:
+        image: ``H x W x 3`` or ``B x H x W x 3`` floating-point linear RGB (numpy, not torch).
+        name: the name error messages give it.
+
+    Returns:
+        The image as float32 (not copied when it already is).
+
+    Raises:
+        InputError: a torch tensor, an integer dtype, or NaN/inf values.
+        ShapeError: not ``H x W x 3`` or ``B x H x W x 3``.
+    """
     if isinstance(image, torch.Tensor):
         raise InputError(name, expected="a numpy array H x W x 3", got="a torch.Tensor",
                          fix="pass image.numpy() (or use the tensor functions in lensblur.render)")
@@ -109,12 +136,31 @@ def as_image(image, *, name: str = "image") -> np.ndarray:
 
 
 def image_to_tensor(image, *, device=None) -> torch.Tensor:
-    """``H x W x 3`` or ``B x H x W x 3`` numpy -> ``(B, 3, H, W)`` float32 tensor."""
+    """A public-boundary image to the renderers' layout, checked by :func:`as_image`.
+
+    Args:
+        image: ``H x W x 3`` or ``B x H x W x 3`` float linear RGB.
+        device: the tensor's device.
+
+    Returns:
+        ``(B, 3, H, W)`` float32 tensor.
+
+    Raises:
+        InputError, ShapeError: as :func:`as_image`.
+    """
     return array_to_tensor(as_image(image), device=device)
 
 
 def tensor_to_image(tensor: torch.Tensor, *, batched: bool = False) -> np.ndarray:
-    """``(B, 3, H, W)`` tensor -> ``H x W x 3`` (or ``B x H x W x 3`` when ``batched``) float32 numpy."""
+    """A ``(B, 3, H, W)`` tensor back to the public layout, on the CPU.
+
+    Args:
+        tensor: ``(B, 3, H, W)``.
+        batched: keep the batch axis; otherwise only the first item is returned.
+
+    Returns:
+        ``H x W x 3`` (or ``B x H x W x 3`` when ``batched``) float32 numpy.
+    """
     arr = tensor.detach().to("cpu", torch.float32).permute(0, 2, 3, 1).contiguous().numpy()
     return arr if batched else arr[0]
 
@@ -145,7 +191,20 @@ def check_disparity(disparity, *, argument: str = "disparity") -> np.ndarray:
 
 
 def disparity_to_tensor(disparity, *, device=None, name: str = "disparity") -> torch.Tensor:
-    """``H x W`` (or ``B x H x W``) numpy in [0, 1] -> ``(B, 1, H, W)`` float32 tensor, validated."""
+    """A public-boundary disparity map to the renderers' layout, checked by :func:`check_disparity`.
+
+    Args:
+        disparity: ``H x W`` or ``B x H x W``, finite values in [0, 1].
+        device: the tensor's device.
+        name: the name error messages give it.
+
+    Returns:
+        ``(B, 1, H, W)`` float32 tensor.
+
+    Raises:
+        ShapeError: not ``H x W`` or ``B x H x W``.
+        InputError: NaN/inf or values outside [0, 1].
+    """
     arr = np.asarray(disparity)
     if arr.ndim not in (2, 3):
         raise ShapeError(name, expected="shape H x W (or B x H x W)", got=f"shape {arr.shape}",

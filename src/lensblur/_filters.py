@@ -31,8 +31,8 @@ def gaussian_kernel1d(sigma: float, radius: int, *, dtype: torch.dtype = torch.f
 def separable_filter(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Filter every channel of ``x`` along its rows, then its columns, with the 1-D ``kernel``.
 
-    Borders are reflected (``a b c | b a``, scikit-image's "reflect" is this "mirror"), so the output has
-    the input's size.
+    Borders are reflected about the edge pixel (torch's "reflect": ``c b | a b c``, scipy's "mirror"), so
+    the output has the input's size.
 
     Args:
         x: ``(B, C, H, W)``; ``H`` and ``W`` larger than the kernel's radius.

@@ -16,7 +16,20 @@ __all__ = ["available", "cv2", "require"]
 
 
 def require(module: str, *, extra: str, feature: str, package: str | None = None) -> ModuleType:
-    """Import ``module`` or raise :class:`MissingDependencyError` naming ``lensblur[extra]``."""
+    """Import an optional module.
+
+    Args:
+        module: the dotted module name.
+        extra: the ``lensblur[extra]`` that installs it.
+        feature: what needs it, for the error message.
+        package: the distribution to name when it differs from the top-level module.
+
+    Returns:
+        The module.
+
+    Raises:
+        MissingDependencyError: it cannot be imported.
+    """
     try:
         return importlib.import_module(module)
     except ImportError as exc:
@@ -24,7 +37,14 @@ def require(module: str, *, extra: str, feature: str, package: str | None = None
 
 
 def available(module: str) -> bool:
-    """Whether ``module`` can be imported (imports it if so)."""
+    """Whether ``module`` can be imported (imports it if so).
+
+    Args:
+        module: the dotted module name.
+
+    Returns:
+        True when the import succeeds.
+    """
     try:
         importlib.import_module(module)
     except ImportError:
@@ -33,5 +53,16 @@ def available(module: str) -> bool:
 
 
 def cv2(feature: str, *, extra: str) -> ModuleType:
-    """OpenCV (with its contrib modules, ``opencv-contrib-python-headless``), imported on first use."""
+    """OpenCV (with its contrib modules, ``opencv-contrib-python-headless``), imported on first use.
+
+    Args:
+        feature: what needs it, for the error message.
+        extra: the ``lensblur[extra]`` that installs it.
+
+    Returns:
+        The ``cv2`` module.
+
+    Raises:
+        MissingDependencyError: OpenCV is not installed.
+    """
     return require("cv2", extra=extra, feature=feature, package="opencv-contrib-python-headless")

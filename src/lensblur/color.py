@@ -18,7 +18,14 @@ _SLOPE = 12.92
 
 
 def srgb_to_linear(image: torch.Tensor) -> torch.Tensor:
-    """Decode sRGB values in [0, 1] to linear light with the exact piecewise IEC 61966-2-1 curve."""
+    """Decode sRGB values to linear light with the exact piecewise IEC 61966-2-1 curve.
+
+    Args:
+        image: sRGB-encoded values, any shape; clamped to [0, 1] first.
+
+    Returns:
+        Linear values in [0, 1], same shape and dtype.
+    """
     image = image.clamp(0.0, 1.0)
     low = image / _SLOPE
     high = ((image + _A) / (1.0 + _A)) ** _GAMMA
@@ -26,7 +33,14 @@ def srgb_to_linear(image: torch.Tensor) -> torch.Tensor:
 
 
 def linear_to_srgb(image: torch.Tensor) -> torch.Tensor:
-    """Encode linear light to sRGB in [0, 1]; values above 1 are clipped (the file cannot hold them)."""
+    """Encode linear light to sRGB.
+
+    Args:
+        image: linear values, any shape; clamped to [0, 1] first (a file cannot hold values above 1).
+
+    Returns:
+        sRGB-encoded values in [0, 1], same shape and dtype.
+    """
     image = image.clamp(0.0, 1.0)
     low = image * _SLOPE
     high = (1.0 + _A) * image.clamp_min(_ENCODE_KNEE) ** (1.0 / _GAMMA) - _A
@@ -46,7 +60,14 @@ def recover_highlights(
         t = ((srgb_max - threshold) / (1 - threshold)).clamp(0, 1)
         image * (1 + strength * gain * t ** 2)
 
-    ``strength = 0`` returns the image unchanged. Shape ``(B, 3, H, W)``, linear RGB.
+    Args:
+        image: ``(B, 3, H, W)`` linear RGB.
+        strength: >= 0; 0 returns ``image`` unchanged.
+        threshold: sRGB level in [0, 1) where the boost starts.
+        gain: the boost at pure white is ``1 + strength * gain``.
+
+    Returns:
+        ``(B, 3, H, W)`` linear RGB, values possibly above 1.
     """
     if strength == 0:
         return image

@@ -24,7 +24,17 @@ class InputError(LensblurError, ValueError):
 
     Build it from its parts so that every message has the same shape::
 
-        InputError("blur", expected="a number >= 0", got=-3, fix="pass the CoC scale in pixels, e.g. --blur 30")
+        InputError("blur", expected="a number >= 0", got=-3, fix="pass the CoC scale in pixels, e.g. blur=30")
+
+    ``argument`` is the name of the Python argument (``focus_disparity``, not a command-line flag), and a
+    fix that suggests a value writes it as ``name=value`` (``blur=30``, ``point=(812, 430)``); the command
+    line reports both under its own flags.
+
+    Args:
+        argument: the Python argument the value was given as.
+        expected: what would have been accepted.
+        got: what came (a string is shown as it is, anything else by ``repr``).
+        fix: how to fix it, or None.
     """
 
     def __init__(self, argument: str, *, expected: str, got: object, fix: str | None = None):
@@ -46,7 +56,10 @@ class ShapeError(InputError):
 class ModelNotFoundError(LensblurError, FileNotFoundError):
     """Model weights were not found where lensblur looked.
 
-    ``looked_in`` lists the places searched; ``how_to_get`` says how to obtain the weights.
+    Args:
+        what: what was looked for (``"depth model 'x'"``).
+        looked_in: the places searched.
+        how_to_get: how to obtain the weights.
     """
 
     def __init__(self, what: str, *, looked_in: list[str] | tuple[str, ...], how_to_get: str):
@@ -58,7 +71,13 @@ class ModelNotFoundError(LensblurError, FileNotFoundError):
 
 
 class MissingDependencyError(LensblurError, ImportError):
-    """An optional package is needed for the feature that was asked for."""
+    """An optional package is needed for the feature that was asked for.
+
+    Args:
+        package: the package's import name.
+        extra: the ``lensblur[extra]`` that installs it.
+        feature: what needs it, as the start of a sentence.
+    """
 
     def __init__(self, package: str, *, extra: str, feature: str):
         self.package = package

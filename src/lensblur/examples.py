@@ -17,7 +17,15 @@ __all__ = ["motorcycle"]
 
 
 def motorcycle() -> tuple[np.ndarray, np.ndarray]:
-    """``(image, disparity)``: ``500 x 741 x 3`` linear RGB and ``500 x 741`` disparity in [0, 1]."""
+    """The Middlebury "Motorcycle" left view and its ground-truth disparity.
+
+    Returns:
+        ``(image, disparity)``: ``500 x 741 x 3`` float32 linear RGB and ``500 x 741`` float32 disparity in
+        [0, 1] (1 = nearest).
+
+    Raises:
+        MissingDependencyError: scikit-image is not installed (``lensblur[demo]``).
+    """
     data = require("skimage.data", extra="demo", feature="the built-in example", package="scikit-image")
     from .depth.stereo import fill_holes
 

@@ -49,6 +49,16 @@ class Aperture:
     - ``cat_eye``: optical vignetting, 0 = none. A point at normalised frame position ``p`` (0 at the
       centre, length 1 at a corner) sees the aperture clipped by a unit circle shifted by
       ``-2 * cat_eye * p``: round in the middle of the frame, cat's eyes toward the corners.
+
+    Args:
+        blades: 0 for a circle, or an integer >= 3.
+        rotation: rotation of the blades in degrees.
+        curvature: blade rounding in [0, 1].
+        kernel: ``H x W`` non-negative array (H, W >= 3), white = open; rescaled so its maximum is 1.
+        cat_eye: optical vignetting in [0, 1].
+
+    Raises:
+        InputError: a value is out of its range, or ``kernel`` is not a 2-D image with some light in it.
     """
 
     blades: int = 0
@@ -62,20 +72,20 @@ class Aperture:
     def __post_init__(self):
         if not isinstance(self.blades, (int, np.integer)) or self.blades < 0 or self.blades in (1, 2):
             raise InputError("blades", expected="0 (circle) or an integer >= 3", got=self.blades,
-                             fix="pass --blades 0 for a circle or --blades 6 for a hexagon")
+                             fix="pass blades=0 for a circle or blades=6 for a hexagon")
         if not 0.0 <= self.curvature <= 1.0:
             raise InputError("curvature", expected="a value in [0, 1]", got=self.curvature,
-                             fix="0 = straight blades, 1 = round")
+                             fix="e.g. curvature=0 (straight blades) or curvature=1 (round)")
         if not 0.0 <= self.cat_eye <= 1.0:
             raise InputError("cat_eye", expected="a value in [0, 1]", got=self.cat_eye,
-                             fix="0 = no optical vignetting, 0.3 = moderate")
+                             fix="e.g. cat_eye=0 (no optical vignetting) or cat_eye=0.3 (moderate)")
         if self.kernel is not None:
             k = np.asarray(self.kernel, dtype=np.float32)
             if k.ndim != 2 or min(k.shape) < 3:
-                raise InputError("aperture kernel", expected="a 2-D grey-scale image at least 3x3",
+                raise InputError("kernel", expected="an aperture kernel: a 2-D grey-scale image at least 3x3",
                                  got=f"shape {k.shape}", fix="pass a grey-scale PNG of the shape")
             if not np.isfinite(k).all() or k.min() < 0 or float(k.max()) <= 0:
-                raise InputError("aperture kernel", expected="a non-negative image with some light in it",
+                raise InputError("kernel", expected="an aperture kernel: a non-negative image with some light in it",
                                  got="an all-black (or invalid) image",
                                  fix="draw the shape in white on black")
             k = k / float(k.max())
@@ -85,17 +95,41 @@ class Aperture:
 
     @classmethod
     def named(cls, name: str, *, rotation: float = 0.0, **kwargs) -> Aperture:
-        """``circle``, ``triangle``, ``square``, ``pentagon``, ``hexagon``, ``heptagon``, ``octagon``."""
+        """The aperture of a named shape.
+
+        Args:
+            name: ``circle`` (or ``disk``), ``triangle``, ``square``, ``pentagon``, ``hexagon``, ``heptagon``
+                or ``octagon``.
+            rotation: rotation of the blades in degrees.
+            **kwargs: the other fields (``curvature``, ``cat_eye``).
+
+        Returns:
+            The :class:`Aperture`.
+
+        Raises:
+            InputError: ``name`` is not one of these.
+        """
         names = {"circle": 0, "disk": 0, "triangle": 3, "square": 4, "pentagon": 5, "hexagon": 6,
                  "heptagon": 7, "octagon": 8}
         if name not in names:
             raise InputError("aperture", expected=f"one of {', '.join(names)} or an image file", got=name,
-                             fix="pass --aperture hexagon, --blades N, or --aperture shape.png")
+                             fix="e.g. name=hexagon, or use Aperture(blades=6) or Aperture.from_image(path)")
         return cls(blades=names[name], rotation=rotation, **kwargs)
 
     @classmethod
     def from_image(cls, path, **kwargs) -> Aperture:
-        """Read a grey-scale kernel image (white = open) as a custom aperture."""
+        """Read a grey-scale kernel image (white = open) as a custom aperture.
+
+        Args:
+            path: an image file; colour is averaged to grey, alpha is ignored.
+            **kwargs: the other fields (``rotation``, ``curvature``, ``cat_eye``).
+
+        Returns:
+            The :class:`Aperture` with that ``kernel``.
+
+        Raises:
+            InputError: the file cannot be read, or holds no light.
+        """
         from .io.image import read_raw
 
         arr, full = read_raw(path, argument="aperture")
@@ -107,7 +141,8 @@ class Aperture:
         return cls(kernel=arr, **kwargs)
 
     def contains(self, u, v):
-        """Whether unit-coordinate points ``(u, v)`` (torch tensors; +u right, +v down) are inside the blades.
+        """Whether unit-coordinate points ``(u, v)`` (torch tensors of one shape; +u right, +v down) are inside
+        the blades; a bool tensor of that shape.
 
         A regular N-gon is the set where every edge normal ``n_k`` (at ``rotation + 360 (k + 1/2) / N``
         degrees) has ``<p, n_k> <= cos(pi / N)``. Rounded blades move the boundary radius along each
@@ -130,7 +165,8 @@ class Aperture:
         return rho <= limit
 
     def radial_limit(self, theta):
-        """Boundary radius of the blade shape along direction ``theta`` (radians, a torch tensor)."""
+        """Boundary radius of the blade shape along direction ``theta`` (radians, a torch tensor); a tensor of
+        ``theta``'s shape, 1 for a circle."""
         import torch
 
         if self.blades == 0:
@@ -149,7 +185,16 @@ def _is_number(value) -> bool:
 
 @dataclass(frozen=True)
 class Lens:
-    """Focus and blur: ``coc = blur * (disparity - focus_disparity)`` pixels (signed radius)."""
+    """Focus and blur: ``coc = blur * (disparity - focus_disparity)`` pixels (signed radius).
+
+    Args:
+        focus_disparity: the disparity in focus, in [0, 1].
+        blur: the CoC radius in pixels per unit of disparity, finite and >= 0 (0 = no blur).
+        aperture: the shape of the aperture.
+
+    Raises:
+        InputError: ``focus_disparity`` or ``blur`` is out of its range (or not a number).
+    """
 
     focus_disparity: float = 0.5
     blur: float = 20.0
@@ -158,10 +203,10 @@ class Lens:
     def __post_init__(self):
         if not (_is_number(self.focus_disparity) and 0.0 <= self.focus_disparity <= 1.0):
             raise InputError("focus_disparity", expected="a disparity in [0, 1]", got=self.focus_disparity,
-                             fix="pick the focus from the map, e.g. --focus X,Y, or pass a value in [0, 1]")
+                             fix="pick the focus from the map with focus_at_point(disparity, (x, y)), or pass e.g. focus_disparity=0.5")
         if not (_is_number(self.blur) and math.isfinite(self.blur) and self.blur >= 0):
             raise InputError("blur", expected="a finite number of pixels >= 0", got=self.blur,
-                             fix="pass the CoC scale in pixels, e.g. --blur 30 (0 = no blur)")
+                             fix="pass the CoC scale in pixels, e.g. blur=30 (blur=0 = no blur)")
         # numpy scalars (a value read from the map, disparity[y, x]) are numbers too; store plain floats.
         object.__setattr__(self, "focus_disparity", float(self.focus_disparity))
         object.__setattr__(self, "blur", float(self.blur))
@@ -171,6 +216,7 @@ class Lens:
         return self.blur * (disparity - self.focus_disparity)
 
     def with_focus(self, focus_disparity: float) -> Lens:
+        """A copy of this lens focused on ``focus_disparity`` (in [0, 1])."""
         return replace(self, focus_disparity=float(focus_disparity))
 
     @classmethod
@@ -180,14 +226,29 @@ class Lens:
     ) -> Lens:
         """Thin-lens mapping of a physical camera onto ``blur`` and ``focus_disparity`` (see module doc).
 
-        ``focal_length`` and ``sensor_width`` in millimetres; ``focus_distance`` and ``depth_range`` in
-        metres; ``image_width`` in pixels of the image being rendered.
+        Args:
+            focal_length: focal length in millimetres, > 0.
+            f_number: f-number ``N``, > 0.
+            focus_distance: distance in focus in metres, more than the focal length and inside ``depth_range``.
+            sensor_width: sensor width in millimetres, > 0.
+            image_width: width in pixels of the image being rendered, > 0.
+            depth_range: the metric depths (metres) that disparity 1 and 0 stand for.
+            aperture: the shape of the aperture (a circle when None).
+
+        Returns:
+            The :class:`Lens` with the ``blur`` and ``focus_disparity`` of that camera.
+
+        Raises:
+            InputError: a number is not positive, or ``focus_distance`` is not beyond the focal length or
+                outside ``depth_range``.
         """
+        examples = {"focal_length": 50, "f_number": 1.8, "focus_distance": 2, "sensor_width": 36,
+                    "image_width": 4000}
         checks = {"focal_length": focal_length, "f_number": f_number, "focus_distance": focus_distance,
                   "sensor_width": sensor_width, "image_width": image_width}
         for name, value in checks.items():
             if not (_is_number(value) and math.isfinite(value) and value > 0):
-                raise InputError(name, expected="a positive number", got=value, fix=f"pass --{name.replace('_', '-')}")
+                raise InputError(name, expected="a positive number", got=value, fix=f"e.g. {name}={examples[name]}")
         f = focal_length / 1000.0
         if focus_distance <= f:
             raise InputError("focus_distance", expected=f"more than the focal length ({f:g} m)",
@@ -207,34 +268,69 @@ def focus_at_point(disparity: np.ndarray, point, *, window: int = 9) -> float:
     """Focus disparity at pixel ``point = (x, y)``: the median in a ``window`` x ``window`` square around it.
 
     The median keeps a click on a thin edge from picking a value between foreground and background.
+
+    Args:
+        disparity: ``(..., H, W)`` disparity map, in [0, 1].
+        point: ``(x, y)`` in pixels, ``0 <= x < W``, ``0 <= y < H``.
+        window: side of the square in pixels.
+
+    Returns:
+        The focus disparity.
+
+    Raises:
+        InputError: ``point`` is not two numbers, or lies outside the image.
     """
     disparity = np.asarray(disparity)
     h, w = disparity.shape[-2:]
     try:
         x, y = (float(v) for v in point)
     except (TypeError, ValueError):
-        raise InputError("focus", expected="a point x,y", got=point, fix="e.g. --focus 812,430")
+        raise InputError("point", expected="a point (x, y)", got=point, fix="e.g. point=(812, 430)")
     if not (0 <= x < w and 0 <= y < h):
-        raise InputError("focus", expected=f"a point inside the {w}x{h} image (0 <= x < {w}, 0 <= y < {h})",
+        raise InputError("point", expected=f"a point inside the {w}x{h} image (0 <= x < {w}, 0 <= y < {h})",
                          got=f"{x:g},{y:g}", fix="pick a pixel inside the image")
     xi, yi, half = int(x), int(y), max(0, window // 2)
     patch = disparity[max(0, yi - half): yi + half + 1, max(0, xi - half): xi + half + 1]
     return float(np.median(patch))
 
 
-def focus_in_box(disparity: np.ndarray, box) -> float:
-    """Focus disparity of a box ``(x0, y0, x1, y1)``: the median inside it."""
-    x0, y0, x1, y1 = parse_box(box, np.asarray(disparity).shape[-2:], argument="focus box")
+def focus_in_box(disparity: np.ndarray, box, *, argument: str = "box") -> float:
+    """Focus disparity of a box: the median inside it.
+
+    Args:
+        disparity: ``(..., H, W)`` disparity map, in [0, 1].
+        box: ``(x0, y0, x1, y1)`` in pixels, x1/y1 exclusive, inside the image.
+        argument: the name error messages give the box.
+
+    Returns:
+        The focus disparity.
+
+    Raises:
+        InputError: ``box`` is not four numbers, or is empty or outside the image.
+    """
+    x0, y0, x1, y1 = parse_box(box, np.asarray(disparity).shape[-2:], argument=argument)
     return float(np.median(np.asarray(disparity)[y0:y1, x0:x1]))
 
 
-def focus_in_mask(disparity: np.ndarray, mask: np.ndarray) -> float:
-    """Focus disparity of a subject mask (non-zero = subject): the median under it."""
+def focus_in_mask(disparity: np.ndarray, mask: np.ndarray, *, argument: str = "mask") -> float:
+    """Focus disparity of a subject mask: the median under it.
+
+    Args:
+        disparity: ``H x W`` disparity map, in [0, 1].
+        mask: ``H x W`` mask in [0, 1]; pixels above 0.5 are the subject.
+        argument: the name error messages give the mask.
+
+    Returns:
+        The focus disparity.
+
+    Raises:
+        InputError: ``mask`` is not the disparity's size, or selects no pixel.
+    """
     mask = np.asarray(mask) > 0.5
     if mask.shape != np.asarray(disparity).shape:
-        raise InputError("focus mask", expected=f"a mask of the disparity's size {disparity.shape}",
+        raise InputError(argument, expected=f"a mask of the disparity's size {disparity.shape}",
                          got=f"shape {mask.shape}", fix="resize the mask to the image")
     if not mask.any():
-        raise InputError("focus mask", expected="a mask with at least one pixel set", got="an empty mask",
+        raise InputError(argument, expected="a mask with at least one pixel set", got="an empty mask",
                          fix="pass a mask where the subject is white")
     return float(np.median(np.asarray(disparity)[mask]))

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from lensblur.color import linear_to_srgb
 from lensblur.data import BLB, EBB, HELDOUT_IDS, EBBVal294, NYUDepthV2, SynthDataset, open_dataset
 from lensblur.data.ebb import HELDOUT_SEED, VAL294_FIRST
 from lensblur.data.nyu import depth_to_fixed_disparity
@@ -30,20 +32,58 @@ def _png8(path: Path, linear: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- EBB!
-def _ebb_tree(root: Path, ids, rng, *, with_val=True) -> None:
+def _ebb_tree(root: Path, ids, rng, *, with_val=True, train="Training", val="Validation") -> None:
+    """An AIM 2020 tree as distributed (capitalised folders) unless other folder names are given."""
     for i in ids:
-        _png8(root / "train" / "original" / f"{i}.png", _img(rng))
-        _png8(root / "train" / "bokeh" / f"{i}.png", _img(rng, 0.5))
+        _png8(root / train / "original" / f"{i}.png", _img(rng))
+        _png8(root / train / "bokeh" / f"{i}.png", _img(rng, 0.5))
     if with_val:
         for i in range(3):
-            _png8(root / "validation" / "original" / f"{i}.png", _img(rng))
+            _png8(root / val / "original" / f"{i}.png", _img(rng))
 
 
-def test_heldout_list_is_the_seeded_draw_it_documents():
-    """The recorded list is ``sorted(default_rng(20200).choice(4694, 100, replace=False))``."""
-    drawn = sorted(np.random.default_rng(HELDOUT_SEED).choice(4694, size=100, replace=False).tolist())
+def test_heldout_list_is_the_seeded_draw_it_documents_and_misses_val294():
+    """The recorded list is ``sorted(default_rng(20200).choice(4400, 100, replace=False))``: ids 0..4399 only."""
+    drawn = sorted(np.random.default_rng(HELDOUT_SEED).choice(4400, size=100, replace=False).tolist())
     assert list(HELDOUT_IDS) == drawn
-    assert len(set(HELDOUT_IDS)) == 100 and max(HELDOUT_IDS) < 4694
+    assert len(set(HELDOUT_IDS)) == 100 and max(HELDOUT_IDS) < VAL294_FIRST
+
+
+@pytest.mark.parametrize(("train", "val"), [("Training", "Validation"), ("train", "validation"),
+                                            ("TRAINING", "val")])
+def test_ebb_folder_names_in_any_case(tmp_path, rng, train, val):
+    _ebb_tree(tmp_path, [3, VAL294_FIRST], rng, train=train, val=val)
+    assert len(EBB(tmp_path, "heldout")) == 1 and len(EBBVal294(tmp_path)) == 1
+    assert EBB(tmp_path, "val")[0]["meta"]["release"] == "aim2020"
+
+
+def _ebb_paper_tree(root: Path, ids, rng) -> None:
+    """The EBB! paper's own release: train/original, train/original_depth (8-bit), train/bokeh."""
+    for i in ids:
+        _png8(root / "train" / "original" / f"{i}.jpg", _img(rng))
+        _png8(root / "train" / "bokeh" / f"{i}.jpg", _img(rng, 0.5))
+        depth = root / "train" / "original_depth" / f"{i}.png"
+        depth.parent.mkdir(exist_ok=True)
+        Image.fromarray(np.tile(np.arange(W) * 10 + 40, (H, 1)).astype(np.uint8)).save(depth)
+
+
+def test_ebb_paper_release_refuses_val294_and_uses_its_depth(tmp_path, rng):
+    _ebb_paper_tree(tmp_path, [3, VAL294_FIRST, 4800], rng)
+    with pytest.raises(InputError, match=r"^split: expected val294 on the AIM 2020 release.*ids up to 4800"):
+        EBBVal294(tmp_path)
+    held = EBB(tmp_path, "heldout")
+    assert held.release == "ebb-paper" and len(held) == 1
+    item = held[0]
+    # the shipped 8-bit map, rescaled to [0, 1] per image (larger = nearer)
+    np.testing.assert_allclose(item["disparity"][0, 0].numpy(), np.linspace(0, 1, W), atol=1e-6)
+    assert item["meta"]["disparity_path"].endswith("original_depth/3.png")
+
+
+def test_ebb_train_split_warns_that_it_holds_val294(tmp_path, rng, caplog):
+    _ebb_tree(tmp_path, [1, VAL294_FIRST], rng, with_val=False)
+    with caplog.at_level("WARNING", logger="lensblur.data.ebb"):
+        EBB(tmp_path, "train")
+    assert "must not be scored on ebb-val294" in caplog.text
 
 
 def test_ebb_splits_partition_the_training_pairs(tmp_path, rng):
@@ -67,14 +107,14 @@ def test_ebb_splits_partition_the_training_pairs(tmp_path, rng):
 
 def test_ebb_item_layout_and_values(tmp_path, rng):
     source = _img(rng)
-    _png8(tmp_path / "train" / "original" / "7.png", source)
-    _png8(tmp_path / "train" / "bokeh" / "7.png", source * 0.5)
+    _png8(tmp_path / "Training" / "original" / "7.png", source)
+    _png8(tmp_path / "Training" / "bokeh" / "7.png", source * 0.5)
     item = EBB(tmp_path, "train")[0]
     assert set(item) == {"image", "target", "meta"}
     assert item["image"].shape == (3, H, W) and item["image"].dtype == torch.float32
     # 8-bit sRGB round trip: the linear values come back within the quantisation step
     np.testing.assert_allclose(item["image"].permute(1, 2, 0).numpy(), source, atol=6e-3)
-    assert item["meta"]["id"] == "7"
+    assert item["meta"]["id"] == "7" and item["meta"]["release"] == "aim2020"
 
 
 def test_ebb_validation_without_targets_and_numeric_order(tmp_path, rng):
@@ -89,14 +129,35 @@ def test_ebb_validation_without_targets_and_numeric_order(tmp_path, rng):
         EBB(tmp_path, "val", align_exposure=True)
 
 
-def test_ebb_exposure_alignment_matches_global_means(tmp_path, rng):
+def test_ebb_linear_mean_alignment_matches_global_means(tmp_path, rng):
     _ebb_tree(tmp_path, [VAL294_FIRST + 1], rng, with_val=False)
     plain = EBBVal294(tmp_path)[0]
-    aligned = EBBVal294(tmp_path, align_exposure=True)[0]
+    aligned = EBBVal294(tmp_path, align_exposure="linear-mean")[0]
     assert float(aligned["image"].mean()) == pytest.approx(float(aligned["target"].mean()), rel=1e-5)
     scale = aligned["meta"]["exposure_scale"]
     assert scale == pytest.approx(float(plain["target"].double().mean() / plain["image"].double().mean()), rel=1e-6)
     torch.testing.assert_close(aligned["image"], plain["image"] * scale)
+
+
+def test_ebb_bokehdiff_alignment_is_per_channel_on_file_values_and_clipped(tmp_path, rng):
+    """BokehDiff's released protocol, computed by hand on the 8-bit files: per channel, factor
+    mean(target) / mean(input) on codes / 255, the scaled input clipped to [0, 1]."""
+    _ebb_tree(tmp_path, [VAL294_FIRST + 1], rng, with_val=False)
+    source = np.asarray(Image.open(tmp_path / "Training" / "original" / f"{VAL294_FIRST + 1}.png"), np.float64) / 255
+    bokeh = np.asarray(Image.open(tmp_path / "Training" / "bokeh" / f"{VAL294_FIRST + 1}.png"), np.float64) / 255
+    source[0, 0] = 1.0      # a white pixel goes over 1 when brightened: it must be clipped
+    Image.fromarray(np.round(source * 255).astype(np.uint8)).save(tmp_path / "Training" / "original" / "4401.png")
+    source = np.asarray(Image.open(tmp_path / "Training" / "original" / "4401.png"), np.float64) / 255
+    factor = bokeh.mean(axis=(0, 1)) / source.mean(axis=(0, 1))
+    expected = np.clip(source * factor, 0, 1)
+    for protocol in (True, "bokehdiff"):
+        item = EBBVal294(tmp_path, align_exposure=protocol)[0]
+        shown = linear_to_srgb(item["image"]).permute(1, 2, 0).numpy()
+        np.testing.assert_allclose(shown, expected, atol=2e-6)
+        np.testing.assert_allclose(item["meta"]["exposure_scale"], factor, rtol=1e-5)
+        assert item["meta"]["exposure_alignment"] == "bokehdiff"
+    with pytest.raises(InputError, match="^align_exposure: expected False, True or one of bokehdiff, linear-mean"):
+        EBBVal294(tmp_path, align_exposure="mean")
 
 
 def test_ebb_disparity_dir(tmp_path, rng):
@@ -117,9 +178,9 @@ def test_ebb_disparity_dir(tmp_path, rng):
 
 def test_ebb_wrong_root_names_the_layout(tmp_path):
     (tmp_path / "photos").mkdir()
-    with pytest.raises(InputError, match=r"train/original/0\.jpg") as info:
+    with pytest.raises(InputError, match=r"Training/original/0\.jpg") as info:
         EBB(tmp_path, "train")
-    assert "no images in train/original/" in str(info.value)
+    assert "no images in Training/original/" in str(info.value)
     with pytest.raises(InputError, match="not an existing folder"):
         EBB(tmp_path / "missing")
     with pytest.raises(InputError, match="split"):
@@ -137,6 +198,16 @@ def _blb_scene(folder: Path, rng, ks, zs, depth):
     for i in range(len(ks)):
         for j in range(len(zs)):
             write_image(folder / f"bokeh_{i:02d}_{j:02d}.pfm", _img(rng))
+
+
+def test_blb_jpg_web_copy_says_it_lacks_depth_and_where_the_exr_release_is(tmp_path, rng):
+    scene = tmp_path / "277"
+    scene.mkdir()
+    (scene / "info.json").write_text(json.dumps({"blur_parameters": [10.0], "focus_distances": [20.0]}))
+    _png8(scene / "image.jpg", _img(rng))
+    _png8(scene / "bokeh_00_00.jpg", _img(rng))
+    with pytest.raises(InputError, match=r"^root: expected BLB's EXR release.*the JPG web copy.*BokehMe's README"):
+        BLB(tmp_path)
 
 
 def test_blb_items_keep_bokehme_defocus_exactly(tmp_path, rng):
@@ -215,6 +286,54 @@ def test_nyu_splits_mat(tmp_path, rng):
     assert [test[i]["meta"]["index"] for i in range(len(test))] == [1, 3]
 
 
+def _densedepth_export(root: Path, rng, *, csv: bool) -> tuple[np.ndarray, np.ndarray]:
+    """DenseDepth's nyu_data.zip as unpacked: data/nyu2_train/SCENE/N.jpg + N.png (8-bit depth, 255 = 10 m),
+    data/nyu2_test/NNNNN_colors.png + NNNNN_depth.png (16-bit millimetres), and the two CSV lists."""
+    data = root / "data"
+    depth8 = rng.integers(1, 255, (H, W)).astype(np.uint8)
+    depth16 = rng.integers(800, 5000, (H, W)).astype(np.uint16)
+    train_lines = []
+    for scene, n in (("kitchen_0001_out", 7), ("bedroom_0002_out", 3)):
+        folder = data / "nyu2_train" / scene
+        _png8(folder / f"{n}.jpg", _img(rng))
+        Image.fromarray(depth8).save(folder / f"{n}.png")
+        train_lines.append(f"data/nyu2_train/{scene}/{n}.jpg,data/nyu2_train/{scene}/{n}.png")
+    _png8(data / "nyu2_test" / "00000_colors.png", _img(rng))
+    Image.fromarray(depth16).save(data / "nyu2_test" / "00000_depth.png")
+    if csv:
+        (data / "nyu2_train.csv").write_text("\n".join(train_lines) + "\n")
+        (data / "nyu2_test.csv").write_text("data/nyu2_test/00000_colors.png,data/nyu2_test/00000_depth.png\n")
+    return depth8, depth16
+
+
+@pytest.mark.parametrize("csv", [True, False])
+def test_nyu_densedepth_export_reads_each_half_at_its_own_depth_scale(tmp_path, rng, csv):
+    depth8, depth16 = _densedepth_export(tmp_path, rng, csv=csv)
+    train = NYUDepthV2(tmp_path, split="train")
+    ids = [train[i]["meta"]["id"] for i in range(len(train))]
+    # the CSV's order when it is there, else scene folders in order
+    assert ids == (["kitchen_0001_out/7", "bedroom_0002_out/3"] if csv else ["bedroom_0002_out/3", "kitchen_0001_out/7"])
+    item = train[0]
+    assert item["meta"]["depth_scale"] == pytest.approx(10 / 255)   # 8-bit: 255 = 10 m, never millimetres
+    np.testing.assert_allclose(item["disparity"][0].numpy(),
+                               depth_to_fixed_disparity(depth8.astype(np.float32) * np.float32(10 / 255), 0.5, 10.0),
+                               rtol=1e-6)
+    test = NYUDepthV2(tmp_path / "data", split="test")
+    assert len(test) == 1 and test[0]["meta"]["id"] == "00000" and test[0]["meta"]["depth_scale"] == 0.001
+    np.testing.assert_allclose(test[0]["disparity"][0].numpy(),
+                               depth_to_fixed_disparity(depth16 * np.float32(0.001), 0.5, 10.0), rtol=1e-6)
+    assert len(NYUDepthV2(tmp_path)) == 3
+    forced = NYUDepthV2(tmp_path, split="test", depth_scale=0.0001)[0]
+    assert forced["meta"]["depth_scale"] == 0.0001
+
+
+def test_nyu_densedepth_csv_naming_a_missing_file(tmp_path, rng):
+    _densedepth_export(tmp_path, rng, csv=True)
+    (tmp_path / "data" / "nyu2_train" / "kitchen_0001_out" / "7.png").unlink()
+    with pytest.raises(InputError, match=r"^root: expected the files nyu2_train.csv lists.*kitchen_0001_out/7.png"):
+        NYUDepthV2(tmp_path, split="train")
+
+
 def test_nyu_png_exports(tmp_path, rng):
     import cv2
 
@@ -288,7 +407,7 @@ def test_synth_wrong_root(tmp_path, rng):
 def test_open_dataset_by_name(tmp_path, rng):
     make_synth_tree(tmp_path, rng, count=1, incomplete=False)
     assert len(open_dataset("synth", tmp_path)) == 1
-    with pytest.raises(InputError, match="dataset"):
+    with pytest.raises(InputError, match="^name: expected one of .*name=synth"):
         open_dataset("imagenet", tmp_path)
-    with pytest.raises(InputError, match="options"):
+    with pytest.raises(InputError, match="^options: "):
         open_dataset("synth", tmp_path, level=3)

@@ -136,7 +136,7 @@ def test_resolve_order_and_messages(tmp_path):
     image = np.random.default_rng(1).random((16, 20, 3)).astype(np.float32)
     photo = tmp_path / "photo.png"
     Image.fromarray((image * 255).astype(np.uint8)).save(photo)
-    with pytest.raises(lensblur.InputError, match="--disparity FILE"):
+    with pytest.raises(lensblur.InputError, match="^source: .*disparity_path=FILE"):
         resolve(photo, image)                                   # nothing to go on: lists the ways
     disp = tmp_path / "d.png"
     Image.fromarray(np.full((16, 20), 40000, np.uint16)).save(disp)

@@ -132,11 +132,11 @@ def test_resolve_order_and_errors(tmp_path, monkeypatch):
     assert isinstance(result, DepthResult) and result.source == "disparity file disp.png"
     refined = resolve(photo, image, disparity_path=disp, refine=True)
     assert refined.source.endswith("edge-refined")
-    with pytest.raises(InputError, match="--depth-model"):
+    with pytest.raises(InputError, match="^source: .*model=PATH_OR_ID"):
         resolve(photo, image)
     with pytest.raises(InputError, match="one of auto"):
         resolve(photo, image, source="magic")
-    with pytest.raises(InputError, match="--right"):
+    with pytest.raises(InputError, match="^right: .*right=RIGHT_IMAGE"):
         resolve(photo, image, source="stereo")
     monkeypatch.setenv("LENSBLUR_DEPTH_MODEL", str(tmp_path / "no-such-model"))
     with pytest.raises(ModelNotFoundError):
@@ -182,3 +182,20 @@ def test_import_stays_light():
             "print(sorted(m for m in ('cv2', 'transformers', 'pillow_heif', 'mediapipe') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_source_name_builds_or_says_what_it_needs(tmp_path, monkeypatch):
+    """SOURCES is the table build_source dispatches on: every name is accepted, and a name whose input is
+    missing names the Python argument that supplies it."""
+    from lensblur.depth import SOURCES, FileDepth, build_source
+
+    monkeypatch.delenv("LENSBLUR_DEPTH_MODEL", raising=False)
+    assert SOURCES == ("auto", "file", "embedded", "model", "stereo", "subject")
+    disp = tmp_path / "disp.png"
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(disp)
+    assert isinstance(build_source(None, source="file", disparity_path=disp), FileDepth)
+    assert isinstance(build_source(None, source="subject"), SubjectDepth)
+    needs = {"file": "disparity_path", "embedded": "image_path", "model": "model", "stereo": "right"}
+    for name, argument in needs.items():
+        with pytest.raises(InputError, match=f"^{argument}: .*Fix: pass {argument}="):
+            build_source(None, source=name)

@@ -23,6 +23,7 @@ from lensblur.eval import (
     evaluate,
     get_method,
     load_perceptual,
+    markdown_table,
     register_method,
 )
 from lensblur.eval.methods import METHODS as EVAL_METHODS
@@ -104,6 +105,34 @@ def test_identity_scores_match_scikit_image_on_the_8bit_files(synth_root, tmp_pa
         assert row["lpips"] == "n/a"
     assert summary["metrics"]["psnr"] == pytest.approx(np.mean([float(r["psnr"]) for r in rows]))
     assert summary["metrics"]["lpips"] == "n/a (test)"
+    assert "SSIM gaussian" in markdown_table([summary])
+
+
+def test_ssim_variant_reaches_the_scores_and_the_table(synth_root, tmp_path):
+    """skimage's defaults (7 x 7 uniform window, sample covariance) on the 8-bit files, as Val294's scripts do."""
+    options = EvalOptions(progress=False, ssim="skimage-default")
+    summary = evaluate(SynthDataset(synth_root), Identity(), tmp_path / "run", dataset_name="synth",
+                       options=options, perceptual=NO_PERCEPTUAL)
+    row = _rows(tmp_path / "run" / "per_image.csv")[0]
+    pair = synth_root / "pairs" / row["id"]
+    a = np.round(read_raw(pair / "target16.png")[0] / 65535.0 * 255).astype(np.uint8)
+    b = np.round(read_raw(pair / "image16.png")[0] / 65535.0 * 255).astype(np.uint8)
+    assert float(row["ssim"]) == pytest.approx(structural_similarity(a, b, data_range=255, channel_axis=-1), abs=1e-5)
+    assert "SSIM skimage-default" in markdown_table([summary])
+
+
+def test_gamma22_display_scores_the_float_values_as_bokehme_does(synth_root, tmp_path):
+    """BLB as BokehMe and BokehDiff score it: clip(linear, 0, 1) ** (1 / 2.2), float, no quantisation."""
+    summary = evaluate(SynthDataset(synth_root), Identity(), tmp_path / "run", dataset_name="synth",
+                       options=EvalOptions(progress=False, display="gamma22"), perceptual=NO_PERCEPTUAL)
+    row = _rows(tmp_path / "run" / "per_image.csv")[0]
+    item = SynthDataset(synth_root)[0]
+    a = np.clip(item["target"].permute(1, 2, 0).numpy().astype(np.float64), 0, 1) ** (1 / 2.2)
+    b = np.clip(item["image"].permute(1, 2, 0).numpy().astype(np.float64), 0, 1) ** (1 / 2.2)
+    assert float(row["psnr"]) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=1.0), abs=1e-4)
+    assert "gamma22 values" in markdown_table([summary])
+    with pytest.raises(InputError, match="^display: expected one of srgb8, gamma22"):
+        EvalOptions(display="linear")
     table = (tmp_path / "run" / "table.md").read_text()
     assert "| synth | identity | 3 |" in table and "n/a (test)" in table
 
@@ -237,13 +266,13 @@ def test_classical_method_on_ebb_needs_disparity_dir_and_lens(tmp_path, monkeypa
 
     monkeypatch.setitem(render_module.METHODS, "halve", lambda: (lambda image, disparity, lens, **o: image * 0.5))
     root = _ebb(tmp_path)
-    with pytest.raises(InputError, match="--disparity-dir"):
+    with pytest.raises(InputError, match="^disparity_dir: .*disparity_dir=DIR"):
         evaluate(EBB(root), get_method("halve"), tmp_path / "x", dataset_name="ebb", options=QUIET,
                  perceptual=NO_PERCEPTUAL)
     maps = tmp_path / "maps"
     maps.mkdir()
     np.save(maps / "0.npy", np.full((16, 16), 0.5, np.float32))
-    with pytest.raises(InputError, match="--blur"):
+    with pytest.raises(InputError, match="^blur: .*no blur and no focus_disparity.*blur=30"):
         evaluate(EBB(root, disparity_dir=maps), get_method("halve"), tmp_path / "y", dataset_name="ebb",
                  options=QUIET, perceptual=NO_PERCEPTUAL)
     summary = evaluate(EBB(root, disparity_dir=maps), get_method("halve"), tmp_path / "z", dataset_name="ebb",
@@ -254,10 +283,18 @@ def test_classical_method_on_ebb_needs_disparity_dir_and_lens(tmp_path, monkeypa
 def test_exposure_alignment_in_the_runner(tmp_path):
     root = _ebb(tmp_path)
     evaluate(EBB(root), Identity(), tmp_path / "al", dataset_name="ebb",
-             options=EvalOptions(progress=False, align_exposure=True), perceptual=NO_PERCEPTUAL)
+             options=EvalOptions(progress=False, align_exposure="linear-mean"), perceptual=NO_PERCEPTUAL)
     row = _rows(tmp_path / "al" / "per_image.csv")[0]
     item = EBB(root)[0]
     assert float(row["exposure_scale"]) == pytest.approx(float(item["target"].mean() / item["image"].mean()), rel=1e-4)
+    # the default is BokehDiff's protocol: one factor per channel, recorded in run.json by name
+    summary = evaluate(EBB(root), Identity(), tmp_path / "bd", dataset_name="ebb",
+                       options=EvalOptions(progress=False, align_exposure=True), perceptual=NO_PERCEPTUAL)
+    row = _rows(tmp_path / "bd" / "per_image.csv")[0]
+    expected = EBB(root, align_exposure=True)[0]["meta"]["exposure_scale"]
+    assert [float(v) for v in row["exposure_scale"].split()] == pytest.approx(expected, rel=1e-5)
+    assert summary["config"]["options"]["align_exposure"] == "bokehdiff"
+    assert "(exposure-aligned, bokehdiff)" in markdown_table([summary])
 
 
 # ---------------------------------------------------------------------------------------------- weights

@@ -58,7 +58,7 @@ def test_report_table_shape_and_errors():
     assert [(s.image, s.region) for s in scores] == [("flat", "a"), ("flat", "b"), ("noisy", "a"), ("noisy", "b")]
     assert math.isinf(scores[2].vol_ratio)  # a flat baseline has zero VoL
     assert "| noisy | a (0,0,10,10) |" in format_markdown(scores)
-    with pytest.raises(InputError, match="box 'a': expected x0 < x1 <= 20"):
+    with pytest.raises(InputError, match="^regions: expected x0 < x1 <= 20.* for region 'a'"):
         focus_report([("flat", flat)], [Region("a", (0, 0, 21, 5))])
     with pytest.raises(InputError, match="images: expected images of the baseline's size 20x20"):
         focus_report([("flat", flat), ("small", flat[:10])])

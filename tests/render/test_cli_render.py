@@ -70,7 +70,7 @@ BAD = [
     (["--disparity", "{nan}", "-o", "{tmp}/o.png"], "--disparity: expected finite values"),
     (["--disparity", "{big}", "-o", "{tmp}/o.png"], r"--disparity: expected values in \[0, 1\]"),
     (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--aperture", "{notimage}"], "--aperture: expected a readable"),
-    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--aperture", "{black}"], "aperture kernel: expected"),
+    (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--aperture", "{black}"], "--aperture: expected an aperture kernel"),
     (["--disparity", "{disp}", "-o", "{photo}"], "--output: expected a path different from the input"),
     (["--disparity", "{disp}", "-o", "{tmp}/missing/o.png"], "--output: expected a path inside an existing folder"),
     (["--disparity", "{disp}", "-o", "{tmp}/o.png", "--aperture", "blob"], "--aperture: expected one of"),

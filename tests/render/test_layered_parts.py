@@ -3,15 +3,14 @@ the same thing (torch's direct convolution and pooling, or the whole-image versi
 
 from __future__ import annotations
 
-import importlib
-
 import torch
 import torch.nn.functional as F
 
 from lensblur import Aperture
 from lensblur.render.kernel import psf
-
-layered = importlib.import_module("lensblur.render.layered")
+from lensblur.render.layered import convolution
+from lensblur.render.layered.fill import box_mean
+from lensblur.render.layered.grid import by_bands, resample, upsampled_rows
 
 
 def direct_convolution(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -29,14 +28,14 @@ def test_a_thin_layer_convolved_on_its_strips_equals_the_direct_convolution(monk
     x = torch.rand((1, 4, h, w), generator=generator) * support
     kernel = psf(Aperture(blades=6, rotation=10), 12.0)
     used = []
-    strips = layered._convolve_strips
-    monkeypatch.setattr(layered, "_convolve_strips", lambda *a: used.append(True) or strips(*a))
+    strips = convolution.convolve_strips
+    monkeypatch.setattr(convolution, "convolve_strips", lambda *a: used.append(True) or strips(*a))
 
-    sparse = layered._convolve(x, kernel, support)
+    sparse = convolution.convolve(x, kernel, support)
     assert used, "the thin layer should have been convolved on strips"
     reference = direct_convolution(x, kernel)
     assert (sparse.double() - reference).abs().max() < 1e-5
-    assert (layered._convolve(x, kernel).double() - reference).abs().max() < 1e-5
+    assert (convolution.convolve(x, kernel).double() - reference).abs().max() < 1e-5
 
 
 def test_box_mean_is_the_mean_of_the_cells_inside_the_grid():
@@ -44,7 +43,7 @@ def test_box_mean_is_the_mean_of_the_cells_inside_the_grid():
     for reach in (1, 3, 8):
         size = 2 * reach + 1
         reference = F.avg_pool2d(x.double(), size, stride=1, padding=reach, count_include_pad=False)
-        assert (layered._box_mean(x, reach).double() - reference).abs().max() < 1e-5
+        assert (box_mean(x, reach).double() - reference).abs().max() < 1e-5
 
 
 def test_work_by_bands_equals_work_on_the_whole_image():
@@ -53,8 +52,8 @@ def test_work_by_bands_equals_work_on_the_whole_image():
     def chain(image):
         return F.avg_pool2d(torch.cat([image.clamp(0.2, 0.8), image * image], 1), 2, ceil_mode=True)
 
-    assert torch.equal(layered._by_bands(chain, 64, x), chain(x))
+    assert torch.equal(by_bands(chain, 64, x), chain(x))
     grid = torch.rand((1, 4, 26, 16), generator=torch.Generator().manual_seed(9))
-    whole = layered._resample(grid, 4)
+    whole = resample(grid, 4)
     for y0, y1 in ((0, 64), (64, 101), (96, 104)):
-        assert torch.allclose(layered._upsampled_rows(grid, 4, y0, y1, 61), whole[..., y0:y1, :61], atol=1e-6)
+        assert torch.allclose(upsampled_rows(grid, 4, y0, y1, 61), whole[..., y0:y1, :61], atol=1e-6)

@@ -10,10 +10,12 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 import lensblur
 from lensblur import Aperture, Lens
 from lensblur.metrics import psnr
+from lensblur.render import render_tensor
 
 METHODS = ["layered", "scatter", "gaussian"]
 OCCLUSION_AWARE = ["layered", "scatter"]
@@ -279,6 +281,24 @@ def test_bad_inputs():
         lensblur.render(image, disparity * 3, Lens(0.5, 4.0))
     with pytest.raises(lensblur.InputError, match="aperture kernel"):
         Aperture(kernel=np.zeros((9, 9)))
+
+
+def test_library_errors_name_python_arguments_not_command_line_flags():
+    image, disparity = layered_scene(0, size=16)
+    calls = [
+        lambda: lensblur.render(image, disparity, Lens(0.5, 4.0), method="nope"),
+        lambda: lensblur.render(image, disparity, Lens(0.5, 500.0)),
+        lambda: lensblur.render(image, disparity[:8], Lens(0.5, 4.0)),
+        lambda: render_tensor(torch.zeros(1, 3, 8, 8), torch.zeros(1, 1, 4, 4), Lens(0.5, 4.0)),
+    ]
+    fixes = []
+    for call in calls:
+        with pytest.raises(lensblur.InputError) as caught:
+            call()
+        fixes.append(caught.value.fix)
+        assert "--" not in str(caught.value), str(caught.value)
+    assert 'method="layered"' in fixes[0] and "Lens(blur=" in fixes[1]
+    assert "lensblur.io.resize_map" in fixes[2] and "lensblur.io.resize_map" in fixes[3]
 
 
 def test_rendering_in_blocks_matches_the_whole_frame():

@@ -119,12 +119,12 @@ def test_cli_synth_errors(tmp_path, capsys):
     not_a_folder = tmp_path / "file.txt"
     not_a_folder.write_text("x")
     assert main(["synth", "-o", str(not_a_folder), "-n", "1", "--no-progress"]) == 1
-    assert "out: expected a folder" in capsys.readouterr().err
+    assert "error: --output: expected a folder" in capsys.readouterr().err
     assert main(["synth", "-o", str(tmp_path / "x"), "-n", "1", "--backgrounds", str(tmp_path / "nope"),
                  "--no-progress"]) == 1
-    assert "backgrounds" in capsys.readouterr().err
+    assert "error: --backgrounds: expected" in capsys.readouterr().err
     assert main(["synth", "-o", str(tmp_path / "y"), "-n", "0", "--no-progress"]) == 1
-    assert "count" in capsys.readouterr().err
+    assert "error: --count: expected" in capsys.readouterr().err
 
 
 def test_photo_backgrounds_and_rgba_cutouts(tmp_path):

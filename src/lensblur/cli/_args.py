@@ -306,6 +306,12 @@ PYTHON_NAMES = {
     "refine": ("refine_depth",),
     "image_path": ("photo",),
     "image": ("init_image", "photo"),
+    # lensblur.eval.evaluate, lensblur.synth.synthesize
+    "out_dir": ("output",),
+    "out": ("output",),
+    # lensblur.lens: focus_at_point, Aperture.from_image
+    "point": ("focus",),
+    "kernel": ("aperture",),
     # lensblur.generate.check_inputs / StageDiffusionPipeline.__call__
     "focus_prompt": ("focus",),
     "num_inference_steps": ("steps",),

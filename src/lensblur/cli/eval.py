@@ -102,8 +102,8 @@ def run(args) -> int:
     options = EvalOptions(blur=args.blur, focus_disparity=args.focus_disparity, blades=args.blades,
                           align_exposure=args.align_exposure, limit=args.limit, workers=args.workers,
                           edge_band=args.edge_band, progress=_args.show_progress(args))
-    method = get_method(args.method)
-    dataset = open_dataset(args.dataset, args.root, **_dataset_options(args))
+    method = get_method(args.method, argument="--method")
+    dataset = open_dataset(args.dataset, args.root, argument="--dataset", **_dataset_options(args))
     out_root = Path(args.output)
     if out_root.exists() and not out_root.is_dir():
         raise InputError("--output", expected="a folder", got=f"{out_root} (a file)", fix="choose a folder name")

@@ -91,10 +91,10 @@ def _focus(args, disparity, rng, suggested: float | None = None) -> tuple[float,
     if args.focus is not None:
         return focus_at_point(disparity, args.focus), f"point {args.focus[0]:g},{args.focus[1]:g}"
     if args.focus_box is not None:
-        return focus_in_box(disparity, args.focus_box), "box"
+        return focus_in_box(disparity, args.focus_box, argument="--focus-box"), "box"
     if args.focus_mask is not None:
         mask = read_mask(args.focus_mask, (h, w), argument="--focus-mask")
-        return focus_in_mask(disparity, mask), f"mask {args.focus_mask}"
+        return focus_in_mask(disparity, mask, argument="--focus-mask"), f"mask {args.focus_mask}"
     if args.focus_distance is not None and rng is not None:
         return rng.disparity(args.focus_distance), f"distance {args.focus_distance:g} m"
     if suggested is not None:

@@ -48,19 +48,39 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 
 
 def register_dataset(name: str, factory: Callable[..., Dataset]) -> None:
-    """Make ``factory(root, **options)`` available as ``name`` to :func:`open_dataset` and ``lensblur eval``."""
+    """Make ``factory(root, **options)`` available as ``name`` to :func:`open_dataset` and ``lensblur eval``.
+
+    Args:
+        name: the dataset's name; an existing name is replaced.
+        factory: builds the dataset from its root folder and keyword options; its items follow
+            :mod:`lensblur.data._common`.
+    """
     DATASETS[name] = factory
 
 
-def open_dataset(name: str, root, **options: Any) -> Dataset:
-    """Open dataset ``name`` at ``root``; ``options`` go to its reader (e.g. ``split=``, ``level=``)."""
+def open_dataset(name: str, root, *, argument: str = "name", **options: Any) -> Dataset:
+    """Open a dataset by name.
+
+    Args:
+        name: one of :data:`DATASETS`.
+        root: the dataset's folder.
+        argument: the name error messages give ``name``.
+        **options: keywords of its reader (e.g. ``split=``, ``level=``).
+
+    Returns:
+        The torch ``Dataset``.
+
+    Raises:
+        InputError: an unknown ``name``, an option the reader does not take, or a ``root`` that is not laid
+            out like the dataset (the reader's own checks).
+    """
     if name not in DATASETS:
-        raise InputError("dataset", expected=f"one of {', '.join(sorted(DATASETS))}", got=name,
-                         fix="e.g. --dataset synth for a folder written by lensblur synth")
+        raise InputError(argument, expected=f"one of {', '.join(sorted(DATASETS))}", got=name,
+                         fix=f"e.g. {argument}=synth for a folder written by lensblur synth")
     try:
         return DATASETS[name](root, **options)
     except TypeError as exc:
         if "unexpected keyword" not in str(exc):
             raise
-        raise InputError("dataset options", expected=f"options that the {name} reader takes",
+        raise InputError("options", expected=f"options that the {name} reader takes",
                          got=", ".join(sorted(options)) or "none", fix=f"see help(lensblur.data.{DATASETS[name].__name__})") from exc

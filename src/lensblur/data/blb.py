@@ -15,7 +15,8 @@ BokehMe's signed defocus (CoC radius, pixels) is ``K_i * (1/depth - 1/z_j)``. le
 ``blur = K_i * s``, ``focus_disparity = (1/z_j) / s``: the CoC of every pixel is exactly BokehMe's.
 Images may also be PFM (linear) or 8/16-bit PNG / JPEG (``image.png``, ``bokeh_00_00.jpg``), and the depth
 ``depth.pfm`` or ``depth.npy`` (converted copies); EXR values are linear light. EXR files are decoded by
-:func:`lensblur.io.read_raw`, i.e. by an OpenCV built with OpenEXR.
+:func:`lensblur.io.read_raw`, with the ``OpenEXR`` package. The JPG web copy of BLB in BokehMe's repository
+(8-bit images, no depth) is refused with a message saying where the EXR release is.
 BokehDiff's "BLB Level 5" is ``level=5`` (the largest blur, file index 4).
 """
 
@@ -49,7 +50,16 @@ LAYOUT = """  ROOT/<scene>/info.json        {"blur_parameters": [5 values], "foc
 class BLB(Dataset):
     """BLB items: one per (scene, blur level, focus setting) with a ground-truth bokeh file.
 
-    ``level``: 1..5 (BokehDiff's "Level 5" = 5) or ``None`` for all; ``focus``: 1..10 or ``None`` for all.
+    Args:
+        root: the BLB folder.
+        level: blur level 1..5 (BokehDiff's "Level 5" = 5), or None for all.
+        focus: focus setting 1..10, or None for all.
+
+    Items follow :mod:`lensblur.data._common`, with ``meta["lens"]`` from the scene's ``info.json``.
+
+    Raises:
+        InputError: ``level`` or ``focus`` out of range, a root not laid out like BLB, invalid depths, or
+            files of different sizes in a scene.
     """
 
     name = "blb"
@@ -69,9 +79,17 @@ class BLB(Dataset):
         for scene in scenes:
             info = self._read_info(scene)
             self._info[scene] = info
-            if find_file(scene, "image", _IMAGE_SUFFIXES) is None:
+            image = find_file(scene, "image", _IMAGE_SUFFIXES)
+            if image is None:
                 raise layout_error("BLB", self.root, LAYOUT, f"{scene.name}/image.exr is missing")
             if find_file(scene, "depth", _DEPTH_SUFFIXES) is None:
+                if image.suffix.lower() in (".jpg", ".jpeg", ".png"):
+                    raise InputError("root", expected="BLB's EXR release (linear image.exr, depth.exr and "
+                                     "bokeh_LL_FF.exr per scene)",
+                                     got=f"{self.root}, the JPG web copy ({scene.name}/{image.name} and no depth)",
+                                     fix="the web copy in BokehMe's repository has no depth maps and no linear "
+                                     "values, so it cannot be scored; download the EXR release from the link in "
+                                     "BokehMe's README and point root at it")
                 raise layout_error("BLB", self.root, LAYOUT, f"{scene.name}/depth.exr is missing")
             levels = range(len(info["blur_parameters"])) if level is None else [level - 1]
             focuses = range(len(info["focus_distances"])) if focus is None else [focus - 1]
@@ -108,7 +126,7 @@ class BLB(Dataset):
         depth = arr[..., -1] if arr.ndim == 3 else arr  # OpenCV's channel 0, as BokehMe reads it
         depth = depth.astype(np.float32)
         if not np.isfinite(depth).all() or float(depth.min()) <= 0:
-            raise InputError("depth", expected="finite depths > 0", got=f"invalid values in {path}",
+            raise InputError("root", expected="finite depths > 0", got=f"invalid values in {path}",
                              fix="use the BLB release's depth.exr")
         return (1.0 / depth).astype(np.float32)
 

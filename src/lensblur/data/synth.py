@@ -31,18 +31,26 @@ ENCODINGS = {"png16": ("image16.png", "target16.png"), "png8": ("image.png", "ta
 
 LAYOUT = """  ROOT/manifest.json
   ROOT/pairs/000000/{image.png,image16.png,image.pfm,disparity.png,target.png,target16.png,target.pfm,params.json}
-  ...   (written by `lensblur synth --out ROOT`)"""
+  ...   (written by lensblur.synth.synthesize(ROOT, count), the command line's `lensblur synth`)"""
 
 
 class SynthDataset(Dataset):
-    """Pairs written by ``lensblur synth`` (see the module doc), with their lens in ``meta["lens"]``."""
+    """Pairs written by ``lensblur synth`` (see the module doc), with their lens in ``meta["lens"]``.
+
+    Args:
+        root: the folder :func:`lensblur.synth.synthesize` wrote.
+        encoding: which files to read: ``png16`` (16-bit sRGB), ``png8`` or ``pfm`` (linear float).
+
+    Raises:
+        InputError: an unknown encoding, a root without a manifest, or a pair folder missing a file.
+    """
 
     name = "synth"
 
     def __init__(self, root, *, encoding: str = "png16"):
         if encoding not in ENCODINGS:
             raise InputError("encoding", expected=f"one of {', '.join(ENCODINGS)}", got=encoding,
-                             fix="png16 (default), png8, or pfm for linear float")
+                             fix="e.g. encoding=png16 (the default), encoding=png8, or encoding=pfm for linear float")
         self.root = check_root(root, "lensblur synth", LAYOUT)
         self.encoding = encoding
         manifest = self.root / "manifest.json"

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -49,67 +51,122 @@ __all__ = [
     "upsample",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
-SOURCES = ("auto", "file", "embedded", "model", "stereo", "subject")
+WAYS = ("disparity_path=FILE (a disparity map); a phone photo with depth inside (iPhone HEIC, Pixel portrait "
+        "JPEG); model=PATH_OR_ID or the LENSBLUR_DEPTH_MODEL variable (a monocular model); right=RIGHT_IMAGE "
+        "(a stereo pair); source=subject with mask=MASK.png (portrait mode)")
 
-WAYS = ("--disparity FILE (a disparity map); a phone photo with depth inside (iPhone HEIC, Pixel "
-        "portrait JPEG); --depth-model PATH_OR_ID or the LENSBLUR_DEPTH_MODEL variable (a monocular model); "
-        "--right RIGHT_IMAGE (a stereo pair); --depth-from subject [--mask MASK.png] (portrait mode)")
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What the caller gave :func:`build_source`."""
+
+    image_path: object
+    disparity_path: object
+    model: object
+    mask: object
+    right: object
 
 
 def _configured_model(model) -> str | None:
     return str(model) if model else (os.environ.get(MODEL_ENV) or None)
 
 
+def _auto(given: _Inputs) -> DepthSource:
+    if given.disparity_path is not None:
+        return FileDepth(given.disparity_path)
+    if given.right is not None:
+        return StereoDepth(given.right)
+    if given.mask is not None:
+        return SubjectDepth(given.mask)
+    if given.image_path is not None and has_embedded_depth(given.image_path):
+        return EmbeddedDepth(given.image_path)
+    configured = _configured_model(given.model)
+    if configured:
+        return ModelDepth(configured)
+    raise InputError("source", expected="a way to get depth for this photo",
+                     got=f"{given.image_path}: no disparity file, no depth inside the photo, no model configured",
+                     fix="give one of: " + WAYS)
+
+
+def _file(given: _Inputs) -> DepthSource:
+    if given.disparity_path is None:
+        raise InputError("disparity_path", expected="a disparity file with source=file", got="none",
+                         fix="pass disparity_path=FILE")
+    return FileDepth(given.disparity_path)
+
+
+def _embedded(given: _Inputs) -> DepthSource:
+    if given.image_path is None:
+        raise InputError("image_path", expected="the photo's path to read its embedded depth", got="none",
+                         fix="pass image_path=PHOTO")
+    return EmbeddedDepth(given.image_path)
+
+
+def _model(given: _Inputs) -> DepthSource:
+    configured = _configured_model(given.model)
+    if not configured:
+        raise InputError("model", expected="a model folder or cached model id", got="none",
+                         fix=f"pass model=PATH_OR_ID or set {MODEL_ENV}")
+    return ModelDepth(configured)
+
+
+def _stereo(given: _Inputs) -> DepthSource:
+    if given.right is None:
+        raise InputError("right", expected="the right view of the stereo pair", got="none",
+                         fix="pass right=RIGHT_IMAGE (the photo is the left view)")
+    return StereoDepth(given.right)
+
+
+def _subject(given: _Inputs) -> DepthSource:
+    coarse = None
+    if given.disparity_path is not None:
+        coarse = FileDepth(given.disparity_path)
+    elif given.model:
+        coarse = ModelDepth(given.model)
+    return SubjectDepth(given.mask, coarse=coarse)
+
+
+_FACTORIES: dict[str, Callable[[_Inputs], DepthSource]] = {
+    "auto": _auto,
+    "file": _file,
+    "embedded": _embedded,
+    "model": _model,
+    "stereo": _stereo,
+    "subject": _subject,
+}
+"""Source name -> the factory that builds that source from the caller's inputs (or raises)."""
+
+SOURCES = tuple(_FACTORIES)
+"""The names :func:`build_source` and :func:`resolve` take (the command line's ``--depth-from`` choices)."""
+
+
 def build_source(image_path, *, source: str = "auto", disparity_path=None, model=None, mask=None,
                  right=None) -> DepthSource:
-    """The :class:`DepthSource` that :func:`resolve` would use (without running it)."""
-    if source not in SOURCES:
+    """The :class:`DepthSource` that :func:`resolve` would use (without running it).
+
+    Args:
+        image_path: the photo's file (read for embedded depth), or None.
+        source: one of :data:`SOURCES`; ``"auto"`` picks as :func:`resolve` says.
+        disparity_path: a disparity map file (``"file"``; the coarse map of ``"subject"``).
+        model: a depth model folder or cached id (``"model"``; the coarse map of ``"subject"``); else
+            ``$LENSBLUR_DEPTH_MODEL``.
+        mask: a subject mask file (``"subject"``; without one, MediaPipe finds the subject).
+        right: the right view of a stereo pair (``"stereo"``).
+
+    Returns:
+        The source, not yet run.
+
+    Raises:
+        InputError: ``source`` is not one of :data:`SOURCES`, or what it needs was not given.
+    """
+    factory = _FACTORIES.get(source) if isinstance(source, str) else None
+    if factory is None:
         raise InputError("source", expected=f"one of {', '.join(SOURCES)}", got=source,
-                         fix="pass --depth-from auto (the default), embedded, model, stereo or subject")
-    if source == "auto":
-        if disparity_path is not None:
-            return FileDepth(disparity_path)
-        if right is not None:
-            return StereoDepth(right)
-        if mask is not None:
-            return SubjectDepth(mask)
-        if image_path is not None and has_embedded_depth(image_path):
-            return EmbeddedDepth(image_path)
-        configured = _configured_model(model)
-        if configured:
-            return ModelDepth(configured)
-        raise InputError("depth", expected="a way to get depth for this photo",
-                         got=f"{image_path}: no disparity file, no depth inside the photo, no model configured",
-                         fix="give one of: " + WAYS)
-    if source == "file":
-        if disparity_path is None:
-            raise InputError("disparity", expected="a disparity file with --depth-from file", got="none",
-                             fix="pass --disparity FILE")
-        return FileDepth(disparity_path)
-    if source == "embedded":
-        if image_path is None:
-            raise InputError("photo", expected="the photo's path to read its embedded depth", got="none",
-                             fix="pass the photo file")
-        return EmbeddedDepth(image_path)
-    if source == "model":
-        configured = _configured_model(model)
-        if not configured:
-            raise InputError("depth model", expected="a model folder or cached model id", got="none",
-                             fix=f"pass --depth-model PATH_OR_ID or set {MODEL_ENV}")
-        return ModelDepth(configured)
-    if source == "stereo":
-        if right is None:
-            raise InputError("right", expected="the right view of the stereo pair", got="none",
-                             fix="pass --right RIGHT_IMAGE (the photo is the left view)")
-        return StereoDepth(right)
-    coarse = None
-    if disparity_path is not None:
-        coarse = FileDepth(disparity_path)
-    elif model:
-        coarse = ModelDepth(model)
-    return SubjectDepth(mask, coarse=coarse)
+                         fix="pass source=auto (the default), or one of source=" + ", ".join(SOURCES[1:]))
+    return factory(_Inputs(image_path=image_path, disparity_path=disparity_path, model=model, mask=mask,
+                           right=right))
 
 
 def resolve(image_path, image: np.ndarray, *, source: str | DepthSource = "auto", disparity_path=None,
@@ -120,7 +177,22 @@ def resolve(image_path, image: np.ndarray, *, source: str | DepthSource = "auto"
     ``"auto"`` picks, in order: ``disparity_path``; ``right`` (stereo); ``mask`` (subject); depth embedded
     in the photo; ``model`` or ``$LENSBLUR_DEPTH_MODEL``; else an :class:`~lensblur.errors.InputError`
     listing the ways to supply depth. ``refine`` snaps the map's edges to the photo's
-    (:func:`lensblur.depth.refine`). The result has the photo's size.
+    (:func:`lensblur.depth.refine`).
+
+    Args:
+        image_path: the photo's file, or None.
+        image: ``H x W x 3`` float32 linear RGB, the photo.
+        source: one of :data:`SOURCES`, or any :class:`DepthSource`.
+        disparity_path, model, mask, right: the inputs of :func:`build_source`.
+        refine: snap the map's edges to the photo's.
+
+    Returns:
+        The :class:`DepthResult`, its disparity ``H x W`` (the photo's size).
+
+    Raises:
+        InputError: as :func:`build_source`; ``image`` is not one photo; the source fails (each says why).
+        ShapeError: ``image`` is not ``H x W x 3``.
+        MissingDependencyError, ModelNotFoundError: the source needs a package or weights that are missing.
     """
     image = as_image(image)
     if image.ndim != 3:
@@ -135,7 +207,7 @@ def resolve(image_path, image: np.ndarray, *, source: str | DepthSource = "auto"
                          got=type(source).__name__, fix=f"use one of {', '.join(SOURCES)}")
     result = chosen.estimate(image)
     if result.disparity.shape != image.shape[:2]:
-        raise InputError("depth", expected=f"a map of the photo's size {image.shape[1]}x{image.shape[0]}",
+        raise InputError("source", expected=f"a map of the photo's size {image.shape[1]}x{image.shape[0]}",
                          got=f"{result.disparity.shape[1]}x{result.disparity.shape[0]} from {result.source}",
                          fix="report this: every source must match the photo")
     if refine:
@@ -143,5 +215,5 @@ def resolve(image_path, image: np.ndarray, *, source: str | DepthSource = "auto"
 
         result = DepthResult(disparity=_refine(image, result.disparity), depth_range=result.depth_range,
                              source=result.source + ", edge-refined", focus=result.focus)
-    log.info("depth: %s", result.source)
+    logger.info("depth: %s", result.source)
     return result

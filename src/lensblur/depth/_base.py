@@ -23,10 +23,17 @@ __all__ = ["DepthResult", "DepthSource", "cv2", "normalize_inverse_depth"]
 class DepthResult:
     """A disparity map for one photo.
 
-    ``disparity``: ``H x W`` float32 in [0, 1], 1 = nearest, the photo's size. ``depth_range``: the metric
-    depths (metres) that disparity 1 and 0 stand for, or ``None`` when the source does not know them.
-    ``source``: a short human description of what was used. ``focus``: the disparity to focus at when the
-    user names none, where the source knows what matters (the subject, in portrait mode), else ``None``.
+    Args:
+        disparity: ``H x W`` float32 in [0, 1], 1 = nearest, the photo's size.
+        depth_range: the metric depths (metres) that disparity 1 and 0 stand for, or None when the source
+            does not know them.
+        source: a short human description of what was used.
+        focus: the disparity to focus at when the user names none, where the source knows what matters
+            (the subject, in portrait mode), else None.
+
+    Raises:
+        ShapeError: ``disparity`` is not an ``H x W`` float32 array.
+        InputError: ``disparity`` has NaN/inf or values outside [0, 1].
     """
 
     disparity: np.ndarray
@@ -48,7 +55,12 @@ class DepthResult:
 class DepthSource(Protocol):
     """A way of getting depth: built from its inputs, then ``estimate(image) -> DepthResult``.
 
-    ``image`` is the photo as linear RGB ``H x W x 3`` float32; the result has the same ``H x W``.
+    Attributes:
+        name: the source's name (one of :data:`lensblur.depth.SOURCES` for the built-in ones).
+
+    ``estimate(image)`` takes the photo as linear RGB ``H x W x 3`` float32 and returns a
+    :class:`DepthResult` of the same ``H x W``; it raises :class:`~lensblur.errors.InputError` (or a subclass)
+    when its inputs give no usable depth.
     """
 
     name: str
@@ -57,7 +69,17 @@ class DepthSource(Protocol):
 
 
 def cv2(feature: str):
-    """OpenCV (with its contrib modules), imported on first use; missing, it names the ``depth`` extra."""
+    """OpenCV (with its contrib modules), imported on first use.
+
+    Args:
+        feature: what needs it, for the error message.
+
+    Returns:
+        The ``cv2`` module.
+
+    Raises:
+        MissingDependencyError: OpenCV is not installed (naming ``lensblur[depth]``).
+    """
     return _optional.cv2(feature, extra="depth")
 
 
@@ -66,6 +88,16 @@ def normalize_inverse_depth(values: np.ndarray, *, argument: str) -> np.ndarray:
 
     Disparity in lensblur is any affine function of inverse depth, so the min-max rescale is exact up to
     the unknown metric range: 1 at the nearest pixel, 0 at the farthest.
+
+    Args:
+        values: relative inverse depth, any shape; NaN/inf pixels become 0.
+        argument: the name error messages give the map.
+
+    Returns:
+        float32 disparity in [0, 1], same shape.
+
+    Raises:
+        InputError: no finite value, or a constant map.
     """
     values = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(values)

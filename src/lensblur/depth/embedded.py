@@ -31,7 +31,14 @@ def _kind(path: Path) -> str | None:
 
 
 def has_embedded_depth(path: str | os.PathLike) -> bool:
-    """Whether the photo at ``path`` carries a depth map lensblur can read (cheap check of the metadata)."""
+    """Whether the photo at ``path`` carries a depth map lensblur can read (cheap check of the metadata).
+
+    Args:
+        path: the photo; a missing or unreadable file has none.
+
+    Returns:
+        True for a HEIF with a depth image, or a JPEG with Dynamic Depth or GDepth metadata.
+    """
     path = Path(path)
     if not path.is_file():
         return False
@@ -51,7 +58,18 @@ def has_embedded_depth(path: str | os.PathLike) -> bool:
 
 
 class EmbeddedDepth:
-    """Depth embedded in the photo file at ``path`` (HEIC/HEIF, Dynamic Depth or GDepth JPEG)."""
+    """Depth embedded in the photo file (HEIC/HEIF, Dynamic Depth or GDepth JPEG).
+
+    Args:
+        path: the photo file.
+        upsample_options: keywords for :func:`~lensblur.depth.upsample`, which brings a smaller map to the
+            photo's size.
+
+    ``estimate(image)`` takes the ``H x W x 3`` linear photo and returns a :class:`DepthResult` of its size
+    with the metric range when the file records one. It raises :class:`InputError` (argument
+    ``image_path``) when the file is missing, holds no depth lensblur can read, or its map does not have
+    the photo's aspect ratio.
+    """
 
     name = "embedded"
 
@@ -61,21 +79,21 @@ class EmbeddedDepth:
 
     def estimate(self, image: np.ndarray) -> DepthResult:
         if not self.path.is_file():
-            raise InputError("photo", expected="an existing photo file", got=str(self.path), fix="check the path")
+            raise InputError("image_path", expected="an existing photo file", got=str(self.path), fix="check the path")
         kind = _kind(self.path)
         if kind == "heif":
             found = read_heif_depth(self.path)
         elif kind == "jpeg":
             found = read_jpeg_depth(self.path)
         else:
-            raise InputError("photo", expected="a HEIC/HEIF or JPEG photo with embedded depth",
+            raise InputError("image_path", expected="a HEIC/HEIF or JPEG photo with embedded depth",
                              got=f"{self.path} ({self.path.suffix or 'no suffix'})",
-                             fix="embedded depth exists only in phone HEIC/JPEG photos; use --depth-from "
-                                 "model/stereo/subject or --disparity FILE")
+                             fix="embedded depth exists only in phone HEIC/JPEG photos; use source=model, "
+                                 "source=stereo or source=subject, or disparity_path=FILE")
         h, w = image.shape[:2]
         dh, dw = found.disparity.shape
         if abs(dw / dh - w / h) > 0.02 * (w / h):
-            raise InputError("photo", expected=f"a depth map with the photo's aspect ratio ({w}x{h})",
+            raise InputError("image_path", expected=f"a depth map with the photo's aspect ratio ({w}x{h})",
                              got=f"a {dw}x{dh} depth map",
                              fix="the photo was cropped or rotated after it was taken; pass a matching "
                                  "disparity file instead")

@@ -14,7 +14,17 @@ __all__ = ["FileDepth"]
 
 
 class FileDepth:
-    """Read ``path`` with :func:`lensblur.io.read_disparity`, checked (or resized) against the photo."""
+    """A disparity map file, read with :func:`lensblur.io.read_disparity` and checked (or resized) against
+    the photo.
+
+    Args:
+        path: the map (larger = nearer).
+        normalize: min-max rescale the values to [0, 1].
+        resize: resample a map of another size to the photo's.
+
+    ``estimate(image)`` returns a :class:`DepthResult` of the photo's size without a range; it raises what
+    :func:`~lensblur.io.read_disparity` raises.
+    """
 
     name = "file"
 

@@ -45,7 +45,7 @@ __all__ = [
     "representation_to_disparity",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 HEIF_SUFFIXES = (".heic", ".heif", ".hif", ".avif")
 REPRESENTATIONS = {0: "uniform inverse Z", 1: "uniform disparity", 2: "uniform Z", 3: "non-uniform disparity"}
@@ -56,7 +56,11 @@ def _pillow_heif(feature: str):
 
 
 def register_heif() -> None:
-    """Let Pillow (and so :func:`lensblur.read_image`) open HEIC/HEIF/AVIF files. Safe to call often."""
+    """Let Pillow (and so :func:`lensblur.read_image`) open HEIC/HEIF/AVIF files. Safe to call often.
+
+    Raises:
+        MissingDependencyError: pillow-heif is not installed.
+    """
     heif = _pillow_heif("reading HEIC/HEIF photos")
     heif.register_heif_opener()
     if hasattr(heif, "register_avif_opener"):
@@ -64,7 +68,14 @@ def register_heif() -> None:
 
 
 def is_heif(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is an ISO base media file of the HEIF family (by its ``ftyp`` box, not its name)."""
+    """Whether ``path`` is an ISO base media file of the HEIF family (by its ``ftyp`` box, not its name).
+
+    Args:
+        path: any file; an unreadable one is not HEIF.
+
+    Returns:
+        True for HEIC, HEIF and AVIF.
+    """
     try:
         with open(path, "rb") as fh:
             head = fh.read(32)
@@ -75,7 +86,18 @@ def is_heif(path: str | os.PathLike) -> bool:
 
 
 def read_photo(path: str | os.PathLike) -> np.ndarray:
-    """:func:`lensblur.read_image` that also opens HEIC/HEIF/AVIF photos (``H x W x 3`` linear float32)."""
+    """:func:`lensblur.read_image` that also opens HEIC/HEIF/AVIF photos.
+
+    Args:
+        path: the photo.
+
+    Returns:
+        ``H x W x 3`` float32 linear RGB.
+
+    Raises:
+        InputError: the file cannot be read (as :func:`lensblur.read_image`).
+        MissingDependencyError: a HEIF file and pillow-heif is not installed.
+    """
     if Path(path).suffix.lower() in HEIF_SUFFIXES or is_heif(path):
         register_heif()
     return read_image(path)
@@ -83,7 +105,15 @@ def read_photo(path: str | os.PathLike) -> np.ndarray:
 
 @dataclass(frozen=True)
 class HeifDepth:
-    """The depth image of a HEIF photo converted to lensblur disparity (at its own, usually lower, size)."""
+    """The depth image of a HEIF photo converted to lensblur disparity (at its own, usually lower, size).
+
+    Args:
+        disparity: ``h x w`` float32 in [0, 1].
+        depth_range: the metric range, or None when the file does not record one.
+        representation: the HEIF depth representation type (0 uniform inverse Z, 1 uniform disparity,
+            2 uniform Z).
+        metadata: pillow-heif's depth metadata.
+    """
 
     disparity: np.ndarray
     depth_range: DepthRange | None
@@ -105,8 +135,17 @@ def representation_to_disparity(values: np.ndarray, metadata: dict) -> tuple[np.
     """Convert normalised samples ``values`` (in [0, 1]) of a HEIF depth image to lensblur disparity.
 
     ``metadata`` is pillow-heif's depth ``info["metadata"]`` (``representation_type`` and any of
-    ``z_near``, ``z_far``, ``d_min``, ``d_max``). Returns ``(disparity, depth_range or None)``; see the
-    module docstring for the formulas.
+    ``z_near``, ``z_far``, ``d_min``, ``d_max``); see the module docstring for the formulas.
+
+    Args:
+        values: ``h x w`` normalised samples in [0, 1].
+        metadata: the depth metadata.
+
+    Returns:
+        ``(disparity, depth_range)``: ``h x w`` float32 in [0, 1] and the :class:`DepthRange`, or None.
+
+    Raises:
+        InputError: a representation lensblur cannot convert, or a damaged range.
     """
     v = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
     kind = metadata.get("representation_type")
@@ -115,7 +154,7 @@ def representation_to_disparity(values: np.ndarray, metadata: dict) -> tuple[np.
     z_range = None
     if z_near is not None and z_far is not None:
         if not (0 < float(z_near) < float(z_far)):
-            raise InputError("photo", expected="depth metadata with 0 < z_near < z_far",
+            raise InputError("image_path", expected="depth metadata with 0 < z_near < z_far",
                              got=f"z_near={z_near}, z_far={z_far}", fix="the file's depth record is damaged")
         z_range = DepthRange(near=float(z_near), far=float(z_far))
     if kind == 0:
@@ -123,52 +162,63 @@ def representation_to_disparity(values: np.ndarray, metadata: dict) -> tuple[np.
     if kind == 1:
         if z_range is None and d_min is not None and d_max is not None:
             if not (0 < float(d_min) < float(d_max)):
-                raise InputError("photo", expected="disparity metadata with 0 < d_min < d_max",
+                raise InputError("image_path", expected="disparity metadata with 0 < d_min < d_max",
                                  got=f"d_min={d_min}, d_max={d_max}", fix="the file's depth record is damaged")
             z_range = DepthRange(near=1.0 / float(d_max), far=1.0 / float(d_min))
         return v.astype(np.float32), z_range
     if kind == 2:
         if z_range is None:
-            raise InputError("photo", expected="a uniform-Z depth image with z_near and z_far",
+            raise InputError("image_path", expected="a uniform-Z depth image with z_near and z_far",
                              got="no z_near/z_far in its metadata",
                              fix="without the range, Z cannot be turned into disparity; pass a disparity file")
         z = z_range.near + v * (z_range.far - z_range.near)
         d = (1.0 / z - 1.0 / z_range.far) / (1.0 / z_range.near - 1.0 / z_range.far)
         return np.clip(d, 0.0, 1.0).astype(np.float32), z_range
-    raise InputError("photo", expected="a depth representation lensblur can convert (types 0, 1, 2)",
+    raise InputError("image_path", expected="a depth representation lensblur can convert (types 0, 1, 2)",
                      got=f"type {kind} ({REPRESENTATIONS.get(kind, 'unknown')})",
-                     fix="export the depth as a 16-bit disparity PNG and pass it with --disparity")
+                     fix="export the depth as a 16-bit disparity PNG and pass it as disparity_path=FILE")
 
 
 def read_heif_depth(path: str | os.PathLike) -> HeifDepth:
-    """Read the first depth image of a HEIF photo as lensblur disparity (its own size) with its range."""
+    """Read the first depth image of a HEIF photo as lensblur disparity (its own size) with its range.
+
+    Args:
+        path: the HEIC/HEIF photo.
+
+    Returns:
+        The :class:`HeifDepth`.
+
+    Raises:
+        InputError: unreadable, no depth image inside, or a depth image lensblur cannot convert.
+        MissingDependencyError: pillow-heif is not installed.
+    """
     heif = _pillow_heif("reading depth from HEIC/HEIF photos")
     try:
         container = heif.open_heif(str(path), convert_hdr_to_8bit=False)
         depth_images = container.info.get("depth_images") or []
     except Exception as exc:
-        raise InputError("photo", expected="a readable HEIC/HEIF file", got=f"{path} ({exc})",
+        raise InputError("image_path", expected="a readable HEIC/HEIF file", got=f"{path} ({exc})",
                          fix="check that the file opens in a photo viewer") from exc
     if not depth_images:
-        raise InputError("photo", expected="a HEIC/HEIF photo with an embedded depth image",
+        raise InputError("image_path", expected="a HEIC/HEIF photo with an embedded depth image",
                          got=f"{path} (no depth image inside)",
                          fix="take the photo in Portrait mode, or get depth another way "
-                             "(--depth-from model/stereo/subject, or --disparity FILE)")
+                             "(source=model, source=stereo or source=subject, or disparity_path=FILE)")
     depth = depth_images[0]
     metadata = dict(depth.info.get("metadata") or {})
     try:
         samples = np.asarray(depth.to_pillow() if hasattr(depth, "to_pillow") else depth)
     except Exception as exc:
-        raise InputError("photo", expected="a decodable depth image", got=f"{path} ({exc})",
+        raise InputError("image_path", expected="a decodable depth image", got=f"{path} ({exc})",
                          fix="the depth image inside the file is damaged") from exc
     if samples.ndim == 3:
         samples = samples[..., 0]
     full = 65535.0 if samples.dtype == np.uint16 else 255.0 if samples.dtype == np.uint8 else None
     if full is None:
-        raise InputError("photo", expected="an 8- or 16-bit depth image", got=f"dtype {samples.dtype}",
-                         fix="export the depth as a disparity PNG and pass it with --disparity")
+        raise InputError("image_path", expected="an 8- or 16-bit depth image", got=f"dtype {samples.dtype}",
+                         fix="export the depth as a disparity PNG and pass it as disparity_path=FILE")
     disparity, depth_range = representation_to_disparity(samples.astype(np.float64) / full, metadata)
     result = HeifDepth(disparity=disparity, depth_range=depth_range,
                        representation=int(metadata.get("representation_type", -1)), metadata=metadata)
-    log.info("read %s", result.describe())
+    logger.info("read %s", result.describe())
     return result

@@ -36,7 +36,7 @@ from ..io import DepthRange
 
 __all__ = ["XMP_EXTENDED", "XMP_STANDARD", "JpegDepth", "jpeg_xmp", "range_to_disparity", "read_jpeg_depth"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 XMP_STANDARD = b"http://ns.adobe.com/xap/1.0/\x00"
 XMP_EXTENDED = b"http://ns.adobe.com/xmp/extension/\x00"
@@ -47,7 +47,14 @@ _UNITS = {"m": 1.0, "meters": 1.0, "metres": 1.0, "mm": 1e-3, "millimeters": 1e-
 
 @dataclass(frozen=True)
 class JpegDepth:
-    """A depth map found inside a JPEG, converted to lensblur disparity at its own size."""
+    """A depth map found inside a JPEG, converted to lensblur disparity at its own size.
+
+    Args:
+        disparity: ``h x w`` float32 in [0, 1].
+        depth_range: the metric range the file records.
+        kind: ``"GDepth XMP"`` or ``"Dynamic Depth"``.
+        format: ``"RangeInverse"`` or ``"RangeLinear"``.
+    """
 
     disparity: np.ndarray
     depth_range: DepthRange
@@ -61,9 +68,22 @@ class JpegDepth:
 
 
 def range_to_disparity(values: np.ndarray, *, format: str, near: float, far: float) -> np.ndarray:
-    """Convert normalised samples (``[0, 1]``) of a ``RangeInverse``/``RangeLinear`` map to disparity."""
+    """Convert the normalised samples of a GDepth / Dynamic Depth map to disparity.
+
+    Args:
+        values: samples in [0, 1], any shape.
+        format: ``"RangeInverse"`` or ``"RangeLinear"``.
+        near: depth of sample 1 (``RangeInverse``) or 0 (``RangeLinear``), > 0.
+        far: the other end, > ``near``.
+
+    Returns:
+        float32 disparity in [0, 1], same shape (1 at ``near``).
+
+    Raises:
+        InputError: not ``0 < near < far``, or an unknown ``format``.
+    """
     if not (0 < near < far):
-        raise InputError("photo", expected="depth metadata with 0 < Near < Far", got=f"Near={near}, Far={far}",
+        raise InputError("image_path", expected="depth metadata with 0 < Near < Far", got=f"Near={near}, Far={far}",
                          fix="the photo's depth record is damaged; pass a disparity file instead")
     v = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
     if format == "RangeInverse":
@@ -72,7 +92,7 @@ def range_to_disparity(values: np.ndarray, *, format: str, near: float, far: flo
         z = near + v * (far - near)
         d = (1.0 / z - 1.0 / far) / (1.0 / near - 1.0 / far)
         return np.clip(d, 0.0, 1.0).astype(np.float32)
-    raise InputError("photo", expected="a depth Format of RangeInverse or RangeLinear", got=repr(format),
+    raise InputError("image_path", expected="a depth Format of RangeInverse or RangeLinear", got=repr(format),
                      fix="pass the depth as a disparity file instead")
 
 
@@ -103,6 +123,15 @@ def jpeg_xmp(data: bytes) -> tuple[bytes | None, bytes | None]:
 
     Extended XMP chunks carry a 32-byte GUID, the full length and the chunk's offset; the chunks of the
     GUID named by ``xmpNote:HasExtendedXMP`` (or the only GUID present) are assembled.
+
+    Args:
+        data: the JPEG file's bytes.
+
+    Returns:
+        ``(standard, extended)``, each bytes or None.
+
+    Raises:
+        InputError: extended XMP chunks that are incomplete or do not join up.
     """
     standard = None
     chunks: dict[bytes, tuple[int, dict[int, bytes]]] = {}
@@ -114,7 +143,7 @@ def jpeg_xmp(data: bytes) -> tuple[bytes | None, bytes | None]:
         elif payload.startswith(XMP_EXTENDED):
             body = payload[len(XMP_EXTENDED):]
             if len(body) < 40:
-                raise InputError("photo", expected="complete extended XMP segments",
+                raise InputError("image_path", expected="complete extended XMP segments",
                                  got="a truncated segment header", fix="the photo's depth metadata is damaged")
             guid, (total, offset) = body[:32], struct.unpack(">II", body[32:40])
             chunks.setdefault(guid, (total, {}))[1][offset] = body[40:]
@@ -139,7 +168,7 @@ def jpeg_xmp(data: bytes) -> tuple[bytes | None, bytes | None]:
             break
         expected_next += len(parts[k])
     if expected_next != total or len(joined) != total:
-        raise InputError("photo", expected=f"extended XMP of {total} bytes in contiguous chunks",
+        raise InputError("image_path", expected=f"extended XMP of {total} bytes in contiguous chunks",
                          got=f"{len(joined)} bytes", fix="the photo's depth metadata is truncated or damaged")
     return standard, joined
 
@@ -148,9 +177,9 @@ def _parse(xmp: bytes, what: str) -> ET.Element:
     try:
         return ET.fromstring(xmp.strip(b"\x00 \r\n\t"))
     except ET.ParseError as exc:
-        raise InputError("photo", expected=f"well-formed {what} XML", got=f"a corrupt packet ({exc})",
-                         fix="the photo's depth metadata is damaged; pass a disparity file or use "
-                             "--depth-from model/stereo/subject") from exc
+        raise InputError("image_path", expected=f"well-formed {what} XML", got=f"a corrupt packet ({exc})",
+                         fix="the photo's depth metadata is damaged; pass disparity_path=FILE or use "
+                             "source=model, source=stereo or source=subject") from exc
 
 
 def _split(tag: str) -> tuple[str, str]:
@@ -188,10 +217,10 @@ def _number(props: dict, key: str, what: str) -> float:
     try:
         return float(props[key])
     except KeyError:
-        raise InputError("photo", expected=f"{what} in the depth metadata", got="nothing",
+        raise InputError("image_path", expected=f"{what} in the depth metadata", got="nothing",
                          fix="the photo's depth metadata is incomplete; pass a disparity file instead") from None
     except ValueError:
-        raise InputError("photo", expected=f"a number for {what}", got=repr(props[key]),
+        raise InputError("image_path", expected=f"a number for {what}", got=repr(props[key]),
                          fix="the photo's depth metadata is damaged; pass a disparity file instead") from None
 
 
@@ -208,14 +237,14 @@ def _decode_map(blob: bytes, what: str) -> np.ndarray:
     except InputError:
         raise
     except Exception as exc:
-        raise InputError("photo", expected=f"a decodable {what} image", got=f"undecodable data ({exc})",
+        raise InputError("image_path", expected=f"a decodable {what} image", got=f"undecodable data ({exc})",
                          fix="the depth image inside the photo is damaged; pass a disparity file instead") from exc
 
 
 def _units(props: dict, key: str) -> float:
     unit = props.get(key, "m").strip().lower()
     if unit not in _UNITS:
-        raise InputError("photo", expected="depth units of m, cm or mm", got=repr(unit),
+        raise InputError("image_path", expected="depth units of m, cm or mm", got=repr(unit),
                          fix="pass the depth as a disparity file instead")
     return _UNITS[unit]
 
@@ -233,7 +262,7 @@ def _gdepth(standard: bytes | None, extended: bytes | None) -> JpegDepth | None:
     try:
         blob = base64.b64decode("".join(props["depthmap:Data"].split()), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InputError("photo", expected="base64 depth data in GDepth:Data", got=f"invalid base64 ({exc})",
+        raise InputError("image_path", expected="base64 depth data in GDepth:Data", got=f"invalid base64 ({exc})",
                          fix="the photo's depth metadata is damaged; pass a disparity file instead") from exc
     fmt = props.get("depthmap:Format", "RangeInverse")
     scale = _units(props, "depthmap:Units")
@@ -264,7 +293,7 @@ def _dynamic_depth(data: bytes, standard: bytes | None) -> JpegDepth | None:
         position += length + padding
     start = len(data) - position
     if start <= 0:
-        raise InputError("photo", expected="a Dynamic Depth container whose items fit in the file",
+        raise InputError("image_path", expected="a Dynamic Depth container whose items fit in the file",
                          got=f"items of {position} bytes in a {len(data)}-byte file",
                          fix="the photo was truncated; pass a disparity file instead")
     uri, semantic = dm.get("depthmap:ItemURI"), dm.get("depthmap:ItemSemantic", "Depth")
@@ -277,7 +306,7 @@ def _dynamic_depth(data: bytes, standard: bytes | None) -> JpegDepth | None:
         matches = [i for i, item in enumerate(items) if item.get("item:Semantic") == semantic]
         index = matches[0] if matches else None
     if index is None or lengths[index] == 0:
-        raise InputError("photo", expected="the depth item named by the DepthMap in the container",
+        raise InputError("image_path", expected="the depth item named by the DepthMap in the container",
                          got=f"no item for URI {uri!r} / semantic {semantic!r}",
                          fix="the photo's depth container is damaged; pass a disparity file instead")
     blob = data[start + offsets[index]:start + offsets[index] + lengths[index]]
@@ -290,16 +319,27 @@ def _dynamic_depth(data: bytes, standard: bytes | None) -> JpegDepth | None:
 
 
 def read_jpeg_depth(path: str | os.PathLike) -> JpegDepth:
-    """Read the depth map of a JPEG with Dynamic Depth or GDepth XMP (the former is preferred)."""
+    """Read the depth map of a JPEG with Dynamic Depth or GDepth XMP (the former is preferred).
+
+    Args:
+        path: the JPEG.
+
+    Returns:
+        The :class:`JpegDepth`.
+
+    Raises:
+        InputError: not a JPEG, no depth metadata, or damaged metadata or depth image.
+    """
     with open(path, "rb") as fh:
         data = fh.read()
     if data[:2] != b"\xff\xd8":
-        raise InputError("photo", expected="a JPEG file", got=f"{path} (not a JPEG)", fix="check the path")
+        raise InputError("image_path", expected="a JPEG file", got=f"{path} (not a JPEG)", fix="check the path")
     standard, extended = jpeg_xmp(data)
     found = _dynamic_depth(data, standard) or _gdepth(standard, extended)
     if found is None:
-        raise InputError("photo", expected="a JPEG with embedded depth (Dynamic Depth or GDepth XMP)",
+        raise InputError("image_path", expected="a JPEG with embedded depth (Dynamic Depth or GDepth XMP)",
                          got=f"{path} (no depth metadata)",
-                         fix="get depth another way: --depth-from model/stereo/subject, or --disparity FILE")
-    log.info("read %s", found.describe())
+                         fix="get depth another way: source=model, source=stereo or source=subject, or "
+                             "disparity_path=FILE")
+    logger.info("read %s", found.describe())
     return found

@@ -40,7 +40,7 @@ from ._base import DepthResult, normalize_inverse_depth
 
 __all__ = ["ALIASES", "MODEL_ENV", "ModelDepth", "load_depth_model", "output_kind"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 MODEL_ENV = "LENSBLUR_DEPTH_MODEL"
 # Short names for the usual checkpoints (model ids on the Hugging Face hub).
@@ -58,7 +58,17 @@ _METRIC = {"zoedepth", "depth_pro", "glpn"}
 
 
 def output_kind(config) -> str:
-    """``"relative"`` (inverse depth up to scale and shift) or ``"metric"`` (depth in metres)."""
+    """What a depth model outputs.
+
+    Args:
+        config: the model's transformers config.
+
+    Returns:
+        ``"relative"`` (inverse depth up to scale and shift) or ``"metric"`` (depth in metres).
+
+    Raises:
+        InputError: not a depth-estimation model lensblur knows.
+    """
     model_type = getattr(config, "model_type", None)
     if model_type == "depth_anything":
         return "metric" if getattr(config, "depth_estimation_type", "relative") == "metric" else "relative"
@@ -82,11 +92,25 @@ def _cache_dir() -> Path:
 def _how_to_get(model_id: str) -> str:
     return (f"on a machine with internet run `huggingface-cli download {model_id}` (or "
             f"`snapshot_download('{model_id}')`) and copy the folder or the HF cache here; then pass the "
-            f"folder with --depth-model PATH or set {MODEL_ENV}")
+            f"folder as model=PATH or set {MODEL_ENV}")
 
 
 def load_depth_model(model: str | os.PathLike, *, device: str | torch.device | None = None):
-    """Load ``(model, image_processor, kind)`` from a folder or a cached model id; never downloads."""
+    """Load a depth model from a folder or a cached model id; never downloads.
+
+    Args:
+        model: a folder saved with ``save_pretrained``, a model id in the Hugging Face cache, or an alias
+            from :data:`ALIASES`.
+        device: where to put the model (CPU when None).
+
+    Returns:
+        ``(model, image_processor, kind)``, ``kind`` as :func:`output_kind`.
+
+    Raises:
+        ModelNotFoundError: the folder or the cached weights are not there.
+        InputError: not a (complete) depth-estimation checkpoint.
+        MissingDependencyError: transformers is not installed (``lensblur[depth]``).
+    """
     transformers = require("transformers", extra="depth", feature="monocular depth models")
     name = str(model)
     model_id = ALIASES.get(name, name)
@@ -128,12 +152,22 @@ def load_depth_model(model: str | os.PathLike, *, device: str | torch.device | N
         raise InputError("model", expected="a depth-estimation model with its image processor",
                          got=f"{source} ({exc})", fix="pass a complete depth-estimation checkpoint") from exc
     net.eval().to(device or "cpu")
-    log.info("loaded depth model %s (%s, %s output)", model_id, config.model_type, kind)
+    logger.info("loaded depth model %s (%s, %s output)", model_id, config.model_type, kind)
     return net, processor, kind
 
 
 class ModelDepth:
-    """Monocular depth from a transformers model (a folder, a cached id, or an alias from :data:`ALIASES`)."""
+    """Monocular depth from a transformers model, loaded on the first :meth:`estimate`.
+
+    Args:
+        model: a folder, a cached id, or an alias from :data:`ALIASES` (see :func:`load_depth_model`).
+        device: where to run it (CPU when None).
+
+    ``estimate(image)`` takes the ``H x W x 3`` linear photo and returns a :class:`DepthResult` of its size:
+    relative models give a min-max rescaled inverse depth without a range, metric ones the disparity of
+    their depths and its :class:`~lensblur.io.DepthRange`. It raises what :func:`load_depth_model` raises,
+    and :class:`InputError` when the output carries no depth.
+    """
 
     name = "model"
 
@@ -160,17 +194,17 @@ class ModelDepth:
                                                      mode="bilinear", align_corners=False)[0, 0].numpy()
         label = f"{net.config.model_type} model {Path(self.model).name if Path(self.model).is_dir() else self.model}"
         if kind == "relative":
-            disparity = normalize_inverse_depth(values, argument="model output")
+            disparity = normalize_inverse_depth(values, argument="model")
             return DepthResult(disparity=disparity, depth_range=None, source=f"{label} (relative inverse depth)")
         depth = np.asarray(values, dtype=np.float32)
         positive = np.isfinite(depth) & (depth > 0)
         if not positive.any():
-            raise InputError("model output", expected="positive metric depths", got="none",
+            raise InputError("model", expected="positive metric depths in its output", got="none",
                              fix="check the model checkpoint")
         # resampling can overshoot below zero next to the nearest pixels: those are the nearest depth
         depth = np.where(np.isfinite(depth), np.maximum(depth, depth[positive].min()), depth[positive].max())
         if float(depth.max()) <= float(depth.min()):
-            raise InputError("model output", expected="a depth map with more than one value",
+            raise InputError("model", expected="an output depth map with more than one value",
                              got=f"constant {float(depth.min()):g} m", fix="check the model checkpoint")
         disparity, depth_range = depth_to_disparity(depth)
         return DepthResult(disparity=disparity, depth_range=depth_range,

@@ -28,11 +28,18 @@ from ._base import cv2 as _cv2
 
 __all__ = ["default_radius", "refine", "upsample"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def default_radius(shape: tuple[int, int]) -> int:
-    """Half-width of the band re-decided at edges: 0.5% of the longer side, at least 3 pixels."""
+    """Half-width of the band re-decided at edges: 0.5% of the longer side, at least 3 pixels.
+
+    Args:
+        shape: ``(H, W)`` of the photo.
+
+    Returns:
+        The radius in pixels.
+    """
     return max(3, round(0.005 * max(shape[:2])))
 
 
@@ -45,10 +52,22 @@ def refine(image: np.ndarray, disparity: np.ndarray, *, radius: int | None = Non
     """Refine ``disparity`` (``H x W`` in [0, 1]) at depth edges, guided by ``image`` (linear ``H x W x 3``).
 
     A map of another size is first resized bilinearly (use :func:`upsample` for low-resolution maps).
-    ``radius``: half-width in pixels of the band around depth edges that is re-decided (default
-    :func:`default_radius`); ``step``: the disparity jump that counts as an edge; ``sigma_spatial``: how
-    far values travel along the photo (default ``4 * radius``); ``sigma_color``: the photo contrast, in
-    8-bit sRGB levels, that stops them. Returns ``H x W`` float32 in [0, 1].
+
+    Args:
+        image: ``H x W x 3`` float32 linear RGB, the guide.
+        disparity: ``h x w`` in [0, 1].
+        radius: half-width in pixels (>= 1) of the band around depth edges that is re-decided (default
+            :func:`default_radius`).
+        step: the disparity jump (> 0) that counts as an edge.
+        sigma_spatial: how far values travel along the photo, in pixels (default ``4 * radius``).
+        sigma_color: the photo contrast, in 8-bit sRGB levels, that stops them.
+
+    Returns:
+        ``H x W`` float32 disparity in [0, 1].
+
+    Raises:
+        InputError: ``radius`` or ``step`` out of range, or OpenCV without its contrib modules.
+        MissingDependencyError: OpenCV is not installed.
     """
     cv2 = _cv2("edge-aware depth refinement")
     if not hasattr(cv2, "ximgproc"):
@@ -76,7 +95,7 @@ def refine(image: np.ndarray, disparity: np.ndarray, *, radius: int | None = Non
     den = cv2.ximgproc.dtFilter(guide, confidence, sigma_spatial, sigma_color, mode=cv2.ximgproc.DTF_RF, numIters=3)
     filtered = num / np.maximum(den, 1e-6)
     out = confidence * d + (1.0 - confidence) * filtered
-    log.info("refined %dx%d disparity: band radius %d px, %.1f%% of pixels re-decided", w, h, radius,
+    logger.info("refined %dx%d disparity: band radius %d px, %.1f%% of pixels re-decided", w, h, radius,
              100.0 * float((confidence < 0.5).mean()))
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
@@ -85,6 +104,17 @@ def upsample(image: np.ndarray, disparity: np.ndarray, **options) -> np.ndarray:
     """Bring a low-resolution map to the photo's size edge-aware (bilinear resize, then :func:`refine`).
 
     The band re-decided at edges is at least as wide as the scale factor.
+
+    Args:
+        image: ``H x W x 3`` float32 linear RGB.
+        disparity: ``h x w`` in [0, 1], usually smaller.
+        **options: keywords of :func:`refine`.
+
+    Returns:
+        ``H x W`` float32 disparity in [0, 1].
+
+    Raises:
+        InputError, MissingDependencyError: as :func:`refine`.
     """
     h, w = np.asarray(image).shape[:2]
     d = check_map(disparity, argument="disparity")

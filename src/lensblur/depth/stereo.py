@@ -30,7 +30,7 @@ from ._base import cv2 as _cv2
 
 __all__ = ["StereoDepth", "fill_holes", "left_right_check", "search_range", "stereo_disparity"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
@@ -45,6 +45,14 @@ def left_right_check(left: np.ndarray, right: np.ndarray, *, tolerance: float = 
 
     ``left[y, x] = d`` is kept when ``|d - right[y, round(x - d)]| <= tolerance``; non-finite or
     non-positive values are never kept.
+
+    Args:
+        left: ``H x W`` left-view disparity in pixels.
+        right: ``H x W`` right-view disparity in pixels.
+        tolerance: the largest disagreement kept, in pixels.
+
+    Returns:
+        ``H x W`` bool mask.
     """
     h, w = left.shape
     xs = np.arange(w)[None, :].repeat(h, 0)
@@ -57,7 +65,16 @@ def left_right_check(left: np.ndarray, right: np.ndarray, *, tolerance: float = 
 
 
 def fill_holes(disparity: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Fill invalid pixels row by row with the smaller of the nearest valid values to their left and right."""
+    """Fill invalid pixels row by row with the smaller of the nearest valid values to their left and right.
+
+    Args:
+        disparity: ``H x W`` values.
+        valid: ``H x W`` bool, True where ``disparity`` is kept.
+
+    Returns:
+        ``H x W`` float32; a row with no valid pixel takes the smallest valid value of the map (0 when
+        there is none).
+    """
     h, w = disparity.shape
     xs = np.arange(w)[None, :].repeat(h, 0)
     left_idx = np.maximum.accumulate(np.where(valid, xs, -1), axis=1)
@@ -80,6 +97,13 @@ def search_range(left: np.ndarray, right: np.ndarray) -> int:
     The pair is matched at quarter size over half its width; the range is the 99th percentile of the
     matches that survive OpenCV's uniqueness and speckle filters, scaled back, with a quarter more and 16 px
     of margin. With too few matches (a featureless pair), a quarter of the width.
+
+    Args:
+        left: ``H x W x 3`` uint8 left view.
+        right: ``H x W x 3`` uint8 right view.
+
+    Returns:
+        The range in pixels, a multiple of 16, below the width.
     """
     cv2 = _cv2("stereo depth")
     h, w = left.shape[:2]
@@ -108,8 +132,23 @@ def stereo_disparity(left: np.ndarray, right: np.ndarray, *, max_disparity: int 
                      wls: bool = True, wls_lambda: float = 500.0, wls_sigma: float = 0.8) -> np.ndarray:
     """Left-view disparity in pixels from a rectified pair (``H x W x 3``, uint8 sRGB or linear float).
 
-    ``max_disparity`` defaults to :func:`search_range` (estimated from the pair at quarter size). ``fill=False``
-    returns the checked map with ``NaN`` holes (no WLS); ``wls`` applies step 4 when ``cv2.ximgproc`` exists.
+    Args:
+        left: ``H x W x 3`` left view, uint8 sRGB or linear float.
+        right: ``H x W x 3`` right view, the same size and kind.
+        max_disparity: the search range in pixels, ``16 <= max_disparity < W`` (rounded up to a multiple
+            of 16); :func:`search_range` when None.
+        block_size: SGBM's odd matching block size.
+        lr_tolerance: see :func:`left_right_check`.
+        fill: fill the holes the check leaves; False returns them as ``NaN`` (and skips WLS).
+        wls: smooth with the WLS filter (step 4) when ``cv2.ximgproc`` exists.
+        wls_lambda, wls_sigma: the WLS filter's strength and edge sensitivity.
+
+    Returns:
+        ``H x W`` float32 disparity in pixels (``NaN`` holes when ``fill`` is False).
+
+    Raises:
+        InputError: ``max_disparity`` or ``block_size`` out of range.
+        MissingDependencyError: OpenCV is not installed.
     """
     cv2 = _cv2("stereo depth")
     left8, right8 = _to_uint8(left), _to_uint8(right)
@@ -145,7 +184,7 @@ def stereo_disparity(left: np.ndarray, right: np.ndarray, *, max_disparity: int 
     d_left[raw_left < 0] = np.nan
     d_right[raw_right > 0] = np.nan
     valid = left_right_check(d_left, d_right, tolerance=lr_tolerance)
-    log.info("stereo: SGBM (%d disparities), %.1f%% pass the left-right check", num, 100 * valid.mean())
+    logger.info("stereo: SGBM (%d disparities), %.1f%% pass the left-right check", num, 100 * valid.mean())
     if not fill:
         return np.where(valid, d_left, np.nan).astype(np.float32)
     filled = fill_holes(np.nan_to_num(d_left, nan=0.0), valid)
@@ -155,12 +194,23 @@ def stereo_disparity(left: np.ndarray, right: np.ndarray, *, max_disparity: int 
         filt.setSigmaColor(wls_sigma)
         fixed = np.round(filled * 16.0).astype(np.int16)
         filled = filt.filter(fixed, left8).astype(np.float32) / 16.0
-        log.info("stereo: WLS filter (lambda %g, sigma %g)", wls_lambda, wls_sigma)
+        logger.info("stereo: WLS filter (lambda %g, sigma %g)", wls_lambda, wls_sigma)
     return np.clip(filled, 0.0, None).astype(np.float32)
 
 
 class StereoDepth:
-    """Depth for the left view from its right partner ``right`` (a path or an ``H x W x 3`` linear array)."""
+    """Depth for the left view from its right partner.
+
+    Args:
+        right: the right view, a path or an ``H x W x 3`` linear array of the left view's size.
+        focal_length_px: focal length in pixels; with ``baseline``, gives the metric range.
+        baseline: distance between the two cameras in metres.
+        **options: keywords of :func:`stereo_disparity`.
+
+    ``estimate(image)`` takes the left view (``H x W x 3`` linear) and returns a :class:`DepthResult` of
+    its size. It raises :class:`ShapeError` for a right view of another size and :class:`InputError` for a
+    pair without parallax.
+    """
 
     name = "stereo"
 

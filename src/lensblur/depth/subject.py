@@ -43,7 +43,7 @@ __all__ = [
     "subject_disparity",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 SEGMENTER_ENV = "LENSBLUR_SEGMENTER_MODEL"
 SEGMENTER_MEMBER = "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"
@@ -51,11 +51,18 @@ _DEFAULT = Path("~/.cache/lensblur/selfie_segmentation.tflite")
 _HOW_TO_GET = ("pip download mediapipe==0.10.21 --no-deps --only-binary=:all: -d /tmp/mp && "
                "python -c \"from lensblur.depth.subject import extract_segmenter; "
                "extract_segmenter('/tmp/mp')\" (copies selfie_segmentation.tflite out of the wheel to "
-               "~/.cache/lensblur/); or pass your own mask image with --mask")
+               "~/.cache/lensblur/); or pass your own mask image as mask=MASK.png")
 
 
 def read_subject_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
     """A subject mask (:func:`lensblur.io.read_mask`) that must mark both subject and background.
+
+    Args:
+        path: the mask image (white = subject).
+        shape: ``(H, W)`` of the photo.
+
+    Returns:
+        ``H x W`` float32 in [0, 1].
 
     Raises:
         InputError: a constant mask (all subject or all background), besides :func:`~lensblur.io.read_mask`'s.
@@ -68,7 +75,17 @@ def read_subject_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.nda
 
 
 def segmenter_path(model: str | os.PathLike | None = None) -> Path:
-    """Where the segmenter ``.tflite`` is: ``model``, ``$LENSBLUR_SEGMENTER_MODEL`` or the default cache."""
+    """Where the segmenter ``.tflite`` is: ``model``, ``$LENSBLUR_SEGMENTER_MODEL`` or the default cache.
+
+    Args:
+        model: the ``.tflite`` file, or None to look in the environment variable and then the cache.
+
+    Returns:
+        The path of the file.
+
+    Raises:
+        ModelNotFoundError: not there (the message says how to get it).
+    """
     candidates = [Path(model).expanduser()] if model else []
     if not candidates and os.environ.get(SEGMENTER_ENV):
         candidates.append(Path(os.environ[SEGMENTER_ENV]).expanduser())
@@ -84,7 +101,15 @@ def segmenter_path(model: str | os.PathLike | None = None) -> Path:
 def extract_segmenter(wheel: str | os.PathLike, destination: str | os.PathLike | None = None) -> Path:
     """Copy ``selfie_segmentation.tflite`` out of a mediapipe wheel (or a folder holding one).
 
-    ``destination`` defaults to ``~/.cache/lensblur/selfie_segmentation.tflite``. Returns the path written.
+    Args:
+        wheel: a ``mediapipe-*.whl`` file, or a folder holding one (the last by name is used).
+        destination: where to write, by default ``~/.cache/lensblur/selfie_segmentation.tflite``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        InputError: no wheel in the folder, not a zip file, or a wheel without the segmenter.
     """
     wheel = Path(wheel)
     if wheel.is_dir():
@@ -111,7 +136,19 @@ def extract_segmenter(wheel: str | os.PathLike, destination: str | os.PathLike |
 
 
 def segment_subject(image: np.ndarray, *, model: str | os.PathLike | None = None) -> np.ndarray:
-    """Person/selfie mask (``H x W`` float32 in [0, 1]) from MediaPipe's Tasks ``ImageSegmenter``."""
+    """Person/selfie mask from MediaPipe's Tasks ``ImageSegmenter``.
+
+    Args:
+        image: ``H x W x 3`` float32 linear RGB.
+        model: the segmenter ``.tflite`` (see :func:`segmenter_path`).
+
+    Returns:
+        ``H x W`` float32 in [0, 1], 1 = subject.
+
+    Raises:
+        ModelNotFoundError: the segmenter file is not found.
+        MissingDependencyError: mediapipe is not installed (``lensblur[portrait]``).
+    """
     path = segmenter_path(model)
     mp = require("mediapipe", extra="portrait", feature="automatic subject masks")
     from mediapipe.tasks.python import BaseOptions, vision
@@ -128,12 +165,23 @@ def segment_subject(image: np.ndarray, *, model: str | os.PathLike | None = None
         segmenter.close()
     if mask.ndim == 3:
         mask = mask[..., 0]
-    log.info("MediaPipe segmenter %s: subject covers %.1f%% of the photo", path.name, 100 * float(mask.mean()))
+    logger.info("MediaPipe segmenter %s: subject covers %.1f%% of the photo", path.name, 100 * float(mask.mean()))
     return np.clip(mask, 0.0, 1.0)
 
 
 def subject_disparity(mask: np.ndarray, coarse: np.ndarray | None = None) -> np.ndarray:
-    """Disparity from a soft subject mask, optionally over a coarse disparity (see the module docstring)."""
+    """Disparity from a soft subject mask, optionally over a coarse disparity (see the module docstring).
+
+    Args:
+        mask: ``H x W`` in [0, 1] (clipped), 1 = subject.
+        coarse: ``H x W`` disparity to shape the background, or None for a flat background at 0.
+
+    Returns:
+        ``H x W`` float32 disparity in [0, 1], the subject at 1.
+
+    Raises:
+        InputError: ``coarse`` is given and no pixel of ``mask`` is above 0.5.
+    """
     m = np.clip(np.asarray(mask, dtype=np.float32), 0.0, 1.0)
     if coarse is None:
         return m.copy()
@@ -153,8 +201,14 @@ def subject_disparity(mask: np.ndarray, coarse: np.ndarray | None = None) -> np.
 class SubjectDepth:
     """Portrait-mode depth: the subject in focus, the background a plane (or a coarse depth behind it).
 
-    ``mask``: a mask image path or an ``H x W`` array in [0, 1]; ``None`` runs the MediaPipe segmenter
-    (``segmenter`` = its ``.tflite``). ``coarse``: another :class:`DepthSource` to shape the background.
+    Args:
+        mask: a mask image path or an ``H x W`` array in [0, 1]; None runs the MediaPipe segmenter.
+        segmenter: the segmenter's ``.tflite`` (see :func:`segmenter_path`).
+        coarse: another :class:`DepthSource` to shape the background.
+
+    ``estimate(image)`` takes the ``H x W x 3`` linear photo and returns a :class:`DepthResult` focused on
+    the subject; it raises :class:`ShapeError` for a mask of another size and :class:`InputError` for a
+    constant one.
     """
 
     name = "subject"

@@ -41,6 +41,14 @@ __all__ = [
 
 @runtime_checkable
 class EvalMethod(Protocol):
+    """What :func:`~lensblur.eval.evaluate` scores (see the module doc for ``predict``'s contract).
+
+    Attributes:
+        name: the method's name in tables.
+        needs_disparity: items must carry a disparity map.
+        needs_lens: items (or the run's options) must give a lens.
+    """
+
     name: str
     needs_disparity: bool
     needs_lens: bool
@@ -53,12 +61,21 @@ METHODS: dict[str, Callable[[], EvalMethod]] = {}
 
 
 def register_method(name: str, factory: Callable[[], EvalMethod]) -> None:
-    """Make ``factory()`` available to ``lensblur eval --method name``."""
+    """Make ``factory()`` available as ``name`` to :func:`get_method` (and ``lensblur eval --method``).
+
+    Args:
+        name: the method's name; an existing name is replaced.
+        factory: builds the :class:`EvalMethod`, without arguments.
+    """
     METHODS[name] = factory
 
 
 class Identity:
-    """The input unchanged."""
+    """The input unchanged (as float32): the score of doing nothing.
+
+    Attributes:
+        name: ``"identity"``; it needs neither disparity nor a lens.
+    """
 
     name = "identity"
     needs_disparity = False
@@ -70,7 +87,13 @@ class Identity:
 
 @dataclass
 class ClassicalRenderer:
-    """A renderer of :mod:`lensblur.render`, called through the public ``render(image, disparity, lens)``."""
+    """A renderer of :mod:`lensblur.render`, called through the public ``render(image, disparity, lens)``.
+
+    Args:
+        name: the renderer's name in ``lensblur.render.METHODS``.
+        needs_disparity: always True for the classical renderers.
+        needs_lens: always True for the classical renderers.
+    """
 
     name: str
     needs_disparity: bool = True
@@ -92,19 +115,35 @@ def _render_names() -> list[str]:
 
 
 def available_methods() -> list[str]:
+    """The names :func:`get_method` takes.
+
+    Returns:
+        The registered methods and the classical renderers, sorted.
+    """
     return sorted(set(METHODS) | set(_render_names()))
 
 
-def get_method(name: str) -> EvalMethod:
-    """The method registered as ``name``, or the classical renderer of that name."""
+def get_method(name: str, *, argument: str = "name") -> EvalMethod:
+    """The method registered as ``name``, or the classical renderer of that name.
+
+    Args:
+        name: one of :func:`available_methods`.
+        argument: the name error messages give ``name``.
+
+    Returns:
+        The :class:`EvalMethod`.
+
+    Raises:
+        InputError: an unknown name, or a factory whose object does not follow :class:`EvalMethod`.
+    """
     if name in METHODS:
         method = METHODS[name]()
     elif name in _render_names():
         method = ClassicalRenderer(name)
     else:
-        raise InputError("method", expected=f"one of {', '.join(available_methods())}", got=name,
-                         fix="e.g. --method layered (classical renderer) or --method identity")
+        raise InputError(argument, expected=f"one of {', '.join(available_methods())}", got=name,
+                         fix=f"e.g. {argument}=layered (classical renderer) or {argument}=identity")
     if not isinstance(method, EvalMethod):
-        raise InputError("method", expected="an object with name, needs_disparity, needs_lens and predict()",
+        raise InputError(argument, expected="an object with name, needs_disparity, needs_lens and predict()",
                          got=type(method).__name__, fix="see lensblur.eval.methods.EvalMethod")
     return method

@@ -2,7 +2,8 @@
 
 Scores are computed on what a user would see: the prediction and the target are clipped to [0, 1] in linear
 light, sRGB-encoded and quantised to 8 bits (the papers score saved 8-bit images), then compared with
-``data_range = 1``. PSNR and SSIM are :func:`lensblur.metrics.psnr` / :func:`~lensblur.metrics.ssim`;
+``data_range = 1`` (``display="srgb8"``, the default). ``display="gamma22"`` is BokehMe's and BokehDiff's
+scoring of BLB's float EXR files instead: the clipped linear values raised to ``1 / 2.2``, not quantised. PSNR and SSIM are :func:`lensblur.metrics.psnr` / :func:`~lensblur.metrics.ssim`;
 LPIPS and DISTS come from :mod:`lensblur.metrics.perceptual` (a column reads ``n/a (backbone weights not
 found in <path>)`` when their pretrained backbone is not in the torch hub cache).
 
@@ -42,11 +43,13 @@ from .methods import EvalMethod
 
 __all__ = [
     "COLUMNS",
+    "DISPLAYS",
     "EDGE_BAND_PX",
     "EDGE_JUMP",
     "EvalOptions",
     "depth_edge_band",
     "display_8bit",
+    "display_values",
     "evaluate",
     "lens_for_item",
     "load_perceptual",
@@ -55,6 +58,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# How linear images become the values scored: "srgb8", an 8-bit sRGB file's codes / 255; "gamma22", BokehMe's
+# and BokehDiff's BLB scoring, clip(x, 0, 1) ** (1 / 2.2) in float.
+DISPLAYS = ("srgb8", "gamma22")
+GAMMA = 2.2
 EDGE_BAND_PX = 5
 EDGE_JUMP = 0.02
 METRICS = ("psnr", "ssim", "lpips", "dists", "psnr_edge")
@@ -70,11 +77,15 @@ class EvalOptions:
         blur: CoC scale in pixels for every item (overrides the item's own lens), ``> 0``.
         focus_disparity: focus disparity in [0, 1] for every item (overrides the item's own lens).
         blades: aperture blades (0 = circle, else at least 3) for every item.
-        align_exposure: scale each input to its target's mean first (BokehDiff's protocol).
+        align_exposure: align each input's exposure to its target first: ``False``, ``True`` (BokehDiff's
+            protocol) or a protocol name of :data:`lensblur.data.ALIGNMENTS`; kept as the protocol's name.
         limit: score only the first ``limit`` items (``>= 1``).
         workers: data-loading worker processes (``>= 0``).
         edge_band: half-width in pixels of the depth-edge band (``>= 0``).
         progress: show a progress bar on stderr.
+        ssim: the SSIM variant, one of :data:`lensblur.metrics.SSIM_VARIANTS` (named in every table).
+        lpips_net: LPIPS's backbone, ``"alex"`` (most papers) or ``"vgg"``.
+        display: how linear images become the values scored, one of :data:`DISPLAYS` (named in every table).
 
     Raises:
         InputError: a value outside its range (checked when the options are made).
@@ -83,13 +94,19 @@ class EvalOptions:
     blur: float | None = None
     focus_disparity: float | None = None
     blades: int | None = None
-    align_exposure: bool = False
+    align_exposure: bool | str | None = False
     limit: int | None = None
     workers: int = 0
     edge_band: int = EDGE_BAND_PX
     progress: bool = True
+    ssim: str = "gaussian"
+    lpips_net: str = "alex"
+    display: str = "srgb8"
 
     def __post_init__(self) -> None:
+        from ..data._common import check_alignment
+
+        object.__setattr__(self, "align_exposure", check_alignment(self.align_exposure))
         for name, low in (("limit", 1), ("workers", 0), ("edge_band", 0)):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low):
@@ -99,11 +116,37 @@ class EvalOptions:
         if self.focus_disparity is not None and not 0.0 <= self.focus_disparity <= 1.0:
             raise InputError("focus_disparity", expected="a disparity in [0, 1]", got=self.focus_disparity,
                              fix="e.g. focus_disparity=0.8")
+        from ..metrics.fidelity import SSIM_VARIANTS
+
+        if self.ssim not in SSIM_VARIANTS:
+            raise InputError("ssim", expected=f"one of {', '.join(SSIM_VARIANTS)}", got=self.ssim, fix="ssim=gaussian")
+        if self.display not in DISPLAYS:
+            raise InputError("display", expected=f"one of {', '.join(DISPLAYS)}", got=self.display,
+                             fix="display=srgb8 (8-bit sRGB files), or display=gamma22 for BLB as BokehMe scores it")
+        if self.lpips_net not in ("alex", "vgg"):
+            raise InputError("lpips_net", expected="alex or vgg", got=self.lpips_net, fix="lpips_net=alex")
         if self.blades is not None and (self.blades < 0 or self.blades in (1, 2)):
             raise InputError("blades", expected="0 (a circle) or at least 3", got=self.blades, fix="e.g. blades=6")
 
 
 # -- pieces ---------------------------------------------------------------------------------------------
+def display_values(image: np.ndarray | torch.Tensor, display: str = "srgb8") -> np.ndarray:
+    """The values a linear image is scored on (see the module doc): :func:`display_8bit` for ``"srgb8"``,
+    ``clip(x, 0, 1) ** (1 / 2.2)`` in float64 for ``"gamma22"``.
+
+    Args:
+        image: ``H x W x 3`` linear RGB.
+        display: one of :data:`DISPLAYS`.
+
+    Returns:
+        ``H x W x 3`` float64 in [0, 1].
+    """
+    if display == "gamma22":
+        arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+        return np.clip(arr.astype(np.float64), 0.0, 1.0) ** (1.0 / GAMMA)
+    return display_8bit(image)
+
+
 def display_8bit(image: np.ndarray | torch.Tensor) -> np.ndarray:
     """What a saved 8-bit file of a linear image shows: its sRGB codes over 255.
 
@@ -117,7 +160,16 @@ def display_8bit(image: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def depth_edge_band(disparity, *, radius: int = EDGE_BAND_PX, jump: float = EDGE_JUMP) -> np.ndarray:
-    """Boolean ``H x W`` mask of the pixels within ``radius`` px of a disparity jump larger than ``jump``."""
+    """The depth-edge band: the pixels within ``radius`` px of a disparity jump larger than ``jump``.
+
+    Args:
+        disparity: ``H x W`` (or ``1 x H x W``) disparity in [0, 1], numpy or torch.
+        radius: half-width of the band in pixels (Euclidean), >= 0.
+        jump: the disparity difference between 4-neighbours that counts as an edge.
+
+    Returns:
+        ``H x W`` bool mask.
+    """
     d = torch.as_tensor(np.asarray(disparity, dtype=np.float32))
     d = d.reshape(d.shape[-2:])
     edge = torch.zeros_like(d, dtype=torch.bool)
@@ -135,12 +187,22 @@ def depth_edge_band(disparity, *, radius: int = EDGE_BAND_PX, jump: float = EDGE
     return edge.numpy()
 
 
-def load_perceptual(*, hub_dir=None, device="cpu") -> dict[str, Any]:
-    """``{"lpips": metric or "n/a (...)", "dists": ...}``: the metrics whose backbones are in the hub cache."""
+def load_perceptual(*, hub_dir=None, device="cpu", lpips_net: str = "alex") -> dict[str, Any]:
+    """The perceptual metrics whose backbones are in the torch hub cache; never downloads.
+
+    Args:
+        hub_dir: the hub cache folder (``torch.hub``'s own when None).
+        device: where the networks run.
+        lpips_net: LPIPS's backbone, ``"alex"`` or ``"vgg"``.
+
+    Returns:
+        ``{"lpips": metric, "dists": metric}``, a metric replaced by the text ``"n/a (...)"`` saying where its
+        weights were looked for when they are missing.
+    """
     from ..metrics.perceptual import load_dists, load_lpips
 
     out: dict[str, Any] = {}
-    for key, loader in (("lpips", lambda: load_lpips("alex", hub_dir=hub_dir, device=device)),
+    for key, loader in (("lpips", lambda: load_lpips(lpips_net, hub_dir=hub_dir, device=device)),
                         ("dists", lambda: load_dists(hub_dir=hub_dir, device=device))):
         try:
             out[key] = loader()
@@ -151,7 +213,15 @@ def load_perceptual(*, hub_dir=None, device="cpu") -> dict[str, Any]:
 
 
 def lens_for_item(meta: dict[str, Any], options: EvalOptions) -> Lens | None:
-    """The item's lens (``meta["lens"]``) with the run's ``blur`` / ``focus_disparity`` / ``blades`` on top."""
+    """The item's lens (``meta["lens"]``) with the run's ``blur`` / ``focus_disparity`` / ``blades`` on top.
+
+    Args:
+        meta: the item's ``meta``.
+        options: the run's settings.
+
+    Returns:
+        The :class:`~lensblur.Lens`, or None when neither the item nor the options give both blur and focus.
+    """
     known = meta.get("lens") or {}
     blur = options.blur if options.blur is not None else known.get("blur")
     focus = options.focus_disparity if options.focus_disparity is not None else known.get("focus_disparity")
@@ -171,8 +241,8 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
         if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise InputError("out", expected=f"a per_image.csv with columns {','.join(COLUMNS)}", got=str(path),
-                             fix="use a new --out folder")
+            raise InputError("out_dir", expected=f"a per_image.csv with columns {','.join(COLUMNS)}", got=str(path),
+                             fix="pass out_dir=FOLDER, a new folder")
         return [row for row in reader if None not in row.values() and all(k in row for k in COLUMNS)
                 and row["seconds"] != ""]
 
@@ -193,6 +263,8 @@ def _fmt(value) -> str:
         return value
     if isinstance(value, float) and math.isinf(value):
         return "inf"
+    if isinstance(value, (list, tuple)):
+        return " ".join(_fmt(v) for v in value)
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
@@ -201,29 +273,34 @@ def _identity_collate(item):
 
 
 # -- the run --------------------------------------------------------------------------------------------
-def _check_item(item: dict[str, Any], method: EvalMethod, lens: Lens | None, dataset_name: str) -> None:
+def _check_item(item: dict[str, Any], method: EvalMethod, lens: Lens | None, dataset_name: str,
+                options: EvalOptions) -> None:
     if "target" not in item:
         raise InputError("dataset", expected="items with a ground-truth bokeh target to score against",
                          got=f"{dataset_name} item {item['meta'].get('id')} without one",
                          fix="evaluate on a split with targets (e.g. EBB! heldout or val294, BLB, synth)")
     if method.needs_disparity and "disparity" not in item:
-        raise InputError("disparity-dir", expected=f"a disparity map for every image: method {method.name} "
+        raise InputError("disparity_dir", expected=f"a disparity map for every image: method {method.name} "
                          "renders from image + disparity", got=f"none for {dataset_name} item {item['meta'].get('id')}",
-                         fix="pass --disparity-dir DIR, a folder with one disparity map per image (same file stem, "
-                         "larger = nearer), e.g. from a depth model")
+                         fix="open the dataset with disparity_dir=DIR, a folder with one disparity map per image "
+                         "(same file stem, larger = nearer), e.g. from a depth model")
     if method.needs_lens and lens is None:
-        raise InputError("blur/focus", expected=f"a lens for method {method.name}; {dataset_name} does not record "
-                         "the blur and focus of its targets", got="no --blur / --focus-disparity",
-                         fix="pass --blur PIXELS and --focus-disparity D (in [0, 1])")
+        known = item["meta"].get("lens") or {}
+        missing = [name for name in ("blur", "focus_disparity")
+                   if getattr(options, name) is None and known.get(name) is None]
+        raise InputError(missing[0], expected=f"a lens for method {method.name}; {dataset_name} does not record "
+                         "the blur and focus of its targets", got="no " + " and no ".join(missing),
+                         fix="set them in EvalOptions: blur=30 (pixels) and focus_disparity=0.5 (in [0, 1])")
 
 
 def _score(item, prediction: np.ndarray, perceptual: dict[str, Any], options: EvalOptions) -> dict[str, Any]:
-    target = display_8bit(item["target"].permute(1, 2, 0))
-    pred = display_8bit(prediction)
+    target = display_values(item["target"].permute(1, 2, 0), options.display)
+    pred = display_values(prediction, options.display)
     if pred.shape != target.shape:
-        raise InputError("method output", expected=f"an image of the target's size {target.shape[1]}x{target.shape[0]}",
+        raise InputError("method", expected=f"an image of the target's size {target.shape[1]}x{target.shape[0]}",
                          got=f"{pred.shape[1]}x{pred.shape[0]}", fix="the method must keep the input size")
-    row: dict[str, Any] = {"psnr": psnr(target, pred, data_range=1.0), "ssim": ssim(target, pred, data_range=1.0)}
+    row: dict[str, Any] = {"psnr": psnr(target, pred, data_range=1.0),
+                           "ssim": ssim(target, pred, data_range=1.0, variant=options.ssim)}
     for key in ("lpips", "dists"):
         metric = perceptual.get(key)
         row[key] = NA if metric is None or isinstance(metric, str) else metric(target, pred)
@@ -238,12 +315,29 @@ def _score(item, prediction: np.ndarray, perceptual: dict[str, Any], options: Ev
 
 def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options: EvalOptions = EvalOptions(),
              perceptual: dict[str, Any] | None = None, settings: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Score ``method`` on ``dataset``; write ``per_image.csv``, ``run.json``, ``summary.json``, ``table.md``
-    into ``out_dir`` and return the summary. ``perceptual`` defaults to :func:`load_perceptual`."""
+    """Score ``method`` on ``dataset``, resumably (see the module doc).
+
+    Args:
+        dataset: a dataset whose items follow :mod:`lensblur.data._common`, with targets.
+        method: the method to score.
+        out_dir: the run's folder (made if missing): ``per_image.csv``, ``run.json``, ``summary.json`` and
+            ``table.md`` are written there.
+        dataset_name: the name recorded in the run and the table.
+        options: the run's settings.
+        perceptual: the LPIPS/DISTS metrics (as :func:`load_perceptual` returns; loaded when None).
+        settings: more settings recorded in ``run.json`` (a rerun must repeat them).
+
+    Returns:
+        The summary (:func:`summarize`), also written to ``summary.json``.
+
+    Raises:
+        InputError: ``out_dir`` holds a run with other settings, or a malformed ``per_image.csv``; an item has
+            no target, or no disparity or lens where ``method`` needs one; a prediction of another size.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if perceptual is None:
-        perceptual = load_perceptual()
+        perceptual = load_perceptual(lpips_net=options.lpips_net)
     perceptual_state = {k: (v if isinstance(v, str) else getattr(v, "name", k)) for k, v in perceptual.items()}
     config = {"method": method.name, "dataset": dataset_name, **(settings or {}),
               "options": {k: v for k, v in asdict(options).items() if k not in ("workers", "progress", "limit")},
@@ -252,9 +346,9 @@ def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options
     if run_file.is_file():
         previous = json.loads(run_file.read_text())
         if previous != config:
-            raise InputError("out", expected="the same settings as the run already in this folder",
+            raise InputError("out_dir", expected="the same settings as the run already in this folder",
                              got=f"{out} holds a run with {json.dumps(previous, sort_keys=True)}",
-                             fix="use a new --out folder (or delete this one) to evaluate other settings")
+                             fix="pass out_dir=FOLDER, a new folder (or delete this one), to evaluate other settings")
     else:
         _write_json(run_file, config)
 
@@ -286,9 +380,9 @@ def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options
                 if options.align_exposure:
                     from ..data import align_exposure
 
-                    item = align_exposure(item)
+                    item = align_exposure(item, options.align_exposure)
                 lens = lens_for_item(item["meta"], options)
-                _check_item(item, method, lens, dataset_name)
+                _check_item(item, method, lens, dataset_name, options)
                 image = item["image"].permute(1, 2, 0).numpy()
                 disparity = item["disparity"][0].numpy() if "disparity" in item else None
                 start = time.perf_counter()
@@ -312,7 +406,17 @@ def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options
 
 
 def summarize(rows: list[dict[str, str]], *, config: dict[str, Any], perceptual: dict[str, str]) -> dict[str, Any]:
-    """Means over images (PSNR averaged per image, as the papers do; infinite PSNRs counted apart)."""
+    """Means over images (PSNR averaged per image, as the papers do; infinite PSNRs counted apart).
+
+    Args:
+        rows: the rows of ``per_image.csv`` (strings, as read).
+        config: the run's settings (``run.json``).
+        perceptual: per perceptual metric, its name or its ``"n/a (...)"`` text.
+
+    Returns:
+        ``{"method", "dataset", "images", "metrics", "counts", "psnr_infinite", "seconds_per_image",
+        "config"}``; a metric with no value is ``"n/a"``.
+    """
     means: dict[str, Any] = {}
     counts: dict[str, int] = {}
     infinite = 0

@@ -32,8 +32,8 @@ SCHEDULERS = {
 HOW_TO_GET = (
     "download Stable Diffusion once on a machine with internet, e.g. "
     "`hf download CompVis/stable-diffusion-v1-4 --local-dir sd-v1-4` (accept the licence on its "
-    "model page first), then pass --model sd-v1-4; or pass a single-file .safetensors/.ckpt checkpoint; or pass "
-    "a Hugging Face id together with --allow-download to let lensblur fetch it into the Hugging Face cache"
+    "model page first), then pass model=sd-v1-4; or pass a single-file .safetensors/.ckpt checkpoint; or pass "
+    "a Hugging Face id together with allow_download=True to let lensblur fetch it into the Hugging Face cache"
 )
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -43,10 +43,22 @@ def _diffusers():
 
 
 def make_scheduler(name: str, config):
-    """A diffusers scheduler called ``name`` (one of :data:`SCHEDULERS`) built from a model's scheduler config."""
+    """A diffusers scheduler built from a model's scheduler config.
+
+    Args:
+        name: one of :data:`SCHEDULERS`; ``"model"`` keeps the model's own.
+        config: the model scheduler's config.
+
+    Returns:
+        The scheduler, or None for ``"model"``.
+
+    Raises:
+        InputError: an unknown name (argument ``scheduler``, as the pipeline's methods call it).
+        MissingDependencyError: diffusers is not installed.
+    """
     if name not in SCHEDULERS:
         raise InputError("scheduler", expected=f"one of {', '.join(SCHEDULERS)}", got=name,
-                         fix="pass --scheduler ddim (the paper's sampler), dpm++ or euler")
+                         fix="pass scheduler=ddim (the paper's sampler), scheduler=dpm++ or scheduler=euler")
     class_name, extra = SCHEDULERS[name]
     if class_name is None:
         return None
@@ -101,6 +113,20 @@ def load_text_to_image(model: str | os.PathLike, *, torch_dtype=None, allow_down
     (loaded with diffusers' ``from_single_file``; ``config`` names a diffusers folder or cached id with the
     matching configs), or a Hugging Face id resolved from the local cache (downloaded only with
     ``allow_download=True``).
+
+    Args:
+        model: a diffusers folder, a ``.safetensors``/``.ckpt`` file, or a Hugging Face id.
+        torch_dtype: the weights' dtype (diffusers' default when None).
+        allow_download: let a Hugging Face id be fetched into the cache.
+        config: for a single file, a diffusers folder or id with the matching configs.
+        variant: the weights variant (e.g. ``"fp16"``).
+
+    Returns:
+        A ``StableDiffusionPipeline`` or ``StableDiffusionXLPipeline``.
+
+    Raises:
+        ModelNotFoundError: the model is missing or cannot be loaded (where it looked, how to get it).
+        MissingDependencyError: diffusers is not installed.
     """
     text = str(model)
     path = Path(text).expanduser()
@@ -143,7 +169,7 @@ def _from_hub(repo_id: str, looked: list[str], *, torch_dtype, allow_download: b
     try:
         index = hub.hf_hub_download(repo_id, "model_index.json", local_files_only=not allow_download)
     except Exception as exc:
-        hint = "" if allow_download else " (downloads are off: pass --allow-download to fetch it)"
+        hint = "" if allow_download else " (downloads are off: pass allow_download=True to fetch it)"
         raise ModelNotFoundError(f"Hugging Face model {repo_id!r}{hint}", looked_in=looked,
                                  how_to_get=f"{HOW_TO_GET} ({type(exc).__name__}: {_first_line(exc)})") from exc
     xl = _class_from_model_index(Path(index), repo_id)
@@ -172,8 +198,8 @@ def _from_single_file(path: Path, *, torch_dtype, allow_download: bool, config: 
         raise ModelNotFoundError(
             f"A usable Stable Diffusion {'XL ' if xl else ''}checkpoint at {str(path)!r}", looked_in=looked,
             how_to_get=f"diffusers could not load it ({type(exc).__name__}: {_first_line(exc)}); a single-file "
-                       f"checkpoint needs its base model's configs: pass --config with a diffusers folder of the "
-                       f"same family (e.g. a local stable-diffusion-v1-5 folder), or --allow-download; "
+                       f"checkpoint needs its base model's configs: pass config=FOLDER, a diffusers folder of the "
+                       f"same family (e.g. a local stable-diffusion-v1-5 folder), or allow_download=True; "
                        f"or {HOW_TO_GET}") from exc
 
 

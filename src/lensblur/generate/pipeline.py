@@ -13,8 +13,9 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from .._optional import require
@@ -33,7 +34,13 @@ __all__ = ["DEFAULT_ALPHA", "DEFAULT_SIGMA", "StageDiffusionOutput", "StageDiffu
 
 logger = logging.getLogger(__name__)
 
-diffusers = require("diffusers", extra="diffusion", feature=FEATURE)
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+def _diffusers():
+    """diffusers, imported when a pipeline is built or inspected (not when this module is imported)."""
+    return require("diffusers", extra="diffusion", feature=FEATURE)
 
 
 
@@ -41,13 +48,17 @@ diffusers = require("diffusers", extra="diffusion", feature=FEATURE)
 class StageDiffusionOutput:
     """What :class:`StageDiffusionPipeline` returns.
 
-    ``images``: PIL images, a ``(N, H, W, 3)`` numpy array or a ``(N, 3, H, W)`` tensor of display (sRGB-encoded)
-    values in [0, 1], or latents, as ``output_type`` asks. ``steps_run``: denoising steps actually run (fewer than
-    ``num_inference_steps`` in image-to-image); ``global_steps`` of them used the global prompt, ``focus_steps``
-    the mixed embedding (0 for a plain run).
+    Args:
+        images: as ``output_type`` asks: ``"pil"``, a list of N PIL images; ``"np"``, a ``(N, H, W, 3)``
+            float32 array; ``"pt"``, a ``(N, 3, H, W)`` tensor, both of display (sRGB-encoded) values in
+            [0, 1]; ``"latent"``, the ``(N, C, h, w)`` latents tensor.
+        nsfw_content_detected: per image, whether the safety checker flagged it (None without a checker).
+        steps_run: denoising steps actually run (fewer than ``num_inference_steps`` in image-to-image).
+        global_steps: how many of them used the global prompt.
+        focus_steps: how many used the mixed embedding (0 for a plain run).
     """
 
-    images: Any
+    images: list[Image.Image] | np.ndarray | torch.Tensor
     nsfw_content_detected: list[bool] | None
     steps_run: int
     global_steps: int
@@ -66,9 +77,17 @@ class StageDiffusionPipeline:
                    focus_prompt="a pile of baby carrots under a spot light", sigma=0.8, alpha=0.0,
                    generator=torch.Generator().manual_seed(42))
         out.images[0].save("gbsd.png")
+
+    Args:
+        pipe: a diffusers ``StableDiffusionPipeline`` or ``StableDiffusionXLPipeline``.
+
+    Raises:
+        InputError: ``pipe`` is another kind of object.
+        MissingDependencyError: diffusers is not installed.
     """
 
     def __init__(self, pipe):
+        diffusers = _diffusers()
         base = (diffusers.StableDiffusionPipeline, diffusers.StableDiffusionXLPipeline)
         if not isinstance(pipe, base):
             raise InputError("pipe", expected="a diffusers StableDiffusionPipeline or StableDiffusionXLPipeline",
@@ -79,7 +98,18 @@ class StageDiffusionPipeline:
     # -- construction ---------------------------------------------------------------------------------------
     @classmethod
     def from_pipe(cls, pipe, *, scheduler: str | None = None) -> StageDiffusionPipeline:
-        """Wrap a diffusers text-to-image pipeline; ``scheduler`` ("ddim", "dpm++", "euler") replaces its own."""
+        """Wrap a diffusers text-to-image pipeline (its modules are shared, not copied).
+
+        Args:
+            pipe: a ``StableDiffusionPipeline`` or ``StableDiffusionXLPipeline``.
+            scheduler: ``"ddim"``, ``"dpm++"`` or ``"euler"`` to replace its own, or None to keep it.
+
+        Returns:
+            The pipeline.
+
+        Raises:
+            InputError: another kind of ``pipe``, or an unknown scheduler.
+        """
         out = cls(pipe)
         if scheduler is not None:
             out.set_scheduler(scheduler)
@@ -91,9 +121,22 @@ class StageDiffusionPipeline:
                         variant: str | None = None) -> StageDiffusionPipeline:
         """Load Stable Diffusion 1.x/2.x/XL from a diffusers folder, a single-file checkpoint or a cached id.
 
-        Raises :class:`~lensblur.errors.ModelNotFoundError` (where it looked, how to get the weights) when the
-        model is missing or unusable. Hugging Face ids are read from the local cache only, unless
-        ``allow_download``. ``scheduler`` defaults to DDIM (eta = 0), the paper's sampler.
+        Args:
+            model: a diffusers folder, a ``.safetensors``/``.ckpt`` file or a Hugging Face id (read from the
+                local cache only, unless ``allow_download``).
+            scheduler: ``"ddim"`` (eta = 0, the paper's sampler), ``"dpm++"``, ``"euler"`` or ``"model"``.
+            torch_dtype: the weights' dtype.
+            allow_download: let a Hugging Face id be fetched into the cache.
+            config: for a single file, a diffusers folder or id with the matching configs.
+            variant: the weights variant (e.g. ``"fp16"``).
+
+        Returns:
+            The pipeline.
+
+        Raises:
+            ModelNotFoundError: the model is missing or unusable (where it looked, how to get the weights).
+            InputError: an unknown scheduler.
+            MissingDependencyError: diffusers is not installed.
         """
         pipe = load_text_to_image(model, torch_dtype=torch_dtype, allow_download=allow_download, config=config,
                                   variant=variant)
@@ -101,7 +144,20 @@ class StageDiffusionPipeline:
 
     @classmethod
     def from_single_file(cls, path, *, config: str | None = None, **kwargs) -> StageDiffusionPipeline:
-        """Load a ``.safetensors``/``.ckpt`` checkpoint (diffusers' ``from_single_file``)."""
+        """Load a ``.safetensors``/``.ckpt`` checkpoint (diffusers' ``from_single_file``).
+
+        Args:
+            path: the checkpoint file.
+            config: a diffusers folder or id with the matching configs.
+            **kwargs: the other keywords of :meth:`from_pretrained`.
+
+        Returns:
+            The pipeline.
+
+        Raises:
+            InputError: ``path`` is not an existing file.
+            ModelNotFoundError: the checkpoint cannot be loaded.
+        """
         from pathlib import Path
 
         if not Path(path).is_file():
@@ -112,24 +168,29 @@ class StageDiffusionPipeline:
     # -- diffusers-style plumbing ------------------------------------------------------------------------------
     @property
     def is_xl(self) -> bool:
-        return isinstance(self.text2img, diffusers.StableDiffusionXLPipeline)
+        """Whether the model is Stable Diffusion XL."""
+        return isinstance(self.text2img, _diffusers().StableDiffusionXLPipeline)
 
     @property
     def components(self) -> dict:
+        """The diffusers modules (``unet``, ``vae``, text encoders, ``scheduler``...) by name."""
         return self.text2img.components
 
     @property
     def scheduler(self):
+        """The scheduler both pipelines use."""
         return self.text2img.scheduler
 
     @property
     def device(self) -> torch.device:
+        """Where the modules are."""
         return self.text2img.device
 
     @property
     def img2img(self):
         """The image-to-image pipeline on the same modules (built on first use)."""
         if self._img2img is None or self._img2img.scheduler is not self.text2img.scheduler:
+            diffusers = _diffusers()
             cls = (diffusers.StableDiffusionXLImg2ImgPipeline if self.is_xl
                    else diffusers.StableDiffusionImg2ImgPipeline)
             accepted = inspect.signature(cls.__init__).parameters
@@ -144,7 +205,14 @@ class StageDiffusionPipeline:
         return self._img2img
 
     def set_scheduler(self, name: str) -> StageDiffusionPipeline:
-        """Use scheduler ``name`` ("ddim", "dpm++", "euler", or "model" to keep the model's own)."""
+        """Use scheduler ``name`` (``"ddim"``, ``"dpm++"``, ``"euler"``, or ``"model"`` to keep the model's own).
+
+        Returns:
+            This pipeline.
+
+        Raises:
+            InputError: an unknown name.
+        """
         scheduler = make_scheduler(name, self.text2img.scheduler.config)
         if scheduler is not None:
             self.text2img.scheduler = scheduler
@@ -158,17 +226,26 @@ class StageDiffusionPipeline:
             self._img2img.set_progress_bar_config(**kwargs)
 
     def to(self, *args, **kwargs) -> StageDiffusionPipeline:
+        """Move the modules, as diffusers' ``to`` (e.g. ``to("cuda")``); returns this pipeline."""
         self.text2img.to(*args, **kwargs)
         return self
 
     def save_pretrained(self, path, **kwargs) -> None:
+        """Save the text-to-image pipeline as a diffusers folder (loadable with :meth:`from_pretrained`)."""
         self.text2img.save_pretrained(path, **kwargs)
 
     # -- the focus stage's conditioning ---------------------------------------------------------------------------
     def encode_prompt(self, prompts: list[str], num_images_per_prompt: int = 1, clip_skip: int | None = None):
         """Conditional embeddings of ``prompts`` exactly as the pipeline encodes its own prompt.
 
-        Returns ``(prompt_embeds, pooled_prompt_embeds)``; the pooled ones are ``None`` except for SDXL.
+        Args:
+            prompts: the texts.
+            num_images_per_prompt: each embedding is repeated this many times.
+            clip_skip: CLIP layers skipped, as diffusers' pipelines take it.
+
+        Returns:
+            ``(prompt_embeds, pooled_prompt_embeds)``: ``(B, 77, D)`` and, for SDXL only, ``(B, D)`` (else
+            None), ``B = len(prompts) * num_images_per_prompt``.
         """
         pipe = self.text2img
         with torch.no_grad():
@@ -217,15 +294,37 @@ class StageDiffusionPipeline:
     ):
         """Generate images with a global layout stage and a focus stage.
 
-        ``prompt``: the global prompt (describes the whole image; for image-to-image, the input image).
-        ``focus_prompt``: names the object to bring into focus; ``None`` gives the plain baseline (the global
-        prompt throughout, bit-identical to diffusers' pipeline). ``sigma``: fraction of the steps actually run
-        that use the global prompt (rounded half up, at least one step); ``global_steps`` gives the count
-        directly instead. ``alpha`` >= 0 weights the global embedding in the focus stage (``inf`` = baseline).
-        ``image`` (PIL image, or display values in [0, 1] as diffusers takes them) switches to image-to-image;
-        ``strength`` then sets how much noise is added and so how many of ``num_inference_steps`` are run
-        (``int(num_inference_steps * strength)``). ``generator`` (one, or one per image) makes runs repeatable.
-        Other keyword arguments go to the diffusers pipeline unchanged.
+        Args:
+            prompt: the global prompt (describes the whole image; for image-to-image, the input image), or a
+                list of them.
+            focus_prompt: names the object to bring into focus (one, or one per prompt); None gives the plain
+                baseline (the global prompt throughout, bit-identical to diffusers' pipeline).
+            sigma: fraction of the steps actually run that use the global prompt, in (0, 1] (rounded half
+                up, at least one step).
+            alpha: >= 0, the weight of the global embedding in the focus stage (``inf`` = baseline).
+            image: a PIL image, or display values in [0, 1] as diffusers takes them; switches to
+                image-to-image at the image's size.
+            strength: image-to-image noise, in (0, 1]: ``int(num_inference_steps * strength)`` steps are run.
+            global_steps: the number of global steps, instead of ``sigma``.
+            num_inference_steps: steps of the schedule, >= 1.
+            guidance_scale: classifier-free guidance scale.
+            negative_prompt: as diffusers takes it.
+            height: output height in pixels, a multiple of 8 (text-to-image only).
+            width: output width in pixels, a multiple of 8 (text-to-image only).
+            num_images_per_prompt: images per prompt, >= 1.
+            generator: one, or one per image; makes runs repeatable.
+            output_type: ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"`` (see :class:`StageDiffusionOutput`).
+            return_dict: return a :class:`StageDiffusionOutput`; else a tuple ``(images, nsfw)``.
+            callback_on_step_end: called after each step as diffusers calls it (after the switch).
+            callback_on_step_end_tensor_inputs: the tensors that callback receives.
+            **kwargs: passed to the diffusers pipeline unchanged.
+
+        Returns:
+            :class:`StageDiffusionOutput`, or ``(images, nsfw_content_detected)`` when ``return_dict`` is False.
+
+        Raises:
+            InputError: a request :func:`~lensblur.generate.check_inputs` refuses, or ``global_steps``
+                outside the schedule.
         """
         # 1. Check inputs
         prompts, focus, sigma, alpha = check_inputs(

@@ -23,7 +23,12 @@ __all__ = ["Region", "RegionScore", "focus_report", "format_json", "format_markd
 
 @dataclass(frozen=True)
 class Region:
-    """A named box ``(x0, y0, x1, y1)`` in pixels (x1, y1 exclusive); ``box=None`` is the whole image."""
+    """A named region to score.
+
+    Args:
+        name: the region's name in the report.
+        box: ``(x0, y0, x1, y1)`` in pixels (x1, y1 exclusive), or None for the whole image.
+    """
 
     name: str
     box: tuple[int, int, int, int] | None = None
@@ -31,6 +36,18 @@ class Region:
 
 @dataclass(frozen=True)
 class RegionScore:
+    """The focus scores of one region of one image.
+
+    Args:
+        image: the image's name.
+        region: the region's name.
+        box: its box, or None for the whole image.
+        vol: variance of the Laplacian (display values over [0, 1]).
+        brenner: Brenner's gradient.
+        vol_ratio: ``vol`` over the baseline's, or None for the baseline itself.
+        brenner_ratio: ``brenner`` over the baseline's, or None for the baseline itself.
+    """
+
     image: str
     region: str
     box: tuple[int, int, int, int] | None
@@ -47,8 +64,17 @@ def _ratio(value: float, base: float) -> float:
 def focus_report(images: list[tuple[str, np.ndarray]], regions: list[Region] | None = None) -> list[RegionScore]:
     """Scores of every region in every image; ratios are to the first image (the baseline).
 
-    ``images`` are ``(name, display values in [0, 1])`` pairs of the same size; without ``regions`` the whole
-    image is scored. Boxes are checked against the image size before anything is computed.
+    Boxes are checked against the image size before anything is computed.
+
+    Args:
+        images: ``(name, H x W x 3 display values in [0, 1])`` pairs of one size, the baseline first.
+        regions: the regions to score; None scores the whole image.
+
+    Returns:
+        One :class:`RegionScore` per (image, region), image by image.
+
+    Raises:
+        InputError: no image, images of different sizes, or a box outside the image.
     """
     if not images:
         raise InputError("images", expected="at least one image", got="none", fix="pass the baseline first")
@@ -59,8 +85,7 @@ def focus_report(images: list[tuple[str, np.ndarray]], regions: list[Region] | N
                              got=f"{name}: {arr.shape[1]}x{arr.shape[0]}",
                              fix="compare images generated at the same size (crop or resize them first)")
     regions = regions or [Region("whole image")]
-    checked = [Region(r.name, None if r.box is None else parse_box(r.box, shape, argument=f"box {r.name!r}"))
-               for r in regions]
+    checked = [Region(r.name, None if r.box is None else _checked_box(r, shape)) for r in regions]
     scores, base = [], {}
     for index, (name, arr) in enumerate(images):
         for region in checked:
@@ -75,12 +100,28 @@ def focus_report(images: list[tuple[str, np.ndarray]], regions: list[Region] | N
     return scores
 
 
+def _checked_box(region: Region, shape) -> tuple[int, int, int, int]:
+    try:
+        return parse_box(region.box, shape, argument="regions")
+    except InputError as exc:
+        raise InputError("regions", expected=f"{exc.expected} for region {region.name!r}", got=exc.got,
+                         fix=f"e.g. Region({region.name!r}, (0, 0, {shape[1]}, {shape[0]})) for the whole image"
+                         ) from exc
+
+
 def _times(ratio: float | None) -> str:
     return "baseline" if ratio is None else f"{ratio:.2f}x"
 
 
 def format_markdown(scores: list[RegionScore]) -> str:
-    """A Markdown table: image, region, VoL, VoL ratio, Brenner, Brenner ratio."""
+    """A Markdown table: image, region, VoL, VoL ratio, Brenner, Brenner ratio.
+
+    Args:
+        scores: as :func:`focus_report` returns them.
+
+    Returns:
+        The table, ending in a newline.
+    """
     lines = ["| image | region | VoL | VoL vs baseline | Brenner | Brenner vs baseline |",
              "|---|---|---:|---:|---:|---:|"]
     for s in scores:
@@ -91,7 +132,15 @@ def format_markdown(scores: list[RegionScore]) -> str:
 
 
 def format_json(scores: list[RegionScore]) -> str:
-    """The scores as a JSON list (``vol_ratio``/``brenner_ratio`` are null for the baseline)."""
+    """The scores as JSON.
+
+    Args:
+        scores: as :func:`focus_report` returns them.
+
+    Returns:
+        ``{"baseline": name, "scores": [...]}`` as text ending in a newline; ``vol_ratio`` and
+        ``brenner_ratio`` are null for the baseline.
+    """
     rows = []
     for s in scores:
         row = asdict(s)
@@ -101,5 +150,16 @@ def format_json(scores: list[RegionScore]) -> str:
 
 
 def report_files(paths: list[str | Path], regions: list[Region] | None = None) -> list[RegionScore]:
-    """:func:`focus_report` on image files; the first is the baseline."""
+    """:func:`focus_report` on image files; the first is the baseline.
+
+    Args:
+        paths: image files of one size, read as display values (:func:`~lensblur.io.read_display`).
+        regions: the regions to score; None scores the whole image.
+
+    Returns:
+        As :func:`focus_report`.
+
+    Raises:
+        InputError: a file cannot be read, or as :func:`focus_report`.
+    """
     return focus_report([(str(p), read_display(p)) for p in paths], regions)

@@ -33,7 +33,17 @@ DEFAULT_STRENGTH = 0.5
 
 
 def check_sigma(sigma) -> float:
-    """``sigma`` must be a number in (0, 1]: the fraction of the steps run in the global layout stage."""
+    """Check the fraction of the steps run in the global layout stage.
+
+    Args:
+        sigma: a number in (0, 1] (not a bool).
+
+    Returns:
+        ``sigma`` as a float.
+
+    Raises:
+        InputError: not a number in (0, 1].
+    """
     try:
         value = float(sigma)
     except (TypeError, ValueError):
@@ -41,19 +51,30 @@ def check_sigma(sigma) -> float:
     if isinstance(sigma, bool) or not (0.0 < value <= 1.0):
         raise InputError("sigma", expected="a number in (0, 1]: the fraction of the denoising steps run with the "
                          "global prompt", got=sigma,
-                         fix="e.g. --sigma 0.8 (the paper's Figure 5); use --global-steps N for a step count")
+                         fix="e.g. sigma=0.8 (the paper's Figure 5); use global_steps=N for a step count")
     return value
 
 
 def check_alpha(alpha) -> float:
-    """``alpha`` must be >= 0 (``inf`` allowed: the focus stage then uses the global embedding alone)."""
+    """Check the weight of the global embedding in the focus stage.
+
+    Args:
+        alpha: a number >= 0 (not a bool); ``inf`` is allowed: the focus stage then uses the global
+            embedding alone.
+
+    Returns:
+        ``alpha`` as a float.
+
+    Raises:
+        InputError: not a number >= 0.
+    """
     try:
         value = float(alpha)
     except (TypeError, ValueError):
         value = math.nan
     if isinstance(alpha, bool) or not value >= 0.0:
         raise InputError("alpha", expected="a number >= 0 (inf allowed)", got=alpha,
-                         fix="e.g. --alpha 0 (focus stage on the focus prompt alone) or --alpha 1 (equal mix)")
+                         fix="e.g. alpha=0 (focus stage on the focus prompt alone) or alpha=1 (equal mix)")
     return value
 
 
@@ -64,15 +85,28 @@ def global_step_count(num_steps_run: int, *, sigma: float = 1.0, global_steps: i
     is ``sigma * num_steps_run`` rounded half up (0.5 -> 1), and at least 1 so that the global layout stage is
     never empty: 50 steps at ``sigma = 0.8`` give 40 global steps and 10 focus steps; image-to-image at strength
     0.5 runs 25 of the 50 steps, and ``sigma = 0.8`` gives 20 global steps (19.9 -> 20, 20.5 -> 21).
+
+    Args:
+        num_steps_run: the steps the schedule runs (``num_inference_steps``, times ``strength`` in
+            image-to-image), >= 1.
+        sigma: fraction of them in the global stage, in (0, 1].
+        global_steps: an explicit count, or None.
+
+    Returns:
+        The number of global steps, from 1 to ``num_steps_run``.
+
+    Raises:
+        InputError: no step to run, ``global_steps`` not a whole number inside the schedule, or ``sigma``
+            out of range.
     """
     if num_steps_run < 1:
-        raise InputError("steps", expected="at least one denoising step to run", got=num_steps_run,
-                         fix="raise --steps or --strength")
+        raise InputError("num_inference_steps", expected="at least one denoising step to run", got=num_steps_run,
+                         fix="raise num_inference_steps or strength, e.g. num_inference_steps=50")
     if global_steps is not None:
         if isinstance(global_steps, bool) or int(global_steps) != global_steps or not (
                 1 <= int(global_steps) <= num_steps_run):
             raise InputError("global_steps", expected=f"a whole number from 1 to {num_steps_run} (the steps run)",
-                             got=global_steps, fix="pass a step count inside the schedule, or use sigma")
+                             got=global_steps, fix=f"pass a step count inside the schedule, e.g. global_steps={num_steps_run}, or use sigma")
         return int(global_steps)
     sigma = check_sigma(sigma)
     return min(num_steps_run, max(1, math.floor(sigma * num_steps_run + 0.5)))
@@ -84,6 +118,17 @@ def mix_embeddings(local: torch.Tensor, global_: torch.Tensor, alpha: float) -> 
     ``alpha = 0`` is the local (focus) prompt alone; ``alpha = inf`` returns ``global_`` unchanged. Works for the
     token embeddings ``(B, 77, D)``, SDXL's pooled embeddings ``(B, D)`` and its time ids alike; the arithmetic is
     done in float32 and cast back to ``global_``'s dtype.
+
+    Args:
+        local: the focus prompt's embedding.
+        global_: the global prompt's embedding, of ``local``'s shape.
+        alpha: >= 0, ``inf`` allowed.
+
+    Returns:
+        The mixed embedding, of ``global_``'s shape and dtype.
+
+    Raises:
+        InputError: ``alpha`` out of range, or the shapes differ.
     """
     alpha = check_alpha(alpha)
     if tuple(local.shape) != tuple(global_.shape):
@@ -96,7 +141,19 @@ def mix_embeddings(local: torch.Tensor, global_: torch.Tensor, alpha: float) -> 
 
 
 def as_prompts(value, argument: str, count: int | None = None) -> list[str]:
-    """One prompt or a list of them as a list of non-empty texts; focus prompts are repeated to ``count``."""
+    """One prompt or a list of them as a list of non-empty texts; focus prompts are repeated to ``count``.
+
+    Args:
+        value: a text or a list/tuple of texts.
+        argument: ``"prompt"`` or ``"focus_prompt"``, for error messages.
+        count: the number of global prompts a focus prompt list must match (1 is repeated), or None.
+
+    Returns:
+        The prompts, ``count`` of them when given.
+
+    Raises:
+        InputError: an empty or non-text prompt, or a list of another length.
+    """
     items = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
     if not items or any(not isinstance(p, str) or not p.strip() for p in items):
         what = "the global prompt describing the whole image" if argument == "prompt" else "a prompt naming the " \
@@ -148,8 +205,8 @@ def check_inputs(prompt, focus_prompt=None, *, sigma=DEFAULT_SIGMA, alpha=DEFAUL
     prompts = as_prompts(prompt, "prompt")
     focus = None if focus_prompt is None else as_prompts(focus_prompt, "focus_prompt", len(prompts))
     sigma, alpha = check_sigma(sigma), check_alpha(alpha)
-    _whole(num_inference_steps, "num_inference_steps", "e.g. 50, the paper's DDIM step count")
-    _whole(num_images_per_prompt, "num_images_per_prompt", "e.g. 4, the paper's batch size")
+    _whole(num_inference_steps, "num_inference_steps", "e.g. num_inference_steps=50 (the paper's DDIM step count)")
+    _whole(num_images_per_prompt, "num_images_per_prompt", "e.g. num_images_per_prompt=4 (the paper's batch size)")
     if image_to_image:
         try:
             value = float(strength)
@@ -157,11 +214,13 @@ def check_inputs(prompt, focus_prompt=None, *, sigma=DEFAULT_SIGMA, alpha=DEFAUL
             value = math.nan
         if not 0.0 < value <= 1.0:
             raise InputError("strength", expected="a number in (0, 1]", got=strength,
-                             fix="e.g. 0.5: half of the schedule is re-run from the noised input")
+                             fix="e.g. strength=0.5 (half of the schedule is re-run from the noised input)")
         if height is not None or width is not None:
-            raise InputError("height/width", expected="None in image-to-image (the input image's size is used)",
-                             got=f"height={height}, width={width}", fix="resize the input image instead")
+            raise InputError("height" if height is not None else "width",
+                             expected="None in image-to-image (the input image's size is used)",
+                             got=f"height={height}, width={width}",
+                             fix="pass height=None and width=None, and resize the input image instead")
     for name, value in (("height", height), ("width", width)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 8 or value % 8):
-            raise InputError(name, expected="a multiple of 8 pixels", got=value, fix="e.g. 512 or 768")
+            raise InputError(name, expected="a multiple of 8 pixels", got=value, fix=f"e.g. {name}=512 or {name}=768")
     return prompts, focus, sigma, alpha

@@ -74,12 +74,20 @@ def _normalize(arr: np.ndarray, argument: str) -> np.ndarray:
     lo, hi = float(arr.min()), float(arr.max())
     if hi - lo <= 0:
         raise InputError(argument, expected="a map with more than one value to normalise",
-                         got=f"a constant map ({lo:g})", fix="drop --normalize, or pass a real map")
+                         got=f"a constant map ({lo:g})", fix="pass normalize=False, or pass a real map")
     return ((arr - lo) / (hi - lo)).astype(np.float32)
 
 
 def resize_map(disparity: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize an ``H x W`` map to ``size = (height, width)`` with bilinear interpolation (area when shrinking)."""
+    """Resize a map with bilinear interpolation (area averaging when shrinking both sides).
+
+    Args:
+        disparity: ``H x W`` map.
+        size: ``(height, width)`` wanted.
+
+    Returns:
+        ``height x width`` float32.
+    """
     t = torch.from_numpy(np.ascontiguousarray(disparity, dtype=np.float32))[None, None]
     shrinking = size[0] < t.shape[2] and size[1] < t.shape[3]
     mode = "area" if shrinking else "bilinear"
@@ -93,7 +101,7 @@ def _fit(arr: np.ndarray, shape, resize: bool, argument: str, path) -> np.ndarra
     if not resize:
         raise ShapeError(argument, expected=f"the image's size {shape[1]}x{shape[0]} (width x height)",
                          got=f"{arr.shape[1]}x{arr.shape[0]} in {path}",
-                         fix="pass --resize-disparity (resize=True) to resample the map to the image")
+                         fix="pass resize=True to resample the map to the image")
     return resize_map(arr, (int(shape[0]), int(shape[1])))
 
 
@@ -103,8 +111,21 @@ def read_disparity(
 ) -> np.ndarray:
     """Read a disparity map (larger = nearer) as ``H x W`` float32 in [0, 1].
 
-    ``shape = (H, W)`` checks the size against an image; a map of another size is an error unless
-    ``resize``. Values outside [0, 1] are an error unless ``normalize`` (min-max rescale).
+    16-bit files are divided by 65535, 8-bit by 255, floats are taken as they are.
+
+    Args:
+        path: a single-channel map (PNG, JPEG, TIFF, PFM, NPY, EXR); grey RGB is accepted.
+        normalize: min-max rescale the values to [0, 1] instead of requiring them there.
+        shape: ``(H, W)`` of the image the map belongs to, or None for any size.
+        resize: resample a map of another size to ``shape`` instead of raising.
+
+    Returns:
+        ``H x W`` float32 disparity in [0, 1], 1 = nearest.
+
+    Raises:
+        InputError: the file cannot be read, is colour, holds NaN/inf, values outside [0, 1] (without
+            ``normalize``) or one value only (with ``normalize``).
+        ShapeError: not a single-channel map, or not of ``shape`` and ``resize`` is False.
     """
     arr = _read_values(path, "disparity")
     arr = _normalize(arr, "disparity") if normalize else check_map(arr, argument="disparity")
@@ -116,12 +137,23 @@ def read_depth(path: str | os.PathLike, *, scale: float = 1.0) -> np.ndarray:
 
     Integer files are first divided by their full scale (255 or 65535) like every other map; pass
     ``scale`` to turn the result into metres.
+
+    Args:
+        path: a single-channel map (see :func:`read_disparity`).
+        scale: factor applied to the stored values.
+
+    Returns:
+        ``H x W`` float32 depth, all > 0.
+
+    Raises:
+        InputError: the file cannot be read, holds NaN/inf, or depths <= 0.
+        ShapeError: not a single-channel map.
     """
     arr = _read_values(path, "depth") * np.float32(scale)
     if float(arr.min()) <= 0.0:
         raise InputError("depth", expected="depths > 0 (larger = farther)",
                          got=f"minimum {float(arr.min()):g} in {path}",
-                         fix="fill zero/invalid pixels first, or pass the map as --disparity if larger = nearer")
+                         fix="fill zero/invalid pixels first, or read the map with read_disparity if larger = nearer")
     return arr
 
 
@@ -129,15 +161,25 @@ def depth_to_disparity(depth: np.ndarray, *, near: float | None = None,
                        far: float | None = None) -> tuple[np.ndarray, DepthRange]:
     """Convert depth to disparity in [0, 1]: ``(1/z - 1/far) / (1/near - 1/far)``.
 
-    ``near`` and ``far`` default to the map's own minimum and maximum; depths outside them are clipped.
-    Returns the disparity and the :class:`DepthRange` it stands for (for the physical camera mapping).
+    Args:
+        depth: ``H x W`` depth, > 0 (larger = farther).
+        near: the depth of disparity 1; the map's minimum when None. Nearer depths are clipped.
+        far: the depth of disparity 0; the map's maximum when None. Farther depths are clipped.
+
+    Returns:
+        ``H x W`` float32 disparity in [0, 1], and the :class:`DepthRange` it stands for (for the physical
+        camera mapping).
+
+    Raises:
+        InputError: not ``0 < near < far`` (e.g. a constant map and no range given).
     """
     depth = np.asarray(depth, dtype=np.float32)
     near = float(depth.min()) if near is None else float(near)
     far = float(depth.max()) if far is None else float(far)
     if not (0 < near < far):
-        raise InputError("depth range", expected="0 < near < far", got=f"near={near:g}, far={far:g}",
-                         fix="pass a depth map that is not constant, or give the range explicitly")
+        raise InputError("near" if near <= 0 else "far", expected="0 < near < far", got=f"near={near:g}, far={far:g}",
+                         fix="pass a depth map that is not constant, or give the range explicitly, e.g. near=0.5 "
+                             "and far=20")
     inv = 1.0 / np.clip(depth, near, far)
     disparity = (inv - 1.0 / far) / (1.0 / near - 1.0 / far)
     return np.clip(disparity, 0.0, 1.0).astype(np.float32), DepthRange(near=near, far=far)
@@ -145,7 +187,23 @@ def depth_to_disparity(depth: np.ndarray, *, near: float | None = None,
 
 def read_depth_as_disparity(path, *, scale: float = 1.0, near: float | None = None, far: float | None = None,
                             shape=None, resize: bool = False) -> tuple[np.ndarray, DepthRange]:
-    """:func:`read_depth` then :func:`depth_to_disparity`, with the same size rules as :func:`read_disparity`."""
+    """:func:`read_depth` then :func:`depth_to_disparity`, with the same size rules as :func:`read_disparity`.
+
+    Args:
+        path: a depth map file.
+        scale: factor applied to the stored values.
+        near: depth of disparity 1 (the map's minimum when None).
+        far: depth of disparity 0 (the map's maximum when None).
+        shape: ``(H, W)`` of the image, or None for any size.
+        resize: resample a map of another size to ``shape`` instead of raising.
+
+    Returns:
+        ``H x W`` float32 disparity in [0, 1] and its :class:`DepthRange`.
+
+    Raises:
+        InputError: as :func:`read_depth` and :func:`depth_to_disparity`.
+        ShapeError: not a single-channel map, or not of ``shape`` and ``resize`` is False.
+    """
     disparity, rng = depth_to_disparity(read_depth(path, scale=scale), near=near, far=far)
     return _fit(disparity, shape, resize, "depth", path), rng
 
@@ -156,6 +214,13 @@ DISPARITY_SUFFIXES = (".png", ".pfm", ".npy")
 
 def check_disparity_output(path: str | os.PathLike, *, argument: str = "output") -> Path:
     """Check, before any work, that ``path`` names a format :func:`write_disparity` writes.
+
+    Args:
+        path: the file to be written.
+        argument: the name error messages give it.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
         InputError: the suffix is not one of :data:`DISPARITY_SUFFIXES`.
@@ -180,7 +245,7 @@ def write_disparity(path: str | os.PathLike, disparity: np.ndarray) -> Path:
     Raises:
         InputError: another suffix (checked before anything is written).
     """
-    path = check_disparity_output(path)
+    path = check_disparity_output(path, argument="path")
     suffix = path.suffix.lower()
     arr = np.clip(np.asarray(disparity, dtype=np.float32), 0.0, 1.0)
     with atomic_path(path) as tmp:

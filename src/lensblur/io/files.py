@@ -20,7 +20,18 @@ def check_output_path(
 ) -> Path:
     """Validate an output path before any work is done.
 
-    The folder must exist and be writable; the path must not be one of ``inputs`` unless ``force``.
+    Args:
+        output: the file to be written.
+        inputs: the files read (None entries are skipped); ``output`` must not be one of them.
+        force: allow ``output`` to be one of ``inputs``.
+        argument: the name error messages give the output.
+
+    Returns:
+        ``output`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        InputError: the folder does not exist or is not writable, ``output`` is a folder, or it is one of
+            ``inputs`` and ``force`` is False.
     """
     out = Path(output)
     folder = out.parent if str(out.parent) else Path(".")
@@ -40,7 +51,7 @@ def check_output_path(
         same = src.exists() and out.exists() and os.path.samefile(src, out)
         if (same or src.resolve() == out.resolve()) and not force:
             raise InputError(argument, expected="a path different from the input", got=str(out),
-                             fix="choose another output name, or pass --force to overwrite the input")
+                             fix="choose another output name, or pass force=True to overwrite the input")
     return out
 
 
@@ -49,6 +60,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); on success rename it onto ``path``.
 
     On any error the temporary file is removed, so a reader never sees a half-written file.
+
+    Args:
+        path: the file to write; its folder must exist.
+
+    Yields:
+        The temporary path to write to (a unique name, so two writers never share it).
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.stem}.",
@@ -80,7 +97,14 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def natural_key(path: Path) -> tuple:
-    """Sort key of a file name in which numbers compare as numbers (``2.jpg`` before ``10.jpg``)."""
+    """Sort key of a file name in which numbers compare as numbers (``2.jpg`` before ``10.jpg``).
+
+    Args:
+        path: the file; only its stem counts.
+
+    Returns:
+        The key: the stem split into text and int parts.
+    """
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.stem))
 
 

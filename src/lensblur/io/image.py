@@ -1,6 +1,6 @@
 """Reading and writing images: sRGB files <-> linear float32 ``H x W x 3`` arrays.
 
-Readers apply EXIF orientation and decode 8- and 16-bit sRGB with the exact IEC 61966-2-1 curve; linear
+Readers apply the EXIF (TIFF) orientation tag and decode 8- and 16-bit sRGB with the exact IEC 61966-2-1 curve; linear
 float formats (PFM, EXR, float TIFF) pass through unchanged. Writers encode back to sRGB (8 or 16 bit) or
 write linear floats, always atomically.
 """
@@ -40,8 +40,22 @@ def _png_bit_depth(path: Path) -> int | None:
 def read_raw(path: str | os.PathLike, *, argument: str = "image") -> tuple[np.ndarray, float | None]:
     """Read a file as stored: ``(array, full_scale)``.
 
-    ``array`` is ``H x W`` or ``H x W x C``; ``full_scale`` is 255 or 65535 for integer data and ``None``
-    for floating-point data (PFM, EXR, float TIFF, NPY of floats). EXIF orientation is applied.
+    The orientation tag (EXIF ``0x0112``, the same number as TIFF's Orientation) is applied on every path
+    that can carry one: files Pillow decodes, TIFF read by tifffile (the tag of the first page) and 16-bit
+    PNG read by OpenCV (the PNG's ``eXIf`` chunk, read with Pillow). PFM, EXR and NPY have no orientation
+    and are returned as stored.
+
+    Args:
+        path: an image file (PNG, JPEG, TIFF, WebP, PFM, EXR, NPY, or anything Pillow opens).
+        argument: the name error messages give the file.
+
+    Returns:
+        ``array``, ``H x W`` or ``H x W x C`` (uint8, uint16, or float32), and ``full_scale``: 255 or 65535
+        for integer data, ``None`` for floating-point data (PFM, EXR, float TIFF, NPY of floats) and other
+        integer types (returned as float32).
+
+    Raises:
+        InputError: the file does not exist or cannot be decoded.
     """
     path = Path(path)
     if not path.is_file():
@@ -57,7 +71,10 @@ def read_raw(path: str | os.PathLike, *, argument: str = "image") -> tuple[np.nd
         elif suffix in (".tif", ".tiff") and _has_tifffile():
             import tifffile
 
-            arr = tifffile.imread(path)
+            with tifffile.TiffFile(path) as tif:
+                arr = tif.asarray()
+                tag = tif.pages[0].tags.get(_ORIENTATION)
+            arr = _orient(arr, tag.value if tag is not None else None)
         elif suffix == ".png" and _png_bit_depth(path) == 16:
             cv2 = _cv2("reading 16-bit PNG files")
             arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -65,6 +82,7 @@ def read_raw(path: str | os.PathLike, *, argument: str = "image") -> tuple[np.nd
                 raise ValueError("OpenCV could not decode the 16-bit PNG")
             if arr.ndim == 3:
                 arr = arr[..., ::-1][..., 1:] if arr.shape[2] == 4 else arr[..., ::-1]
+            arr = _orient(arr, _pillow_orientation(path))
         else:
             arr = _read_pillow(path)
     except InputError:
@@ -99,6 +117,39 @@ def _read_exr(path: Path) -> np.ndarray:
     if len(channels) == 1:
         return next(iter(channels.values())).astype(np.float32)
     raise ValueError(f"no RGB or single channel among the EXR's channels {sorted(channels)}")
+
+
+_ORIENTATION = 0x0112  # EXIF / TIFF Orientation tag
+
+
+def _pillow_orientation(path: Path) -> int | None:
+    """The orientation tag of a file Pillow can open (None when it cannot, or there is none)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.getexif().get(_ORIENTATION)
+    except Exception:  # noqa: BLE001 - a file Pillow cannot parse has no orientation we can read
+        return None
+
+
+def _orient(arr: np.ndarray, orientation) -> np.ndarray:
+    """Turn stored pixels ``H x W [x C]`` upright for orientation tag value 1-8, as ``ImageOps.exif_transpose``
+    does (6 = turn 90 degrees clockwise); other values leave the array as it is."""
+    turns = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, k=-1),
+        7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+        8: lambda a: np.rot90(a, k=1),
+    }
+    try:
+        turn = turns.get(int(orientation))
+    except (TypeError, ValueError):
+        return arr
+    return arr if turn is None else turn(arr)
 
 
 def _has_tifffile() -> bool:
@@ -144,6 +195,16 @@ def read_image(path: str | os.PathLike, *, argument: str = "image") -> np.ndarra
     8/16-bit files are sRGB-decoded (exact IEC 61966-2-1 curve); PFM, EXR and float TIFF are taken as
     linear and passed through (values above 1 are kept). Grey images become three equal channels; an alpha
     channel is dropped.
+
+    Args:
+        path: an image file (see :func:`read_raw`).
+        argument: the name error messages give the file.
+
+    Returns:
+        ``H x W x 3`` float32 linear RGB, in [0, 1] for integer files.
+
+    Raises:
+        InputError: the file cannot be read, is not a grey or RGB(A) image, or holds NaN/inf.
     """
     arr, full_scale = read_raw(path, argument=argument)
     arr = _as_rgb(arr, argument, path)
@@ -161,6 +222,16 @@ def read_display(path: str | os.PathLike, *, argument: str = "image") -> np.ndar
     Integer files are divided by their full scale (no curve); linear float files (PFM, EXR, float TIFF)
     are clipped to [0, 1] and sRGB-encoded. Metrics that score pictures as seen (PSNR/SSIM on 8-bit files,
     focus scores) read files with this.
+
+    Args:
+        path: an image file (see :func:`read_raw`).
+        argument: the name error messages give the file.
+
+    Returns:
+        ``H x W x 3`` float64 display values in [0, 1].
+
+    Raises:
+        InputError: the file cannot be read, is not a grey or RGB(A) image, or holds NaN/inf.
     """
     arr, full_scale = read_raw(path, argument=argument)
     arr = _as_rgb(arr, argument, path)
@@ -177,17 +248,30 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, bits: int = 8, qu
 
     PNG and TIFF take ``bits`` 8 or 16; JPEG and WebP are 8-bit; PFM and EXR store the linear floats as
     they are (``bits`` ignored). Everything else is sRGB-encoded and clipped to [0, 1].
+
+    Args:
+        path: the file to write; the suffix picks the format (one of :data:`IMAGE_SUFFIXES`).
+        image: ``H x W x 3`` (or ``H x W``, repeated to grey RGB) linear RGB.
+        bits: 8 or 16 (16 only for PNG and TIFF).
+        quality: JPEG/WebP quality, 1-100.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        InputError: the suffix is not an image suffix, or ``bits`` is not 8 or 16 or not possible for the format.
+        MissingDependencyError: the format needs an optional package that is not installed.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
-        raise InputError("output", expected=f"a file name ending in one of {', '.join(IMAGE_SUFFIXES)}",
+        raise InputError("path", expected=f"a file name ending in one of {', '.join(IMAGE_SUFFIXES)}",
                          got=str(path), fix="add a suffix such as .png or .jpg")
     if bits not in (8, 16):
-        raise InputError("bits", expected="8 or 16", got=bits, fix="pass --bits 16 for 16-bit PNG/TIFF")
+        raise InputError("bits", expected="8 or 16", got=bits, fix="pass bits=8, or bits=16 for 16-bit PNG/TIFF")
     if bits == 16 and suffix not in (".png", ".tif", ".tiff"):
         raise InputError("bits", expected="16 only with PNG or TIFF output", got=f"16 with {suffix}",
-                         fix="write a .png or .tif file, or drop --bits 16")
+                         fix="write a .png or .tif file, or pass bits=8")
     arr = np.asarray(image, dtype=np.float32)
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)

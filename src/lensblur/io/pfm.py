@@ -11,7 +11,18 @@ __all__ = ["read_pfm", "write_pfm"]
 
 
 def read_pfm(path: str | Path) -> np.ndarray:
-    """Read a PFM file as ``H x W x 3`` (``PF``) or ``H x W`` (``Pf``) float32, top row first."""
+    """Read a PFM file.
+
+    Args:
+        path: the file.
+
+    Returns:
+        ``H x W x 3`` (``PF``) or ``H x W`` (``Pf``) float32, top row first.
+
+    Raises:
+        ValueError: not a PFM file, or a malformed or truncated one (:func:`~lensblur.io.read_raw` turns
+            this into an :class:`~lensblur.errors.InputError`).
+    """
     with open(path, "rb") as fh:
         header = fh.readline().strip()
         if header not in (b"PF", b"Pf"):
@@ -34,7 +45,12 @@ def read_pfm(path: str | Path) -> np.ndarray:
 
 
 def write_pfm(path: str | Path, array: np.ndarray) -> None:
-    """Write ``H x W x 3`` or ``H x W`` float data as little-endian PFM."""
+    """Write float data as little-endian PFM (not atomic; the image writers call it on a temporary path).
+
+    Args:
+        path: the file.
+        array: ``H x W x 3`` (written as ``PF``) or ``H x W`` (``Pf``), cast to float32.
+    """
     arr = np.asarray(array, dtype="<f4")
     color = arr.ndim == 3
     with open(path, "wb") as fh:

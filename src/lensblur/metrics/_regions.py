@@ -12,7 +12,18 @@ __all__ = ["grey_255", "region_mask", "to_display_tensor"]
 
 
 def to_display_tensor(image, *, argument: str = "image") -> torch.Tensor:
-    """``H x W x 3`` / ``H x W`` array (or ``(B, C, H, W)`` tensor) -> float64 ``(B, C, H, W)`` tensor."""
+    """A metric's input as a float64 ``(B, C, H, W)`` tensor.
+
+    Args:
+        image: an ``H x W x 3`` or ``H x W`` array, or a ``(B, C, H, W)`` tensor.
+        argument: the name error messages give it.
+
+    Returns:
+        ``(B, C, H, W)`` float64 on the CPU (``B = 1`` for an array).
+
+    Raises:
+        ShapeError: another shape.
+    """
     if isinstance(image, torch.Tensor):
         t = image.detach().to("cpu", torch.float64)
         if t.ndim != 4:
@@ -29,7 +40,15 @@ def to_display_tensor(image, *, argument: str = "image") -> torch.Tensor:
 
 
 def grey_255(image: torch.Tensor, *, data_range: float) -> torch.Tensor:
-    """``(B, C, H, W)`` display values -> ``(B, 1, H, W)`` grey on 0..255, ``0.299 R + 0.587 G + 0.114 B``."""
+    """Grey on 0..255, ``0.299 R + 0.587 G + 0.114 B``, of display values.
+
+    Args:
+        image: ``(B, 1 or 3, H, W)`` display values.
+        data_range: the value of white in ``image``.
+
+    Returns:
+        ``(B, 1, H, W)``.
+    """
     scaled = image * (255.0 / data_range)
     if scaled.shape[1] == 1:
         return scaled
@@ -38,10 +57,23 @@ def grey_255(image: torch.Tensor, *, data_range: float) -> torch.Tensor:
 
 
 def region_mask(shape: tuple[int, int], *, box=None, mask=None) -> torch.Tensor | None:
-    """A boolean ``H x W`` tensor for ``box = (x0, y0, x1, y1)`` or ``mask``, or ``None`` for the whole image."""
+    """The pixels a metric is computed on.
+
+    Args:
+        shape: ``(H, W)`` of the image.
+        box: ``(x0, y0, x1, y1)`` in pixels (x1, y1 exclusive), or None.
+        mask: ``H x W`` in [0, 1], pixels above 0.5 selected, or None.
+
+    Returns:
+        An ``H x W`` bool tensor, or None (both None: the whole image).
+
+    Raises:
+        InputError: both ``box`` and ``mask``, a box outside the image, or an empty mask.
+        ShapeError: a mask of another size.
+    """
     if box is not None and mask is not None:
-        raise InputError("box/mask", expected="at most one of box and mask", got="both",
-                         fix="pass either a box or a mask")
+        raise InputError("mask", expected="at most one of box and mask", got="both",
+                         fix="pass mask=None to measure the box, or box=None to measure the mask")
     if box is not None:
         x0, y0, x1, y1 = parse_box(box, shape)
         out = torch.zeros(shape, dtype=torch.bool)

@@ -10,7 +10,13 @@ from .._filters import gaussian_kernel1d, separable_filter
 from ..errors import InputError, ShapeError
 from ._regions import region_mask, to_display_tensor
 
-__all__ = ["psnr", "ssim", "ssim_map"]
+__all__ = ["SSIM_VARIANTS", "psnr", "ssim", "ssim_map"]
+
+# The SSIM variants by name. "gaussian": scikit-image with gaussian_weights=True, sigma=1.5,
+# use_sample_covariance=False (Wang et al. 2004's window). "skimage-default": scikit-image's defaults, a 7 x 7
+# uniform window and the sample covariance (what the scripts that defined EBB! Val294 call).
+SSIM_VARIANTS = ("gaussian", "skimage-default")
+UNIFORM_WINDOW = 7
 
 # scikit-image truncates the SSIM window 3.5 sigmas from its centre.
 SSIM_TRUNCATE = 3.5
@@ -32,7 +38,22 @@ def _check_range(data_range):
 
 
 def psnr(image_true, image_test, *, data_range: float, box=None, mask=None) -> float:
-    """Peak signal-to-noise ratio in dB, ``10 log10(data_range^2 / MSE)``, over all channels of a region."""
+    """Peak signal-to-noise ratio in dB, ``10 log10(data_range^2 / MSE)``, over all channels of a region.
+
+    Args:
+        image_true: the reference, ``H x W x 3`` / ``H x W`` array or ``(B, C, H, W)`` tensor.
+        image_test: the image scored, of ``image_true``'s shape.
+        data_range: the value of white (> 0), e.g. 1.0 or 255; never guessed from the dtype.
+        box: ``(x0, y0, x1, y1)`` region, or None.
+        mask: ``H x W`` region mask (above 0.5 selected), or None; at most one of ``box`` and ``mask``.
+
+    Returns:
+        The PSNR in dB; ``inf`` for identical images.
+
+    Raises:
+        ShapeError: shapes that differ or are not images.
+        InputError: ``data_range`` not > 0, or a bad region (see :func:`region_mask`).
+    """
     _check_range(data_range)
     a, b = _pair(image_true, image_test)
     region = region_mask(tuple(a.shape[-2:]), box=box, mask=mask)
@@ -46,14 +67,42 @@ def _gaussian_window(sigma: float, truncate: float = SSIM_TRUNCATE) -> torch.Ten
     return gaussian_kernel1d(sigma, int(truncate * sigma + 0.5), dtype=torch.float64)
 
 
-def ssim_map(image_true, image_test, *, data_range: float, sigma: float = 1.5) -> torch.Tensor:
-    """Per-pixel SSIM ``(B, C, H, W)`` with a Gaussian window (sigma 1.5, truncated at 3.5 sigma), the
-    population covariance, K1 = 0.01, K2 = 0.03, and symmetric padding, as scikit-image does with
-    ``gaussian_weights=True, use_sample_covariance=False``.
+def _window(variant: str, sigma: float) -> tuple[torch.Tensor, float]:
+    """The 1-D window of an SSIM variant and its covariance normalisation (1, or N / (N - 1))."""
+    if variant == "gaussian":
+        return _gaussian_window(sigma), 1.0
+    if variant == "skimage-default":
+        n = UNIFORM_WINDOW * UNIFORM_WINDOW
+        return torch.full((UNIFORM_WINDOW,), 1.0 / UNIFORM_WINDOW, dtype=torch.float64), n / (n - 1.0)
+    raise InputError("variant", expected=f"one of {', '.join(SSIM_VARIANTS)}", got=variant, fix="variant=gaussian")
+
+
+def ssim_map(image_true, image_test, *, data_range: float, sigma: float = 1.5,
+             variant: str = "gaussian") -> torch.Tensor:
+    """Per-pixel SSIM ``(B, C, H, W)``, K1 = 0.01, K2 = 0.03, as scikit-image computes it.
+
+    ``variant="gaussian"`` (the default) is a Gaussian window (sigma 1.5, truncated at 3.5 sigma) and the
+    population covariance: scikit-image's ``gaussian_weights=True, use_sample_covariance=False``.
+    ``variant="skimage-default"`` is scikit-image's defaults: a 7 x 7 uniform window and the sample
+    covariance (``N / (N - 1)``, N = 49).
+
+    Args:
+        image_true: the reference, ``H x W x 3`` / ``H x W`` array or ``(B, C, H, W)`` tensor.
+        image_test: the image scored, of ``image_true``'s shape.
+        data_range: the value of white (> 0).
+        sigma: the Gaussian window's standard deviation in pixels (the gaussian variant).
+        variant: one of :data:`SSIM_VARIANTS`.
+
+    Returns:
+        ``(B, C, H, W)`` float64 SSIM per pixel.
+
+    Raises:
+        ShapeError: shapes that differ or are not images.
+        InputError: ``data_range`` not > 0, or images no larger than the window.
     """
     _check_range(data_range)
     a, b = _pair(image_true, image_test)
-    g = _gaussian_window(sigma)
+    g, cov_norm = _window(variant, sigma)
     pad = g.numel() // 2
     if min(a.shape[-2:]) <= 2 * pad:
         raise InputError("image_true", expected=f"images larger than {2 * pad + 1} pixels on each side",
@@ -63,22 +112,35 @@ def ssim_map(image_true, image_test, *, data_range: float, sigma: float = 1.5) -
         return separable_filter(x, g)
 
     mu_a, mu_b = filt(a), filt(b)
-    var_a = filt(a * a) - mu_a**2
-    var_b = filt(b * b) - mu_b**2
-    cov = filt(a * b) - mu_a * mu_b
+    var_a = cov_norm * (filt(a * a) - mu_a**2)
+    var_b = cov_norm * (filt(b * b) - mu_b**2)
+    cov = cov_norm * (filt(a * b) - mu_a * mu_b)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
     den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
     return num / den
 
 
-def ssim(image_true, image_test, *, data_range: float, sigma: float = 1.5, box=None, mask=None) -> float:
+def ssim(image_true, image_test, *, data_range: float, sigma: float = 1.5, variant: str = "gaussian", box=None,
+         mask=None) -> float:
     """Mean SSIM over a region (the whole image by default), borders cropped by the window radius like
     scikit-image; equal to ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False, data_range=..., channel_axis=-1)`` on the whole image.
+
+    Args:
+        image_true, image_test, data_range, sigma, variant: as :func:`ssim_map`.
+        box: ``(x0, y0, x1, y1)`` region, or None.
+        mask: ``H x W`` region mask, or None; at most one of ``box`` and ``mask``.
+
+    Returns:
+        The mean SSIM, at most 1.
+
+    Raises:
+        ShapeError, InputError: as :func:`ssim_map` and :func:`psnr`; also a region that lies wholly in
+            the cropped border band.
     """
-    smap = ssim_map(image_true, image_test, data_range=data_range, sigma=sigma)
-    pad = (_gaussian_window(sigma).numel() - 1) // 2
+    smap = ssim_map(image_true, image_test, data_range=data_range, sigma=sigma, variant=variant)
+    pad = (_window(variant, sigma)[0].numel() - 1) // 2
     region = region_mask(tuple(smap.shape[-2:]), box=box, mask=mask)
     if region is None:
         region = torch.ones(smap.shape[-2:], dtype=torch.bool)

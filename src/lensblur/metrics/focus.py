@@ -25,7 +25,18 @@ def variance_of_laplacian(image, *, data_range: float = 1.0, box=None, mask=None
 
     The Laplacian is taken on the whole image with reflect-101 borders (OpenCV's ``BORDER_DEFAULT``) and
     then restricted to the region, so it equals ``cv2.Laplacian(grey, cv2.CV_64F)[region].var()``.
-    ``data_range`` is the value of white in ``image`` (1.0 for floats in [0, 1], 255 for 8-bit).
+    Args:
+        image: display values, ``H x W x 3`` / ``H x W`` array or ``(1, C, H, W)`` tensor.
+        data_range: the value of white in ``image`` (1.0 for floats in [0, 1], 255 for 8-bit).
+        box: ``(x0, y0, x1, y1)`` region, or None.
+        mask: ``H x W`` region mask (above 0.5 selected), or None; at most one of ``box`` and ``mask``.
+
+    Returns:
+        The variance (grey levels on 0..255, squared).
+
+    Raises:
+        ShapeError: not an image, or a mask of another size.
+        InputError: a bad region (see :func:`~lensblur.metrics._regions.region_mask`).
     """
     grey = _grey(image, data_range)
     lap = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="reflect"), _LAPLACIAN.view(1, 1, 3, 3))
@@ -39,6 +50,15 @@ def brenner(image, *, data_range: float = 1.0, box=None, mask=None) -> float:
 
     Pairs whose left pixel ``(x, y)`` lies in the region and whose right pixel ``x + 2`` is inside the image
     are counted; the grey values are on 0..255.
+
+    Args:
+        image, data_range, box, mask: as :func:`variance_of_laplacian`.
+
+    Returns:
+        The sum (grey levels on 0..255, squared).
+
+    Raises:
+        ShapeError, InputError: as :func:`variance_of_laplacian`.
     """
     grey = _grey(image, data_range)[0, 0]
     diff = (grey[:, 2:] - grey[:, :-2]) ** 2

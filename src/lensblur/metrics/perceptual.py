@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .._optional import require
-from ..errors import ModelNotFoundError, ShapeError
+from ..errors import InputError, ModelNotFoundError, ShapeError
 
 __all__ = ["PerceptualMetric", "backbone_path", "hub_checkpoints_dir", "load_dists", "load_lpips"]
 
@@ -39,12 +39,27 @@ _HOW_TO_GET = ("on a machine with internet access run  python -c \"import torchv
 
 
 def hub_checkpoints_dir(hub_dir: str | os.PathLike | None = None) -> Path:
-    """Where torchvision keeps downloaded weights: ``<torch hub dir>/checkpoints``."""
+    """Where torchvision keeps downloaded weights: ``<torch hub dir>/checkpoints``.
+
+    Args:
+        hub_dir: the torch hub folder, or None for ``torch.hub.get_dir()``.
+
+    Returns:
+        The checkpoints folder (it may not exist).
+    """
     return Path(hub_dir if hub_dir is not None else torch.hub.get_dir()) / "checkpoints"
 
 
 def backbone_path(net: str, hub_dir: str | os.PathLike | None = None) -> Path:
-    """The cache file the ``net`` backbone (``"alex"`` or ``"vgg"``) is loaded from."""
+    """The cache file a backbone is loaded from.
+
+    Args:
+        net: ``"alex"`` or ``"vgg"``.
+        hub_dir: the torch hub folder, or None for torch's own.
+
+    Returns:
+        The path (it may not exist).
+    """
     return hub_checkpoints_dir(hub_dir) / BACKBONE_FILES[net]
 
 
@@ -59,9 +74,18 @@ def _require_backbone(net: str, hub_dir, what: str) -> Path:
 
 @dataclass
 class PerceptualMetric:
-    """A perceptual distance ``distance(x, y) -> (B,)`` on ``(B, 3, H, W)`` display values in [0, 1].
+    """A perceptual distance between two images (lower = more similar).
 
-    ``metric(image_true, image_test)`` returns a float for one image pair (lower = more similar).
+    ``metric(image_true, image_test)`` scores one image pair: each an ``H x W x 3`` array or a ``(3, H, W)``
+    or ``(1, 3, H, W)`` tensor of display values in [0, 1] (clamped), the two of one shape. It returns a
+    float, and raises :class:`ShapeError` for other shapes, for shapes that differ and for a batch of more
+    than one pair (call ``metric.distance`` for a ``(B,)`` tensor of distances of a batch).
+
+    Args:
+        name: the metric's name in tables (``"LPIPS-alex"``, ``"DISTS"``).
+        distance: ``distance(x, y) -> (B,)`` on ``(B, 3, H, W)`` display values in [0, 1].
+        source: where the weights were loaded from.
+        device: where ``distance`` runs.
     """
 
     name: str
@@ -74,6 +98,10 @@ class PerceptualMetric:
         if a.shape != b.shape:
             raise ShapeError("image_test", expected=f"the shape of image_true {tuple(a.shape)}", got=f"{tuple(b.shape)}",
                              fix="compare images of the same size")
+        if a.shape[0] != 1:
+            raise ShapeError("image_true", expected="one image pair (H x W x 3, (3, H, W) or (1, 3, H, W))",
+                             got=f"a batch of {a.shape[0]} pairs {tuple(a.shape)}",
+                             fix="score the pairs one at a time, or call metric.distance(x, y) for a (B,) tensor")
         with torch.inference_mode():
             value = self.distance(a.to(self.device), b.to(self.device))
         return float(value.reshape(-1)[0])
@@ -106,11 +134,23 @@ def _with_hub_dir(hub_dir, build):
 
 
 def load_lpips(net: str = "alex", *, hub_dir=None, device: str | torch.device = "cpu") -> PerceptualMetric:
-    """LPIPS v0.1 with the ``"alex"`` (default, as most papers report) or ``"vgg"`` backbone."""
-    if net not in BACKBONE_FILES:
-        from ..errors import InputError
+    """LPIPS v0.1 with the ``"alex"`` (default, as most papers report) or ``"vgg"`` backbone.
 
-        raise InputError("net", expected="alex or vgg", got=net, fix="use net='alex' (the usual LPIPS)")
+    Args:
+        net: ``"alex"`` or ``"vgg"``.
+        hub_dir: the torch hub folder holding the backbone, or None for torch's own.
+        device: where the network runs.
+
+    Returns:
+        The :class:`PerceptualMetric`.
+
+    Raises:
+        InputError: another ``net``.
+        ModelNotFoundError: the backbone weights are not in the hub cache (never downloaded).
+        MissingDependencyError: torchvision or torchmetrics is not installed.
+    """
+    if net not in BACKBONE_FILES:
+        raise InputError("net", expected="alex or vgg", got=net, fix="use net=alex (the usual LPIPS)")
     path = _require_backbone(net, hub_dir, f"LPIPS ({net})")
     require("torchvision", extra="train", feature="LPIPS")
     tm = require("torchmetrics.image.lpip", extra="train", feature="LPIPS", package="torchmetrics")
@@ -132,7 +172,19 @@ def _dists_resize(x: torch.Tensor) -> torch.Tensor:
 
 
 def load_dists(*, hub_dir=None, device: str | torch.device = "cpu") -> PerceptualMetric:
-    """DISTS with torchmetrics' network (VGG-16 backbone from the hub cache, alpha/beta from torchmetrics)."""
+    """DISTS with torchmetrics' network (VGG-16 backbone from the hub cache, alpha/beta from torchmetrics).
+
+    Args:
+        hub_dir: the torch hub folder holding the backbone, or None for torch's own.
+        device: where the network runs.
+
+    Returns:
+        The :class:`PerceptualMetric`.
+
+    Raises:
+        ModelNotFoundError: the VGG-16 weights are not in the hub cache (never downloaded).
+        MissingDependencyError: torchvision or torchmetrics is not installed.
+    """
     path = _require_backbone("vgg", hub_dir, "DISTS")
     require("torchvision", extra="train", feature="DISTS")
     tm = require("torchmetrics.functional.image.dists", extra="train", feature="DISTS", package="torchmetrics")

@@ -30,7 +30,13 @@ METHODS: dict[str, Callable[[], RenderMethod]] = {}
 
 
 def register_method(name: str, factory: Callable[[], RenderMethod]) -> None:
-    """Register a renderer under ``name``; ``factory()`` returns the callable (imported lazily)."""
+    """Register a renderer under a name, for ``method=name``.
+
+    Args:
+        name: the method's name; an existing one is replaced.
+        factory: called with no arguments the first time the method is used, returns the renderer
+            ``fn(image, disparity, lens, **options) -> image`` on tensors (so its imports stay lazy).
+    """
     METHODS[name] = factory
 
 
@@ -63,25 +69,45 @@ MAX_COC_FRACTION = 0.5
 
 def render_tensor(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, method: str = "layered",
                   highlights: float = 0.0, **options) -> torch.Tensor:
-    """Render ``(B, 3, H, W)`` linear RGB with ``(B, 1, H, W)`` disparity; returns ``(B, 3, H, W)``."""
+    """Render bokeh on tensors.
+
+    Args:
+        image: ``(B, 3, H, W)`` linear RGB, float.
+        disparity: ``(B, 1, H, W)`` disparity (larger is nearer), float.
+        lens: the lens: focus disparity, blur scale (pixels of CoC radius per unit of disparity) and aperture.
+        method: a name in :data:`METHODS`: ``"layered"`` (the default), ``"scatter"``, ``"gaussian"``, or
+            one added by :func:`register_method`.
+        highlights: the strength of the recovery of clipped lights, in [0, 1] (0 = off).
+        **options: passed to the method (e.g. ``block=`` for ``"layered"``).
+
+    Returns:
+        ``(B, 3, H, W)`` linear RGB.
+
+    Raises:
+        InputError: an unknown ``method``, a ``lens`` that is not a :class:`~lensblur.lens.Lens`, a CoC
+            radius above half the image's longer side, or ``highlights`` outside [0, 1].
+        ShapeError: ``image`` not ``(B, 3, H, W)``, or ``disparity`` not ``(B, 1, H, W)`` of its size.
+    """
     if method not in METHODS:
         raise InputError("method", expected=f"one of {', '.join(sorted(METHODS))}", got=method,
-                         fix="pass --method layered (the default) or --method scatter (the slow reference)")
+                         fix='pass method="layered" (the default), method="scatter" (the slow reference) or '
+                             'another name in lensblur.render.METHODS')
     if not isinstance(lens, Lens):
         raise InputError("lens", expected="a lensblur.Lens", got=type(lens).__name__,
                          fix="build one with lensblur.Lens(focus_disparity=..., blur=...)")
     if image.ndim != 4 or image.shape[1] != 3:
-        raise ShapeError("image", expected="(B, 3, H, W)", got=f"{tuple(image.shape)}", fix="use image_to_tensor")
+        raise ShapeError("image", expected="(B, 3, H, W)", got=f"{tuple(image.shape)}",
+                         fix="add the batch dimension (image[None]), or pass an H x W x 3 array to lensblur.render")
     if disparity.shape != (image.shape[0], 1, *image.shape[2:]):
         raise ShapeError("disparity", expected=f"the image's size {image.shape[-1]}x{image.shape[-2]}",
                          got=f"{disparity.shape[-1]}x{disparity.shape[-2]}",
-                         fix="resize the map to the image (--resize-disparity)")
+                         fix="resize the map to the image with lensblur.io.resize_map")
     limit = MAX_COC_FRACTION * max(image.shape[-2:])
     reach = lens.blur * float((disparity - lens.focus_disparity).abs().max())
     if reach > limit:
         raise InputError("blur", expected=f"a CoC radius of at most {limit:g} px for this "
                          f"{image.shape[-1]}x{image.shape[-2]} image", got=f"blur {lens.blur:g} (up to {reach:g} px)",
-                         fix="use a smaller --blur; typical values are 10 to 60 pixels")
+                         fix="use a smaller Lens(blur=...); typical values are 10 to 60 pixels")
     if not (0.0 <= highlights <= 1.0):
         raise InputError("highlights", expected="a strength in [0, 1]", got=highlights,
                          fix="0 = off, 0.5 = moderate recovery of clipped lights")
@@ -91,11 +117,24 @@ def render_tensor(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, m
 
 def render(image: np.ndarray, disparity: np.ndarray, lens: Lens, *, method: str = "layered",
            highlights: float = 0.0, device: str | torch.device | None = None, **options) -> np.ndarray:
-    """Render bokeh. ``image``: ``H x W x 3`` float32 linear RGB; ``disparity``: ``H x W`` in [0, 1].
+    """Render bokeh on numpy arrays.
 
-    Returns ``H x W x 3`` float32 linear RGB (``B x H x W x 3`` for batched input). ``method`` is
-    ``"layered"`` (fast, the default), ``"scatter"`` (the exact, slow reference) or ``"gaussian"`` (a plain
-    depth-dependent Gaussian blur, a baseline). ``highlights`` in [0, 1] recovers clipped lights.
+    Args:
+        image: ``H x W x 3`` (or ``B x H x W x 3``) float32 linear RGB.
+        disparity: ``H x W`` (or ``B x H x W``) disparity in [0, 1], larger is nearer, the image's size.
+        lens: the lens: focus disparity, blur scale and aperture.
+        method: ``"layered"`` (fast, the default), ``"scatter"`` (the exact, slow reference),
+            ``"gaussian"`` (a plain depth-dependent Gaussian blur, a baseline), or any name in :data:`METHODS`.
+        highlights: the strength of the recovery of clipped lights, in [0, 1] (0 = off).
+        device: where to render (``"cpu"``, ``"cuda"``, ...); ``None`` for the CPU.
+        **options: passed to the method.
+
+    Returns:
+        ``H x W x 3`` float32 linear RGB (``B x H x W x 3`` for batched input).
+
+    Raises:
+        ShapeError: ``image`` not ``H x W x 3``, or ``disparity`` not of its size (or batch).
+        InputError: an image that is not finite floating-point linear RGB, and as :func:`render_tensor`.
     """
     batched = np.asarray(image).ndim == 4
     x = image_to_tensor(image, device=device)
@@ -103,7 +142,7 @@ def render(image: np.ndarray, disparity: np.ndarray, lens: Lens, *, method: str 
     if d.shape[0] != x.shape[0] or d.shape[-2:] != x.shape[-2:]:
         raise ShapeError("disparity", expected=f"the image's size {x.shape[-1]}x{x.shape[-2]}",
                          got=f"{d.shape[-1]}x{d.shape[-2]}" + (f" (batch {d.shape[0]})" if batched else ""),
-                         fix="resize the map to the image (--resize-disparity)")
+                         fix="resize the map to the image with lensblur.io.resize_map")
     with torch.inference_mode():
         out = render_tensor(x, d, lens, method=method, highlights=highlights, **options)
     return tensor_to_image(out, batched=batched)

@@ -21,35 +21,49 @@ This is the continuous limit of layered compositing, evaluated exactly per pixel
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from ..lens import Lens
-from .kernel import aperture_mask, kernel_half_size
+from .kernel import aperture_mask, cat_eye_offset, kernel_half_size
 
 __all__ = ["cat_eye_offsets", "render_scatter"]
 
 
 def render_scatter(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, supersample: int = 4) -> torch.Tensor:
-    """Render ``(B, 3, H, W)`` linear RGB with the reference model (see the module doc)."""
+    """Render bokeh with the reference model (see the module doc): exact, and slow.
+
+    Args:
+        image: ``(B, 3, H, W)`` linear RGB, float.
+        disparity: ``(B, 1, H, W)``.
+        lens: the lens: focus, blur scale and aperture (cat-eye included).
+        supersample: sub-samples per pixel side of each output pixel's square, >= 1.
+
+    Returns:
+        ``(B, 3, H, W)`` linear RGB, the dtype of ``image``.
+    """
     return torch.cat([_render_one(image[i:i + 1], disparity[i:i + 1], lens, supersample)
                       for i in range(image.shape[0])])
 
 
-def cat_eye_offsets(lens: Lens, h: int, w: int, dtype=torch.float64):
-    """Per-pixel shift ``(u, v)`` of the vignetting circle, ``-2 * cat_eye * p``, ``p`` = position / half-diagonal.
+def cat_eye_offsets(lens: Lens, h: int, w: int,
+                    dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Per-pixel shift of the vignetting circle over a frame.
 
-    ``None`` without cat-eye.
+    Args:
+        lens: the lens; its ``aperture.cat_eye`` sets the strength.
+        h: the frame's height, pixels; ``w`` its width.
+        dtype: the dtype of the result.
+
+    Returns:
+        ``(u, v)``, each ``(h, w)``: :func:`~lensblur.render.kernel.cat_eye_offset` at every pixel's centre;
+        ``None`` without cat-eye.
     """
     if lens.aperture.cat_eye <= 0:
         return None
-    half_diag = 0.5 * math.hypot(w, h)
     y, x = torch.meshgrid(torch.arange(h, dtype=dtype) + 0.5 - h / 2,
                           torch.arange(w, dtype=dtype) + 0.5 - w / 2, indexing="ij")
-    k = -2.0 * lens.aperture.cat_eye / half_diag
-    return x * k, y * k
+    return cat_eye_offset(lens.aperture.cat_eye, y, x, (h, w))
 
 
 def _coverage(lens: Lens, coc: torch.Tensor, ox: int, oy: int, sub: torch.Tensor, offsets) -> torch.Tensor:

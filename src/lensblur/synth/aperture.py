@@ -29,10 +29,16 @@ _SUB = 16
 
 @dataclass(frozen=True)
 class ApertureSamples:
-    """``offsets``: ``(S, 2)`` float64 cell centres ``(x, y)`` in unit-aperture coordinates; ``weights``:
-    ``(S,)`` summing to 1; ``cell``: the cell side ``h``; ``cells``: ``(S, 2)`` integer cell indices
-    ``(column, row)`` into ``edges``: ``(2, m + 1)`` float64 positions of the grid lines along x and y (cell
-    ``(i, j)`` spans ``edges[0, i] .. edges[0, i + 1]`` by ``edges[1, j] .. edges[1, j + 1]``)."""
+    """The weighted aperture samples :func:`aperture_samples` returns.
+
+    Args:
+        offsets: ``(S, 2)`` float64 cell centres ``(x, y)`` in unit-aperture coordinates.
+        weights: ``(S,)`` summing to 1.
+        cell: the cell side ``h``.
+        cells: ``(S, 2)`` integer cell indices ``(column, row)`` into ``edges``.
+        edges: ``(2, m + 1)`` float64 positions of the grid lines along x and y (cell ``(i, j)`` spans
+            ``edges[0, i] .. edges[0, i + 1]`` by ``edges[1, j] .. edges[1, j + 1]``).
+    """
 
     offsets: torch.Tensor
     weights: torch.Tensor
@@ -45,7 +51,17 @@ class ApertureSamples:
 
 
 def grid_size(samples: int) -> int:
-    """Grid side ``n`` whose cells inside a unit circle number about ``samples`` (``n^2 * pi / 4``)."""
+    """Grid side ``n`` whose cells inside a unit circle number about ``samples`` (``n^2 * pi / 4``).
+
+    Args:
+        samples: the wanted number of samples, a positive integer.
+
+    Returns:
+        ``n >= 1``.
+
+    Raises:
+        InputError: ``samples`` is not a positive integer.
+    """
     if not isinstance(samples, int) or samples < 1:
         raise InputError("samples", expected="a positive integer", got=samples,
                          fix="pass samples=256 (more samples, smoother ground truth)")
@@ -68,12 +84,21 @@ def _inside(aperture: Aperture, x: torch.Tensor, y: torch.Tensor) -> torch.Tenso
 def aperture_samples(aperture: Aperture, n: int, *, jitter: torch.Tensor | None = None) -> ApertureSamples:
     """Weighted samples of ``aperture`` on an ``n x n`` grid (see the module doc).
 
-    ``jitter`` (two numbers in ``[-0.5, 0.5)``, in cells) shifts the whole grid, an unbiased random
-    rotation of the pattern; ``None`` keeps the grid centred on the aperture.
+    Args:
+        aperture: the aperture; ``cat_eye`` must be 0 (the tracer uses one aperture for the whole frame).
+        n: the grid side.
+        jitter: two numbers in ``[-0.5, 0.5)``, in cells, that shift the whole grid (an unbiased random
+            placement of the pattern); None keeps the grid centred on the aperture.
+
+    Returns:
+        The :class:`ApertureSamples` of the open cells.
+
+    Raises:
+        InputError: ``cat_eye`` is not 0, or no cell is open.
     """
     if aperture.cat_eye:
-        raise InputError("aperture.cat_eye", expected="0 for the ray tracer (one aperture for the whole frame)",
-                         got=aperture.cat_eye, fix="trace with Aperture(cat_eye=0)")
+        raise InputError("aperture", expected="cat_eye=0 (the ray tracer uses one aperture for the whole frame)",
+                         got=f"cat_eye={aperture.cat_eye}", fix="trace with Aperture(cat_eye=0)")
     h = 2.0 / n
     shift = torch.zeros(2, dtype=torch.float64) if jitter is None else jitter.to(torch.float64) * h
     # Cell centres; one extra ring when jittered so the shifted grid still covers the aperture.
@@ -90,7 +115,7 @@ def aperture_samples(aperture: Aperture, n: int, *, jitter: torch.Tensor | None 
     w = mass[keep]
     if w.numel() == 0:
         raise InputError("aperture", expected="an aperture with an open area", got="nothing open",
-                         fix="use a circle, blades >= 3, or a kernel image with white in it")
+                         fix="e.g. Aperture(blades=0) for a circle, Aperture(blades=6), or a kernel image with white in it")
     rows, cols = torch.nonzero(keep, as_tuple=True)
     edges = -1.0 + (torch.arange(-extra, n + extra + 1, dtype=torch.float64)) * h
     edges = torch.stack([edges + shift[0], edges + shift[1]])

@@ -38,7 +38,7 @@ from .tracer import TraceResult, auto_samples, trace
 
 __all__ = ["MANIFEST", "SynthReport", "pair_name", "save_pair", "synthesize", "write_pair"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 PAIRS = "pairs"
@@ -46,7 +46,14 @@ PAIRS = "pairs"
 
 @dataclass(frozen=True)
 class SynthReport:
-    """What a run did: pairs ``written`` now, ``skipped`` (already complete), and wall ``seconds``."""
+    """What a run of :func:`synthesize` did.
+
+    Args:
+        root: the dataset folder.
+        written: pairs written by this run.
+        skipped: pairs already complete, kept.
+        seconds: wall time of the run.
+    """
 
     root: Path
     written: int
@@ -55,6 +62,14 @@ class SynthReport:
 
 
 def pair_name(index: int) -> str:
+    """The folder name of a pair.
+
+    Args:
+        index: the pair's index, >= 0.
+
+    Returns:
+        Six digits, e.g. ``"000042"``.
+    """
     return f"{index:06d}"
 
 
@@ -70,7 +85,19 @@ def _dump(data: dict) -> str:
 
 
 def write_pair(root: str | os.PathLike, index: int, seed: int, size: tuple[int, int], options: dict) -> Path:
-    """Make scene ``index`` of the set ``seed``, trace it and write its pair directory atomically."""
+    """Make scene ``index`` of the set ``seed``, trace it and write its pair directory atomically.
+
+    Args:
+        root: the dataset folder (the pair goes to ``root/pairs/NNNNNN``).
+        index: the scene's index, >= 0.
+        seed: the set's seed, >= 0.
+        size: ``(W, H)`` of the frame.
+        options: ``background_files``, ``foreground_files``, ``max_layers``, ``tilt``, ``lights`` and
+            ``samples`` (None for automatic), as :func:`synthesize` prepares them.
+
+    Returns:
+        The pair's folder.
+    """
     scene = make_scene(index, seed, size, backgrounds=options.get("background_files"),
                        foregrounds=options.get("foreground_files"), max_layers=options["max_layers"],
                        tilt=options["tilt"], lights=options["lights"])
@@ -82,7 +109,18 @@ def write_pair(root: str | os.PathLike, index: int, seed: int, size: tuple[int, 
 
 
 def save_pair(pairs: Path, index: int, scene: Scene, result: TraceResult, samples: int) -> Path:
-    """Write a traced scene as ``pairs/NNNNNN`` (through a temporary directory and one rename)."""
+    """Write a traced scene as ``pairs/NNNNNN`` (through a temporary directory and one rename).
+
+    Args:
+        pairs: the folder of pairs.
+        index: the pair's index.
+        scene: the scene that was traced.
+        result: what the tracer returned for it.
+        samples: the aperture samples used (recorded in the pair's metadata).
+
+    Returns:
+        The pair's folder.
+    """
     final = pairs / pair_name(index)
     w, h = scene.size
     tmp = Path(tempfile.mkdtemp(prefix=f".{pair_name(index)}.tmp-", dir=pairs))
@@ -137,14 +175,14 @@ def _check_manifest(root: Path, manifest: dict) -> None:
         old = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise InputError("out", expected=f"a dataset folder with a readable {MANIFEST}", got=f"{path} ({exc})",
-                         fix="choose a new --out folder, or delete the broken manifest") from exc
+                         fix="pass out=FOLDER, a new folder, or delete the broken manifest") from exc
     keys = ("generator", "generator_version", "seed", "size", "options")
     diff = [k for k in keys if old.get(k) != manifest.get(k)]
     if diff:
         raise InputError("out", expected="the same settings as the dataset already there (to resume it)",
                          got=f"{root} made with other {', '.join(diff)}: "
                              + ", ".join(f"{k}={old.get(k)!r}" for k in diff),
-                         fix="use the original settings to resume, or choose a new --out folder")
+                         fix="use the original settings to resume, or pass out=FOLDER, a new folder")
 
 
 def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (768, 512), seed: int = 0,
@@ -153,24 +191,44 @@ def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (7
                lights: bool = True, progress: bool = True) -> SynthReport:
     """Write ``count`` pairs (indices ``0 .. count - 1``) under ``out``; complete pairs already there are kept.
 
-    ``samples``: aperture samples per pair (``None``: :func:`lensblur.synth.auto_samples` per scene);
-    ``workers``: processes (each with one torch thread); ``progress``: a tqdm bar with ETA on stderr.
+    A rerun with the same settings resumes; other settings are refused.
+
+    Args:
+        out: the dataset folder (new, or an earlier dataset to resume).
+        count: pairs to have, >= 1.
+        size: ``(W, H)`` of the frames, at least 32x32.
+        seed: the set's seed, >= 0.
+        backgrounds: a folder of photos to draw backgrounds from (procedural when None).
+        foregrounds: a folder of RGBA cut-outs to draw foreground layers from (procedural when None).
+        workers: processes (each with one torch thread), >= 1.
+        samples: aperture samples per pair, >= 1 (None: :func:`lensblur.synth.auto_samples` per scene).
+        max_layers: foreground layers per scene, 1..4.
+        tilt: the chance, in [0, 1], that a layer is a tilted plane.
+        lights: HDR lights on the background.
+        progress: a tqdm bar with ETA on stderr.
+
+    Returns:
+        The :class:`SynthReport`.
+
+    Raises:
+        InputError: a value out of range; ``out`` is a file, or holds a dataset with other settings or a
+            broken manifest; an image folder that does not exist or holds no images.
     """
     if not isinstance(count, int) or count < 1:
-        raise InputError("count", expected="a positive number of pairs", got=count, fix="e.g. -n 2000")
+        raise InputError("count", expected="a positive number of pairs", got=count, fix="e.g. count=2000")
     if not isinstance(workers, int) or workers < 1:
-        raise InputError("workers", expected="an integer >= 1", got=workers, fix="e.g. --workers 2")
+        raise InputError("workers", expected="an integer >= 1", got=workers, fix="e.g. workers=2")
     if not isinstance(seed, int) or seed < 0:
-        raise InputError("seed", expected="an integer >= 0", got=seed, fix="e.g. --seed 7")
+        raise InputError("seed", expected="an integer >= 0", got=seed, fix="e.g. seed=7")
     if samples is not None and (not isinstance(samples, int) or samples < 1):
         raise InputError("samples", expected="a positive integer (or automatic)", got=samples,
-                         fix="leave --samples out for the automatic count, or pass e.g. --samples 256")
+                         fix="pass samples=None for the automatic count, or e.g. samples=256")
     if not 0.0 <= tilt <= 1.0:
-        raise InputError("tilt", expected="a probability in [0, 1]", got=tilt, fix="e.g. --tilt 0.5")
+        raise InputError("tilt", expected="a probability in [0, 1]", got=tilt, fix="e.g. tilt=0.5")
     root = Path(out)
     if root.exists() and not root.is_dir():
         raise InputError("out", expected="a folder (new or an earlier dataset)", got=f"{root} (a file)",
-                         fix="choose another --out path")
+                         fix="pass out=FOLDER, a folder path")
     background_files = list_images(backgrounds, argument="backgrounds")
     foreground_files = list_images(foregrounds, argument="foregrounds")
     options = {"samples": samples, "max_layers": max_layers, "tilt": tilt, "lights": lights,
@@ -193,7 +251,7 @@ def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (7
     skipped = count - len(todo)
     run_options = dict(options, background_files=background_files, foreground_files=foreground_files)
     tasks = [(str(root), i, seed, (size[0], size[1]), run_options) for i in todo]
-    log.info("synth: %d pairs to make, %d already complete in %s", len(todo), skipped, root)
+    logger.info("synth: %d pairs to make, %d already complete in %s", len(todo), skipped, root)
     from tqdm import tqdm
 
     start = time.perf_counter()

@@ -34,7 +34,7 @@ from .tracer import Layer
 
 __all__ = ["GENERATOR_VERSION", "Scene", "list_images", "make_scene"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # Bumped whenever the same (seed, index) would give a different scene or rendering.
 GENERATOR_VERSION = "1"
@@ -45,9 +45,18 @@ _FG_BAND = (0.35, 1.0)
 
 @dataclass(frozen=True, eq=False)
 class Scene:
-    """A scene ready for :func:`lensblur.synth.trace`: ``layers`` (far to near) on a canvas of the frame
-    ``size = (W, H)`` plus ``margin`` pixels per side, the lens (``blur``, ``focus_disparity``,
-    ``aperture``), the HDR ``lights`` (frame pixels) and ``params`` (JSON-ready description)."""
+    """A scene ready for :func:`lensblur.synth.trace`.
+
+    Args:
+        layers: the layers, far to near, on a canvas of the frame plus ``margin`` pixels per side.
+        blur: the lens's CoC scale in pixels.
+        focus_disparity: the disparity in focus, in [0, 1].
+        aperture: the aperture.
+        margin: canvas pixels beyond the frame on each side.
+        size: ``(W, H)`` of the frame.
+        lights: the HDR lights (frame pixels).
+        params: a JSON-ready description of the scene.
+    """
 
     layers: list
     blur: float
@@ -60,18 +69,28 @@ class Scene:
 
 
 def list_images(folder: str | os.PathLike | None, *, argument: str) -> list[Path]:
-    """Image files directly in ``folder``, in natural order (so choices are reproducible); a folder given
-    must exist and hold some."""
+    """Image files directly in ``folder``, in natural order (so choices are reproducible).
+
+    Args:
+        folder: the folder, or None for none.
+        argument: the name error messages give it.
+
+    Returns:
+        The files; empty for None.
+
+    Raises:
+        InputError: a folder that does not exist or holds no images.
+    """
     if folder is None:
         return []
     path = Path(folder)
     if not path.is_dir():
         raise InputError(argument, expected="an existing folder of images", got=str(path),
-                         fix="check the path, or leave the option out for procedural content")
+                         fix=f"check the path, or pass {argument}=None for procedural content")
     files = io_list_images(path, IMAGE_SUFFIXES)
     if not files:
         raise InputError(argument, expected=f"a folder with image files ({', '.join(IMAGE_SUFFIXES)})",
-                         got=f"{path} (no images)", fix="put some photos in it, or leave the option out")
+                         got=f"{path} (no images)", fix=f"put some photos in it, or pass {argument}=None")
     return files
 
 
@@ -101,7 +120,7 @@ def _cutout(rng: np.random.Generator, files: list[Path], shape: tuple[int, int],
     if arr.ndim != 3 or arr.shape[2] != 4:
         raise InputError("foregrounds", expected="RGBA cut-outs (PNG with an alpha channel)",
                          got=f"{path.name} with shape {arr.shape}",
-                         fix="export the cut-outs with transparency, or leave --foregrounds out")
+                         fix="export the cut-outs with transparency, or pass foregrounds=None")
     arr = arr.astype(np.float32) / np.float32(full or 1.0)
     rgb = decode_srgb(arr[..., :3], 1.0) if full else arr[..., :3]
     rgba = np.concatenate([rgb * arr[..., 3:], arr[..., 3:]], axis=2)  # premultiply before resampling
@@ -170,18 +189,31 @@ def make_scene(index: int, seed: int, size: tuple[int, int] = (512, 384), *,
                max_coc: tuple[float, float] = (0.008, 0.05)) -> Scene:
     """Scene number ``index`` of the set made with ``seed``; ``size = (W, H)`` of the frame.
 
-    ``backgrounds`` / ``foregrounds``: image files (photos; RGBA cut-outs) to draw from instead of
-    procedural content; ``max_layers``: foreground layers (1..max_layers); ``tilt``: the chance that a layer
-    is a tilted plane; ``lights``: HDR lights on the background; ``max_coc``: the largest CoC radius in the
-    scene, as a range of fractions of the frame's longer side.
+    Args:
+        index: the scene's number in the set, >= 0.
+        seed: the set's seed, >= 0.
+        size: ``(W, H)`` of the frame, at least 32x32.
+        backgrounds: photo files to draw the background from instead of procedural content.
+        foregrounds: RGBA cut-out files to draw foreground layers from instead of procedural content.
+        max_layers: foreground layers (1..max_layers), 1..4.
+        tilt: the chance, in [0, 1], that a layer is a tilted plane.
+        lights: HDR lights on the background.
+        max_coc: the largest CoC radius in the scene, as a range of fractions of the frame's longer side.
+
+    Returns:
+        The :class:`Scene`; the same arguments always give the same scene.
+
+    Raises:
+        InputError: a value out of range, or a foreground file without alpha.
     """
     if not (isinstance(index, int) and index >= 0 and isinstance(seed, int) and seed >= 0):
-        raise InputError("index/seed", expected="integers >= 0", got=f"{index}, {seed}", fix="e.g. seed=7")
+        bad = "index" if not (isinstance(index, int) and index >= 0) else "seed"
+        raise InputError(bad, expected="integers >= 0", got=f"index={index}, seed={seed}", fix=f"e.g. {bad}=7")
     if not (isinstance(max_layers, int) and 1 <= max_layers <= 4):
-        raise InputError("max_layers", expected="1, 2, 3 or 4", got=max_layers, fix="e.g. --layers 3")
+        raise InputError("max_layers", expected="1, 2, 3 or 4", got=max_layers, fix="e.g. max_layers=3")
     w, h = size
     if w < 32 or h < 32:
-        raise InputError("size", expected="at least 32x32", got=f"{w}x{h}", fix="e.g. --size 512x384")
+        raise InputError("size", expected="at least 32x32", got=f"{w}x{h}", fix="e.g. size=(512, 384)")
     rng = np.random.default_rng([seed, index])
     # 1. The lens: largest CoC (sets the margin), aperture.
     coc_max = float(rng.uniform(*max_coc) * max(w, h))
@@ -239,6 +271,6 @@ def make_scene(index: int, seed: int, size: tuple[int, int] = (512, 384), *,
         "aperture": {"blades": blades, "rotation": aperture.rotation},
         "layers": described, "lights": light_list,
     }
-    log.debug("scene %d: %d layers, blur %.2f, focus %.3f", index, len(layers), blur, focus)
+    logger.debug("scene %d: %d layers, blur %.2f, focus %.3f", index, len(layers), blur, focus)
     return Scene(layers=layers, blur=blur, focus_disparity=focus, aperture=aperture, margin=margin,
                  size=(w, h), lights=light_list, params=params)

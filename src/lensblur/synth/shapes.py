@@ -28,7 +28,19 @@ _WORDS = ("bokeh", "focus", "lens", "aperture", "light", "depth", "EXIT", "CAFE"
 
 def noise(rng: np.random.Generator, shape: tuple[int, int], *, octaves: int = 5, base: int = 4,
           persistence: float = 0.55, channels: int = 1) -> np.ndarray:
-    """Smooth fractal value noise in about [0, 1]: ``channels x H x W`` float32."""
+    """Smooth fractal value noise in about [0, 1].
+
+    Args:
+        rng: the random generator (the only source of randomness).
+        shape: ``(H, W)``.
+        octaves: noise octaves, each at twice the frequency of the last.
+        base: the coarsest octave's grid cells across.
+        persistence: each octave's amplitude relative to the last.
+        channels: independent noise channels.
+
+    Returns:
+        ``channels x H x W`` float32.
+    """
     h, w = shape
     total = torch.zeros(channels, h, w)
     amp, norm = 1.0, 0.0
@@ -56,7 +68,15 @@ def _palette(rng: np.random.Generator, count: int) -> np.ndarray:
 
 
 def procedural_background(rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, dict]:
-    """An opaque, detailed background: fractal colour fields, shapes with sharp edges, fine texture."""
+    """An opaque, detailed background: fractal colour fields, shapes with sharp edges, fine texture.
+
+    Args:
+        rng: the random generator.
+        shape: ``(H, W)`` of the canvas.
+
+    Returns:
+        ``(rgb, info)``: ``H x W x 3`` float32 linear RGB and a JSON-ready description.
+    """
     h, w = shape
     pal = _palette(rng, 4)
     t = noise(rng, shape, octaves=6, base=int(rng.integers(2, 6)))[0]
@@ -118,8 +138,15 @@ def _disk_coverage(shape: tuple[int, int], cx: float, cy: float, r: float, sub: 
 def draw_lights(rng: np.random.Generator, rgb: np.ndarray, count: int, *, margin: int) -> tuple[np.ndarray, list]:
     """Add ``count`` small HDR lights (5..50x white in linear light, slightly tinted) to an opaque ``rgb``.
 
-    Positions in the returned list are in frame pixels (the canvas minus ``margin``), centre of the top-left
-    pixel at (0.5, 0.5).
+    Args:
+        rng: the random generator.
+        rgb: ``H x W x 3`` linear RGB canvas (not changed).
+        count: the number of lights.
+        margin: canvas pixels beyond the frame on each side; lights are placed inside the frame.
+
+    Returns:
+        ``(rgb, lights)``: the canvas with the lights, and their descriptions, positions in frame pixels
+        (the canvas minus ``margin``), centre of the top-left pixel at (0.5, 0.5).
     """
     h, w = rgb.shape[:2]
     lights = []
@@ -150,7 +177,21 @@ def _textured(rng: np.random.Generator, shape, base_colour: np.ndarray, variatio
 
 def draw_object(rng: np.random.Generator, shape: tuple[int, int], kind: str, *, margin: int
                 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """One foreground object of ``kind`` (one of :data:`KINDS`) on the canvas: ``(rgb, alpha, info)``."""
+    """One foreground object on the canvas.
+
+    Args:
+        rng: the random generator.
+        shape: ``(H, W)`` of the canvas.
+        kind: one of :data:`KINDS`.
+        margin: canvas pixels beyond the frame on each side; the object is centred inside the frame.
+
+    Returns:
+        ``(rgb, alpha, info)``: ``H x W x 3`` float32 linear RGB, ``H x W`` float32 coverage in [0, 1]
+        (antialiased), and a JSON-ready description.
+
+    Raises:
+        ValueError: an unknown ``kind``.
+    """
     h, w = shape
     s = SUPERSAMPLE
     mask = Image.new("L", (w * s, h * s), 0)

@@ -1,0 +1,239 @@
+"""Canvases and tiles: where the layers' blurred light is composited, nearest first.
+
+A :class:`Canvas` holds the running composite at one scale: the light that passed, its accumulated weight,
+and the view's coverage by nearer layers. A layer's light passes in the proportion ``1 - min(1, covered)``;
+its alpha then counts as cover, but only once a layer that is not its immediate neighbour comes (a pixel
+between two neighbouring layers is one surface), so it stays :class:`Pending` until then.
+
+The sharp layers work at full resolution on the 64 px :class:`Tiles` they reach: :class:`TiledCanvas`
+moves a full-size canvas's composite onto the tiles and puts it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .constants import OUTSIDE_POSITION, TILE
+from .grid import Window, resample
+
+__all__ = ["MAPS", "Canvas", "Pending", "TiledCanvas", "Tiles", "add_product"]
+
+# The maps a canvas holds.
+MAPS = ("light", "weight", "covered")
+
+
+@dataclass(slots=True)
+class Pending:
+    """The last drawn ``layer``'s ``alpha`` on a canvas's cells ``window`` (an index into the canvas's maps:
+    slices, or ``(tile indices,)``, or ``(...,)`` for all), not yet counted as cover."""
+
+    layer: int
+    alpha: torch.Tensor
+    window: tuple
+
+
+def add_product(target: torch.Tensor, window: tuple, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+    """``target[window] += x * y`` (or ``+= x``) in place, ``window`` a tuple of slices or ``(tile indices,)``."""
+    if len(window) == 1 and isinstance(window[0], torch.Tensor):
+        target.index_add_(0, window[0], x if y is None else x * y)
+    elif y is None:
+        target[window] += x
+    else:
+        target[window].addcmul_(x, y)
+
+
+class Canvas:
+    """Running composite at one scale: light, accumulated weight, coverage by nearer layers, and the last
+    drawn layer's alpha, which counts as cover only once a layer that is not its neighbour comes.
+
+    ``size``: the block's size in pixels; ``shape``: the maps' cells, ``None`` on tiles.
+    """
+
+    def __init__(self, scale: int, size: tuple[int, int], light: torch.Tensor, weight: torch.Tensor,
+                 covered: torch.Tensor, shape: tuple[int, int] | None):
+        self.scale, self.size, self.shape = scale, size, shape
+        self.light, self.weight, self.covered = light, weight, covered
+        self.pending: Pending | None = None
+        self.extent: Window | None = None      # cells drawn on
+
+    @classmethod
+    def blank(cls, scale: int, size: tuple[int, int], like: torch.Tensor) -> Canvas:
+        """An empty canvas of ``scale`` over a block of ``size`` pixels, the dtype and device of ``like``."""
+        shape = (-(-size[0] // scale), -(-size[1] // scale))
+        return cls(scale, size, like.new_zeros((1, 3) + shape), like.new_zeros((1, 1) + shape),
+                   like.new_zeros((1, 1) + shape), shape)
+
+    @classmethod
+    def from_tiles(cls, tiles: Tiles, padded: dict[str, torch.Tensor], size: tuple[int, int]) -> Canvas:
+        """A full-resolution canvas whose maps are the ``tiles`` of full-size maps ``padded`` to whole tiles."""
+        return cls(1, size, *(tiles.gather(padded[name]) for name in MAPS), shape=None)
+
+    def window(self, x: torch.Tensor, x_scale: int, origin: tuple[int, int]) -> tuple[torch.Tensor, tuple]:
+        """``x`` (at ``x_scale``, top-left ``origin`` in pixels) resampled to this canvas, with its window."""
+        x = resample(x, x_scale / self.scale)
+        cy, cx = origin[0] // self.scale, origin[1] // self.scale
+        n, m = min(x.shape[-2], self.shape[0] - cy), min(x.shape[-1], self.shape[1] - cx)
+        return x[..., :n, :m], (..., slice(cy, cy + n), slice(cx, cx + m))
+
+    def draw(self, index: int, light: torch.Tensor, alpha: torch.Tensor, window: tuple) -> None:
+        """Composite layer ``index``'s ``light`` and ``alpha`` on cells ``window``, behind what covers them."""
+        if self.pending is not None and self.pending.layer != index + 1:
+            self.settle()
+        self._grow(window)
+        passed = (1.0 - self.covered[window]).clamp_(0.0, 1.0)
+        add_product(self.light, window, light, passed)
+        add_product(self.weight, window, alpha, passed)
+        self.settle()
+        self.pending = Pending(index, alpha, window)
+
+    def settle(self) -> None:
+        """Count the pending alpha as cover."""
+        if self.pending is not None:
+            add_product(self.covered, self.pending.window, self.pending.alpha)
+            self._grow(self.pending.window)
+            self.pending = None
+
+    def carried_to(self, other: Canvas) -> Pending:
+        """The pending alpha resampled onto ``other``, a canvas over the same block."""
+        pending = self.pending
+        origin = (pending.window[-2].start * self.scale, pending.window[-1].start * self.scale)
+        values, window = other.window(pending.alpha, self.scale, origin)
+        return Pending(pending.layer, values, window)
+
+    def _grow(self, window: tuple) -> None:
+        if isinstance(window[-1], slice):
+            rows, cols = window[-2], window[-1]
+            extent = self.extent or Window(rows.start, rows.stop, cols.start, cols.stop)
+            self.extent = Window(min(extent.top, rows.start), max(extent.bottom, rows.stop),
+                                 min(extent.left, cols.start), max(extent.right, cols.stop))
+
+    def rescaled(self, scale: int) -> Canvas:
+        """The same composite on a canvas of a finer scale (the pending alpha carried over)."""
+        if scale == self.scale:
+            return self
+        other = Canvas.blank(scale, self.size, self.light)
+        factor = self.scale // scale
+        if self.extent is None:
+            return other
+        # Only around what was drawn: elsewhere the canvas is empty.
+        top, left = max(0, self.extent.top - 1), max(0, self.extent.left - 1)
+        bottom, right = min(self.shape[0], self.extent.bottom + 1), min(self.shape[1], self.extent.right + 1)
+        region = (..., slice(top * factor, min(other.shape[0], bottom * factor)),
+                  slice(left * factor, min(other.shape[1], right * factor)))
+        for name in MAPS:
+            value = resample(getattr(self, name)[..., top:bottom, left:right], factor)
+            getattr(other, name)[region] = value[..., : region[1].stop - region[1].start,
+                                                 : region[2].stop - region[2].start]
+        other.extent = Window(region[1].start, region[1].stop, region[2].start, region[2].stop)
+        if self.pending is not None:
+            other.pending = self.carried_to(other)
+        return other
+
+
+class Tiles:
+    """The ``TILE``-square tiles of a block that the sharp layers ``first..last`` reach: where they have
+    pixels, and within ``halo`` pixels of them.
+
+    Holds the positions between the layers and the photo on each tile with a ``halo`` of pixels around it
+    (``t``: ``(n, 1, TILE + 2 halo, TILE + 2 halo)``, ``image``: ``(n, 3, ...)``), so a kernel of at most
+    that half size gives exact values on the tile; and each tile's block rows and columns (``rows``,
+    ``cols``: ``(n, TILE)``).
+    """
+
+    def __init__(self, t: torch.Tensor, image: torch.Tensor, first: int, last: int, halo: int):
+        h, w = t.shape[-2:]
+        self.size, self.halo = (h, w), halo
+        # Where a layer may have pixels, and up to ``halo`` pixels around them (the light they spread): the
+        # range of positions on each tile with its halo.
+        extent = {"kernel_size": TILE + 2 * halo, "stride": TILE, "padding": halo, "ceil_mode": True}
+        t_max = F.max_pool2d(t, **extent)[0, 0]
+        t_min = -F.max_pool2d(-t, **extent)[0, 0]
+        active = (t_max > first - 1) & (t_min < last + 1)
+        self.grid = active.shape
+        self.ty, self.tx = torch.nonzero(active, as_tuple=True)
+        self.t_min, self.t_max = t_min[self.ty, self.tx], t_max[self.ty, self.tx]
+        span = torch.arange(-halo, TILE + halo, device=t.device)
+        rows = self.ty[:, None] * TILE + span
+        cols = self.tx[:, None] * TILE + span
+        rows_in, cols_in = rows.clamp(0, h - 1), cols.clamp(0, w - 1)
+        outside = ((rows != rows_in)[:, :, None] | (cols != cols_in)[:, None, :])[:, None]
+        # Outside the frame: a position below every layer (no light, no cover) and black.
+        self.t = t[0, 0][rows_in[:, :, None], cols_in[:, None, :]][:, None].masked_fill_(outside, OUTSIDE_POSITION)
+        self.image = image[0][:, rows_in[:, :, None], cols_in[:, None, :]].transpose(0, 1).masked_fill_(outside, 0.0)
+        self.rows = rows[:, halo: halo + TILE]
+        self.cols = cols[:, halo: halo + TILE]
+
+    def reached_by(self, index: int) -> torch.Tensor:
+        """The tiles (indices) that layer ``index`` may reach: some position within ``index +- 1``."""
+        return torch.nonzero((self.t_max > index - 1) & (self.t_min < index + 1), as_tuple=True)[0]
+
+    def __len__(self) -> int:
+        return len(self.ty)
+
+    def padded(self, x: torch.Tensor) -> torch.Tensor:
+        """A full-size ``(1, C, h, w)`` map padded to whole tiles."""
+        h, w = self.size
+        return F.pad(x, (0, self.grid[1] * TILE - w, 0, self.grid[0] * TILE - h))
+
+    def blank(self, like: torch.Tensor) -> torch.Tensor:
+        """Zeros the size of ``like`` (a full-size map) padded to whole tiles."""
+        return like.new_zeros(like.shape[:2] + (self.grid[0] * TILE, self.grid[1] * TILE))
+
+    def _blocks(self, padded: torch.Tensor) -> torch.Tensor:
+        """A map padded to whole tiles seen as ``(C, tiles down, TILE, tiles across, TILE)``."""
+        return padded[0].view(padded.shape[1], self.grid[0], TILE, self.grid[1], TILE)
+
+    def gather(self, padded: torch.Tensor) -> torch.Tensor:
+        """The tiles of a map padded to whole tiles, ``(n, C, TILE, TILE)``."""
+        return self._blocks(padded)[:, self.ty, :, self.tx, :].contiguous()
+
+    def put(self, padded: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Replace the tiles of a map padded to whole tiles by ``values``; the map at full size (a view)."""
+        self._blocks(padded)[:, self.ty, :, self.tx, :] = values
+        h, w = self.size
+        return padded[..., :h, :w]
+
+    def frame_weights(self, fy: torch.Tensor, fx: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
+        """Per-tile ``(n, 1, TILE, TILE)`` product of row and column fractions given for the whole block."""
+        fy = F.pad(fy, (0, self.grid[0] * TILE - len(fy)), value=1.0)[self.rows[pick]]
+        fx = F.pad(fx, (0, self.grid[1] * TILE - len(fx)), value=1.0)[self.cols[pick]]
+        return (fy[:, :, None] * fx[:, None, :])[:, None]
+
+
+@dataclass(slots=True)
+class TiledCanvas:
+    """A full-size canvas's composite moved onto tiles: ``canvas`` on the ``tiles``, and the full-size maps
+    ``padded`` to whole tiles, which it is put back into (:meth:`put_back`)."""
+
+    tiles: Tiles
+    padded: dict[str, torch.Tensor]
+    canvas: Canvas
+
+    @classmethod
+    def of(cls, canvas: Canvas, tiles: Tiles) -> TiledCanvas:
+        """Move ``canvas`` (full size, scale 1) onto ``tiles``. Its pending alpha is settled off the tiles
+        and stays pending on them."""
+        padded = {name: tiles.padded(getattr(canvas, name)) for name in MAPS}
+        tiled = cls(tiles, padded, Canvas.from_tiles(tiles, padded, canvas.size))
+        if canvas.pending is not None:
+            h, w = canvas.size
+            dense = tiles.blank(canvas.weight)
+            dense[..., :h, :w][canvas.pending.window] += canvas.pending.alpha
+            tiled.canvas.pending = Pending(canvas.pending.layer, tiles.gather(dense), (...,))
+            canvas.pending = None
+            padded["covered"] += dense       # off the tiles; on them it stays pending
+        return tiled
+
+    def put_back(self, canvas: Canvas) -> None:
+        """Put the tiles' composite back on ``canvas``, with what is still pending there."""
+        tiles = self.tiles
+        for name in MAPS:
+            setattr(canvas, name, tiles.put(self.padded[name], getattr(self.canvas, name)))
+        pending = self.canvas.pending
+        if pending is not None:
+            every = pending.alpha.new_zeros((len(tiles),) + pending.alpha.shape[1:])
+            every[pending.window] = pending.alpha
+            canvas.pending = Pending(pending.layer, tiles.put(tiles.blank(canvas.weight), every), (...,))

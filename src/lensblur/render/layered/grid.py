@@ -1,0 +1,84 @@
+"""Grid helpers of the layered renderer: pooling and resampling between the scales of its grids, and work
+on whole images by bands of rows.
+
+Every grid lies on the frame's: cell ``i`` of a grid of scale ``s`` covers pixels ``[s i, s (i + 1))``, so
+pooling and resampling between scales never shift an image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Window", "align", "by_bands", "pool", "resample", "upsampled_rows"]
+
+
+def pool(x: torch.Tensor, s: int) -> torch.Tensor:
+    """Mean over the ``s x s`` cells of ``(N, C, H, W)`` (the last cells partial), or ``x`` for ``s = 1``."""
+    return x if s == 1 else F.avg_pool2d(x, s, stride=s, ceil_mode=True)
+
+
+def resample(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Resample ``(N, C, H, W)`` between grids that share their origin.
+
+    Args:
+        x: the grid's values.
+        factor: ``s_from / s_to``, the ratio of the grids' scales, a power of two: above 1 an enlargement
+            (bilinear), below 1 a reduction (the mean of the cells).
+
+    Returns:
+        The values on the other grid, ``(N, C, H factor, W factor)`` rounded up.
+    """
+    if factor == 1:
+        return x
+    if factor < 1:
+        return F.avg_pool2d(x, round(1 / factor), ceil_mode=True)
+    return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False,
+                         recompute_scale_factor=False)
+
+
+def upsampled_rows(x: torch.Tensor, factor: int, y0: int, y1: int, w: int) -> torch.Tensor:
+    """Rows ``y0:y1`` and columns ``:w`` of ``resample(x, factor)`` (an enlargement), made from only the
+    rows of ``x`` they interpolate between."""
+    first, last = max(0, y0 // factor - 1), min(x.shape[-2], -(-y1 // factor) + 1)
+    up = resample(x[..., first:last, :], factor)
+    return up[..., y0 - first * factor: y1 - first * factor, :w]
+
+
+def by_bands(fn: Callable[..., torch.Tensor], rows: int, *maps: torch.Tensor) -> torch.Tensor:
+    """``fn`` of full-size ``maps``, computed on bands of ``rows`` rows and stacked back.
+
+    The same as ``fn(*maps)`` for a ``fn`` that works row by row (or on whole cells of ``rows``), but each
+    band's intermediate results stay in the processor's cache; a chain of simple operations on whole images
+    is bound by memory traffic, and runs two to three times faster this way.
+
+    Args:
+        fn: maps ``(N, C, rows, W)`` bands of each of ``maps`` to one ``(N, C', rows / s, W')`` result.
+        rows: the band height, a multiple of any cell size ``fn`` pools by.
+        maps: ``(N, C, H, W)`` maps of one height.
+
+    Returns:
+        The bands' results concatenated along the rows.
+    """
+    h = maps[0].shape[-2]
+    if h <= rows:
+        return fn(*maps)
+    return torch.cat([fn(*(x[..., y: y + rows, :] for x in maps)) for y in range(0, h, rows)], dim=-2)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A rectangle of rows ``top:bottom`` and columns ``left:right`` (pixels or cells)."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+
+def align(lo: int, unit: int) -> int:
+    """``lo`` rounded down to a multiple of ``unit``: a start on the grids of every scale dividing ``unit``."""
+    return lo - lo % unit

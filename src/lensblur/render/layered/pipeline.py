@@ -1,0 +1,287 @@
+"""The steps of a render: the frame cut into blocks, and each block composited nearest first.
+
+A block is rendered in four steps (:func:`render_one`): the blurred layers in front of the focus on a
+half-resolution canvas; the sharp layers at full resolution on the tiles they reach; the blurred layers
+behind the focus; and the finish, where what the layers behind let pass and the hidden-part estimates fill
+what the visible light leaves uncovered. The layers' layout is decided once for the frame
+(:func:`render_blocks`), so blocks give what the whole frame would.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ...lens import Lens
+from ..kernel import kernel_half_size, psf
+from .canvas import Canvas, TiledCanvas, Tiles
+from .constants import BAND, BLOCK_MARGIN, COARSE, FILL_SCALE, NO_BLUR, TILE
+from .convolution import blur, blur_tiles_cat_eye, depthwise, frame_fractions, renormalise_borders
+from .fill import add_fill
+from .grid import Window, align, by_bands, pool, upsampled_rows
+from .layout import (
+    Layers,
+    Plan,
+    Settings,
+    coc_of,
+    coc_range,
+    fill_scale,
+    fractional_index,
+    layer_radii,
+    layer_scale,
+    layer_share,
+    layer_windows,
+    plan_layers,
+)
+
+__all__ = ["BlurredLayer", "render_blocks", "render_one"]
+
+
+def render_blocks(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, block: int,
+                  settings: Settings) -> torch.Tensor:
+    """Render one frame in blocks. What the blocks share is decided for the whole frame: the layers, each
+    pixel's position between them, and which blurred layer behind the focus is composited at full size.
+
+    Args:
+        image: ``(1, 3, H, W)`` linear RGB.
+        disparity: ``(1, 1, H, W)``.
+        lens: the lens.
+        block: the largest side of a block, pixels (margins excluded).
+        settings: the layer spacing and the coarse kernel radius.
+
+    Returns:
+        ``(1, 3, H, W)`` linear RGB.
+    """
+    h, w = image.shape[-2:]
+    low, high = coc_range(disparity, lens)
+    reach = max(abs(low), abs(high))
+    if reach < NO_BLUR:
+        return image.clone()
+    radii = layer_radii(low, high, min_step=settings.min_step, ratio=settings.ratio)
+    t = by_bands(lambda d: fractional_index(coc_of(d, lens), radii).to(image.dtype), BAND, disparity)
+    plan = plan_layers(radii, t, reach, settings.coarse_radius)
+    overlap = 2 * plan.pad + BLOCK_MARGIN        # what a kept pixel's light, fill and presence depend on
+    # Blocks start where every grid of the frame has a cell boundary, so they pool what the whole frame would.
+    unit = 2 * fill_scale(layer_scale(reach, settings.coarse_radius))
+    steps = [_block_step(side, overlap, block, unit) for side in (h, w)]
+    if steps[0] >= h and steps[1] >= w:
+        return render_one(image, t, lens, plan, frame=(h, w), origin=(0, 0))
+    out = torch.empty_like(image)
+    for top in range(0, h, steps[0]):
+        for left in range(0, w, steps[1]):
+            bottom, right = min(h, top + steps[0]), min(w, left + steps[1])
+            y0, y1 = max(0, align(top - overlap, unit)), min(h, bottom + overlap)
+            x0, x1 = max(0, align(left - overlap, unit)), min(w, right + overlap)
+            part = render_one(image[..., y0:y1, x0:x1], t[..., y0:y1, x0:x1], lens, plan, frame=(h, w),
+                              origin=(y0, x0))
+            out[..., top:bottom, left:right] = part[..., top - y0: bottom - y0, left - x0: right - x0]
+    return out
+
+
+def _block_step(side: int, overlap: int, block: int, unit: int) -> int:
+    """The distance between blocks along a ``side`` of the frame: as few blocks as ``block`` (with its
+    ``overlap``) allows, of equal sizes, rounded up to a multiple of ``unit``."""
+    count = max(1, math.ceil((side - overlap) / block))
+    return -(-math.ceil(side / count) // unit) * unit
+
+
+@dataclass(slots=True)
+class BlurredLayer:
+    """A blurred layer's ``(1, 3 + 1, h, w)`` light and alpha at its ``scale``, top-left ``origin`` in the block."""
+
+    values: torch.Tensor
+    scale: int
+    origin: tuple[int, int]
+
+
+@dataclass(slots=True)
+class Block:
+    """One block's render in progress: its inputs, its layers' windows and stacks, and the canvas of
+    hidden-part estimates (light and weight, no occlusion) that every layer adds to."""
+
+    image: torch.Tensor
+    t: torch.Tensor
+    lens: Lens
+    plan: Plan
+    frame: tuple[int, int]
+    origin: tuple[int, int]
+    windows: list[Window | None]
+    layers: Layers
+    fill: Canvas
+
+    @classmethod
+    def start(cls, image: torch.Tensor, t: torch.Tensor, lens: Lens, plan: Plan, frame: tuple[int, int],
+              origin: tuple[int, int]) -> Block:
+        """A block's render before any layer is drawn (arguments as :func:`render_one`)."""
+        windows = layer_windows(t, plan)
+        return cls(image, t, lens, plan, frame, origin, windows, Layers(t, image, plan, windows),
+                   Canvas.blank(FILL_SCALE, tuple(image.shape[-2:]), image))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.image.shape[-2:])
+
+    def nearest_first(self) -> list[int]:
+        """The layers with pixels in the block, nearest first."""
+        return [i for i in reversed(range(len(self.plan.radii))) if self.windows[i] is not None]
+
+    def blurred(self, index: int) -> BlurredLayer | None:
+        """Blurred layer ``index`` (its hidden-part estimate added to the fill on the way); ``None`` when
+        it has no light in the block. Layers are taken nearest first."""
+        radius, s = float(self.plan.radii[index]), self.plan.scales[index]
+        window = self.windows[index]
+        parts = self.layers.layer(index)
+        self.layers.add_cover(index, parts)     # drawn from now: it covers the farther layers of its run
+        own = parts.stack[0, 3]
+        if float(own.max()) <= 0.0:
+            return None
+        frame_origin = (self.origin[0] + window.top, self.origin[1] + window.left)
+        out = blur(parts.stack, self.lens, radius, s, frame_origin, self.frame, own > 0)
+        renormalise_borders(out, psf(self.lens.aperture, radius / s), s, frame_origin, self.frame)
+        if float(parts.nearer.max()) > 0.0:
+            add_fill(self.fill, parts.fill, parts.nearer, radius, fill_scale(s), (window.top, window.left),
+                     frame_origin, self.plan.pad)
+        return BlurredLayer(out, s, (window.top, window.left))
+
+    def draw(self, target: Canvas, index: int) -> None:
+        """Blur layer ``index`` and composite it on ``target``."""
+        layer = self.blurred(index)
+        if layer is None:
+            return
+        values, window = target.window(layer.values, layer.scale, layer.origin)
+        target.draw(index, values[:, :3], values[:, 3:4].clamp_min(0.0), window)
+
+
+def render_one(image: torch.Tensor, t: torch.Tensor, lens: Lens, plan: Plan, *, frame: tuple[int, int],
+               origin: tuple[int, int]) -> torch.Tensor:
+    """Render one block of the frame.
+
+    Args:
+        image: ``(1, 3, h, w)`` linear RGB of the block.
+        t: ``(1, 1, h, w)`` each pixel's position between the layers of ``plan``.
+        lens: the lens.
+        plan: the frame's layers (:class:`~.layout.Plan`).
+        frame: the frame's ``(height, width)``: its borders and cat-eye positions are the frame's.
+        origin: the block's top-left in the frame, pixels.
+
+    Returns:
+        ``(1, 3, h, w)`` linear RGB.
+    """
+    # 0. The block's layers with pixels, nearest first: blurred in front, sharp, blurred behind.
+    block = Block.start(image, t, lens, plan, frame, origin)
+    order = block.nearest_first()
+    front = [i for i in order if plan.scales[i] > 1 and plan.radii[i] > 0]
+    sharp = [i for i in order if plan.scales[i] == 1]
+    back = [i for i in order if plan.scales[i] > 1 and plan.radii[i] < 0]
+    # 1. Front layers: composited at COARSE, then brought to full resolution.
+    canvas = composite_front(block, front)
+    # 2. Sharp layers: at full resolution on their tiles; their hidden parts guessed together.
+    if sharp:
+        composite_sharp(block, canvas, sharp)
+    # 3. Back layers: the first at full resolution, the rest on a COARSE canvas of their own.
+    behind = composite_back(block, canvas, back)
+    # 4. Finish: what the layers behind let pass, and the hidden parts where the view is not covered.
+    return finish(canvas, behind, block.fill)
+
+
+def composite_front(block: Block, front: list[int]) -> Canvas:
+    """Composite the blurred layers in front of the focus at COARSE; the canvas at full resolution."""
+    canvas = Canvas.blank(COARSE, block.size, block.image)
+    for index in front:
+        block.draw(canvas, index)
+    return canvas.rescaled(1)
+
+
+def composite_sharp(block: Block, canvas: Canvas, sharp: list[int]) -> None:
+    """Draw the layers near the focus exactly, on the tiles they reach, on the full-size ``canvas``; add their
+    hidden parts, guessed together (their blur is at most a few pixels; the fill is smooth)."""
+    halo = max(kernel_half_size(float(block.plan.radii[i])) for i in sharp)
+    tiles = Tiles(block.t, block.image, min(sharp), max(sharp), halo)
+    if len(tiles):
+        tiled = TiledCanvas.of(canvas, tiles)
+        for index in sharp:
+            _draw_sharp(tiled.canvas, tiles, index, float(block.plan.radii[index]), block.lens, block.origin,
+                        block.frame)
+        tiled.put_back(canvas)
+    first, last = min(sharp), max(sharp)
+
+    def pooled_parts(t, image):
+        own, beyond = layer_share(t, first, last)
+        return pool(torch.cat([torch.minimum(own * image, own), own, beyond], dim=1), FILL_SCALE)
+
+    pooled = by_bands(pooled_parts, BAND, block.t, block.image)
+    if float(pooled[:, 4:].max()) > 0.0:
+        add_fill(block.fill, pooled[:, :4], pooled[:, 4:], 0.0, FILL_SCALE, (0, 0), block.origin, block.plan.pad)
+
+
+def _draw_sharp(canvas: Canvas, tiles: Tiles, index: int, radius: float, lens: Lens, origin: tuple[int, int],
+                frame: tuple[int, int]) -> None:
+    """Draw a layer near the focus (scale 1) on the tiles it reaches, on ``canvas``, a canvas on ``tiles``."""
+    pick = tiles.reached_by(index)
+    t, image = tiles.t[pick], tiles.image[pick]
+    own, _ = layer_share(t, index, index)
+    if len(pick) == 0 or float(own.max()) <= 0.0:
+        return
+    h, w = tiles.size
+    halo = tiles.halo
+    kernel = psf(lens.aperture, radius)
+    half = kernel.shape[-1] // 2
+    # The tiles with as much of their halo as this kernel reaches.
+    reach = (..., slice(halo - half, TILE + halo + half), slice(halo - half, TILE + halo + half))
+    stack = torch.cat([own[reach] * image[reach], own[reach]], dim=1)
+    if lens.aperture.cat_eye > 0 and half > 0:
+        out = blur_tiles_cat_eye(stack, tiles.rows[pick] + origin[0], tiles.cols[pick] + origin[1], lens, radius,
+                                 frame)
+    elif half > 0:
+        out = depthwise(stack, kernel)
+    else:
+        out = stack
+    fy, fx = frame_fractions(kernel, (h, w), 1, origin, frame)
+    out = out / tiles.frame_weights(fy.to(out), fx.to(out), pick)
+    canvas.draw(index, out[:, :3], out[:, 3:4].clamp_min(0.0), (pick,))
+
+
+def composite_back(block: Block, canvas: Canvas, back: list[int]) -> Canvas | None:
+    """Composite the blurred layers behind the focus: the first at full resolution on ``canvas``, the rest on
+    a COARSE canvas, returned, where what the layers in front let pass is applied once at the end (covers in
+    front of and among them combine as independent ones); ``None`` when there are no such others."""
+    rest = list(back)
+    if rest and rest[0] == block.plan.first_behind:
+        block.draw(canvas, rest.pop(0))
+    if not rest:
+        return None
+    coarse = Canvas.blank(COARSE, block.size, block.image)
+    if canvas.pending is not None and canvas.pending.layer == block.plan.first_behind:    # blurred: smooth
+        coarse.pending = canvas.carried_to(coarse)
+        canvas.pending = None
+    canvas.settle()
+    for index in rest:
+        block.draw(coarse, index)
+    return coarse
+
+
+def finish(canvas: Canvas, behind: Canvas | None, fill: Canvas) -> torch.Tensor:
+    """The block's render, finished in place on the full-size ``canvas``'s buffers, by bands.
+
+    What the layers ``behind`` let pass, and where the view is not fully covered (behind a blurred edge,
+    under a hole left by a nearer object) the layers' filled-in hidden parts from ``fill``; where there are
+    none, the visible light is normalised. Returns the light, ``(1, 3, h, w)``.
+    """
+    h, w = canvas.size
+    light, weight, covered = canvas.light, canvas.weight, canvas.covered
+    for y0 in range(0, h, BAND):
+        y1 = min(h, y0 + BAND)
+        band = (..., slice(y0, y1), slice(None))
+        if behind is not None:
+            passed = (1.0 - covered[band]).clamp_(0.0, 1.0)
+            light[band].addcmul_(passed, upsampled_rows(behind.light, COARSE, y0, y1, w))
+            weight[band].addcmul_(passed, upsampled_rows(behind.weight, COARSE, y0, y1, w))
+        fill_weight = upsampled_rows(fill.weight, FILL_SCALE, y0, y1, w)
+        has_fill = fill_weight > 1e-6
+        colour = upsampled_rows(fill.light, FILL_SCALE, y0, y1, w).div_(fill_weight.clamp_min(1e-6))
+        remainder = (1.0 - weight[band]).clamp_(0.0, 1.0).mul_(has_fill)
+        light[band].div_(torch.where(has_fill, weight[band].clamp_min(1.0), weight[band].clamp_min(1e-6)))
+        light[band].addcmul_(remainder, colour)
+    return light
