@@ -228,15 +228,26 @@ def test_flag_for_a_python_argument(commands, command, argument, flag):
     assert _args.flag_for(commands[command], argument) == flag
 
 
-def test_message_replaces_only_the_leading_argument(commands):
+def test_message_names_the_flag_and_writes_the_fix_in_flags(commands):
     exc = InputError("focus_disparity", expected="a disparity in [0, 1]", got=1.5, fix="pass focus_disparity=0.5")
     assert message(exc, commands["render"]) == ("--focus-disparity: expected a disparity in [0, 1], got 1.5. "
                                                 "Fix: pass --focus-disparity 0.5")
-    assert message(exc, commands["metrics"]) == str(exc)
-    exc = InputError("prompt", expected="a text", got="", fix="e.g. prompt='a bunny', focus_prompt='carrots'")
-    assert message(exc, commands["generate"]) == str(exc)       # a positional: the text stays as it is
-    exc = InputError("focus_prompt", expected="a text", got="", fix="e.g. prompt='a bunny', focus_prompt='carrots'")
-    assert message(exc, commands["generate"]).endswith("e.g. prompt='a bunny', --focus 'carrots'")
+    assert message(exc, commands["metrics"]) == str(exc)        # no such flag there: as the library wrote it
+    exc = InputError("prompt", expected="a text", got="a=b", fix="e.g. prompt='a bunny', focus_prompt='carrots'")
+    assert message(exc, commands["generate"]) == ("prompt: expected a text, got a=b. "     # positional; got as is
+                                                  "Fix: e.g. prompt='a bunny', --focus 'carrots'")
+
+
+@pytest.mark.parametrize(("command", "fix", "expected"), [
+    ("generate", "pass allow_download=True", "pass --allow-download"),
+    ("generate", "allow_download=False is the default", "allow_download=False is the default"),
+    ("generate", "sigma=0.8 and scheduler=ddim", "--sigma 0.8 and --scheduler ddim"),
+    ("depth", "model=PATH_OR_ID or disparity_path=FILE", "--depth-model PATH_OR_ID or --disparity FILE"),
+    ("eval", "e.g. --method=layered or blur=30", "e.g. --method=layered or --blur 30"),
+    ("render", "focus_at_point(disparity, (x, y)), x=3", "focus_at_point(disparity, (x, y)), x=3"),
+])
+def test_in_flags(commands, command, fix, expected):
+    assert _args.in_flags(fix, commands[command]) == expected
 
 
 def test_a_library_error_is_printed_with_the_flag(tmp_path, capsys):
@@ -248,6 +259,15 @@ def test_a_library_error_is_printed_with_the_flag(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("lensblur render: error: --focus-disparity: expected"), err
     assert "focus_disparity:" not in err
+
+
+def test_a_library_fix_is_printed_in_flags(tmp_path, capsys):
+    photo = tmp_path / "p.png"
+    Image.fromarray(np.full((8, 10, 3), 128, np.uint8)).save(photo)
+    assert main(["render", str(photo), "-o", str(tmp_path / "o.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lensblur render: error: --depth-from: expected a way to get depth"), err
+    assert "--disparity FILE" in err and "--depth-model PATH_OR_ID" in err and "disparity_path=" not in err
 
 
 def test_an_options_check_of_the_library_reads_in_flags(capsys):

@@ -14,11 +14,10 @@ import argparse
 import importlib
 import logging
 import os
-import re
 import sys
 
-from ..errors import InputError, LensblurError
-from ._args import flag_for
+from ..errors import LensblurError
+from ._args import cli_message
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -83,16 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def message(exc: LensblurError, parser: argparse.ArgumentParser) -> str:
     """The error as the command line shows it: an :class:`InputError` about a Python argument that a flag
-    of ``parser`` feeds is reported under that flag, and a ``name=value`` in its text reads ``--flag value``."""
-    text = str(exc)
-    if isinstance(exc, InputError):
-        flag = flag_for(parser, exc.argument)
-        prefix = f"{exc.argument}: "
-        if flag is not None and text.startswith(prefix):
-            text = f"{flag}: {text[len(prefix):]}"
-            if flag.startswith("-"):
-                text = re.sub(rf"(?<![\w-]){re.escape(exc.argument)}=", f"{flag} ", text)
-    return text
+    of ``parser`` feeds is reported under that flag, and ``name=value`` in its fix reads ``--flag value``."""
+    return cli_message(exc, parser)
 
 
 if __name__ == "__main__":  # pragma: no cover

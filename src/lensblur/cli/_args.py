@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -29,9 +30,11 @@ __all__ = [
     "add_photo",
     "add_progress",
     "box",
+    "cli_message",
     "command",
     "flag_for",
     "floats",
+    "in_flags",
     "named_box",
     "numbers",
     "point",
@@ -306,9 +309,15 @@ PYTHON_NAMES = {
     "refine": ("refine_depth",),
     "image_path": ("photo",),
     "image": ("init_image", "photo"),
+    # lensblur.io.depth_to_disparity (the metric range)
+    "near": ("depth_range",),
+    "far": ("depth_range",),
     # lensblur.eval.evaluate, lensblur.synth.synthesize
     "out_dir": ("output",),
     "out": ("output",),
+    "max_layers": ("layers",),
+    # lensblur.generate.report
+    "regions": ("box",),
     # lensblur.lens: focus_at_point, Aperture.from_image
     "point": ("focus",),
     "kernel": ("aperture",),
@@ -325,18 +334,57 @@ them, where the two differ. Used only when the command that ran has no flag of t
 first candidate the command has wins."""
 
 
-def flag_for(parser: argparse.ArgumentParser, argument: str) -> str | None:
-    """The flag (e.g. ``--focus-disparity``) or positional (``PHOTO``) of ``parser`` that a Python argument
-    name (``focus_disparity``) stands for; None when the parser has none."""
+def _action_for(parser: argparse.ArgumentParser, argument: str) -> argparse.Action | None:
     if not argument or argument.startswith("-"):
         return None
     dest = argument.strip().replace("-", "_").replace(" ", "_")
-    actions = [a for a in parser._actions if a.help is not argparse.SUPPRESS]
-    by_dest = {a.dest: a for a in actions}
+    by_dest = {a.dest: a for a in parser._actions if a.help is not argparse.SUPPRESS}
     candidates = (dest, *PYTHON_NAMES.get(argument, PYTHON_NAMES.get(dest, ())))
-    action = next((by_dest[c] for c in candidates if c in by_dest), None)
-    if action is None:
-        return None
+    return next((by_dest[c] for c in candidates if c in by_dest), None)
+
+
+def _name(action: argparse.Action) -> str:
     if action.option_strings:
         return max(action.option_strings, key=len)
     return action.metavar if isinstance(action.metavar, str) else action.dest
+
+
+def flag_for(parser: argparse.ArgumentParser, argument: str) -> str | None:
+    """The flag (e.g. ``--focus-disparity``) or positional (``PHOTO``) of ``parser`` that a Python argument
+    name (``focus_disparity``) stands for; None when the parser has none."""
+    action = _action_for(parser, argument)
+    return None if action is None else _name(action)
+
+
+_ASSIGNMENT = re.compile(r"(?<![\w-])([A-Za-z_][A-Za-z0-9_]*)=(True\b|False\b)?")
+
+
+def in_flags(text: str, parser: argparse.ArgumentParser) -> str:
+    """``text`` (a fix suggested by the library) with each ``name=value`` that a flag of ``parser`` feeds
+    written as the command line takes it: ``blur=30`` -> ``--blur 30``, ``allow_download=True`` ->
+    ``--allow-download``. Other text is left alone."""
+    def swap(match: re.Match) -> str:
+        action = _action_for(parser, match.group(1))
+        if action is None or not action.option_strings:
+            return match.group(0)
+        if action.nargs == 0:            # a switch: name=True is the flag itself
+            return _name(action) if match.group(2) == "True" else match.group(0)
+        return f"{_name(action)} " + (match.group(2) or "")
+
+    return _ASSIGNMENT.sub(swap, text)
+
+
+def cli_message(exc: Exception, parser: argparse.ArgumentParser) -> str:
+    """An error as the command line shows it: an :class:`~lensblur.errors.InputError` about a Python
+    argument that a flag of ``parser`` feeds is reported under that flag, and its fix in flags."""
+    from ..errors import InputError
+
+    text = str(exc)
+    if not isinstance(exc, InputError):
+        return text
+    flag = flag_for(parser, exc.argument)
+    prefix = f"{exc.argument}: "
+    if flag is not None and text.startswith(prefix):
+        text = f"{flag}: {text[len(prefix):]}"
+    head, sep, fix = text.partition(". Fix: ")
+    return head + sep + in_flags(fix, parser) if sep else text
