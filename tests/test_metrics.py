@@ -178,3 +178,46 @@ def test_perceptual_metric_scores_one_pair_and_refuses_a_batch():
     with pytest.raises(ShapeError, match=r"^image_true: expected one image pair.*a batch of 2 pairs"):
         metric(torch.zeros(2, 3, 4, 5), torch.ones(2, 3, 4, 5))
     assert metric.distance(torch.zeros(2, 3, 4, 5), torch.ones(2, 3, 4, 5)).tolist() == [1.0, 1.0]
+
+
+# --- focus-score variants ------------------------------------------------------------------------------
+
+
+def test_uint8_grey_vol_is_opencv_laplacian_on_8bit_grey(textured):
+    """pyimagesearch's recipe, which the GBSD paper cites: 8-bit grey, then cv2.Laplacian(CV_64F).var()."""
+    codes = np.round(textured * 255).astype(np.uint8)
+    c = codes.astype(np.float64)
+    grey = np.round(c[..., 0] * 0.299 + c[..., 1] * 0.587 + c[..., 2] * 0.114).astype(np.uint8)
+    expected = cv2.Laplacian(grey, cv2.CV_64F).var()
+    assert variance_of_laplacian(codes, data_range=255.0, grey="uint8") == pytest.approx(expected, rel=1e-12)
+    assert variance_of_laplacian(textured, grey="uint8") == pytest.approx(expected, rel=1e-12)
+    assert variance_of_laplacian(grey, data_range=255.0, grey="uint8") == pytest.approx(expected, rel=1e-12)
+    box = (3, 5, 40, 30)
+    inner = cv2.Laplacian(grey, cv2.CV_64F)[5:30, 3:40]
+    assert variance_of_laplacian(textured, grey="uint8", box=box) == pytest.approx(inner.var(), rel=1e-12)
+    # OpenCV's own grey conversion is within one level of the rounded weights
+    assert np.abs(cv2.cvtColor(codes, cv2.COLOR_RGB2GRAY).astype(int) - grey.astype(int)).max() <= 1
+
+
+def test_pertuz_brenner_is_the_mean_of_max_of_signed_differences_squared(textured):
+    """Pertuz et al.'s BREN, written out from its definition: DH, DV 2-pixel differences, max, squared, mean."""
+    g = grey255(textured)
+    dh, dv = np.zeros_like(g), np.zeros_like(g)
+    dh[:, :-2] = g[:, 2:] - g[:, :-2]
+    dv[:-2, :] = g[2:, :] - g[:-2, :]
+    expected = (np.maximum(dh, dv) ** 2).mean()
+    assert brenner(textured, variant="pertuz") == pytest.approx(expected, rel=1e-9)
+    assert brenner(textured, variant="pertuz", box=(0, 0, 10, 12)) == pytest.approx(
+        (np.maximum(dh, dv) ** 2)[:12, :10].mean(), rel=1e-9)
+    with pytest.raises(InputError, match="^variant: expected one of brenner1976, pertuz"):
+        brenner(textured, variant="zahniser")
+
+
+def test_blur_map_is_the_normalised_laplacian_magnitude(textured):
+    from lensblur.metrics import blur_map
+
+    expected = np.abs(cv2.Laplacian(grey255(textured), cv2.CV_64F))
+    out = blur_map(textured)
+    assert out.dtype == np.float32 and out.shape == textured.shape[:2]
+    np.testing.assert_allclose(out, expected / expected.max(), atol=1e-6)
+    assert float(blur_map(np.full((8, 8, 3), 0.5)).max()) == 0.0

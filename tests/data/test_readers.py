@@ -411,3 +411,42 @@ def test_open_dataset_by_name(tmp_path, rng):
         open_dataset("imagenet", tmp_path)
     with pytest.raises(InputError, match="^options: "):
         open_dataset("synth", tmp_path, level=3)
+
+
+# ---------------------------------------------------------------------------------------------- verify
+def test_verify_counts_pairs_and_sizes_against_the_release(tmp_path, rng):
+    from lensblur.data import verify
+
+    _ebb_tree(tmp_path, [0, 1, 2, VAL294_FIRST], rng)
+    (tmp_path / "Training" / "bokeh" / "2.png").unlink()                      # an input without a target
+    _png8(tmp_path / "Training" / "bokeh" / "9.png", _img(rng))                # a target without an input
+    write_image(tmp_path / "Training" / "bokeh" / "1.png", np.zeros((H + 2, W, 3), np.float32))  # sizes differ
+    report = verify("ebb", tmp_path)
+    assert report.release == "aim2020" and not report.ok
+    counts = {c.what: (c.found, c.expected) for c in report.counts}
+    assert counts["training inputs"] == (4, 4694) and counts["training targets"] == (4, 4694)
+    assert counts["Val294 pairs (ids 4400..4693)"] == (1, 294)
+    assert counts["validation inputs"] == (3, 200)
+    assert report.problems == ["1 training inputs without a target: 2.png", "1 training targets without an input: 9.png",
+                               "1 training pairs of different sizes: 1.png (16x12 vs 16x14)"]
+    text = report.as_text()
+    assert "training inputs: 4 of 4694  <- differs" in text and text.endswith("NOT as the release holds it\n")
+    assert report.as_dict()["ok"] is False
+
+
+def test_verify_densedepth_and_blb_web_copy(tmp_path, rng):
+    from lensblur.data import verify
+
+    _densedepth_export(tmp_path / "nyu", rng, csv=False)
+    report = verify("nyu", tmp_path / "nyu")
+    assert report.release == "densedepth" and not report.problems
+    assert {c.what: (c.found, c.expected) for c in report.counts} == {"nyu2_train pairs": (2, 50688),
+                                                                      "nyu2_test pairs": (1, 654)}
+    scene = tmp_path / "blb" / "277"
+    scene.mkdir(parents=True)
+    (scene / "info.json").write_text(json.dumps({"blur_parameters": [10.0], "focus_distances": [20.0]}))
+    _png8(scene / "image.jpg", _img(rng))
+    report = verify("blb", tmp_path / "blb")
+    assert "1 scenes of the JPG web copy (no depth; get the EXR release): 277" in report.problems
+    with pytest.raises(InputError, match="^name: expected one of ebb"):
+        verify("imagenet", tmp_path)

@@ -17,17 +17,20 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from ..errors import InputError
-from ._common import align_exposure, make_item
+from ._common import ALIGNMENTS, align_exposure, make_item
 from .blb import BLB
 from .ebb import EBB, HELDOUT_IDS, EBBVal294
 from .nyu import NYUDepthV2
 from .synth import SynthDataset
+from .verify import DatasetReport, verify
 
 __all__ = [
+    "ALIGNMENTS",
     "BLB",
     "DATASETS",
     "EBB",
     "HELDOUT_IDS",
+    "DatasetReport",
     "EBBVal294",
     "NYUDepthV2",
     "SynthDataset",
@@ -35,6 +38,7 @@ __all__ = [
     "make_item",
     "open_dataset",
     "register_dataset",
+    "verify",
 ]
 
 # name -> factory(root, **options) -> Dataset. Options a factory does not take are an error.

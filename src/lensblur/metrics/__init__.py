@@ -5,7 +5,17 @@ Fidelity (``psnr``, ``ssim``) compares a result with a reference; focus scores (
 values with an explicit ``data_range`` and an optional ``box = (x0, y0, x1, y1)`` or ``mask``.
 """
 
-from .fidelity import psnr, ssim, ssim_map
-from .focus import brenner, variance_of_laplacian
+from .fidelity import SSIM_VARIANTS, psnr, ssim, ssim_map
+from .focus import BRENNER_VARIANTS, GREYS, blur_map, brenner, variance_of_laplacian
 
-__all__ = ["brenner", "psnr", "ssim", "ssim_map", "variance_of_laplacian"]
+__all__ = [
+    "BRENNER_VARIANTS",
+    "GREYS",
+    "SSIM_VARIANTS",
+    "blur_map",
+    "brenner",
+    "psnr",
+    "ssim",
+    "ssim_map",
+    "variance_of_laplacian",
+]

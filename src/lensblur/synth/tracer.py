@@ -166,11 +166,13 @@ def _check_layers(layers: Sequence[Layer]) -> tuple[int, int]:
 
 
 def auto_samples(layers: Sequence[Layer], *, blur: float, focus_disparity: float) -> int:
-    """A sample count for which no two layers move apart by more than 3 px within one aperture cell.
+    """A sample count for which no two layers move apart by more than 3 px within one aperture cell (up to 2048).
 
     The cell side is ``2 / n`` of the aperture diameter; two layers with CoC radii ``c_i`` and ``c_j`` move
     ``|c_i - c_j| * 2 / n`` pixels apart within a cell. ``bench/synth_convergence.py`` measures that this is
-    well converged (8-bit PSNR between S and 4S samples above 45 dB).
+    well converged (8-bit PSNR between S and 4S samples above 45 dB, so an estimated 39 dB or better against
+    the exact integral). The bound holds up to a span of about 76 px between the layers' CoC radii; beyond it the
+    count stops at 2048 and the displacement per cell grows.
 
     Args:
         layers: the scene's layers (not checked here; :func:`trace` checks them).
