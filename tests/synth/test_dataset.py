@@ -153,3 +153,41 @@ def test_photo_backgrounds_and_rgba_cutouts(tmp_path):
     with pytest.raises(InputError, match="RGBA"):
         for i in range(6):
             make_scene(i, 1, SIZE, foregrounds=sorted(fgs.iterdir()))
+
+
+# ------------------------------------------------------------------------------------ layers, re-tracing
+def test_stored_layers_retrace_the_same_pair_and_another_lens(tmp_path):
+    """layers.npz holds what the tracer saw: tracing it again with the pair's own lens gives the same target
+    to the last bit; another focus changes the target and keeps the all-in-focus image."""
+    from lensblur.io import read_image
+    from lensblur.synth import load_scene, rerender
+
+    synthesize(tmp_path / "a", 2, size=SIZE, seed=4, samples=64, store_layers=True, progress=False)
+    pair = tmp_path / "a" / "pairs" / "000000"
+    scene = load_scene(pair)
+    params = json.loads((pair / "params.json").read_text())
+    assert len(scene.layers) == len(params["layers"]) and scene.margin == params["margin"]
+    assert rerender(tmp_path / "a", tmp_path / "same", samples=64) == 2
+    for name in ("target.pfm", "image.pfm", "disparity.png"):
+        assert (tmp_path / "same" / "pairs" / "000000" / name).read_bytes() == (pair / name).read_bytes()
+    focus = 1.0 - params["focus_disparity"] if abs(params["focus_disparity"] - 0.5) > 0.1 else 0.1
+    blur = 0.5 * params["blur"]
+    rerender(tmp_path / "a", tmp_path / "other", focus_disparity=focus, blur=blur, samples=64)
+    other = tmp_path / "other" / "pairs" / "000000"
+    assert json.loads((other / "params.json").read_text())["focus_disparity"] == pytest.approx(focus)
+    assert (other / "image.pfm").read_bytes() == (pair / "image.pfm").read_bytes()
+    assert np.abs(read_image(other / "target.pfm") - read_image(pair / "target.pfm")).max() > 1e-3
+
+
+def test_rerender_checks_everything_before_writing(tmp_path):
+    from lensblur.synth import rerender
+
+    synthesize(tmp_path / "plain", 1, size=SIZE, seed=4, samples=64, progress=False)
+    with pytest.raises(InputError, match=r"^source: expected pairs with their layers \(layers.npz\)"):
+        rerender(tmp_path / "plain", tmp_path / "out")
+    synthesize(tmp_path / "a", 1, size=SIZE, seed=4, samples=64, store_layers=True, progress=False)
+    with pytest.raises(InputError, match="^blur: expected a largest CoC within the scene's"):
+        rerender(tmp_path / "a", tmp_path / "big", blur=1e4)
+    assert not (tmp_path / "big").exists() and not (tmp_path / "out").exists()
+    with pytest.raises(InputError, match="^out: expected a new, empty folder"):
+        rerender(tmp_path / "a", tmp_path / "a")

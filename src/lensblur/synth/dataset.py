@@ -6,6 +6,8 @@ repeated in ``docs/synth.md``)::
     ROOT/manifest.json
     ROOT/pairs/000000/{image.png, image16.png, image.pfm, disparity.png, alpha_00.png ..., target.png,
                        target16.png, target.pfm, params.json}
+    ROOT/pairs/000000/layers.npz     with store_layers=True: every layer's premultiplied colour, alpha and
+                                     disparity on the whole canvas (see lensblur.synth.layers)
 
 A pair is written into ``pairs/.000000.tmp-XXXX/`` and appears by one atomic rename, ``params.json`` last,
 so a directory without the leading dot and with ``params.json`` is complete; a resumed run redoes anything
@@ -33,6 +35,7 @@ from ..errors import InputError
 from ..io.files import atomic_path
 from ..io.image import write_image
 from .aperture import aperture_samples, grid_size
+from .layers import LAYERS_FILE, save_layers
 from .scene import GENERATOR_VERSION, Scene, list_images, make_scene
 from .tracer import TraceResult, auto_samples, trace
 
@@ -105,10 +108,11 @@ def write_pair(root: str | os.PathLike, index: int, seed: int, size: tuple[int, 
                                                  focus_disparity=scene.focus_disparity)
     result = trace(scene.layers, blur=scene.blur, focus_disparity=scene.focus_disparity,
                    aperture=scene.aperture, samples=samples, margin=scene.margin)
-    return save_pair(Path(root) / PAIRS, index, scene, result, samples)
+    return save_pair(Path(root) / PAIRS, index, scene, result, samples, store_layers=options.get("store_layers", False))
 
 
-def save_pair(pairs: Path, index: int, scene: Scene, result: TraceResult, samples: int) -> Path:
+def save_pair(pairs: Path, index: int, scene: Scene, result: TraceResult, samples: int, *,
+              store_layers: bool = False, extra: dict | None = None) -> Path:
     """Write a traced scene as ``pairs/NNNNNN`` (through a temporary directory and one rename).
 
     Args:
@@ -117,6 +121,9 @@ def save_pair(pairs: Path, index: int, scene: Scene, result: TraceResult, sample
         scene: the scene that was traced.
         result: what the tracer returned for it.
         samples: the aperture samples used (recorded in the pair's metadata).
+        store_layers: also write ``layers.npz`` (:func:`lensblur.synth.layers.save_layers`), from which the
+            scene can be traced again with another lens.
+        extra: more entries for ``params.json``.
 
     Returns:
         The pair's folder.
@@ -135,7 +142,9 @@ def save_pair(pairs: Path, index: int, scene: Scene, result: TraceResult, sample
         write_image(tmp / "target.png", result.target)
         write_image(tmp / "target16.png", result.target, bits=16)
         write_image(tmp / "target.pfm", result.target)
-        params = dict(scene.params)
+        if store_layers:
+            save_layers(tmp / LAYERS_FILE, scene.layers)
+        params = dict(scene.params, **(extra or {}))
         params["samples"] = len(aperture_samples(scene.aperture, grid_size(samples)))
         params["samples_requested"] = samples
         (tmp / "params.json").write_text(_dump(params))
@@ -188,7 +197,7 @@ def _check_manifest(root: Path, manifest: dict) -> None:
 def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (768, 512), seed: int = 0,
                backgrounds: str | os.PathLike | None = None, foregrounds: str | os.PathLike | None = None,
                workers: int = 1, samples: int | None = None, max_layers: int = 4, tilt: float = 0.5,
-               lights: bool = True, progress: bool = True) -> SynthReport:
+               lights: bool = True, store_layers: bool = False, progress: bool = True) -> SynthReport:
     """Write ``count`` pairs (indices ``0 .. count - 1``) under ``out``; complete pairs already there are kept.
 
     A rerun with the same settings resumes; other settings are refused.
@@ -205,6 +214,8 @@ def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (7
         max_layers: foreground layers per scene, 1..4.
         tilt: the chance, in [0, 1], that a layer is a tilted plane.
         lights: HDR lights on the background.
+        store_layers: write each pair's layers (``layers.npz``) too, so that :func:`lensblur.synth.rerender`
+            can trace the scenes again with another lens, or a layered method can be supervised per layer.
         progress: a tqdm bar with ETA on stderr.
 
     Returns:
@@ -233,6 +244,8 @@ def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (7
     foreground_files = list_images(foregrounds, argument="foregrounds")
     options = {"samples": samples, "max_layers": max_layers, "tilt": tilt, "lights": lights,
                "backgrounds": [p.name for p in background_files], "foregrounds": [p.name for p in foreground_files]}
+    if store_layers:    # only when asked, so that datasets made before the option resume as they were
+        options["store_layers"] = True
     manifest = {"generator": "lensblur.synth", "generator_version": GENERATOR_VERSION, "lensblur_version": __version__,
                 "seed": seed, "size": [size[0], size[1]], "count": count, "options": options}
     root.mkdir(parents=True, exist_ok=True)
