@@ -17,11 +17,14 @@ from .color import linear_to_srgb, srgb_to_linear
 from .errors import InputError, ShapeError
 
 __all__ = [
+    "GAMMA",
     "array_to_tensor",
     "as_image",
     "check_disparity",
+    "decode_gamma",
     "decode_srgb",
     "disparity_to_tensor",
+    "encode_gamma",
     "encode_srgb",
     "image_to_tensor",
     "quantize",
@@ -64,6 +67,21 @@ def encode_srgb(image) -> np.ndarray:
     t = image.detach().to("cpu", torch.float32) if isinstance(image, torch.Tensor) else \
         torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
     return linear_to_srgb(t).numpy()
+
+
+# The plain power-law transfer that BokehMe and BokehDiff use where lensblur uses the sRGB curve.
+GAMMA = 2.2
+
+
+def encode_gamma(linear) -> np.ndarray:
+    """Linear values to gamma 2.2 display values: ``clip(x, 0, 1) ** (1 / 2.2)`` (float64)."""
+    arr = linear.detach().cpu().numpy() if isinstance(linear, torch.Tensor) else np.asarray(linear)
+    return np.clip(arr.astype(np.float64), 0.0, 1.0) ** (1.0 / GAMMA)
+
+
+def decode_gamma(display) -> np.ndarray:
+    """Gamma 2.2 display values in [0, 1] back to linear: ``x ** 2.2`` (float64)."""
+    return np.clip(np.asarray(display, dtype=np.float64), 0.0, 1.0) ** GAMMA
 
 
 def decode_srgb(codes: np.ndarray, full_scale: float) -> np.ndarray:

@@ -200,6 +200,16 @@ def test_global_steps_count_directly(stage, sd_pipe, unet_inputs):
     torch.testing.assert_close(seen.hidden[1], e_l, rtol=0, atol=1e-6)
 
 
+def test_image_to_image_sigma_of_the_whole_schedule(stage):
+    """8 steps at strength 0.5 run 4; sigma 0.75 is 3 of them, or the step 6 of 8 of the whole schedule: 2."""
+    call = dict(focus_prompt=FOCUS, image=input_image(), strength=0.5, sigma=0.75, num_inference_steps=8,
+                guidance_scale=1.0, output_type="np")
+    run = stage(PROMPT, generator=gen(), **call)
+    schedule = stage(PROMPT, generator=gen(), sigma_of="schedule", **call)
+    assert (run.steps_run, run.global_steps, run.focus_steps) == (4, 3, 1)
+    assert (schedule.steps_run, schedule.global_steps, schedule.focus_steps) == (4, 2, 2)
+
+
 @pytest.mark.parametrize("name, cls", [("ddim", "DDIMScheduler"), ("dpm++", "DPMSolverMultistepScheduler"),
                                        ("euler", "EulerDiscreteScheduler")])
 def test_schedulers_switch_at_the_same_step(stage, sd_pipe, name, cls):

@@ -72,6 +72,19 @@ def test_global_step_count_rounds_half_up(steps, sigma, expected):
     assert global_step_count(steps, sigma=sigma) == expected
 
 
+@pytest.mark.parametrize("run, total, sigma, expected", [
+    (25, 50, 0.8, 15),   # strength 0.5: the switch at step 40 of 50, 25 of them skipped
+    (50, 50, 0.8, 40),   # text-to-image: both readings agree
+    (10, 50, 0.5, 1),    # the switch falls among the skipped steps: still one global step
+    (40, 50, 0.9, 35),
+])
+def test_sigma_of_the_whole_schedule(run, total, sigma, expected):
+    assert global_step_count(run, sigma=sigma, num_inference_steps=total, sigma_of="schedule") == expected
+    assert global_step_count(run, sigma=sigma, num_inference_steps=total) == global_step_count(run, sigma=sigma)
+    with pytest.raises(InputError, match="^sigma_of: expected one of steps-run, schedule"):
+        global_step_count(run, sigma=sigma, sigma_of="absolute")
+
+
 def test_mix_embeddings_formula():
     local, glob = torch.randn(2, 77, 8), torch.randn(2, 77, 8)
     torch.testing.assert_close(mix_embeddings(local, glob, 0.0), local)

@@ -153,3 +153,85 @@ def test_photo_backgrounds_and_rgba_cutouts(tmp_path):
     with pytest.raises(InputError, match="RGBA"):
         for i in range(6):
             make_scene(i, 1, SIZE, foregrounds=sorted(fgs.iterdir()))
+
+
+# ------------------------------------------------------------------------------------ layers, re-tracing
+def test_stored_layers_retrace_the_same_pair_and_another_lens(tmp_path):
+    """layers.npz holds what the tracer saw: tracing it again with the pair's own lens gives the same target
+    to the last bit; another focus changes the target and keeps the all-in-focus image."""
+    from lensblur.io import read_image
+    from lensblur.synth import load_scene, rerender
+
+    synthesize(tmp_path / "a", 2, size=SIZE, seed=4, samples=64, store_layers=True, progress=False)
+    pair = tmp_path / "a" / "pairs" / "000000"
+    scene = load_scene(pair)
+    params = json.loads((pair / "params.json").read_text())
+    assert len(scene.layers) == len(params["layers"]) and scene.margin == params["margin"]
+    assert rerender(tmp_path / "a", tmp_path / "same", samples=64) == 2
+    for name in ("target.pfm", "image.pfm", "disparity.png"):
+        assert (tmp_path / "same" / "pairs" / "000000" / name).read_bytes() == (pair / name).read_bytes()
+    focus = 1.0 - params["focus_disparity"] if abs(params["focus_disparity"] - 0.5) > 0.1 else 0.1
+    blur = 0.5 * params["blur"]
+    rerender(tmp_path / "a", tmp_path / "other", focus_disparity=focus, blur=blur, samples=64)
+    other = tmp_path / "other" / "pairs" / "000000"
+    assert json.loads((other / "params.json").read_text())["focus_disparity"] == pytest.approx(focus)
+    assert (other / "image.pfm").read_bytes() == (pair / "image.pfm").read_bytes()
+    assert np.abs(read_image(other / "target.pfm") - read_image(pair / "target.pfm")).max() > 1e-3
+
+
+def test_rerender_checks_everything_before_writing(tmp_path):
+    from lensblur.synth import rerender
+
+    synthesize(tmp_path / "plain", 1, size=SIZE, seed=4, samples=64, progress=False)
+    with pytest.raises(InputError, match=r"^source: expected pairs with their layers \(layers.npz\)"):
+        rerender(tmp_path / "plain", tmp_path / "out")
+    synthesize(tmp_path / "a", 1, size=SIZE, seed=4, samples=64, store_layers=True, progress=False)
+    with pytest.raises(InputError, match="^blur: expected a largest CoC within the scene's"):
+        rerender(tmp_path / "a", tmp_path / "big", blur=1e4)
+    assert not (tmp_path / "big").exists() and not (tmp_path / "out").exists()
+    with pytest.raises(InputError, match="^out: expected a new, empty folder"):
+        rerender(tmp_path / "a", tmp_path / "a")
+
+
+# ------------------------------------------------------------------------------------------ bokehdiff preset
+def test_bokehdiff_preset_draws_the_released_generators_distributions():
+    """Over many scenes: one fronto-parallel foreground above a far tilted background in [0.001, 0.25],
+    focus on one of the two, largest CoC 12 * 2^U(-2, 3) at 768 px, circular aperture, no lights."""
+    from lensblur.synth.presets import make_bokehdiff_scene
+
+    times, focus_on = [], set()
+    for i in range(40):
+        scene = make_bokehdiff_scene(i, 3, (96, 96))
+        assert len(scene.layers) == 2 and not scene.lights and scene.aperture.blades == 0
+        bg, fg = scene.layers
+        assert fg.is_flat and not bg.is_flat
+        d_bg = bg.disparity_map()
+        assert 0.001 - 1e-6 <= d_bg.min() and d_bg.max() <= 0.25 + 1e-6
+        assert float(d_bg.max()) <= float(fg.disparity) <= 1.0
+        p = scene.params
+        assert p["transfer"] == "gamma2.2" and p["preset"] == "bokehdiff"
+        f = scene.focus_disparity
+        assert f == pytest.approx(float(fg.disparity), abs=1e-6) or p["focus_on"] == "background"
+        # K * max(d_f, 1 - d_f) is the largest possible radius, 12 * times scaled from 768 px to 96 px
+        assert scene.blur * max(f, 1 - f) == pytest.approx(12 * p["blur_times"] * 96 / 768, rel=1e-5)
+        assert scene.margin >= scene.blur * max(f, 1 - f)
+        times.append(p["blur_times"])
+        focus_on.add(p["focus_on"])
+    assert 0.25 <= min(times) and max(times) <= 8.0 and focus_on == {"foreground", "background"}
+
+
+def test_bokehdiff_preset_files_hold_gamma_22_values(tmp_path):
+    """The 8/16-bit files are linear ** (1 / 2.2); the PFM files linear; the dataset reader undoes it."""
+    from lensblur.data import SynthDataset
+
+    synthesize(tmp_path, 1, size=SIZE, seed=1, samples=64, preset="bokehdiff", progress=False)
+    pair = tmp_path / "pairs" / "000000"
+    linear = read_image(pair / "target.pfm")
+    codes = read_raw(pair / "target16.png")[0]
+    np.testing.assert_allclose(codes / 65535.0, np.clip(linear, 0, 1) ** (1 / 2.2), atol=2e-5)
+    item = SynthDataset(tmp_path)[0]
+    np.testing.assert_allclose(item["target"].permute(1, 2, 0).numpy(), np.clip(linear, 0, 1), atol=1e-4)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["options"]["preset"] == "bokehdiff"
+    with pytest.raises(InputError, match="^preset: expected one of lensblur, bokehdiff"):
+        synthesize(tmp_path / "x", 1, size=SIZE, preset="bokehme", progress=False)

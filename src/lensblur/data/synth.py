@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 from torch.utils.data import Dataset
 
+from .._convert import decode_gamma, encode_srgb
 from ..errors import InputError
 from ..io import read_disparity, read_image
 from ._common import check_root, layout_error, make_item
@@ -84,6 +86,8 @@ class SynthDataset(Dataset):
         params = json.loads((folder / "params.json").read_text())
         image = read_image(folder / image_name)
         target = read_image(folder / target_name)
+        if params.get("transfer") == "gamma2.2" and self.encoding != "pfm":   # files hold linear ** (1 / 2.2)
+            image, target = (decode_gamma(encode_srgb(x)).astype(np.float32) for x in (image, target))
         disparity = read_disparity(folder / "disparity.png", shape=image.shape[:2])
         aperture = params.get("aperture") or {}
         lens = {"blur": float(params["blur"]), "focus_disparity": float(params["focus_disparity"]),

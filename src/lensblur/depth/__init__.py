@@ -90,33 +90,31 @@ def _auto(given: _Inputs) -> DepthSource:
                      fix="give one of: " + WAYS)
 
 
+def _needed(value, argument: str, expected: str, fix: str):
+    """``value``, which the chosen source needs; an error naming ``argument`` when it was not given."""
+    if not value:
+        raise InputError(argument, expected=expected, got="none", fix=fix)
+    return value
+
+
 def _file(given: _Inputs) -> DepthSource:
-    if given.disparity_path is None:
-        raise InputError("disparity_path", expected="a disparity file with source=file", got="none",
-                         fix="pass disparity_path=FILE")
-    return FileDepth(given.disparity_path)
+    return FileDepth(_needed(given.disparity_path, "disparity_path", "a disparity file with source=file",
+                             "pass disparity_path=FILE"))
 
 
 def _embedded(given: _Inputs) -> DepthSource:
-    if given.image_path is None:
-        raise InputError("image_path", expected="the photo's path to read its embedded depth", got="none",
-                         fix="pass image_path=PHOTO")
-    return EmbeddedDepth(given.image_path)
+    return EmbeddedDepth(_needed(given.image_path, "image_path", "the photo's path to read its embedded depth",
+                                 "pass image_path=PHOTO"))
 
 
 def _model(given: _Inputs) -> DepthSource:
-    configured = _configured_model(given.model)
-    if not configured:
-        raise InputError("model", expected="a model folder or cached model id", got="none",
-                         fix=f"pass model=PATH_OR_ID or set {MODEL_ENV}")
-    return ModelDepth(configured)
+    return ModelDepth(_needed(_configured_model(given.model), "model", "a model folder or cached model id",
+                              f"pass model=PATH_OR_ID or set {MODEL_ENV}"))
 
 
 def _stereo(given: _Inputs) -> DepthSource:
-    if given.right is None:
-        raise InputError("right", expected="the right view of the stereo pair", got="none",
-                         fix="pass right=RIGHT_IMAGE (the photo is the left view)")
-    return StereoDepth(given.right)
+    return StereoDepth(_needed(given.right, "right", "the right view of the stereo pair",
+                               "pass right=RIGHT_IMAGE (the photo is the left view)"))
 
 
 def _subject(given: _Inputs) -> DepthSource:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._convert import to_srgb8
+from .._convert import encode_gamma, to_srgb8
 from ..errors import InputError, ModelNotFoundError
 from ..io import atomic_path, write_text
 from ..lens import Aperture, Lens
@@ -61,7 +61,6 @@ logger = logging.getLogger(__name__)
 # How linear images become the values scored: "srgb8", an 8-bit sRGB file's codes / 255; "gamma22", BokehMe's
 # and BokehDiff's BLB scoring, clip(x, 0, 1) ** (1 / 2.2) in float.
 DISPLAYS = ("srgb8", "gamma22")
-GAMMA = 2.2
 EDGE_BAND_PX = 5
 EDGE_JUMP = 0.02
 METRICS = ("psnr", "ssim", "lpips", "dists", "psnr_edge")
@@ -142,8 +141,7 @@ def display_values(image: np.ndarray | torch.Tensor, display: str = "srgb8") -> 
         ``H x W x 3`` float64 in [0, 1].
     """
     if display == "gamma22":
-        arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-        return np.clip(arr.astype(np.float64), 0.0, 1.0) ** (1.0 / GAMMA)
+        return encode_gamma(image)
     return display_8bit(image)
 
 

@@ -279,6 +279,7 @@ class StageDiffusionPipeline:
         strength: float = DEFAULT_STRENGTH,
         *,
         global_steps: int | None = None,
+        sigma_of: str = "steps-run",
         num_inference_steps: int = 50,
         guidance_scale: float = 15.0,
         negative_prompt: str | Sequence[str] | None = None,
@@ -306,6 +307,9 @@ class StageDiffusionPipeline:
                 image-to-image at the image's size.
             strength: image-to-image noise, in (0, 1]: ``int(num_inference_steps * strength)`` steps are run.
             global_steps: the number of global steps, instead of ``sigma``.
+            sigma_of: how ``sigma`` reads in image-to-image: ``"steps-run"`` (a fraction of the steps run, the
+                default) or ``"schedule"`` (the step ``sigma * num_inference_steps`` of the whole schedule);
+                see :func:`~lensblur.generate.global_step_count`.
             num_inference_steps: steps of the schedule, >= 1.
             guidance_scale: classifier-free guidance scale.
             negative_prompt: as diffusers takes it.
@@ -335,7 +339,8 @@ class StageDiffusionPipeline:
         # 2. Steps actually run and the step at which the focus stage starts
         steps_run = num_inference_steps if image is None else min(int(num_inference_steps * strength),
                                                                    num_inference_steps)
-        n_global = global_step_count(steps_run, sigma=sigma, global_steps=global_steps)
+        n_global = global_step_count(steps_run, sigma=sigma, global_steps=global_steps,
+                                     num_inference_steps=num_inference_steps, sigma_of=sigma_of)
         switching = focus is not None and n_global < steps_run and not math.isinf(alpha)
         state = {"steps_run": steps_run, "global": n_global if switching else steps_run}
 
@@ -353,7 +358,9 @@ class StageDiffusionPipeline:
             if i == 0 and p.num_timesteps != state["steps_run"]:
                 # A scheduler with its own step arithmetic: follow what diffusers actually runs.
                 state["steps_run"] = p.num_timesteps
-                state["global"] = global_step_count(p.num_timesteps, sigma=sigma, global_steps=global_steps) \
+                state["global"] = global_step_count(
+                    p.num_timesteps, sigma=sigma, global_steps=global_steps,
+                    num_inference_steps=max(num_inference_steps, p.num_timesteps), sigma_of=sigma_of) \
                     if switching else p.num_timesteps
             if switching and i == state["global"] - 1 and state["global"] < state["steps_run"]:
                 logger.info("focus stage from step %d of %d", i + 1, state["steps_run"])

@@ -15,6 +15,7 @@ __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_SIGMA",
     "DEFAULT_STRENGTH",
+    "SIGMA_READINGS",
     "check_alpha",
     "check_inputs",
     "check_sigma",
@@ -78,7 +79,13 @@ def check_alpha(alpha) -> float:
     return value
 
 
-def global_step_count(num_steps_run: int, *, sigma: float = 1.0, global_steps: int | None = None) -> int:
+# The two readings of the paper's sigma * T in image-to-image: a fraction of the steps actually run, or the
+# step sigma * T of the whole schedule (of which image-to-image skips the first ones).
+SIGMA_READINGS = ("steps-run", "schedule")
+
+
+def global_step_count(num_steps_run: int, *, sigma: float = 1.0, global_steps: int | None = None,
+                      num_inference_steps: int | None = None, sigma_of: str = "steps-run") -> int:
     """Number of steps, out of the ``num_steps_run`` steps actually run, conditioned on the global prompt.
 
     ``global_steps`` (an explicit count, 1 <= count <= ``num_steps_run``) wins over ``sigma``. Otherwise the count
@@ -86,11 +93,20 @@ def global_step_count(num_steps_run: int, *, sigma: float = 1.0, global_steps: i
     never empty: 50 steps at ``sigma = 0.8`` give 40 global steps and 10 focus steps; image-to-image at strength
     0.5 runs 25 of the 50 steps, and ``sigma = 0.8`` gives 20 global steps (19.9 -> 20, 20.5 -> 21).
 
+    ``sigma_of="schedule"`` reads the paper's ``sigma * T`` the other way for image-to-image: the switch is at
+    step ``sigma * num_inference_steps`` of the whole schedule, whose first ``num_inference_steps -
+    num_steps_run`` steps image-to-image skips; strength 0.5 and ``sigma = 0.8`` of 50 steps then give
+    40 - 25 = 15 global steps and 10 focus steps (still at least 1 global step). For text-to-image the two
+    readings agree.
+
     Args:
         num_steps_run: the steps the schedule runs (``num_inference_steps``, times ``strength`` in
             image-to-image), >= 1.
         sigma: fraction of them in the global stage, in (0, 1].
         global_steps: an explicit count, or None.
+        num_inference_steps: the whole schedule's steps (needed by ``sigma_of="schedule"``; default
+            ``num_steps_run``).
+        sigma_of: ``"steps-run"`` (the default) or ``"schedule"``, see above.
 
     Returns:
         The number of global steps, from 1 to ``num_steps_run``.
@@ -109,7 +125,15 @@ def global_step_count(num_steps_run: int, *, sigma: float = 1.0, global_steps: i
                              got=global_steps, fix=f"pass a step count inside the schedule, e.g. global_steps={num_steps_run}, or use sigma")
         return int(global_steps)
     sigma = check_sigma(sigma)
-    return min(num_steps_run, max(1, math.floor(sigma * num_steps_run + 0.5)))
+    if sigma_of not in SIGMA_READINGS:
+        raise InputError("sigma_of", expected=f"one of {', '.join(SIGMA_READINGS)}", got=sigma_of,
+                         fix="sigma_of=steps-run")
+    total = num_steps_run if num_inference_steps is None or sigma_of == "steps-run" else int(num_inference_steps)
+    if total < num_steps_run:
+        raise InputError("num_inference_steps", expected=f"at least the {num_steps_run} steps run", got=total,
+                         fix=f"num_inference_steps={num_steps_run}")
+    switch = math.floor(sigma * total + 0.5) - (total - num_steps_run)
+    return min(num_steps_run, max(1, switch))
 
 
 def mix_embeddings(local: torch.Tensor, global_: torch.Tensor, alpha: float) -> torch.Tensor:

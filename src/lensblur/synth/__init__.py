@@ -11,8 +11,9 @@
 """
 
 from .aperture import ApertureSamples, aperture_samples
+from .layers import load_scene, rerender
 from .scene import GENERATOR_VERSION, Scene, make_scene
 from .tracer import Layer, TraceResult, auto_samples, trace
 
 __all__ = ["GENERATOR_VERSION", "ApertureSamples", "Layer", "Scene", "TraceResult", "aperture_samples",
-           "auto_samples", "make_scene", "trace"]
+           "auto_samples", "load_scene", "make_scene", "rerender", "trace"]

@@ -6,6 +6,8 @@ repeated in ``docs/synth.md``)::
     ROOT/manifest.json
     ROOT/pairs/000000/{image.png, image16.png, image.pfm, disparity.png, alpha_00.png ..., target.png,
                        target16.png, target.pfm, params.json}
+    ROOT/pairs/000000/layers.npz     with store_layers=True: every layer's premultiplied colour, alpha and
+                                     disparity on the whole canvas (see lensblur.synth.layers)
 
 A pair is written into ``pairs/.000000.tmp-XXXX/`` and appears by one atomic rename, ``params.json`` last,
 so a directory without the leading dot and with ``params.json`` is complete; a resumed run redoes anything
@@ -29,11 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from .._convert import decode_srgb, encode_gamma
 from ..errors import InputError
 from ..io.files import atomic_path
 from ..io.image import write_image
 from .aperture import aperture_samples, grid_size
-from .scene import GENERATOR_VERSION, Scene, list_images, make_scene
+from .layers import LAYERS_FILE, save_layers
+from .presets import PRESETS
+from .scene import GENERATOR_VERSION, Scene, list_images
 from .tracer import TraceResult, auto_samples, trace
 
 __all__ = ["MANIFEST", "SynthReport", "pair_name", "save_pair", "synthesize", "write_pair"]
@@ -98,17 +103,18 @@ def write_pair(root: str | os.PathLike, index: int, seed: int, size: tuple[int, 
     Returns:
         The pair's folder.
     """
-    scene = make_scene(index, seed, size, backgrounds=options.get("background_files"),
-                       foregrounds=options.get("foreground_files"), max_layers=options["max_layers"],
-                       tilt=options["tilt"], lights=options["lights"])
+    scene = PRESETS[options.get("preset", "lensblur")](
+        index, seed, size, backgrounds=options.get("background_files"), foregrounds=options.get("foreground_files"),
+        max_layers=options["max_layers"], tilt=options["tilt"], lights=options["lights"])
     samples = options["samples"] or auto_samples(scene.layers, blur=scene.blur,
                                                  focus_disparity=scene.focus_disparity)
     result = trace(scene.layers, blur=scene.blur, focus_disparity=scene.focus_disparity,
                    aperture=scene.aperture, samples=samples, margin=scene.margin)
-    return save_pair(Path(root) / PAIRS, index, scene, result, samples)
+    return save_pair(Path(root) / PAIRS, index, scene, result, samples, store_layers=options.get("store_layers", False))
 
 
-def save_pair(pairs: Path, index: int, scene: Scene, result: TraceResult, samples: int) -> Path:
+def save_pair(pairs: Path, index: int, scene: Scene, result: TraceResult, samples: int, *,
+              store_layers: bool = False, extra: dict | None = None) -> Path:
     """Write a traced scene as ``pairs/NNNNNN`` (through a temporary directory and one rename).
 
     Args:
@@ -117,6 +123,9 @@ def save_pair(pairs: Path, index: int, scene: Scene, result: TraceResult, sample
         scene: the scene that was traced.
         result: what the tracer returned for it.
         samples: the aperture samples used (recorded in the pair's metadata).
+        store_layers: also write ``layers.npz`` (:func:`lensblur.synth.layers.save_layers`), from which the
+            scene can be traced again with another lens.
+        extra: more entries for ``params.json``.
 
     Returns:
         The pair's folder.
@@ -126,16 +135,19 @@ def save_pair(pairs: Path, index: int, scene: Scene, result: TraceResult, sample
     tmp = Path(tempfile.mkdtemp(prefix=f".{pair_name(index)}.tmp-", dir=pairs))
     try:
         m = scene.margin
-        write_image(tmp / "image.png", result.image)
-        write_image(tmp / "image16.png", result.image, bits=16)
+        shown_image, shown_target = _displayed(scene, result.image), _displayed(scene, result.target)
+        write_image(tmp / "image.png", shown_image)
+        write_image(tmp / "image16.png", shown_image, bits=16)
         write_image(tmp / "image.pfm", result.image)
         _write_grey16(tmp / "disparity.png", result.disparity)
         for k, layer in enumerate(scene.layers):
             _write_grey16(tmp / f"alpha_{k:02d}.png", layer.alpha[m: m + h, m: m + w])
-        write_image(tmp / "target.png", result.target)
-        write_image(tmp / "target16.png", result.target, bits=16)
+        write_image(tmp / "target.png", shown_target)
+        write_image(tmp / "target16.png", shown_target, bits=16)
         write_image(tmp / "target.pfm", result.target)
-        params = dict(scene.params)
+        if store_layers:
+            save_layers(tmp / LAYERS_FILE, scene.layers)
+        params = dict(scene.params, **(extra or {}))
         params["samples"] = len(aperture_samples(scene.aperture, grid_size(samples)))
         params["samples_requested"] = samples
         (tmp / "params.json").write_text(_dump(params))
@@ -149,6 +161,14 @@ def save_pair(pairs: Path, index: int, scene: Scene, result: TraceResult, sample
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _displayed(scene: Scene, linear: np.ndarray) -> np.ndarray:
+    """What the 8/16-bit files of a pair hold, as the linear values write_image sRGB-encodes: the image
+    itself, or for a gamma 2.2 preset the linear values whose sRGB codes are ``linear ** (1 / 2.2)``."""
+    if scene.params.get("transfer") != "gamma2.2":
+        return linear
+    return decode_srgb(encode_gamma(linear), 1.0)
 
 
 def _is_complete(path: Path) -> bool:
@@ -188,7 +208,8 @@ def _check_manifest(root: Path, manifest: dict) -> None:
 def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (768, 512), seed: int = 0,
                backgrounds: str | os.PathLike | None = None, foregrounds: str | os.PathLike | None = None,
                workers: int = 1, samples: int | None = None, max_layers: int = 4, tilt: float = 0.5,
-               lights: bool = True, progress: bool = True) -> SynthReport:
+               lights: bool = True, store_layers: bool = False, preset: str = "lensblur",
+               progress: bool = True) -> SynthReport:
     """Write ``count`` pairs (indices ``0 .. count - 1``) under ``out``; complete pairs already there are kept.
 
     A rerun with the same settings resumes; other settings are refused.
@@ -205,6 +226,10 @@ def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (7
         max_layers: foreground layers per scene, 1..4.
         tilt: the chance, in [0, 1], that a layer is a tilted plane.
         lights: HDR lights on the background.
+        preset: the scene distribution, ``"lensblur"`` (the default, lensblur's richer scenes) or ``"bokehdiff"``
+            (BokehDiff's released generator; see :mod:`lensblur.synth.presets`).
+        store_layers: write each pair's layers (``layers.npz``) too, so that :func:`lensblur.synth.rerender`
+            can trace the scenes again with another lens, or a layered method can be supervised per layer.
         progress: a tqdm bar with ETA on stderr.
 
     Returns:
@@ -233,6 +258,13 @@ def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (7
     foreground_files = list_images(foregrounds, argument="foregrounds")
     options = {"samples": samples, "max_layers": max_layers, "tilt": tilt, "lights": lights,
                "backgrounds": [p.name for p in background_files], "foregrounds": [p.name for p in foreground_files]}
+    if preset not in PRESETS:
+        raise InputError("preset", expected=f"one of {', '.join(PRESETS)}", got=preset, fix="preset=bokehdiff")
+    # Written only when not the defaults, so that datasets made before these options resume as they were.
+    if store_layers:
+        options["store_layers"] = True
+    if preset != "lensblur":
+        options["preset"] = preset
     manifest = {"generator": "lensblur.synth", "generator_version": GENERATOR_VERSION, "lensblur_version": __version__,
                 "seed": seed, "size": [size[0], size[1]], "count": count, "options": options}
     root.mkdir(parents=True, exist_ok=True)
