@@ -108,11 +108,12 @@ def test_workers_give_the_same_bytes(tmp_path):
 def test_cli_synth(tmp_path, capsys):
     out = tmp_path / "cli"
     code = main(["synth", "-o", str(out), "-n", "1", "--size", "64x48", "--seed", "1", "--samples", "64",
-                 "--no-progress", "--format", "json"])
+                 "--no-progress", "--format", "json", "--store-layers"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["written"] == 1 and summary["skipped"] == 0
     assert (out / "pairs" / "000000" / "params.json").is_file()
+    assert (out / "pairs" / "000000" / "layers.npz").is_file()
 
 
 def test_cli_synth_errors(tmp_path, capsys):

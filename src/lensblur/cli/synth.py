@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..synth.presets import PRESETS
 from . import _args
 
 __all__ = ["add_parser", "run"]
@@ -49,6 +50,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="largest number of foreground layers (4)")
     parser.add_argument("--tilt", type=float, default=0.5, help="chance that a layer is a tilted plane (0.5)")
     parser.add_argument("--no-lights", action="store_true", help="no HDR light sources")
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="lensblur",
+                        help="scene distribution: lensblur (default, richer scenes) or bokehdiff (BokehDiff's "
+                             "released generator); see docs/synth.md")
+    parser.add_argument("--store-layers", action="store_true",
+                        help="also keep each pair's layers (layers.npz) to re-trace them later")
     _args.add_format(parser, "text", "json", help="how to print the summary")
     _args.add_progress(parser)
     parser.set_defaults(run=run)
@@ -61,6 +67,7 @@ def run(args) -> int:
     report = synthesize(args.output, args.count, size=args.size, seed=args.seed, backgrounds=args.backgrounds,
                         foregrounds=args.foregrounds, workers=args.workers, samples=args.samples,
                         max_layers=args.layers, tilt=args.tilt, lights=not args.no_lights,
+                        store_layers=args.store_layers, preset=args.preset,
                         progress=_args.show_progress(args))
     per_pair = report.seconds / report.written if report.written else 0.0
     if args.format == "json":
