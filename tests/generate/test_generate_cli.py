@@ -81,6 +81,16 @@ def test_image_to_image_reports_against_the_input(main, model_dir, tmp_path, cap
     run = json.loads((out / "run.json").read_text())
     assert (run["runs"][0]["steps_run"], run["runs"][0]["global_steps"]) == (2, 2)  # int(4 * 0.5) = 2; 1.6 -> 2
     assert json.loads((out / "report.json").read_text())["baseline"] == "in.png (input)"
+    # --sigma-of schedule: sigma is a step of the whole 4-step schedule, of which image-to-image skips 2
+    from lensblur.generate.stages import global_step_count
+
+    code = main(["generate", "A cute rabbit stands with carrots", "--focus", "carrots", "--init-image",
+                 str(tmp_path / "in.png"), "--sigma-of", "schedule", "--model", str(model_dir),
+                 "-o", str(tmp_path / "schedule"), *TINY])
+    assert code == 0, capsys.readouterr().err
+    run = json.loads((tmp_path / "schedule" / "run.json").read_text())
+    expected = global_step_count(2, sigma=0.8, num_inference_steps=4, sigma_of="schedule")
+    assert run["sigma_of"] == "schedule" and run["runs"][-1]["global_steps"] == expected
 
 
 def test_sigma_sweep_makes_one_column_per_value(main, model_dir, tmp_path):

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-from ..generate.stages import DEFAULT_ALPHA, DEFAULT_SIGMA, DEFAULT_STRENGTH, check_inputs
+from ..generate.stages import DEFAULT_ALPHA, DEFAULT_SIGMA, DEFAULT_STRENGTH, SIGMA_READINGS, check_inputs
 from . import _args
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     stage.add_argument("--sigma", type=float, default=DEFAULT_SIGMA,
                        help=f"fraction of the steps in the global layout stage, in (0, 1] (default {DEFAULT_SIGMA})")
     stage.add_argument("--global-steps", type=int, metavar="N", help="number of global steps instead of --sigma")
+    stage.add_argument("--sigma-of", choices=SIGMA_READINGS, default=SIGMA_READINGS[0],
+                       help="image-to-image: sigma is a fraction of the steps run (steps-run, default) or a step of "
+                            "the whole schedule (schedule)")
     stage.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
                        help=f"weight of the global prompt in the focus stage, >= 0 (default {DEFAULT_ALPHA:g})")
     stage.add_argument("--sweep-sigma", type=_args.floats, metavar="LIST", help="one image per sigma, e.g. 0.9,0.8,0.7")
@@ -211,6 +214,7 @@ def run(args) -> int:
         generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
         out = pipe(args.prompt, focus_prompt=focus, sigma=sigma, alpha=alpha, image=image, strength=args.strength,
                    global_steps=args.global_steps if focus is not None else None, num_inference_steps=args.steps,
+                   sigma_of=args.sigma_of,
                    guidance_scale=args.guidance, negative_prompt=args.negative_prompt,
                    height=None if image is not None else height, width=None if image is not None else width,
                    num_images_per_prompt=args.num_images, generator=generators, output_type="pil")
@@ -276,6 +280,6 @@ def _write_json(path, args, width, height, seeds, record):
     settings = {"prompt": args.prompt, "model": str(args.model), "scheduler": args.scheduler, "steps": args.steps,
                 "guidance": args.guidance, "size": [width, height], "seeds": seeds, "negative_prompt":
                 args.negative_prompt, "init_image": args.init_image,
-                "strength": args.strength if args.init_image else None, "runs": record}
+                "strength": args.strength if args.init_image else None, "sigma_of": args.sigma_of, "runs": record}
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(settings, indent=2) + "\n")
