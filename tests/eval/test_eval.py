@@ -340,6 +340,11 @@ def test_cli_writes_run_folder_and_combined_table(synth_root, tmp_path, capsys, 
     assert _cli(["--method", "identity", "--dataset", "synth", "--root", str(synth_root), "--out", str(out),
                  "--limit", "2", "-q", "--format", "json"]) == 0       # the old --out still works, for now
     assert json.loads(capsys.readouterr().out) == summary
+    assert _cli(["--method", "identity", "--dataset", "synth", "--root", str(synth_root), "-o", str(out),
+                 "--limit", "1", "-q", "--ssim", "skimage-default", "--display", "gamma22"]) == 0
+    variant = json.loads((out / "synth-identity-skimage-default-gamma22" / "summary.json").read_text())
+    assert variant["config"]["options"]["ssim"] == "skimage-default"
+    assert variant["config"]["options"]["display"] == "gamma22"
     with pytest.raises(InputError, match="limit"):
         _cli(["--method", "identity", "--dataset", "synth", "--root", str(synth_root), "-o", str(out),
               "--limit", "0"])

@@ -8,8 +8,10 @@ import re
 import sys
 from pathlib import Path
 
+from ..data import ALIGNMENTS
 from ..errors import InputError
-from ..eval.runner import EDGE_BAND_PX
+from ..eval.runner import DISPLAYS, EDGE_BAND_PX, EvalOptions
+from ..metrics.fidelity import SSIM_VARIANTS
 from . import _args
 
 __all__ = ["add_parser", "run"]
@@ -22,8 +24,9 @@ examples:
       --disparity-dir EBB-disparity/ --normalize-disparity --blur 20 --focus-disparity 0.9
   lensblur eval --method scatter --dataset blb --level 5 --root BLB/ -o results/ --limit 5
 
-Each run writes DIR/<dataset>[-<split/level>]-<method>[-aligned]/ with per_image.csv (resumable: rerun the
-same command to continue), run.json, summary.json and table.md; DIR/table.md gathers every run in DIR.
+Each run writes DIR/<dataset>[-<split/level>]-<method>[-aligned[-PROTOCOL]][-<ssim/display/lpips-net>]/
+(the scoring choices other than the defaults) with per_image.csv (resumable: rerun the same command to
+continue), run.json, summary.json and table.md; DIR/table.md gathers every run in DIR.
 Scores are on 8-bit sRGB display values: PSNR, SSIM, LPIPS (AlexNet), DISTS, and PSNR on the depth-edge
 band (pixels within --edge-band px of a disparity jump > 0.02) for datasets with disparity. LPIPS and DISTS
 read their ImageNet backbones from the torch hub cache ($TORCH_HOME/hub/checkpoints); without them the
@@ -52,12 +55,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "blur": "CoC scale K in pixels (needed where the dataset has no lens)",
         "focus_disparity": "focus disparity in [0, 1] (idem)",
         "blades": "aperture blades (0 = circle), overriding the dataset's"})
-    parser.add_argument("--align-exposure", action="store_true",
-                        help="scale each input to its target's global mean first (BokehDiff's EBB! protocol)")
     parser.add_argument("--limit", type=int, help="score only the first N images")
     parser.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default 0)")
     parser.add_argument("--edge-band", type=int, default=EDGE_BAND_PX,
                         help=f"depth-edge band half-width in pixels (default {EDGE_BAND_PX})")
+    scoring = parser.add_argument_group("scoring protocol (non-default choices are named in the run's folder)")
+    scoring.add_argument("--align-exposure", nargs="?", const=True, default=False, metavar="PROTOCOL",
+                         help=f"scale each input to its target's exposure first: {', '.join(ALIGNMENTS)} (without "
+                              f"PROTOCOL: {ALIGNMENTS[0]}, BokehDiff's EBB! protocol)")
+    scoring.add_argument("--ssim", choices=SSIM_VARIANTS, default=EvalOptions.ssim,
+                         help=f"SSIM variant (default {EvalOptions.ssim})")
+    scoring.add_argument("--display", choices=DISPLAYS, default=EvalOptions.display,
+                         help=f"values scored: 8-bit sRGB files or float gamma 2.2 (default {EvalOptions.display})")
+    scoring.add_argument("--lpips-net", choices=("alex", "vgg"), default=EvalOptions.lpips_net,
+                         help=f"LPIPS backbone (default {EvalOptions.lpips_net})")
     _args.add_format(parser, "markdown", "json", help="how to print the run's summary")
     _args.add_progress(parser)
     parser.set_defaults(run=run)
@@ -72,7 +83,11 @@ def _run_name(args) -> str:
         parts.append(f"level{args.level}")
     parts.append(args.method)
     if args.align_exposure:
-        parts.append("aligned")
+        protocol = ALIGNMENTS[0] if args.align_exposure is True else args.align_exposure
+        parts.append("aligned" if protocol == ALIGNMENTS[0] else f"aligned-{protocol}")
+    for name in ("ssim", "display", "lpips_net"):
+        if getattr(args, name) != getattr(EvalOptions, name):
+            parts.append(getattr(args, name))
     return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts))
 
 
@@ -96,12 +111,13 @@ def _dataset_options(args) -> dict:
 
 def run(args) -> int:
     from ..data import open_dataset
-    from ..eval import EvalOptions, collect_summaries, evaluate, get_method, load_perceptual, markdown_table
+    from ..eval import collect_summaries, evaluate, get_method, load_perceptual, markdown_table
     from ..io import write_text
 
     options = EvalOptions(blur=args.blur, focus_disparity=args.focus_disparity, blades=args.blades,
                           align_exposure=args.align_exposure, limit=args.limit, workers=args.workers,
-                          edge_band=args.edge_band, progress=_args.show_progress(args))
+                          edge_band=args.edge_band, progress=_args.show_progress(args), ssim=args.ssim,
+                          display=args.display, lpips_net=args.lpips_net)
     method = get_method(args.method, argument="--method")
     dataset = open_dataset(args.dataset, args.root, argument="--dataset", **_dataset_options(args))
     out_root = Path(args.output)
@@ -109,7 +125,8 @@ def run(args) -> int:
         raise InputError("--output", expected="a folder", got=f"{out_root} (a file)", fix="choose a folder name")
     settings = {"root": str(Path(args.root).resolve()), "dataset_options": _dataset_options(args)}
     summary = evaluate(dataset, method, out_root / _run_name(args), dataset_name=args.dataset, options=options,
-                       perceptual=load_perceptual(), settings=settings)
+                       perceptual=load_perceptual(lpips_net=args.lpips_net),
+                       settings=settings)
     write_text(out_root / "table.md", markdown_table(collect_summaries(out_root)))
     if args.format == "json":
         print(json.dumps(summary, indent=2, sort_keys=True))
