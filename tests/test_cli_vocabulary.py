@@ -4,6 +4,7 @@ subcommand, old spellings still parse (hidden, for one release), and errors name
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ MINIMAL = {
     "eval": ["--method", "identity", "--dataset", "synth", "--root", "r", "-o", "results"],
     "synth": ["-o", "data", "-n", "1"],
     "generate": ["a prompt", "-o", "out"],
+    "data": ["check", "synth", "r"],
 }
 
 # Every old spelling kept as a hidden alias: command -> {old: new}.
@@ -276,3 +278,14 @@ def test_an_options_check_of_the_library_reads_in_flags(capsys):
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("lensblur eval: error: --limit: expected an integer >= 1, got 0."), err
     assert "Fix: e.g. --limit 1" in err
+
+
+def test_data_check_reports_a_dataset_folder_and_errors_name_its_arguments(tmp_path, capsys):
+    root = tmp_path / "synth"
+    assert main(["synth", "-o", str(root), "-n", "1", "--size", "64x48", "--samples", "16", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["data", "check", "synth", str(root), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    assert main(["data", "check", "synth", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lensblur data: error: ROOT: expected"), err

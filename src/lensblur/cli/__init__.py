@@ -32,6 +32,7 @@ COMMANDS = {
     "generate": "generate",
     "focus-report": "focus_report",
     "synth": "synth",
+    "data": "data",
 }
 
 
@@ -73,11 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     except LensblurError as exc:
         if os.environ.get("LENSBLUR_DEBUG"):
             raise
-        print(f"lensblur {args.command}: error: {message(exc, commands[args.command])}", file=sys.stderr)
+        print(f"lensblur {args.command}: error: {message(exc, _leaf(commands[args.command], args))}",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"lensblur {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _leaf(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The parser that read the flags: ``parser``, or the sub-subcommand's (``lensblur data check``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None) in action.choices:
+            return _leaf(action.choices[getattr(args, action.dest)], args)
+    return parser
 
 
 def message(exc: LensblurError, parser: argparse.ArgumentParser) -> str:
