@@ -202,8 +202,8 @@ def test_global_steps_count_directly(stage, sd_pipe, unet_inputs):
 
 def test_image_to_image_sigma_of_the_whole_schedule(stage):
     """8 steps at strength 0.5 run 4; sigma 0.75 is 3 of them, or the step 6 of 8 of the whole schedule: 2."""
-    call = dict(focus_prompt=FOCUS, image=input_image(), strength=0.5, sigma=0.75, num_inference_steps=8,
-                guidance_scale=1.0, output_type="np")
+    call = {"focus_prompt": FOCUS, "image": input_image(), "strength": 0.5, "sigma": 0.75, "num_inference_steps": 8,
+            "guidance_scale": 1.0, "output_type": "np"}
     run = stage(PROMPT, generator=gen(), **call)
     schedule = stage(PROMPT, generator=gen(), sigma_of="schedule", **call)
     assert (run.steps_run, run.global_steps, run.focus_steps) == (4, 3, 1)
