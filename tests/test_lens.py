@@ -216,3 +216,10 @@ def test_lens_takes_numpy_scalars():
                                 sensor_width=36, image_width=np.int64(3600),
                                 depth_range=DepthRange(near=1.0, far=4.0))
     assert from_map.blur > 0
+
+
+def test_depth_range_refuses_near_beyond_far():
+    with pytest.raises(InputError, match=r"^depth_range: expected metric depths 0 < near < far.*near=3, far=1"):
+        DepthRange(near=3.0, far=1.0)
+    with pytest.raises(InputError, match="^depth_range"):
+        DepthRange(near=0.0, far=1.0)

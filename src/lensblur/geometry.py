@@ -5,6 +5,7 @@ They sit below ``io``, ``lens`` and ``metrics`` so that those depend on this mod
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .errors import InputError
@@ -25,6 +26,12 @@ class DepthRange:
 
     near: float
     far: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.near) and math.isfinite(self.far) and 0 < self.near < self.far):
+            raise InputError("depth_range", expected="metric depths 0 < near < far (metres)",
+                             got=f"near={self.near:g}, far={self.far:g}",
+                             fix="give the nearest depth first, e.g. near 1.5 and far 12 metres")
 
     def depth(self, disparity: float) -> float:
         """The metric depth (metres) of ``disparity``; ``inf`` at or beyond infinity."""
