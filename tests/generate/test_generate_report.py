@@ -51,6 +51,32 @@ def test_report_scores_equal_opencv_and_numpy_brenner(tmp_path):
     assert scores[1].brenner_ratio == pytest.approx(scores[1].brenner / scores[0].brenner)
 
 
+def test_focus_report_cli_variants_and_blur_maps(tmp_path, capsys):
+    """--grey uint8 and --brenner pertuz reach the scores; --blur-maps writes the normalised Laplacian."""
+    cv2 = pytest.importorskip("cv2")
+    from lensblur.cli import main
+    from lensblur.io import read_raw
+
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    (tmp_path / "maps").mkdir()
+    assert main(["focus-report", str(tmp_path / "a.png"), "--grey", "uint8", "--brenner", "pertuz",
+                 "--blur-maps", str(tmp_path / "maps"), "--format", "json"]) == 0
+    import json
+
+    score = json.loads(capsys.readouterr().out)["scores"][0]
+    g8 = np.round(grey(pixels))
+    assert score["vol"] == pytest.approx(cv2.Laplacian(g8, cv2.CV_64F).var(), rel=1e-9)
+    dh, dv = np.zeros_like(g8), np.zeros_like(g8)
+    dh[:, :-2], dv[:-2, :] = g8[:, 2:] - g8[:, :-2], g8[2:, :] - g8[:-2, :]
+    assert score["brenner"] == pytest.approx((np.maximum(dh, dv) ** 2).mean(), rel=1e-9)
+    written, _ = read_raw(tmp_path / "maps" / "a_blurmap.png")
+    lap = np.abs(cv2.Laplacian(g8, cv2.CV_64F))
+    np.testing.assert_array_equal(written, np.round(lap / lap.max() * 255).astype(np.uint8))
+    assert main(["focus-report", str(tmp_path / "a.png"), "--blur-maps", str(tmp_path / "nope")]) == 1
+
+
 def test_report_table_shape_and_errors():
     flat = np.full((20, 20, 3), 0.5)
     noisy = np.random.default_rng(1).random((20, 20, 3))

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .._convert import quantize
 from ..errors import InputError
 from ..geometry import parse_box
-from ..io import read_display
-from ..metrics import brenner, variance_of_laplacian
+from ..io import atomic_path, read_display
+from ..metrics import blur_map, brenner, variance_of_laplacian
 
 __all__ = ["Region", "RegionScore", "focus_report", "format_json", "format_markdown", "read_display"]
 
@@ -61,7 +62,8 @@ def _ratio(value: float, base: float) -> float:
     return value / base if base > 0 else (math.inf if value > 0 else 1.0)
 
 
-def focus_report(images: list[tuple[str, np.ndarray]], regions: list[Region] | None = None) -> list[RegionScore]:
+def focus_report(images: list[tuple[str, np.ndarray]], regions: list[Region] | None = None, *,
+                 grey: str = "float", brenner_variant: str = "brenner1976") -> list[RegionScore]:
     """Scores of every region in every image; ratios are to the first image (the baseline).
 
     Boxes are checked against the image size before anything is computed.
@@ -69,6 +71,8 @@ def focus_report(images: list[tuple[str, np.ndarray]], regions: list[Region] | N
     Args:
         images: ``(name, H x W x 3 display values in [0, 1])`` pairs of one size, the baseline first.
         regions: the regions to score; None scores the whole image.
+        grey: ``"float"`` or ``"uint8"`` grey (see :mod:`lensblur.metrics.focus`).
+        brenner_variant: ``"brenner1976"`` or ``"pertuz"`` (see :func:`lensblur.metrics.brenner`).
 
     Returns:
         One :class:`RegionScore` per (image, region), image by image.
@@ -89,8 +93,8 @@ def focus_report(images: list[tuple[str, np.ndarray]], regions: list[Region] | N
     scores, base = [], {}
     for index, (name, arr) in enumerate(images):
         for region in checked:
-            vol = variance_of_laplacian(arr, data_range=1.0, box=region.box)
-            bren = brenner(arr, data_range=1.0, box=region.box)
+            vol = variance_of_laplacian(arr, data_range=1.0, box=region.box, grey=grey)
+            bren = brenner(arr, data_range=1.0, box=region.box, grey=grey, variant=brenner_variant)
             if index == 0:
                 base[region.name] = (vol, bren)
                 ratios = (None, None)
@@ -149,12 +153,13 @@ def format_json(scores: list[RegionScore]) -> str:
     return json.dumps({"baseline": scores[0].image if scores else None, "scores": rows}, indent=2) + "\n"
 
 
-def report_files(paths: list[str | Path], regions: list[Region] | None = None) -> list[RegionScore]:
+def report_files(paths: list[str | Path], regions: list[Region] | None = None, **options) -> list[RegionScore]:
     """:func:`focus_report` on image files; the first is the baseline.
 
     Args:
         paths: image files of one size, read as display values (:func:`~lensblur.io.read_display`).
         regions: the regions to score; None scores the whole image.
+        options: ``grey`` and ``brenner_variant``, as :func:`focus_report` takes them.
 
     Returns:
         As :func:`focus_report`.
@@ -162,4 +167,29 @@ def report_files(paths: list[str | Path], regions: list[Region] | None = None) -
     Raises:
         InputError: a file cannot be read, or as :func:`focus_report`.
     """
-    return focus_report([(str(p), read_display(p)) for p in paths], regions)
+    return focus_report([(str(p), read_display(p)) for p in paths], regions, **options)
+
+
+def write_blur_maps(paths: list[str | Path], folder: str | Path, *, grey: str = "float") -> list[Path]:
+    """The GBSD paper's Figure 5 "blur maps" of image files (:func:`lensblur.metrics.blur_map`), one grey PNG
+    each, ``folder/<image stem>_blurmap.png`` (bright = sharp detail).
+
+    Args:
+        paths: image files, read as display values.
+        folder: an existing folder.
+        grey: ``"float"`` or ``"uint8"`` grey.
+
+    Returns:
+        The files written.
+    """
+    from PIL import Image
+
+    folder = Path(folder)
+    maps = [(Path(p), blur_map(read_display(p), grey=grey)) for p in paths]   # every file read before writing
+    written = []
+    for path, values in maps:
+        out = folder / f"{path.stem}_blurmap.png"
+        with atomic_path(out) as tmp:
+            Image.fromarray(quantize(values, 8)).save(tmp, format="PNG")
+        written.append(out)
+    return written
