@@ -287,6 +287,19 @@ def add_format(parser, *formats: str, help: str = "how to print the results") ->
                                help=f"{help} (default {formats[0]})")
 
 
+def add_focus_measures(parser) -> None:
+    """``--grey`` and ``--brenner``: which variance of Laplacian and which Brenner gradient (see
+    :mod:`lensblur.metrics.focus`), the same in every command that scores focus."""
+    from ..metrics import BRENNER_VARIANTS, GREYS
+
+    group = parser.add_argument_group("focus measures")
+    group.add_argument("--grey", choices=GREYS, default=GREYS[0],
+                       help="grey kept in float (default), or rounded to whole 8-bit levels first, as the GBSD "
+                            "paper's cited reference does")
+    group.add_argument("--brenner", dest="brenner_variant", choices=BRENNER_VARIANTS, default=BRENNER_VARIANTS[0],
+                       help="Brenner's 1976 horizontal sum (default), or Pertuz's mean of max(DH, DV)^2")
+
+
 def add_progress(parser) -> None:
     """``--no-progress`` (no progress bars) and ``-q/--quiet`` (no progress bars, and errors only on stderr)."""
     group = parser.add_argument_group("progress")

@@ -41,15 +41,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--mask", type=Path, metavar="MASK.png",
                         help="a mask of the image's size (its alpha channel if it has one, else its luminance); "
                              "white (> 50%%) marks the region")
+    _args.add_focus_measures(parser)
     _args.add_format(parser, "text", "json")
     parser.set_defaults(run=run)
     return parser
 
 
-def _scores(image, **region) -> dict:
+def _scores(image, args, **region) -> dict:
     return {
-        "variance_of_laplacian": variance_of_laplacian(image, data_range=1.0, **region),
-        "brenner": brenner(image, data_range=1.0, **region),
+        "variance_of_laplacian": variance_of_laplacian(image, data_range=1.0, grey=args.grey, **region),
+        "brenner": brenner(image, data_range=1.0, grey=args.grey, variant=args.brenner_variant, **region),
     }
 
 
@@ -59,15 +60,15 @@ def run(args) -> int:
     regions = []
     if not args.box and args.mask is None:
         pixels = shape[0] * shape[1]
-        regions.append({"region": "whole image", "pixels": pixels, **_scores(image)})
+        regions.append({"region": "whole image", "pixels": pixels, **_scores(image, args)})
     for b in args.box:
         x0, y0, x1, y1 = parse_box(b, shape, argument="--box")
-        scores = _scores(image, box=(x0, y0, x1, y1))
+        scores = _scores(image, args, box=(x0, y0, x1, y1))
         regions.append({"region": f"box {x0},{y0},{x1},{y1}", "box": [x0, y0, x1, y1],
                         "pixels": (x1 - x0) * (y1 - y0), **scores})
     if args.mask is not None:
         mask = read_mask(args.mask, shape, argument="--mask")
-        scores = _scores(image, mask=mask)
+        scores = _scores(image, args, mask=mask)
         regions.append({"region": f"mask {args.mask}", "pixels": int((mask > 0.5).sum()), **scores})
     for r in regions:
         r["brenner_per_pixel"] = r["brenner"] / r["pixels"]

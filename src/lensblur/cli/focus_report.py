@@ -30,11 +30,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="baseline image first, then the images to score")
     parser.add_argument("--box", type=_args.named_box, action="append", default=[], metavar="[NAME=]X0,Y0,X1,Y1",
                         help="a region in pixels (x1, y1 exclusive); repeat for several; default: the whole image")
-    parser.add_argument("--grey", choices=("float", "uint8"), default="float",
-                        help="grey values kept in float (default), or rounded to 8 bits first as OpenCV's "
-                             "cvtColor does (the paper's cited reference)")
-    parser.add_argument("--brenner", dest="brenner_variant", choices=("brenner1976", "pertuz"), default="brenner1976",
-                        help="Brenner's 1976 horizontal sum (default), or Pertuz's mean of max(DH, DV)^2")
+    _args.add_focus_measures(parser)
     parser.add_argument("--blur-maps", type=Path, metavar="DIR",
                         help="also write each image's blur map (the paper's Figure 5: the Laplacian's magnitude, "
                              "normalised) as DIR/<name>_blurmap.png")
