@@ -68,3 +68,35 @@ def test_size_and_range_are_checked(tmp_path):
         read_mask(tmp_path / "wide.tif", argument="focus_mask")
     with pytest.raises(InputError, match="^mask: expected an existing file"):
         read_mask(tmp_path / "missing.png")
+
+
+def test_one_mask_file_selects_the_same_pixels_in_every_command(tmp_path, capsys):
+    """An RGBA cut-out (white everywhere in colour, the subject in alpha): focus --mask, render --focus-mask and
+    the subject source all read it with read_mask, so they all see the alpha's region."""
+    import json
+
+    from lensblur.cli import main
+    from lensblur.depth.subject import read_subject_mask
+    from lensblur.io import write_image
+    from lensblur.lens import focus_in_mask
+
+    h, w = 24, 32
+    rgba = np.full((h, w, 4), 255, dtype=np.uint8)
+    rgba[..., 3] = 0
+    rgba[4:12, 6:20, 3] = 255
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "cut.png")
+    selected = read_mask(tmp_path / "cut.png", (h, w)) > 0.5
+    assert int(selected.sum()) == 8 * 14
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "photo.png", rng.uniform(0.1, 0.9, (h, w, 3)).astype(np.float32))
+    disparity = np.tile(np.linspace(0, 1, w, dtype=np.float32), (h, 1))
+    Image.fromarray(np.round(disparity * 65535).astype(np.uint16)).save(tmp_path / "disp.png")
+
+    assert main(["focus", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "cut.png"), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["regions"][0]["pixels"] == int(selected.sum())
+    assert main(["render", str(tmp_path / "photo.png"), "--disparity", str(tmp_path / "disp.png"), "--focus-mask",
+                 str(tmp_path / "cut.png"), "--blur", "4", "-o", str(tmp_path / "out.png")]) == 0
+    stored = np.round(disparity * 65535).astype(np.uint16) / np.float32(65535)
+    expected = focus_in_mask(stored, read_mask(tmp_path / "cut.png", (h, w)))
+    assert f"focus disparity {expected:.3f}" in capsys.readouterr().out
+    np.testing.assert_array_equal(read_subject_mask(tmp_path / "cut.png", (h, w)) > 0.5, selected)
