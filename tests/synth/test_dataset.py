@@ -236,3 +236,16 @@ def test_bokehdiff_preset_files_hold_gamma_22_values(tmp_path):
     assert manifest["options"]["preset"] == "bokehdiff"
     with pytest.raises(InputError, match="^preset: expected one of lensblur, bokehdiff"):
         synthesize(tmp_path / "x", 1, size=SIZE, preset="bokehme", progress=False)
+
+
+def test_cli_rerender(tmp_path, capsys):
+    assert main(["synth", "-o", str(tmp_path / "a"), "-n", "1", "--size", "64x48", "--samples", "32", "--store-layers",
+                 "-q"]) == 0
+    params = json.loads((tmp_path / "a" / "pairs" / "000000" / "params.json").read_text())
+    blur = 0.5 * params["blur"]
+    assert main(["synth", "--rerender", str(tmp_path / "a"), "-o", str(tmp_path / "b"), "--blur", str(blur),
+                 "--samples", "32", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["written"] == 1
+    assert json.loads((tmp_path / "b" / "pairs" / "000000" / "params.json").read_text())["blur"] == pytest.approx(blur)
+    assert main(["synth", "-o", str(tmp_path / "c"), "-n", "1", "--blur", "3"]) == 1
+    assert "lens flags only with --rerender" in capsys.readouterr().err

@@ -21,6 +21,8 @@ examples:
   lensblur synth -o data/synth-v1 -n 2000 --size 768x512 --seed 7
   lensblur synth -o data/synth-photos -n 500 --backgrounds photos/ --foregrounds cutouts/ --workers 2
   lensblur synth -o data/tiny -n 8 --size 256x192 --samples 128 --no-progress
+  lensblur synth -o data/bd -n 1000 --size 768x768 --preset bokehdiff --store-layers
+  lensblur synth --rerender data/bd -o data/bd-f2 --blur 40 --focus-disparity 0.2   # trace again, another lens
 
 Running the same command again continues an interrupted run (complete pairs are kept) and gives the same
 bytes; pair i depends only on --seed and i. Layout: ROOT/manifest.json and ROOT/pairs/NNNNNN/ with
@@ -37,7 +39,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            epilog=_EPILOG)
     _args.add_output(parser, folder=True, old=("--out",),
                      help="dataset folder (created; an earlier run is resumed)")
-    parser.add_argument("-n", "--count", type=int, required=True, help="number of pairs (indices 0..N-1)")
+    parser.add_argument("-n", "--count", type=int, help="number of pairs (indices 0..N-1); not with --rerender")
     parser.add_argument("--size", type=_args.size, default=(768, 512), metavar="WxH", help="frame size (768x512)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (0)")
     parser.add_argument("--backgrounds", metavar="DIR", help="folder of background photos (else procedural)")
@@ -55,15 +57,51 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "released generator); see docs/synth.md")
     parser.add_argument("--store-layers", action="store_true",
                         help="also keep each pair's layers (layers.npz) to re-trace them later")
+    parser.add_argument("--rerender", metavar="SOURCE",
+                        help="trace the pairs of SOURCE (made with --store-layers) again with the lens below, "
+                             "into the -o folder")
+    _args.add_lens(parser, only=("blur", "focus_disparity", "blades", "rotation"),
+                   defaults={"rotation": None},
+                   helps={"blur": "with --rerender: the new CoC scale K in pixels (default: each pair's own)",
+                          "focus_disparity": "with --rerender: the new focus disparity (default: each pair's own)",
+                          "blades": "with --rerender: aperture blades, 0 = circle (default: each pair's own)",
+                          "rotation": "with --rerender: blade rotation in degrees"})
     _args.add_format(parser, "text", "json", help="how to print the summary")
     _args.add_progress(parser)
     parser.set_defaults(run=run)
     return parser
 
 
+def _rerender(args) -> int:
+    from ..lens import Aperture
+    from ..synth import rerender
+
+    aperture = None if args.blades is None else Aperture(blades=args.blades, rotation=args.rotation or 0.0)
+    count = rerender(args.rerender, args.output, blur=args.blur, focus_disparity=args.focus_disparity,
+                     aperture=aperture, samples=args.samples)
+    if args.format == "json":
+        print(json.dumps({"root": str(args.output), "written": count, "rerendered_from": str(args.rerender)}))
+    else:
+        print(f"{args.output}: traced {count} pairs of {args.rerender} again")
+    return 0
+
+
 def run(args) -> int:
+    from ..errors import InputError
     from ..synth.dataset import synthesize
 
+    lens = [f for f, v in (("--blur", args.blur), ("--focus-disparity", args.focus_disparity),
+                           ("--blades", args.blades), ("--rotation", args.rotation)) if v is not None]
+    if args.rerender is not None:
+        if args.count is not None:
+            raise InputError("--count", expected="no --count with --rerender (every pair of SOURCE is traced)",
+                             got=args.count, fix="drop -n")
+        return _rerender(args)
+    if args.count is None:
+        raise InputError("--count", expected="the number of pairs to make", got="none", fix="e.g. -n 2000")
+    if lens:
+        raise InputError(lens[0], expected="lens flags only with --rerender (new scenes draw their own lens)",
+                         got=" ".join(lens), fix="drop them, or add --rerender SOURCE")
     report = synthesize(args.output, args.count, size=args.size, seed=args.seed, backgrounds=args.backgrounds,
                         foregrounds=args.foregrounds, workers=args.workers, samples=args.samples,
                         max_layers=args.layers, tilt=args.tilt, lights=not args.no_lights,
