@@ -26,6 +26,7 @@ MINIMAL = {
     "synth": ["-o", "data", "-n", "1"],
     "generate": ["a prompt", "-o", "out"],
     "data": ["check", "synth", "r"],
+    "train": ["pix2pix", "--dataset", "synth", "--root", "r", "-o", "runs/x"],
 }
 
 # Every old spelling kept as a hidden alias: command -> {old: new}.
@@ -38,10 +39,11 @@ ALIASES = {
 }
 
 WRITES_ONE_FILE = {"render", "depth"}
-WRITES_A_FOLDER = {"demo", "eval", "synth", "generate"}
+WRITES_A_FOLDER = {"demo", "eval", "synth", "generate", "train"}
 FORMATS = {"depth": ("text", "json"), "focus": ("text", "json"), "metrics": ("text", "json"),
-           "synth": ("text", "json"), "focus-report": ("markdown", "json"), "eval": ("markdown", "json")}
-LONG_RUNNING = {"eval", "synth", "generate"}
+           "synth": ("text", "json"), "focus-report": ("markdown", "json"), "eval": ("markdown", "json"),
+           "train": ("text", "json")}
+LONG_RUNNING = {"eval", "synth", "generate", "train"}
 
 # Spellings that name different things in different commands, on purpose.
 DIFFERENT_CONCEPTS = {

@@ -33,6 +33,7 @@ COMMANDS = {
     "focus-report": "focus_report",
     "synth": "synth",
     "data": "data",
+    "train": "train",
 }
 
 

@@ -1,0 +1,247 @@
+"""The one training loop every trainable method runs on, on accelerate (CPU, one or several GPUs, machines).
+
+A method (:class:`TrainMethod`) builds its models, optimisers and losses and does one optimisation step; the
+loop does the rest:
+
+1. seeded data: step ``s`` takes the batch ``s`` of a permutation of the dataset drawn from ``(seed, epoch)``,
+   so the batches depend on the seed and the step only (not on workers or on where a run was resumed);
+2. gradient accumulation and mixed precision through accelerate;
+3. checkpoints every ``checkpoint_every`` steps and at the end (:mod:`lensblur.train.checkpoint`), with the
+   optimisers', schedulers' and random generators' states;
+4. exact resume: ``resume=True`` continues from the newest checkpoint, and the weights at the end are those of
+   a run that was never stopped;
+5. ``metrics.jsonl`` (one line per logged step: the losses, and the validation PSNR/SSIM every
+   ``validate_every`` steps), and a progress bar with the losses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from .._optional import require
+from ..errors import InputError
+from .checkpoint import STATE, latest_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
+
+__all__ = ["TrainConfig", "TrainMethod", "TrainResult", "train"]
+
+logger = logging.getLogger(__name__)
+
+
+class TrainMethod(Protocol):
+    """What a trainable method gives the loop.
+
+    Attributes:
+        name: the method's name (recorded in its checkpoints).
+    """
+
+    name: str
+
+    def config(self) -> dict[str, Any]:
+        """The JSON-ready settings that rebuild the method (recorded in checkpoints)."""
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """The networks, by name (their weights are the checkpoint)."""
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers, by name."""
+
+    def schedulers(self) -> dict[str, Any]:
+        """Learning-rate schedulers, by name (may be empty)."""
+
+    def prepare(self, accelerator) -> None:
+        """Let accelerate wrap the modules and optimisers (``accelerator.prepare``)."""
+
+    def training_step(self, batch: dict[str, torch.Tensor], accelerator) -> dict[str, float]:
+        """One optimisation step on ``batch``; returns the losses to log."""
+
+    def predict(self, image: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` linear RGB in, ``(B, 3, H, W)`` linear RGB out (evaluation mode)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of the loop (the method's own settings are its config).
+
+    Args:
+        steps: optimisation steps in all, >= 1.
+        batch_size: items per step, >= 1.
+        seed: the seed of the weights' initialisation and of the data order.
+        grad_accumulation: batches whose gradients are summed per optimiser step, >= 1.
+        checkpoint_every: steps between checkpoints (and one at the end), >= 1.
+        validate_every: steps between validations (0: only at the end).
+        log_every: steps between lines of ``metrics.jsonl``, >= 1.
+        num_workers: data-loading processes, >= 0.
+        mixed_precision: ``"no"``, ``"fp16"`` or ``"bf16"`` (accelerate's; on a GPU).
+        progress: show a progress bar.
+    """
+
+    steps: int = 1000
+    batch_size: int = 1
+    seed: int = 0
+    grad_accumulation: int = 1
+    checkpoint_every: int = 500
+    validate_every: int = 0
+    log_every: int = 10
+    num_workers: int = 0
+    mixed_precision: str = "no"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name, low in (("steps", 1), ("batch_size", 1), ("grad_accumulation", 1), ("checkpoint_every", 1),
+                          ("validate_every", 0), ("log_every", 1), ("num_workers", 0), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InputError(name, expected=f"an integer >= {low}", got=value, fix=f"{name}={max(low, 1)}")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise InputError("mixed_precision", expected="no, fp16 or bf16", got=self.mixed_precision,
+                             fix="mixed_precision=no")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` did: the run folder, the steps done, the last losses and validation scores."""
+
+    run: Path
+    steps: int
+    losses: dict[str, float]
+    validation: dict[str, float]
+
+
+def _batch_indices(step: int, size: int, batch: int, seed: int) -> list[int]:
+    """The dataset indices of step ``step``: batch ``step`` of the epochs' seeded permutations."""
+    per_epoch = max(1, size // batch)
+    epoch, offset = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(size)
+    return [int(i) for i in order[offset * batch: offset * batch + batch]]
+
+
+def _collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    keys = [k for k in items[0] if isinstance(items[0][k], torch.Tensor)]
+    return {k: torch.stack([item[k] for item in items]) for k in keys}
+
+
+def _validate(method, dataset, limit: int = 16) -> dict[str, float]:
+    """Mean PSNR and SSIM on 8-bit sRGB values of up to ``limit`` validation items."""
+    from ..eval.runner import display_8bit
+    from ..metrics import psnr, ssim
+
+    scores = {"psnr": [], "ssim": []}
+    for i in range(min(limit, len(dataset))):
+        item = dataset[i]
+        with torch.no_grad():
+            pred = method.predict(item["image"][None])[0]
+        a, b = display_8bit(item["target"].permute(1, 2, 0)), display_8bit(pred.permute(1, 2, 0))
+        scores["psnr"].append(psnr(a, b, data_range=1.0))
+        scores["ssim"].append(ssim(a, b, data_range=1.0))
+    return {f"val_{k}": float(np.mean([v for v in values if math.isfinite(v)] or [math.inf]))
+            for k, values in scores.items()}
+
+
+def _state(method, step: int) -> dict[str, Any]:
+    return {"step": step, "optimizers": {k: o.state_dict() for k, o in method.optimizers().items()},
+            "schedulers": {k: s.state_dict() for k, s in method.schedulers().items()}, "rng": rng_state()}
+
+
+def _resume(method, run: Path) -> int:
+    """Load the newest checkpoint of ``run`` into ``method``; the steps it had done (0 without one)."""
+    folder = latest_checkpoint(run)
+    if folder is None:
+        return 0
+    load_weights(method, folder / "model.safetensors")
+    state = torch.load(folder / STATE, weights_only=True)
+    for name, optimizer in method.optimizers().items():
+        optimizer.load_state_dict(state["optimizers"][name])
+    for name, scheduler in method.schedulers().items():
+        scheduler.load_state_dict(state["schedulers"][name])
+    set_rng_state(state["rng"])
+    logger.info("resumed %s from %s (step %d)", method.name, folder, state["step"])
+    return int(state["step"])
+
+
+def _check_run(run: Path, method, config: TrainConfig, resume: bool) -> None:
+    settings = {"method": method.name, "method_config": method.config(), "train_config": asdict(config)}
+    settings["train_config"].pop("progress")
+    path = run / "run.json"
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        previous_train = {k: v for k, v in previous.get("train_config", {}).items() if k != "steps"}
+        current_train = {k: v for k, v in settings["train_config"].items() if k != "steps"}
+        if not resume:
+            raise InputError("out", expected="a new run folder, or resume=True to continue the run in it",
+                             got=f"{run} holds a run", fix="pass resume=True, or out=FOLDER, a new folder")
+        if previous.get("method") != method.name or previous.get("method_config") != settings["method_config"] \
+                or previous_train != current_train:
+            raise InputError("out", expected="the run's own settings to resume it (only steps may change)",
+                             got=f"{run} was made with {json.dumps(previous, sort_keys=True)}",
+                             fix="resume with the same settings, or train into a new folder")
+    run.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+
+def train(method: TrainMethod, dataset, out: str | os.PathLike, config: TrainConfig = TrainConfig(), *,
+          val_dataset=None, resume: bool = False) -> TrainResult:
+    """Train ``method`` on ``dataset`` into the run folder ``out`` (see the module doc).
+
+    Args:
+        method: the method, built with its models (seeded by the caller).
+        dataset: items with ``image`` and ``target`` ``(3, H, W)`` (a :mod:`lensblur.data` reader, or a
+            crop/transform of one).
+        out: the run folder: ``run.json``, ``metrics.jsonl``, ``step-*/`` and ``last.safetensors``.
+        config: the loop's settings.
+        val_dataset: items scored (PSNR/SSIM) every ``config.validate_every`` steps and at the end.
+        resume: continue the run in ``out`` from its newest checkpoint.
+
+    Returns:
+        The :class:`TrainResult`.
+
+    Raises:
+        InputError: an empty dataset, a folder holding another run (or any run without ``resume``).
+    """
+    accelerate = require("accelerate", extra="train", feature="training")
+    if len(dataset) == 0:
+        raise InputError("dataset", expected="at least one training item", got="an empty dataset",
+                         fix="point root at a dataset with pairs")
+    run = Path(out)
+    _check_run(run, method, config, resume)
+    accelerator = accelerate.Accelerator(gradient_accumulation_steps=config.grad_accumulation,
+                                         mixed_precision=config.mixed_precision)
+    method.prepare(accelerator)
+    start = _resume(method, run) if resume else 0
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=config.steps, initial=start, desc=f"train {method.name}", unit="step",
+               disable=not config.progress or not accelerator.is_main_process)
+    losses: dict[str, float] = {}
+    validation: dict[str, float] = {}
+    with open(run / "metrics.jsonl", "a") as log:
+        for step in range(start, config.steps):
+            batch = _collate([dataset[i] for i in _batch_indices(step, len(dataset), config.batch_size, config.seed)])
+            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            with accelerator.accumulate(*method.modules().values()):
+                losses = method.training_step(batch, accelerator)
+            done = step + 1
+            bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
+            bar.update(1)
+            record: dict[str, Any] = {}
+            if done % config.log_every == 0 or done == config.steps:
+                record = {"step": done, **losses}
+            if val_dataset is not None and ((config.validate_every and done % config.validate_every == 0)
+                                            or done == config.steps):
+                validation = _validate(method, val_dataset)
+                record = {"step": done, **losses, **validation}
+            if record:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            if done % config.checkpoint_every == 0 or done == config.steps:
+                save_checkpoint(run, done, method, _state(method, done))
+    bar.close()
+    return TrainResult(run=run, steps=config.steps, losses=losses, validation=validation)

@@ -1,0 +1,100 @@
+"""The shared training loop on a tiny pix2pix: checkpoints round trip, resume is exact, mistakes are named."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lensblur.baselines import Pix2Pix, Pix2PixConfig
+from lensblur.data import SynthDataset
+from lensblur.errors import InputError, ModelNotFoundError
+from lensblur.synth.dataset import synthesize
+from lensblur.train import RandomCrops, TrainConfig, load_weights, read_metadata, train
+
+TINY = Pix2PixConfig(num_downs=5, ngf=4, ndf=4, n_layers=2, lr_constant_steps=3, lr_decay_steps=3)
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    synthesize(root, 3, size=(48, 40), seed=5, samples=32, progress=False)
+    return SynthDataset(root)
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def _config(steps, **kw):
+    return TrainConfig(steps=steps, batch_size=2, checkpoint_every=3, log_every=1, progress=False, seed=1, **kw)
+
+
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(pairs, tmp_path):
+    torch.manual_seed(0)
+    train(Pix2Pix(TINY, seed=3), RandomCrops(pairs, 32), tmp_path / "a", _config(6))
+    torch.manual_seed(0)
+    train(Pix2Pix(TINY, seed=3), RandomCrops(pairs, 32), tmp_path / "b", _config(3))
+    torch.manual_seed(123)          # whatever happens between the two processes
+    result = train(Pix2Pix(TINY, seed=3), RandomCrops(pairs, 32), tmp_path / "b", _config(6), resume=True)
+    a, b = _weights(tmp_path / "a" / "last.safetensors"), _weights(tmp_path / "b" / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert result.steps == 6 and set(result.losses) >= {"loss_d", "loss_g", "l1"}
+    lines = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4, 5, 6]
+    assert sorted(p.name for p in (tmp_path / "a").glob("step-*")) == ["step-00000003", "step-00000006"]
+
+
+def test_checkpoint_round_trip_and_its_metadata(pairs, tmp_path):
+    method = Pix2Pix(TINY, seed=3)
+    train(method, RandomCrops(pairs, 32), tmp_path / "run", _config(2), val_dataset=pairs)
+    meta = read_metadata(tmp_path / "run" / "last.safetensors")
+    assert meta["method"] == "pix2pix" and meta["config"]["num_downs"] == 5 and meta["step"] == 2
+    fresh = Pix2Pix(TINY, seed=99)
+    load_weights(fresh, tmp_path / "run")
+    image = pairs[0]["image"][None]
+    torch.testing.assert_close(fresh.predict(image), method.predict(image))
+    assert fresh.predict(image).shape == image.shape      # 48x40 is padded to the U-Net's grid and cropped back
+    record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "val_psnr" in record and "val_ssim" in record
+
+
+def test_mistakes_are_named(pairs, tmp_path):
+    train(Pix2Pix(TINY), RandomCrops(pairs, 32), tmp_path / "run", _config(1))
+    with pytest.raises(InputError, match="^out: expected a new run folder, or resume=True"):
+        train(Pix2Pix(TINY), RandomCrops(pairs, 32), tmp_path / "run", _config(1))
+    other = Pix2PixConfig(num_downs=5, ngf=8, ndf=4, n_layers=2)
+    with pytest.raises(InputError, match="^out: expected the run's own settings to resume it"):
+        train(Pix2Pix(other), RandomCrops(pairs, 32), tmp_path / "run", _config(2), resume=True)
+    with pytest.raises(InputError, match=r"^checkpoint: expected weights that fit this pix2pix"):
+        load_weights(Pix2Pix(other), tmp_path / "run" / "last.safetensors")
+    with pytest.raises(ModelNotFoundError, match="checkpoint not found"):
+        load_weights(Pix2Pix(TINY), tmp_path / "missing.safetensors")
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "plain.safetensors"), metadata={"method": "bggan"})
+    with pytest.raises(InputError, match="^checkpoint: expected a checkpoint of method pix2pix.*a bggan checkpoint"):
+        load_weights(Pix2Pix(TINY), tmp_path / "plain.safetensors")
+    with pytest.raises(InputError, match="^dataset: expected at least one training item"):
+        train(Pix2Pix(TINY), [], tmp_path / "empty", _config(1))
+    with pytest.raises(InputError, match="^crop: expected items at least 64 px"):
+        RandomCrops(pairs, 64)[0]
+    with pytest.raises(InputError, match="^steps: expected an integer >= 1"):
+        TrainConfig(steps=0)
+
+
+def test_cli_train(pairs, tmp_path, capsys):
+    from lensblur.cli import main
+
+    root = str(pairs.root)
+    argv = ["train", "pix2pix", "--dataset", "synth", "--root", root, "-o", str(tmp_path / "run"), "--crop", "32",
+            "--num-downs", "5", "--checkpoint-every", "1", "-q"]
+    assert main(argv + ["--steps", "2", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 2
+    assert main(argv + ["--steps", "2"]) == 1
+    assert "--resume" in capsys.readouterr().err
+    assert main(argv + ["--steps", "3", "--resume"]) == 0
+    assert read_metadata(tmp_path / "run")["step"] == 3
