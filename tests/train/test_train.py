@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -98,3 +99,24 @@ def test_cli_train(pairs, tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
     assert main(argv + ["--steps", "3", "--resume"]) == 0
     assert read_metadata(tmp_path / "run")["step"] == 3
+
+
+def test_trained_pix2pix_is_an_eval_method(pairs, tmp_path, capsys):
+    """lensblur eval --method pix2pix --checkpoint RUN/last.safetensors scores the trained generator."""
+    from lensblur.cli import main
+    from lensblur.eval import get_method
+
+    method = Pix2Pix(TINY, seed=3)
+    train(method, RandomCrops(pairs, 32), tmp_path / "run", _config(1))
+    evaluated = get_method("pix2pix", checkpoint=tmp_path / "run" / "last.safetensors")
+    image = pairs[0]["image"].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(evaluated.predict(image), method.predict(pairs[0]["image"][None])[0].permute(1, 2, 0),
+                               atol=1e-6)
+    with pytest.raises(InputError, match="^checkpoint: expected a pix2pix checkpoint to evaluate"):
+        get_method("pix2pix")
+    assert main(["eval", "--method", "pix2pix", "--checkpoint", str(tmp_path / "run" / "last.safetensors"),
+                 "--dataset", "synth", "--root", str(pairs.root), "-o", str(tmp_path / "results"), "-q"]) == 0
+    assert "| synth | pix2pix | 3 |" in capsys.readouterr().out
+    assert main(["eval", "--method", "pix2pix", "--dataset", "synth", "--root", str(pairs.root), "-o",
+                 str(tmp_path / "r2"), "-q"]) == 1
+    assert "--checkpoint" in capsys.readouterr().err

@@ -39,7 +39,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            help="score a method on a dataset (PSNR, SSIM, LPIPS, DISTS, depth-edge PSNR)",
                            description="Run a bokeh method over a dataset and score it like the papers.",
                            epilog=_EPILOG)
-    parser.add_argument("--method", required=True, help="identity, or a renderer: layered, scatter, gaussian, ...")
+    parser.add_argument("--method", required=True,
+                        help="identity, a renderer (layered, scatter, gaussian, ...), or a trained pix2pix")
+    parser.add_argument("--checkpoint", metavar="FILE",
+                        help="a trained method's checkpoint (RUN/last.safetensors of lensblur train)")
     parser.add_argument("--dataset", required=True, help="synth, ebb, ebb-val294, blb")
     parser.add_argument("--root", required=True, help="the dataset folder")
     _args.add_output(parser, folder=True, old=("--out",), help="results folder (one subfolder per run)")
@@ -118,12 +121,14 @@ def run(args) -> int:
                           align_exposure=args.align_exposure, limit=args.limit, workers=args.workers,
                           edge_band=args.edge_band, progress=_args.show_progress(args), ssim=args.ssim,
                           display=args.display, lpips_net=args.lpips_net)
-    method = get_method(args.method, argument="--method")
+    method = get_method(args.method, argument="--method", checkpoint=args.checkpoint)
     dataset = open_dataset(args.dataset, args.root, argument="--dataset", **_dataset_options(args))
     out_root = Path(args.output)
     if out_root.exists() and not out_root.is_dir():
         raise InputError("--output", expected="a folder", got=f"{out_root} (a file)", fix="choose a folder name")
     settings = {"root": str(Path(args.root).resolve()), "dataset_options": _dataset_options(args)}
+    if args.checkpoint:     # a rerun with another checkpoint is another run (run.json refuses to mix them)
+        settings["checkpoint"] = str(Path(args.checkpoint).resolve())
     summary = evaluate(dataset, method, out_root / _run_name(args), dataset_name=args.dataset, options=options,
                        perceptual=load_perceptual(lpips_net=args.lpips_net),
                        settings=settings)

@@ -11,8 +11,9 @@ A method turns one dataset item into a predicted bokeh image::
 ``image`` is ``H x W x 3`` float32 linear RGB, ``disparity`` ``H x W`` in [0, 1] or ``None``, ``lens`` a
 :class:`~lensblur.lens.Lens` or ``None``; the result is ``H x W x 3`` linear RGB of the same size.
 
-Methods are registered by name with :func:`register_method` (a factory, called once per run, so heavy
-models load only when asked for). Every classical renderer of :mod:`lensblur.render` is available under its
+Methods are registered by name with :func:`register_method` (a factory, called once per run with the run's
+method options such as ``checkpoint``, so heavy models load only when asked for). Trained baselines
+(``pix2pix``) take the ``checkpoint`` of a ``lensblur train`` run. Every classical renderer of :mod:`lensblur.render` is available under its
 own name (``layered``, ``scatter``, ``gaussian``, and whatever is registered there later), plus ``identity``
 (the input itself, the floor every method should beat).
 """
@@ -108,6 +109,18 @@ class ClassicalRenderer:
 register_method("identity", Identity)
 
 
+def _trained(name: str):
+    def factory(checkpoint=None):
+        from ..baselines.trained import TrainedMethod
+
+        return TrainedMethod(name, checkpoint)
+
+    return factory
+
+
+register_method("pix2pix", _trained("pix2pix"))
+
+
 def _render_names() -> list[str]:
     from ..render import METHODS as RENDERERS
 
@@ -123,12 +136,13 @@ def available_methods() -> list[str]:
     return sorted(set(METHODS) | set(_render_names()))
 
 
-def get_method(name: str, *, argument: str = "name") -> EvalMethod:
+def get_method(name: str, *, argument: str = "name", **options: Any) -> EvalMethod:
     """The method registered as ``name``, or the classical renderer of that name.
 
     Args:
         name: one of :func:`available_methods`.
         argument: the name error messages give ``name``.
+        options: the method's own options (``checkpoint=`` for a trained one); None values are left out.
 
     Returns:
         The :class:`EvalMethod`.
@@ -136,8 +150,15 @@ def get_method(name: str, *, argument: str = "name") -> EvalMethod:
     Raises:
         InputError: an unknown name, or a factory whose object does not follow :class:`EvalMethod`.
     """
+    options = {k: v for k, v in options.items() if v is not None}
     if name in METHODS:
-        method = METHODS[name]()
+        try:
+            method = METHODS[name](**options)
+        except TypeError as exc:
+            if "unexpected keyword" not in str(exc):
+                raise
+            raise InputError(next(iter(options)), expected=f"options that method {name} takes", got=sorted(options),
+                             fix=f"drop them for method={name}") from exc
     elif name in _render_names():
         method = ClassicalRenderer(name)
     else:
