@@ -120,3 +120,27 @@ def test_trained_pix2pix_is_an_eval_method(pairs, tmp_path, capsys):
     assert main(["eval", "--method", "pix2pix", "--dataset", "synth", "--root", str(pairs.root), "-o",
                  str(tmp_path / "r2"), "-q"]) == 1
     assert "--checkpoint" in capsys.readouterr().err
+
+
+def test_scoring_on_val294_a_model_trained_on_it_warns(tmp_path, rng, caplog):
+    """A checkpoint records its training data; evaluating it on Val294 after training on EBB!'s train split
+    (which holds Val294) says the score is not held out."""
+    from lensblur.data import EBB, EBBVal294
+    from lensblur.data.ebb import VAL294_FIRST, holds_val294
+    from lensblur.eval import EvalOptions, evaluate, get_method
+    from lensblur.io import write_image
+
+    for sub in ("original", "bokeh"):
+        for i in (3, VAL294_FIRST):
+            (tmp_path / "ebb" / "Training" / sub).mkdir(parents=True, exist_ok=True)
+            write_image(tmp_path / "ebb" / "Training" / sub / f"{i}.png", rng.uniform(0, 1, (40, 48, 3)).astype("f4"))
+    train(Pix2Pix(TINY), RandomCrops(EBB(tmp_path / "ebb", "train"), 32), tmp_path / "run", _config(1),
+          data_info={"dataset": "ebb", "split": "train"})
+    method = get_method("pix2pix", checkpoint=tmp_path / "run")
+    assert method.training_data == {"dataset": "ebb", "split": "train"}
+    with caplog.at_level("WARNING", logger="lensblur.eval.runner"):
+        evaluate(EBBVal294(tmp_path / "ebb"), method, tmp_path / "scores", dataset_name="ebb-val294",
+                 options=EvalOptions(progress=False),
+                 perceptual={"lpips": "n/a (test)", "dists": "n/a (test)"})
+    assert "not a held-out measure" in caplog.text
+    assert holds_val294("ebb", "train") and not holds_val294("ebb", "train294") and holds_val294("ebb-val294", None)

@@ -71,8 +71,11 @@ class TrainedMethod:
         if checkpoint is None:
             raise InputError("checkpoint", expected=f"a {name} checkpoint to evaluate", got="none",
                              fix=f"train one with lensblur train {name} ... -o RUN, then pass checkpoint=RUN/last.safetensors")
+        from ..train import read_metadata
+
         self.name = name
         self.method = load_trained(checkpoint, expected=name)
+        self.training_data = read_metadata(checkpoint)["data"]
 
     def predict(self, image: np.ndarray, *, disparity=None, lens=None, meta: dict[str, Any] | None = None) -> np.ndarray:
         with torch.inference_mode():

@@ -71,7 +71,7 @@ def run(args) -> int:
     data = RandomCrops(open_dataset(args.dataset, args.root, **options), args.crop)
     val = open_dataset(args.dataset, args.val_root) if args.val_root else None
     result = train(Pix2Pix(method_config, seed=args.seed), data, args.output, config, val_dataset=val,
-                   resume=args.resume)
+                   resume=args.resume, data_info={"dataset": args.dataset, "split": args.split or "train"})
     summary = {"run": str(result.run), "steps": result.steps, **result.losses, **result.validation}
     if args.format == "json":
         print(json.dumps(summary))

@@ -58,7 +58,7 @@ from ..errors import InputError
 from ..io import list_images, read_disparity, read_image
 from ._common import JPEG_PNG, align_exposure, check_alignment, check_root, find_file, layout_error, make_item
 
-__all__ = ["EBB", "HELDOUT_IDS", "HELDOUT_SEED", "RELEASES", "SPLITS", "VAL294_FIRST", "EBBVal294"]
+__all__ = ["EBB", "HELDOUT_IDS", "HELDOUT_SEED", "RELEASES", "SPLITS", "VAL294_FIRST", "EBBVal294", "holds_val294"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,12 @@ LAYOUT = """  ROOT/Training/original/0.jpg ...   (wide depth of field, f/16; tra
   (folder names in any case)"""
 
 _DISPARITY_SUFFIXES = (".png", ".npy", ".pfm", ".tif", ".tiff", ".exr", ".jpg")
+
+
+def holds_val294(dataset: str | None, split: str | None) -> bool:
+    """Whether a dataset and split (as a training run records them) contain Val294's pairs: ``ebb-val294``, and
+    EBB!'s ``train`` and ``val294`` splits (``train294`` and ``heldout`` do not)."""
+    return dataset == "ebb-val294" or (dataset == "ebb" and split in (None, "train", "val294"))
 
 
 def _file_number(path: Path) -> int | None:

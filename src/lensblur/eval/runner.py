@@ -332,6 +332,14 @@ def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options
         InputError: ``out_dir`` holds a run with other settings, or a malformed ``per_image.csv``; an item has
             no target, or no disparity or lens where ``method`` needs one; a prediction of another size.
     """
+    trained = getattr(method, "training_data", None) or {}
+    if getattr(dataset, "split", None) == "val294" and trained:
+        from ..data.ebb import holds_val294
+
+        if holds_val294(trained.get("dataset"), trained.get("split")):
+            logger.warning("%s was trained on %s split %s, which holds Val294's pairs: its Val294 scores are "
+                           "not a held-out measure (train on split train294 for that)", method.name,
+                           trained.get("dataset"), trained.get("split"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if perceptual is None:

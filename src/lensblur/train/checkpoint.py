@@ -75,7 +75,7 @@ def save_checkpoint(run: Path, step: int, method, state: dict[str, Any]) -> Path
     tensors = {f"{name}.{key}": value.detach().to("cpu").contiguous()
                for name, module in method.modules().items() for key, value in module.state_dict().items()}
     metadata = {"lensblur_version": __version__, "method": method.name, "config": json.dumps(method.config()),
-                "step": str(step)}
+                "step": str(step), "data": json.dumps(state.get("data") or {})}
     folder = run / f"step-{step:08d}"
     tmp = run / f".step-{step:08d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -118,7 +118,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     if "method" not in meta:
         raise InputError("checkpoint", expected="a lensblur checkpoint (method and config in its metadata)",
                          got=str(path), fix="pass RUN/last.safetensors of a lensblur training run")
-    return {**meta, "config": json.loads(meta.get("config", "{}")), "step": int(meta.get("step", 0)), "path": path}
+    return {**meta, "config": json.loads(meta.get("config", "{}")), "data": json.loads(meta.get("data", "{}")),
+            "step": int(meta.get("step", 0)), "path": path}
 
 
 def load_weights(method, path: str | os.PathLike) -> dict[str, Any]:

@@ -146,8 +146,8 @@ def _validate(method, dataset, limit: int = 16) -> dict[str, float]:
             for k, values in scores.items()}
 
 
-def _state(method, step: int) -> dict[str, Any]:
-    return {"step": step, "optimizers": {k: o.state_dict() for k, o in method.optimizers().items()},
+def _state(method, step: int, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"step": step, "data": data or {}, "optimizers": {k: o.state_dict() for k, o in method.optimizers().items()},
             "schedulers": {k: s.state_dict() for k, s in method.schedulers().items()}, "rng": rng_state()}
 
 
@@ -188,7 +188,7 @@ def _check_run(run: Path, method, config: TrainConfig, resume: bool) -> None:
 
 
 def train(method: TrainMethod, dataset, out: str | os.PathLike, config: TrainConfig = TrainConfig(), *,
-          val_dataset=None, resume: bool = False) -> TrainResult:
+          val_dataset=None, resume: bool = False, data_info: dict[str, Any] | None = None) -> TrainResult:
     """Train ``method`` on ``dataset`` into the run folder ``out`` (see the module doc).
 
     Args:
@@ -199,6 +199,8 @@ def train(method: TrainMethod, dataset, out: str | os.PathLike, config: TrainCon
         config: the loop's settings.
         val_dataset: items scored (PSNR/SSIM) every ``config.validate_every`` steps and at the end.
         resume: continue the run in ``out`` from its newest checkpoint.
+        data_info: what the training data was (``{"dataset": "ebb", "split": "train"}``), recorded in the
+            checkpoints so that an evaluation on overlapping data can warn.
 
     Returns:
         The :class:`TrainResult`.
@@ -242,6 +244,6 @@ def train(method: TrainMethod, dataset, out: str | os.PathLike, config: TrainCon
                 log.write(json.dumps(record) + "\n")
                 log.flush()
             if done % config.checkpoint_every == 0 or done == config.steps:
-                save_checkpoint(run, done, method, _state(method, done))
+                save_checkpoint(run, done, method, _state(method, done, data_info))
     bar.close()
     return TrainResult(run=run, steps=config.steps, losses=losses, validation=validation)
