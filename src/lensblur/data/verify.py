@@ -124,11 +124,11 @@ def _pairs(report: DatasetReport, label: str, inputs: list[Path], targets: Path 
 
 
 def _verify_ebb(root: Path) -> DatasetReport:
-    from .ebb import AIM_LAST_ID, VAL294_FIRST, _child, _file_number
+    from .ebb import AIM_LAST_ID, VAL294_FIRST, _child, _file_number, _images
 
     report = DatasetReport("ebb", str(root))
     train = _child(root, "training", "train")
-    originals = list_images(_child(train, "original"), JPEG_PNG) if _child(train, "original") else []
+    originals = _images(_child(train, "original"))
     if not originals:
         report.problems.append("no training inputs in Training/original/ (or train/original/)")
         return report
@@ -147,8 +147,7 @@ def _verify_ebb(root: Path) -> DatasetReport:
     for label, names in (("validation", ("validation", "val")), ("test", ("test",))):
         folder = _child(root, *names)
         if folder is not None:
-            inputs = _child(folder, "original")
-            _pairs(report, label, list_images(inputs, JPEG_PNG) if inputs is not None else [], _child(folder, "bokeh"))
+            _pairs(report, label, _images(_child(folder, "original")), _child(folder, "bokeh"))
             if label == "validation" and report.release == "aim2020":
                 _expect(report, label, EXPECTED[("ebb", "aim2020", "val")])
     return report

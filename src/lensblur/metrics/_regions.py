@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._convert import array_to_tensor
 from ..errors import InputError, ShapeError
 from ..geometry import parse_box
 
@@ -36,7 +37,7 @@ def to_display_tensor(image, *, argument: str = "image") -> torch.Tensor:
     if arr.ndim != 3 or arr.shape[2] not in (1, 3):
         raise ShapeError(argument, expected="an H x W x 3 or H x W array", got=f"shape {arr.shape}",
                          fix="pass an RGB or grey image")
-    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64)).permute(2, 0, 1)[None]
+    return array_to_tensor(arr, dtype=torch.float64)
 
 
 def grey_255(image: torch.Tensor, *, data_range: float) -> torch.Tensor:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._convert import array_to_tensor
 from .._optional import require
 from ..errors import InputError, ModelNotFoundError, ShapeError
 
@@ -115,7 +116,7 @@ def _as_batch(image, argument: str) -> torch.Tensor:
         arr = np.asarray(image, dtype=np.float32)
         if arr.ndim != 3 or arr.shape[2] != 3:
             raise ShapeError(argument, expected="an H x W x 3 array", got=f"shape {arr.shape}", fix="pass an RGB image")
-        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None]
+        t = array_to_tensor(arr)
     if t.ndim != 4 or t.shape[1] != 3:
         raise ShapeError(argument, expected="(B, 3, H, W)", got=f"{tuple(t.shape)}", fix="pass RGB images")
     return t.clamp(0.0, 1.0)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from .._convert import decode_srgb, encode_gamma
+from .._convert import decode_srgb, encode_gamma, quantize
 from ..errors import InputError
 from ..io.files import atomic_path
 from ..io.image import write_image
@@ -81,8 +81,7 @@ def pair_name(index: int) -> str:
 def _write_grey16(path: Path, values: np.ndarray) -> None:
     from PIL import Image
 
-    data = np.round(np.clip(values, 0.0, 1.0) * 65535.0).astype(np.uint16)
-    Image.fromarray(data).save(path, format="PNG")
+    Image.fromarray(quantize(values, 16)).save(path, format="PNG")
 
 
 def _dump(data: dict) -> str:
