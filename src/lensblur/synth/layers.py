@@ -106,6 +106,11 @@ def _relensed(scene: Scene, blur: float | None, focus_disparity: float | None, a
                          got=f"blur {blur:g}, a CoC of {blur * reach:.1f} px",
                          fix="trace with a smaller blur, or make the dataset again with larger blur")
     params = dict(scene.params, blur=round(blur, 6), focus_disparity=round(focus, 6), max_coc=round(blur * reach, 4))
+    # How the scene's own lens was drawn no longer describes a lens given here.
+    if focus_disparity is not None:
+        params.pop("focus_on", None)
+    if blur is not None:
+        params.pop("blur_times", None)
     aperture = aperture or scene.aperture
     params["aperture"] = {"blades": aperture.blades, "rotation": aperture.rotation}
     return Scene(layers=scene.layers, blur=blur, focus_disparity=focus, aperture=aperture, margin=scene.margin,
