@@ -61,6 +61,11 @@ def test_checkpoint_round_trip_and_its_metadata(pairs, tmp_path):
     assert fresh.predict(image).shape == image.shape      # 48x40 is padded to the U-Net's grid and cropped back
     record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert "val_psnr" in record and "val_ssim" in record
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
+    assert {"loss_g", "val_psnr"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("loss_g")] == [1, 2]
 
 
 def test_mistakes_are_named(pairs, tmp_path):

@@ -1,21 +1,64 @@
 """``lensblur train METHOD``: train a method on a dataset with the shared loop (:func:`lensblur.train.train`).
 
-Translates flags: the dataset is opened by name (``lensblur.data.open_dataset``), cut into random crops, and
-the method is built from its own flags; checkpoints, resume and logs are the loop's.
+Translates flags: the dataset is opened by name (``lensblur.data.open_dataset``) and cut into random crops,
+the method is built from its own flags (each trainer in :data:`TRAINERS` lists the flags it reads; a flag of
+another method is refused); checkpoints, resume and logs are the loop's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ..errors import InputError
 from . import _args
 
-__all__ = ["METHODS", "add_parser", "run"]
+__all__ = ["TRAINERS", "Trainer", "add_parser", "register_trainer", "run"]
 
-# Trainable methods by name (more arrive with the other baselines).
-METHODS = ("pix2pix",)
+
+@dataclass(frozen=True)
+class Trainer:
+    """How ``lensblur train NAME`` builds a method from its flags.
+
+    Args:
+        config: the method's config from the parsed flags (and the run's step count).
+        flags: the method-specific flags (``args`` names) it reads; given to another method, they are refused.
+        data: the training view of the opened dataset (default: random crops of the pairs).
+    """
+
+    config: Callable[[argparse.Namespace], Any]
+    flags: tuple[str, ...] = ()
+    data: Callable[[Any, argparse.Namespace], Any] | None = None
+
+
+TRAINERS: dict[str, Trainer] = {}
+
+
+def register_trainer(name: str, trainer: Trainer) -> None:
+    """Make ``lensblur train NAME`` build the method ``NAME`` of :data:`lensblur.baselines.TRAINABLE`."""
+    TRAINERS[name] = trainer
+
+
+def _pix2pix(args) -> Any:
+    from ..baselines import Pix2PixConfig
+
+    # pix2pix's schedule: the learning rate constant for half of the steps, then decaying to 0
+    return Pix2PixConfig(num_downs=8 if args.num_downs is None else args.num_downs,
+                         lr=2e-4 if args.lr is None else args.lr, lr_constant_steps=args.steps // 2,
+                         lr_decay_steps=args.steps - args.steps // 2)
+
+
+register_trainer("pix2pix", Trainer(_pix2pix, flags=("num_downs", "lr")))
+
+# The method-specific flags: argparse name -> (flag, add_argument keywords).
+_METHOD_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "num_downs": ("--num-downs", {"type": int, "help": "U-Net down-sampling steps (8: unet_256, 7: unet_128)"}),
+    "lr": ("--lr", {"type": float, "help": "Adam's learning rate (2e-4)"}),
+}
 
 _EPILOG = """\
 examples:
@@ -23,16 +66,22 @@ examples:
   lensblur train pix2pix --dataset ebb --root EBB/ -o runs/p2p --steps 200000 --crop 256 --resume
   lensblur train pix2pix --dataset synth --root data/tiny -o runs/tiny --steps 50 --crop 64 --num-downs 6
 
-A run folder holds run.json (the settings), metrics.jsonl (losses, validation PSNR/SSIM), step-NNNNNNNN/
-checkpoints (weights in safetensors, optimiser and generator states) and last.safetensors. Run the same
-command with --resume to continue: the weights at the end are those of a run that never stopped.
+A run folder holds run.json (the settings), metrics.jsonl (losses, validation PSNR/SSIM), tensorboard/ (the
+same scalars, when tensorboard is installed), step-NNNNNNNN/ checkpoints (weights in safetensors, optimiser
+and generator states) and last.safetensors. Run the same command with --resume to continue: the weights at
+the end are those of a run that never stopped.
 """
 
 
+def _users(dest: str) -> str:
+    return ", ".join(name for name, trainer in TRAINERS.items() if dest in trainer.flags)
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = _args.command(subparsers, "train", help="train a method (pix2pix) on a dataset",
+    names = ", ".join(TRAINERS)
+    parser = _args.command(subparsers, "train", help=f"train a method ({names}) on a dataset",
                            description=__doc__, epilog=_EPILOG)
-    parser.add_argument("method", metavar="METHOD", choices=METHODS, help=f"one of {', '.join(METHODS)}")
+    parser.add_argument("method", metavar="METHOD", choices=tuple(TRAINERS), help=f"one of {names}")
     parser.add_argument("--dataset", required=True, help="dataset name, as lensblur eval takes it (synth, ebb, ...)")
     parser.add_argument("--root", required=True, help="the dataset's folder")
     parser.add_argument("--split", help="the dataset's split (e.g. train294 for EBB! before a Val294 evaluation)")
@@ -45,32 +94,42 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--validate-every", type=int, default=0, help="steps between validations (0: at the end)")
     parser.add_argument("--val-root", help="a dataset folder of the same kind to validate on (PSNR/SSIM)")
     parser.add_argument("--resume", action="store_true", help="continue the run in the output folder")
-    parser.add_argument("--num-downs", type=int, default=8, help="pix2pix: U-Net down-sampling steps (8: unet_256)")
-    parser.add_argument("--lr", type=float, default=2e-4, help="pix2pix: Adam's learning rate (2e-4)")
+    group = parser.add_argument_group("the methods' own settings (each names the methods that read it)")
+    for dest, (flag, kwargs) in _METHOD_FLAGS.items():
+        group.add_argument(flag, dest=dest, default=None, **{**kwargs, "help": f"{_users(dest)}: {kwargs['help']}"})
     _args.add_format(parser, "text", "json", help="how to print the summary")
     _args.add_progress(parser)
     parser.set_defaults(run=run)
     return parser
 
 
+def _method_config(args, trainer: Trainer, config_class):
+    for dest, (flag, _) in _METHOD_FLAGS.items():
+        if getattr(args, dest, None) is not None and dest not in trainer.flags:
+            raise InputError(flag, expected=f"a setting of {args.method} (it is one of {_users(dest)})",
+                             got=getattr(args, dest), fix=f"drop {flag}")
+    recorded = Path(args.output) / "run.json"
+    if args.resume and recorded.is_file():    # a resumed run keeps its own method settings (its lr schedule)
+        return config_class(**json.loads(recorded.read_text())["method_config"])
+    return trainer.config(args)
+
+
 def run(args) -> int:
-    from ..baselines import Pix2Pix, Pix2PixConfig
+    from ..baselines.trained import TRAINABLE
     from ..data import open_dataset
     from ..train import RandomCrops, TrainConfig, train
 
+    trainer = TRAINERS[args.method]
+    method_class, config_class = TRAINABLE[args.method]
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                          checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
                          progress=_args.show_progress(args))
-    recorded = Path(args.output) / "run.json"
-    if args.resume and recorded.is_file():    # a resumed run keeps its own method settings (its lr schedule)
-        method_config = Pix2PixConfig(**json.loads(recorded.read_text())["method_config"])
-    else:   # pix2pix's schedule: the learning rate constant for half of the steps, then decaying to 0
-        method_config = Pix2PixConfig(num_downs=args.num_downs, lr=args.lr, lr_constant_steps=args.steps // 2,
-                                      lr_decay_steps=args.steps - args.steps // 2)
+    method_config = _method_config(args, trainer, config_class)
     options = {"split": args.split} if args.split else {}
-    data = RandomCrops(open_dataset(args.dataset, args.root, **options), args.crop)
+    dataset = open_dataset(args.dataset, args.root, **options)
+    data = trainer.data(dataset, args) if trainer.data else RandomCrops(dataset, args.crop)
     val = open_dataset(args.dataset, args.val_root) if args.val_root else None
-    result = train(Pix2Pix(method_config, seed=args.seed), data, args.output, config, val_dataset=val,
+    result = train(method_class(method_config, seed=args.seed), data, args.output, config, val_dataset=val,
                    resume=args.resume, data_info={"dataset": args.dataset, "split": args.split or "train"})
     summary = {"run": str(result.run), "steps": result.steps, **result.losses, **result.validation}
     if args.format == "json":

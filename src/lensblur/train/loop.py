@@ -11,7 +11,8 @@ loop does the rest:
 4. exact resume: ``resume=True`` continues from the newest checkpoint, and the weights at the end are those of
    a run that was never stopped;
 5. ``metrics.jsonl`` (one line per logged step: the losses, and the validation PSNR/SSIM every
-   ``validate_every`` steps), and a progress bar with the losses.
+   ``validate_every`` steps), the same scalars as TensorBoard logs in ``tensorboard/`` when tensorboard is
+   installed, and a progress bar with the losses.
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ class TrainMethod(Protocol):
 
     def predict(self, image: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` linear RGB in, ``(B, 3, H, W)`` linear RGB out (evaluation mode)."""
+
+    # Optional: a method may also define
+    #   validate(dataset) -> dict[str, float]   its own validation scores (default: PSNR/SSIM of predict);
+    #   extra_state() -> dict / load_extra_state(dict)   state beyond weights, optimisers and random
+    #       generators that exact resume needs (CycleGAN's image pools), tensors and plain containers only.
 
 
 @dataclass(frozen=True)
@@ -146,9 +152,21 @@ def _validate(method, dataset, limit: int = 16) -> dict[str, float]:
             for k, values in scores.items()}
 
 
+def _tensorboard(run: Path):
+    """A TensorBoard writer on ``run/tensorboard`` when tensorboard is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        logger.info("tensorboard is not installed: the losses go to metrics.jsonl only")
+        return None
+    return SummaryWriter(log_dir=str(run / "tensorboard"))
+
+
 def _state(method, step: int, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    extra = method.extra_state() if hasattr(method, "extra_state") else {}
     return {"step": step, "data": data or {}, "optimizers": {k: o.state_dict() for k, o in method.optimizers().items()},
-            "schedulers": {k: s.state_dict() for k, s in method.schedulers().items()}, "rng": rng_state()}
+            "schedulers": {k: s.state_dict() for k, s in method.schedulers().items()}, "rng": rng_state(),
+            "method": extra}
 
 
 def _resume(method, run: Path) -> int:
@@ -163,6 +181,8 @@ def _resume(method, run: Path) -> int:
     for name, scheduler in method.schedulers().items():
         scheduler.load_state_dict(state["schedulers"][name])
     set_rng_state(state["rng"])
+    if hasattr(method, "load_extra_state"):
+        method.load_extra_state(state.get("method", {}))
     logger.info("resumed %s from %s (step %d)", method.name, folder, state["step"])
     return int(state["step"])
 
@@ -224,6 +244,7 @@ def train(method: TrainMethod, dataset, out: str | os.PathLike, config: TrainCon
                disable=not config.progress or not accelerator.is_main_process)
     losses: dict[str, float] = {}
     validation: dict[str, float] = {}
+    board = _tensorboard(run) if accelerator.is_main_process else None
     with open(run / "metrics.jsonl", "a") as log:
         for step in range(start, config.steps):
             batch = _collate([dataset[i] for i in _batch_indices(step, len(dataset), config.batch_size, config.seed)])
@@ -238,12 +259,19 @@ def train(method: TrainMethod, dataset, out: str | os.PathLike, config: TrainCon
                 record = {"step": done, **losses}
             if val_dataset is not None and ((config.validate_every and done % config.validate_every == 0)
                                             or done == config.steps):
-                validation = _validate(method, val_dataset)
+                validation = method.validate(val_dataset) if hasattr(method, "validate") \
+                    else _validate(method, val_dataset)
                 record = {"step": done, **losses, **validation}
             if record:
                 log.write(json.dumps(record) + "\n")
                 log.flush()
+                if board is not None:
+                    for key, value in record.items():
+                        if key != "step":
+                            board.add_scalar(key, value, done)
             if done % config.checkpoint_every == 0 or done == config.steps:
                 save_checkpoint(run, done, method, _state(method, done, data_info))
     bar.close()
+    if board is not None:
+        board.close()
     return TrainResult(run=run, steps=config.steps, losses=losses, validation=validation)
