@@ -26,9 +26,9 @@ from lensblur.eval import (
     markdown_table,
     register_method,
 )
-from lensblur.eval.methods import METHODS as EVAL_METHODS
 from lensblur.eval.runner import display_8bit
 from lensblur.io import read_raw, write_image
+from lensblur.methods import METHODS as EVAL_METHODS
 from lensblur.metrics.perceptual import PerceptualMetric, backbone_path, load_dists, load_lpips
 
 NO_PERCEPTUAL = {"lpips": "n/a (test)", "dists": "n/a (test)"}

@@ -127,6 +127,30 @@ def test_trained_pix2pix_is_an_eval_method(pairs, tmp_path, capsys):
     assert "--checkpoint" in capsys.readouterr().err
 
 
+def test_trained_pix2pix_renders_a_photo_without_depth(pairs, tmp_path, capsys, caplog):
+    """lensblur render --method pix2pix --checkpoint RUN/last.safetensors: no depth and no lens are read; the
+    file holds the generator's output; a flag the method does not read is named; mistakes come before writing."""
+    from lensblur.cli import main
+    from lensblur.io import read_image, write_image
+
+    method = Pix2Pix(TINY, seed=3)
+    train(method, RandomCrops(pairs, 32), tmp_path / "run", _config(1))
+    photo, out = tmp_path / "photo.png", tmp_path / "out.png"
+    write_image(photo, pairs[0]["image"].permute(1, 2, 0).numpy())
+    checkpoint = str(tmp_path / "run" / "last.safetensors")
+    assert main(["render", str(photo), "--method", "pix2pix", "--checkpoint", checkpoint, "--blur", "9",
+                 "-o", str(out)]) == 0
+    assert "pix2pix" in capsys.readouterr().out and "does not read --blur: ignored" in caplog.text
+    expected = method.predict(torch.from_numpy(read_image(photo)).permute(2, 0, 1)[None])[0].permute(1, 2, 0)
+    np.testing.assert_allclose(read_image(out), expected.numpy(), atol=1 / 255 + 1e-6)
+    for argv, message in ((["--method", "pix2pix"], "--checkpoint: expected a pix2pix checkpoint"),
+                          (["--method", "pix2pix", "--checkpoint", checkpoint, "--highlights", "0.5"], "--highlights"),
+                          (["--method", "layered", "--checkpoint", checkpoint], "--checkpoint: expected an option that method layered takes"),
+                          (["--method", "nope"], "--method: expected one of")):
+        assert main(["render", str(photo), *argv, "-o", str(tmp_path / "bad.png")]) == 1
+        assert message in capsys.readouterr().err and not (tmp_path / "bad.png").exists()
+
+
 def test_scoring_on_val294_a_model_trained_on_it_warns(tmp_path, rng, caplog):
     """A checkpoint records its training data; evaluating it on Val294 after training on EBB!'s train split
     (which holds Val294) says the score is not held out."""

@@ -37,7 +37,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _args.add_lens(p, helps={"blur": "CoC scale K in pixels: blur radius K * |d - d_focus| (default 30 without "
                                      "a camera)"})
     o = p.add_argument_group("output")
-    o.add_argument("--method", default="layered", help="layered (default), scatter (slow reference), gaussian")
+    o.add_argument("--method", default="layered",
+                   help="layered (default), scatter (slow reference), gaussian, or a trained method with "
+                        "--checkpoint (pix2pix); see lensblur.methods")
+    o.add_argument("--checkpoint", help="a trained method's weights (RUN/last.safetensors of lensblur train)")
     o.add_argument("--bits", type=int, default=8, choices=[8, 16], help="bits per channel for PNG/TIFF")
     o.add_argument("--force", action="store_true", help="allow overwriting an input file")
     p.set_defaults(run=run)
@@ -130,21 +133,46 @@ def _lens(args, disparity, rng, image_width, suggested_focus=None):
     return lens, f"{how}, {distance:.3g} m"
 
 
+_DEPTH_FLAGS = {"disparity": "--disparity", "depth": "--depth", "depth_from": "--depth-from",
+                "depth_model": "--depth-model", "right": "--right", "mask": "--mask"}
+_LENS_FLAGS = {"blur": "--blur", "f_number": "--f-number", "focus": "--focus", "focus_box": "--focus-box",
+               "focus_disparity": "--focus-disparity", "focus_mask": "--focus-mask",
+               "focus_distance": "--focus-distance"}
+
+
+def _unused(args, method) -> list[str]:
+    """The depth and lens flags given that ``method`` does not read."""
+    flags = {} if method.needs_disparity else dict(_DEPTH_FLAGS)
+    if not method.needs_lens:
+        flags.update(_LENS_FLAGS)
+    return [flag for dest, flag in flags.items() if getattr(args, dest, None) is not None]
+
+
 def run(args) -> int:
     from ..depth import read_photo
     from ..io import check_output_path, write_image
-    from ..render import render
+    from ..methods import get_method
 
-    inputs = [args.photo, args.disparity, args.depth, args.right, args.mask, args.focus_mask]
+    inputs = [args.photo, args.disparity, args.depth, args.right, args.mask, args.focus_mask, args.checkpoint]
     check_output_path(args.output, inputs=inputs, force=args.force)
+    method = get_method(args.method, argument="--method", checkpoint=args.checkpoint,
+                        highlights=args.highlights or None)
+    unused = _unused(args, method)
+    if unused:
+        log.warning("%s does not read %s: ignored", args.method, ", ".join(unused))
     started = time.perf_counter()
     image = read_photo(args.photo)
-    disparity, rng, where, suggested = _disparity(args, image)
-    lens, how = _lens(args, disparity, rng, image.shape[1], suggested)
-    log.info("depth: %s; focus: %s", where, how)
-    out = render(image, disparity, lens, method=args.method, highlights=args.highlights)
+    disparity = lens = None
+    summary = args.method
+    if method.needs_disparity:
+        disparity, rng, where, suggested = _disparity(args, image)
+        log.info("depth: %s", where)
+        if method.needs_lens:
+            lens, how = _lens(args, disparity, rng, image.shape[1], suggested)
+            log.info("focus: %s", how)
+            summary = f"focus disparity {lens.focus_disparity:.3f} [{how}], blur {lens.blur:.1f} px, {args.method}"
+    out = method.predict(image, disparity=disparity, lens=lens, meta={"path": str(args.photo)})
     write_image(args.output, out, bits=args.bits)
     seconds = time.perf_counter() - started
-    print(f"wrote {args.output} ({image.shape[1]}x{image.shape[0]}, focus disparity {lens.focus_disparity:.3f} "
-          f"[{how}], blur {lens.blur:.1f} px, {args.method}, {seconds:.2f} s)")
+    print(f"wrote {args.output} ({image.shape[1]}x{image.shape[0]}, {summary}, {seconds:.2f} s)")
     return 0

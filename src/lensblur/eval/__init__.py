@@ -1,10 +1,10 @@
 """Evaluation: run a method over a dataset and score it like the papers (``lensblur eval``).
 
-:mod:`lensblur.eval.methods` holds the method protocol and registry, :mod:`lensblur.eval.runner` the
-resumable runner and the depth-edge band, :mod:`lensblur.eval.report` the Markdown tables.
+The methods it runs are :mod:`lensblur.methods`' (the registry ``lensblur render --method`` uses too;
+re-exported here); :mod:`lensblur.eval.runner` holds the resumable runner and the depth-edge band, :mod:`lensblur.eval.report` the Markdown tables.
 """
 
-from .methods import (
+from ..methods import (
            METHODS,
            ClassicalRenderer,
            EvalMethod,

@@ -38,8 +38,8 @@ from .._convert import encode_gamma, to_srgb8
 from ..errors import InputError, ModelNotFoundError
 from ..io import atomic_path, write_text
 from ..lens import Aperture, Lens
+from ..methods import EvalMethod
 from ..metrics import psnr, ssim
-from .methods import EvalMethod
 
 __all__ = [
     "COLUMNS",

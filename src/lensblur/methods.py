@@ -1,4 +1,5 @@
-"""What ``lensblur eval`` can run: a small protocol and a registry of methods.
+"""The methods that turn a photo into bokeh, by name: what ``lensblur render --method`` and ``lensblur eval
+--method`` run (one registry for both).
 
 A method turns one dataset item into a predicted bokeh image::
 
@@ -20,14 +21,15 @@ own name (``layered``, ``scatter``, ``gaussian``, and whatever is registered the
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import InputError
-from ..lens import Lens
+from .errors import InputError
+from .lens import Lens
 
 __all__ = [
     "METHODS",
@@ -92,18 +94,18 @@ class ClassicalRenderer:
 
     Args:
         name: the renderer's name in ``lensblur.render.METHODS``.
-        needs_disparity: always True for the classical renderers.
-        needs_lens: always True for the classical renderers.
+        highlights: the strength of the recovery of clipped lights, in [0, 1] (``render(..., highlights=)``).
     """
 
     name: str
-    needs_disparity: bool = True
-    needs_lens: bool = True
+    highlights: float = 0.0
+    needs_disparity = True
+    needs_lens = True
 
     def predict(self, image, *, disparity, lens, meta=None):
-        from ..render import render
+        from .render import render
 
-        return render(image, disparity, lens, method=self.name)
+        return render(image, disparity, lens, method=self.name, highlights=self.highlights)
 
 
 register_method("identity", Identity)
@@ -111,7 +113,7 @@ register_method("identity", Identity)
 
 def _trained(name: str):
     def factory(checkpoint=None):
-        from ..baselines.trained import TrainedMethod
+        from .baselines.trained import TrainedMethod
 
         return TrainedMethod(name, checkpoint)
 
@@ -122,7 +124,7 @@ register_method("pix2pix", _trained("pix2pix"))
 
 
 def _render_names() -> list[str]:
-    from ..render import METHODS as RENDERERS
+    from .render import METHODS as RENDERERS
 
     return sorted(RENDERERS)
 
@@ -134,6 +136,22 @@ def available_methods() -> list[str]:
         The registered methods and the classical renderers, sorted.
     """
     return sorted(set(METHODS) | set(_render_names()))
+
+
+def _accepted(factory) -> set[str] | None:
+    """The keyword options ``factory`` takes (None: any)."""
+    parameters = inspect.signature(factory).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
+def _check_options(name: str, options: dict[str, Any], accepted: set[str] | None) -> None:
+    unknown = [] if accepted is None else [k for k in options if k not in accepted]
+    if unknown:
+        takes = ", ".join(sorted(accepted)) or "none"
+        raise InputError(unknown[0], expected=f"an option that method {name} takes ({takes})", got=options[unknown[0]],
+                         fix=f"drop it for method={name}")
 
 
 def get_method(name: str, *, argument: str = "name", **options: Any) -> EvalMethod:
@@ -152,19 +170,16 @@ def get_method(name: str, *, argument: str = "name", **options: Any) -> EvalMeth
     """
     options = {k: v for k, v in options.items() if v is not None}
     if name in METHODS:
-        try:
-            method = METHODS[name](**options)
-        except TypeError as exc:
-            if "unexpected keyword" not in str(exc):
-                raise
-            raise InputError(next(iter(options)), expected=f"options that method {name} takes", got=sorted(options),
-                             fix=f"drop them for method={name}") from exc
+        factory = METHODS[name]
+        _check_options(name, options, _accepted(factory))
+        method = factory(**options)
     elif name in _render_names():
-        method = ClassicalRenderer(name)
+        _check_options(name, options, {"highlights"})
+        method = ClassicalRenderer(name, **options)
     else:
         raise InputError(argument, expected=f"one of {', '.join(available_methods())}", got=name,
                          fix=f"e.g. {argument}=layered (classical renderer) or {argument}=identity")
     if not isinstance(method, EvalMethod):
         raise InputError(argument, expected="an object with name, needs_disparity, needs_lens and predict()",
-                         got=type(method).__name__, fix="see lensblur.eval.methods.EvalMethod")
+                         got=type(method).__name__, fix="see lensblur.methods.EvalMethod")
     return method
