@@ -49,6 +49,15 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(pairs, tmp_pa
     assert sorted(p.name for p in (tmp_path / "a").glob("step-*")) == ["step-00000003", "step-00000006"]
 
 
+def test_loading_processes_do_not_change_the_run(pairs, tmp_path):
+    """Each item's crop is drawn under its own seed, so two loading processes give the weights of none."""
+    for name, workers in (("main", 0), ("workers", 2)):
+        torch.manual_seed(0)
+        train(Pix2Pix(TINY, seed=3), RandomCrops(pairs, 32), tmp_path / name, _config(2, num_workers=workers))
+    a, b = _weights(tmp_path / "main" / "last.safetensors"), _weights(tmp_path / "workers" / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_checkpoint_round_trip_and_its_metadata(pairs, tmp_path):
     method = Pix2Pix(TINY, seed=3)
     train(method, RandomCrops(pairs, 32), tmp_path / "run", _config(2), val_dataset=pairs)

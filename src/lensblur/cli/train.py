@@ -94,6 +94,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--validate-every", type=int, default=0, help="steps between validations (0: at the end)")
     parser.add_argument("--val-root", help="a dataset folder of the same kind to validate on (PSNR/SSIM)")
     parser.add_argument("--resume", action="store_true", help="continue the run in the output folder")
+    parser.add_argument("--grad-accumulation", type=int, default=1,
+                        help="batches whose gradients are summed per optimiser step (1)")
+    parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no",
+                        help="accelerate's mixed precision, on a GPU (no)")
+    parser.add_argument("--num-workers", type=int, default=0, help="data-loading processes (0)")
     group = parser.add_argument_group("the methods' own settings (each names the methods that read it)")
     for dest, (flag, kwargs) in _METHOD_FLAGS.items():
         group.add_argument(flag, dest=dest, default=None, **{**kwargs, "help": f"{_users(dest)}: {kwargs['help']}"})
@@ -123,7 +128,8 @@ def run(args) -> int:
     method_class, config_class = TRAINABLE[args.method]
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                          checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
-                         progress=_args.show_progress(args))
+                         grad_accumulation=args.grad_accumulation, mixed_precision=args.mixed_precision,
+                         num_workers=args.num_workers, progress=_args.show_progress(args))
     method_config = _method_config(args, trainer, config_class)
     options = {"split": args.split} if args.split else {}
     dataset = open_dataset(args.dataset, args.root, **options)

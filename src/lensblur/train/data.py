@@ -1,7 +1,8 @@
 """Training views of a dataset: random crops (and flips) of its (image, target) pairs.
 
-The crop positions come from torch's global generator, which the training loop seeds, saves in every
-checkpoint and restores on resume, so a resumed run sees the crops an uninterrupted one would.
+The crop positions come from torch's global generator, which the training loop seeds for each item from
+``(seed, step, slot)``, so a resumed run, or one with several loading processes, sees the crops an
+uninterrupted one in a single process would.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ A method (:class:`TrainMethod`) builds its models, optimisers and losses and doe
 loop does the rest:
 
 1. seeded data: step ``s`` takes the batch ``s`` of a permutation of the dataset drawn from ``(seed, epoch)``,
-   so the batches depend on the seed and the step only (not on workers or on where a run was resumed);
+   and each item's random choices (crops, flips) run on a generator seeded from ``(seed, step, slot)``, so
+   the batches depend on the seed and the step only (not on ``num_workers`` loading processes, nor on where
+   a run was resumed);
 2. gradient accumulation and mixed precision through accelerate;
 3. checkpoints every ``checkpoint_every`` steps and at the end (:mod:`lensblur.train.checkpoint`), with the
    optimisers', schedulers' and random generators' states;
@@ -130,6 +132,31 @@ def _batch_indices(step: int, size: int, batch: int, seed: int) -> list[int]:
     return [int(i) for i in order[offset * batch: offset * batch + batch]]
 
 
+class _SeededItems(torch.utils.data.Dataset):
+    """``dataset[index]`` read under its own seed: ``self[(index, seed)]`` runs the item's random choices
+    (crops, flips, unpaired partners) on torch's generator seeded with ``seed`` and leaves the caller's
+    generator as it was, so an item is the same in any worker process and in a resumed run."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        index, seed = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.dataset[index]
+
+
+def _batches(start: int, config: TrainConfig, size: int):
+    """Steps ``start .. config.steps - 1``' lists of ``(index, item seed)``."""
+    for step in range(start, config.steps):
+        yield [(index, int(np.random.SeedSequence([config.seed, step, slot]).generate_state(1)[0]))
+               for slot, index in enumerate(_batch_indices(step, size, config.batch_size, config.seed))]
+
+
 def _collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     keys = [k for k in items[0] if isinstance(items[0][k], torch.Tensor)]
     return {k: torch.stack([item[k] for item in items]) for k in keys}
@@ -246,8 +273,9 @@ def train(method: TrainMethod, dataset, out: str | os.PathLike, config: TrainCon
     validation: dict[str, float] = {}
     board = _tensorboard(run) if accelerator.is_main_process else None
     with open(run / "metrics.jsonl", "a") as log:
-        for step in range(start, config.steps):
-            batch = _collate([dataset[i] for i in _batch_indices(step, len(dataset), config.batch_size, config.seed)])
+        loader = torch.utils.data.DataLoader(_SeededItems(dataset), batch_sampler=_batches(start, config, len(dataset)),
+                                             collate_fn=_collate, num_workers=config.num_workers)
+        for step, batch in zip(range(start, config.steps), loader):
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             with accelerator.accumulate(*method.modules().values()):
                 losses = method.training_step(batch, accelerator)
