@@ -45,3 +45,9 @@ def test_import_lensblur_is_light():
     assert seen["boundary"] == [], f"I/O, metrics or the metrics/focus commands pulled in {seen['boundary']}"
     assert seen["generate"] == [], f"the generate package or its pipeline module pulled in {seen['generate']}"
     assert seen["cv2"] == ["cv2"]  # the probe sees a heavy import when there is one
+
+
+def test_python_dash_m_lensblur_is_the_command():
+    result = subprocess.run([sys.executable, "-m", "lensblur", "train", "--help"], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0 and result.stdout.startswith("usage: lensblur train")
