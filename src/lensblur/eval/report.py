@@ -12,15 +12,23 @@ _HEADERS = (("psnr", "PSNR↑", 3), ("ssim", "SSIM↑", 4), ("lpips", "LPIPS↓"
             ("psnr_edge", "PSNR edge↑", 3))
 
 
-def _cell(value: Any, digits: int) -> str:
+def _cell(value: Any, digits: int, notes: list[str]) -> str:
+    """A score, or ``n/a`` with a footnote mark when the value explains why it is missing."""
     if isinstance(value, (int, float)):
         return f"{value:.{digits}f}"
-    return str(value)
+    text = str(value)
+    if text.startswith("n/a (") and text.endswith(")"):
+        reason = text[len("n/a ("):-1]
+        if reason not in notes:
+            notes.append(reason)
+        return f"n/a[^{notes.index(reason) + 1}]"
+    return text
 
 
 def markdown_table(summaries: list[dict[str, Any]]) -> str:
     """A Markdown table of the runs' mean scores (columns: the papers' PSNR, SSIM, LPIPS, DISTS, plus
-    PSNR on the depth-edge band; ``n/a`` where a score does not apply or its weights are missing).
+    PSNR on the depth-edge band; ``n/a`` where a score does not apply, and ``n/a[^N]`` with one footnote per
+    reason where the reason is known, e.g. missing weights).
 
     Args:
         summaries: run summaries as :func:`~lensblur.eval.summarize` returns them.
@@ -30,16 +38,20 @@ def markdown_table(summaries: list[dict[str, Any]]) -> str:
     """
     lines = ["| dataset | method | images | " + " | ".join(h for _, h, _ in _HEADERS) + " | s/image | scored with |",
              "|---|---|---:|" + "---:|" * len(_HEADERS) + "---:|---|"]
+    notes: list[str] = []
     for s in sorted(summaries, key=lambda s: (s["dataset"], s["method"])):
         metrics = s["metrics"]
         protocol = s.get("config", {}).get("options", {}).get("align_exposure")
         aligned = f" (exposure-aligned, {protocol})" if isinstance(protocol, str) else \
             " (exposure-aligned)" if protocol else ""
         seconds = s.get("seconds_per_image")
-        cells = [_cell(metrics.get(key, "n/a"), digits) for key, _, digits in _HEADERS]
+        cells = [_cell(metrics.get(key, "n/a"), digits, notes) for key, _, digits in _HEADERS]
         timing = f"{seconds:.2f}" if seconds is not None else ""
         lines.append(f"| {s['dataset']}{aligned} | {s['method']} | {s['images']} | " + " | ".join(cells)
                      + f" | {timing} | {_protocol(s)} |")
+    if notes:
+        lines.append("")
+        lines += [f"[^{i}]: {reason}" for i, reason in enumerate(notes, 1)]
     return "\n".join(lines) + "\n"
 
 
