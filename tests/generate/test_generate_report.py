@@ -88,6 +88,19 @@ def test_report_table_shape_and_errors():
         focus_report([("flat", flat)], [Region("a", (0, 0, 21, 5))])
     with pytest.raises(InputError, match="images: expected images of the baseline's size 20x20"):
         focus_report([("flat", flat), ("small", flat[:10])])
+    # two boxes of one name would divide by the wrong baseline: refused, with the CLI's flag in the message
+    with pytest.raises(InputError, match="^regions: expected regions with different names.*'a' 2 times"):
+        focus_report([("flat", flat), ("noisy", noisy)], [Region("a", (0, 0, 10, 10)), Region("a", (5, 5, 20, 20))])
+
+
+def test_focus_report_cli_refuses_repeated_box_names(tmp_path, capsys):
+    from lensblur.cli import main
+
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / name)
+    assert main(["focus-report", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--box", "x=0,0,9,9",
+                 "--box", "x=5,5,19,19"]) == 1
+    assert "--box: expected regions with different names" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("steps, sigma, expected", [

@@ -78,7 +78,7 @@ def focus_report(images: list[tuple[str, np.ndarray]], regions: list[Region] | N
         One :class:`RegionScore` per (image, region), image by image.
 
     Raises:
-        InputError: no image, images of different sizes, or a box outside the image.
+        InputError: no image, images of different sizes, two regions of one name, or a box outside the image.
     """
     if not images:
         raise InputError("images", expected="at least one image", got="none", fix="pass the baseline first")
@@ -89,6 +89,12 @@ def focus_report(images: list[tuple[str, np.ndarray]], regions: list[Region] | N
                              got=f"{name}: {arr.shape[1]}x{arr.shape[0]}",
                              fix="compare images generated at the same size (crop or resize them first)")
     regions = regions or [Region("whole image")]
+    names = [r.name for r in regions]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InputError("regions", expected="regions with different names (a ratio is to the baseline's region "
+                         "of the same name)", got=f"{repeated[0]!r} {names.count(repeated[0])} times",
+                         fix="give each box its own name (NAME=X0,Y0,X1,Y1)")
     checked = [Region(r.name, None if r.box is None else _checked_box(r, shape)) for r in regions]
     scores, base = [], {}
     for index, (name, arr) in enumerate(images):
