@@ -353,3 +353,7 @@ def test_cli_writes_run_folder_and_combined_table(synth_root, tmp_path, capsys, 
               "--limit", "0"])
     with pytest.raises(InputError, match="manifest.json"):
         _cli(["--method", "identity", "--dataset", "synth", "--root", str(tmp_path), "-o", str(out)])
+    inside = synth_root / "results"
+    with pytest.raises(InputError, match="^out_dir: expected a folder outside the dataset"):
+        _cli(["--method", "identity", "--dataset", "synth", "--root", str(synth_root), "-o", str(inside)])
+    assert not inside.exists()

@@ -329,7 +329,8 @@ def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options
         The summary (:func:`summarize`), also written to ``summary.json``.
 
     Raises:
-        InputError: ``out_dir`` holds a run with other settings, or a malformed ``per_image.csv``; an item has
+        InputError: ``out_dir`` is inside the dataset's folder, or holds a run with other settings, or a
+            malformed ``per_image.csv``; an item has
             no target, or no disparity or lens where ``method`` needs one; a prediction of another size.
     """
     trained = getattr(method, "training_data", None) or {}
@@ -341,6 +342,11 @@ def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options
                            "not a held-out measure (train on split train294 for that)", method.name,
                            trained.get("dataset"), trained.get("split"))
     out = Path(out_dir)
+    root = getattr(dataset, "root", None)
+    if root is not None and out.resolve().is_relative_to(Path(root).resolve()):
+        raise InputError("out_dir", expected="a folder outside the dataset (results inside it would mix with the "
+                         "data, and a later read of the dataset would see them)", got=f"{out} inside {root}",
+                         fix="pass out_dir=results/NAME, a folder beside the dataset")
     out.mkdir(parents=True, exist_ok=True)
     if perceptual is None:
         perceptual = load_perceptual(lpips_net=options.lpips_net)
