@@ -341,6 +341,16 @@ def test_out_of_range_disparity_and_normalize(tmp_path):
         read_disparity(tmp_path / "flat.npy", normalize=True)
 
 
+@pytest.mark.parametrize("shape", [(4, 5, 3), (4, 5, 2), (4, 5, 4)])
+def test_a_several_channel_array_file_is_refused_not_guessed(tmp_path, shape):
+    """An .npy has no alpha or grey-RGB convention, so no channel is picked for the user; (H, W, 1) is fine."""
+    np.save(tmp_path / "rgb.npy", np.full(shape, 0.5, np.float32))
+    with pytest.raises(ShapeError, match=r"^disparity: expected an H x W array .* Fix: save the one channel"):
+        read_disparity(tmp_path / "rgb.npy")
+    np.save(tmp_path / "one.npy", np.full((4, 5, 1), 0.5, np.float32))
+    assert read_disparity(tmp_path / "one.npy").shape == (4, 5)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_nan_inf_disparity_refused(tmp_path, bad):
     values = np.full((5, 6), 0.5, np.float32)

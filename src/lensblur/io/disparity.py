@@ -39,6 +39,10 @@ _MAP_HINT = "pass a single-channel 8/16-bit PNG, JPEG, float TIFF, NPY or PFM ma
 
 
 def _single_channel(arr: np.ndarray, argument: str, path) -> np.ndarray:
+    if Path(path).suffix.lower() == ".npy" and arr.ndim == 3 and arr.shape[2] != 1:
+        # an array file has no alpha or grey-RGB convention: which channel is the map is the writer's choice
+        raise ShapeError(argument, expected="an H x W array (a single-channel map)", got=f"shape {arr.shape} in {path}",
+                         fix="save the one channel that holds the map, e.g. numpy.save(path, arr[..., 0])")
     if arr.ndim == 3 and arr.shape[2] in (2, 4):
         arr = arr[..., :-1]
     if arr.ndim == 3 and arr.shape[2] == 1:
