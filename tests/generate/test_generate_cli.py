@@ -122,6 +122,18 @@ def test_bad_input_is_one_line_exit_1(main, model_dir, tmp_path, capsys, argv, m
     assert not out.exists()  # nothing written, not even the folder
 
 
+def test_global_steps_beyond_the_schedule_are_refused_before_any_model_loads(main, tmp_path, capsys):
+    missing = tmp_path / "no-such-model"       # a model error would mean the model was looked for first
+    for extra in (["--steps", "4", "--global-steps", "5"],
+                  ["--steps", "4", "--global-steps", "3", "--init-image", str(tmp_path / "x.png"), "--strength", "0.5"]):
+        if "--init-image" in extra:
+            Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "x.png")
+        assert main(["generate", PROMPT, "--focus", "carrots", *extra, "--model", str(missing),
+                     "-o", str(tmp_path / "o")]) == 1
+        err = capsys.readouterr().err
+        assert "--global-steps: expected" in err and "not found" not in err and not (tmp_path / "o").exists()
+
+
 def test_missing_or_wrong_model(main, tmp_path, capsys):
     missing = tmp_path / "no-such-model"
     assert main(["generate", PROMPT, "--model", str(missing), "-o", str(tmp_path / "o"), *TINY]) == 1

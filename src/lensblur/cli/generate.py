@@ -119,7 +119,9 @@ def _check(args):
             for alpha in args.sweep_alpha or [args.alpha]:
                 check_inputs(args.prompt, focus, sigma=sigma, alpha=alpha, num_inference_steps=args.steps,
                              num_images_per_prompt=args.num_images, image_to_image=image_to_image,
-                             strength=args.strength, height=height, width=width)
+                             strength=args.strength, height=height, width=width,
+                             global_steps=args.global_steps if focus is not None else None,
+                             sigma_of=args.sigma_of)
 
 
 def _device(args):

@@ -29,6 +29,7 @@ from .stages import (
     global_step_count,
     mix_embeddings,
 )
+from .stages import steps_run as count_steps_run
 
 __all__ = ["DEFAULT_ALPHA", "DEFAULT_SIGMA", "StageDiffusionOutput", "StageDiffusionPipeline"]
 
@@ -334,11 +335,11 @@ class StageDiffusionPipeline:
         prompts, focus, sigma, alpha = check_inputs(
             prompt, focus_prompt, sigma=sigma, alpha=alpha, num_inference_steps=num_inference_steps,
             num_images_per_prompt=num_images_per_prompt, image_to_image=image is not None, strength=strength,
-            height=height, width=width)
+            height=height, width=width, global_steps=global_steps if focus_prompt is not None else None,
+            sigma_of=sigma_of)
 
         # 2. Steps actually run and the step at which the focus stage starts
-        steps_run = num_inference_steps if image is None else min(int(num_inference_steps * strength),
-                                                                   num_inference_steps)
+        steps_run = count_steps_run(num_inference_steps, image_to_image=image is not None, strength=strength)
         n_global = global_step_count(steps_run, sigma=sigma, global_steps=global_steps,
                                      num_inference_steps=num_inference_steps, sigma_of=sigma_of)
         switching = focus is not None and n_global < steps_run and not math.isinf(alpha)

@@ -21,6 +21,7 @@ __all__ = [
     "check_sigma",
     "global_step_count",
     "mix_embeddings",
+    "steps_run",
 ]
 
 # The paper gives no value for alpha; 0 (the focus stage on the focus prompt alone) is lensblur's default: see
@@ -199,10 +200,19 @@ def _whole(value, argument: str, fix: str) -> int:
     return value
 
 
+def steps_run(num_inference_steps: int, *, image_to_image: bool = False, strength: float = DEFAULT_STRENGTH) -> int:
+    """The denoising steps actually run: all of them in text-to-image, ``int(steps * strength)`` (at most all)
+    in image-to-image."""
+    if not image_to_image:
+        return num_inference_steps
+    return min(int(num_inference_steps * strength), num_inference_steps)
+
+
 def check_inputs(prompt, focus_prompt=None, *, sigma=DEFAULT_SIGMA, alpha=DEFAULT_ALPHA,
                  num_inference_steps: int = 50, num_images_per_prompt: int = 1, image_to_image: bool = False,
-                 strength: float = DEFAULT_STRENGTH, height: int | None = None,
-                 width: int | None = None) -> tuple[list[str], list[str] | None, float, float]:
+                 strength: float = DEFAULT_STRENGTH, height: int | None = None, width: int | None = None,
+                 global_steps: int | None = None,
+                 sigma_of: str = "steps-run") -> tuple[list[str], list[str] | None, float, float]:
     """Every check of a generation request, in one place and before any model is loaded.
 
     The pipeline calls it first; the command line calls it before loading the model, so a mistake costs
@@ -219,6 +229,8 @@ def check_inputs(prompt, focus_prompt=None, *, sigma=DEFAULT_SIGMA, alpha=DEFAUL
         strength: image-to-image noise strength in (0, 1].
         height: output height in pixels (text-to-image only), a multiple of 8.
         width: output width in pixels (text-to-image only), a multiple of 8.
+        global_steps: an explicit number of global steps (see :func:`global_step_count`), or None.
+        sigma_of: what ``sigma`` is a fraction of (see :func:`global_step_count`).
 
     Returns:
         ``(prompts, focus_prompts or None, sigma, alpha)``, the prompts as lists of one length.
@@ -247,4 +259,8 @@ def check_inputs(prompt, focus_prompt=None, *, sigma=DEFAULT_SIGMA, alpha=DEFAUL
     for name, value in (("height", height), ("width", width)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 8 or value % 8):
             raise InputError(name, expected="a multiple of 8 pixels", got=value, fix=f"e.g. {name}=512 or {name}=768")
+    if focus is not None:   # the stage split is only used with a focus prompt
+        global_step_count(steps_run(num_inference_steps, image_to_image=image_to_image, strength=float(strength)),
+                          sigma=sigma, global_steps=global_steps, num_inference_steps=num_inference_steps,
+                          sigma_of=sigma_of)
     return prompts, focus, sigma, alpha
