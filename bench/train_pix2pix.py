@@ -19,6 +19,18 @@ import numpy as np
 import torch
 
 
+def _train_mode_predict(method, image):
+    """The reference's test without ``--eval``: BatchNorm on the image's own statistics, dropout on (seeded)."""
+    from lensblur.baselines.pix2pix import from_display, to_display
+
+    torch.manual_seed(0)
+    method.generator.train()
+    with torch.no_grad():
+        out = method.generator(to_display(image)).clamp(-1.0, 1.0)
+    method.generator.eval()
+    return from_display(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="dataset folder (made if missing; default: a temporary one)")
@@ -30,6 +42,7 @@ def main() -> None:
     parser.add_argument("--ngf", type=int, default=32, help="generator width (64 in the reference)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run", type=Path, help="keep the run folder here (default: a temporary one)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -55,15 +68,16 @@ def main() -> None:
                                lr_decay_steps=args.steps - args.steps // 2)
         method = Pix2Pix(config, seed=args.seed)
         start = time.perf_counter()
-        train(method, training, Path(tmp) / "run", TrainConfig(steps=args.steps, batch_size=args.batch_size,
+        train(method, training, args.run or Path(tmp) / "run", TrainConfig(steps=args.steps, batch_size=args.batch_size,
                                                                seed=args.seed, checkpoint_every=args.steps,
                                                                log_every=50, progress=False))
         seconds = time.perf_counter() - start
-        rows = {"identity": ([], []), "pix2pix": ([], [])}
+        rows = {"identity": ([], []), "pix2pix": ([], []), "pix2pix, batch statistics at test": ([], [])}
         for i in range(len(held_out)):
             item = held_out[i]
             target = display_8bit(item["target"].permute(1, 2, 0))
-            outputs = {"identity": item["image"], "pix2pix": method.predict(item["image"][None])[0]}
+            outputs = {"identity": item["image"], "pix2pix": method.predict(item["image"][None])[0],
+                       "pix2pix, batch statistics at test": _train_mode_predict(method, item["image"][None])[0]}
             for name, out in outputs.items():
                 shown = display_8bit(out.permute(1, 2, 0))
                 rows[name][0].append(psnr(target, shown, data_range=1.0))

@@ -182,6 +182,7 @@ def _validate(method, dataset, limit: int = 16) -> dict[str, float]:
 def _tensorboard(run: Path):
     """A TensorBoard writer on ``run/tensorboard`` when tensorboard is installed, else None."""
     try:
+        import tensorboard  # noqa: F401  (what torch.utils.tensorboard writes with)
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         logger.info("tensorboard is not installed: the losses go to metrics.jsonl only")
