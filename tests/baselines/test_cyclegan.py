@@ -98,6 +98,29 @@ def test_bad_settings_are_named():
         CycleGANConfig(num_downs=4)
 
 
+def test_the_learning_rate_is_constant_then_decays_linearly():
+    """baselines.md section 7: with 100 + 100 epochs (epoch_count 1) the rate is constant through epoch 100
+    and reaches 2e-4 / 101 at the last; here counted in steps, for both optimisers."""
+    from lensblur.baselines.pix2pix import linear_decay
+
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2e-4)
+    schedule, rates = linear_decay(optimizer, 100, 100), []
+    for _ in range(200):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates[:100] == [2e-4] * 100
+    assert rates[100] == pytest.approx(2e-4 * 100 / 101) and rates[-1] == pytest.approx(2e-4 / 101)
+    method = CycleGAN(TINY)
+    seen = []
+    for _ in range(6):
+        seen += [o.param_groups[0]["lr"] / 2e-4 for o in method.optimizers().values()]
+        for o, s in zip(method.optimizers().values(), method.schedulers().values()):
+            o.step()
+            s.step()
+    assert seen == pytest.approx([f for f in (1, 1, 1, 3 / 4, 2 / 4, 1 / 4) for _ in range(2)])
+
+
 # --- losses by hand ----------------------------------------------------------------------------------------
 def test_lsgan_terms_at_a_known_output():
     # baselines.md section 7: D output 0 everywhere: L_D = 0.5 * ((0 - 1)^2 + (0 - 0)^2) = 0.5, L_G = 1.
@@ -283,6 +306,8 @@ def test_cli_mistakes_are_named(pairs, tmp_path, capsys):
     assert main(["train", "cyclegan", *base, "-o", str(tmp_path / "r1"), "--architecture", "resnet",
                  "--num-downs", "5"]) == 1
     assert "--num-downs: expected the U-Net's depth, with --architecture unet only" in capsys.readouterr().err
+    assert main(["train", "cyclegan", *base, "-o", str(tmp_path / "r1"), "--identity-weight", "-1"]) == 1
+    assert "--identity-weight: expected a number >= 0, got -1.0. Fix: --identity-weight 0.5" in capsys.readouterr().err
     assert main(["train", "pix2pix", *base, "-o", str(tmp_path / "r2"), "--pool-size", "5"]) == 1
     assert "--pool-size: expected a setting of pix2pix (it is one of cyclegan)" in capsys.readouterr().err
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()

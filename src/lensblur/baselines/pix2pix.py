@@ -63,8 +63,10 @@ def translate(network: torch.nn.Module, image: torch.Tensor, multiple: int) -> t
 
 
 def linear_decay(optimizer: torch.optim.Optimizer, constant_steps: int, decay_steps: int):
-    """The reference's ``linear`` policy by step: the learning rate constant for ``constant_steps``, then
-    decaying linearly towards 0 over ``decay_steps`` (``1 - max(0, s - constant) / (decay + 1)``).
+    """The reference's ``linear`` policy counted in steps instead of epochs: the first ``constant_steps`` steps
+    at the full learning rate, then ``decay_steps`` steps decaying linearly, the last at ``1 / (decay_steps +
+    1)`` of it. Step ``s`` (from 0) runs at ``1 - max(0, s + 1 - constant_steps) / (decay_steps + 1)``, the
+    reference's rule with its ``epoch_count`` of 1.
 
     Args:
         optimizer: the optimiser whose learning rate it scales.
@@ -75,7 +77,7 @@ def linear_decay(optimizer: torch.optim.Optimizer, constant_steps: int, decay_st
         A ``LambdaLR`` to step once per optimiser step.
     """
     def factor(step: int) -> float:
-        return 1.0 - max(0, step - constant_steps) / float(decay_steps + 1)
+        return 1.0 - max(0, step + 1 - constant_steps) / float(decay_steps + 1)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
