@@ -299,6 +299,29 @@ def test_cli_train_render_eval(pairs, tmp_path, capsys):
     assert "| synth | cyclegan | 3 |" in capsys.readouterr().out
 
 
+def test_cli_trains_on_unpaired_crops_under_its_seed(pairs, tmp_path, monkeypatch, capsys):
+    """What lensblur train cyclegan hands the loop: unpaired random crops, the flags' config, and torch's
+    global generator seeded with --seed (the image pools draw from it)."""
+    import lensblur.train
+    from lensblur.cli import main
+    from lensblur.train import TrainResult
+
+    calls = []
+
+    def fake_train(method, data, out, config, **kw):
+        calls.append((method, data, config, torch.initial_seed()))
+        return TrainResult(run=out, steps=config.steps, losses={}, validation={})
+
+    monkeypatch.setattr(lensblur.train, "train", fake_train)
+    assert main(["train", "cyclegan", "--dataset", "synth", "--root", str(pairs.root), "-o", str(tmp_path / "r"),
+                 "--crop", "32", "--steps", "10", "--seed", "4", "--architecture", "resnet", "--norm", "batch",
+                 "--cycle-weight", "5", "-q"]) == 0
+    ((method, data, config, seed),) = calls
+    assert seed == 4 and config.seed == 4 and isinstance(data, Unpaired) and data[0]["image"].shape == (3, 32, 32)
+    assert (method.settings.architecture, method.settings.norm, method.settings.cycle_weight) == ("resnet", "batch", 5)
+    assert (method.settings.lr_constant_steps, method.settings.lr_decay_steps, method.settings.pool_size) == (5, 5, 50)
+
+
 def test_cli_mistakes_are_named(pairs, tmp_path, capsys):
     from lensblur.cli import main
 

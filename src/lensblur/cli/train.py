@@ -169,6 +169,11 @@ def run(args) -> int:
     dataset = open_dataset(args.dataset, args.root, **options)
     data = trainer.data(dataset, args) if trainer.data else RandomCrops(dataset, args.crop)
     val = open_dataset(args.dataset, args.val_root) if args.val_root else None
+    import torch
+
+    # --seed also seeds torch's global generator, which methods draw from during their steps (dropout,
+    # CycleGAN's image pools): a new run is then the same in every process (a resumed one restores it)
+    torch.manual_seed(args.seed)
     result = train(method_class(method_config, seed=args.seed), data, args.output, config, val_dataset=val,
                    resume=args.resume, data_info={"dataset": args.dataset, "split": args.split or "train"})
     summary = {"run": str(result.run), "steps": result.steps, **result.losses, **result.validation}
