@@ -1,8 +1,9 @@
 """Does pix2pix learn on this CPU? Train it on `lensblur synth` pairs and score held-out pairs against identity.
 
-Makes (or reuses) a synthetic set of --pairs square pairs, trains pix2pix with the shared loop on all but the
-last --held-out, then prints the held-out PSNR / SSIM (8-bit sRGB, as `lensblur eval` scores) of the input
-itself (identity) and of the trained generator, with the training time.
+Makes (or reuses, from a cache folder) a synthetic set of --pairs square pairs, trains pix2pix with the shared
+loop on all but the last --held-out, then prints the held-out PSNR / SSIM (8-bit sRGB, as `lensblur eval`
+scores) of the input itself (identity) and of the trained generator, with the training time.
+bench/train_cyclegan.py trains on the same pairs (make_pairs) and scores the same way (held_out_scores).
 
     python bench/train_pix2pix.py                                  # 300 pairs at 128 px, 600 steps
     python bench/train_pix2pix.py --pairs 120 --steps 100 --ngf 16  # a quick look
@@ -19,21 +20,66 @@ import numpy as np
 import torch
 
 
-def _train_mode_predict(method, image):
+def make_pairs(folder: Path | None, pairs: int, size: int, seed: int, held_out: int):
+    """The synthetic set in ``folder`` (default: a cache folder named by its settings), made or completed
+    (``synthesize`` resumes), split into (training, held-out) subsets."""
+    from torch.utils.data import Subset
+
+    from lensblur.data import SynthDataset
+    from lensblur.synth.dataset import synthesize
+
+    folder = folder or Path(tempfile.gettempdir()) / "lensblur-bench" / f"synth-{size}px-{pairs}-seed{seed}"
+    start = time.perf_counter()
+    synthesize(folder, pairs, size=(size, size), seed=seed, samples=128, progress=False)
+    print(f"data: {pairs} pairs at {size}x{size} in {folder} ({time.perf_counter() - start:.0f} s)")
+    dataset = SynthDataset(folder)
+    n_train = len(dataset) - held_out
+    return Subset(dataset, range(n_train)), Subset(dataset, range(n_train, len(dataset)))
+
+
+def held_out_scores(held_out, methods: dict) -> dict[str, tuple[float, float]]:
+    """Mean PSNR and SSIM (8-bit sRGB) against the targets of each ``name -> ((B, 3, H, W) -> same)`` mapping."""
+    from lensblur.eval.runner import display_8bit
+    from lensblur.metrics import psnr, ssim
+
+    rows = {name: ([], []) for name in methods}
+    for i in range(len(held_out)):
+        item = held_out[i]
+        target = display_8bit(item["target"].permute(1, 2, 0))
+        for name, method in methods.items():
+            with torch.no_grad():
+                shown = display_8bit(method(item["image"][None])[0].permute(1, 2, 0))
+            rows[name][0].append(psnr(target, shown, data_range=1.0))
+            rows[name][1].append(ssim(target, shown, data_range=1.0))
+    return {name: (float(np.mean(p)), float(np.mean(s))) for name, (p, s) in rows.items()}
+
+
+def print_scores(scores: dict[str, tuple[float, float]]) -> None:
+    print("| method | PSNR | SSIM |")
+    print("|---|---:|---:|")
+    for name, (p, s) in scores.items():
+        print(f"| {name} | {p:.2f} | {s:.4f} |")
+
+
+def batch_statistics_predict(method):
     """The reference's test without ``--eval``: BatchNorm on the image's own statistics, dropout on (seeded)."""
     from lensblur.baselines.pix2pix import from_display, to_display
 
-    torch.manual_seed(0)
-    method.generator.train()
-    with torch.no_grad():
-        out = method.generator(to_display(image)).clamp(-1.0, 1.0)
-    method.generator.eval()
-    return from_display(out)
+    def predict(image):
+        torch.manual_seed(0)
+        method.generator.train()
+        with torch.no_grad():
+            out = method.generator(to_display(image)).clamp(-1.0, 1.0)
+        method.generator.eval()
+        return from_display(out)
+
+    return predict
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, help="dataset folder (made if missing; default: a temporary one)")
+    parser.add_argument("--data", type=Path, help="dataset folder (made or completed; default: a cache folder in "
+                        "the temporary directory, named by the settings)")
     parser.add_argument("--pairs", type=int, default=300)
     parser.add_argument("--held-out", type=int, default=50)
     parser.add_argument("--size", type=int, default=128)
@@ -46,49 +92,26 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from torch.utils.data import Subset
-
     from lensblur.baselines import Pix2Pix, Pix2PixConfig
-    from lensblur.data import SynthDataset
-    from lensblur.eval.runner import display_8bit
-    from lensblur.metrics import psnr, ssim
-    from lensblur.synth.dataset import synthesize
     from lensblur.train import TrainConfig, train
 
+    training, held_out = make_pairs(args.data, args.pairs, args.size, args.seed, args.held_out)
+    num_downs = int(np.log2(args.size))
+    config = Pix2PixConfig(num_downs=num_downs, ngf=args.ngf, lr_constant_steps=args.steps // 2,
+                           lr_decay_steps=args.steps - args.steps // 2)
+    method = Pix2Pix(config, seed=args.seed)
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        data = args.data or Path(tmp) / "synth"
-        start = time.perf_counter()
-        synthesize(data, args.pairs, size=(args.size, args.size), seed=args.seed, samples=128, progress=False)
-        print(f"data: {args.pairs} pairs at {args.size}x{args.size} in {data} ({time.perf_counter() - start:.0f} s)")
-        pairs = SynthDataset(data)
-        n_train = len(pairs) - args.held_out
-        training, held_out = Subset(pairs, range(n_train)), Subset(pairs, range(n_train, len(pairs)))
-        num_downs = int(np.log2(args.size))
-        config = Pix2PixConfig(num_downs=num_downs, ngf=args.ngf, lr_constant_steps=args.steps // 2,
-                               lr_decay_steps=args.steps - args.steps // 2)
-        method = Pix2Pix(config, seed=args.seed)
-        start = time.perf_counter()
         train(method, training, args.run or Path(tmp) / "run", TrainConfig(steps=args.steps, batch_size=args.batch_size,
                                                                seed=args.seed, checkpoint_every=args.steps,
                                                                log_every=50, progress=False))
-        seconds = time.perf_counter() - start
-        rows = {"identity": ([], []), "pix2pix": ([], []), "pix2pix, batch statistics at test": ([], [])}
-        for i in range(len(held_out)):
-            item = held_out[i]
-            target = display_8bit(item["target"].permute(1, 2, 0))
-            outputs = {"identity": item["image"], "pix2pix": method.predict(item["image"][None])[0],
-                       "pix2pix, batch statistics at test": _train_mode_predict(method, item["image"][None])[0]}
-            for name, out in outputs.items():
-                shown = display_8bit(out.permute(1, 2, 0))
-                rows[name][0].append(psnr(target, shown, data_range=1.0))
-                rows[name][1].append(ssim(target, shown, data_range=1.0))
-        print(f"pix2pix (unet with {num_downs} downs, ngf {args.ngf}), {args.steps} steps of {args.batch_size} "
-              f"on {n_train} pairs: {seconds:.0f} s on {args.threads} threads")
-        print(f"held-out pairs: {len(held_out)}")
-        print("| method | PSNR | SSIM |")
-        print("|---|---:|---:|")
-        for name, (p, s) in rows.items():
-            print(f"| {name} | {np.mean(p):.2f} | {np.mean(s):.4f} |")
+    seconds = time.perf_counter() - start
+    scores = held_out_scores(held_out, {"identity": lambda x: x, "pix2pix": method.predict,
+                                        "pix2pix, batch statistics at test": batch_statistics_predict(method)})
+    print(f"pix2pix (unet with {num_downs} downs, ngf {args.ngf}), {args.steps} steps of {args.batch_size} "
+          f"on {len(training)} pairs: {seconds:.0f} s on {args.threads} threads")
+    print(f"held-out pairs: {len(held_out)}")
+    print_scores(scores)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ A method turns one dataset item into a predicted bokeh image::
 
 Methods are registered by name with :func:`register_method` (a factory, called once per run with the run's
 method options such as ``checkpoint``, so heavy models load only when asked for). Trained baselines
-(``pix2pix``) take the ``checkpoint`` of a ``lensblur train`` run. Every classical renderer of :mod:`lensblur.render` is available under its
+(``pix2pix``, ``cyclegan``) take the ``checkpoint`` of a ``lensblur train`` run. Every classical renderer of :mod:`lensblur.render` is available under its
 own name (``layered``, ``scatter``, ``gaussian``, and whatever is registered there later), plus ``identity``
 (the input itself, the floor every method should beat).
 """
@@ -121,6 +121,7 @@ def _trained(name: str):
 
 
 register_method("pix2pix", _trained("pix2pix"))
+register_method("cyclegan", _trained("cyclegan"))
 
 
 def _render_names() -> list[str]:

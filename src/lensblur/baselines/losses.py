@@ -1,9 +1,11 @@
-"""The adversarial losses of pix2pix and CycleGAN, and the pix2pix generator objective.
+"""The adversarial losses of pix2pix and CycleGAN, and the two methods' generator objectives.
 
 ``vanilla`` is the original GAN loss written on logits (``BCEWithLogitsLoss`` against a map of ones for
 real and zeros for fake); ``lsgan`` is the least-squares loss (``MSELoss`` against the same maps). Both
 average over every patch of a PatchGAN output. The discriminator loss is halved, as in the reference
-(``backward_D``), and the pix2pix generator adds ``l1_weight`` (100) times the L1 distance to the target.
+(``backward_D``), and the pix2pix generator adds ``l1_weight`` (100) times the L1 distance to the target. The
+CycleGAN generators add the cycle-consistency L1 of both directions times ``cycle_weight`` (lambda, 10) and the
+identity L1 times ``identity_weight * cycle_weight`` (0.5 x 10), as the reference's ``backward_G`` does.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from torch import nn
 
 from ..errors import InputError, ShapeError
 
-__all__ = ["GAN_MODES", "GANLoss", "discriminator_loss", "gan_loss", "pix2pix_generator_loss"]
+__all__ = ["GAN_MODES", "GANLoss", "cyclegan_generator_loss", "discriminator_loss", "gan_loss",
+           "pix2pix_generator_loss"]
 
 GAN_MODES = ("vanilla", "lsgan")
 
@@ -132,3 +135,65 @@ def pix2pix_generator_loss(
     adversarial = gan_loss(fake_logits, True, mode)
     l1 = F.l1_loss(fake, target)
     return adversarial + l1_weight * l1, {"gan": adversarial, "l1": l1}
+
+
+def cyclegan_generator_loss(
+    fake_b_logits: torch.Tensor,
+    fake_a_logits: torch.Tensor,
+    real_a: torch.Tensor,
+    real_b: torch.Tensor,
+    rec_a: torch.Tensor,
+    rec_b: torch.Tensor,
+    same_a: torch.Tensor | None = None,
+    same_b: torch.Tensor | None = None,
+    *,
+    cycle_weight: float = 10.0,
+    identity_weight: float = 0.5,
+    mode: str = "lsgan",
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The CycleGAN objective of the two generators G (A -> B) and F (B -> A).
+
+    ``total = loss(D_B(G(a)), 1) + loss(D_A(F(b)), 1) + cycle_weight * (|F(G(a)) - a| + |G(F(b)) - b|)
+    + identity_weight * cycle_weight * (|F(a) - a| + |G(b) - b|)``, each ``|.|`` a mean absolute difference.
+
+    Args:
+        fake_b_logits: ``D_B(G(a))``, any shape.
+        fake_a_logits: ``D_A(F(b))``, any shape.
+        real_a: images of domain A, ``(B, C, H, W)``.
+        real_b: images of domain B, ``(B, C, H, W)``.
+        rec_a: ``F(G(a))``, the shape of ``real_a``.
+        rec_b: ``G(F(b))``, the shape of ``real_b``.
+        same_a: ``F(a)`` (the identity term of F), or None when ``identity_weight`` is 0.
+        same_b: ``G(b)`` (the identity term of G), or None when ``identity_weight`` is 0.
+        cycle_weight: lambda, the weight of both cycle terms (10).
+        identity_weight: the identity terms' weight relative to ``cycle_weight`` (0.5).
+        mode: adversarial loss, ``"lsgan"`` (CycleGAN) or ``"vanilla"``.
+
+    Returns:
+        ``(total, parts)``: the scalar to back-propagate, and the unweighted terms ``gan_ab``, ``gan_ba``,
+        ``cycle_a``, ``cycle_b`` and, with an identity weight, ``identity_a``, ``identity_b``.
+
+    Raises:
+        ShapeError: a reconstruction or identity image differs in shape from its real image.
+        InputError: a negative weight, identity images missing with an identity weight, or an unknown ``mode``.
+    """
+    for name, value, default in (("cycle_weight", cycle_weight, 10.0), ("identity_weight", identity_weight, 0.5)):
+        if not value >= 0:
+            raise InputError(name, expected="a weight >= 0", got=value, fix=f"{name}={default}")
+    # term -> (made, real, the argument holding the made images)
+    pairs = {"cycle_a": (rec_a, real_a, "rec_a"), "cycle_b": (rec_b, real_b, "rec_b")}
+    if identity_weight:
+        if same_a is None or same_b is None:
+            raise InputError("same_a", expected="F(a) and G(b) for the identity terms", got="None",
+                             fix="pass same_a and same_b, or identity_weight=0")
+        pairs.update({"identity_a": (same_a, real_a, "same_a"), "identity_b": (same_b, real_b, "same_b")})
+    for made, real, argument in pairs.values():
+        if made.shape != real.shape:
+            raise ShapeError(argument, expected=f"the shape of its real images {tuple(real.shape)}",
+                             got=tuple(made.shape))
+    parts = {"gan_ab": gan_loss(fake_b_logits, True, mode), "gan_ba": gan_loss(fake_a_logits, True, mode)}
+    parts.update({name: F.l1_loss(made, real) for name, (made, real, _) in pairs.items()})
+    total = parts["gan_ab"] + parts["gan_ba"] + cycle_weight * (parts["cycle_a"] + parts["cycle_b"])
+    if identity_weight:
+        total = total + identity_weight * cycle_weight * (parts["identity_a"] + parts["identity_b"])
+    return total, parts

@@ -21,7 +21,7 @@ from ..errors import InputError
 from .losses import discriminator_loss, pix2pix_generator_loss
 from .networks import NLayerDiscriminator, UnetGenerator, init_weights
 
-__all__ = ["Pix2Pix", "Pix2PixConfig", "from_display", "to_display"]
+__all__ = ["Pix2Pix", "Pix2PixConfig", "from_display", "linear_decay", "to_display", "translate"]
 
 
 def to_display(linear: torch.Tensor) -> torch.Tensor:
@@ -32,6 +32,54 @@ def to_display(linear: torch.Tensor) -> torch.Tensor:
 def from_display(values: torch.Tensor) -> torch.Tensor:
     """The networks' values in [-1, 1] back to linear RGB."""
     return srgb_to_linear((values + 1.0) / 2.0)
+
+
+def translate(network: torch.nn.Module, image: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Run an image-to-image generator on linear RGB of any size, in evaluation mode.
+
+    The image goes to display values, is padded (reflected; replicated when it is too small to reflect) on
+    the right and bottom to a multiple of ``multiple``, goes through ``network``, and is cropped back and
+    clamped to [-1, 1] before it returns to linear RGB.
+
+    Args:
+        network: the generator (on any device); it is put in evaluation mode.
+        image: ``(B, 3, H, W)`` linear RGB.
+        multiple: the side the network's input must be a multiple of (``2 ** num_downs`` for a U-Net).
+
+    Returns:
+        ``(B, 3, H, W)`` linear RGB on the network's device.
+    """
+    h, w = image.shape[-2:]
+    pad = (0, -w % multiple, 0, -h % multiple)
+    network.eval()
+    device = next(network.parameters()).device
+    with torch.no_grad():
+        x = to_display(image.to(device))
+        if any(pad):
+            mode = "reflect" if max(pad) < min(h, w) else "replicate"
+            x = F.pad(x, pad, mode=mode)
+        out = network(x)[..., :h, :w].clamp(-1.0, 1.0)
+    return from_display(out)
+
+
+def linear_decay(optimizer: torch.optim.Optimizer, constant_steps: int, decay_steps: int):
+    """The reference's ``linear`` policy counted in steps instead of epochs: the first ``constant_steps`` steps
+    at the full learning rate, then ``decay_steps`` steps decaying linearly, the last at ``1 / (decay_steps +
+    1)`` of it. Step ``s`` (from 0) runs at ``1 - max(0, s + 1 - constant_steps) / (decay_steps + 1)``, the
+    reference's rule with its ``epoch_count`` of 1.
+
+    Args:
+        optimizer: the optimiser whose learning rate it scales.
+        constant_steps: steps at the full learning rate, >= 0.
+        decay_steps: steps of the decay, >= 0.
+
+    Returns:
+        A ``LambdaLR`` to step once per optimiser step.
+    """
+    def factor(step: int) -> float:
+        return 1.0 - max(0, step + 1 - constant_steps) / float(decay_steps + 1)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @dataclass(frozen=True)
@@ -91,12 +139,8 @@ class Pix2Pix:
         betas = (config.beta1, 0.999)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
-
-        def linear_decay(step: int) -> float:
-            return 1.0 - max(0, step - config.lr_constant_steps) / float(config.lr_decay_steps + 1)
-
-        self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, linear_decay)
-        self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, linear_decay)
+        self.sched_g = linear_decay(self.opt_g, config.lr_constant_steps, config.lr_decay_steps)
+        self.sched_d = linear_decay(self.opt_d, config.lr_constant_steps, config.lr_decay_steps)
         self._g, self._d = self.generator, self.discriminator
 
     # -- what the loop asks for ---------------------------------------------------------------------------
@@ -146,15 +190,4 @@ class Pix2Pix:
 
     def predict(self, image: torch.Tensor) -> torch.Tensor:
         """Render ``(B, 3, H, W)`` linear RGB (any size) with the generator, in evaluation mode."""
-        unit = 2 ** self.settings.num_downs
-        h, w = image.shape[-2:]
-        pad = (0, -w % unit, 0, -h % unit)
-        self._g.eval()
-        device = next(self.generator.parameters()).device
-        with torch.no_grad():
-            x = to_display(image.to(device))
-            if any(pad):
-                mode = "reflect" if max(pad) < min(h, w) else "replicate"
-                x = F.pad(x, pad, mode=mode)
-            out = self._g(x)[..., :h, :w].clamp(-1.0, 1.0)
-        return from_display(out)
+        return translate(self._g, image, 2 ** self.settings.num_downs)

@@ -15,12 +15,13 @@ import torch
 
 from .._convert import image_to_tensor, tensor_to_image
 from ..errors import InputError
+from .cyclegan import CycleGAN, CycleGANConfig
 from .pix2pix import Pix2Pix, Pix2PixConfig
 
 __all__ = ["TRAINABLE", "TrainedMethod", "load_trained"]
 
 # Method name -> (method class, config class).
-TRAINABLE = {"pix2pix": (Pix2Pix, Pix2PixConfig)}
+TRAINABLE = {"pix2pix": (Pix2Pix, Pix2PixConfig), "cyclegan": (CycleGAN, CycleGANConfig)}
 
 
 def load_trained(path: str | os.PathLike, *, expected: str | None = None):
@@ -57,7 +58,7 @@ class TrainedMethod:
     """A trained image-to-image baseline for ``lensblur eval``: it needs neither disparity nor a lens.
 
     Args:
-        name: the method's name (``pix2pix``).
+        name: the method's name (``pix2pix``, ``cyclegan``).
         checkpoint: its checkpoint (see :func:`load_trained`).
 
     Raises:

@@ -40,7 +40,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            description="Run a bokeh method over a dataset and score it like the papers.",
                            epilog=_EPILOG)
     parser.add_argument("--method", required=True,
-                        help="identity, a renderer (layered, scatter, gaussian, ...), or a trained pix2pix")
+                        help="identity, a renderer (layered, scatter, gaussian, ...), or a trained pix2pix or cyclegan")
     parser.add_argument("--checkpoint", metavar="FILE",
                         help="a trained method's checkpoint (RUN/last.safetensors of lensblur train)")
     parser.add_argument("--dataset", required=True, help="synth, ebb, ebb-val294, blb")

@@ -39,7 +39,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     o = p.add_argument_group("output")
     o.add_argument("--method", default="layered",
                    help="layered (default), scatter (slow reference), gaussian, or a trained method with "
-                        "--checkpoint (pix2pix); see lensblur.methods")
+                        "--checkpoint (pix2pix, cyclegan); see lensblur.methods")
     o.add_argument("--checkpoint", help="a trained method's weights (RUN/last.safetensors of lensblur train)")
     o.add_argument("--bits", type=int, default=8, choices=[8, 16], help="bits per channel for PNG/TIFF")
     o.add_argument("--force", action="store_true", help="allow overwriting an input file")

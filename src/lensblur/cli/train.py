@@ -54,10 +54,43 @@ def _pix2pix(args) -> Any:
 
 register_trainer("pix2pix", Trainer(_pix2pix, flags=("num_downs", "lr")))
 
+
+def _cyclegan(args) -> Any:
+    from ..baselines import CycleGANConfig
+
+    architecture = args.architecture or "unet"
+    if architecture != "unet" and args.num_downs is not None:
+        raise InputError("--num-downs", expected="the U-Net's depth, with --architecture unet only",
+                         got=f"{args.num_downs} with --architecture {architecture}",
+                         fix="drop --num-downs, or pass --architecture unet")
+    given = {k: getattr(args, k) for k in ("num_downs", "lr", "norm", "cycle_weight", "identity_weight", "pool_size")
+             if getattr(args, k) is not None}
+    # the reference's schedule, as pix2pix's: constant for half of the steps, then decaying to 0
+    return CycleGANConfig(architecture=architecture, **given, lr_constant_steps=args.steps // 2,
+                          lr_decay_steps=args.steps - args.steps // 2)
+
+
+def _unpaired_crops(dataset, args):
+    from ..train import RandomCrops, Unpaired
+
+    return Unpaired(RandomCrops(dataset, args.crop))
+
+
+register_trainer("cyclegan", Trainer(_cyclegan, data=_unpaired_crops,
+                                     flags=("num_downs", "lr", "architecture", "norm", "cycle_weight",
+                                            "identity_weight", "pool_size")))
+
 # The method-specific flags: argparse name -> (flag, add_argument keywords).
 _METHOD_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "num_downs": ("--num-downs", {"type": int, "help": "U-Net down-sampling steps (8: unet_256, 7: unet_128)"}),
     "lr": ("--lr", {"type": float, "help": "Adam's learning rate (2e-4)"}),
+    "architecture": ("--architecture", {"choices": ("unet", "resnet"),
+                                        "help": "the generators: unet (the paper's) or resnet (resnet_9blocks)"}),
+    "norm": ("--norm", {"choices": ("instance", "batch", "none"), "help": "the networks' normalisation (instance)"}),
+    "cycle_weight": ("--cycle-weight", {"type": float, "help": "lambda, the cycle-consistency weight (10)"}),
+    "identity_weight": ("--identity-weight", {"type": float,
+                                              "help": "the identity term, as a fraction of lambda (0.5; 0: off)"}),
+    "pool_size": ("--pool-size", {"type": int, "help": "generated images in each discriminator's history (50)"}),
 }
 
 _EPILOG = """\
@@ -65,6 +98,7 @@ examples:
   lensblur train pix2pix --dataset synth --root data/synth-v1 -o runs/p2p --steps 2000
   lensblur train pix2pix --dataset ebb --root EBB/ -o runs/p2p --steps 200000 --crop 256 --resume
   lensblur train pix2pix --dataset synth --root data/tiny -o runs/tiny --steps 50 --crop 64 --num-downs 6
+  lensblur train cyclegan --dataset ebb --root EBB/ --split train294 -o runs/cyc --steps 200000 --crop 256
 
 A run folder holds run.json (the settings), metrics.jsonl (losses, validation PSNR/SSIM), tensorboard/ (the
 same scalars, when tensorboard is installed), step-NNNNNNNN/ checkpoints (weights in safetensors, optimiser
@@ -135,6 +169,11 @@ def run(args) -> int:
     dataset = open_dataset(args.dataset, args.root, **options)
     data = trainer.data(dataset, args) if trainer.data else RandomCrops(dataset, args.crop)
     val = open_dataset(args.dataset, args.val_root) if args.val_root else None
+    import torch
+
+    # --seed also seeds torch's global generator, which methods draw from during their steps (dropout,
+    # CycleGAN's image pools): a new run is then the same in every process (a resumed one restores it)
+    torch.manual_seed(args.seed)
     result = train(method_class(method_config, seed=args.seed), data, args.output, config, val_dataset=val,
                    resume=args.resume, data_info={"dataset": args.dataset, "split": args.split or "train"})
     summary = {"run": str(result.run), "steps": result.steps, **result.losses, **result.validation}

@@ -1,8 +1,8 @@
-"""Training views of a dataset: random crops (and flips) of its (image, target) pairs.
+"""Training views of a dataset: random crops (and flips) of its (image, target) pairs, and unpaired items.
 
-The crop positions come from torch's global generator, which the training loop seeds for each item from
-``(seed, step, slot)``, so a resumed run, or one with several loading processes, sees the crops an
-uninterrupted one in a single process would.
+The crop positions and the unpaired partners come from torch's global generator, which the training loop
+seeds for each item from ``(seed, step, slot)``, so a resumed run, or one with several loading processes, sees
+the crops (and partners) an uninterrupted one in a single process would.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from ..errors import InputError
 
-__all__ = ["RandomCrops"]
+__all__ = ["RandomCrops", "Unpaired"]
 
 
 class RandomCrops(Dataset):
@@ -53,3 +53,38 @@ class RandomCrops(Dataset):
                 crop = value[..., y: y + self.size, x: x + self.size]
                 out[key] = crop.flip(-1) if mirror else crop
         return out
+
+
+class Unpaired(Dataset):
+    """Unpaired items of a paired dataset, for methods that learn from two separate sets of images (CycleGAN).
+
+    Item ``i`` holds the ``image`` of item ``i`` and the ``target`` of another item ``j != i``, drawn uniformly
+    at random at each read, so that no pair is ever shown together. The two are read separately: over
+    :class:`RandomCrops`, each gets its own crop and flip::
+
+        Unpaired(RandomCrops(dataset, 256))
+
+    Args:
+        dataset: items with ``image`` and ``target`` tensors (a dataset reader or a view of one), at least two.
+
+    Raises:
+        InputError: fewer than two items.
+    """
+
+    def __init__(self, dataset):
+        if len(dataset) < 2:
+            raise InputError("dataset", expected="at least two items to take images and targets from different "
+                             "ones", got=f"{len(dataset)} item(s)", fix="point root at a dataset with more pairs")
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        other = int(torch.randint(0, len(self.dataset) - 1, ()))
+        if other >= index:      # uniform over the other items
+            other += 1
+        image, target = self.dataset[index], self.dataset[other]
+        ids = (item.get("meta", {}).get("id") for item in (image, target))
+        return {"image": image["image"], "target": target["target"],
+                "meta": dict(zip(("image_id", "target_id"), ids))}

@@ -274,8 +274,11 @@ def train(method: TrainMethod, dataset, out: str | os.PathLike, config: TrainCon
     validation: dict[str, float] = {}
     board = _tensorboard(run) if accelerator.is_main_process else None
     with open(run / "metrics.jsonl", "a") as log:
+        # The loader's own generator: starting its iterator would otherwise take a draw from torch's global one,
+        # which a resumed run would take twice (methods draw from it: dropout, CycleGAN's image pools).
         loader = torch.utils.data.DataLoader(_SeededItems(dataset), batch_sampler=_batches(start, config, len(dataset)),
-                                             collate_fn=_collate, num_workers=config.num_workers)
+                                             collate_fn=_collate, num_workers=config.num_workers,
+                                             generator=torch.Generator().manual_seed(config.seed))
         for step, batch in zip(range(start, config.steps), loader):
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             with accelerator.accumulate(*method.modules().values()):
