@@ -1,4 +1,4 @@
-"""The third paper's baselines: their networks, losses and methods (pix2pix so far).
+"""The third paper's baselines: their networks, losses and methods (pix2pix, DenseDepth + threshold blur).
 
 :mod:`.networks` holds the U-Net and ResNet generators, the PatchGAN discriminator and the N(0, 0.02)
 initialisation; :mod:`.losses` the vanilla and least-squares adversarial losses and the pix2pix objective.
@@ -7,21 +7,30 @@ Their layouts and parameter counts follow the reference pix2pix/CycleGAN impleme
 
 from __future__ import annotations
 
+from .densedepth import DenseDepth, DenseDepthConfig, DenseDepthNet, DepthTargets, depth_loss
 from .losses import GAN_MODES, GANLoss, discriminator_loss, gan_loss, pix2pix_generator_loss
 from .networks import NLayerDiscriminator, ResnetGenerator, UnetGenerator, init_weights, make_norm
 from .pix2pix import Pix2Pix, Pix2PixConfig
+from .threshold import DepthThreshold, threshold_blur
 
 __all__ = [
     "GAN_MODES",
+    "DenseDepth",
+    "DenseDepthConfig",
+    "DenseDepthNet",
+    "DepthTargets",
+    "DepthThreshold",
     "GANLoss",
     "NLayerDiscriminator",
     "Pix2Pix",
     "Pix2PixConfig",
     "ResnetGenerator",
     "UnetGenerator",
+    "depth_loss",
     "discriminator_loss",
     "gan_loss",
     "init_weights",
     "make_norm",
     "pix2pix_generator_loss",
+    "threshold_blur",
 ]
