@@ -100,6 +100,8 @@ def test_the_method_uses_the_disparity_it_is_given(textured):
     # NYU's metric range: disparity 0.3 is 1.5 m there (0.15: kept) but 2.7 m without a range (0.27: blurred)
     flat = np.full((48, 64), 0.3, np.float32)
     np.testing.assert_array_equal(method.predict(image, disparity=flat, meta={"depth_range": (0.5, 10.0)}), image)
+    np.testing.assert_array_equal(method.predict(image, disparity=flat, meta={"depth_range": DepthRange(0.5, 10)}),
+                                  image)                                     # as lensblur render passes it
     assert not np.allclose(method.predict(image, disparity=flat, meta={}), image)
     with pytest.raises(InputError, match="^disparity: expected a disparity map"):
         method.predict(image, disparity=None, meta={})

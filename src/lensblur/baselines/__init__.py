@@ -2,7 +2,9 @@
 
 :mod:`.networks` holds the U-Net and ResNet generators, the PatchGAN discriminator and the N(0, 0.02)
 initialisation; :mod:`.losses` the vanilla and least-squares adversarial losses and the pix2pix objective.
-Their layouts and parameter counts follow the reference pix2pix/CycleGAN implementation.
+Their layouts and parameter counts follow the reference pix2pix/CycleGAN implementation. :mod:`.densedepth`
+is the depth network of the paper's first method (DenseNet-169 + the Keras DenseDepth decoder, its target,
+loss and training view), :mod:`.threshold` that method's Gaussian blur beyond a depth threshold.
 """
 
 from __future__ import annotations
