@@ -43,6 +43,7 @@ def photo(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_train_depth_on_synth_records_and_resumes(run, synth_root, capsys):
     meta = read_metadata(run)
     assert meta["method"] == "depth" and meta["step"] == 1 and meta["config"]["decoder_width"] == 16
@@ -57,6 +58,7 @@ def test_train_depth_on_synth_records_and_resumes(run, synth_root, capsys):
     assert summary["steps"] == 2 and {"val_abs_rel", "val_rmse", "val_delta1"} <= set(summary)
 
 
+@pytest.mark.slow
 def test_train_depth_on_nyu_and_flag_mistakes(tmp_path, capsys, monkeypatch):
     """NYU items (a folder of NAME_colors.png + 16-bit NAME_depth.png in millimetres) train the same way; a
     flag of another method, or an encoder file that is not there, is named."""
