@@ -92,8 +92,8 @@ examples:
   lensblur train pix2pix --dataset synth --root data/synth-v1 -o runs/p2p --steps 2000
   lensblur train pix2pix --dataset ebb --root EBB/ -o runs/p2p --steps 200000 --crop 256 --resume
   lensblur train pix2pix --dataset synth --root data/tiny -o runs/tiny --steps 50 --crop 64 --num-downs 6
-  lensblur train depth --dataset nyu --root NYU/ --split train -o runs/depth1 --crop 0 --batch-size 4 \
-      --pretrained-encoder densenet169-b2777c0a.pth --steps 250000
+  lensblur train depth --dataset nyu --root NYU/ --split train -o runs/depth1 --crop 0 --batch-size 4 \\
+      --pretrained-encoder densenet169-b2777c0a.pth --steps 253440
   lensblur train depth --dataset synth --root data/synth-v1 -o runs/depth-synth --crop 128 --decoder-width 64
 
 A run folder holds run.json (the settings), metrics.jsonl (losses, validation PSNR/SSIM), tensorboard/ (the
