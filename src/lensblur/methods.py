@@ -14,7 +14,9 @@ A method turns one dataset item into a predicted bokeh image::
 
 Methods are registered by name with :func:`register_method` (a factory, called once per run with the run's
 method options such as ``checkpoint``, so heavy models load only when asked for). Trained baselines
-(``pix2pix``, ``cyclegan``) take the ``checkpoint`` of a ``lensblur train`` run. Every classical renderer of :mod:`lensblur.render` is available under its
+(``pix2pix``, ``cyclegan``) take the ``checkpoint`` of a ``lensblur train`` run; ``depth-threshold`` (the third paper's depth +
+Gaussian blur beyond a threshold) blurs by the disparity it is given, or with ``checkpoint`` by the depth a
+``lensblur train depth`` network predicts. Every classical renderer of :mod:`lensblur.render` is available under its
 own name (``layered``, ``scatter``, ``gaussian``, and whatever is registered there later), plus ``identity``
 (the input itself, the floor every method should beat).
 """
@@ -122,6 +124,16 @@ def _trained(name: str):
 
 register_method("pix2pix", _trained("pix2pix"))
 register_method("cyclegan", _trained("cyclegan"))
+
+
+def _depth_threshold(threshold=None, sigma=None, feather=None, checkpoint=None, near=None):
+    from .baselines.threshold import DepthThreshold
+
+    given = {"threshold": threshold, "sigma": sigma, "feather": feather, "checkpoint": checkpoint, "near": near}
+    return DepthThreshold(**{k: v for k, v in given.items() if v is not None})
+
+
+register_method("depth-threshold", _depth_threshold)
 
 
 def _render_names() -> list[str]:

@@ -16,12 +16,14 @@ import torch
 from .._convert import image_to_tensor, tensor_to_image
 from ..errors import InputError
 from .cyclegan import CycleGAN, CycleGANConfig
+from .densedepth import DenseDepth, DenseDepthConfig
 from .pix2pix import Pix2Pix, Pix2PixConfig
 
 __all__ = ["TRAINABLE", "TrainedMethod", "load_trained"]
 
 # Method name -> (method class, config class).
-TRAINABLE = {"pix2pix": (Pix2Pix, Pix2PixConfig), "cyclegan": (CycleGAN, CycleGANConfig)}
+TRAINABLE = {"pix2pix": (Pix2Pix, Pix2PixConfig), "cyclegan": (CycleGAN, CycleGANConfig),
+             "depth": (DenseDepth, DenseDepthConfig)}
 
 
 def load_trained(path: str | os.PathLike, *, expected: str | None = None):

@@ -29,6 +29,7 @@ __all__ = [
     "add_output",
     "add_photo",
     "add_progress",
+    "add_threshold",
     "box",
     "cli_message",
     "command",
@@ -176,8 +177,8 @@ _DEPTH = {
                         help="where depth comes from: %(choices)s (default auto: --disparity, --right, --mask, "
                              "depth inside the photo, --depth-model or $LENSBLUR_DEPTH_MODEL, in that order)"),
     "depth_model": _flag("--depth-model", old=("--model",), metavar="PATH_OR_ID",
-                         help="monocular depth model: a transformers folder or a model id in the Hugging Face "
-                              "cache"),
+                         help="monocular depth model: a transformers folder, a model id in the Hugging Face "
+                              "cache, or a lensblur train depth run (folder or .safetensors)"),
     "right": _flag("--right", type=Path, metavar="RIGHT",
                    help="right view of a rectified stereo pair (the photo is the left)"),
     "mask": _flag("--mask", type=Path, metavar="MASK",
@@ -260,6 +261,25 @@ def add_lens(parser, *, only=None, defaults=None, helps=None) -> dict[str, argpa
     return actions
 
 
+# ------------------------------------------------------------------------------------------ threshold blur
+_THRESHOLD = {
+    "threshold": _flag("--threshold", type=float, metavar="T",
+                       help="depth-threshold: blur pixels whose normalised depth (depth / 10 m) exceeds T "
+                            "(default 0.3; the paper: 0.2, 0.25, 0.3)"),
+    "threshold_sigma": _flag("--threshold-sigma", type=float, metavar="PX",
+                             help="depth-threshold: the Gaussian's sigma in pixels (default 8 per 1024 px of height)"),
+    "threshold_feather": _flag("--threshold-feather", type=float, metavar="PX",
+                               help="depth-threshold: soften the mask's edge by a Gaussian of PX pixels (default 0: "
+                                    "hard)"),
+}
+
+
+def add_threshold(parser) -> dict[str, argparse.Action]:
+    """The depth-threshold method's options (``--threshold``, ``--threshold-sigma``, ``--threshold-feather``),
+    None unless given, so that they reach :func:`lensblur.methods.get_method` only when asked for."""
+    return _add_flags(parser, "depth-threshold method", _THRESHOLD, None, None, None)
+
+
 # ------------------------------------------------------------------------------------------ output
 def add_output(parser, *, folder: bool, required: bool = True, default=None, help: str | None = None,
                metavar: str | None = None, old: tuple[str, ...] = ()) -> argparse.Action:
@@ -325,6 +345,9 @@ PYTHON_NAMES = {
     # lensblur.io.depth_to_disparity (the metric range)
     "near": ("depth_range",),
     "far": ("depth_range",),
+    # lensblur.baselines.threshold.DepthThreshold (the depth-threshold method's options)
+    "sigma": ("threshold_sigma",),
+    "feather": ("threshold_feather",),
     # lensblur.eval.evaluate, lensblur.synth.synthesize
     "out_dir": ("output",),
     "out": ("output",),

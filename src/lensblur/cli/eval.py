@@ -40,9 +40,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            description="Run a bokeh method over a dataset and score it like the papers.",
                            epilog=_EPILOG)
     parser.add_argument("--method", required=True,
-                        help="identity, a renderer (layered, scatter, gaussian, ...), or a trained pix2pix or cyclegan")
+                        help="identity, a renderer (layered, scatter, gaussian, ...), depth-threshold (on the "
+                             "dataset's disparity, or with --checkpoint on a trained depth network's), or a "
+                             "trained pix2pix or cyclegan")
     parser.add_argument("--checkpoint", metavar="FILE",
                         help="a trained method's checkpoint (RUN/last.safetensors of lensblur train)")
+    _args.add_threshold(parser)
     parser.add_argument("--dataset", required=True, help="synth, ebb, ebb-val294, blb")
     parser.add_argument("--root", required=True, help="the dataset folder")
     _args.add_output(parser, folder=True, old=("--out",), help="results folder (one subfolder per run)")
@@ -85,6 +88,9 @@ def _run_name(args) -> str:
     if args.level is not None:
         parts.append(f"level{args.level}")
     parts.append(args.method)
+    for prefix, value in (("t", args.threshold), ("sigma", args.threshold_sigma), ("feather", args.threshold_feather)):
+        if value is not None:       # a method option given is part of what was run
+            parts.append(f"{prefix}{value:g}")
     if args.align_exposure:
         protocol = ALIGNMENTS[0] if args.align_exposure is True else args.align_exposure
         parts.append("aligned" if protocol == ALIGNMENTS[0] else f"aligned-{protocol}")
@@ -121,7 +127,8 @@ def run(args) -> int:
                           align_exposure=args.align_exposure, limit=args.limit, workers=args.workers,
                           edge_band=args.edge_band, progress=_args.show_progress(args), ssim=args.ssim,
                           display=args.display, lpips_net=args.lpips_net)
-    method = get_method(args.method, argument="--method", checkpoint=args.checkpoint)
+    method = get_method(args.method, argument="--method", checkpoint=args.checkpoint, threshold=args.threshold,
+                        sigma=args.threshold_sigma, feather=args.threshold_feather)
     dataset = open_dataset(args.dataset, args.root, argument="--dataset", **_dataset_options(args))
     out_root = Path(args.output)
     if out_root.exists() and not out_root.is_dir():

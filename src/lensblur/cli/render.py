@@ -38,11 +38,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                      "a camera)"})
     o = p.add_argument_group("output")
     o.add_argument("--method", default="layered",
-                   help="layered (default), scatter (slow reference), gaussian, or a trained method with "
-                        "--checkpoint (pix2pix, cyclegan); see lensblur.methods")
-    o.add_argument("--checkpoint", help="a trained method's weights (RUN/last.safetensors of lensblur train)")
+                   help="layered (default), scatter (slow reference), gaussian, depth-threshold (the third "
+                        "paper's blur beyond a depth threshold), or a trained method with --checkpoint (pix2pix, cyclegan); "
+                        "see lensblur.methods")
+    o.add_argument("--checkpoint", help="a trained method's weights (RUN/last.safetensors of lensblur train; for "
+                                        "depth-threshold a depth run, whose network then gives the depth)")
     o.add_argument("--bits", type=int, default=8, choices=[8, 16], help="bits per channel for PNG/TIFF")
     o.add_argument("--force", action="store_true", help="allow overwriting an input file")
+    _args.add_threshold(p)
     p.set_defaults(run=run)
     return p
 
@@ -156,13 +159,14 @@ def run(args) -> int:
     inputs = [args.photo, args.disparity, args.depth, args.right, args.mask, args.focus_mask, args.checkpoint]
     check_output_path(args.output, inputs=inputs, force=args.force)
     method = get_method(args.method, argument="--method", checkpoint=args.checkpoint,
-                        highlights=args.highlights or None)
+                        highlights=args.highlights or None, threshold=args.threshold, sigma=args.threshold_sigma,
+                        feather=args.threshold_feather)
     unused = _unused(args, method)
     if unused:
         log.warning("%s does not read %s: ignored", args.method, ", ".join(unused))
     started = time.perf_counter()
     image = read_photo(args.photo)
-    disparity = lens = None
+    disparity = lens = rng = None
     summary = args.method
     if method.needs_disparity:
         disparity, rng, where, suggested = _disparity(args, image)
@@ -171,7 +175,10 @@ def run(args) -> int:
             lens, how = _lens(args, disparity, rng, image.shape[1], suggested)
             log.info("focus: %s", how)
             summary = f"focus disparity {lens.focus_disparity:.3f} [{how}], blur {lens.blur:.1f} px, {args.method}"
-    out = method.predict(image, disparity=disparity, lens=lens, meta={"path": str(args.photo)})
+    meta = {"path": str(args.photo)}
+    if rng is not None:      # a metric range, for methods that read depth in metres (depth-threshold)
+        meta["depth_range"] = rng
+    out = method.predict(image, disparity=disparity, lens=lens, meta=meta)
     write_image(args.output, out, bits=args.bits)
     seconds = time.perf_counter() - started
     print(f"wrote {args.output} ({image.shape[1]}x{image.shape[0]}, {summary}, {seconds:.2f} s)")

@@ -79,11 +79,31 @@ def _unpaired_crops(dataset, args):
 register_trainer("cyclegan", Trainer(_cyclegan, data=_unpaired_crops,
                                      flags=("num_downs", "lr", "architecture", "norm", "cycle_weight",
                                             "identity_weight", "pool_size")))
+def _depth(args) -> Any:
+    from ..baselines import DenseDepthConfig
+
+    return DenseDepthConfig(decoder_width=1664 if args.decoder_width is None else args.decoder_width,
+                            lr=1e-4 if args.lr is None else args.lr,
+                            pretrained_encoder=args.pretrained_encoder or "auto")
+
+
+def _depth_data(dataset, args) -> Any:
+    """DenseDepth's targets (inverse depth from the items' disparity), channel swaps, and random crops with
+    mirroring; ``--crop 0`` trains on whole frames (NYU's 640x480, as DenseDepth), mirrored at random."""
+    from ..baselines import DepthTargets
+    from ..train import RandomCrops
+
+    if args.crop == 0:
+        return DepthTargets(dataset, flip=True)
+    return RandomCrops(DepthTargets(dataset), args.crop)
+
+
+register_trainer("depth", Trainer(_depth, flags=("decoder_width", "pretrained_encoder", "lr"), data=_depth_data))
 
 # The method-specific flags: argparse name -> (flag, add_argument keywords).
 _METHOD_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "num_downs": ("--num-downs", {"type": int, "help": "U-Net down-sampling steps (8: unet_256, 7: unet_128)"}),
-    "lr": ("--lr", {"type": float, "help": "Adam's learning rate (2e-4)"}),
+    "lr": ("--lr", {"type": float, "help": "Adam's learning rate (pix2pix, cyclegan 2e-4; depth 1e-4)"}),
     "architecture": ("--architecture", {"choices": ("unet", "resnet"),
                                         "help": "the generators: unet (the paper's) or resnet (resnet_9blocks)"}),
     "norm": ("--norm", {"choices": ("instance", "batch", "none"), "help": "the networks' normalisation (instance)"}),
@@ -91,6 +111,11 @@ _METHOD_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "identity_weight": ("--identity-weight", {"type": float,
                                               "help": "the identity term, as a fraction of lambda (0.5; 0: off)"}),
     "pool_size": ("--pool-size", {"type": int, "help": "generated images in each discriminator's history (50)"}),
+    "decoder_width": ("--decoder-width", {"type": int, "help": "DenseDepth's decoder width (1664; the Keras "
+                                                               "original 832; small for a CPU run)"}),
+    "pretrained_encoder": ("--pretrained-encoder", {"metavar": "FILE", "help": "DenseNet-169 ImageNet weights "
+                           "(torchvision's densenet169-b2777c0a.pth or .safetensors; default: the torch hub cache's "
+                           "when there, else random weights with a warning)"}),
 }
 
 _EPILOG = """\
@@ -99,6 +124,9 @@ examples:
   lensblur train pix2pix --dataset ebb --root EBB/ -o runs/p2p --steps 200000 --crop 256 --resume
   lensblur train pix2pix --dataset synth --root data/tiny -o runs/tiny --steps 50 --crop 64 --num-downs 6
   lensblur train cyclegan --dataset ebb --root EBB/ --split train294 -o runs/cyc --steps 200000 --crop 256
+  lensblur train depth --dataset nyu --root NYU/ --split train -o runs/depth1 --crop 0 --batch-size 4 \\
+      --pretrained-encoder densenet169-b2777c0a.pth --steps 253440
+  lensblur train depth --dataset synth --root data/synth-v1 -o runs/depth-synth --crop 128 --decoder-width 64
 
 A run folder holds run.json (the settings), metrics.jsonl (losses, validation PSNR/SSIM), tensorboard/ (the
 same scalars, when tensorboard is installed), step-NNNNNNNN/ checkpoints (weights in safetensors, optimiser
@@ -122,11 +150,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _args.add_output(parser, folder=True, help="the run folder")
     parser.add_argument("--steps", type=int, default=1000, help="optimisation steps in all (1000)")
     parser.add_argument("--batch-size", type=int, default=1, help="pairs per step (1, as pix2pix)")
-    parser.add_argument("--crop", type=int, default=256, help="random crop side in pixels (256)")
+    parser.add_argument("--crop", type=int, default=256,
+                        help="random crop side in pixels (256; depth: 0 for whole frames)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the data order (0)")
     parser.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (500)")
     parser.add_argument("--validate-every", type=int, default=0, help="steps between validations (0: at the end)")
-    parser.add_argument("--val-root", help="a dataset folder of the same kind to validate on (PSNR/SSIM)")
+    parser.add_argument("--val-root", help="a dataset folder of the same kind to validate on (PSNR/SSIM; depth: "
+                                           "abs rel, RMSE, delta1)")
     parser.add_argument("--resume", action="store_true", help="continue the run in the output folder")
     parser.add_argument("--grad-accumulation", type=int, default=1,
                         help="batches whose gradients are summed per optimiser step (1)")

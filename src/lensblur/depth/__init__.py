@@ -7,6 +7,8 @@ Sources (one module each, all following :class:`DepthSource`: built from their i
 * :class:`EmbeddedDepth` (``embedded.py``, with ``heif.py`` and ``jpeg.py``): depth inside phone photos,
   HEIC/HEIF auxiliary depth, Dynamic Depth and GDepth JPEGs, with the metric range;
 * :class:`ModelDepth` (``model.py``): transformers monocular depth models from a folder or the HF cache;
+* :class:`TrainedDepth` (``trained.py``): a depth network trained with ``lensblur train depth`` (a run folder
+  or ``.safetensors`` checkpoint given as the model; :func:`monocular_source` tells the two kinds apart);
 * :class:`StereoDepth` (``stereo.py``): a rectified left/right pair (SGBM, left-right check, WLS);
 * :class:`SubjectDepth` (``subject.py``): a subject mask (user image or MediaPipe) as portrait mode.
 
@@ -33,6 +35,7 @@ from .model import MODEL_ENV, ModelDepth
 from .refine import refine, upsample
 from .stereo import StereoDepth
 from .subject import SubjectDepth
+from .trained import TrainedDepth, monocular_source
 
 __all__ = [
     "SOURCES",
@@ -43,7 +46,9 @@ __all__ = [
     "ModelDepth",
     "StereoDepth",
     "SubjectDepth",
+    "TrainedDepth",
     "build_source",
+    "monocular_source",
     "read_photo",
     "refine",
     "register_heif",
@@ -84,7 +89,7 @@ def _auto(given: _Inputs) -> DepthSource:
         return EmbeddedDepth(given.image_path)
     configured = _configured_model(given.model)
     if configured:
-        return ModelDepth(configured)
+        return monocular_source(configured)
     raise InputError("source", expected="a way to get depth for this photo",
                      got=f"{given.image_path}: no disparity file, no depth inside the photo, no model configured",
                      fix="give one of: " + WAYS)
@@ -108,8 +113,9 @@ def _embedded(given: _Inputs) -> DepthSource:
 
 
 def _model(given: _Inputs) -> DepthSource:
-    return ModelDepth(_needed(_configured_model(given.model), "model", "a model folder or cached model id",
-                              f"pass model=PATH_OR_ID or set {MODEL_ENV}"))
+    return monocular_source(_needed(_configured_model(given.model), "model",
+                                    "a model folder, a cached model id or a lensblur depth run",
+                                    f"pass model=PATH_OR_ID or set {MODEL_ENV}"))
 
 
 def _stereo(given: _Inputs) -> DepthSource:
@@ -122,7 +128,7 @@ def _subject(given: _Inputs) -> DepthSource:
     if given.disparity_path is not None:
         coarse = FileDepth(given.disparity_path)
     elif given.model:
-        coarse = ModelDepth(given.model)
+        coarse = monocular_source(given.model)
     return SubjectDepth(given.mask, coarse=coarse)
 
 
@@ -148,8 +154,8 @@ def build_source(image_path, *, source: str = "auto", disparity_path=None, model
         image_path: the photo's file (read for embedded depth), or None.
         source: one of :data:`SOURCES`; ``"auto"`` picks as :func:`resolve` says.
         disparity_path: a disparity map file (``"file"``; the coarse map of ``"subject"``).
-        model: a depth model folder or cached id (``"model"``; the coarse map of ``"subject"``); else
-            ``$LENSBLUR_DEPTH_MODEL``.
+        model: a depth model folder or cached id, or a ``lensblur train depth`` run or checkpoint (``"model"``;
+            the coarse map of ``"subject"``); else ``$LENSBLUR_DEPTH_MODEL``.
         mask: a subject mask file (``"subject"``; without one, MediaPipe finds the subject).
         right: the right view of a stereo pair (``"stereo"``).
 

@@ -10,7 +10,7 @@ from .._filters import gaussian_kernel1d, separable_filter
 from ..errors import InputError, ShapeError
 from ._regions import region_mask, to_display_tensor
 
-__all__ = ["SSIM_VARIANTS", "psnr", "ssim", "ssim_map"]
+__all__ = ["SSIM_VARIANTS", "psnr", "ssim", "ssim_map", "ssim_per_image"]
 
 # The SSIM variants by name. "gaussian": scikit-image with gaussian_weights=True, sigma=1.5,
 # use_sample_covariance=False (Wang et al. 2004's window). "skimage-default": scikit-image's defaults, a 7 x 7
@@ -103,13 +103,22 @@ def ssim_map(image_true, image_test, *, data_range: float, sigma: float = 1.5,
     _check_range(data_range)
     a, b = _pair(image_true, image_test)
     g, cov_norm = _window(variant, sigma)
-    pad = g.numel() // 2
+    _check_window(a, g)
+    return _ssim_formula(a, b, g, cov_norm, data_range)
+
+
+def _check_window(a: torch.Tensor, window: torch.Tensor) -> None:
+    pad = window.numel() // 2
     if min(a.shape[-2:]) <= 2 * pad:
         raise InputError("image_true", expected=f"images larger than {2 * pad + 1} pixels on each side",
                          got=f"{a.shape[-1]}x{a.shape[-2]}", fix="use a smaller sigma or larger images")
 
+
+def _ssim_formula(a: torch.Tensor, b: torch.Tensor, window: torch.Tensor, cov_norm: float,
+                  data_range: float) -> torch.Tensor:
+    """Wang et al.'s SSIM per pixel of two ``(B, C, H, W)`` tensors (any dtype or device; differentiable)."""
     def filt(x):
-        return separable_filter(x, g)
+        return separable_filter(x, window)
 
     mu_a, mu_b = filt(a), filt(b)
     var_a = cov_norm * (filt(a * a) - mu_a**2)
@@ -119,6 +128,43 @@ def ssim_map(image_true, image_test, *, data_range: float, sigma: float = 1.5,
     num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
     den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
     return num / den
+
+
+def ssim_per_image(image_true: torch.Tensor, image_test: torch.Tensor, *, data_range: float,
+                   sigma: float = 1.5) -> torch.Tensor:
+    """Mean SSIM of each image of a batch, differentiable: what :func:`ssim` computes (Gaussian window), on
+    tensors that keep their dtype, device and gradients, for use in a loss.
+
+    The mean is over the pixels whose window lies inside the image (the border band of the window's radius is
+    left out), which is TensorFlow's ``tf.image.ssim`` with its 'valid' filtering when the window is the same
+    (11 taps, sigma 1.5).
+
+    Args:
+        image_true: ``(B, C, H, W)`` reference.
+        image_test: ``(B, C, H, W)`` image compared.
+        data_range: the value range of the images (> 0).
+        sigma: the Gaussian window's standard deviation in pixels (radius ``int(3.5 sigma + 0.5)``).
+
+    Returns:
+        ``(B,)`` mean SSIM per image, averaged over channels.
+
+    Raises:
+        ShapeError: not two ``(B, C, H, W)`` tensors of one shape.
+        InputError: ``data_range`` not > 0, or images no larger than the window.
+    """
+    _check_range(data_range)
+    for name, x in (("image_true", image_true), ("image_test", image_test)):
+        if not isinstance(x, torch.Tensor) or x.ndim != 4:
+            raise ShapeError(name, expected="a (B, C, H, W) tensor", got=f"{type(x).__name__} "
+                             f"{tuple(getattr(x, 'shape', ()))}", fix="add the batch dimension with tensor[None]")
+    if image_true.shape != image_test.shape:
+        raise ShapeError("image_test", expected=f"the shape of image_true {tuple(image_true.shape)}",
+                         got=f"{tuple(image_test.shape)}", fix="compare images of the same size")
+    g = _gaussian_window(sigma).to(image_true.device, image_true.dtype)
+    _check_window(image_true, g)
+    pad = g.numel() // 2
+    smap = _ssim_formula(image_true, image_test, g, 1.0, data_range)
+    return smap[..., pad:-pad, pad:-pad].mean(dim=(1, 2, 3))
 
 
 def ssim(image_true, image_test, *, data_range: float, sigma: float = 1.5, variant: str = "gaussian", box=None,
