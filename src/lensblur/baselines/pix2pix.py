@@ -21,7 +21,7 @@ from ..errors import InputError
 from .losses import discriminator_loss, pix2pix_generator_loss
 from .networks import NLayerDiscriminator, UnetGenerator, init_weights
 
-__all__ = ["Pix2Pix", "Pix2PixConfig", "from_display", "to_display"]
+__all__ = ["Pix2Pix", "Pix2PixConfig", "from_display", "to_display", "translate"]
 
 
 def to_display(linear: torch.Tensor) -> torch.Tensor:
@@ -32,6 +32,34 @@ def to_display(linear: torch.Tensor) -> torch.Tensor:
 def from_display(values: torch.Tensor) -> torch.Tensor:
     """The networks' values in [-1, 1] back to linear RGB."""
     return srgb_to_linear((values + 1.0) / 2.0)
+
+
+def translate(network: torch.nn.Module, image: torch.Tensor, unit: int) -> torch.Tensor:
+    """Run an image-to-image network on linear RGB of any size, without gradients.
+
+    The image goes in as display values in [-1, 1] (:func:`to_display`), padded on the right and bottom to a
+    multiple of ``unit`` (reflected, or replicated when the padding is wider than the image), and the output
+    is cropped back, clamped to [-1, 1] and returned as linear RGB (:func:`from_display`). The caller sets
+    the network's mode (``eval()``).
+
+    Args:
+        network: maps ``(B, 3, H', W')`` display values to the same shape; H' and W' multiples of ``unit``.
+        image: ``(B, 3, H, W)`` linear RGB, moved to the network's device.
+        unit: the side the network's input must be a multiple of (``2 ** num_downs`` for a U-Net).
+
+    Returns:
+        ``(B, 3, H, W)`` linear RGB.
+    """
+    h, w = image.shape[-2:]
+    pad = (0, -w % unit, 0, -h % unit)
+    device = next(network.parameters()).device
+    with torch.no_grad():
+        x = to_display(image.to(device))
+        if any(pad):
+            mode = "reflect" if max(pad) < min(h, w) else "replicate"
+            x = F.pad(x, pad, mode=mode)
+        out = network(x)[..., :h, :w].clamp(-1.0, 1.0)
+    return from_display(out)
 
 
 @dataclass(frozen=True)
@@ -146,15 +174,5 @@ class Pix2Pix:
 
     def predict(self, image: torch.Tensor) -> torch.Tensor:
         """Render ``(B, 3, H, W)`` linear RGB (any size) with the generator, in evaluation mode."""
-        unit = 2 ** self.settings.num_downs
-        h, w = image.shape[-2:]
-        pad = (0, -w % unit, 0, -h % unit)
         self._g.eval()
-        device = next(self.generator.parameters()).device
-        with torch.no_grad():
-            x = to_display(image.to(device))
-            if any(pad):
-                mode = "reflect" if max(pad) < min(h, w) else "replicate"
-                x = F.pad(x, pad, mode=mode)
-            out = self._g(x)[..., :h, :w].clamp(-1.0, 1.0)
-        return from_display(out)
+        return translate(self._g, image, 2 ** self.settings.num_downs)
