@@ -121,6 +121,7 @@ def _trained(name: str):
 
 
 register_method("pix2pix", _trained("pix2pix"))
+register_method("bggan", _trained("bggan"))
 
 
 def _render_names() -> list[str]:
