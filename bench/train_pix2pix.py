@@ -33,23 +33,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from torch.utils.data import Subset
-
     from lensblur.baselines import Pix2Pix, Pix2PixConfig
-    from lensblur.data import SynthDataset
-    from lensblur.eval.runner import display_8bit
-    from lensblur.metrics import psnr, ssim
-    from lensblur.synth.dataset import synthesize
     from lensblur.train import TrainConfig, train
 
     with tempfile.TemporaryDirectory() as tmp:
-        data = args.data or Path(tmp) / "synth"
-        start = time.perf_counter()
-        synthesize(data, args.pairs, size=(args.size, args.size), seed=args.seed, samples=128, progress=False)
-        print(f"data: {args.pairs} pairs at {args.size}x{args.size} in {data} ({time.perf_counter() - start:.0f} s)")
-        pairs = SynthDataset(data)
-        n_train = len(pairs) - args.held_out
-        training, held_out = Subset(pairs, range(n_train)), Subset(pairs, range(n_train, len(pairs)))
+        training, held_out = make_pairs(args.data or Path(tmp) / "synth", args.pairs, args.size, args.seed,
+                                        args.held_out)
+        n_train = len(training)
         num_downs = int(np.log2(args.size))
         config = Pix2PixConfig(num_downs=num_downs, ngf=args.ngf, lr_constant_steps=args.steps // 2,
                                lr_decay_steps=args.steps - args.steps // 2)
@@ -59,22 +49,49 @@ def main() -> None:
                                                                seed=args.seed, checkpoint_every=args.steps,
                                                                log_every=50, progress=False))
         seconds = time.perf_counter() - start
-        rows = {"identity": ([], []), "pix2pix": ([], [])}
-        for i in range(len(held_out)):
-            item = held_out[i]
-            target = display_8bit(item["target"].permute(1, 2, 0))
-            outputs = {"identity": item["image"], "pix2pix": method.predict(item["image"][None])[0]}
-            for name, out in outputs.items():
-                shown = display_8bit(out.permute(1, 2, 0))
-                rows[name][0].append(psnr(target, shown, data_range=1.0))
-                rows[name][1].append(ssim(target, shown, data_range=1.0))
+        rows = score_held_out(held_out, {"pix2pix": method.predict})
         print(f"pix2pix (unet with {num_downs} downs, ngf {args.ngf}), {args.steps} steps of {args.batch_size} "
               f"on {n_train} pairs: {seconds:.0f} s on {args.threads} threads")
         print(f"held-out pairs: {len(held_out)}")
         print("| method | PSNR | SSIM |")
         print("|---|---:|---:|")
         for name, (p, s) in rows.items():
-            print(f"| {name} | {np.mean(p):.2f} | {np.mean(s):.4f} |")
+            print(f"| {name} | {p:.2f} | {s:.4f} |")
+
+
+def make_pairs(folder: Path, count: int, size: int, seed: int, held_out: int):
+    """``count`` synthetic ``size`` x ``size`` pairs in ``folder`` (made, or completed, there), split into the
+    training pairs and the last ``held_out``."""
+    from torch.utils.data import Subset
+
+    from lensblur.data import SynthDataset
+    from lensblur.synth.dataset import synthesize
+
+    start = time.perf_counter()
+    synthesize(folder, count, size=(size, size), seed=seed, samples=128, progress=False)
+    print(f"data: {count} pairs at {size}x{size} in {folder} ({time.perf_counter() - start:.0f} s)")
+    pairs = SynthDataset(folder)
+    n_train = len(pairs) - held_out
+    return Subset(pairs, range(n_train)), Subset(pairs, range(n_train, len(pairs)))
+
+
+def score_held_out(held_out, predictors: dict) -> dict[str, tuple[float, float]]:
+    """Mean PSNR and SSIM on 8-bit sRGB values (as ``lensblur eval`` scores) of the input itself
+    (``identity``) and of each ``predict`` (``(1, 3, H, W)`` linear RGB in and out) on the held-out pairs."""
+    from lensblur.eval.runner import display_8bit
+    from lensblur.metrics import psnr, ssim
+
+    scores = {name: ([], []) for name in ("identity", *predictors)}
+    for i in range(len(held_out)):
+        item = held_out[i]
+        target = display_8bit(item["target"].permute(1, 2, 0))
+        outputs = {"identity": item["image"], **{name: predict(item["image"][None])[0]
+                                                 for name, predict in predictors.items()}}
+        for name, out in outputs.items():
+            shown = display_8bit(out.permute(1, 2, 0))
+            scores[name][0].append(psnr(target, shown, data_range=1.0))
+            scores[name][1].append(ssim(target, shown, data_range=1.0))
+    return {name: (float(np.mean(p)), float(np.mean(s))) for name, (p, s) in scores.items()}
 
 
 if __name__ == "__main__":
