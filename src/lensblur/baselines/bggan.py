@@ -184,10 +184,13 @@ def reconstruction_terms(output: torch.Tensor, target: torch.Tensor) -> dict[str
 
     Returns:
         ``{"l1": mean |output - target|, "ssim": 1 - mean SSIM}`` (:func:`~lensblur.metrics.ssim_tensor`,
-        Gaussian window sigma 1.5, data range 1).
+        Gaussian window sigma 1.5, data range 1). SSIM is computed in at least float32, outside any mixed
+        precision autocast: its variances are differences of nearly equal means.
     """
-    return {"l1": F.l1_loss(output, target),
-            "ssim": 1.0 - ssim_tensor(output, target, data_range=1.0).mean()}
+    dtype = torch.promote_types(output.dtype, torch.float32)
+    with torch.autocast(device_type=output.device.type, enabled=False):
+        similarity = ssim_tensor(output.to(dtype), target.to(dtype), data_range=1.0).mean()
+    return {"l1": F.l1_loss(output, target), "ssim": 1.0 - similarity}
 
 
 def perceptual_loss(features: torch.nn.Module, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
