@@ -339,6 +339,13 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(pairs, vgg_fi
         assert [(x["step"], x["phase"]) for x in lines] == [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2), (6, 2)]
 
 
+def test_phases_count_optimiser_steps_under_gradient_accumulation(pairs, tmp_path):
+    """With two batches per optimiser step, pretrain_steps=1 covers the first two batches."""
+    train(BGGAN(tiny(pretrain_steps=1)), RandomCrops(pairs, 32), tmp_path / "run", _config(4, grad_accumulation=2))
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["phase"] for x in lines] == [1, 1, 2, 2]
+
+
 def test_cli_train_render_eval(pairs, tmp_path, capsys, no_hub_weights):
     from lensblur.cli import main
     from lensblur.io import read_image, write_image
