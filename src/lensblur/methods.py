@@ -124,6 +124,7 @@ def _trained(name: str):
 
 register_method("pix2pix", _trained("pix2pix"))
 register_method("cyclegan", _trained("cyclegan"))
+register_method("bggan", _trained("bggan"))
 
 
 def _depth_threshold(threshold=None, sigma=None, feather=None, checkpoint=None, near=None):

@@ -317,7 +317,7 @@ def depth_loss(prediction: torch.Tensor, target: torch.Tensor, *, depth_weight: 
                data_range: float = TARGET_RANGE) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """DenseDepth's loss ``depth_weight * L1 + L_grad + clip((1 - SSIM) / 2, 0, 1)`` (paper eq. 1, lambda 0.1).
 
-    SSIM is :func:`lensblur.metrics.ssim_per_image` (Gaussian window, sigma 1.5, over the pixels whose window
+    SSIM is :func:`lensblur.metrics.ssim_tensor` (Gaussian window, sigma 1.5, over the pixels whose window
     lies inside the map: TensorFlow's ``tf.image.ssim``), clipped per image and averaged over the batch as
     the Keras loss does.
 
@@ -333,14 +333,14 @@ def depth_loss(prediction: torch.Tensor, target: torch.Tensor, *, depth_weight: 
     Raises:
         ShapeError: shapes that differ.
     """
-    from ..metrics import ssim_per_image
+    from ..metrics import ssim_tensor
 
     if prediction.shape != target.shape:
         raise ShapeError("prediction", expected=f"the target's shape {tuple(target.shape)}",
                          got=f"{tuple(prediction.shape)}", fix="resize the target to the output's size")
     l1 = (prediction - target).abs().mean()
     grad = gradient_loss(prediction, target)
-    structure = ((1.0 - ssim_per_image(target, prediction, data_range=data_range)) / 2.0).clamp(0.0, 1.0).mean()
+    structure = ((1.0 - ssim_tensor(target, prediction, data_range=data_range)) / 2.0).clamp(0.0, 1.0).mean()
     total = depth_weight * l1 + grad + structure
     return total, {"depth_l1": l1, "depth_grad": grad, "depth_ssim": structure}
 

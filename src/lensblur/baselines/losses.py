@@ -1,4 +1,4 @@
-"""The adversarial losses of pix2pix and CycleGAN, and the two methods' generator objectives.
+"""The adversarial losses of pix2pix, CycleGAN and BGGAN, and the pix2pix and CycleGAN generator objectives.
 
 ``vanilla`` is the original GAN loss written on logits (``BCEWithLogitsLoss`` against a map of ones for
 real and zeros for fake); ``lsgan`` is the least-squares loss (``MSELoss`` against the same maps). Both
@@ -6,6 +6,10 @@ average over every patch of a PatchGAN output. The discriminator loss is halved,
 (``backward_D``), and the pix2pix generator adds ``l1_weight`` (100) times the L1 distance to the target. The
 CycleGAN generators add the cycle-consistency L1 of both directions times ``cycle_weight`` (lambda, 10) and the
 identity L1 times ``identity_weight * cycle_weight`` (0.5 x 10), as the reference's ``backward_G`` does.
+
+BGGAN's generator loss is the negated mean raw score (:func:`critic_generator_loss`, its eq. 3), which goes
+with a hinge discriminator (:func:`hinge_discriminator_loss`); both take one score map or a list of maps (one
+per branch of a multi-receptive-field discriminator) and average over the list.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from torch import nn
 
 from ..errors import InputError, ShapeError
 
-__all__ = ["GAN_MODES", "GANLoss", "cyclegan_generator_loss", "discriminator_loss", "gan_loss",
-           "pix2pix_generator_loss"]
+__all__ = ["GAN_MODES", "GANLoss", "critic_generator_loss", "cyclegan_generator_loss", "discriminator_loss",
+           "gan_loss", "hinge_discriminator_loss", "pix2pix_generator_loss"]
 
 GAN_MODES = ("vanilla", "lsgan")
 
@@ -197,3 +201,47 @@ def cyclegan_generator_loss(
     if identity_weight:
         total = total + identity_weight * cycle_weight * (parts["identity_a"] + parts["identity_b"])
     return total, parts
+
+
+def _maps(scores, argument: str) -> list[torch.Tensor]:
+    maps = list(scores) if isinstance(scores, (list, tuple)) else [scores]
+    if not maps:
+        raise InputError(argument, expected="a score map or a non-empty list of them", got="an empty list",
+                         fix="pass the discriminator's output")
+    return maps
+
+
+def hinge_discriminator_loss(real_scores, fake_scores) -> torch.Tensor:
+    """The hinge discriminator loss ``mean(relu(1 - D(real))) + mean(relu(1 + D(fake)))``.
+
+    Args:
+        real_scores: raw scores on real images, a tensor of any shape or a list of them (one per branch).
+        fake_scores: the same for generated images (detached by the caller), as many maps.
+
+    Returns:
+        A scalar tensor, the mean over the branches (2 when every score is 0; 0 once real scores are >= 1 and
+        fake ones <= -1).
+
+    Raises:
+        InputError: empty lists, or lists of different lengths.
+    """
+    real, fake = _maps(real_scores, "real_scores"), _maps(fake_scores, "fake_scores")
+    if len(real) != len(fake):
+        raise InputError("fake_scores", expected=f"{len(real)} score maps, as real_scores", got=len(fake))
+    terms = [F.relu(1.0 - r).mean() + F.relu(1.0 + f).mean() for r, f in zip(real, fake)]
+    return torch.stack(terms).mean()
+
+
+def critic_generator_loss(fake_scores) -> torch.Tensor:
+    """The generator's adversarial loss ``-mean D(G(x))`` over every patch (BGGAN's eq. 3).
+
+    Args:
+        fake_scores: raw scores on generated images, a tensor of any shape or a list of them (one per branch).
+
+    Returns:
+        A scalar tensor, the mean over the branches.
+
+    Raises:
+        InputError: an empty list.
+    """
+    return -torch.stack([f.mean() for f in _maps(fake_scores, "fake_scores")]).mean()

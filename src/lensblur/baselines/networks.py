@@ -87,6 +87,7 @@ class _UnetLevel(nn.Module):
         in_channels: int | None = None,
         norm: str = "batch",
         dropout: bool = False,
+        tanh: bool = True,
     ):
         super().__init__()
         bias = norm != "batch"
@@ -103,7 +104,9 @@ class _UnetLevel(nn.Module):
         up_in = inner if self.innermost else 2 * inner
         up: list[nn.Module] = [nn.ReLU()]
         if self.outermost:
-            up += [nn.ConvTranspose2d(up_in, outer, kernel_size=4, stride=2, padding=1, bias=True), nn.Tanh()]
+            up += [nn.ConvTranspose2d(up_in, outer, kernel_size=4, stride=2, padding=1, bias=True)]
+            if tanh:
+                up.append(nn.Tanh())
         else:
             up += [
                 nn.ConvTranspose2d(up_in, outer, kernel_size=4, stride=2, padding=1, bias=bias),
@@ -129,6 +132,8 @@ class UnetGenerator(nn.Module):
     stride-2 transposed convolution then norm, and every level but the outermost concatenates its input to
     its output. The outermost up block ends in Tanh. With ``dropout``, Dropout(0.5) follows the norm in the
     ``num_downs - 5`` intermediate ``8 ngf -> 8 ngf`` levels (not the innermost), as in the reference.
+    ``output="linear"`` drops the final Tanh, for a network that predicts an unbounded correction (BGGAN's
+    residual); the parameter count is the same.
 
     Args:
         in_channels: channels of the input image.
@@ -137,9 +142,10 @@ class UnetGenerator(nn.Module):
         ngf: channels after the first convolution.
         norm: ``"batch"`` (pix2pix default), ``"instance"`` or ``"none"``.
         dropout: Dropout(0.5) in the intermediate levels (pix2pix default True; CycleGAN uses False).
+        output: ``"tanh"`` (the reference: values in [-1, 1]) or ``"linear"`` (no final activation).
 
     Raises:
-        InputError: ``num_downs < 5``, a non-positive channel count, or an unknown ``norm``.
+        InputError: ``num_downs < 5``, a non-positive channel count, an unknown ``norm`` or ``output``.
 
     Example:
         >>> net = UnetGenerator(num_downs=5, ngf=8)
@@ -155,6 +161,7 @@ class UnetGenerator(nn.Module):
         ngf: int = 64,
         norm: str = "batch",
         dropout: bool = True,
+        output: str = "tanh",
     ):
         super().__init__()
         _check_positive("in_channels", in_channels)
@@ -162,6 +169,8 @@ class UnetGenerator(nn.Module):
         _check_positive("ngf", ngf)
         _check_positive("num_downs", num_downs, minimum=5)
         _check_norm(norm)
+        if output not in ("tanh", "linear"):
+            raise InputError("output", expected="tanh or linear", got=output, fix='pass output="tanh"')
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.num_downs = num_downs
@@ -170,7 +179,13 @@ class UnetGenerator(nn.Module):
             level = _UnetLevel(8 * ngf, 8 * ngf, inner_level=level, norm=norm, dropout=dropout)
         for outer, inner in ((4 * ngf, 8 * ngf), (2 * ngf, 4 * ngf), (ngf, 2 * ngf)):
             level = _UnetLevel(outer, inner, inner_level=level, norm=norm)
-        self.model = _UnetLevel(out_channels, ngf, inner_level=level, in_channels=in_channels, norm=norm)
+        self.model = _UnetLevel(out_channels, ngf, inner_level=level, in_channels=in_channels, norm=norm,
+                                tanh=output == "tanh")
+
+    @property
+    def output_layer(self) -> nn.ConvTranspose2d:
+        """The last convolution (the outermost up-convolution), e.g. to zero it."""
+        return self.model.up[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Translate an image.
@@ -180,7 +195,7 @@ class UnetGenerator(nn.Module):
                 conventionally in [-1, 1].
 
         Returns:
-            ``(B, out_channels, H, W)`` in [-1, 1].
+            ``(B, out_channels, H, W)``, in [-1, 1] unless ``output="linear"``.
 
         Raises:
             ShapeError: ``x`` is not 4-D with ``in_channels`` channels, or H or W is not a multiple of
@@ -205,7 +220,8 @@ class NLayerDiscriminator(nn.Module):
     norm, LeakyReLU with channels doubling up to ``8 ndf``; one more such block with stride 1; a final k4 s1
     convolution to one channel (with bias). Padding 1 everywhere, no sigmoid: the output is a map of logits.
     Receptive field: 16, 34, 70, 142, 286 px for ``n_layers`` 1..5. Output side for a 256 px input with
-    ``n_layers=3``: 30.
+    ``n_layers=3``: 30. An input side ``s`` gives ``floor(s / 2**n_layers) - 2`` outputs, so it must be at least
+    ``min_size = 3 * 2**n_layers`` (24 px for the 70x70 PatchGAN).
 
     Args:
         in_channels: input channels; 6 for pix2pix (input and output concatenated), 3 for CycleGAN.
@@ -228,6 +244,7 @@ class NLayerDiscriminator(nn.Module):
         _check_positive("n_layers", n_layers)
         _check_norm(norm)
         self.in_channels = in_channels
+        self.min_size = 3 * 2**n_layers
         bias = norm != "batch"
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, ndf, kernel_size=4, stride=2, padding=1),
@@ -256,9 +273,12 @@ class NLayerDiscriminator(nn.Module):
             ``(B, 1, H', W')`` logits (``H' = 30`` for ``H = 256`` with ``n_layers=3``).
 
         Raises:
-            ShapeError: ``x`` is not 4-D with ``in_channels`` channels.
+            ShapeError: ``x`` is not 4-D with ``in_channels`` channels, or smaller than ``min_size``.
         """
         _check_input(x, self.in_channels)
+        if min(x.shape[-2:]) < self.min_size:
+            raise ShapeError("x", expected=f"H and W at least {self.min_size} px (3 * 2**n_layers) for this PatchGAN",
+                             got=tuple(x.shape), fix="train on larger crops, or use fewer n_layers")
         return self.model(x)
 
 

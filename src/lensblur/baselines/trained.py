@@ -15,6 +15,7 @@ import torch
 
 from .._convert import image_to_tensor, tensor_to_image
 from ..errors import InputError
+from .bggan import BGGAN, BGGANConfig
 from .cyclegan import CycleGAN, CycleGANConfig
 from .densedepth import DenseDepth, DenseDepthConfig
 from .pix2pix import Pix2Pix, Pix2PixConfig
@@ -23,7 +24,7 @@ __all__ = ["TRAINABLE", "TrainedMethod", "load_trained"]
 
 # Method name -> (method class, config class).
 TRAINABLE = {"pix2pix": (Pix2Pix, Pix2PixConfig), "cyclegan": (CycleGAN, CycleGANConfig),
-             "depth": (DenseDepth, DenseDepthConfig)}
+             "bggan": (BGGAN, BGGANConfig), "depth": (DenseDepth, DenseDepthConfig)}
 
 
 def load_trained(path: str | os.PathLike, *, expected: str | None = None):
@@ -51,7 +52,9 @@ def load_trained(path: str | os.PathLike, *, expected: str | None = None):
         raise InputError("checkpoint", expected=f"a checkpoint of one of {', '.join(TRAINABLE)}", got=name,
                          fix="train one with lensblur train")
     method_class, config_class = TRAINABLE[name]
-    method = method_class(config_class(**meta["config"]))
+    # A method with networks used only as losses (BGGAN's VGG) is built without them: rendering needs none.
+    build = getattr(method_class, "for_inference", method_class)
+    method = build(config_class(**meta["config"]))
     load_weights(method, meta["path"])
     return method
 

@@ -28,11 +28,14 @@ class Trainer:
         config: the method's config from the parsed flags (and the run's step count).
         flags: the method-specific flags (``args`` names) it reads; given to another method, they are refused.
         data: the training view of the opened dataset (default: random crops of the pairs).
+        options: keyword arguments of the method's constructor that are not part of its recorded config (a
+            machine's paths, such as a loss network's weights file), from the parsed flags.
     """
 
     config: Callable[[argparse.Namespace], Any]
     flags: tuple[str, ...] = ()
     data: Callable[[Any, argparse.Namespace], Any] | None = None
+    options: Callable[[argparse.Namespace], dict[str, Any]] | None = None
 
 
 TRAINERS: dict[str, Trainer] = {}
@@ -100,10 +103,38 @@ def _depth_data(dataset, args) -> Any:
 
 register_trainer("depth", Trainer(_depth, flags=("decoder_width", "pretrained_encoder", "lr"), data=_depth_data))
 
-# The method-specific flags: argparse name -> (flag, add_argument keywords).
+
+def _bggan(args) -> Any:
+    from ..baselines import BGGANConfig
+
+    # BGGAN's two phases: reconstruction for the first half of the steps (--pretrain-steps), then the GAN
+    # fine-tuning while the learning rate decays linearly to 0
+    half = args.steps // 2
+    given = {"lr": args.lr, "pretrain_steps": half if args.pretrain_steps is None else args.pretrain_steps}
+    if args.num_downs is not None:
+        given.update(num_downs=args.num_downs, refine_num_downs=args.num_downs)
+    if args.ngf is not None:
+        given.update(ngf=args.ngf, refine_ngf=args.ngf)
+    if args.d_layers is not None:
+        given["d_layers"] = tuple(int(n) if float(n).is_integer() else n for n in args.d_layers)
+    if args.no_vgg:
+        given["use_vgg"] = False
+    config = BGGANConfig(**{k: v for k, v in given.items() if v is not None}, lr_constant_steps=half,
+                         lr_decay_steps=args.steps - half)
+    config.check_crop(args.crop)
+    return config
+
+
+register_trainer("bggan", Trainer(_bggan, flags=("num_downs", "lr", "ngf", "d_layers", "pretrain_steps", "no_vgg",
+                                                 "vgg_weights"),
+                                  options=lambda args: {"vgg_weights": args.vgg_weights}))
+
+# The method-specific flags: argparse name -> (flag, add_argument keywords). Every flag's default is None
+# (not given); a switch is action="store_true", which then reads None or True.
 _METHOD_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
-    "num_downs": ("--num-downs", {"type": int, "help": "U-Net down-sampling steps (8: unet_256, 7: unet_128)"}),
-    "lr": ("--lr", {"type": float, "help": "Adam's learning rate (pix2pix, cyclegan 2e-4; depth 1e-4)"}),
+    "num_downs": ("--num-downs", {"type": int, "help": "U-Net down-sampling steps (8: unet_256, 7: unet_128; "
+                                                       "bggan: both stages)"}),
+    "lr": ("--lr", {"type": float, "help": "Adam's learning rate (pix2pix, cyclegan 2e-4; bggan, depth 1e-4)"}),
     "architecture": ("--architecture", {"choices": ("unet", "resnet"),
                                         "help": "the generators: unet (the paper's) or resnet (resnet_9blocks)"}),
     "norm": ("--norm", {"choices": ("instance", "batch", "none"), "help": "the networks' normalisation (instance)"}),
@@ -116,6 +147,17 @@ _METHOD_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "pretrained_encoder": ("--pretrained-encoder", {"metavar": "FILE", "help": "DenseNet-169 ImageNet weights "
                            "(torchvision's densenet169-b2777c0a.pth or .safetensors; default: the torch hub cache's "
                            "when there, else random weights with a warning)"}),
+    "ngf": ("--ngf", {"type": int, "help": "the generator's first width, both stages (64)"}),
+    "d_layers": ("--d-layers", {"type": _args.floats, "metavar": "N,N,...",
+                                "help": "the discriminator branches' depths (2,3,4: receptive fields 34, 70, 142 px)"}),
+    "pretrain_steps": ("--pretrain-steps", {"type": int, "metavar": "N",
+                                            "help": "reconstruction-only steps before the GAN fine-tuning (half of "
+                                                    "--steps)"}),
+    "no_vgg": ("--no-vgg", {"action": "store_true", "help": "train without the VGG-19 perceptual term (no "
+                                                            "ImageNet weights needed)"}),
+    "vgg_weights": ("--vgg-weights", {"metavar": "PATH", "help": "ImageNet VGG-19 weights (safetensors or "
+                                                                 "torchvision .pth; default: the torch hub cache's "
+                                                                 "vgg19-dcbba9e9.pth)"}),
 }
 
 _EPILOG = """\
@@ -127,6 +169,8 @@ examples:
   lensblur train depth --dataset nyu --root NYU/ --split train -o runs/depth1 --crop 0 --batch-size 4 \\
       --pretrained-encoder densenet169-b2777c0a.pth --steps 253440
   lensblur train depth --dataset synth --root data/synth-v1 -o runs/depth-synth --crop 128 --decoder-width 64
+  lensblur train bggan --dataset ebb --root EBB/ -o runs/bgg --steps 200000 --crop 256 --vgg-weights vgg19.pth
+  lensblur train bggan --dataset synth --root data/synth-v1 -o runs/bgg --steps 2000 --crop 128 --num-downs 7 --no-vgg
 
 A run folder holds run.json (the settings), metrics.jsonl (losses, validation PSNR/SSIM), tensorboard/ (the
 same scalars, when tensorboard is installed), step-NNNNNNNN/ checkpoints (weights in safetensors, optimiser
@@ -204,8 +248,10 @@ def run(args) -> int:
     # --seed also seeds torch's global generator, which methods draw from during their steps (dropout,
     # CycleGAN's image pools): a new run is then the same in every process (a resumed one restores it)
     torch.manual_seed(args.seed)
-    result = train(method_class(method_config, seed=args.seed), data, args.output, config, val_dataset=val,
-                   resume=args.resume, data_info={"dataset": args.dataset, "split": args.split or "train"})
+    method_options = trainer.options(args) if trainer.options else {}
+    result = train(method_class(method_config, seed=args.seed, **method_options), data, args.output, config,
+                   val_dataset=val, resume=args.resume,
+                   data_info={"dataset": args.dataset, "split": args.split or "train"})
     summary = {"run": str(result.run), "steps": result.steps, **result.losses, **result.validation}
     if args.format == "json":
         print(json.dumps(summary))

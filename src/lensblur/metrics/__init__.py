@@ -5,7 +5,7 @@ Fidelity (``psnr``, ``ssim``) compares a result with a reference; focus scores (
 values with an explicit ``data_range`` and an optional ``box = (x0, y0, x1, y1)`` or ``mask``.
 """
 
-from .fidelity import SSIM_VARIANTS, psnr, ssim, ssim_map, ssim_per_image
+from .fidelity import SSIM_VARIANTS, psnr, ssim, ssim_map, ssim_tensor
 from .focus import BRENNER_VARIANTS, GREYS, blur_map, brenner, variance_of_laplacian
 
 __all__ = [
@@ -17,6 +17,6 @@ __all__ = [
     "psnr",
     "ssim",
     "ssim_map",
-    "ssim_per_image",
+    "ssim_tensor",
     "variance_of_laplacian",
 ]

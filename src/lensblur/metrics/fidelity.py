@@ -10,7 +10,7 @@ from .._filters import gaussian_kernel1d, separable_filter
 from ..errors import InputError, ShapeError
 from ._regions import region_mask, to_display_tensor
 
-__all__ = ["SSIM_VARIANTS", "psnr", "ssim", "ssim_map", "ssim_per_image"]
+__all__ = ["SSIM_VARIANTS", "psnr", "ssim", "ssim_map", "ssim_tensor"]
 
 # The SSIM variants by name. "gaussian": scikit-image with gaussian_weights=True, sigma=1.5,
 # use_sample_covariance=False (Wang et al. 2004's window). "skimage-default": scikit-image's defaults, a 7 x 7
@@ -102,7 +102,13 @@ def ssim_map(image_true, image_test, *, data_range: float, sigma: float = 1.5,
     """
     _check_range(data_range)
     a, b = _pair(image_true, image_test)
+    return _ssim_map(a, b, data_range=data_range, sigma=sigma, variant=variant)
+
+
+def _ssim_map(a: torch.Tensor, b: torch.Tensor, *, data_range: float, sigma: float, variant: str) -> torch.Tensor:
+    """:func:`ssim_map` on two ``(B, C, H, W)`` tensors of one shape, in their dtype and on their device."""
     g, cov_norm = _window(variant, sigma)
+    g = g.to(a.device, a.dtype)
     _check_window(a, g)
     return _ssim_formula(a, b, g, cov_norm, data_range)
 
@@ -128,43 +134,6 @@ def _ssim_formula(a: torch.Tensor, b: torch.Tensor, window: torch.Tensor, cov_no
     num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
     den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
     return num / den
-
-
-def ssim_per_image(image_true: torch.Tensor, image_test: torch.Tensor, *, data_range: float,
-                   sigma: float = 1.5) -> torch.Tensor:
-    """Mean SSIM of each image of a batch, differentiable: what :func:`ssim` computes (Gaussian window), on
-    tensors that keep their dtype, device and gradients, for use in a loss.
-
-    The mean is over the pixels whose window lies inside the image (the border band of the window's radius is
-    left out), which is TensorFlow's ``tf.image.ssim`` with its 'valid' filtering when the window is the same
-    (11 taps, sigma 1.5).
-
-    Args:
-        image_true: ``(B, C, H, W)`` reference.
-        image_test: ``(B, C, H, W)`` image compared.
-        data_range: the value range of the images (> 0).
-        sigma: the Gaussian window's standard deviation in pixels (radius ``int(3.5 sigma + 0.5)``).
-
-    Returns:
-        ``(B,)`` mean SSIM per image, averaged over channels.
-
-    Raises:
-        ShapeError: not two ``(B, C, H, W)`` tensors of one shape.
-        InputError: ``data_range`` not > 0, or images no larger than the window.
-    """
-    _check_range(data_range)
-    for name, x in (("image_true", image_true), ("image_test", image_test)):
-        if not isinstance(x, torch.Tensor) or x.ndim != 4:
-            raise ShapeError(name, expected="a (B, C, H, W) tensor", got=f"{type(x).__name__} "
-                             f"{tuple(getattr(x, 'shape', ()))}", fix="add the batch dimension with tensor[None]")
-    if image_true.shape != image_test.shape:
-        raise ShapeError("image_test", expected=f"the shape of image_true {tuple(image_true.shape)}",
-                         got=f"{tuple(image_test.shape)}", fix="compare images of the same size")
-    g = _gaussian_window(sigma).to(image_true.device, image_true.dtype)
-    _check_window(image_true, g)
-    pad = g.numel() // 2
-    smap = _ssim_formula(image_true, image_test, g, 1.0, data_range)
-    return smap[..., pad:-pad, pad:-pad].mean(dim=(1, 2, 3))
 
 
 def ssim(image_true, image_test, *, data_range: float, sigma: float = 1.5, variant: str = "gaussian", box=None,
@@ -197,3 +166,35 @@ def ssim(image_true, image_test, *, data_range: float, sigma: float = 1.5, varia
         raise InputError("box", expected=f"a region reaching more than {pad} pixels inside the border",
                          got="a region inside the border band", fix="use a larger box")
     return float(smap[..., region].mean())
+
+
+def ssim_tensor(image_true: torch.Tensor, image_test: torch.Tensor, *, data_range: float, sigma: float = 1.5,
+                variant: str = "gaussian") -> torch.Tensor:
+    """The SSIM of each image pair of a batch, kept in torch: differentiable, in the tensors' dtype and on
+    their device (a training loss, ``1 - ssim_tensor``). The value is :func:`ssim`'s: the same window and
+    constants, the mean over the pixels more than the window radius inside the border.
+
+    Args:
+        image_true: ``(B, C, H, W)`` reference.
+        image_test: ``(B, C, H, W)`` image scored, of ``image_true``'s shape, dtype and device.
+        data_range: the value of white (> 0).
+        sigma, variant: as :func:`ssim_map`.
+
+    Returns:
+        ``(B,)`` mean SSIM per pair.
+
+    Raises:
+        ShapeError: tensors that are not ``(B, C, H, W)`` or differ in shape.
+        InputError: ``data_range`` not > 0, or images no larger than the window.
+    """
+    _check_range(data_range)
+    for name, t in (("image_true", image_true), ("image_test", image_test)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 4:
+            raise ShapeError(name, expected="a (B, C, H, W) tensor", got=getattr(t, "shape", type(t).__name__),
+                             fix="add the batch dimension with tensor[None]")
+    if image_true.shape != image_test.shape:
+        raise ShapeError("image_test", expected=f"the shape of image_true {tuple(image_true.shape)}",
+                         got=f"{tuple(image_test.shape)}", fix="compare images of the same size")
+    smap = _ssim_map(image_true, image_test, data_range=data_range, sigma=sigma, variant=variant)
+    pad = (_window(variant, sigma)[0].numel() - 1) // 2
+    return smap[..., pad:-pad, pad:-pad].mean(dim=(1, 2, 3))

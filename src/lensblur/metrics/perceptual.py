@@ -8,6 +8,10 @@ DISTS alpha/beta) ship inside torchmetrics. When a backbone is missing, :func:`l
 :func:`load_dists` raise :class:`~lensblur.errors.ModelNotFoundError` naming the path; no number is ever
 computed with a random network.
 
+:func:`find_backbone` and :func:`load_backbone_state` are that lookup for other users of these backbones
+(BGGAN's VGG-19 perceptual loss): the hub cache file, or a file given explicitly (safetensors, or a
+torchvision ``.pth`` read with ``torch.load(weights_only=True)``).
+
 Inputs are display (sRGB-encoded) values in [0, 1], ``H x W x 3`` arrays or ``(B, 3, H, W)`` tensors, like
 :func:`lensblur.metrics.psnr`. LPIPS runs at full resolution; DISTS first resizes so that the shorter side is
 256 pixels (antialiased bilinear), as the reference implementation prepares its inputs.
@@ -28,12 +32,15 @@ from .._convert import array_to_tensor
 from .._optional import require
 from ..errors import InputError, ModelNotFoundError, ShapeError
 
-__all__ = ["PerceptualMetric", "backbone_path", "hub_checkpoints_dir", "load_dists", "load_lpips"]
+__all__ = ["PerceptualMetric", "backbone_path", "find_backbone", "hub_checkpoints_dir", "load_backbone_state",
+           "load_dists", "load_lpips"]
 
 logger = logging.getLogger(__name__)
 
-# torchvision's file names for the ImageNet weights (the last part of the weights' URL).
-BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
+# torchvision's file names for the ImageNet weights (the last part of the weights' URL), and the
+# torchvision.models functions that build them.
+BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth", "vgg19": "vgg19-dcbba9e9.pth"}
+BACKBONE_MODELS = {"alex": "alexnet", "vgg": "vgg16", "vgg19": "vgg19"}
 _HOW_TO_GET = ("on a machine with internet access run  python -c \"import torchvision; "
                "torchvision.models.{fn}(weights='IMAGENET1K_V1')\"  and copy {file} from its "
                "~/.cache/torch/hub/checkpoints/ into {folder} (or set TORCH_HOME)")
@@ -55,7 +62,7 @@ def backbone_path(net: str, hub_dir: str | os.PathLike | None = None) -> Path:
     """The cache file a backbone is loaded from.
 
     Args:
-        net: ``"alex"`` or ``"vgg"``.
+        net: ``"alex"``, ``"vgg"`` (VGG-16) or ``"vgg19"``.
         hub_dir: the torch hub folder, or None for torch's own.
 
     Returns:
@@ -64,13 +71,66 @@ def backbone_path(net: str, hub_dir: str | os.PathLike | None = None) -> Path:
     return hub_checkpoints_dir(hub_dir) / BACKBONE_FILES[net]
 
 
+def find_backbone(net: str, *, what: str, path: str | os.PathLike | None = None, hub_dir=None,
+                  otherwise: str | None = None) -> Path:
+    """The file of a backbone's ImageNet weights, never downloaded.
+
+    Args:
+        net: ``"alex"``, ``"vgg"`` (VGG-16) or ``"vgg19"``.
+        what: what needs it, for the error message (``"LPIPS (alex)"``).
+        path: a file given explicitly (then only it is looked at), or None for the hub cache file.
+        hub_dir: the torch hub folder, or None for torch's own (``$TORCH_HOME/hub``).
+        otherwise: another way out, added to the error's advice (``"or pass use_vgg=False"``).
+
+    Returns:
+        The existing file.
+
+    Raises:
+        ModelNotFoundError: no such file; the message names the place looked at and how to get the file.
+    """
+    found = Path(path) if path is not None else backbone_path(net, hub_dir)
+    if not found.is_file():
+        fn = BACKBONE_MODELS[net]
+        folder = found.parent if path is None else hub_checkpoints_dir(hub_dir)
+        how = _HOW_TO_GET.format(fn=fn, file=BACKBONE_FILES[net], folder=folder)
+        raise ModelNotFoundError(f"{what}: the ImageNet {fn} backbone weights", looked_in=[str(found)],
+                                 how_to_get=f"{how}{'; ' + otherwise if otherwise else ''}")
+    return found
+
+
+def load_backbone_state(net: str, *, what: str, path: str | os.PathLike | None = None, hub_dir=None,
+                        otherwise: str | None = None) -> dict[str, torch.Tensor]:
+    """A backbone's ImageNet state dict, read from :func:`find_backbone`'s file without running pickled code.
+
+    Args:
+        net, what, path, hub_dir, otherwise: as :func:`find_backbone`.
+
+    Returns:
+        The tensors by name, on the CPU: a ``.safetensors`` file's, or a torchvision ``.pth`` file's
+        (``torch.load(weights_only=True)``).
+
+    Raises:
+        ModelNotFoundError: no such file.
+        InputError: a file that holds no state dict (``argument`` ``path``).
+    """
+    found = find_backbone(net, what=what, path=path, hub_dir=hub_dir, otherwise=otherwise)
+    try:
+        if found.suffix == ".safetensors":
+            state = require("safetensors.torch", extra="train", feature=what, package="safetensors").load_file(str(found))
+        else:
+            state = torch.load(found, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError("path", expected=f"a {BACKBONE_MODELS[net]} state dict (safetensors or torchvision .pth)",
+                         got=f"{found} ({type(exc).__name__}: {exc})", fix=f"pass torchvision's {BACKBONE_FILES[net]}") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError("path", expected=f"a {BACKBONE_MODELS[net]} state dict (tensors by name)",
+                         got=f"{found} holding a {type(state).__name__}", fix=f"pass torchvision's {BACKBONE_FILES[net]}")
+    logger.info("%s: %s weights read from %s", what, BACKBONE_MODELS[net], found)
+    return dict(state)
+
+
 def _require_backbone(net: str, hub_dir, what: str) -> Path:
-    path = backbone_path(net, hub_dir)
-    if not path.is_file():
-        fn = "alexnet" if net == "alex" else "vgg16"
-        raise ModelNotFoundError(f"{what}: the ImageNet {fn} backbone weights", looked_in=[str(path)],
-                                 how_to_get=_HOW_TO_GET.format(fn=fn, file=path.name, folder=path.parent))
-    return path
+    return find_backbone(net, what=what, hub_dir=hub_dir)
 
 
 @dataclass
