@@ -78,6 +78,9 @@ def test_checkpoint_round_trip_and_its_metadata(pairs, tmp_path):
 
 
 def test_mistakes_are_named(pairs, tmp_path):
+    with pytest.raises(InputError, match="^crop: expected items at least 64 px on each side"):
+        train(Pix2Pix(TINY), RandomCrops(pairs, 64), tmp_path / "run", _config(1))
+    assert not (tmp_path / "run").exists()          # refused before the run folder was made
     train(Pix2Pix(TINY), RandomCrops(pairs, 32), tmp_path / "run", _config(1))
     with pytest.raises(InputError, match="^out: expected a new run folder, or resume=True"):
         train(Pix2Pix(TINY), RandomCrops(pairs, 32), tmp_path / "run", _config(1))

@@ -51,11 +51,11 @@ def _pix2pix(args) -> Any:
 
     # pix2pix's schedule: the learning rate constant for half of the steps, then decaying to 0
     return Pix2PixConfig(num_downs=8 if args.num_downs is None else args.num_downs,
-                         lr=2e-4 if args.lr is None else args.lr, lr_constant_steps=args.steps // 2,
-                         lr_decay_steps=args.steps - args.steps // 2)
+                         ngf=64 if args.ngf is None else args.ngf, lr=2e-4 if args.lr is None else args.lr,
+                         lr_constant_steps=args.steps // 2, lr_decay_steps=args.steps - args.steps // 2)
 
 
-register_trainer("pix2pix", Trainer(_pix2pix, flags=("num_downs", "lr")))
+register_trainer("pix2pix", Trainer(_pix2pix, flags=("num_downs", "ngf", "lr")))
 
 
 def _cyclegan(args) -> Any:
@@ -66,8 +66,8 @@ def _cyclegan(args) -> Any:
         raise InputError("--num-downs", expected="the U-Net's depth, with --architecture unet only",
                          got=f"{args.num_downs} with --architecture {architecture}",
                          fix="drop --num-downs, or pass --architecture unet")
-    given = {k: getattr(args, k) for k in ("num_downs", "lr", "norm", "cycle_weight", "identity_weight", "pool_size")
-             if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in ("num_downs", "ngf", "lr", "norm", "cycle_weight", "identity_weight",
+                                           "pool_size") if getattr(args, k) is not None}
     # the reference's schedule, as pix2pix's: constant for half of the steps, then decaying to 0
     return CycleGANConfig(architecture=architecture, **given, lr_constant_steps=args.steps // 2,
                           lr_decay_steps=args.steps - args.steps // 2)
@@ -80,7 +80,7 @@ def _unpaired_crops(dataset, args):
 
 
 register_trainer("cyclegan", Trainer(_cyclegan, data=_unpaired_crops,
-                                     flags=("num_downs", "lr", "architecture", "norm", "cycle_weight",
+                                     flags=("num_downs", "ngf", "lr", "architecture", "norm", "cycle_weight",
                                             "identity_weight", "pool_size")))
 def _depth(args) -> Any:
     from ..baselines import DenseDepthConfig
@@ -147,7 +147,7 @@ _METHOD_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "pretrained_encoder": ("--pretrained-encoder", {"metavar": "FILE", "help": "DenseNet-169 ImageNet weights "
                            "(torchvision's densenet169-b2777c0a.pth or .safetensors; default: the torch hub cache's "
                            "when there, else random weights with a warning)"}),
-    "ngf": ("--ngf", {"type": int, "help": "the generator's first width, both stages (64)"}),
+    "ngf": ("--ngf", {"type": int, "help": "the generators' first layer width (64; bggan: both stages)"}),
     "d_layers": ("--d-layers", {"type": _args.floats, "metavar": "N,N,...",
                                 "help": "the discriminator branches' depths (2,3,4: receptive fields 34, 70, 142 px)"}),
     "pretrain_steps": ("--pretrain-steps", {"type": int, "metavar": "N",

@@ -260,7 +260,8 @@ def train(method: TrainMethod, dataset, out: str | os.PathLike, config: TrainCon
     if len(dataset) == 0:
         raise InputError("dataset", expected="at least one training item", got="an empty dataset",
                          fix="point root at a dataset with pairs")
-    run = Path(out)
+    _SeededItems(dataset)[(0, config.seed)]     # a first item, read before anything is written: a crop larger
+    run = Path(out)                             # than the frames, a broken pair... are refused here
     _check_run(run, method, config, resume)
     accelerator = accelerate.Accelerator(gradient_accumulation_steps=config.grad_accumulation,
                                          mixed_precision=config.mixed_precision)
