@@ -30,6 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .bokehdiff.method import bokehdiff
 from .errors import InputError
 from .lens import Lens
 
@@ -125,6 +126,7 @@ def _trained(name: str):
 register_method("pix2pix", _trained("pix2pix"))
 register_method("cyclegan", _trained("cyclegan"))
 register_method("bggan", _trained("bggan"))
+register_method("bokehdiff", bokehdiff)
 
 
 def _depth_threshold(threshold=None, sigma=None, feather=None, checkpoint=None, near=None):

@@ -18,6 +18,8 @@ EPILOG = """examples:
       --sensor-width 36 --focus-distance 2.0 -o out.png
   lensblur render photo.heic --focus 1200,900 --f-number 1.4 -o out.jpg      # depth inside the photo
   lensblur render portrait.jpg --depth-from subject --blur 30 -o out.jpg
+  lensblur render photo.jpg --disparity d.png --focus 600,400 --blur 30 --method bokehdiff --device cuda \\
+      --dtype float16 -o out.png     # SG161222/RealVisXL_V5.0 + zcx65535/bokehdiff from the Hugging Face cache
 
 Focus: --focus X,Y (median disparity in a 9x9 window), --focus-box, --focus-disparity or --focus-mask;
 by default the subject with --depth-from subject, else the centre of the frame. Blur: --blur K gives the CoC radius K * (d - d_focus) pixels; or give
@@ -39,10 +41,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     o = p.add_argument_group("output")
     o.add_argument("--method", default="layered",
                    help="layered (default), scatter (slow reference), gaussian, depth-threshold (the third "
-                        "paper's blur beyond a depth threshold), or a trained method with --checkpoint (pix2pix, cyclegan); "
-                        "see lensblur.methods")
+                        "paper's blur beyond a depth threshold), a trained method with --checkpoint (pix2pix, "
+                        "cyclegan), or bokehdiff (one-step diffusion); see lensblur.methods")
     o.add_argument("--checkpoint", help="a trained method's weights (RUN/last.safetensors of lensblur train; for "
                                         "depth-threshold a depth run, whose network then gives the depth)")
+    d = p.add_argument_group("diffusion method (bokehdiff)")
+    d.add_argument("--diffusion-model", metavar="PATH_OR_ID",
+                   help="base model: a diffusers folder, a single-file checkpoint or a Hugging Face id in the cache "
+                        "(default SG161222/RealVisXL_V5.0)")
+    d.add_argument("--lora", metavar="PATH_OR_ID",
+                   help="the LoRA: a .safetensors file, a folder or a cached id (default zcx65535/bokehdiff)")
+    d.add_argument("--vae-encoder", metavar="FILE",
+                   help="the partial VAE encoder, .ckpt or .safetensors (default: beside the LoRA; none: the base "
+                        "model's)")
+    d.add_argument("--device", help="auto (cuda if available, default), cpu, cuda, cuda:1, mps")
+    d.add_argument("--dtype", choices=("float32", "float16", "bfloat16"),
+                   help="precision of the UNet (default float32, as released)")
+    d.add_argument("--tile", choices=("auto", "always", "never"),
+                   help="512-px tiles: auto (above two tiles' area, default), always, never")
     o.add_argument("--bits", type=int, default=8, choices=[8, 16], help="bits per channel for PNG/TIFF")
     o.add_argument("--force", action="store_true", help="allow overwriting an input file")
     _args.add_threshold(p)
@@ -136,6 +152,11 @@ def _lens(args, disparity, rng, image_width, suggested_focus=None):
     return lens, f"{how}, {distance:.3g} m"
 
 
+# A method option -> the flag that feeds it, where the two are spelled differently (``model`` is the depth
+# model's Python name elsewhere in render, so errors about it must name the flag here).
+_METHOD_OPTIONS = {"model": ("diffusion_model", "--diffusion-model"), "lora": ("lora", "--lora"),
+                   "vae_encoder": ("vae_encoder", "--vae-encoder"), "device": ("device", "--device"),
+                   "dtype": ("dtype", "--dtype"), "tile": ("tile", "--tile")}
 _DEPTH_FLAGS = {"disparity": "--disparity", "depth": "--depth", "depth_from": "--depth-from",
                 "depth_model": "--depth-model", "right": "--right", "mask": "--mask"}
 _LENS_FLAGS = {"blur": "--blur", "f_number": "--f-number", "focus": "--focus", "focus_box": "--focus-box",
@@ -156,11 +177,18 @@ def run(args) -> int:
     from ..io import check_output_path, write_image
     from ..methods import get_method
 
-    inputs = [args.photo, args.disparity, args.depth, args.right, args.mask, args.focus_mask, args.checkpoint]
+    inputs = [args.photo, args.disparity, args.depth, args.right, args.mask, args.focus_mask, args.checkpoint,
+              args.lora, args.vae_encoder]
     check_output_path(args.output, inputs=inputs, force=args.force)
-    method = get_method(args.method, argument="--method", checkpoint=args.checkpoint,
-                        highlights=args.highlights or None, threshold=args.threshold, sigma=args.threshold_sigma,
-                        feather=args.threshold_feather)
+    options = {name: getattr(args, dest) for name, (dest, _) in _METHOD_OPTIONS.items()}
+    try:
+        method = get_method(args.method, argument="--method", checkpoint=args.checkpoint,
+                            highlights=args.highlights or None, threshold=args.threshold,
+                            sigma=args.threshold_sigma, feather=args.threshold_feather, **options)
+    except InputError as exc:
+        if exc.argument not in _METHOD_OPTIONS:
+            raise
+        raise InputError(_METHOD_OPTIONS[exc.argument][1], expected=exc.expected, got=exc.got, fix=exc.fix) from exc
     unused = _unused(args, method)
     if unused:
         log.warning("%s does not read %s: ignored", args.method, ", ".join(unused))

@@ -1,0 +1,359 @@
+"""Loading BokehDiff's weights as published: a base model, the LoRA (diffusers format) and the partial VAE
+encoder (a pickle ``.ckpt`` of the fine-tuned ``encoder.conv_in``, ``mid_block`` and ``conv_out``).
+
+Everything comes from a local path or the Hugging Face cache, never the network. The base model goes through
+:func:`lensblur.generate.loading.load_text_to_image` (diffusers folders, single files, cached ids). A LoRA or
+VAE encoder is checked tensor by tensor against the base model before anything is applied, so one made for
+another base is refused with one message instead of diffusers' partial load or shape dump. The pickle is read
+with ``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import torch
+
+from .._optional import require
+from ..errors import InputError, ModelNotFoundError
+from .constants import DEFAULT_BASE, DEFAULT_LORA
+
+__all__ = [
+    "BASE_HOW_TO_GET",
+    "LORA_HOW_TO_GET",
+    "VAE_ENCODER_HOW_TO_GET",
+    "apply_vae_encoder",
+    "find_lora",
+    "find_vae_encoder",
+    "load_bokehdiff",
+    "load_lora",
+    "read_vae_encoder",
+    "resolve_device",
+    "resolve_dtype",
+]
+
+logger = logging.getLogger(__name__)
+
+FEATURE = "BokehDiff (method bokehdiff)"
+BASE_HOW_TO_GET = (
+    f"the released weights were trained on {DEFAULT_BASE}: fetch it once on a machine with internet, "
+    f"`hf download {DEFAULT_BASE}` (into the Hugging Face cache, where lensblur finds it by name) or "
+    f"`hf download {DEFAULT_BASE} --local-dir RealVisXL_V5.0` and pass model=RealVisXL_V5.0; any diffusers "
+    "SDXL or SD 1.x folder loads too, but the released LoRA fits SDXL only")
+LORA_HOW_TO_GET = (
+    f"`hf download {DEFAULT_LORA}` (the LoRA and small/vae.ckpt, into the Hugging Face cache), or pass "
+    "lora=FILE.safetensors or a folder holding pytorch_lora_weights.safetensors (diffusers' LoRA format)")
+VAE_ENCODER_HOW_TO_GET = (
+    f"it ships with the LoRA as small/vae.ckpt (`hf download {DEFAULT_LORA}`); pass vae_encoder=FILE (.ckpt or "
+    ".safetensors, e.g. from lensblur convert), or vae_encoder=none to keep the base model's encoder")
+LORA_NAMES = ("pytorch_lora_weights.safetensors",)
+VAE_ENCODER_NAMES = ("vae.ckpt", "vae.safetensors", "vae-encoder.safetensors", "vae_encoder.safetensors")
+SUBFOLDERS = ("", "small")
+"""Where a LoRA folder (or the released repository) holds its files: at the top or under the "small" variant."""
+_HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+           "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+_LORA_PARTS = re.compile(r"^(?P<module>.+)\.(?P<kind>lora_A|lora_B|lora\.down|lora\.up)(\.[\w]+)?\.weight$")
+
+
+# ------------------------------------------------------------------------------------------ device and dtype
+def resolve_device(device=None) -> torch.device:
+    """The device to run on: ``None``/``"auto"`` is CUDA when available, else Apple's MPS, else the CPU.
+
+    Raises:
+        InputError: not a device name, or one that is not there.
+    """
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        out = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError("device", expected="auto, cpu, cuda, cuda:N or mps", got=str(device), fix="e.g. device=cuda")
+    if out.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device", expected="a device that exists", got=f"{device} (no CUDA GPU is visible)",
+                         fix="device=cpu")
+    return out
+
+
+def resolve_dtype(dtype, device: torch.device) -> torch.dtype:
+    """The UNet's dtype: ``None`` is float32 (as released); names ``float32``, ``float16``, ``bfloat16``.
+
+    Raises:
+        InputError: an unknown name, or float16 on the CPU (no fast half-precision convolutions there).
+    """
+    if dtype is None:
+        return torch.float32
+    out = dtype if isinstance(dtype, torch.dtype) else _DTYPES.get(str(dtype).lower())
+    if out not in (torch.float32, torch.float16, torch.bfloat16):
+        raise InputError("dtype", expected="float32, float16 or bfloat16", got=str(dtype), fix="e.g. dtype=float16")
+    if out == torch.float16 and device.type == "cpu":
+        raise InputError("dtype", expected="float32 or bfloat16 on the CPU", got="float16",
+                         fix="use dtype=float16 with device=cuda, or dtype=float32")
+    return out
+
+
+# ------------------------------------------------------------------------------------------ finding files
+def _cached_snapshot(repo_id: str, looked: list[str]) -> Path | None:
+    hub = require("huggingface_hub", extra="diffusion", feature=FEATURE)
+    looked.append(f"{hub.constants.HF_HUB_CACHE} (Hugging Face cache, repository {repo_id}, local files only)")
+    try:
+        return Path(hub.snapshot_download(repo_id, local_files_only=True))
+    except (OSError, ValueError):     # not cached (LocalEntryNotFoundError is an OSError), or a bad id
+        return None
+
+
+def _in_folder(folder: Path, names: tuple[str, ...], looked: list[str]) -> Path | None:
+    for sub in SUBFOLDERS:
+        for name in names:
+            candidate = folder / sub / name if sub else folder / name
+            looked.append(str(candidate))
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def find_lora(lora=None) -> Path:
+    """The LoRA file: ``lora`` itself (a ``.safetensors`` file), ``pytorch_lora_weights.safetensors`` at the
+    top of a folder or under its ``small/``, or the same inside a cached Hugging Face repository.
+
+    Args:
+        lora: a file, a folder or a Hugging Face id (default ``zcx65535/bokehdiff``).
+
+    Returns:
+        The file.
+
+    Raises:
+        ModelNotFoundError: nothing there (every place looked in, and how to get the LoRA).
+    """
+    text = str(lora if lora is not None else DEFAULT_LORA)
+    path = Path(text).expanduser()
+    looked: list[str] = []
+    if path.is_file():
+        if path.suffix.lower() != ".safetensors":
+            raise ModelNotFoundError(f"A BokehDiff LoRA at {text!r}", looked_in=[str(path)],
+                                     how_to_get=f"the file is not a .safetensors LoRA; {LORA_HOW_TO_GET}")
+        return path
+    folder = path if path.is_dir() else None
+    if folder is None:
+        looked.append(f"{path.resolve()} (as a file or folder: does not exist)")
+        if _HF_ID.match(text) and not text.startswith((".", "/")):
+            folder = _cached_snapshot(text, looked)
+    if folder is not None:
+        found = _in_folder(folder, LORA_NAMES, looked)
+        if found is not None:
+            return found
+        others = sorted(p for sub in SUBFOLDERS for p in (folder / sub).glob("*.safetensors")
+                        if not p.name.startswith("vae"))
+        if len(others) == 1:
+            return others[0]
+        if others:
+            raise ModelNotFoundError(f"One BokehDiff LoRA in {text!r}", looked_in=[str(p) for p in others],
+                                     how_to_get="the folder holds several .safetensors files: pass lora=FILE")
+    raise ModelNotFoundError(f"BokehDiff LoRA {text!r}", looked_in=looked, how_to_get=LORA_HOW_TO_GET)
+
+
+def find_vae_encoder(vae_encoder="auto", lora_file: Path | None = None) -> Path | None:
+    """The partial VAE-encoder state dict: ``vae_encoder`` itself, or (``"auto"``) ``vae.ckpt`` beside the
+    LoRA file, in its folder's ``small/`` or its parent folder; ``"none"`` keeps the base model's encoder.
+
+    Returns:
+        The file, or None for ``"none"``.
+
+    Raises:
+        ModelNotFoundError: not found (where lensblur looked, how to get it).
+    """
+    if vae_encoder is None or str(vae_encoder).lower() == "none":
+        return None
+    looked: list[str] = []
+    if str(vae_encoder) != "auto":
+        path = Path(str(vae_encoder)).expanduser()
+        if path.is_file():
+            return path
+        raise ModelNotFoundError(f"BokehDiff VAE encoder {str(vae_encoder)!r}", looked_in=[str(path.resolve())],
+                                 how_to_get=VAE_ENCODER_HOW_TO_GET)
+    folders = [] if lora_file is None else [lora_file.parent, lora_file.parent.parent]
+    for folder in folders:
+        found = _in_folder(folder, VAE_ENCODER_NAMES, looked)
+        if found is not None:
+            return found
+    raise ModelNotFoundError("The BokehDiff VAE encoder beside the LoRA", looked_in=looked or ["(no LoRA folder)"],
+                             how_to_get=VAE_ENCODER_HOW_TO_GET)
+
+
+# ------------------------------------------------------------------------------------------ the LoRA
+def _unet_keys(state: dict) -> tuple[dict, bool]:
+    """The LoRA's UNet tensors by key without the ``unet.`` prefix, and whether the file had the prefix (an
+    older save, e.g. ``unet.save_attn_procs``, stores UNet keys bare; diffusers >= 0.33 loads those as nothing)."""
+    prefixed = any(k.startswith("unet.") for k in state)
+    if prefixed:
+        return {k[len("unet."):]: v for k, v in state.items() if k.startswith("unet.")}, True
+    if any(k.startswith(("text_encoder.", "text_encoder_2.")) for k in state):
+        return {}, True
+    return dict(state), False
+
+
+def _misfits(state: dict, unet) -> tuple[list[str], int]:
+    """The LoRA tensors that fit no layer of ``unet`` (missing module or wrong shape), and how many there are."""
+    modules = dict(unet.named_modules())
+    bad, count = [], 0
+    for key, tensor in state.items():
+        match = _LORA_PARTS.match(key)
+        if match is None:
+            continue
+        count += 1
+        name, kind = match.group("module"), match.group("kind")
+        module = modules.get(name)
+        weight = getattr(getattr(module, "base_layer", module), "weight", None)
+        if weight is None:
+            bad.append(f"{key} (no layer {name})")
+            continue
+        out_features, in_features = weight.shape[0], weight.shape[1]
+        if kind in ("lora_A", "lora.down"):
+            fits = tensor.shape[1] == in_features and tuple(tensor.shape[2:]) == tuple(weight.shape[2:])
+        else:
+            fits = tensor.shape[0] == out_features
+        if not fits:
+            bad.append(f"{key} (shape {tuple(tensor.shape)} on a layer of {tuple(weight.shape)})")
+    return bad, count
+
+
+def load_lora(pipe, path: Path) -> int:
+    """Check the LoRA at ``path`` against ``pipe``'s UNet, then load it with diffusers' ``load_lora_weights``.
+
+    Args:
+        pipe: a diffusers Stable Diffusion (XL) pipeline.
+        path: the ``.safetensors`` LoRA.
+
+    Returns:
+        The number of UNet LoRA tensors loaded.
+
+    Raises:
+        ModelNotFoundError: the file cannot be read as a LoRA.
+        InputError: a LoRA for another base model (tensors that fit no layer of this UNet).
+    """
+    require("peft", extra="diffusion", feature=FEATURE)          # diffusers' LoRA backend
+    try:
+        state, _ = pipe.lora_state_dict(str(path.parent), weight_name=path.name, local_files_only=True)
+    except Exception as exc:
+        raise ModelNotFoundError(f"A readable LoRA at {str(path)!r}", looked_in=[str(path)],
+                                 how_to_get=f"diffusers could not read it ({type(exc).__name__}: "
+                                            f"{_first_line(exc)}); {LORA_HOW_TO_GET}") from exc
+    unet_state, prefixed = _unet_keys(state)
+    bad, count = _misfits(unet_state, pipe.unet)
+    if count == 0 or bad:
+        got = f"{path}: no UNet LoRA tensors" if count == 0 else \
+            f"{path}: {len(bad)} of {count} LoRA tensors fit no layer of this UNet, e.g. {bad[0]}"
+        raise InputError("lora", expected=f"a LoRA for this base model's UNet (BokehDiff's released one is for "
+                                          f"SDXL, trained on {DEFAULT_BASE})", got=got,
+                         fix=f"pass the base model the LoRA was trained on (model={DEFAULT_BASE}), or a LoRA "
+                             f"trained on this base model")
+    if prefixed:
+        pipe.load_lora_weights(str(path.parent), weight_name=path.name, local_files_only=True)
+    else:
+        pipe.load_lora_weights({f"unet.{k}": v for k, v in unet_state.items()})
+    if not getattr(pipe.unet, "peft_config", None):
+        raise InputError("lora", expected="a LoRA diffusers loads onto the UNet", got=f"{path}: nothing was loaded",
+                         fix=LORA_HOW_TO_GET)
+    logger.info("LoRA %s: %d UNet tensors", path, count)
+    return count
+
+
+# ------------------------------------------------------------------------------------------ the VAE encoder
+def read_vae_encoder(path: Path) -> dict[str, torch.Tensor]:
+    """The partial VAE state dict: ``.safetensors``, or a pickle read with ``torch.load(weights_only=True)``.
+
+    Raises:
+        ModelNotFoundError: unreadable, or not a mapping of names to tensors.
+    """
+    try:
+        if path.suffix.lower() == ".safetensors":
+            safetensors = require("safetensors", extra="diffusion", feature=FEATURE)
+            state = safetensors.torch.load_file(str(path))
+        else:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelNotFoundError(f"A readable VAE-encoder state dict at {str(path)!r}", looked_in=[str(path)],
+                                 how_to_get=f"it could not be read ({type(exc).__name__}: {_first_line(exc)}); "
+                                            f"{VAE_ENCODER_HOW_TO_GET}") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not (isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values())):
+        raise ModelNotFoundError(f"A VAE-encoder state dict at {str(path)!r}", looked_in=[str(path)],
+                                 how_to_get=f"the file holds no mapping of names to tensors; {VAE_ENCODER_HOW_TO_GET}")
+    return state
+
+
+def apply_vae_encoder(vae, state: dict[str, torch.Tensor], source: str = "vae_encoder") -> int:
+    """Overwrite the VAE's tensors named in ``state`` (the release's ``vae.ckpt`` names them as in
+    ``AutoencoderKL.state_dict()``: ``encoder.conv_in.weight``, ``encoder.mid_block...``).
+
+    Returns:
+        The number of tensors replaced.
+
+    Raises:
+        InputError: a name the VAE lacks or a shape it does not have (a state dict for another VAE).
+    """
+    own = vae.state_dict()
+    bad = [f"{k} (no such tensor)" for k in state if k not in own]
+    bad += [f"{k} (shape {tuple(v.shape)}, the VAE's {tuple(own[k].shape)})" for k, v in state.items()
+            if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if bad:
+        raise InputError("vae_encoder", expected="tensors of this base model's VAE (AutoencoderKL names, e.g. "
+                                                 "encoder.conv_in.weight)",
+                         got=f"{source}: {len(bad)} of {len(state)} do not fit, e.g. {bad[0]}",
+                         fix=f"pass the VAE encoder that came with the LoRA and its base model ({DEFAULT_BASE})")
+    vae.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
+    return len(state)
+
+
+# ------------------------------------------------------------------------------------------ everything
+def load_bokehdiff(model=None, *, lora=None, vae_encoder="auto", torch_dtype=None, device=None):
+    """The base model's diffusers pipeline with BokehDiff's LoRA and VAE encoder, on ``device``.
+
+    Args:
+        model: a diffusers folder, single-file checkpoint or cached id (default ``SG161222/RealVisXL_V5.0``).
+        lora: a LoRA file, folder or cached id (default ``zcx65535/bokehdiff``).
+        vae_encoder: a file, ``"auto"`` (beside the LoRA) or ``"none"``.
+        torch_dtype: the UNet's and text encoders' dtype (the VAE stays float32 where diffusers' config asks
+            for it in half precision).
+        device: see :func:`resolve_device`.
+
+    Returns:
+        A ``StableDiffusionXLPipeline`` or ``StableDiffusionPipeline``.
+
+    Raises:
+        ModelNotFoundError: the base model, LoRA or VAE encoder is not there.
+        InputError: weights for another base model, or a bad device or dtype.
+    """
+    from ..generate.loading import HOW_TO_GET, load_text_to_image
+
+    device = resolve_device(device)
+    dtype = resolve_dtype(torch_dtype, device)
+    lora_file = find_lora(lora)
+    encoder_file = find_vae_encoder(vae_encoder, lora_file)
+    try:
+        pipe = load_text_to_image(model if model is not None else DEFAULT_BASE, torch_dtype=dtype)
+    except ModelNotFoundError as exc:
+        raise ModelNotFoundError(exc.what, looked_in=exc.looked_in,
+                                 how_to_get=exc.how_to_get.replace(HOW_TO_GET, BASE_HOW_TO_GET)) from exc
+    load_lora(pipe, lora_file)
+    if encoder_file is not None:
+        count = apply_vae_encoder(pipe.vae, read_vae_encoder(encoder_file), str(encoder_file))
+        logger.info("VAE encoder %s: %d tensors", encoder_file, count)
+    if dtype == torch.float16 and getattr(pipe.vae.config, "force_upcast", False):
+        pipe.vae.to(torch.float32)
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
