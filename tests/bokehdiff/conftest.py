@@ -36,3 +36,11 @@ def xl_components(tokenizer_dir):
 @pytest.fixture
 def sd_components(tokenizer_dir):
     return diffusion_dummies.sd_components(tokenizer_dir)
+
+
+@pytest.fixture(scope="session")
+def release(tmp_path_factory, tokenizer_dir):
+    """The tiny stand-in for the released files (see tiny_release.py), written once."""
+    from tiny_release import write_release
+
+    return write_release(tmp_path_factory.mktemp("release"), tokenizer_dir)

@@ -1,5 +1,5 @@
 """BokehDiffPipeline on tiny random SDXL and SD 1.x components: the one-step formula, the equality with a
-hand-written encode -> UNet -> formula -> decode, tiling, seeds, the CoC radius against lensblur's renderers,
+hand-written encode -> UNet -> formula -> decode, tile, seeds, the CoC radius against lensblur's renderers,
 and the checks of a request (section 8, items 16 and 20 of the fact sheet)."""
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def test_sizes_off_the_vae_grid_are_padded_and_cropped(xl):
     assert out.images.shape == (31, 27, 3) and np.isfinite(out.images).all()
 
 
-# ------------------------------------------------------------------------------------------ 20: tiling
+# ------------------------------------------------------------------------------------------ 20: tile
 def test_tile_origins_follow_the_release_and_cover_the_latent():
     assert tile_origins(128, 64) == [0, 32, 64]              # 1 + (128 - 16) // 48 = 3 tiles
     assert tile_origins(100, 64) == [0, 36]
@@ -181,8 +181,8 @@ def test_tiled_equals_untiled_when_the_image_is_one_tile(xl_components, monkeypa
     _, linear, disparity = photo()
     blends = []
     monkeypatch.setattr(pipeline_module, "blend", lambda *a, **k: blends.append(1) or blend(*a, **k))
-    whole = pipe(linear, disparity, LENS, tiling="never", output_type="latent")
-    tiled = pipe(linear, disparity, LENS, tiling="always", output_type="latent")
+    whole = pipe(linear, disparity, LENS, tile="never", output_type="latent")
+    tiled = pipe(linear, disparity, LENS, tile="always", output_type="latent")
     assert blends == [1] and tiled.tiles == 1
     torch.testing.assert_close(tiled.images, whole.images, rtol=0, atol=1e-5)
 
@@ -257,8 +257,8 @@ def test_a_disparity_of_another_size_is_refused(xl):
         xl(linear, disparity + 1, LENS)
     with pytest.raises(InputError, match="lens"):
         xl(linear, disparity, 12.0)
-    with pytest.raises(InputError, match="tiling"):
-        xl(linear, disparity, LENS, tiling="sometimes")
+    with pytest.raises(InputError, match="tile"):
+        xl(linear, disparity, LENS, tile="sometimes")
 
 
 def test_an_image_too_large_for_the_device_is_refused_before_it_runs(xl, monkeypatch):

@@ -10,6 +10,7 @@ with ``torch.load(weights_only=True)``, which refuses anything but tensors and p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from pathlib import Path
@@ -187,81 +188,90 @@ def find_vae_encoder(vae_encoder="auto", lora_file: Path | None = None) -> Path 
 
 
 # ------------------------------------------------------------------------------------------ the LoRA
-def _unet_keys(state: dict) -> tuple[dict, bool]:
-    """The LoRA's UNet tensors by key without the ``unet.`` prefix, and whether the file had the prefix (an
-    older save, e.g. ``unet.save_attn_procs``, stores UNet keys bare; diffusers >= 0.33 loads those as nothing)."""
-    prefixed = any(k.startswith("unet.") for k in state)
-    if prefixed:
-        return {k[len("unet."):]: v for k, v in state.items() if k.startswith("unet.")}, True
-    if any(k.startswith(("text_encoder.", "text_encoder_2.")) for k in state):
-        return {}, True
-    return dict(state), False
+def _unet_keys(state: dict) -> dict:
+    """The LoRA's UNet tensors under peft's names (``<module>.lora_A.weight`` / ``lora_B``), without the
+    ``unet.`` prefix. Bare keys (no ``unet.`` or text-encoder prefix: what ``unet.save_attn_procs`` wrote in
+    diffusers 0.32, the release's version) are UNet keys; diffusers >= 0.33 loads them as nothing. diffusers'
+    older ``lora.down`` / ``lora.up`` names become ``lora_A`` / ``lora_B`` (diffusers 0.42 drops the attention
+    layers of a file saved with them)."""
+    if any(k.startswith("unet.") for k in state):
+        state = {k[len("unet."):]: v for k, v in state.items() if k.startswith("unet.")}
+    elif any(k.startswith(("text_encoder.", "text_encoder_2.")) for k in state):
+        return {}
+    return {k.replace(".lora.down.", ".lora_A.").replace(".lora.up.", ".lora_B."): v for k, v in state.items()}
 
 
-def _misfits(state: dict, unet) -> tuple[list[str], int]:
-    """The LoRA tensors that fit no layer of ``unet`` (missing module or wrong shape), and how many there are."""
+def _misfits(state: dict, unet) -> tuple[list[str], list[str]]:
+    """The LoRA tensors that fit no layer of ``unet`` (missing module or wrong shape), and the modules the
+    others adapt."""
     modules = dict(unet.named_modules())
-    bad, count = [], 0
+    bad, names = [], []
     for key, tensor in state.items():
         match = _LORA_PARTS.match(key)
         if match is None:
             continue
-        count += 1
         name, kind = match.group("module"), match.group("kind")
+        names.append(name)
         module = modules.get(name)
         weight = getattr(getattr(module, "base_layer", module), "weight", None)
         if weight is None:
             bad.append(f"{key} (no layer {name})")
             continue
-        out_features, in_features = weight.shape[0], weight.shape[1]
-        if kind in ("lora_A", "lora.down"):
-            fits = tensor.shape[1] == in_features and tuple(tensor.shape[2:]) == tuple(weight.shape[2:])
+        if kind == "lora_A":
+            fits = tensor.shape[1] == weight.shape[1] and tuple(tensor.shape[2:]) == tuple(weight.shape[2:])
         else:
-            fits = tensor.shape[0] == out_features
+            fits = tensor.shape[0] == weight.shape[0]
         if not fits:
             bad.append(f"{key} (shape {tuple(tensor.shape)} on a layer of {tuple(weight.shape)})")
-    return bad, count
+    return bad, sorted(set(names))
 
 
 def load_lora(pipe, path: Path) -> int:
-    """Check the LoRA at ``path`` against ``pipe``'s UNet, then load it with diffusers' ``load_lora_weights``.
+    """Check the LoRA at ``path`` against ``pipe``'s UNet, then load it with diffusers' ``load_lora_weights``
+    (under peft's names, so that every layer of it loads whatever diffusers version reads it), and check that
+    every layer it adapts was adapted.
 
     Args:
         pipe: a diffusers Stable Diffusion (XL) pipeline.
         path: the ``.safetensors`` LoRA.
 
     Returns:
-        The number of UNet LoRA tensors loaded.
+        The number of UNet layers adapted.
 
     Raises:
         ModelNotFoundError: the file cannot be read as a LoRA.
-        InputError: a LoRA for another base model (tensors that fit no layer of this UNet).
+        InputError: a LoRA for another base model (tensors that fit no layer of this UNet), or one diffusers
+            does not load whole.
     """
     require("peft", extra="diffusion", feature=FEATURE)          # diffusers' LoRA backend
     try:
-        state, _ = pipe.lora_state_dict(str(path.parent), weight_name=path.name, local_files_only=True)
+        state, alphas = pipe.lora_state_dict(str(path.parent), weight_name=path.name, local_files_only=True)
     except Exception as exc:
         raise ModelNotFoundError(f"A readable LoRA at {str(path)!r}", looked_in=[str(path)],
                                  how_to_get=f"diffusers could not read it ({type(exc).__name__}: "
                                             f"{_first_line(exc)}); {LORA_HOW_TO_GET}") from exc
-    unet_state, prefixed = _unet_keys(state)
-    bad, count = _misfits(unet_state, pipe.unet)
-    if count == 0 or bad:
-        got = f"{path}: no UNet LoRA tensors" if count == 0 else \
-            f"{path}: {len(bad)} of {count} LoRA tensors fit no layer of this UNet, e.g. {bad[0]}"
+    unet_state = _unet_keys(state)
+    bad, names = _misfits(unet_state, pipe.unet)
+    if not names or bad:
+        got = f"{path}: no UNet LoRA tensors" if not names else \
+            f"{path}: {len(bad)} of {len(unet_state)} LoRA tensors fit no layer of this UNet, e.g. {bad[0]}"
         raise InputError("lora", expected=f"a LoRA for this base model's UNet (BokehDiff's released one is for "
                                           f"SDXL, trained on {DEFAULT_BASE})", got=got,
                          fix=f"pass the base model the LoRA was trained on (model={DEFAULT_BASE}), or a LoRA "
                              f"trained on this base model")
-    if prefixed:
-        pipe.load_lora_weights(str(path.parent), weight_name=path.name, local_files_only=True)
-    else:
-        pipe.load_lora_weights({f"unet.{k}": v for k, v in unet_state.items()})
-    if not getattr(pipe.unet, "peft_config", None):
-        raise InputError("lora", expected="a LoRA diffusers loads onto the UNet", got=f"{path}: nothing was loaded",
+    if alphas:
+        logger.warning("LoRA %s: its alphas are not used (scale 1, as BokehDiff's rank-8, alpha-8 LoRA)", path)
+    before = set(getattr(pipe.unet, "peft_config", {}) or {})
+    pipe.load_lora_weights({f"unet.{k}": v for k, v in unet_state.items()})
+    added = [a for a in (getattr(pipe.unet, "peft_config", {}) or {}) if a not in before]
+    modules = dict(pipe.unet.named_modules())
+    missed = [n for n in names if not (added and added[0] in getattr(modules[n], "lora_A", {}))]
+    if missed:
+        raise InputError("lora", expected="a LoRA diffusers loads whole onto the UNet",
+                         got=f"{path}: {len(missed)} of {len(names)} layers not adapted, e.g. {missed[0]}",
                          fix=LORA_HOW_TO_GET)
-    logger.info("LoRA %s: %d UNet tensors", path, count)
-    return count
+    logger.info("LoRA %s: %d UNet layers", path, len(names))
+    return len(names)
 
 
 # ------------------------------------------------------------------------------------------ the VAE encoder
@@ -313,6 +323,25 @@ def apply_vae_encoder(vae, state: dict[str, torch.Tensor], source: str = "vae_en
 
 
 # ------------------------------------------------------------------------------------------ everything
+@contextlib.contextmanager
+def _quiet():
+    """diffusers' and transformers' loading bars and notices off (lensblur logs what it loads), then restored."""
+    diffusers = require("diffusers", extra="diffusion", feature=FEATURE)
+    transformers = require("transformers", extra="diffusion", feature=FEATURE)
+    libraries = [diffusers.utils.logging, transformers.utils.logging]
+    saved = [(lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in libraries]
+    for lib in libraries:
+        lib.set_verbosity_error()
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib, (verbosity, bars) in zip(libraries, saved):
+            lib.set_verbosity(verbosity)
+            if bars:
+                lib.enable_progress_bar()
+
+
 def load_bokehdiff(model=None, *, lora=None, vae_encoder="auto", torch_dtype=None, device=None):
     """The base model's diffusers pipeline with BokehDiff's LoRA and VAE encoder, on ``device``.
 
@@ -337,12 +366,14 @@ def load_bokehdiff(model=None, *, lora=None, vae_encoder="auto", torch_dtype=Non
     dtype = resolve_dtype(torch_dtype, device)
     lora_file = find_lora(lora)
     encoder_file = find_vae_encoder(vae_encoder, lora_file)
-    try:
-        pipe = load_text_to_image(model if model is not None else DEFAULT_BASE, torch_dtype=dtype)
-    except ModelNotFoundError as exc:
-        raise ModelNotFoundError(exc.what, looked_in=exc.looked_in,
-                                 how_to_get=exc.how_to_get.replace(HOW_TO_GET, BASE_HOW_TO_GET)) from exc
-    load_lora(pipe, lora_file)
+    logger.info("loading %s with the LoRA %s", model if model is not None else DEFAULT_BASE, lora_file)
+    with _quiet():
+        try:
+            pipe = load_text_to_image(model if model is not None else DEFAULT_BASE, torch_dtype=dtype)
+        except ModelNotFoundError as exc:
+            raise ModelNotFoundError(exc.what, looked_in=exc.looked_in,
+                                     how_to_get=exc.how_to_get.replace(HOW_TO_GET, BASE_HOW_TO_GET)) from exc
+        load_lora(pipe, lora_file)
     if encoder_file is not None:
         count = apply_vae_encoder(pipe.vae, read_vae_encoder(encoder_file), str(encoder_file))
         logger.info("VAE encoder %s: %d tensors", encoder_file, count)

@@ -24,7 +24,7 @@ class BokehDiffMethod:
 
     Args:
         pipeline: the :class:`~lensblur.bokehdiff.BokehDiffPipeline`.
-        tile: the pipeline's ``tiling``.
+        tile: the pipeline's ``tile``.
 
     Attributes:
         name: ``"bokehdiff"``; it needs a disparity map and a lens.
@@ -43,7 +43,7 @@ class BokehDiffMethod:
         if lens.aperture != Aperture() and not self._warned:
             logger.warning("bokehdiff renders a round CoC: the aperture's shape is not used")
             self._warned = True
-        return self.pipeline(image, disparity, lens, tiling=self.tile).images
+        return self.pipeline(image, disparity, lens, tile=self.tile).images
 
 
 def bokehdiff(model=None, lora=None, vae_encoder=None, device=None, dtype=None, tile=None) -> BokehDiffMethod:

@@ -34,12 +34,12 @@ from .constants import PROMPT, TILE_ABOVE, TILE_LATENTS, TIMESTEP
 from .pisa import CHUNK_BYTES, DEFAULT_LAYERS, PISAProcessor, install_pisa
 from .tiles import blend, tiles
 
-__all__ = ["CROP_COORDS", "OUTPUT_TYPES", "TILINGS", "BokehDiffOutput", "BokehDiffPipeline", "pisa_inputs"]
+__all__ = ["CROP_COORDS", "OUTPUT_TYPES", "TILE_MODES", "BokehDiffOutput", "BokehDiffPipeline", "pisa_inputs"]
 
 logger = logging.getLogger(__name__)
 
 FEATURE = "BokehDiff (method bokehdiff)"
-TILINGS = ("auto", "always", "never")
+TILE_MODES = ("auto", "always", "never")
 CROP_COORDS = ("latent", "pixels")
 OUTPUT_TYPES = ("np", "pt", "latent")
 
@@ -352,20 +352,20 @@ class BokehDiffPipeline:
         return self.unet(latents.to(device, self.unet.dtype), self.timestep, cross_attention_kwargs=cross,
                          return_dict=False, **kwargs)[0]
 
-    def tiled(self, height: int, width: int, tiling: str = "auto") -> bool:
+    def tiled(self, height: int, width: int, tile: str = "auto") -> bool:
         """Whether a ``height x width`` latent runs in tiles: always, never, or (``"auto"``) when it holds more
         than two tiles' area (the release's rule)."""
-        if tiling not in TILINGS:
-            raise InputError("tiling", expected=f"one of {', '.join(TILINGS)}", got=tiling,
-                             fix="tiling=auto (512-px tiles above two tiles' area, the release's rule)")
-        return tiling == "always" or (tiling == "auto" and height * width > TILE_ABOVE * self.tile_size ** 2)
+        if tile not in TILE_MODES:
+            raise InputError("tile", expected=f"one of {', '.join(TILE_MODES)}", got=tile,
+                             fix="tile=auto (512-px tiles above two tiles' area, the release's rule)")
+        return tile == "always" or (tile == "auto" and height * width > TILE_ABOVE * self.tile_size ** 2)
 
-    def tile_layout(self, height: int, width: int, tiling: str = "auto") -> list[tuple[int, int, int, int]]:
+    def tile_layout(self, height: int, width: int, tile: str = "auto") -> list[tuple[int, int, int, int]]:
         """The UNet tiles of a ``height x width`` latent (one whole-image tile when untiled)."""
-        return tiles(height, width, self.tile_size) if self.tiled(height, width, tiling) else [(0, 0, height, width)]
+        return tiles(height, width, self.tile_size) if self.tiled(height, width, tile) else [(0, 0, height, width)]
 
     def tiled_noise_prediction(self, latents: torch.Tensor, disparity: torch.Tensor, coc: torch.Tensor, *,
-                               tiling: str = "auto", generator: torch.Generator | None = None) -> torch.Tensor:
+                               tile: str = "auto", generator: torch.Generator | None = None) -> torch.Tensor:
         """``eps`` for a whole latent: :meth:`noise_prediction` per tile, Gaussian-blended
         (:mod:`lensblur.bokehdiff.tiles`); each tile gets its crop of the conditioning (pixels = latents x f).
 
@@ -374,16 +374,16 @@ class BokehDiffPipeline:
         """
         f = self.vae_scale_factor
         size = (latents.shape[-2] * f, latents.shape[-1] * f)
-        layout = self.tile_layout(latents.shape[-2], latents.shape[-1], tiling)
+        layout = self.tile_layout(latents.shape[-2], latents.shape[-1], tile)
 
-        def predict(tile):
-            y, x, h, w = tile
+        def predict(box):
+            y, x, h, w = box
             pixels = (slice(None), slice(None), slice(y * f, (y + h) * f), slice(x * f, (x + w) * f))
             crop = (y, x) if self.crop_coords == "latent" else (y * f, x * f)
             return self.noise_prediction(latents[..., y:y + h, x:x + w], disparity[pixels], coc[pixels],
                                          image_size=size, crop=crop, generator=generator)
 
-        if not self.tiled(latents.shape[-2], latents.shape[-1], tiling):
+        if not self.tiled(latents.shape[-2], latents.shape[-1], tile):
             return predict(layout[0]).float()
         return blend(predict, layout, tuple(latents.shape), device=self.device)
 
@@ -413,7 +413,7 @@ class BokehDiffPipeline:
             raise InputError("image", expected=f"an image whose attention fits in the {_gib(free)} free on "
                                                f"{self.device}",
                              got=f"{image_size[1]}x{image_size[0]} in {len(layout)} tile(s): {_gib(need)} for PISA "
-                                 f"alone", fix="tiling=auto (512-px tiles), a smaller image, or another device")
+                                 f"alone", fix="tile=auto (512-px tiles), a smaller image, or another device")
 
     # -- the pipeline ---------------------------------------------------------------------------------------
     def check_inputs(self, image, disparity, lens) -> tuple[torch.Tensor, torch.Tensor]:
@@ -473,7 +473,7 @@ class BokehDiffPipeline:
         return image, disparity.expand(image.shape[0], -1, -1, -1)
 
     @torch.no_grad()
-    def __call__(self, image, disparity, lens: Lens, *, tiling: str = "auto", seed: int = 0,
+    def __call__(self, image, disparity, lens: Lens, *, tile: str = "auto", seed: int = 0,
                  output_type: str = "np") -> BokehDiffOutput:
         """Render lens blur in one UNet pass.
 
@@ -482,7 +482,7 @@ class BokehDiffPipeline:
             disparity: ``H x W`` in [0, 1], 1 = nearest, the image's size (or a ``(B, 1, H, W)`` tensor).
             lens: focus and blur: the CoC radius is ``lens.blur * (disparity - lens.focus_disparity)`` pixels
                 (the aperture's shape is not used: PISA's CoC is a disk).
-            tiling: ``"auto"`` (tiles above two tiles' area, the release's rule), ``"always"`` or ``"never"``.
+            tile: ``"auto"`` (tiles above two tiles' area, the release's rule), ``"always"`` or ``"never"``.
             seed: the seed of PISA's jittered occlusion paths (and of its dropout when enabled).
             output_type: ``"np"``, ``"pt"`` or ``"latent"`` (see :class:`BokehDiffOutput`).
 
@@ -500,7 +500,7 @@ class BokehDiffPipeline:
         batch, (height, width) = image.shape[0], image.shape[-2:]
         f = self.vae_scale_factor
         pad_h, pad_w = (-height) % f, (-width) % f
-        layout = self.tile_layout((height + pad_h) // f, (width + pad_w) // f, tiling)
+        layout = self.tile_layout((height + pad_h) // f, (width + pad_w) // f, tile)
         self._check_memory(layout, batch, (height, width))
         device = self.device
 
@@ -515,7 +515,7 @@ class BokehDiffPipeline:
             # 3. Encode: the all-in-focus latent is z_t, no noise added
             latents = self.encode(pixels)
             # 4. One UNet pass (tiled) and the one-step formula
-            noise = self.tiled_noise_prediction(latents, condition["disparity"], condition["coc"], tiling=tiling,
+            noise = self.tiled_noise_prediction(latents, condition["disparity"], condition["coc"], tile=tile,
                                                 generator=generator)
             z0 = self.one_step(latents, noise)
             if output_type == "latent":
@@ -525,7 +525,7 @@ class BokehDiffPipeline:
         except (torch.OutOfMemoryError, MemoryError) as exc:
             raise InputError("image", expected=f"an image that fits in the memory of {device}",
                              got=f"{width}x{height} ({type(exc).__name__})",
-                             fix="tiling=auto, a smaller image, dtype=float16 on a GPU, or another device") from exc
+                             fix="tile=auto, a smaller image, dtype=float16 on a GPU, or another device") from exc
         if output_type == "pt":
             return BokehDiffOutput(images=out, tiles=len(layout))
         arr = out.permute(0, 2, 3, 1).cpu().numpy()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -188,7 +189,8 @@ def run(args) -> int:
     except InputError as exc:
         if exc.argument not in _METHOD_OPTIONS:
             raise
-        raise InputError(_METHOD_OPTIONS[exc.argument][1], expected=exc.expected, got=exc.got, fix=exc.fix) from exc
+        fix = re.sub(r"(?<![\w-])model=", "diffusion_model=", exc.fix) if exc.fix else exc.fix
+        raise InputError(_METHOD_OPTIONS[exc.argument][1], expected=exc.expected, got=exc.got, fix=fix) from exc
     unused = _unused(args, method)
     if unused:
         log.warning("%s does not read %s: ignored", args.method, ", ".join(unused))
