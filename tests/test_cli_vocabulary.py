@@ -27,6 +27,7 @@ MINIMAL = {
     "generate": ["a prompt", "-o", "out"],
     "data": ["check", "synth", "r"],
     "train": ["pix2pix", "--dataset", "synth", "--root", "r", "-o", "runs/x"],
+    "convert": ["vae.ckpt", "-o", "vae.safetensors"],
 }
 
 # Every old spelling kept as a hidden alias: command -> {old: new}.
@@ -38,7 +39,7 @@ ALIASES = {
     "synth": {"--out": "--output"},
 }
 
-WRITES_ONE_FILE = {"render", "depth"}
+WRITES_ONE_FILE = {"render", "depth", "convert"}
 WRITES_A_FOLDER = {"demo", "eval", "synth", "generate", "train"}
 FORMATS = {"depth": ("text", "json"), "focus": ("text", "json"), "metrics": ("text", "json"),
            "synth": ("text", "json"), "focus-report": ("markdown", "json"), "eval": ("markdown", "json"),

@@ -109,3 +109,25 @@ def test_options_are_named_by_their_flags(main, inputs, tmp_path, capsys, flags,
     err = error_of(main, capsys, ["render", str(photo), "--disparity", str(disparity), *FLAGS, *flags,
                                   "-o", str(tmp_path / "o.png")])
     assert named in err, err
+
+
+def test_convert_writes_the_same_tensors_as_safetensors(monkeypatch, release, tmp_path, capsys):
+    import datetime
+
+    import torch
+
+    from lensblur.bokehdiff.loading import read_vae_encoder
+
+    monkeypatch.setattr(cli, "COMMANDS", {"convert": "convert"})
+    out = tmp_path / "vae-encoder.safetensors"
+    assert cli.main(["convert", str(release.ckpt), "-o", str(out)]) == 0
+    assert f"({len(release.encoder)} tensors)" in capsys.readouterr().out
+    converted = read_vae_encoder(out)
+    assert converted.keys() == release.encoder.keys()
+    assert all(torch.equal(converted[k], v) for k, v in release.encoder.items())
+    unsafe = tmp_path / "unsafe.ckpt"
+    torch.save({"encoder.conv_in.weight": torch.zeros(1), "made": datetime.date(2025, 7, 23)}, unsafe)
+    assert cli.main(["convert", str(unsafe), "-o", str(tmp_path / "x.safetensors")]) == 1
+    assert "could not be read" in capsys.readouterr().err and not (tmp_path / "x.safetensors").exists()
+    assert cli.main(["convert", str(release.ckpt), "-o", str(tmp_path / "x.bin")]) == 1
+    assert "--output: expected a .safetensors file name" in capsys.readouterr().err

@@ -26,6 +26,7 @@ __all__ = [
     "LORA_HOW_TO_GET",
     "VAE_ENCODER_HOW_TO_GET",
     "apply_vae_encoder",
+    "convert_to_safetensors",
     "find_lora",
     "find_vae_encoder",
     "load_bokehdiff",
@@ -388,3 +389,34 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
 
+
+
+def convert_to_safetensors(path, out) -> int:
+    """Rewrite a pickle state dict of tensors (BokehDiff's ``vae.ckpt``) as a ``.safetensors`` file, read with
+    ``torch.load(weights_only=True)``; the file appears whole or not at all.
+
+    Args:
+        path: the ``.ckpt`` / ``.pt`` / ``.bin`` file.
+        out: the ``.safetensors`` file to write.
+
+    Returns:
+        The number of tensors written.
+
+    Raises:
+        ModelNotFoundError: ``path`` is missing or holds anything but named tensors.
+        InputError: ``out`` does not end in ``.safetensors``.
+    """
+    from ..io.files import atomic_path
+
+    path, out = Path(path), Path(out)
+    if out.suffix.lower() != ".safetensors":
+        raise InputError("out", expected="a .safetensors file name", got=str(out), fix=f"e.g. out={out.stem}.safetensors")
+    if not path.is_file():
+        raise ModelNotFoundError(f"The checkpoint {str(path)!r}", looked_in=[str(path.resolve())],
+                                 how_to_get=VAE_ENCODER_HOW_TO_GET)
+    state = read_vae_encoder(path)
+    safetensors = require("safetensors.torch", extra="diffusion", feature=FEATURE)
+    with atomic_path(out) as tmp:
+        safetensors.save_file({k: v.contiguous() for k, v in state.items()}, str(tmp),
+                              metadata={"converted_from": path.name})
+    return len(state)

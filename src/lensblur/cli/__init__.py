@@ -34,6 +34,7 @@ COMMANDS = {
     "synth": "synth",
     "data": "data",
     "train": "train",
+    "convert": "convert",
 }
 
 
