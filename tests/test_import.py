@@ -51,3 +51,27 @@ def test_python_dash_m_lensblur_is_the_command():
     result = subprocess.run([sys.executable, "-m", "lensblur", "train", "--help"], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 0 and result.stdout.startswith("usage: lensblur train")
+
+
+def test_the_command_line_parser_imports_neither_torch_nor_numpy():
+    """``lensblur --help`` (and any usage error) costs Python's start-up and the parser only: the heavy
+    packages load when a command runs (bench/startup.py times it)."""
+    probe = ("import sys, lensblur.cli; lensblur.cli.build_parser(); "
+             "print(sorted(m for m in ('torch', 'numpy', 'PIL', 'scipy') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_named_choices_are_the_implementations_own():
+    """lensblur.choices lists names whose implementations live elsewhere; they must stay the same."""
+    from lensblur import choices
+    from lensblur.depth import _FACTORIES
+    from lensblur.eval.runner import EvalOptions
+    from lensblur.synth.presets import PRESETS
+
+    assert tuple(_FACTORIES) == choices.DEPTH_SOURCES
+    assert tuple(PRESETS) == choices.SYNTH_PRESETS
+    for variant in choices.SSIM_VARIANTS:
+        EvalOptions(ssim=variant)
+    for display in choices.DISPLAYS:
+        EvalOptions(display=display)

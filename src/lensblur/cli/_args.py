@@ -164,9 +164,9 @@ def add_photo(parser, help: str = "the photo (PNG, JPEG, TIFF, WebP, PFM, EXR, H
 
 
 def _depth_sources() -> tuple[str, ...]:
-    from ..depth import SOURCES
+    from ..choices import DEPTH_SOURCES
 
-    return tuple(SOURCES)
+    return DEPTH_SOURCES
 
 
 _DEPTH = {
@@ -310,7 +310,7 @@ def add_format(parser, *formats: str, help: str = "how to print the results") ->
 def add_focus_measures(parser) -> None:
     """``--grey`` and ``--brenner``: which variance of Laplacian and which Brenner gradient (see
     :mod:`lensblur.metrics.focus`), the same in every command that scores focus."""
-    from ..metrics import BRENNER_VARIANTS, GREYS
+    from ..choices import BRENNER_VARIANTS, GREYS
 
     group = parser.add_argument_group("focus measures")
     group.add_argument("--grey", choices=GREYS, default=GREYS[0],

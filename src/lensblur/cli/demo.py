@@ -6,8 +6,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
 from . import _args
 
 # White pixels between (and around) the renders of a contact sheet.
@@ -34,7 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _save(path: Path, array: np.ndarray, written: list[Path]) -> None:
+def _save(path: Path, array, written: list[Path]) -> None:
     from PIL import Image
 
     from ..io import atomic_path
@@ -45,6 +43,7 @@ def _save(path: Path, array: np.ndarray, written: list[Path]) -> None:
 
 
 def run(args) -> int:
+    import numpy as np
     from PIL import Image
 
     from .._convert import to_srgb8

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
-from ..io import check_disparity_output, check_output_path, preview_image, write_disparity, write_image
 from . import _args
 
 __all__ = ["add_parser", "run"]
@@ -51,6 +50,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from ..depth import read_photo, resolve
+    from ..io import check_disparity_output, check_output_path, preview_image, write_disparity, write_image
 
     inputs = [args.photo, args.right, args.mask, args.disparity]
     output = check_disparity_output(check_output_path(args.output, inputs=inputs, force=args.force),

@@ -8,10 +8,8 @@ import re
 import sys
 from pathlib import Path
 
-from ..data import ALIGNMENTS
+from ..choices import ALIGNMENTS, DISPLAYS, EDGE_BAND_PX, LPIPS_NETS, SSIM_VARIANTS
 from ..errors import InputError
-from ..eval.runner import DISPLAYS, EDGE_BAND_PX, EvalOptions
-from ..metrics.fidelity import SSIM_VARIANTS
 from . import _args
 
 __all__ = ["add_parser", "run"]
@@ -69,12 +67,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     scoring.add_argument("--align-exposure", nargs="?", const=True, default=False, metavar="PROTOCOL",
                          help=f"scale each input to its target's exposure first: {', '.join(ALIGNMENTS)} (without "
                               f"PROTOCOL: {ALIGNMENTS[0]}, BokehDiff's EBB! protocol)")
-    scoring.add_argument("--ssim", choices=SSIM_VARIANTS, default=EvalOptions.ssim,
-                         help=f"SSIM variant (default {EvalOptions.ssim})")
-    scoring.add_argument("--display", choices=DISPLAYS, default=EvalOptions.display,
-                         help=f"values scored: 8-bit sRGB files or float gamma 2.2 (default {EvalOptions.display})")
-    scoring.add_argument("--lpips-net", choices=("alex", "vgg"), default=EvalOptions.lpips_net,
-                         help=f"LPIPS backbone (default {EvalOptions.lpips_net})")
+    scoring.add_argument("--ssim", choices=SSIM_VARIANTS, default=SSIM_VARIANTS[0],
+                         help=f"SSIM variant (default {SSIM_VARIANTS[0]})")
+    scoring.add_argument("--display", choices=DISPLAYS, default=DISPLAYS[0],
+                         help=f"values scored: 8-bit sRGB files or float gamma 2.2 (default {DISPLAYS[0]})")
+    scoring.add_argument("--lpips-net", choices=LPIPS_NETS, default=LPIPS_NETS[0],
+                         help=f"LPIPS backbone (default {LPIPS_NETS[0]})")
     _args.add_format(parser, "markdown", "json", help="how to print the run's summary")
     _args.add_progress(parser)
     parser.set_defaults(run=run)
@@ -94,6 +92,8 @@ def _run_name(args) -> str:
     if args.align_exposure:
         protocol = ALIGNMENTS[0] if args.align_exposure is True else args.align_exposure
         parts.append("aligned" if protocol == ALIGNMENTS[0] else f"aligned-{protocol}")
+    from ..eval.runner import EvalOptions
+
     for name in ("ssim", "display", "lpips_net"):
         if getattr(args, name) != getattr(EvalOptions, name):
             parts.append(getattr(args, name))
@@ -121,6 +121,7 @@ def _dataset_options(args) -> dict:
 def run(args) -> int:
     from ..data import open_dataset
     from ..eval import collect_summaries, evaluate, get_method, load_perceptual, markdown_table
+    from ..eval.runner import EvalOptions
     from ..io import write_text
 
     options = EvalOptions(blur=args.blur, focus_disparity=args.focus_disparity, blades=args.blades,

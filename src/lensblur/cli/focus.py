@@ -10,9 +10,6 @@ import argparse
 import json
 from pathlib import Path
 
-from ..geometry import parse_box
-from ..io import read_display, read_mask
-from ..metrics import brenner, variance_of_laplacian
 from . import _args
 
 __all__ = ["add_parser", "run"]
@@ -48,6 +45,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _scores(image, args, **region) -> dict:
+    from ..metrics import brenner, variance_of_laplacian
+
     return {
         "variance_of_laplacian": variance_of_laplacian(image, data_range=1.0, grey=args.grey, **region),
         "brenner": brenner(image, data_range=1.0, grey=args.grey, variant=args.brenner_variant, **region),
@@ -55,6 +54,9 @@ def _scores(image, args, **region) -> dict:
 
 
 def run(args) -> int:
+    from ..geometry import parse_box
+    from ..io import read_display, read_mask
+
     image = read_display(args.image, argument="IMAGE")
     shape = image.shape[:2]
     regions = []

@@ -9,8 +9,8 @@ import re
 import sys
 from pathlib import Path
 
+from ..choices import DEFAULT_ALPHA, DEFAULT_SIGMA, DEFAULT_STRENGTH, SIGMA_READINGS
 from ..errors import InputError
-from ..generate.stages import DEFAULT_ALPHA, DEFAULT_SIGMA, DEFAULT_STRENGTH, SIGMA_READINGS, check_inputs
 from . import _args
 
 logger = logging.getLogger(__name__)
@@ -96,6 +96,8 @@ def _slug(text: str) -> str:
 def _check(args):
     """Every user mistake is caught here, before a model is loaded: the command line's own rules (a global
     prompt, a model, one sweep at a time), then :func:`lensblur.generate.check_inputs` on every run planned."""
+    from ..generate.stages import check_inputs
+
     if not args.prompt or not args.prompt.strip():
         got = "a focus prompt but no global prompt" if args.focus else "no prompt"
         raise InputError("prompt", expected="the global prompt describing the whole image", got=got,

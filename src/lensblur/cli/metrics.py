@@ -11,12 +11,7 @@ import argparse
 import json
 import math
 
-import numpy as np
-
 from ..errors import InputError, ShapeError
-from ..geometry import parse_box
-from ..io import read_display
-from ..metrics import psnr, ssim
 from . import _args
 
 __all__ = ["add_parser", "run"]
@@ -47,11 +42,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _size(arr: np.ndarray) -> str:
+def _size(arr) -> str:
     return f"{arr.shape[1]}x{arr.shape[0]}"
 
 
 def run(args) -> int:
+    from ..geometry import parse_box
+    from ..io import read_display
+    from ..metrics import psnr, ssim
+
     out = read_display(args.out, argument="OUT")
     reference = read_display(args.reference, argument="REFERENCE")
     if out.shape != reference.shape:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..synth.presets import PRESETS
+from ..choices import SYNTH_PRESETS
 from . import _args
 
 __all__ = ["add_parser", "run"]
@@ -52,7 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="largest number of foreground layers (4)")
     parser.add_argument("--tilt", type=float, default=0.5, help="chance that a layer is a tilted plane (0.5)")
     parser.add_argument("--no-lights", action="store_true", help="no HDR light sources")
-    parser.add_argument("--preset", choices=tuple(PRESETS), default="lensblur",
+    parser.add_argument("--preset", choices=SYNTH_PRESETS, default="lensblur",
                         help="scene distribution: lensblur (default, richer scenes) or bokehdiff (BokehDiff's "
                              "released generator); see docs/synth.md")
     parser.add_argument("--store-layers", action="store_true",

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .._convert import array_to_tensor
+from ..choices import ALIGNMENTS, DEFAULT_ALIGNMENT
 from ..color import linear_to_srgb, srgb_to_linear
 from ..errors import InputError
 
@@ -113,9 +114,6 @@ def find_file(folder: Path, stem: str, suffixes) -> Path | None:
     return None
 
 
-# Exposure alignment protocols by name (see align_exposure).
-ALIGNMENTS = ("bokehdiff", "linear-mean")
-DEFAULT_ALIGNMENT = "bokehdiff"
 
 
 def check_alignment(protocol, *, argument: str = "align_exposure") -> str | None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._convert import as_image
+from ..choices import DEPTH_SOURCES
 from ..errors import InputError
 from ._base import DepthResult, DepthSource
 from .embedded import EmbeddedDepth, has_embedded_depth
@@ -142,8 +143,9 @@ _FACTORIES: dict[str, Callable[[_Inputs], DepthSource]] = {
 }
 """Source name -> the factory that builds that source from the caller's inputs (or raises)."""
 
-SOURCES = tuple(_FACTORIES)
-"""The names :func:`build_source` and :func:`resolve` take (the command line's ``--depth-from`` choices)."""
+SOURCES = DEPTH_SOURCES
+"""The names :func:`build_source` and :func:`resolve` take (the command line's ``--depth-from`` choices),
+the keys of ``_FACTORIES``."""
 
 
 def build_source(image_path, *, source: str = "auto", disparity_path=None, model=None, mask=None,

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from .._convert import encode_gamma, to_srgb8
+from ..choices import DISPLAYS, EDGE_BAND_PX, LPIPS_NETS, SSIM_VARIANTS
 from ..errors import InputError, ModelNotFoundError
 from ..io import atomic_path, write_text
 from ..lens import Aperture, Lens
@@ -58,10 +59,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# How linear images become the values scored: "srgb8", an 8-bit sRGB file's codes / 255; "gamma22", BokehMe's
-# and BokehDiff's BLB scoring, clip(x, 0, 1) ** (1 / 2.2) in float.
-DISPLAYS = ("srgb8", "gamma22")
-EDGE_BAND_PX = 5
 EDGE_JUMP = 0.02
 METRICS = ("psnr", "ssim", "lpips", "dists", "psnr_edge")
 COLUMNS = ("id", *METRICS, "edge_pixels", "exposure_scale", "seconds")
@@ -98,9 +95,9 @@ class EvalOptions:
     workers: int = 0
     edge_band: int = EDGE_BAND_PX
     progress: bool = True
-    ssim: str = "gaussian"
-    lpips_net: str = "alex"
-    display: str = "srgb8"
+    ssim: str = SSIM_VARIANTS[0]
+    lpips_net: str = LPIPS_NETS[0]
+    display: str = DISPLAYS[0]
 
     def __post_init__(self) -> None:
         from ..data._common import check_alignment

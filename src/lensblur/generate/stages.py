@@ -9,6 +9,7 @@ import math
 
 import torch
 
+from ..choices import DEFAULT_ALPHA, DEFAULT_SIGMA, DEFAULT_STRENGTH, SIGMA_READINGS
 from ..errors import InputError
 
 __all__ = [
@@ -24,14 +25,6 @@ __all__ = [
     "steps_run",
 ]
 
-# The paper gives no value for alpha; 0 (the focus stage on the focus prompt alone) is lensblur's default: see
-# docs/generate.md for the reasoning and the sweep that checks it.
-DEFAULT_ALPHA = 0.0
-# The paper's Figure 5: 80 % of the steps in the global layout stage.
-DEFAULT_SIGMA = 0.8
-# Image-to-image noise strength. The paper gives none; 0.5 re-runs half of the schedule, enough to move the
-# focus while the input's layout stays (diffusers' own 0.8 redraws most of the picture; docs/generate.md).
-DEFAULT_STRENGTH = 0.5
 
 
 def check_sigma(sigma) -> float:
@@ -80,9 +73,6 @@ def check_alpha(alpha) -> float:
     return value
 
 
-# The two readings of the paper's sigma * T in image-to-image: a fraction of the steps actually run, or the
-# step sigma * T of the whole schedule (of which image-to-image skips the first ones).
-SIGMA_READINGS = ("steps-run", "schedule")
 
 
 def global_step_count(num_steps_run: int, *, sigma: float = 1.0, global_steps: int | None = None,

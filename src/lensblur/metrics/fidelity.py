@@ -7,15 +7,12 @@ import math
 import torch
 
 from .._filters import gaussian_kernel1d, separable_filter
+from ..choices import SSIM_VARIANTS
 from ..errors import InputError, ShapeError
 from ._regions import region_mask, to_display_tensor
 
 __all__ = ["SSIM_VARIANTS", "psnr", "ssim", "ssim_map", "ssim_tensor"]
 
-# The SSIM variants by name. "gaussian": scikit-image with gaussian_weights=True, sigma=1.5,
-# use_sample_covariance=False (Wang et al. 2004's window). "skimage-default": scikit-image's defaults, a 7 x 7
-# uniform window and the sample covariance (what the scripts that defined EBB! Val294 call).
-SSIM_VARIANTS = ("gaussian", "skimage-default")
 UNIFORM_WINDOW = 7
 
 # scikit-image truncates the SSIM window 3.5 sigmas from its centre.

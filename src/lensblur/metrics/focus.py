@@ -21,14 +21,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..choices import BRENNER_VARIANTS, GREYS
 from ..errors import InputError
 from ._regions import grey_255, region_mask, to_display_tensor
 
 __all__ = ["BRENNER_VARIANTS", "GREYS", "blur_map", "brenner", "variance_of_laplacian"]
 
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
-GREYS = ("float", "uint8")
-BRENNER_VARIANTS = ("brenner1976", "pertuz")
 
 
 def _grey(image, data_range, grey: str = "float") -> torch.Tensor:

@@ -126,5 +126,6 @@ def make_bokehdiff_scene(index: int, seed: int, size: tuple[int, int] = (BOKEHDI
                  size=(w, h), lights=[], params=params)
 
 
-# Preset name -> scene maker (index, seed, size, *, backgrounds, foregrounds, max_layers, tilt, lights).
+# Preset name (lensblur.choices.SYNTH_PRESETS) -> scene maker (index, seed, size, *, backgrounds, foregrounds,
+# max_layers, tilt, lights).
 PRESETS = {"lensblur": make_scene, "bokehdiff": make_bokehdiff_scene}
