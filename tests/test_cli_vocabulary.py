@@ -292,3 +292,29 @@ def test_data_check_reports_a_dataset_folder_and_errors_name_its_arguments(tmp_p
     assert main(["data", "check", "synth", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("lensblur data: error: ROOT: expected"), err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["render", "p.png", "-o", "o.png", "--blur", "abc"], "lensblur render: error: --blur: expected a number, got 'abc'"),
+    (["render", "p.png", "-o", "o.png", "--blades", "2.5"], "--blades: expected a whole number, got '2.5'"),
+    (["render", "p.png", "-o", "o.png", "--focus-box", "1,2,3"], "--focus-box: expected a box X0,Y0,X1,Y1"),
+    (["render", "p.png", "--blur", "3"], "the following arguments are required: -o/--output"),
+    (["render", "p.png", "-o", "o.png", "--focus"], "--focus: expected a value after it"),
+])
+def test_usage_errors_are_one_line_in_the_house_style_with_exit_code_2(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err
+    assert err.count("\n") == 1 and "usage:" not in err and "--help lists the options" in err
+
+
+def test_a_value_with_a_leading_minus_is_a_value_not_a_flag(tmp_path, capsys):
+    """``--focus -1,-1`` reaches the library's check ("a point inside the image"), not argparse's
+    "expected one argument"."""
+    Image.fromarray(np.zeros((8, 10, 3), np.uint8)).save(tmp_path / "p.png")
+    Image.fromarray(np.full((8, 10), 30000, np.uint16)).save(tmp_path / "d.png")
+    code = main(["render", str(tmp_path / "p.png"), "--disparity", str(tmp_path / "d.png"), "--focus", "-1,-1",
+                 "-o", str(tmp_path / "o.png")])
+    assert code == 1 and "--focus: expected a point inside the 10x8 image" in capsys.readouterr().err
+    assert build_parser().parse_args(["render", "p.png", "-o", "o.png", "--rotation", "-30"]).rotation == -30

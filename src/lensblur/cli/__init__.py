@@ -4,8 +4,9 @@ Commands translate flags and call the library; they never duplicate its logic. F
 take are declared once, in :mod:`lensblur.cli._args`. User mistakes (:class:`~lensblur.errors.LensblurError`)
 are printed to stderr without a traceback and exit with code 1; an :class:`~lensblur.errors.InputError` names
 the flag the user typed (``--focus-disparity``) where the library named its Python argument
-(``focus_disparity``). Set ``LENSBLUR_DEBUG=1`` to see the traceback. Results go to stdout, progress and logs
-to stderr.
+(``focus_disparity``). Set ``LENSBLUR_DEBUG=1`` to see the traceback. Usage errors (an unknown flag, a
+value that is not a number) are one line too, with exit code 2. Results go to stdout, progress and logs to
+stderr.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 
 from ..errors import LensblurError
@@ -42,9 +44,49 @@ def build_parser() -> argparse.ArgumentParser:
     return _build()[0]
 
 
+_TYPE_NAMES = {"float": "a number", "int": "a whole number"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with lensblur's one-line errors: ``lensblur render: error: --blur: expected a number, got
+    'abc' (lensblur render --help lists the options)``, exit code 2, instead of the usage block."""
+
+    def error(self, message: str):
+        text = re.sub(r"^argument ([^:]+): ", r"\1: ", message)
+        text = re.sub(r"invalid (float|int) value: ('.*')$",
+                      lambda m: f"expected {_TYPE_NAMES[m.group(1)]}, got {m.group(2)}", text)
+        text = text.replace("expected one argument", "expected a value after it")
+        text = re.sub(r"^(-[^:]*?/)(--[^:]+): ", r"\2: ", text)     # -o/--output: -> --output:
+        self.exit(2, f"{self.prog}: error: {text} ({self.prog} --help lists the options)\n")
+
+
+def _valued_options(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string, in ``parser`` and its subcommands, that takes a value."""
+    found = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _valued_options(sub)
+        elif action.option_strings and action.nargs != 0:
+            found |= set(action.option_strings)
+    return found
+
+
+def _join_negative_values(argv: list[str], valued: set[str]) -> list[str]:
+    """``--focus -1,-1`` -> ``--focus=-1,-1``: argparse reads a value that starts with a minus sign and is not
+    a plain number as the next option, and would say "expected one argument"."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1] in valued and re.match(r"^-[\d.]", token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The ``lensblur`` parser and each subcommand's parser by name."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lensblur",
         description="Realistic, controllable lens blur (bokeh) for photographs and generated images.",
     )
@@ -64,7 +106,8 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser, commands = _build()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(_join_negative_values(argv, _valued_options(parser)))
     level = logging.ERROR if getattr(args, "quiet", False) else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
