@@ -407,3 +407,22 @@ def test_read_depth_files(tmp_path):
     np.save(tmp_path / "zero.npy", zero)
     with pytest.raises(InputError, match=r"^depth: expected depths > 0.*read_disparity"):
         read_depth(tmp_path / "zero.npy")
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    """Atomic writes go through a private temporary file; the result has the mode of any new file."""
+    import os
+
+    from lensblur.io import write_text
+
+    old = os.umask(0o022)
+    try:
+        write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.float32))
+        write_text(tmp_path / "a.json", "{}")
+        os.umask(0o077)
+        write_image(tmp_path / "b.png", np.zeros((4, 4, 3), np.float32))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.png").stat().st_mode & 0o777 == 0o600

@@ -55,11 +55,18 @@ def check_output_path(
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); on success rename it onto ``path``.
 
-    On any error the temporary file is removed, so a reader never sees a half-written file.
+    On any error the temporary file is removed, so a reader never sees a half-written file. The file gets the
+    permissions the umask gives a new file (``0644`` under the usual ``022``).
 
     Args:
         path: the file to write; its folder must exist.
@@ -74,6 +81,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():       # mkstemp made it 0600; a written file follows the umask like any other
+            tmp_path.chmod(0o666 & ~_umask())
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
