@@ -55,10 +55,11 @@ def check_output_path(
     return out
 
 
-def _umask() -> int:
+def new_mode(directory: bool = False) -> int:
+    """The permissions the umask gives a new file (``0o666 & ~umask``) or folder (``0o777 & ~umask``)."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return (0o777 if directory else 0o666) & ~mask
 
 
 @contextlib.contextmanager
@@ -82,7 +83,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         if tmp_path.exists():       # mkstemp made it 0600; a written file follows the umask like any other
-            tmp_path.chmod(0o666 & ~_umask())
+            tmp_path.chmod(new_mode())
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -33,7 +33,7 @@ import numpy as np
 from .. import __version__
 from .._convert import decode_srgb, encode_gamma, quantize
 from ..errors import InputError
-from ..io.files import atomic_path
+from ..io.files import atomic_path, new_mode
 from ..io.image import write_image
 from .aperture import aperture_samples, grid_size
 from .layers import LAYERS_FILE, save_layers
@@ -150,9 +150,9 @@ def save_pair(pairs: Path, index: int, scene: Scene, result: TraceResult, sample
         params["samples"] = len(aperture_samples(scene.aperture, grid_size(samples)))
         params["samples_requested"] = samples
         (tmp / "params.json").write_text(_dump(params))
-        os.chmod(tmp, 0o755)
+        os.chmod(tmp, new_mode(directory=True))     # mkdtemp made it 0700
         for item in tmp.iterdir():
-            os.chmod(item, 0o644)
+            os.chmod(item, new_mode())
         if final.exists():  # an earlier, incomplete copy (no params.json): replace it
             shutil.rmtree(final)
         os.rename(tmp, final)
