@@ -126,6 +126,12 @@ def test_cli_synth_errors(tmp_path, capsys):
     assert "error: --backgrounds: expected" in capsys.readouterr().err
     assert main(["synth", "-o", str(tmp_path / "y"), "-n", "0", "--no-progress"]) == 1
     assert "error: --count: expected" in capsys.readouterr().err
+    # every value is checked before the folder is made: a corrected rerun is then not "other settings"
+    for argv, message in ((["--size", "7x5"], "--size: expected a frame from 32x32 to 8192x8192"),
+                          (["--size", "100000x100000"], "--size: expected a frame from 32x32"),
+                          (["--samples", "1000000"], "--samples: expected at most 16384")):
+        assert main(["synth", "-o", str(tmp_path / "z"), "-n", "1", "--no-progress", *argv]) == 1
+        assert message in capsys.readouterr().err and not (tmp_path / "z").exists()
 
 
 def test_photo_backgrounds_and_rgba_cutouts(tmp_path):
@@ -154,6 +160,10 @@ def test_photo_backgrounds_and_rgba_cutouts(tmp_path):
     with pytest.raises(InputError, match="RGBA"):
         for i in range(6):
             make_scene(i, 1, SIZE, foregrounds=sorted(fgs.iterdir()))
+    # synthesize refuses the folder before writing anything, whichever file a scene would have drawn
+    with pytest.raises(InputError, match=r"^foregrounds: expected RGBA cut-outs .* opaque.png with 3 channels"):
+        synthesize(tmp_path / "set3", 1, size=SIZE, seed=1, samples=64, foregrounds=fgs, progress=False)
+    assert not (tmp_path / "set3").exists()
 
 
 # ------------------------------------------------------------------------------------ layers, re-tracing

@@ -40,14 +40,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _args.add_output(parser, folder=True, old=("--out",),
                      help="dataset folder (created; an earlier run is resumed)")
     parser.add_argument("-n", "--count", type=int, help="number of pairs (indices 0..N-1); not with --rerender")
-    parser.add_argument("--size", type=_args.size, default=(768, 512), metavar="WxH", help="frame size (768x512)")
+    parser.add_argument("--size", type=_args.size, default=(768, 512), metavar="WxH",
+                        help="frame size, 32x32 to 8192x8192 (768x512)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (0)")
     parser.add_argument("--backgrounds", metavar="DIR", help="folder of background photos (else procedural)")
     parser.add_argument("--foregrounds", metavar="DIR",
                         help="folder of RGBA cut-outs (PNG with alpha; else procedural objects)")
     parser.add_argument("--workers", type=int, default=1, help="processes (1)")
     parser.add_argument("--samples", type=int, default=None,
-                        help="aperture samples per pair (default: automatic per scene, 64..2048)")
+                        help="aperture samples per pair, at most 16384 (default: automatic per scene, 64..2048)")
     parser.add_argument("--layers", type=int, default=4, choices=(1, 2, 3, 4),
                         help="largest number of foreground layers (4)")
     parser.add_argument("--tilt", type=float, default=0.5, help="chance that a layer is a tilted plane (0.5)")

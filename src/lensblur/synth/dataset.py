@@ -38,7 +38,7 @@ from ..io.image import write_image
 from .aperture import aperture_samples, grid_size
 from .layers import LAYERS_FILE, save_layers
 from .presets import PRESETS
-from .scene import GENERATOR_VERSION, Scene, list_images
+from .scene import GENERATOR_VERSION, Scene, check_cutout, list_images
 from .tracer import TraceResult, auto_samples, trace
 
 __all__ = ["MANIFEST", "SynthReport", "pair_name", "save_pair", "synthesize", "write_pair"]
@@ -204,6 +204,21 @@ def _check_manifest(root: Path, manifest: dict) -> None:
                          fix="use the original settings to resume, or pass out=FOLDER, a new folder")
 
 
+# Bounds of what one pair may ask for: a side of MAX_SIDE pixels keeps a frame's tracing buffers within a few
+# GB; MAX_SAMPLES aperture samples take minutes per megapixel already.
+MIN_SIDE, MAX_SIDE = 32, 8192
+MAX_SAMPLES = 16384
+
+
+def _check_size(size) -> None:
+    ok = (isinstance(size, (tuple, list)) and len(size) == 2
+          and all(isinstance(v, int) and not isinstance(v, bool) for v in size))
+    if not ok or not all(MIN_SIDE <= v <= MAX_SIDE for v in size):
+        got = f"{size[0]}x{size[1]}" if ok else repr(size)
+        raise InputError("size", expected=f"a frame from {MIN_SIDE}x{MIN_SIDE} to {MAX_SIDE}x{MAX_SIDE} pixels (W, H)",
+                         got=got, fix="e.g. a frame of 512x384")
+
+
 def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (768, 512), seed: int = 0,
                backgrounds: str | os.PathLike | None = None, foregrounds: str | os.PathLike | None = None,
                workers: int = 1, samples: int | None = None, max_layers: int = 4, tilt: float = 0.5,
@@ -247,14 +262,21 @@ def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (7
     if samples is not None and (not isinstance(samples, int) or samples < 1):
         raise InputError("samples", expected="a positive integer (or automatic)", got=samples,
                          fix="pass samples=None for the automatic count, or e.g. samples=256")
+    if samples is not None and samples > MAX_SAMPLES:
+        raise InputError("samples", expected=f"at most {MAX_SAMPLES} aperture samples (the trace's time grows with "
+                         "them; the automatic count is enough for the frame's largest blur)", got=samples,
+                         fix="leave samples out for the automatic count (64..2048 per scene)")
     if not 0.0 <= tilt <= 1.0:
         raise InputError("tilt", expected="a probability in [0, 1]", got=tilt, fix="e.g. tilt=0.5")
+    _check_size(size)
     root = Path(out)
     if root.exists() and not root.is_dir():
         raise InputError("out", expected="a folder (new or an earlier dataset)", got=f"{root} (a file)",
                          fix="pass out=FOLDER, a folder path")
     background_files = list_images(backgrounds, argument="backgrounds")
     foreground_files = list_images(foregrounds, argument="foregrounds")
+    for path in foreground_files:
+        check_cutout(path)
     options = {"samples": samples, "max_layers": max_layers, "tilt": tilt, "lights": lights,
                "backgrounds": [p.name for p in background_files], "foregrounds": [p.name for p in foreground_files]}
     if preset not in PRESETS:

@@ -114,13 +114,32 @@ def _photo_background(rng: np.random.Generator, files: list[Path], shape: tuple[
     return np.ascontiguousarray(img[y0: y0 + h, x0: x0 + w]), {"kind": "photo", "source": path.name}
 
 
+def check_cutout(path: Path, arr: np.ndarray | None = None) -> None:
+    """Refuse a foreground file without an alpha channel (from its header, or its decoded ``arr``).
+
+    Raises:
+        InputError: the file has no alpha channel.
+    """
+    if arr is None:
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                channels = len(im.getbands())
+        except OSError:         # a format Pillow does not read: decode it as lensblur reads it
+            channels = read_raw(path, argument="foregrounds")[0].shape[-1]
+    else:
+        channels = arr.shape[2] if arr.ndim == 3 else 1
+    if channels != 4:
+        raise InputError("foregrounds", expected="RGBA cut-outs (PNG with an alpha channel)",
+                         got=f"{path.name} with {channels} channel{'s' if channels > 1 else ''}",
+                         fix="export the cut-outs with transparency, or leave out foregrounds for procedural objects")
+
+
 def _cutout(rng: np.random.Generator, files: list[Path], shape: tuple[int, int], margin: int):
     path = files[int(rng.integers(0, len(files)))]
     arr, full = read_raw(path, argument="foregrounds")
-    if arr.ndim != 3 or arr.shape[2] != 4:
-        raise InputError("foregrounds", expected="RGBA cut-outs (PNG with an alpha channel)",
-                         got=f"{path.name} with shape {arr.shape}",
-                         fix="export the cut-outs with transparency, or pass foregrounds=None")
+    check_cutout(path, arr)
     arr = arr.astype(np.float32) / np.float32(full or 1.0)
     rgb = decode_srgb(arr[..., :3], 1.0) if full else arr[..., :3]
     rgba = np.concatenate([rgb * arr[..., 3:], arr[..., 3:]], axis=2)  # premultiply before resampling
