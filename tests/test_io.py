@@ -426,3 +426,18 @@ def test_written_files_follow_the_umask(tmp_path):
     assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "b.png").stat().st_mode & 0o777 == 0o600
+
+
+def test_output_folders_that_cannot_be_made_are_named_not_tracebacks(tmp_path):
+    from lensblur.io import check_output_path, make_folder
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match=r"^out: expected a folder path .*afile is a file\. Fix: choose a path whose"):
+        make_folder(tmp_path / "afile" / "sub")
+    with pytest.raises(InputError, match=r"afile is a file"):
+        make_folder(tmp_path / "afile")
+    with pytest.raises(InputError, match=r"^out: expected a folder that can be made, got /proc/lensblur-x/y"):
+        make_folder("/proc/lensblur-x/y")           # a special filesystem refuses new folders
+    with pytest.raises(InputError, match=r"but .*afile is a file\. Fix: choose a path whose parents are folders"):
+        check_output_path(tmp_path / "afile" / "o.png")
+    assert make_folder(tmp_path / "new" / "deeper").is_dir()

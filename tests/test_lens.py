@@ -14,10 +14,12 @@ from lensblur.lens import Aperture, Lens, focus_at_point, focus_in_box, focus_in
 # --- Aperture -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("blades", [1, 2, -1, 2.5, "6"])
+@pytest.mark.parametrize("blades", [1, 2, -1, 2.5, "6", 65, 100000])
 def test_aperture_rejects_bad_blades(blades):
-    with pytest.raises(InputError, match="^blades: expected 0 \\(circle\\) or an integer >= 3"):
+    """Blade counts from 3 to 64 (a 100000-blade aperture took minutes, and is a circle to the eye)."""
+    with pytest.raises(InputError, match="^blades: expected 0 \\(circle\\) or an integer from 3 to 64"):
         Aperture(blades=blades)
+    Aperture(blades=64)
 
 
 @pytest.mark.parametrize(("name", "value"), [("curvature", -0.1), ("curvature", 1.5), ("cat_eye", 2.0)])
@@ -223,3 +225,4 @@ def test_depth_range_refuses_near_beyond_far():
         DepthRange(near=3.0, far=1.0)
     with pytest.raises(InputError, match="^depth_range"):
         DepthRange(near=0.0, far=1.0)
+

@@ -35,6 +35,9 @@ from .geometry import DepthRange, parse_box
 
 __all__ = ["Aperture", "Lens", "focus_at_point", "focus_in_box", "focus_in_mask", "parse_box"]
 
+# More blades than this gives the same disc as blades=0 to a fraction of a pixel at any blur lensblur renders.
+MAX_BLADES = 64
+
 
 @dataclass(frozen=True)
 class Aperture:
@@ -70,8 +73,10 @@ class Aperture:
     kernel_digest: str = field(default="", init=False, repr=False)
 
     def __post_init__(self):
-        if not isinstance(self.blades, (int, np.integer)) or self.blades < 0 or self.blades in (1, 2):
-            raise InputError("blades", expected="0 (circle) or an integer >= 3", got=self.blades,
+        if not isinstance(self.blades, (int, np.integer)) or self.blades < 0 or self.blades in (1, 2) \
+                or self.blades > MAX_BLADES:
+            raise InputError("blades", expected=f"0 (circle) or an integer from 3 to {MAX_BLADES} (real lenses have "
+                             "5 to 15; more blades than that is a circle to the eye)", got=self.blades,
                              fix="pass blades=0 for a circle or blades=6 for a hexagon")
         if not 0.0 <= self.curvature <= 1.0:
             raise InputError("curvature", expected="a value in [0, 1]", got=self.curvature,

@@ -231,7 +231,7 @@ _LENS = {
                       help="circle, triangle, square, pentagon, hexagon, heptagon, octagon, or a grey-scale image "
                            "file (default circle)"),
     "blades": _flag("--blades", type=int, metavar="N",
-                    help="number of aperture blades (0 = circle); overrides the shape"),
+                    help="number of aperture blades, 3 to 64 (0 = circle); overrides the shape"),
     "rotation": _flag("--rotation", type=float, default=0.0, metavar="DEG",
                       help="blade rotation in degrees (default 0)"),
     "curvature": _flag("--curvature", type=float, default=0.0, metavar="C",

@@ -48,12 +48,12 @@ def run(args) -> int:
 
     from .._convert import to_srgb8
     from ..examples import motorcycle
-    from ..io import atomic_path, contact_sheet
+    from ..io import atomic_path, contact_sheet, make_folder
     from ..lens import Aperture, Lens
     from ..render import render
 
     started = time.perf_counter()
-    args.output.mkdir(parents=True, exist_ok=True)
+    make_folder(args.output, argument="--output")
     image, disparity = motorcycle()
     written: list[Path] = []
     near, middle, far = (float(np.percentile(disparity, q)) for q in (90, 50, 10))

@@ -197,14 +197,14 @@ def run(args) -> int:
     from tqdm.auto import tqdm
 
     from ..generate import StageDiffusionPipeline
-    from ..io import atomic_path
+    from ..io import atomic_path, make_folder
 
     pipe = StageDiffusionPipeline.from_pretrained(args.model, scheduler=args.scheduler, torch_dtype=dtype,
                                                   allow_download=args.allow_download, config=args.config)
     pipe.to(device)
     progress = _args.show_progress(args)
     pipe.set_progress_bar_config(disable=not progress, leave=False)
-    output.mkdir(parents=True, exist_ok=True)
+    make_folder(output, argument="--output")
     image = None
     if init_display is not None:
         from PIL import Image

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from .._convert import encode_gamma, to_srgb8
 from ..choices import DISPLAYS, EDGE_BAND_PX, LPIPS_NETS, SSIM_VARIANTS
 from ..errors import InputError, ModelNotFoundError
-from ..io import atomic_path, write_text
+from ..io import atomic_path, make_folder, write_text
 from ..lens import Aperture, Lens
 from ..methods import EvalMethod
 from ..metrics import psnr, ssim
@@ -344,7 +344,7 @@ def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options
         raise InputError("out_dir", expected="a folder outside the dataset (results inside it would mix with the "
                          "data, and a later read of the dataset would see them)", got=f"{out} inside {root}",
                          fix="pass out_dir=results/NAME, a folder beside the dataset")
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, argument="out_dir")
     if perceptual is None:
         perceptual = load_perceptual(lpips_net=options.lpips_net)
     perceptual_state = {k: (v if isinstance(v, str) else getattr(v, "name", k)) for k, v in perceptual.items()}

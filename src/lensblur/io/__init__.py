@@ -13,7 +13,7 @@ from .disparity import (
     resize_map,
     write_disparity,
 )
-from .files import atomic_path, check_output_path, list_images, natural_key, write_text
+from .files import atomic_path, check_output_path, list_images, make_folder, natural_key, write_text
 from .image import IMAGE_SUFFIXES, read_display, read_image, read_raw, write_image
 from .mask import read_mask
 from .sheet import contact_sheet
@@ -29,6 +29,7 @@ __all__ = [
     "contact_sheet",
     "depth_to_disparity",
     "list_images",
+    "make_folder",
     "natural_key",
     "preview_image",
     "read_depth",

@@ -36,6 +36,10 @@ def check_output_path(
     out = Path(output)
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
+        blocking = _file_in_the_way(folder)
+        if blocking is not None:
+            raise InputError(argument, expected="a path inside a folder", got=f"{out}, but {blocking} is a file",
+                             fix="choose a path whose parents are folders")
         raise InputError(argument, expected="a path inside an existing folder", got=str(out),
                          fix=f"create the folder first: mkdir -p {folder}")
     if not os.access(folder, os.W_OK):
@@ -53,6 +57,47 @@ def check_output_path(
             raise InputError(argument, expected="a path different from the input", got=str(out),
                              fix="choose another output name, or pass force=True to overwrite the input")
     return out
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The first of ``folder`` and its parents that exists as something other than a folder, if any."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def make_folder(path: str | os.PathLike, *, argument: str = "out") -> Path:
+    """Make the output folder ``path`` (and its parents), or say in one line why it cannot be made.
+
+    Args:
+        path: the folder.
+        argument: the name error messages give it.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`, an existing, writable folder.
+
+    Raises:
+        InputError: a parent is a file, ``path`` is a file, or the folder cannot be made or written in.
+    """
+    folder = Path(path)
+    blocking = _file_in_the_way(folder)
+    if blocking is not None:
+        what = f"{folder} is a file" if blocking == folder else f"{blocking} is a file"
+        raise InputError(argument, expected="a folder path (new or existing)", got=what,
+                         fix="choose a path whose parents are folders")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except PermissionError as exc:
+        raise InputError(argument, expected="a folder lensblur may create", got=f"{folder} (permission denied)",
+                         fix="choose a folder you can write in") from exc
+    except OSError as exc:
+        raise InputError(argument, expected="a folder that can be made", got=f"{folder} ({exc.strerror})",
+                         fix="choose a folder on a writable disk") from exc
+    if not os.access(folder, os.W_OK):
+        raise InputError(argument, expected="a folder lensblur may write in", got=f"{folder} (not writable)",
+                         fix="choose another folder or fix its permissions")
+    return folder
 
 
 def new_mode(directory: bool = False) -> int:

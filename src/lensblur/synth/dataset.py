@@ -33,7 +33,7 @@ import numpy as np
 from .. import __version__
 from .._convert import decode_srgb, encode_gamma, quantize
 from ..errors import InputError
-from ..io.files import atomic_path, new_mode
+from ..io.files import atomic_path, make_folder, new_mode
 from ..io.image import write_image
 from .aperture import aperture_samples, grid_size
 from .layers import LAYERS_FILE, save_layers
@@ -288,7 +288,7 @@ def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (7
         options["preset"] = preset
     manifest = {"generator": "lensblur.synth", "generator_version": GENERATOR_VERSION, "lensblur_version": __version__,
                 "seed": seed, "size": [size[0], size[1]], "count": count, "options": options}
-    root.mkdir(parents=True, exist_ok=True)
+    make_folder(root, argument="out")
     _check_manifest(root, manifest)
     if (root / MANIFEST).is_file():
         manifest["count"] = max(count, int(json.loads((root / MANIFEST).read_text()).get("count", 0)))

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..io.files import make_folder
 from ..lens import Aperture
 from .scene import Scene
 from .tracer import Layer, auto_samples, trace
@@ -148,7 +149,7 @@ def rerender(source: str | os.PathLike, out: str | os.PathLike, *, blur: float |
     if out.resolve() == source.resolve() or (out.exists() and any(out.iterdir())):
         raise InputError("out", expected="a new, empty folder", got=str(out), fix="pass out=FOLDER, a new folder")
     scenes = [_relensed(load_scene(p), blur, focus_disparity, aperture) for p in pairs]   # every check first
-    (out / PAIRS).mkdir(parents=True, exist_ok=True)
+    make_folder(out / PAIRS, argument="out")
     manifest = json.loads((source / MANIFEST).read_text()) if (source / MANIFEST).is_file() else {}
     manifest.update(rerendered_from=str(source.resolve()), count=len(pairs),
                     lens={"blur": blur, "focus_disparity": focus_disparity,

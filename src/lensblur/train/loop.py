@@ -32,6 +32,7 @@ import torch
 
 from .._optional import require
 from ..errors import InputError
+from ..io.files import make_folder
 from .checkpoint import STATE, latest_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
 
 __all__ = ["TrainConfig", "TrainMethod", "TrainResult", "train"]
@@ -231,7 +232,7 @@ def _check_run(run: Path, method, config: TrainConfig, resume: bool) -> None:
             raise InputError("out", expected="the run's own settings to resume it (only steps may change)",
                              got=f"{run} was made with {json.dumps(previous, sort_keys=True)}",
                              fix="resume with the same settings, or train into a new folder")
-    run.mkdir(parents=True, exist_ok=True)
+    make_folder(run, argument="out")
     path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
