@@ -44,7 +44,7 @@ WRITES_A_FOLDER = {"demo", "eval", "synth", "generate", "train"}
 FORMATS = {"depth": ("text", "json"), "focus": ("text", "json"), "metrics": ("text", "json"),
            "synth": ("text", "json"), "focus-report": ("markdown", "json"), "eval": ("markdown", "json"),
            "train": ("text", "json")}
-LONG_RUNNING = {"eval", "synth", "generate", "train"}
+LONG_RUNNING = {"eval", "synth", "generate", "train", "render"}
 
 # Spellings that name different things in different commands, on purpose.
 DIFFERENT_CONCEPTS = {

@@ -316,3 +316,19 @@ def test_rendering_in_blocks_matches_the_whole_frame():
         whole = render_layered(x, d, lens)
         blocks = render_layered(x, d, lens, block=32)   # 3 x 3 blocks of 32 px plus margins
         assert psnr(whole[0].permute(1, 2, 0).numpy(), blocks[0].permute(1, 2, 0).numpy(), data_range=1.0) > 90
+
+
+def test_a_render_reports_its_blocks_to_whoever_listens():
+    """render(...) under reporting(callback) calls back after each block of the layered renderer, with the
+    same result; the other renderers, which do not report, run as usual."""
+    from lensblur.render import reporting
+
+    image, disparity = layered_scene(7, size=96)
+    lens = Lens(0.5, 12.0, Aperture(blades=6))
+    calls = []
+    with reporting(lambda done, total: calls.append((done, total))):
+        out = lensblur.render(image, disparity, lens, block=32)
+        lensblur.render(image, disparity, lens, method="gaussian")
+    total = calls[-1][1]
+    assert total > 1 and calls == [(i, total) for i in range(1, total + 1)]
+    np.testing.assert_array_equal(out, lensblur.render(image, disparity, lens, block=32))

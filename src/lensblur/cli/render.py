@@ -33,6 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                       epilog=EPILOG)
     _args.add_photo(p, help="all-in-focus photo (PNG, JPEG, TIFF, WebP, PFM, EXR, HEIC)")
     _args.add_output(p, folder=False)
+    _args.add_progress(p)
     _args.add_depth_source(p, only=("disparity", "depth", "depth_from", "depth_model", "right", "mask",
                                     "refine_depth", "normalize_disparity", "resize_disparity", "depth_scale",
                                     "depth_range"),
@@ -173,6 +174,28 @@ def _unused(args, method) -> list[str]:
     return [flag for dest, flag in flags.items() if getattr(args, dest, None) is not None]
 
 
+def _predict_with_progress(method, image, disparity, lens, meta, show: bool):
+    """``method.predict`` with a progress bar on stderr (a terminal only, and not with -q/--no-progress) for
+    renderers that report their blocks."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from ..render import reporting
+
+    bar = tqdm(desc="render", unit="block", file=sys.stderr, leave=False, disable=None if show else True)
+
+    def advance(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        with reporting(advance):
+            return method.predict(image, disparity=disparity, lens=lens, meta=meta)
+    finally:
+        bar.close()
+
+
 def run(args) -> int:
     from ..depth import read_photo
     from ..io import check_output_path, write_image
@@ -208,7 +231,7 @@ def run(args) -> int:
     meta = {"path": str(args.photo)}
     if rng is not None:      # a metric range, for methods that read depth in metres (depth-threshold)
         meta["depth_range"] = rng
-    out = method.predict(image, disparity=disparity, lens=lens, meta=meta)
+    out = _predict_with_progress(method, image, disparity, lens, meta, _args.show_progress(args))
     write_image(args.output, out, bits=args.bits)
     seconds = time.perf_counter() - started
     print(f"wrote {args.output} ({image.shape[1]}x{image.shape[0]}, {summary}, {seconds:.2f} s)")

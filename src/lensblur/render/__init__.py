@@ -8,6 +8,9 @@ Methods are looked up by name in :data:`METHODS`; a method is any callable
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import inspect
 from collections.abc import Callable
 from typing import Protocol
 
@@ -19,7 +22,7 @@ from ..color import recover_highlights
 from ..errors import InputError, ShapeError
 from ..lens import Lens
 
-__all__ = ["METHODS", "RenderMethod", "register_method", "render", "render_tensor"]
+__all__ = ["METHODS", "RenderMethod", "register_method", "render", "render_tensor", "reporting"]
 
 
 class RenderMethod(Protocol):
@@ -112,7 +115,29 @@ def render_tensor(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, m
         raise InputError("highlights", expected="a strength in [0, 1]", got=highlights,
                          fix="0 = off, 0.5 = moderate recovery of clipped lights")
     image = recover_highlights(image, strength=highlights)
-    return METHODS[method]()(image, disparity, lens, **options)
+    function = METHODS[method]()
+    report = _PROGRESS.get()
+    if report is not None and "progress" not in options and "progress" in inspect.signature(function).parameters:
+        options["progress"] = report
+    return function(image, disparity, lens, **options)
+
+
+_PROGRESS: contextvars.ContextVar[Callable[[int, int], None] | None] = contextvars.ContextVar("progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting(progress: Callable[[int, int], None]):
+    """Within the block, renders by methods that report their progress (``layered``: its blocks) call
+    ``progress(done, total)`` as they advance; others run as usual. What ``lensblur render`` shows its bar with.
+
+    Args:
+        progress: the callback.
+    """
+    token = _PROGRESS.set(progress)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 def render(image: np.ndarray, disparity: np.ndarray, lens: Lens, *, method: str = "layered",

@@ -50,6 +50,8 @@ The modules, in the order a render uses them:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from ...lens import Lens
@@ -60,7 +62,8 @@ __all__ = ["layer_radii", "render_layered"]
 
 
 def render_layered(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, coarse_radius: float = 12.0,
-                   min_step: float = 1.0, ratio: float = 0.12, block: int = 1536) -> torch.Tensor:
+                   min_step: float = 1.0, ratio: float = 0.12, block: int = 1536,
+                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Render bokeh with the layered model (see the module doc).
 
     Args:
@@ -74,11 +77,12 @@ def render_layered(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, 
         block: frames are rendered in blocks of ``block`` pixels square, each with a margin of twice the
             reach of the largest CoC, so memory stays bounded whatever the size (and layers absent from a
             block cost nothing there).
+        progress: called with ``(blocks done, blocks in all)`` of each frame as its blocks finish, or None.
 
     Returns:
         ``(B, 3, H, W)`` linear RGB, the dtype of ``image``.
     """
     settings = Settings(coarse_radius=coarse_radius, min_step=min_step, ratio=ratio)
-    frames = [render_blocks(image[i:i + 1], disparity[i:i + 1], lens, block, settings)
+    frames = [render_blocks(image[i:i + 1], disparity[i:i + 1], lens, block, settings, progress)
               for i in range(image.shape[0])]
     return frames[0] if len(frames) == 1 else torch.cat(frames)

@@ -10,6 +10,7 @@ what the visible light leaves uncovered. The layers' layout is decided once for 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -40,7 +41,7 @@ __all__ = ["BlurredLayer", "render_blocks", "render_one"]
 
 
 def render_blocks(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, block: int,
-                  settings: Settings) -> torch.Tensor:
+                  settings: Settings, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Render one frame in blocks. What the blocks share is decided for the whole frame: the layers, each
     pixel's position between them, and which blurred layer behind the focus is composited at full size.
 
@@ -50,6 +51,7 @@ def render_blocks(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, bloc
         lens: the lens.
         block: the largest side of a block, pixels (margins excluded).
         settings: the layer spacing and the coarse kernel radius.
+        progress: called with ``(blocks done, blocks in all)`` after each block, or None.
 
     Returns:
         ``(1, 3, H, W)`` linear RGB.
@@ -67,16 +69,21 @@ def render_blocks(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, bloc
     unit = 2 * fill_scale(layer_scale(reach, settings.coarse_radius))
     steps = [_block_step(side, overlap, block, unit) for side in (h, w)]
     if steps[0] >= h and steps[1] >= w:
-        return render_one(image, t, lens, plan, frame=(h, w), origin=(0, 0))
+        out = render_one(image, t, lens, plan, frame=(h, w), origin=(0, 0))
+        if progress is not None:
+            progress(1, 1)
+        return out
     out = torch.empty_like(image)
-    for top in range(0, h, steps[0]):
-        for left in range(0, w, steps[1]):
-            bottom, right = min(h, top + steps[0]), min(w, left + steps[1])
-            y0, y1 = max(0, align(top - overlap, unit)), min(h, bottom + overlap)
-            x0, x1 = max(0, align(left - overlap, unit)), min(w, right + overlap)
-            part = render_one(image[..., y0:y1, x0:x1], t[..., y0:y1, x0:x1], lens, plan, frame=(h, w),
-                              origin=(y0, x0))
-            out[..., top:bottom, left:right] = part[..., top - y0: bottom - y0, left - x0: right - x0]
+    origins = [(top, left) for top in range(0, h, steps[0]) for left in range(0, w, steps[1])]
+    for done, (top, left) in enumerate(origins, 1):
+        bottom, right = min(h, top + steps[0]), min(w, left + steps[1])
+        y0, y1 = max(0, align(top - overlap, unit)), min(h, bottom + overlap)
+        x0, x1 = max(0, align(left - overlap, unit)), min(w, right + overlap)
+        part = render_one(image[..., y0:y1, x0:x1], t[..., y0:y1, x0:x1], lens, plan, frame=(h, w),
+                          origin=(y0, x0))
+        out[..., top:bottom, left:right] = part[..., top - y0: bottom - y0, left - x0: right - x0]
+        if progress is not None:
+            progress(done, len(origins))
     return out
 
 
