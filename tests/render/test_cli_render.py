@@ -180,3 +180,34 @@ def test_render_with_a_metric_exr_depth_map_and_exr_output(files, capsys):
     blur = 0.5 * f * f * s_f / (n * (s_f - f)) * (1 / 1.5 - 1 / 4.0) * 40 / 0.036
     expected = lensblur.render(lensblur.read_image(photo), disparity, Lens(0.35, blur))
     np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_the_camera_comes_from_the_photos_exif(files, capsys):
+    """A phone photo (EXIF: 5.7 mm, 26 mm equivalent, like the iPhone sample) at --f-number 1.4 is rendered
+    with its own small sensor, not a 50 mm lens on 36 mm: the CoC follows the thin-lens formula with the
+    sensor's width from the 35 mm equivalent by diagonal."""
+    import math
+
+    from PIL import Image
+
+    from lensblur.io.camera import FULL_FRAME_DIAGONAL, read_camera
+
+    tmp, photo, disp, _ = files
+    exif = Image.Exif()
+    exif.get_ifd(0x8769).update({0x920A: 5.7, 0xA405: 26, 0x829D: 1.8})
+    phone = tmp / "phone.jpg"
+    Image.open(photo).save(phone, exif=exif, quality=95)
+    camera = read_camera(phone)
+    assert (camera.focal_length, camera.focal_length_35mm, camera.f_number) == (5.7, 26.0, 1.8)
+    sensor = camera.sensor_width(40, 32)
+    assert sensor == pytest.approx(FULL_FRAME_DIAGONAL * 5.7 / 26 * 40 / math.hypot(40, 32))
+    args = ["render", phone, "--disparity", disp, "--depth-range", "1,4", "--focus-disparity", "0.5",
+            "--f-number", "1.4", "--focus-distance", "2", "-o", tmp / "out.png"]
+    code, stdout, err = run_cli(args, capsys)
+    assert code == 0 and "camera: 5.7 mm, sensor" in err and "focal length EXIF, sensor EXIF 35 mm equivalent" in err
+    f, n, s_f = 0.0057, 1.4, 2.0
+    per_disparity = 0.5 * f * f * s_f / (n * (s_f - f)) * (1 / 1.0 - 1 / 4.0) * 40 / (sensor / 1000)
+    assert f"blur {per_disparity:.1f} px" in stdout
+    code, stdout, err = run_cli(args[:-2] + ["--focal-length", "50", "-o", tmp / "o2.png"], capsys)
+    assert "focal length given, sensor default" in err       # a lens given without a sensor: full frame
+    assert read_camera(photo).focal_length is None          # no EXIF: nothing made up

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -126,6 +127,31 @@ def _focus(args, disparity, rng, suggested: float | None = None) -> tuple[float,
     return focus_at_point(disparity, (w / 2, h / 2)), "centre of the frame"
 
 
+def _camera(args, image_shape) -> tuple[float, float, str]:
+    """The focal length and sensor width to render with (the flags', else the photo's EXIF, else a 50 mm lens on
+    a full-frame sensor), and where they came from. The EXIF's sensor goes with the EXIF's lens only."""
+    from ..io.camera import read_camera
+
+    camera = read_camera(args.photo)
+    h, w = image_shape
+    exif_sensor = camera.sensor_width(w, h)
+    focal = args.focal_length if args.focal_length is not None else camera.focal_length or 50.0
+    if args.sensor_width is not None:
+        sensor = args.sensor_width
+    elif args.focal_length is None and exif_sensor is not None:
+        sensor = exif_sensor
+    else:
+        sensor = 36.0
+    focal_from = "given" if args.focal_length is not None else "EXIF" if camera.focal_length else "default"
+    sensor_from = ("given" if args.sensor_width is not None else
+                   "EXIF 35 mm equivalent" if sensor == exif_sensor and exif_sensor is not None else "default")
+    source = f"focal length {focal_from}, sensor {sensor_from}"
+    if args.focal_length is None and camera.focal_length and exif_sensor is None and args.sensor_width is None:
+        log.warning("the EXIF gives a %.3g mm lens but no 35 mm equivalent: assuming a 36 mm sensor, which may "
+                    "blur far more than the camera would; pass --sensor-width", camera.focal_length)
+    return focal, sensor, source
+
+
 def _lens(args, disparity, rng, image_width, suggested_focus=None):
     from ..lens import Lens
 
@@ -145,9 +171,11 @@ def _lens(args, disparity, rng, image_width, suggested_focus=None):
                          got="a map without one", fix="pass --depth (a metric depth map), a photo with "
                          "embedded depth, or --depth-range NEAR,FAR with --disparity")
     distance = args.focus_distance if args.focus_distance is not None else rng.depth(focus)
-    lens = Lens.from_camera(focal_length=args.focal_length, f_number=args.f_number, focus_distance=distance,
-                            sensor_width=args.sensor_width, image_width=image_width, depth_range=rng,
-                            aperture=aperture)
+    focal, sensor, source = _camera(args, disparity.shape)
+    lens = Lens.from_camera(focal_length=focal, f_number=args.f_number, focus_distance=distance,
+                            sensor_width=sensor, image_width=image_width, depth_range=rng, aperture=aperture)
+    print(f"camera: {focal:.3g} mm, sensor {sensor:.3g} mm ({source}), f/{args.f_number:g}, focus {distance:.3g} m",
+          file=sys.stderr)
     if args.focus_distance is None or any(v is not None for v in (args.focus, args.focus_box,
                                                                     args.focus_disparity, args.focus_mask)):
         lens = lens.with_focus(focus)
