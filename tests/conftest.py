@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -23,3 +25,14 @@ def textured(rng) -> np.ndarray:
     base = np.stack([0.5 + 0.4 * np.sin(6 * x), 0.5 + 0.4 * np.cos(5 * y), 0.3 + 0.5 * x * y], axis=-1)
     base[10:30, 20:40] = [0.9, 0.1, 0.2]
     return np.clip(base + rng.normal(0.0, 0.03, base.shape), 0.0, 1.0)
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    """vocab.json + merges.txt of the CLIP ViT-L/14 tokenizer (49408 tokens), from open-clip's BPE file (for the
+    tiny diffusion pipelines of tests/generate and tests/bokehdiff)."""
+    open_clip = pytest.importorskip("open_clip")
+    import diffusion_dummies
+
+    bpe = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
+    return diffusion_dummies.write_clip_tokenizer(tmp_path_factory.mktemp("clip_tokenizer"), bpe)

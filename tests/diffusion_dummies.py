@@ -124,3 +124,18 @@ def sdxl_components(tokenizer_dir: Path, scheduler=None, transformer_layers_per_
             "scheduler": scheduler or ddim(), "vae": vae(), "text_encoder": text_encoder(seed=1),
             "text_encoder_2": text_encoder(with_projection=True, seed=2), "tokenizer": make_tokenizer(tokenizer_dir),
             "tokenizer_2": make_tokenizer(tokenizer_dir), "image_encoder": None, "feature_extractor": None}
+
+
+def sdxl_embed(tokenizers, text_encoders, text: str):
+    """SDXL conditioning of ``text`` computed by hand: the penultimate hidden states of both encoders,
+    concatenated, and the second encoder's projected pooled output."""
+    import torch
+
+    hidden, pooled = [], None
+    for tokenizer, encoder in zip(tokenizers, text_encoders):
+        ids = tokenizer(text, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+        with torch.no_grad():
+            out = encoder(ids, output_hidden_states=True)
+        hidden.append(out.hidden_states[-2])
+        pooled = out[0]
+    return torch.cat(hidden, dim=-1), pooled

@@ -4,21 +4,12 @@ transformer blocks, as RealVisXL's does, so that PISA runs on exactly two layers
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("diffusers", reason="the 'diffusion' extra is not installed")
 torch = pytest.importorskip("torch")
 
 import diffusion_dummies  # tests/ is on sys.path: its conftest.py is the root one
-
-
-@pytest.fixture(scope="session")
-def tokenizer_dir(tmp_path_factory) -> Path:
-    open_clip = pytest.importorskip("open_clip")
-    bpe = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
-    return diffusion_dummies.write_clip_tokenizer(tmp_path_factory.mktemp("clip_tokenizer"), bpe)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import diffusion_dummies  # tests/ is on sys.path: its conftest.py is the root one
 from lensblur.bokehdiff import BokehDiffPipeline, PISAProcessor
 from lensblur.bokehdiff import pipeline as pipeline_module
 from lensblur.bokehdiff.pisa import coc_log_mask, coc_radius, distance_matrix
@@ -46,20 +47,6 @@ def xl(xl_components):
     return build(xl_components)
 
 
-def xl_embed(pipe, text):
-    """SDXL conditioning of ``text`` computed here: penultimate hidden states of both encoders, concatenated,
-    and the second encoder's projected pooled output."""
-    hidden, pooled = [], None
-    for tokenizer, encoder in ((pipe.base.tokenizer, pipe.base.text_encoder),
-                               (pipe.base.tokenizer_2, pipe.base.text_encoder_2)):
-        ids = tokenizer(text, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
-        with torch.no_grad():
-            out = encoder(ids, output_hidden_states=True)
-        hidden.append(out.hidden_states[-2])
-        pooled = out[0]
-    return torch.cat(hidden, dim=-1), pooled
-
-
 # ------------------------------------------------------------------------------------------ 16: one step
 def test_the_one_step_is_the_ddpm_step_from_499_without_noise(xl_components):
     from diffusers import DDPMScheduler
@@ -88,7 +75,8 @@ def test_sdxl_pipeline_equals_the_hand_written_steps(xl):
     vae, unet = xl.base.vae, xl.base.unet
     with torch.no_grad():
         z = vae.encode(x).latent_dist.mode() * vae.config.scaling_factor
-        embeds, pooled = xl_embed(xl, PROMPT)
+        embeds, pooled = diffusion_dummies.sdxl_embed((xl.base.tokenizer, xl.base.tokenizer_2),
+                                                       (xl.base.text_encoder, xl.base.text_encoder_2), PROMPT)
         d = torch.from_numpy(disparity)[None, None]
         cond = {"disparity": d, "coc": 12.0 * (d - 0.5), "generator": torch.Generator().manual_seed(0)}
         added = {"text_embeds": pooled, "time_ids": torch.tensor([[32.0, 32.0, 0.0, 0.0, 32.0, 32.0]])}

@@ -9,8 +9,6 @@ image quality.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("diffusers", reason="the 'diffusion' extra is not installed")
@@ -26,14 +24,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="session")
-def tokenizer_dir(tmp_path_factory) -> Path:
-    """vocab.json + merges.txt of the CLIP ViT-L/14 tokenizer (49408 tokens), from open-clip's BPE file."""
-    open_clip = pytest.importorskip("open_clip")
-    bpe = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
-    return diffusion_dummies.write_clip_tokenizer(tmp_path_factory.mktemp("clip_tokenizer"), bpe)
 
 
 @pytest.fixture

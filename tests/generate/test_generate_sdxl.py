@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+import diffusion_dummies  # tests/ is on sys.path: its conftest.py is the root one
+
 PROMPT = "a cute baby bunny standing on top of a pile of baby carrots under a spot light"
 FOCUS = "a pile of baby carrots under a spot light"
 SETTINGS = {"num_inference_steps": 4, "height": 32, "width": 32, "output_type": "np"}
@@ -28,16 +30,8 @@ def xl_pipe(sdxl_components):
 
 
 def xl_embed(pipe, text: str):
-    """SDXL conditioning of ``text`` computed here: penultimate hidden states of both encoders, concatenated,
-    and the second encoder's projected pooled output."""
-    hidden, pooled = [], None
-    for tokenizer, encoder in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)):
-        ids = tokenizer(text, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
-        with torch.no_grad():
-            out = encoder(ids, output_hidden_states=True)
-        hidden.append(out.hidden_states[-2])
-        pooled = out[0]
-    return torch.cat(hidden, dim=-1), pooled
+    return diffusion_dummies.sdxl_embed((pipe.tokenizer, pipe.tokenizer_2), (pipe.text_encoder, pipe.text_encoder_2),
+                                        text)
 
 
 def test_sigma_one_equals_diffusers_sdxl(xl_pipe):
