@@ -512,7 +512,11 @@ class BokehDiffTrainer:
                              got=f"{accelerator.num_processes} processes", fix="launch on one GPU")
         device = accelerator.device
         self.pipeline.to(device)
-        self.pipeline.prompt_embeddings()           # encoded once on the device; the text encoders then idle
+        self.pipeline.prompt_embeddings()           # the fixed prompt, encoded once on the device
+        for name in ("text_encoder", "text_encoder_2"):     # then the text encoders leave it (the release deletes
+            encoder = getattr(self.pipeline.base, name, None)   # them): about 1.6 GB for SDXL's
+            if encoder is not None:
+                encoder.to("cpu")
         if self.lpips is not None:
             self.lpips.network.to(device)
         if self.discriminator is not None:
