@@ -334,6 +334,12 @@ def test_cli_train_then_render_and_eval_with_the_run(release, tmp_path, capsys, 
     assert {k.split(".")[0] for k in tensors} == {"unet", "vae"}
     assert all(k.startswith("unet.down_blocks.") for k in tensors if k.startswith("unet."))
 
+    from lensblur.bokehdiff.loading import run_pipeline_options
+
+    options = run_pipeline_options(run)          # a render uses the PISA the run was trained with
+    assert options["processor"].occlusion == "paper" and options["processor"].sharpness.hardness == 1e7
+    assert options["layers"] == ("down_blocks.1.attentions.0",) and run_pipeline_options(release.lora) == {}
+
     photo, disparity = data / "pairs" / "000000" / "image.png", data / "pairs" / "000000" / "disparity.png"
     out = tmp_path / "out.png"
     render = ["render", str(photo), "--disparity", str(disparity), "--focus-disparity", "0.5", "--blur", "20",

@@ -527,14 +527,17 @@ def run_vae_encoder(tensors: dict[str, torch.Tensor], vae) -> dict[str, torch.Te
 
 def run_pipeline_options(lora) -> dict:
     """The :class:`~lensblur.bokehdiff.BokehDiffPipeline` settings a training run was trained with (its PISA
-    layers, occlusion convention and distance, timestep and prompt), or ``{}`` when ``lora`` is not a run."""
+    layers, occlusion convention, distance, CoC mask and normalisation, timestep and prompt), or ``{}`` when
+    ``lora`` is not a run."""
     run = find_training_run(lora)
     if run is None:
         return {}
     from .pisa import PISAProcessor
 
     cfg = run.config
-    return {"processor": PISAProcessor.released_inference(occlusion=cfg["occlusion"], distance=cfg["distance"]),
+    pisa = {"occlusion": cfg["occlusion"], "distance": cfg["distance"], "coc_mask": cfg.get("coc_mask", True),
+            "normalize": cfg.get("normalize", "queries")}
+    return {"processor": PISAProcessor.released_inference(**pisa),
             "layers": tuple(cfg["pisa_layers"]), "timestep": int(cfg["timestep"]), "prompt": cfg["prompt"]}
 
 

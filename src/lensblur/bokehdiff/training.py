@@ -64,7 +64,7 @@ from ..errors import InputError
 from .constants import DEFAULT_BASE, PROMPT, TIMESTEP
 from .discriminator import DISCRIMINATORS
 from .losses import EDGE_FORMS, REAL_LABEL
-from .pisa import DEFAULT_LAYERS, DISTANCES, OCCLUSIONS, Sharpness
+from .pisa import DEFAULT_LAYERS, DISTANCES, NORMALIZATIONS, OCCLUSIONS, Sharpness
 
 __all__ = ["COC_CONDITIONINGS", "LORA_SCOPES", "LORA_TARGETS", "RECIPES", "VAE_PARTS", "VAE_TUNINGS",
            "BokehDiffTrainConfig", "BokehDiffTrainer", "ParameterSubset", "cosine_schedule", "lora_target_names",
@@ -125,8 +125,11 @@ class BokehDiffTrainConfig:
             ``convnext_small``, ``convnext_large``), ``"custom"`` (a backbone given in Python) or ``"none"``.
         coc_conditioning: ``"exact"`` or ``"release"`` (see :data:`COC_CONDITIONINGS`).
         pisa_layers: the self-attention layers PISA runs on (names or prefixes).
-        occlusion: PISA's occlusion convention (``"release"``, ``"paper"``, ``"off"``).
+        occlusion: PISA's occlusion convention (``"release"``, ``"paper"``, ``"off"``: the "w/o occlusion"
+            ablation).
         distance: PISA's distance (``"release"``: 51.2 per side; ``"pixels"``).
+        coc_mask: PISA's soft CoC mask (False: the "w/o CoC" ablation).
+        normalize: PISA's softmax over ``"queries"`` (energy conserving) or ``"keys"`` ("w/o SoftmaxQ").
         dropout: PISA's dropout in training (off at inference).
         segments, supersamples: PISA's occlusion samples in training (the release: 5 and 4).
         hardness_start: the soft CoC edge's hardness at the first call (3).
@@ -163,6 +166,8 @@ class BokehDiffTrainConfig:
     pisa_layers: tuple[str, ...] = DEFAULT_LAYERS
     occlusion: str | None = None
     distance: str = "release"
+    coc_mask: bool = True
+    normalize: str = "queries"
     dropout: float | None = None
     segments: int = 5
     supersamples: int = 4
@@ -181,7 +186,7 @@ class BokehDiffTrainConfig:
         object.__setattr__(self, "pisa_layers", layers)
         for name, choices in (("lora_scope", LORA_SCOPES), ("vae_tuning", VAE_TUNINGS), ("edge_loss", EDGE_FORMS),
                               ("discriminator", DISCRIMINATORS), ("coc_conditioning", COC_CONDITIONINGS),
-                              ("occlusion", OCCLUSIONS), ("distance", DISTANCES)):
+                              ("occlusion", OCCLUSIONS), ("distance", DISTANCES), ("normalize", NORMALIZATIONS)):
             if getattr(self, name) not in choices:
                 raise InputError(name, expected=f"one of {', '.join(choices)}", got=getattr(self, name),
                                  fix=f"{name}={choices[0]}")
@@ -207,6 +212,8 @@ class BokehDiffTrainConfig:
         if not (isinstance(self.hardness_start, (int, float)) and self.hardness_start > 1):
             raise InputError("hardness_start", expected="a hardness > 1", got=self.hardness_start,
                              fix="hardness_start=3")
+        if not isinstance(self.coc_mask, bool):
+            raise InputError("coc_mask", expected="True or False", got=self.coc_mask, fix="coc_mask=True")
         if not isinstance(self.base_model, str):
             raise InputError("base_model", expected="a folder, file or Hugging Face id (a string)", got=self.base_model,
                              fix=f"base_model={DEFAULT_BASE}")
@@ -410,7 +417,8 @@ class BokehDiffTrainer:
 
             pipe = load_base(str(diffusion_model) if diffusion_model is not None else cfg.base_model,
                              torch_dtype=torch.float32)
-        processor = PISAProcessor(occlusion=cfg.occlusion, distance=cfg.distance, dropout=cfg.dropout,
+        processor = PISAProcessor(occlusion=cfg.occlusion, distance=cfg.distance, coc_mask=cfg.coc_mask,
+                                  normalize=cfg.normalize, dropout=cfg.dropout,
                                   segments=cfg.segments, supersamples=cfg.supersamples,
                                   sharpness=Sharpness.training(cfg.hardness_start))
         self.pipeline = BokehDiffPipeline(pipe, processor=processor, layers=cfg.pisa_layers, timestep=cfg.timestep,
