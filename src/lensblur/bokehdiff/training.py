@@ -62,7 +62,7 @@ from torch import nn
 
 from ..errors import InputError
 from .constants import DEFAULT_BASE, PROMPT, TIMESTEP
-from .discriminator import DISCRIMINATORS
+from .discriminator import CONVNEXT_CHANNELS, DISCRIMINATORS
 from .losses import EDGE_FORMS, REAL_LABEL
 from .pisa import DEFAULT_LAYERS, DISTANCES, NORMALIZATIONS, OCCLUSIONS, Sharpness
 
@@ -389,13 +389,12 @@ class BokehDiffTrainer:
                  discriminator_weights: str | os.PathLike | None = None,
                  discriminator_backbone: nn.Module | None = None, hub_dir=None, training: bool = True):
         cfg = self.settings = config
-        if (discriminator_backbone is not None) != (cfg.discriminator == "custom"):
+        if training and (discriminator_backbone is not None) != (cfg.discriminator == "custom"):
             raise InputError("discriminator_backbone", expected="a backbone module with discriminator=custom only",
                              got=f"{'a module' if discriminator_backbone is not None else 'none'} with "
                                  f"discriminator={cfg.discriminator}",
                              fix="pass both, or neither (discriminator=convnext_base reads a weights file)")
-        if discriminator_weights is not None and cfg.discriminator not in ("convnext_tiny", "convnext_small",
-                                                                           "convnext_base", "convnext_large"):
+        if discriminator_weights is not None and cfg.discriminator not in CONVNEXT_CHANNELS:
             raise InputError("discriminator_weights", expected="a ConvNeXt weights file with a convnext discriminator",
                              got=f"{discriminator_weights} with discriminator={cfg.discriminator}",
                              fix="drop discriminator_weights, or pick discriminator=convnext_base")
