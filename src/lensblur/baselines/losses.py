@@ -32,13 +32,15 @@ def _check_mode(mode: str) -> str:
     return mode
 
 
-def gan_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "vanilla") -> torch.Tensor:
+def gan_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "vanilla", *,
+             real_label: float = 1.0) -> torch.Tensor:
     """The adversarial loss of a discriminator output against an all-real or all-fake target.
 
     Args:
         logits: discriminator output of any shape, usually ``(B, 1, H', W')`` patch logits.
-        target_is_real: compare with ones (True) or zeros (False).
+        target_is_real: compare with ``real_label`` (True) or zeros (False).
         mode: ``"vanilla"`` (binary cross-entropy on logits) or ``"lsgan"`` (mean squared error).
+        real_label: the target of real images (1; below 1 is one-sided label smoothing, BokehDiff's 0.8).
 
     Returns:
         A scalar tensor: the mean over every element of ``logits``.
@@ -47,7 +49,7 @@ def gan_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "vanilla") 
         InputError: ``mode`` is not vanilla or lsgan.
     """
     _check_mode(mode)
-    target = torch.full_like(logits, 1.0 if target_is_real else 0.0)
+    target = torch.full_like(logits, float(real_label) if target_is_real else 0.0)
     if mode == "vanilla":
         return F.binary_cross_entropy_with_logits(logits, target)
     return F.mse_loss(logits, target)

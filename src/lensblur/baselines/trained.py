@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .._convert import image_to_tensor, tensor_to_image
+from ..bokehdiff.training import BokehDiffTrainConfig, BokehDiffTrainer
 from ..errors import InputError
 from .bggan import BGGAN, BGGANConfig
 from .cyclegan import CycleGAN, CycleGANConfig
@@ -24,7 +25,8 @@ __all__ = ["TRAINABLE", "TrainedMethod", "load_trained"]
 
 # Method name -> (method class, config class).
 TRAINABLE = {"pix2pix": (Pix2Pix, Pix2PixConfig), "cyclegan": (CycleGAN, CycleGANConfig),
-             "bggan": (BGGAN, BGGANConfig), "depth": (DenseDepth, DenseDepthConfig)}
+             "bggan": (BGGAN, BGGANConfig), "depth": (DenseDepth, DenseDepthConfig),
+             "bokehdiff": (BokehDiffTrainer, BokehDiffTrainConfig)}
 
 
 def load_trained(path: str | os.PathLike, *, expected: str | None = None):

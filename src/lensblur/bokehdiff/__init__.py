@@ -4,6 +4,11 @@ The all-in-focus photo is VAE-encoded, taken as the latent at t = 499 without no
 SDXL (or SD 1.x) UNet whose chosen self-attention layers run PISA (:mod:`lensblur.bokehdiff.pisa`), stepped to
 ``z0 = (z - sqrt(1 - abar) eps) / sqrt(abar)`` and decoded. ``BokehDiffPipeline`` (diffusers' components) and
 the loaders import diffusers on first access, so ``import lensblur.bokehdiff`` stays light.
+
+Training (:mod:`lensblur.bokehdiff.training`, ``lensblur train bokehdiff``): ``BokehDiffTrainer`` on the shared
+loop, its settings ``BokehDiffTrainConfig`` (the paper's and the release's recipes), the losses
+(:mod:`~lensblur.bokehdiff.losses`), the ConvNeXt discriminator (:mod:`~lensblur.bokehdiff.discriminator`) and
+the training view ``BokehDiffPairs`` (:mod:`~lensblur.bokehdiff.pairs`).
 """
 
 from __future__ import annotations
@@ -16,14 +21,18 @@ __all__ = [
     "PROMPT",
     "TIMESTEP",
     "BokehDiffOutput",
+    "BokehDiffPairs",
     "BokehDiffPipeline",
+    "BokehDiffTrainConfig",
+    "BokehDiffTrainer",
     "PISAProcessor",
     "Sharpness",
     "install_pisa",
 ]
 
 _LAZY = {"BokehDiffPipeline": "pipeline", "BokehDiffOutput": "pipeline", "PISAProcessor": "pisa",
-         "Sharpness": "pisa", "install_pisa": "pisa"}
+         "Sharpness": "pisa", "install_pisa": "pisa", "BokehDiffTrainer": "training",
+         "BokehDiffTrainConfig": "training", "BokehDiffPairs": "pairs"}
 
 
 def __getattr__(name: str):

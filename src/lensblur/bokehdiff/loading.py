@@ -6,6 +6,10 @@ Everything comes from a local path or the Hugging Face cache, never the network.
 VAE encoder is checked tensor by tensor against the base model before anything is applied, so one made for
 another base is refused with one message instead of diffusers' partial load or shape dump. The pickle is read
 with ``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers.
+
+A ``lensblur train bokehdiff`` run loads the same way (:func:`find_training_run`): its checkpoint holds the
+UNet LoRA and the VAE encoder's trained tensors (or, trained by LoRA, the encoder's LoRA, merged into the base
+VAE on loading), and records the base model and the PISA settings it was trained with.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,15 +30,23 @@ __all__ = [
     "BASE_HOW_TO_GET",
     "LORA_HOW_TO_GET",
     "VAE_ENCODER_HOW_TO_GET",
+    "TrainingRun",
+    "apply_unet_lora",
     "apply_vae_encoder",
     "convert_to_safetensors",
     "find_lora",
+    "find_training_run",
     "find_vae_encoder",
+    "load_base",
     "load_bokehdiff",
     "load_lora",
+    "lora_delta",
     "read_vae_encoder",
     "resolve_device",
     "resolve_dtype",
+    "run_pipeline_options",
+    "run_unet_lora",
+    "run_vae_encoder",
 ]
 
 logger = logging.getLogger(__name__)
@@ -251,7 +264,27 @@ def load_lora(pipe, path: Path) -> int:
         raise ModelNotFoundError(f"A readable LoRA at {str(path)!r}", looked_in=[str(path)],
                                  how_to_get=f"diffusers could not read it ({type(exc).__name__}: "
                                             f"{_first_line(exc)}); {LORA_HOW_TO_GET}") from exc
-    unet_state = _unet_keys(state)
+    if alphas:
+        logger.warning("LoRA %s: its alphas are not used (scale 1, as BokehDiff's rank-8, alpha-8 LoRA)", path)
+    return apply_unet_lora(pipe, _unet_keys(state), str(path))
+
+
+def apply_unet_lora(pipe, unet_state: dict[str, torch.Tensor], source: str) -> int:
+    """Check a UNet LoRA (peft names without the ``unet.`` prefix: ``<module>.lora_A.weight``) against
+    ``pipe``'s UNet and load it (scale 1), checking that every layer it adapts was adapted.
+
+    Args:
+        pipe: a diffusers Stable Diffusion (XL) pipeline.
+        unet_state: the LoRA's tensors.
+        source: where they came from, for messages.
+
+    Returns:
+        The number of UNet layers adapted.
+
+    Raises:
+        InputError: tensors that fit no layer of this UNet, or a LoRA diffusers does not load whole.
+    """
+    path = source
     bad, names = _misfits(unet_state, pipe.unet)
     if not names or bad:
         got = f"{path}: no UNet LoRA tensors" if not names else \
@@ -260,8 +293,6 @@ def load_lora(pipe, path: Path) -> int:
                                           f"SDXL, trained on {DEFAULT_BASE})", got=got,
                          fix=f"pass the base model the LoRA was trained on (model={DEFAULT_BASE}), or a LoRA "
                              f"trained on this base model")
-    if alphas:
-        logger.warning("LoRA %s: its alphas are not used (scale 1, as BokehDiff's rank-8, alpha-8 LoRA)", path)
     before = set(getattr(pipe.unet, "peft_config", {}) or {})
     pipe.load_lora_weights({f"unet.{k}": v for k, v in unet_state.items()})
     added = [a for a in (getattr(pipe.unet, "peft_config", {}) or {}) if a not in before]
@@ -343,13 +374,43 @@ def _quiet():
                 lib.enable_progress_bar()
 
 
-def load_bokehdiff(model=None, *, lora=None, vae_encoder="auto", torch_dtype=None, device=None):
-    """The base model's diffusers pipeline with BokehDiff's LoRA and VAE encoder, on ``device``.
+def load_base(model=None, *, torch_dtype=None, how_to_get: str = BASE_HOW_TO_GET):
+    """The base model's diffusers text-to-image pipeline (local files and the Hugging Face cache only), loaded
+    quietly.
 
     Args:
         model: a diffusers folder, single-file checkpoint or cached id (default ``SG161222/RealVisXL_V5.0``).
-        lora: a LoRA file, folder or cached id (default ``zcx65535/bokehdiff``).
-        vae_encoder: a file, ``"auto"`` (beside the LoRA) or ``"none"``.
+        torch_dtype: the weights' dtype.
+        how_to_get: the advice of the error when it is missing.
+
+    Returns:
+        A ``StableDiffusionXLPipeline`` or ``StableDiffusionPipeline``.
+
+    Raises:
+        ModelNotFoundError: the model is not there.
+    """
+    from ..generate.loading import HOW_TO_GET, load_text_to_image
+
+    with _quiet():
+        try:
+            return load_text_to_image(model if model is not None else DEFAULT_BASE, torch_dtype=torch_dtype)
+        except ModelNotFoundError as exc:
+            raise ModelNotFoundError(exc.what, looked_in=exc.looked_in,
+                                     how_to_get=exc.how_to_get.replace(HOW_TO_GET, how_to_get)) from exc
+
+
+def load_bokehdiff(model=None, *, lora=None, vae_encoder="auto", torch_dtype=None, device=None):
+    """The base model's diffusers pipeline with BokehDiff's LoRA and VAE encoder, on ``device``.
+
+    ``lora`` may also name a ``lensblur train bokehdiff`` run (its folder, ``RUN/last.safetensors`` or a
+    ``RUN/step-N/model.safetensors``): its UNet LoRA and VAE-encoder tensors are read from the checkpoint, and
+    the base model defaults to the one the run recorded (:func:`find_training_run`).
+
+    Args:
+        model: a diffusers folder, single-file checkpoint or cached id (default ``SG161222/RealVisXL_V5.0``, or
+            the run's base model).
+        lora: a LoRA file, folder or cached id (default ``zcx65535/bokehdiff``), or a training run.
+        vae_encoder: a file, ``"auto"`` (beside the LoRA, or the run's) or ``"none"``.
         torch_dtype: the UNet's and text encoders' dtype (the VAE stays float32 where diffusers' config asks
             for it in half precision).
         device: see :func:`resolve_device`.
@@ -361,27 +422,149 @@ def load_bokehdiff(model=None, *, lora=None, vae_encoder="auto", torch_dtype=Non
         ModelNotFoundError: the base model, LoRA or VAE encoder is not there.
         InputError: weights for another base model, or a bad device or dtype.
     """
-    from ..generate.loading import HOW_TO_GET, load_text_to_image
-
     device = resolve_device(device)
     dtype = resolve_dtype(torch_dtype, device)
-    lora_file = find_lora(lora)
-    encoder_file = find_vae_encoder(vae_encoder, lora_file)
-    logger.info("loading %s with the LoRA %s", model if model is not None else DEFAULT_BASE, lora_file)
-    with _quiet():
-        try:
-            pipe = load_text_to_image(model if model is not None else DEFAULT_BASE, torch_dtype=dtype)
-        except ModelNotFoundError as exc:
-            raise ModelNotFoundError(exc.what, looked_in=exc.looked_in,
-                                     how_to_get=exc.how_to_get.replace(HOW_TO_GET, BASE_HOW_TO_GET)) from exc
-        load_lora(pipe, lora_file)
-    if encoder_file is not None:
-        count = apply_vae_encoder(pipe.vae, read_vae_encoder(encoder_file), str(encoder_file))
-        logger.info("VAE encoder %s: %d tensors", encoder_file, count)
+    run = find_training_run(lora)
+    if run is not None:
+        pipe = _load_run(run, model, vae_encoder, dtype)
+    else:
+        lora_file = find_lora(lora)
+        encoder_file = find_vae_encoder(vae_encoder, lora_file)
+        logger.info("loading %s with the LoRA %s", model if model is not None else DEFAULT_BASE, lora_file)
+        pipe = load_base(model, torch_dtype=dtype)
+        with _quiet():
+            load_lora(pipe, lora_file)
+        if encoder_file is not None:
+            count = apply_vae_encoder(pipe.vae, read_vae_encoder(encoder_file), str(encoder_file))
+            logger.info("VAE encoder %s: %d tensors", encoder_file, count)
     if dtype == torch.float16 and getattr(pipe.vae.config, "force_upcast", False):
         pipe.vae.to(torch.float32)
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+# ------------------------------------------------------------------------------------------ training runs
+@dataclass(frozen=True)
+class TrainingRun:
+    """A ``lensblur train bokehdiff`` checkpoint.
+
+    Args:
+        path: its weights file.
+        config: the trainer's recorded settings (:class:`~lensblur.bokehdiff.training.BokehDiffTrainConfig`).
+        step: the optimisation steps it holds.
+    """
+
+    path: Path
+    config: dict
+    step: int
+
+
+def find_training_run(lora) -> TrainingRun | None:
+    """The ``lensblur train bokehdiff`` checkpoint that ``lora`` names, or None when it names anything else.
+
+    Args:
+        lora: a run folder (its ``last.safetensors``), or a ``.safetensors`` weights file of a run.
+
+    Returns:
+        The run, or None for a LoRA file, a LoRA folder or a Hugging Face id.
+
+    Raises:
+        InputError: a lensblur checkpoint of another method.
+    """
+    if lora is None:
+        return None
+    from ..train.checkpoint import LAST, read_metadata
+
+    path = Path(str(lora)).expanduser()
+    if path.is_dir():
+        path = path / LAST
+    if not (path.is_file() and path.suffix.lower() == ".safetensors"):
+        return None
+    try:
+        meta = read_metadata(path)
+    except InputError:          # not a lensblur checkpoint: a LoRA file
+        return None
+    if meta["method"] != "bokehdiff":
+        raise InputError("lora", expected="a LoRA, or a checkpoint of lensblur train bokehdiff",
+                         got=f"{path}, a {meta['method']} checkpoint",
+                         fix="pass the bokehdiff run's folder or its last.safetensors")
+    return TrainingRun(path=path, config=meta["config"], step=meta["step"])
+
+
+_ADAPTER = re.compile(r"\.(lora_A|lora_B)\.[^.]+\.weight$")
+
+
+def run_unet_lora(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A run's UNet LoRA under peft's names (``<module>.lora_A.weight``): its ``unet.`` tensors without the
+    adapter's name."""
+    return {_ADAPTER.sub(r".\1.weight", k[len("unet."):]): v for k, v in tensors.items() if k.startswith("unet.")}
+
+
+def lora_delta(lora_a: torch.Tensor, lora_b: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """The weight change ``scale * B A`` of a peft LoRA pair: ``(out, r) @ (r, in)`` for a linear layer; for a
+    convolution (A of the layer's kernel, B 1x1) the kernel ``sum_r B[o, r] A[r, i, y, x]``."""
+    if lora_a.ndim == 2:
+        return scale * lora_b @ lora_a
+    return scale * torch.einsum("or,riyx->oiyx", lora_b[:, :, 0, 0], lora_a)
+
+
+def run_vae_encoder(tensors: dict[str, torch.Tensor], vae) -> dict[str, torch.Tensor]:
+    """A run's VAE-encoder tensors under ``AutoencoderKL``'s names: the fine-tuned tensors as they are, and each
+    LoRA-adapted layer's weight merged into ``vae``'s own (scale 1: rank = alpha)."""
+    own = {k[len("vae."):]: v for k, v in tensors.items() if k.startswith("vae.")}
+    plain = {k: v for k, v in own.items() if not _ADAPTER.search(k)}
+    base = vae.state_dict()
+    merged = {}
+    for key, a in own.items():
+        if ".lora_A." in key:
+            module = key.split(".lora_A.")[0]
+            b = own[key.replace(".lora_A.", ".lora_B.")]
+            weight = base[f"{module}.weight"]
+            merged[f"{module}.weight"] = weight + lora_delta(a.to(weight), b.to(weight))
+    return {**plain, **merged}
+
+
+def run_pipeline_options(lora) -> dict:
+    """The :class:`~lensblur.bokehdiff.BokehDiffPipeline` settings a training run was trained with (its PISA
+    layers, occlusion convention, distance, CoC mask and normalisation, timestep and prompt), or ``{}`` when
+    ``lora`` is not a run."""
+    run = find_training_run(lora)
+    if run is None:
+        return {}
+    from .pisa import PISAProcessor
+
+    cfg = run.config
+    pisa = {"occlusion": cfg["occlusion"], "distance": cfg["distance"], "coc_mask": cfg.get("coc_mask", True),
+            "normalize": cfg.get("normalize", "queries")}
+    return {"processor": PISAProcessor.released_inference(**pisa),
+            "layers": tuple(cfg["pisa_layers"]), "timestep": int(cfg["timestep"]), "prompt": cfg["prompt"]}
+
+
+def _load_run(run: TrainingRun, model, vae_encoder, dtype):
+    recorded = run.config.get("base_model") or None
+    base = model if model is not None else recorded
+    if base is None:
+        raise ModelNotFoundError(f"The base model of the training run {run.path}", looked_in=["(none recorded)"],
+                                 how_to_get="pass the base model the run was trained on: model=PATH (on the "
+                                            "command line --diffusion-model PATH)")
+    how = (f"the run {run.path} was trained on {recorded}: pass where that base model is now, model=PATH (on the "
+           f"command line --diffusion-model PATH)" if recorded else BASE_HOW_TO_GET)
+    own_encoder = vae_encoder is None or str(vae_encoder) == "auto"
+    encoder_file = None if own_encoder else find_vae_encoder(vae_encoder)      # checked before the base loads
+    logger.info("loading %s with the trained run %s (step %d)", base, run.path, run.step)
+    pipe = load_base(base, torch_dtype=dtype, how_to_get=how)
+    safetensors = require("safetensors.torch", extra="diffusion", feature=FEATURE, package="safetensors")
+    tensors = safetensors.load_file(str(run.path))
+    with _quiet():
+        apply_unet_lora(pipe, run_unet_lora(tensors), str(run.path))
+    if own_encoder:
+        state, source = run_vae_encoder(tensors, pipe.vae), str(run.path)
+    else:
+        state, source = (read_vae_encoder(encoder_file), str(encoder_file)) if encoder_file is not None else ({}, "")
+    if state:
+        count = apply_vae_encoder(pipe.vae, state, source)
+        logger.info("VAE encoder from %s: %d tensors", source, count)
     return pipe
 
 

@@ -209,7 +209,9 @@ class BokehDiffPipeline:
         Args:
             model: a diffusers folder, single-file checkpoint or cached Hugging Face id (default
                 ``SG161222/RealVisXL_V5.0``).
-            lora: the LoRA: a ``.safetensors`` file, a folder or a cached id (default ``zcx65535/bokehdiff``).
+            lora: the LoRA: a ``.safetensors`` file, a folder or a cached id (default ``zcx65535/bokehdiff``), or
+                a ``lensblur train bokehdiff`` run (its folder or a checkpoint), whose recorded base model and
+                PISA settings then become the defaults.
             vae_encoder: the partial VAE-encoder state dict (``.ckpt`` or ``.safetensors``); ``"auto"`` looks
                 next to the LoRA, ``"none"`` keeps the base model's encoder.
             torch_dtype: the UNet's and text encoders' dtype (float32 by default, as released).
@@ -223,10 +225,10 @@ class BokehDiffPipeline:
             ModelNotFoundError: a model file is missing (where lensblur looked, how to get it).
             InputError: a LoRA or VAE encoder made for another base model, a bad device or dtype.
         """
-        from .loading import load_bokehdiff
+        from .loading import load_bokehdiff, run_pipeline_options
 
         pipe = load_bokehdiff(model, lora=lora, vae_encoder=vae_encoder, torch_dtype=torch_dtype, device=device)
-        return cls(pipe, **options)
+        return cls(pipe, **{**run_pipeline_options(lora), **options})
 
     # -- diffusers-style plumbing ---------------------------------------------------------------------------
     @property

@@ -4,7 +4,7 @@
   so that every command reads a box or a size the same way;
 * :func:`command`, the header every subcommand's parser starts from;
 * argument groups: :func:`add_photo`, :func:`add_depth_source`, :func:`add_lens` (focus, blur, camera,
-  aperture), :func:`add_output` (``-o/--output``: a file where the command writes one file, a folder where it
+  aperture), :func:`add_diffusion` (the diffusion method's model, LoRA, device...), :func:`add_output` (``-o/--output``: a file where the command writes one file, a folder where it
   writes several), :func:`add_format` (``--format``), :func:`add_progress` (``--no-progress``, ``-q/--quiet``);
 * hidden aliases: an old spelling still parses, for one release, to the same value as the new one, is left out
   of ``--help`` and prints a deprecation note on stderr when used;
@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 __all__ = [
+    "DIFFUSION_OPTIONS",
     "FORMATS",
     "PYTHON_NAMES",
     "add_depth_source",
+    "add_diffusion",
     "add_format",
     "add_lens",
     "add_output",
@@ -33,6 +35,9 @@ __all__ = [
     "box",
     "cli_message",
     "command",
+    "diffusion_error",
+    "diffusion_flag",
+    "diffusion_options",
     "flag_for",
     "floats",
     "in_flags",
@@ -278,6 +283,60 @@ def add_threshold(parser) -> dict[str, argparse.Action]:
     """The depth-threshold method's options (``--threshold``, ``--threshold-sigma``, ``--threshold-feather``),
     None unless given, so that they reach :func:`lensblur.methods.get_method` only when asked for."""
     return _add_flags(parser, "depth-threshold method", _THRESHOLD, None, None, None)
+
+
+# ------------------------------------------------------------------------------------------ diffusion methods
+_DIFFUSION = {
+    "diffusion_model": _flag("--diffusion-model", metavar="PATH_OR_ID",
+                             help="base model: a diffusers folder, a single-file checkpoint or a Hugging Face id in "
+                                  "the cache (default SG161222/RealVisXL_V5.0; for a lensblur train run, the one it "
+                                  "recorded)"),
+    "lora": _flag("--lora", metavar="PATH_OR_ID",
+                  help="the LoRA: a .safetensors file, a folder, a cached id (default zcx65535/bokehdiff), or a "
+                       "lensblur train bokehdiff run (its folder or RUN/last.safetensors)"),
+    "vae_encoder": _flag("--vae-encoder", metavar="FILE",
+                         help="the partial VAE encoder, .ckpt or .safetensors (default: beside the LoRA, or the "
+                              "run's; none: the base model's)"),
+    "device": _flag("--device", help="auto (cuda if available, default), cpu, cuda, cuda:1, mps"),
+    "dtype": _flag("--dtype", choices=("float32", "float16", "bfloat16"),
+                   help="precision of the UNet (default float32, as released)"),
+    "tile": _flag("--tile", choices=("auto", "always", "never"),
+                  help="512-px tiles: auto (above two tiles' area, default), always, never"),
+}
+
+DIFFUSION_OPTIONS = {"model": "diffusion_model", "lora": "lora", "vae_encoder": "vae_encoder", "device": "device",
+                     "dtype": "dtype", "tile": "tile"}
+"""The diffusion method's options (``lensblur.bokehdiff.method.bokehdiff``'s Python names) -> their flags'
+``dest``. ``model`` is the depth model's Python name elsewhere, so errors about it are renamed here."""
+
+
+def diffusion_flag(name: str) -> tuple[str, dict]:
+    """One diffusion flag's spelling and ``add_argument`` keywords (for a command that adds it on its own)."""
+    flags, _, kwargs = _DIFFUSION[name]
+    return flags[0], dict(kwargs)
+
+
+def add_diffusion(parser) -> dict[str, argparse.Action]:
+    """The diffusion method's group (``--diffusion-model``, ``--lora``, ``--vae-encoder``, ``--device``,
+    ``--dtype``, ``--tile``), None unless given, so that they reach the method only when asked for."""
+    return _add_flags(parser, "diffusion method (bokehdiff)", _DIFFUSION, None, None, None)
+
+
+def diffusion_options(args) -> dict:
+    """The diffusion flags given, under the method's Python names (:data:`DIFFUSION_OPTIONS`)."""
+    return {name: getattr(args, dest) for name, dest in DIFFUSION_OPTIONS.items() if getattr(args, dest, None) is not None}
+
+
+def diffusion_error(exc):
+    """An :class:`~lensblur.errors.InputError` about a diffusion option, named by its flag (``--diffusion-model``
+    for ``model``, with ``model=`` in its fix as ``diffusion_model=``); other errors are returned as they are."""
+    from ..errors import InputError
+
+    if not isinstance(exc, InputError) or exc.argument not in DIFFUSION_OPTIONS:
+        return exc
+    flag = _DIFFUSION[DIFFUSION_OPTIONS[exc.argument]].names[0]
+    fix = re.sub(r"(?<![\w-])model=", "diffusion_model=", exc.fix) if exc.fix else exc.fix
+    return InputError(flag, expected=exc.expected, got=exc.got, fix=fix)
 
 
 # ------------------------------------------------------------------------------------------ output

@@ -21,6 +21,8 @@ examples:
   lensblur eval --method layered --dataset ebb --split heldout --root EBB/ -o results/ \\
       --disparity-dir EBB-disparity/ --normalize-disparity --blur 20 --focus-disparity 0.9
   lensblur eval --method scatter --dataset blb --level 5 --root BLB/ -o results/ --limit 5
+  lensblur eval --method bokehdiff --dataset ebb-val294 --root EBB/ -o results/ --align-exposure --device cuda
+  lensblur eval --method bokehdiff --dataset synth --root data/synth-bd-val -o results/ --lora runs/bd1
 
 Each run writes DIR/<dataset>[-<split/level>]-<method>[-aligned[-PROTOCOL]][-<ssim/display/lpips-net>]/
 (the scoring choices other than the defaults) with per_image.csv (resumable: rerun the same command to
@@ -39,11 +41,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            epilog=_EPILOG)
     parser.add_argument("--method", required=True,
                         help="identity, a renderer (layered, scatter, gaussian, ...), depth-threshold (on the "
-                             "dataset's disparity, or with --checkpoint on a trained depth network's), or a "
-                             "trained pix2pix or cyclegan")
+                             "dataset's disparity, or with --checkpoint on a trained depth network's), a "
+                             "trained pix2pix or cyclegan, or bokehdiff (with the diffusion flags)")
     parser.add_argument("--checkpoint", metavar="FILE",
                         help="a trained method's checkpoint (RUN/last.safetensors of lensblur train)")
     _args.add_threshold(parser)
+    _args.add_diffusion(parser)
     parser.add_argument("--dataset", required=True, help="synth, ebb, ebb-val294, blb")
     parser.add_argument("--root", required=True, help="the dataset folder")
     _args.add_output(parser, folder=True, old=("--out",), help="results folder (one subfolder per run)")
@@ -128,8 +131,15 @@ def run(args) -> int:
                           align_exposure=args.align_exposure, limit=args.limit, workers=args.workers,
                           edge_band=args.edge_band, progress=_args.show_progress(args), ssim=args.ssim,
                           display=args.display, lpips_net=args.lpips_net)
-    method = get_method(args.method, argument="--method", checkpoint=args.checkpoint, threshold=args.threshold,
-                        sigma=args.threshold_sigma, feather=args.threshold_feather)
+    try:
+        method = get_method(args.method, argument="--method", checkpoint=args.checkpoint, threshold=args.threshold,
+                            sigma=args.threshold_sigma, feather=args.threshold_feather,
+                            **_args.diffusion_options(args))
+    except InputError as exc:
+        renamed = _args.diffusion_error(exc)
+        if renamed is exc:
+            raise
+        raise renamed from exc
     dataset = open_dataset(args.dataset, args.root, argument="--dataset", **_dataset_options(args))
     out_root = Path(args.output)
     if out_root.exists() and not out_root.is_dir():
@@ -137,6 +147,7 @@ def run(args) -> int:
     settings = {"root": str(Path(args.root).resolve()), "dataset_options": _dataset_options(args)}
     if args.checkpoint:     # a rerun with another checkpoint is another run (run.json refuses to mix them)
         settings["checkpoint"] = str(Path(args.checkpoint).resolve())
+    settings.update({f"diffusion_{k}": str(v) for k, v in _args.diffusion_options(args).items()})
     summary = evaluate(dataset, method, out_root / _run_name(args), dataset_name=args.dataset, options=options,
                        perceptual=load_perceptual(lpips_net=args.lpips_net),
                        settings=settings)

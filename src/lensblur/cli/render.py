@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 import time
 from pathlib import Path
@@ -45,23 +44,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     o.add_argument("--method", default="layered",
                    help="layered (default), scatter (slow reference), gaussian, depth-threshold (the third "
                         "paper's blur beyond a depth threshold), a trained method with --checkpoint (pix2pix, "
-                        "cyclegan), or bokehdiff (one-step diffusion); see lensblur.methods")
+                        "cyclegan), or bokehdiff (one-step diffusion; --lora takes a lensblur train bokehdiff run "
+                        "too); see lensblur.methods")
     o.add_argument("--checkpoint", help="a trained method's weights (RUN/last.safetensors of lensblur train; for "
                                         "depth-threshold a depth run, whose network then gives the depth)")
-    d = p.add_argument_group("diffusion method (bokehdiff)")
-    d.add_argument("--diffusion-model", metavar="PATH_OR_ID",
-                   help="base model: a diffusers folder, a single-file checkpoint or a Hugging Face id in the cache "
-                        "(default SG161222/RealVisXL_V5.0)")
-    d.add_argument("--lora", metavar="PATH_OR_ID",
-                   help="the LoRA: a .safetensors file, a folder or a cached id (default zcx65535/bokehdiff)")
-    d.add_argument("--vae-encoder", metavar="FILE",
-                   help="the partial VAE encoder, .ckpt or .safetensors (default: beside the LoRA; none: the base "
-                        "model's)")
-    d.add_argument("--device", help="auto (cuda if available, default), cpu, cuda, cuda:1, mps")
-    d.add_argument("--dtype", choices=("float32", "float16", "bfloat16"),
-                   help="precision of the UNet (default float32, as released)")
-    d.add_argument("--tile", choices=("auto", "always", "never"),
-                   help="512-px tiles: auto (above two tiles' area, default), always, never")
+    _args.add_diffusion(p)
     o.add_argument("--bits", type=int, default=8, choices=[8, 16], help="bits per channel for PNG/TIFF")
     o.add_argument("--force", action="store_true", help="allow overwriting an input file")
     _args.add_threshold(p)
@@ -182,11 +169,6 @@ def _lens(args, disparity, rng, image_width, suggested_focus=None):
     return lens, f"{how}, {distance:.3g} m"
 
 
-# A method option -> the flag that feeds it, where the two are spelled differently (``model`` is the depth
-# model's Python name elsewhere in render, so errors about it must name the flag here).
-_METHOD_OPTIONS = {"model": ("diffusion_model", "--diffusion-model"), "lora": ("lora", "--lora"),
-                   "vae_encoder": ("vae_encoder", "--vae-encoder"), "device": ("device", "--device"),
-                   "dtype": ("dtype", "--dtype"), "tile": ("tile", "--tile")}
 _DEPTH_FLAGS = {"disparity": "--disparity", "depth": "--depth", "depth_from": "--depth-from",
                 "depth_model": "--depth-model", "right": "--right", "mask": "--mask"}
 _LENS_FLAGS = {"blur": "--blur", "f_number": "--f-number", "focus": "--focus", "focus_box": "--focus-box",
@@ -232,16 +214,16 @@ def run(args) -> int:
     inputs = [args.photo, args.disparity, args.depth, args.right, args.mask, args.focus_mask, args.checkpoint,
               args.lora, args.vae_encoder]
     check_output_path(args.output, inputs=inputs, force=args.force)
-    options = {name: getattr(args, dest) for name, (dest, _) in _METHOD_OPTIONS.items()}
     try:
         method = get_method(args.method, argument="--method", checkpoint=args.checkpoint,
                             highlights=args.highlights or None, threshold=args.threshold,
-                            sigma=args.threshold_sigma, feather=args.threshold_feather, **options)
+                            sigma=args.threshold_sigma, feather=args.threshold_feather,
+                            **_args.diffusion_options(args))
     except InputError as exc:
-        if exc.argument not in _METHOD_OPTIONS:
+        renamed = _args.diffusion_error(exc)
+        if renamed is exc:
             raise
-        fix = re.sub(r"(?<![\w-])model=", "diffusion_model=", exc.fix) if exc.fix else exc.fix
-        raise InputError(_METHOD_OPTIONS[exc.argument][1], expected=exc.expected, got=exc.got, fix=fix) from exc
+        raise renamed from exc
     unused = _unused(args, method)
     if unused:
         log.warning("%s does not read %s: ignored", args.method, ", ".join(unused))

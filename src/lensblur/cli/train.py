@@ -129,6 +129,33 @@ register_trainer("bggan", Trainer(_bggan, flags=("num_downs", "lr", "ngf", "d_la
                                                  "vgg_weights"),
                                   options=lambda args: {"vgg_weights": args.vgg_weights}))
 
+def _bokehdiff(args) -> Any:
+    from ..bokehdiff.constants import DEFAULT_BASE
+    from ..bokehdiff.training import BokehDiffTrainConfig
+
+    base = args.diffusion_model or DEFAULT_BASE
+    if Path(base).expanduser().exists():        # a local model is recorded by its absolute path, for renders
+        base = str(Path(base).expanduser().resolve())
+    given = {"recipe": args.recipe or "released", "base_model": base, "total_steps": args.steps, "lr": args.lr,
+             "discriminator": args.discriminator, "edge_loss": args.edge_loss}
+    if args.no_lpips:
+        given["lpips_weight"] = 0.0
+    return BokehDiffTrainConfig(**{k: v for k, v in given.items() if v is not None})
+
+
+def _bokehdiff_data(dataset, args) -> Any:
+    """BokehDiff's view: random crops with the release's flips and exposure scaling, and PISA's inputs."""
+    from ..bokehdiff.pairs import BokehDiffPairs
+
+    return BokehDiffPairs(dataset, args.crop)
+
+
+register_trainer("bokehdiff", Trainer(_bokehdiff, data=_bokehdiff_data,
+                                      flags=("diffusion_model", "recipe", "lr", "no_lpips", "discriminator",
+                                             "discriminator_weights", "edge_loss"),
+                                      options=lambda args: {"diffusion_model": args.diffusion_model,
+                                                            "discriminator_weights": args.discriminator_weights}))
+
 # The method-specific flags: argparse name -> (flag, add_argument keywords). Every flag's default is None
 # (not given); a switch is action="store_true", which then reads None or True.
 _METHOD_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -158,6 +185,23 @@ _METHOD_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "vgg_weights": ("--vgg-weights", {"metavar": "PATH", "help": "ImageNet VGG-19 weights (safetensors or "
                                                                  "torchvision .pth; default: the torch hub cache's "
                                                                  "vgg19-dcbba9e9.pth)"}),
+    "diffusion_model": _args.diffusion_flag("diffusion_model"),
+    "recipe": ("--recipe", {"choices": ("released", "paper"),
+                            "help": "released (default: the release's whole-UNet LoRA, encoder fine-tuned at 0.1x, "
+                                    "5e-5, GAN 0.1 after 30k steps) or paper (down-block LoRA, encoder LoRA, 1e-4, GAN "
+                                    "0.5 from the start, the Sobel edge loss); see docs/bokehdiff.md"}),
+    "no_lpips": ("--no-lpips", {"action": "store_true", "help": "train without the LPIPS-VGG term (no VGG-16 "
+                                                                "weights needed)"}),
+    "discriminator": ("--discriminator", {"choices": ("convnext_base", "convnext_tiny", "convnext_small",
+                                                      "convnext_large", "none"),
+                                          "help": "the frozen ConvNeXt backbone (convnext_base, the release's size; "
+                                                  "torchvision weights from the torch hub cache or "
+                                                  "--discriminator-weights), or none: no adversarial term"}),
+    "discriminator_weights": ("--discriminator-weights", {"metavar": "PATH",
+                                                          "help": "the ConvNeXt's ImageNet weights (torchvision "
+                                                                  ".pth or safetensors)"}),
+    "edge_loss": ("--edge-loss", {"choices": ("sobel", "difference"),
+                                  "help": "the edge loss: sobel (the paper's eq. 10) or difference (the release's)"}),
 }
 
 _EPILOG = """\
@@ -171,6 +215,9 @@ examples:
   lensblur train depth --dataset synth --root data/synth-v1 -o runs/depth-synth --crop 128 --decoder-width 64
   lensblur train bggan --dataset ebb --root EBB/ -o runs/bgg --steps 200000 --crop 256 --vgg-weights vgg19.pth
   lensblur train bggan --dataset synth --root data/synth-v1 -o runs/bgg --steps 2000 --crop 128 --num-downs 7 --no-vgg
+  lensblur train bokehdiff --dataset synth --root data/synth-bd --diffusion-model path/to/RealVisXL_V5.0 \\
+      -o runs/bd1 --crop 512 --steps 120000 --checkpoint-every 5000 [--recipe paper] [--resume]
+  lensblur render photo.jpg --disparity d.png --blur 30 --method bokehdiff --lora runs/bd1 -o out.png
 
 A run folder holds run.json (the settings), metrics.jsonl (losses, validation PSNR/SSIM), tensorboard/ (the
 same scalars, when tensorboard is installed), step-NNNNNNNN/ checkpoints (weights in safetensors, optimiser

@@ -9,8 +9,8 @@ DISTS alpha/beta) ship inside torchmetrics. When a backbone is missing, :func:`l
 computed with a random network.
 
 :func:`find_backbone` and :func:`load_backbone_state` are that lookup for other users of these backbones
-(BGGAN's VGG-19 perceptual loss): the hub cache file, or a file given explicitly (safetensors, or a
-torchvision ``.pth`` read with ``torch.load(weights_only=True)``).
+(BGGAN's VGG-19 perceptual loss, BokehDiff's ConvNeXt discriminator): the hub cache file, or a file given
+explicitly (safetensors, or a torchvision ``.pth`` read with ``torch.load(weights_only=True)``).
 
 Inputs are display (sRGB-encoded) values in [0, 1], ``H x W x 3`` arrays or ``(B, 3, H, W)`` tensors, like
 :func:`lensblur.metrics.psnr`. LPIPS runs at full resolution; DISTS first resizes so that the shorter side is
@@ -39,8 +39,12 @@ logger = logging.getLogger(__name__)
 
 # torchvision's file names for the ImageNet weights (the last part of the weights' URL), and the
 # torchvision.models functions that build them.
-BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth", "vgg19": "vgg19-dcbba9e9.pth"}
-BACKBONE_MODELS = {"alex": "alexnet", "vgg": "vgg16", "vgg19": "vgg19"}
+BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth", "vgg19": "vgg19-dcbba9e9.pth",
+                  "convnext_tiny": "convnext_tiny-983f1562.pth", "convnext_small": "convnext_small-0c510722.pth",
+                  "convnext_base": "convnext_base-6075fbad.pth", "convnext_large": "convnext_large-ea097f82.pth"}
+BACKBONE_MODELS = {"alex": "alexnet", "vgg": "vgg16", "vgg19": "vgg19", "convnext_tiny": "convnext_tiny",
+                   "convnext_small": "convnext_small", "convnext_base": "convnext_base",
+                   "convnext_large": "convnext_large"}
 _HOW_TO_GET = ("on a machine with internet access run  python -c \"import torchvision; "
                "torchvision.models.{fn}(weights='IMAGENET1K_V1')\"  and copy {file} from its "
                "~/.cache/torch/hub/checkpoints/ into {folder} (or set TORCH_HOME)")
@@ -62,7 +66,7 @@ def backbone_path(net: str, hub_dir: str | os.PathLike | None = None) -> Path:
     """The cache file a backbone is loaded from.
 
     Args:
-        net: ``"alex"``, ``"vgg"`` (VGG-16) or ``"vgg19"``.
+        net: a key of :data:`BACKBONE_FILES`.
         hub_dir: the torch hub folder, or None for torch's own.
 
     Returns:
@@ -76,7 +80,7 @@ def find_backbone(net: str, *, what: str, path: str | os.PathLike | None = None,
     """The file of a backbone's ImageNet weights, never downloaded.
 
     Args:
-        net: ``"alex"``, ``"vgg"`` (VGG-16) or ``"vgg19"``.
+        net: a key of :data:`BACKBONE_FILES` (``"alex"``, ``"vgg"`` (VGG-16), ``"vgg19"``, ``"convnext_base"``...).
         what: what needs it, for the error message (``"LPIPS (alex)"``).
         path: a file given explicitly (then only it is looked at), or None for the hub cache file.
         hub_dir: the torch hub folder, or None for torch's own (``$TORCH_HOME/hub``).
@@ -147,12 +151,14 @@ class PerceptualMetric:
         distance: ``distance(x, y) -> (B,)`` on ``(B, 3, H, W)`` display values in [0, 1].
         source: where the weights were loaded from.
         device: where ``distance`` runs.
+        network: the module ``distance`` runs, or None (to move or freeze it when the distance is a loss).
     """
 
     name: str
     distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     source: str = ""
     device: str | torch.device = "cpu"
+    network: torch.nn.Module | None = None
 
     def __call__(self, image_true, image_test) -> float:
         a, b = _as_batch(image_true, "image_true"), _as_batch(image_test, "image_test")
@@ -210,7 +216,7 @@ def load_lpips(net: str = "alex", *, hub_dir=None, device: str | torch.device = 
         ModelNotFoundError: the backbone weights are not in the hub cache (never downloaded).
         MissingDependencyError: torchvision or torchmetrics is not installed.
     """
-    if net not in BACKBONE_FILES:
+    if net not in ("alex", "vgg"):
         raise InputError("net", expected="alex or vgg", got=net, fix="use net=alex (the usual LPIPS)")
     path = _require_backbone(net, hub_dir, f"LPIPS ({net})")
     require("torchvision", extra="train", feature="LPIPS")
@@ -220,7 +226,7 @@ def load_lpips(net: str = "alex", *, hub_dir=None, device: str | torch.device = 
     metric = metric.to(device).eval()
     logger.info("LPIPS (%s) backbone loaded from %s", net, path)
     return PerceptualMetric(f"LPIPS-{net}", lambda x, y: metric.net(x, y, normalize=True).reshape(-1),
-                            source=str(path), device=device)
+                            source=str(path), device=device, network=metric)
 
 
 def _dists_resize(x: torch.Tensor) -> torch.Tensor:
