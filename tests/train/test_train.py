@@ -75,6 +75,10 @@ def test_checkpoint_round_trip_and_its_metadata(pairs, tmp_path):
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
     assert {"loss_g", "val_psnr"} <= set(events.Tags()["scalars"])
     assert [e.step for e in events.Scalars("loss_g")] == [1, 2]
+    from PIL import Image
+
+    with Image.open(tmp_path / "run" / "samples" / "step-00000002.png") as sheet:   # input | prediction | target
+        assert sheet.width > 3 * 48 and sheet.height > 3 * 40
 
 
 def test_mistakes_are_named(pairs, tmp_path):

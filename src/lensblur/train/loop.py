@@ -13,7 +13,7 @@ loop does the rest:
 4. exact resume: ``resume=True`` continues from the newest checkpoint, and the weights at the end are those of
    a run that was never stopped;
 5. ``metrics.jsonl`` (one line per logged step: the losses, and the validation PSNR/SSIM every
-   ``validate_every`` steps), the same scalars as TensorBoard logs in ``tensorboard/`` when tensorboard is
+   ``validate_every`` steps, with ``samples/step-N.png``, a sheet of inputs, predictions and targets), the same scalars as TensorBoard logs in ``tensorboard/`` when tensorboard is
    installed, and a progress bar with the losses.
 """
 
@@ -163,12 +163,16 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([item[k] for item in items]) for k in keys}
 
 
-def _validate(method, dataset, limit: int = 16) -> dict[str, float]:
-    """Mean PSNR and SSIM on 8-bit sRGB values of up to ``limit`` validation items."""
+def _validate(method, dataset, sheet: Path | None = None, limit: int = 16, shown: int = 4) -> dict[str, float]:
+    """Mean PSNR and SSIM on 8-bit sRGB values of up to ``limit`` validation items; with ``sheet``, the first
+    ``shown`` items' input, prediction and target written there as one PNG (items of the first one's size)."""
+    from .._convert import to_srgb8
     from ..eval.runner import display_8bit
+    from ..io import contact_sheet
     from ..metrics import psnr, ssim
 
     scores = {"psnr": [], "ssim": []}
+    rows = []
     for i in range(min(limit, len(dataset))):
         item = dataset[i]
         with torch.no_grad():
@@ -176,6 +180,11 @@ def _validate(method, dataset, limit: int = 16) -> dict[str, float]:
         a, b = display_8bit(item["target"].permute(1, 2, 0)), display_8bit(pred.permute(1, 2, 0))
         scores["psnr"].append(psnr(a, b, data_range=1.0))
         scores["ssim"].append(ssim(a, b, data_range=1.0))
+        if len(rows) < shown and (not rows or rows[0][0].shape[:2] == tuple(item["image"].shape[-2:])):
+            rows.append([to_srgb8(x.permute(1, 2, 0).cpu().numpy()) for x in (item["image"], pred, item["target"])])
+    if sheet is not None and rows:
+        sheet.parent.mkdir(exist_ok=True)
+        contact_sheet(rows, sheet, column_titles=["input", "prediction", "target"])
     return {f"val_{k}": float(np.mean([v for v in values if math.isfinite(v)] or [math.inf]))
             for k, values in scores.items()}
 
@@ -294,7 +303,7 @@ def train(method: TrainMethod, dataset, out: str | os.PathLike, config: TrainCon
             if val_dataset is not None and ((config.validate_every and done % config.validate_every == 0)
                                             or done == config.steps):
                 validation = method.validate(val_dataset) if hasattr(method, "validate") \
-                    else _validate(method, val_dataset)
+                    else _validate(method, val_dataset, run / "samples" / f"step-{done:08d}.png")
                 record = {"step": done, **losses, **validation}
             if record:
                 log.write(json.dumps(record) + "\n")
