@@ -30,7 +30,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=300)
     parser.add_argument("--held-out", type=int, default=50)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--pretrain-steps", type=int, help="phase 1 (reconstruction only) steps (3/4 of --steps, as "
+                        "the fact sheet's about 1k of reconstruction before a few hundred of GAN fine-tuning)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--ngf", type=int, default=32, help="both stages' width (64 in lensblur's default)")
     parser.add_argument("--ndf", type=int, default=32, help="the discriminator branches' width (64)")
@@ -45,7 +47,7 @@ def main() -> None:
 
     training, held_out = make_pairs(args.data, args.pairs, args.size, args.seed, args.held_out)
     num_downs = int(np.log2(args.size))
-    half = args.steps // 2
+    half = args.pretrain_steps if args.pretrain_steps is not None else args.steps * 3 // 4
     d_layers = tuple(n for n in (2, 3, 4) if 3 * 2**n <= args.size)
     config = BGGANConfig(num_downs=num_downs, ngf=args.ngf, refine_num_downs=num_downs, refine_ngf=args.ngf,
                          ndf=args.ndf, d_layers=d_layers, use_vgg=args.vgg_weights is not None, pretrain_steps=half,
@@ -53,12 +55,17 @@ def main() -> None:
     method = BGGAN(config, seed=args.seed, vgg_weights=args.vgg_weights)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        result = train(method, training, Path(tmp) / "run",
-                       TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                                   checkpoint_every=args.steps, log_every=max(1, args.steps // 10), progress=False))
+        loop = {"batch_size": args.batch_size, "seed": args.seed, "log_every": max(1, args.steps // 10),
+                "progress": False}
+        # phase 1 alone, scored, then resumed into phase 2 (the same run: only the step count changes)
+        train(method, training, Path(tmp) / "run", TrainConfig(steps=half, checkpoint_every=half, **loop))
+        phase1 = held_out_scores(held_out, {"glass-net after phase 1 (L1 + SSIM only)": method.predict})
+        result = train(method, training, Path(tmp) / "run", TrainConfig(steps=args.steps, checkpoint_every=half,
+                                                                         **loop), resume=True)
         seconds = time.perf_counter() - start
         logged = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
-    rows = held_out_scores(held_out, {"identity": lambda x: x, "bggan": method.predict})
+    rows = {**held_out_scores(held_out, {"identity": lambda x: x}), **phase1,
+            **held_out_scores(held_out, {"bggan": method.predict})}
     vgg = "with VGG" if config.use_vgg else "no VGG"
     print(f"bggan (two U-Nets with {num_downs} downs, ngf {args.ngf}; D branches {d_layers}, ndf {args.ndf}; {vgg}), "
           f"{args.steps} steps of {args.batch_size} ({half} reconstruction, {args.steps - half} GAN) on "
