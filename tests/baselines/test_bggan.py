@@ -243,7 +243,7 @@ def test_vgg_term_against_a_direct_computation(vgg_state, vgg_file, tmp_path):
     # The same weights from a torchvision-style .pth (read with weights_only=True), keys without "features."
     torch.save({k.removeprefix("features."): v for k, v in vgg_state.items()}, tmp_path / "vgg.pth")
     torch.testing.assert_close(VGGFeatures(2, weights=tmp_path / "vgg.pth")(a), features(a))
-    with pytest.raises(InputError, match="^vgg_weights: expected VGG-19 weights up to features\\[5\\]"):
+    with pytest.raises(InputError, match="^vgg_weights: expected vgg19 weights up to features\\[5\\]"):
         VGGFeatures(5, weights=vgg_file)
 
 

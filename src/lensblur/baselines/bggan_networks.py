@@ -182,27 +182,12 @@ class VGGFeatures(nn.Module):
         if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < VGG19_FEATURES:
             raise InputError("vgg_layer", expected=f"an index of vgg19().features, 0..{VGG19_FEATURES - 1}",
                              got=layer, fix="vgg_layer=34 (conv5_4)")
-        from .._optional import require
-        from ..metrics.perceptual import load_backbone_state
+        from ..metrics.perceptual import load_torchvision_features
 
-        models = require("torchvision.models", extra="train", feature="BGGAN's VGG loss", package="torchvision")
-        state = load_backbone_state("vgg19", what="BGGAN's VGG-19 perceptual loss", path=weights, hub_dir=hub_dir,
-                                    otherwise="or pass use_vgg=False (lensblur train bggan --no-vgg) to train "
-                                              "without the VGG term")
-        with torch.device("meta"):
-            features = models.vgg19(weights=None).features[: layer + 1]
-        own = {}
-        for key in features.state_dict():
-            for name in (f"features.{key}", key):
-                if name in state:
-                    own[key] = state[name]
-                    break
-        missing = sorted(set(features.state_dict()) - set(own))
-        if missing:
-            raise InputError("vgg_weights", expected=f"VGG-19 weights up to features[{layer}] (features.N.weight ...)",
-                             got=f"a file without {', '.join(missing[:4])}", fix="pass torchvision's vgg19-dcbba9e9.pth")
-        features.load_state_dict(own, assign=True)
-        self.features = features.eval().requires_grad_(False)
+        self.features = load_torchvision_features(
+            "vgg19", what="BGGAN's VGG-19 perceptual loss", argument="vgg_weights", path=weights, hub_dir=hub_dir,
+            otherwise="or pass use_vgg=False (lensblur train bggan --no-vgg) to train without the VGG term",
+            upto=layer)
         self.layer = layer
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)

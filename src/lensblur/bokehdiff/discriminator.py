@@ -18,7 +18,6 @@ import os
 import torch
 from torch import nn
 
-from .._optional import require
 from ..errors import InputError
 
 __all__ = ["CONVNEXT_CHANNELS", "DISCRIMINATORS", "ConvNeXtDiscriminator", "FrozenFeatures", "SpectralHead",
@@ -71,25 +70,12 @@ def convnext_features(variant: str = "convnext_base", *, weights: str | os.PathL
     if variant not in CONVNEXT_CHANNELS:
         raise InputError("discriminator", expected=f"one of {', '.join(DISCRIMINATORS)}", got=variant,
                          fix="discriminator=convnext_base")
-    from ..metrics.perceptual import load_backbone_state
+    from ..metrics.perceptual import load_torchvision_features
 
-    models = require("torchvision.models", extra="train", feature="BokehDiff's discriminator", package="torchvision")
-    state = load_backbone_state(variant, what="BokehDiff's discriminator", path=weights, hub_dir=hub_dir,
-                                otherwise="or pass discriminator=none (lensblur train bokehdiff --discriminator none) "
-                                          "to train without the adversarial term")
-    with torch.device("meta"):
-        features = getattr(models, variant)(weights=None).features
-    own = {}
-    for key in features.state_dict():
-        for name in (f"features.{key}", key):
-            if name in state:
-                own[key] = state[name]
-                break
-    missing = sorted(set(features.state_dict()) - set(own))
-    if missing:
-        raise InputError("discriminator_weights", expected=f"{variant} weights (features.N... as torchvision saves them)",
-                         got=f"a file without {', '.join(missing[:3])}", fix=f"pass torchvision's {variant} file")
-    features.load_state_dict(own, assign=True)
+    features = load_torchvision_features(
+        variant, what="BokehDiff's discriminator", argument="discriminator_weights", path=weights, hub_dir=hub_dir,
+        otherwise="or pass discriminator=none (lensblur train bokehdiff --discriminator none) to train without the "
+                  "adversarial term")
     return FrozenFeatures(features)
 
 

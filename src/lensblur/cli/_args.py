@@ -41,6 +41,7 @@ __all__ = [
     "flag_for",
     "floats",
     "in_flags",
+    "method_from_flags",
     "named_box",
     "numbers",
     "point",
@@ -337,6 +338,23 @@ def diffusion_error(exc):
     flag = _DIFFUSION[DIFFUSION_OPTIONS[exc.argument]].names[0]
     fix = re.sub(r"(?<![\w-])model=", "diffusion_model=", exc.fix) if exc.fix else exc.fix
     return InputError(flag, expected=exc.expected, got=exc.got, fix=fix)
+
+
+def method_from_flags(args, **extra):
+    """The method ``--method`` names, built with the method flags given (``--checkpoint``, the threshold's and
+    the diffusion flags, and ``extra``): :func:`lensblur.methods.get_method`, its errors named by the flags."""
+    from ..errors import InputError
+    from ..methods import get_method
+
+    try:
+        return get_method(args.method, argument="--method", checkpoint=args.checkpoint, threshold=args.threshold,
+                          sigma=args.threshold_sigma, feather=args.threshold_feather, **extra,
+                          **diffusion_options(args))
+    except InputError as exc:
+        renamed = diffusion_error(exc)
+        if renamed is exc:
+            raise
+        raise renamed from exc
 
 
 # ------------------------------------------------------------------------------------------ output

@@ -123,7 +123,7 @@ def _dataset_options(args) -> dict:
 
 def run(args) -> int:
     from ..data import open_dataset
-    from ..eval import collect_summaries, evaluate, get_method, load_perceptual, markdown_table
+    from ..eval import collect_summaries, evaluate, load_perceptual, markdown_table
     from ..eval.runner import EvalOptions
     from ..io import write_text
 
@@ -131,15 +131,7 @@ def run(args) -> int:
                           align_exposure=args.align_exposure, limit=args.limit, workers=args.workers,
                           edge_band=args.edge_band, progress=_args.show_progress(args), ssim=args.ssim,
                           display=args.display, lpips_net=args.lpips_net)
-    try:
-        method = get_method(args.method, argument="--method", checkpoint=args.checkpoint, threshold=args.threshold,
-                            sigma=args.threshold_sigma, feather=args.threshold_feather,
-                            **_args.diffusion_options(args))
-    except InputError as exc:
-        renamed = _args.diffusion_error(exc)
-        if renamed is exc:
-            raise
-        raise renamed from exc
+    method = _args.method_from_flags(args)
     dataset = open_dataset(args.dataset, args.root, argument="--dataset", **_dataset_options(args))
     out_root = Path(args.output)
     if out_root.exists() and not out_root.is_dir():

@@ -209,21 +209,11 @@ def _predict_with_progress(method, image, disparity, lens, meta, show: bool):
 def run(args) -> int:
     from ..depth import read_photo
     from ..io import check_output_path, write_image
-    from ..methods import get_method
 
     inputs = [args.photo, args.disparity, args.depth, args.right, args.mask, args.focus_mask, args.checkpoint,
               args.lora, args.vae_encoder]
     check_output_path(args.output, inputs=inputs, force=args.force)
-    try:
-        method = get_method(args.method, argument="--method", checkpoint=args.checkpoint,
-                            highlights=args.highlights or None, threshold=args.threshold,
-                            sigma=args.threshold_sigma, feather=args.threshold_feather,
-                            **_args.diffusion_options(args))
-    except InputError as exc:
-        renamed = _args.diffusion_error(exc)
-        if renamed is exc:
-            raise
-        raise renamed from exc
+    method = _args.method_from_flags(args, highlights=args.highlights or None)
     unused = _unused(args, method)
     if unused:
         log.warning("%s does not read %s: ignored", args.method, ", ".join(unused))

@@ -102,6 +102,48 @@ def find_backbone(net: str, *, what: str, path: str | os.PathLike | None = None,
     return found
 
 
+def load_torchvision_features(net: str, *, what: str, argument: str, path: str | os.PathLike | None = None,
+                              hub_dir=None, otherwise: str | None = None, upto: int | None = None):
+    """torchvision's ``NET(weights=None).features`` (the first ``upto + 1`` modules) with ImageNet weights from
+    :func:`load_backbone_state`'s file, keys ``features.N...`` (the whole classifier) or ``N...``.
+
+    Args:
+        net: the torchvision model's name (``vgg19``, ``convnext_base``, ...).
+        what, path, hub_dir, otherwise: as :func:`load_backbone_state`.
+        argument: the name errors give the weights file.
+        upto: the last module of ``features`` kept, or None for all.
+
+    Returns:
+        The ``features`` module, its weights loaded, in evaluation mode, without gradients.
+
+    Raises:
+        InputError: a file without the weights the kept modules need.
+        ModelNotFoundError: no weights file (nothing is downloaded).
+        MissingDependencyError: torchvision is not installed.
+    """
+    from .._optional import require
+
+    models = require("torchvision.models", extra="train", feature=what, package="torchvision")
+    state = load_backbone_state(net, what=what, path=path, hub_dir=hub_dir, otherwise=otherwise)
+    with torch.device("meta"):
+        features = getattr(models, net)(weights=None).features
+        if upto is not None:
+            features = features[: upto + 1]
+    own = {}
+    for key in features.state_dict():
+        for name in (f"features.{key}", key):
+            if name in state:
+                own[key] = state[name]
+                break
+    missing = sorted(set(features.state_dict()) - set(own))
+    if missing:
+        kept = f" up to features[{upto}]" if upto is not None else ""
+        raise InputError(argument, expected=f"{net} weights{kept} (features.N... as torchvision saves them)",
+                         got=f"a file without {', '.join(missing[:4])}", fix=f"pass torchvision's {net} file")
+    features.load_state_dict(own, assign=True)
+    return features.eval().requires_grad_(False)
+
+
 def load_backbone_state(net: str, *, what: str, path: str | os.PathLike | None = None, hub_dir=None,
                         otherwise: str | None = None) -> dict[str, torch.Tensor]:
     """A backbone's ImageNet state dict, read from :func:`find_backbone`'s file without running pickled code.
