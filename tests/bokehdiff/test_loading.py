@@ -173,3 +173,19 @@ def test_the_registered_method(release):
     image, disparity = scene()
     out = method.predict(image, disparity=disparity, lens=LENS, meta={})
     assert out.shape == image.shape and out.dtype == np.float32
+
+
+def test_the_default_weights_missing_from_the_cache_is_a_model_error_in_a_fresh_process(tmp_path):
+    """The Hugging Face cache lookup works before diffusers is imported (a fresh ``lensblur render``), where
+    huggingface_hub's submodules are not loaded yet: the user gets where it looked, not an AttributeError."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("from lensblur.bokehdiff.loading import find_lora\n"
+             "from lensblur.errors import ModelNotFoundError\n"
+             "try:\n    find_lora('zcx65535/bokehdiff')\nexcept ModelNotFoundError as exc:\n    print(exc)\n")
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "not found. Looked in:" in result.stdout and str(tmp_path / "hub") in result.stdout

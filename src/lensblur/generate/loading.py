@@ -70,9 +70,10 @@ def _pipeline_classes(xl: bool):
     return d.StableDiffusionXLPipeline if xl else d.StableDiffusionPipeline
 
 
-def _hf_cache_dir() -> str:
-    hub = require("huggingface_hub", extra="diffusion", feature=FEATURE)
-    return str(hub.constants.HF_HUB_CACHE)
+def hf_cache_dir() -> str:
+    """The Hugging Face hub cache folder (``HF_HUB_CACHE``, ``HF_HOME/hub`` or ``~/.cache/huggingface/hub``)."""
+    constants = require("huggingface_hub.constants", extra="diffusion", feature=FEATURE, package="huggingface_hub")
+    return str(constants.HF_HUB_CACHE)
 
 
 def _class_from_model_index(index_file: Path, model: str) -> bool:
@@ -164,7 +165,7 @@ def _from_pretrained(cls, source: str, looked: list[str], **kwargs):
 
 def _from_hub(repo_id: str, looked: list[str], *, torch_dtype, allow_download: bool, variant):
     hub = require("huggingface_hub", extra="diffusion", feature=FEATURE)
-    cache = _hf_cache_dir()
+    cache = hf_cache_dir()
     looked = looked + [f"{cache} (Hugging Face cache, {'download allowed' if allow_download else 'local files only'})"]
     try:
         index = hub.hf_hub_download(repo_id, "model_index.json", local_files_only=not allow_download)
@@ -191,7 +192,7 @@ def _from_single_file(path: Path, *, torch_dtype, allow_download: bool, config: 
         kwargs["config"] = str(config)
         looked.append(f"{config} (configs)")
     else:
-        looked.append(f"{_hf_cache_dir()} (configs of the matching base model, Hugging Face cache)")
+        looked.append(f"{hf_cache_dir()} (configs of the matching base model, Hugging Face cache)")
     try:
         return cls.from_single_file(str(path), **kwargs)
     except Exception as exc:
