@@ -12,6 +12,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelNotFoundError",
     "ShapeError",
+    "check_integer",
 ]
 
 
@@ -86,3 +87,15 @@ class MissingDependencyError(LensblurError, ImportError):
             f"{feature} needs the package '{package}', which is not installed. "
             f"Fix: pip install 'lensblur[{extra}]'"
         )
+
+
+def check_integer(argument: str, value: object, low: int, *, fix: str | None = None) -> None:
+    """Refuse anything but a Python ``int`` >= ``low`` (not a bool; not a numpy integer, which the JSON of run
+    records cannot hold), in the one shape every setting's check uses: ``steps: expected an integer >= 1, got 0.
+    Fix: ...``.
+
+    Raises:
+        InputError: ``value`` is not an integer, or is below ``low``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InputError(argument, expected=f"an integer >= {low}", got=value, fix=fix)

@@ -46,7 +46,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError
+from ..errors import InputError, check_integer
 from ..metrics import ssim_tensor
 from .bggan_networks import (
     REFINE_INPUTS,
@@ -117,21 +117,17 @@ class BGGANConfig:
     lr_decay_steps: int = 100_000
 
     def __post_init__(self) -> None:
-        def integer(name: str, value, low: int, fix: str) -> None:
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InputError(name, expected=f"an integer >= {low}", got=value, fix=fix)
-
         for name, low, fix in (("num_downs", 5, "num_downs=8"), ("refine_num_downs", 5, "refine_num_downs=8"),
                                ("ngf", 1, "ngf=64"), ("refine_ngf", 1, "refine_ngf=64"), ("ndf", 1, "ndf=64"),
                                ("pretrain_steps", 0, "pretrain_steps=100000"),
                                ("lr_constant_steps", 0, "lr_constant_steps=100000"),
                                ("lr_decay_steps", 0, "lr_decay_steps=100000")):
-            integer(name, getattr(self, name), low, fix)
+            check_integer(name, getattr(self, name), low, fix=fix)
         layers = self.d_layers
         if not isinstance(layers, (list, tuple)) or not layers:
             raise InputError("d_layers", expected="a non-empty list of branch depths", got=layers, fix="d_layers=2,3,4")
         for n in layers:
-            integer("d_layers", n, 1, "d_layers=(2, 3, 4)")
+            check_integer("d_layers", n, 1, fix="d_layers=(2, 3, 4)")
         object.__setattr__(self, "d_layers", tuple(layers))   # a JSON list read back from a checkpoint
         if self.refine_input not in REFINE_INPUTS:
             raise InputError("refine_input", expected="both or rough", got=self.refine_input, fix='refine_input="both"')

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, check_integer
 from .losses import cyclegan_generator_loss, discriminator_loss
 from .networks import NLayerDiscriminator, ResnetGenerator, UnetGenerator, init_weights
 from .pix2pix import linear_decay, to_display, translate
@@ -145,9 +145,7 @@ class CycleGANConfig:
         for name, low, default in (("num_downs", 5, 8), ("n_blocks", 0, 9), ("ngf", 1, 64), ("ndf", 1, 64),
                                    ("n_layers", 1, 3), ("pool_size", 0, 50), ("lr_constant_steps", 0, 100_000),
                                    ("lr_decay_steps", 0, 100_000)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InputError(name, expected=f"an integer >= {low}", got=value, fix=f"{name}={default}")
+            check_integer(name, getattr(self, name), low, fix=f"{name}={default}")
         for name, default in (("cycle_weight", 10.0), ("identity_weight", 0.5), ("lr", 2e-4)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:

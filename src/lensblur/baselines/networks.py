@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import InputError, ShapeError
+from ..errors import InputError, ShapeError, check_integer
 
 __all__ = ["NLayerDiscriminator", "ResnetGenerator", "UnetGenerator", "init_weights", "make_norm"]
 
@@ -66,8 +66,7 @@ def _check_input(x: torch.Tensor, channels: int, name: str = "x") -> None:
 
 
 def _check_positive(name: str, value: int, minimum: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise InputError(name, expected=f"an integer >= {minimum}", got=value)
+    check_integer(name, value, minimum)
 
 
 class _UnetLevel(nn.Module):

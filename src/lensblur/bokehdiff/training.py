@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputError
+from ..errors import InputError, check_integer
 from .constants import DEFAULT_BASE, PROMPT, TIMESTEP
 from .discriminator import CONVNEXT_CHANNELS, DISCRIMINATORS
 from .losses import EDGE_FORMS, REAL_LABEL
@@ -192,9 +192,7 @@ class BokehDiffTrainConfig:
                                  fix=f"{name}={choices[0]}")
         for name, low in (("rank", 1), ("warmup_steps", 0), ("total_steps", 1), ("adv_start", 0), ("segments", 1),
                           ("supersamples", 1), ("timestep", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InputError(name, expected=f"an integer >= {low}", got=value, fix=f"{name}={max(low, 1)}")
+            check_integer(name, getattr(self, name), low, fix=f"{name}={max(low, 1)}")
         for name in ("lr", "vae_lr_scale", "discriminator_lr_scale", "weight_decay", "eps", "grad_clip",
                      "mse_weight", "lpips_weight", "edge_weight", "adv_weight"):
             value = getattr(self, name)

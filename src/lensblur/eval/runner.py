@@ -23,7 +23,6 @@ import csv
 import json
 import logging
 import math
-import numbers
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -36,7 +35,7 @@ import torch.nn.functional as F
 
 from .._convert import encode_gamma, to_srgb8
 from ..choices import DISPLAYS, EDGE_BAND_PX, LPIPS_NETS, SSIM_VARIANTS
-from ..errors import InputError, ModelNotFoundError
+from ..errors import InputError, ModelNotFoundError, check_integer
 from ..io import atomic_path, make_folder, write_text
 from ..lens import Aperture, Lens
 from ..methods import EvalMethod
@@ -104,9 +103,8 @@ class EvalOptions:
 
         object.__setattr__(self, "align_exposure", check_alignment(self.align_exposure))
         for name, low in (("limit", 1), ("workers", 0), ("edge_band", 0)):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low):
-                raise InputError(name, expected=f"an integer >= {low}", got=value, fix=f"e.g. {name}={max(low, 1)}")
+            if getattr(self, name) is not None:
+                check_integer(name, getattr(self, name), low, fix=f"e.g. {name}={max(low, 1)}")
         if self.blur is not None and not (math.isfinite(self.blur) and self.blur > 0):
             raise InputError("blur", expected="a CoC scale in pixels > 0", got=self.blur, fix="e.g. blur=30")
         if self.focus_disparity is not None and not 0.0 <= self.focus_disparity <= 1.0:

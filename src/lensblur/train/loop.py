@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .._optional import require
-from ..errors import InputError
+from ..errors import InputError, check_integer
 from ..io.files import make_folder
 from .checkpoint import STATE, latest_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
 
@@ -107,9 +107,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name, low in (("steps", 1), ("batch_size", 1), ("grad_accumulation", 1), ("checkpoint_every", 1),
                           ("validate_every", 0), ("log_every", 1), ("num_workers", 0), ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InputError(name, expected=f"an integer >= {low}", got=value, fix=f"{name}={max(low, 1)}")
+            check_integer(name, getattr(self, name), low, fix=f"{name}={max(low, 1)}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise InputError("mixed_precision", expected="no, fp16 or bf16", got=self.mixed_precision,
                              fix="mixed_precision=no")
