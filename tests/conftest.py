@@ -36,3 +36,14 @@ def tokenizer_dir(tmp_path_factory) -> Path:
 
     bpe = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
     return diffusion_dummies.write_clip_tokenizer(tmp_path_factory.mktemp("clip_tokenizer"), bpe)
+
+
+@pytest.fixture(scope="session")
+def pairs(tmp_path_factory):
+    """Three tiny synthetic pairs (48 x 40, seed 5) for the training tests, read-only."""
+    from lensblur.data import SynthDataset
+    from lensblur.synth.dataset import synthesize
+
+    root = tmp_path_factory.mktemp("synth-pairs")
+    synthesize(root, 3, size=(48, 40), seed=5, samples=32, progress=False)
+    return SynthDataset(root)

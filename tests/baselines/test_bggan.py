@@ -25,10 +25,8 @@ from lensblur.baselines import (
     reconstruction_terms,
 )
 from lensblur.baselines.trained import load_trained
-from lensblur.data import SynthDataset
 from lensblur.errors import InputError, ModelNotFoundError, ShapeError
 from lensblur.metrics import ssim, ssim_tensor
-from lensblur.synth.dataset import synthesize
 from lensblur.train import RandomCrops, TrainConfig, read_metadata, train
 
 TINY = BGGANConfig(num_downs=5, ngf=4, refine_num_downs=5, refine_ngf=4, ndf=4, d_layers=(1, 2), use_vgg=False,
@@ -43,13 +41,6 @@ def tiny(**changes) -> BGGANConfig:
 
 def n_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-@pytest.fixture(scope="module")
-def pairs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    synthesize(root, 3, size=(48, 40), seed=5, samples=32, progress=False)
-    return SynthDataset(root)
 
 
 @pytest.fixture(scope="module")

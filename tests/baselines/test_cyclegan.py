@@ -22,19 +22,10 @@ from lensblur.baselines import (
     discriminator_loss,
 )
 from lensblur.baselines.pix2pix import to_display
-from lensblur.data import SynthDataset
 from lensblur.errors import InputError, ShapeError
-from lensblur.synth.dataset import synthesize
 from lensblur.train import RandomCrops, TrainConfig, Unpaired, load_weights, read_metadata, train
 
 TINY = CycleGANConfig(num_downs=5, ngf=4, ndf=4, n_layers=2, pool_size=4, lr_constant_steps=3, lr_decay_steps=3)
-
-
-@pytest.fixture(scope="module")
-def pairs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    synthesize(root, 3, size=(48, 40), seed=5, samples=32, progress=False)
-    return SynthDataset(root)
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,8 @@ TRAIN = ["--steps", "1", "--crop", "32", "--batch-size", "2", "--decoder-width",
 
 
 @pytest.fixture(scope="module")
-def synth_root(tmp_path_factory):
-    from lensblur.synth.dataset import synthesize
-
-    root = tmp_path_factory.mktemp("synth")
-    synthesize(root, 3, size=(48, 40), seed=5, samples=32, progress=False)
-    return root
+def synth_root(pairs):
+    return pairs.root
 
 
 @pytest.fixture(scope="module")

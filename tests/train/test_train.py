@@ -9,19 +9,10 @@ import pytest
 import torch
 
 from lensblur.baselines import Pix2Pix, Pix2PixConfig
-from lensblur.data import SynthDataset
 from lensblur.errors import InputError, ModelNotFoundError
-from lensblur.synth.dataset import synthesize
 from lensblur.train import RandomCrops, TrainConfig, load_weights, read_metadata, train
 
 TINY = Pix2PixConfig(num_downs=5, ngf=4, ndf=4, n_layers=2, lr_constant_steps=3, lr_decay_steps=3)
-
-
-@pytest.fixture(scope="module")
-def pairs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    synthesize(root, 3, size=(48, 40), seed=5, samples=32, progress=False)
-    return SynthDataset(root)
 
 
 def _weights(path):
