@@ -12,7 +12,7 @@ from types import ModuleType
 
 from .errors import MissingDependencyError
 
-__all__ = ["available", "cv2", "require"]
+__all__ = ["available", "cv2", "hf_cache_dir", "require"]
 
 
 def require(module: str, *, extra: str, feature: str, package: str | None = None) -> ModuleType:
@@ -66,3 +66,14 @@ def cv2(feature: str, *, extra: str) -> ModuleType:
         MissingDependencyError: OpenCV is not installed.
     """
     return require("cv2", extra=extra, feature=feature, package="opencv-contrib-python-headless")
+
+
+def hf_cache_dir(*, extra: str, feature: str) -> str:
+    """The Hugging Face hub cache folder, as huggingface_hub resolves it (``HF_HUB_CACHE``, ``HF_HOME/hub``,
+    ``XDG_CACHE_HOME``, ``~/.cache/huggingface/hub``): where diffusers and transformers look for a model id.
+
+    Args:
+        extra, feature: as :func:`require`, for the message when huggingface_hub is missing.
+    """
+    constants = require("huggingface_hub.constants", extra=extra, feature=feature, package="huggingface_hub")
+    return str(constants.HF_HUB_CACHE)

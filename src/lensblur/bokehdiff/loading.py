@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .._optional import require
+from .._optional import hf_cache_dir, require
 from ..errors import InputError, ModelNotFoundError
 from .constants import DEFAULT_BASE, DEFAULT_LORA
 
@@ -115,10 +115,9 @@ def resolve_dtype(dtype, device: torch.device) -> torch.dtype:
 
 # ------------------------------------------------------------------------------------------ finding files
 def _cached_snapshot(repo_id: str, looked: list[str]) -> Path | None:
-    from ..generate.loading import hf_cache_dir
-
     hub = require("huggingface_hub", extra="diffusion", feature=FEATURE)
-    looked.append(f"{hf_cache_dir()} (Hugging Face cache, repository {repo_id}, local files only)")
+    cache = hf_cache_dir(extra="diffusion", feature=FEATURE)
+    looked.append(f"{cache} (Hugging Face cache, repository {repo_id}, local files only)")
     try:
         return Path(hub.snapshot_download(repo_id, local_files_only=True))
     except (OSError, ValueError):     # not cached (LocalEntryNotFoundError is an OSError), or a bad id

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from .._convert import to_srgb8
-from .._optional import require
+from .._optional import hf_cache_dir, require
 from ..errors import InputError, ModelNotFoundError
 from ..io import depth_to_disparity
 from ._base import DepthResult, normalize_inverse_depth
@@ -81,14 +81,6 @@ def output_kind(config) -> str:
                      "depth-anything/Depth-Anything-V2-Small-hf")
 
 
-def _cache_dir() -> Path:
-    hub = os.environ.get("HF_HUB_CACHE")
-    if hub:
-        return Path(hub)
-    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
-    return home / "hub"
-
-
 def _how_to_get(model_id: str) -> str:
     return (f"on a machine with internet run `huggingface-cli download {model_id}` (or "
             f"`snapshot_download('{model_id}')`) and copy the folder or the HF cache here; then pass the "
@@ -132,7 +124,8 @@ def load_depth_model(model: str | os.PathLike, *, device: str | torch.device | N
                                  how_to_get="check the path, or pass a model id that is in the Hugging Face cache")
     else:
         source, local = model_id, {"local_files_only": True}
-        looked = [str(_cache_dir() / ("models--" + model_id.replace("/", "--")))]
+        cache = Path(hf_cache_dir(extra="depth", feature="monocular depth models"))
+        looked = [str(cache / ("models--" + model_id.replace("/", "--")))]
     try:
         config = transformers.AutoConfig.from_pretrained(source, **local)
     except OSError as exc:

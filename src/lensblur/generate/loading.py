@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from .._optional import require
+from .._optional import hf_cache_dir, require
 from ..errors import InputError, ModelNotFoundError
 
 __all__ = ["HOW_TO_GET", "SCHEDULERS", "load_text_to_image", "make_scheduler"]
@@ -68,12 +68,6 @@ def make_scheduler(name: str, config):
 def _pipeline_classes(xl: bool):
     d = _diffusers()
     return d.StableDiffusionXLPipeline if xl else d.StableDiffusionPipeline
-
-
-def hf_cache_dir() -> str:
-    """The Hugging Face hub cache folder (``HF_HUB_CACHE``, ``HF_HOME/hub`` or ``~/.cache/huggingface/hub``)."""
-    constants = require("huggingface_hub.constants", extra="diffusion", feature=FEATURE, package="huggingface_hub")
-    return str(constants.HF_HUB_CACHE)
 
 
 def _class_from_model_index(index_file: Path, model: str) -> bool:
@@ -165,7 +159,7 @@ def _from_pretrained(cls, source: str, looked: list[str], **kwargs):
 
 def _from_hub(repo_id: str, looked: list[str], *, torch_dtype, allow_download: bool, variant):
     hub = require("huggingface_hub", extra="diffusion", feature=FEATURE)
-    cache = hf_cache_dir()
+    cache = hf_cache_dir(extra="diffusion", feature=FEATURE)
     looked = looked + [f"{cache} (Hugging Face cache, {'download allowed' if allow_download else 'local files only'})"]
     try:
         index = hub.hf_hub_download(repo_id, "model_index.json", local_files_only=not allow_download)
@@ -192,7 +186,8 @@ def _from_single_file(path: Path, *, torch_dtype, allow_download: bool, config: 
         kwargs["config"] = str(config)
         looked.append(f"{config} (configs)")
     else:
-        looked.append(f"{hf_cache_dir()} (configs of the matching base model, Hugging Face cache)")
+        cache = hf_cache_dir(extra="diffusion", feature=FEATURE)
+        looked.append(f"{cache} (configs of the matching base model, Hugging Face cache)")
     try:
         return cls.from_single_file(str(path), **kwargs)
     except Exception as exc:
