@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.lensblur-installed
 
-.PHONY: setup demo test test-fast bench lint clean
+.PHONY: setup demo ui test test-fast bench lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/lensblur demo -o out/demo
+
+ui: $(STAMP)
+	$(VENV)/bin/lensblur ui
 
 test: $(STAMP)
 	$(PY) -m pytest -q

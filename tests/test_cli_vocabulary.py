@@ -28,6 +28,7 @@ MINIMAL = {
     "data": ["check", "synth", "r"],
     "train": ["pix2pix", "--dataset", "synth", "--root", "r", "-o", "runs/x"],
     "convert": ["vae.ckpt", "-o", "vae.safetensors"],
+    "ui": [],
 }
 
 # Every old spelling kept as a hidden alias: command -> {old: new}.

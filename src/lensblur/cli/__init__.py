@@ -37,6 +37,7 @@ COMMANDS = {
     "data": "data",
     "train": "train",
     "convert": "convert",
+    "ui": "ui",
 }
 
 

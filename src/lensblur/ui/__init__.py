@@ -1,0 +1,70 @@
+"""``lensblur ui``: a local web page to drop a photo, click what should be sharp and drag the aperture.
+
+* :mod:`~lensblur.ui.command`: the page's settings as a ``lensblur render`` command line, read back by the render
+  command's own parser (so the command line the page shows reproduces its render);
+* :mod:`~lensblur.ui.session`: the server's temporary folder, the dropped photos, their depth, previews and full
+  renders, each step calling what ``lensblur render`` calls;
+* :mod:`~lensblur.ui.app`: the Starlette app (the page in ``static/`` and a small JSON API);
+* :func:`serve`: run it with uvicorn.
+
+Starlette and uvicorn are imported only when the server starts (``lensblur[ui]``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import webbrowser
+
+from .._optional import require
+
+__all__ = ["DEFAULT_MAX_MEGAPIXELS", "DEFAULT_MAX_UPLOAD_MB", "serve"]
+
+DEFAULT_MAX_UPLOAD_MB = 200
+"""The largest upload the server takes by default, in megabytes (``lensblur ui --max-upload-mb``)."""
+
+DEFAULT_MAX_MEGAPIXELS = 50
+"""The largest photo the server takes by default, in megapixels (``lensblur ui --max-megapixels``)."""
+
+log = logging.getLogger(__name__)
+
+
+def serve(*, host: str = "127.0.0.1", port: int = 7860, open_browser: bool = True, max_upload_mb: float | None = None,
+          max_megapixels: float | None = None, log_level: str = "warning") -> None:
+    """Serve the page until interrupted; the server's temporary folder is removed on the way out.
+
+    Args:
+        host: the address to bind (loopback by default; another address exposes the page to the network).
+        port: the port.
+        open_browser: open the page in the default browser once the server listens.
+        max_upload_mb: the largest upload in megabytes (default :data:`DEFAULT_MAX_UPLOAD_MB`).
+        max_megapixels: the largest photo (default :data:`DEFAULT_MAX_MEGAPIXELS`).
+        log_level: uvicorn's log level.
+
+    Raises:
+        MissingDependencyError: Starlette or uvicorn is not installed (``lensblur[ui]``).
+    """
+    from .app import create_app
+    from .session import Workspace
+
+    uvicorn = require("uvicorn", extra="ui", feature="lensblur ui")
+    workspace = Workspace(max_upload_bytes=int((max_upload_mb or DEFAULT_MAX_UPLOAD_MB) * 2**20),
+                          max_pixels=int((max_megapixels or DEFAULT_MAX_MEGAPIXELS) * 1e6))
+    try:
+        app = create_app(workspace, host=host)
+        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on")
+        server = uvicorn.Server(config)
+        shown = f"[{host}]" if ":" in host else host
+        url = f"http://{shown}:{port}/"
+        if open_browser:
+            def opener():
+                while not server.started and not server.should_exit:
+                    threading.Event().wait(0.1)
+                if server.started:
+                    webbrowser.open(url)
+
+            threading.Thread(target=opener, daemon=True).start()
+        print(f"lensblur ui: serving {url} (Ctrl+C to stop); files stay in {workspace.folder}", flush=True)
+        server.run()
+    finally:
+        workspace.close()

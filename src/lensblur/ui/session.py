@@ -1,0 +1,434 @@
+"""What the server keeps for each photo a page dropped: its files, the photo, its depth, previews and full renders.
+
+Every step calls what ``lensblur render`` calls, in the same order: the page's settings become a render command
+line (:mod:`lensblur.ui.command`), read by the render command's parser; the photo is read with
+:func:`lensblur.depth.read_photo`; the depth, the lens and the method come from the render command's own
+functions; the full render is ``method.predict`` under :func:`lensblur.render.reporting`, written with
+:func:`lensblur.io.write_image`. A preview is the same render on the photo and map shrunk to about one megapixel,
+with the blur scaled by the same factor (the CoC is in pixels of the image rendered).
+
+Everything is written inside one temporary folder the :class:`Workspace` owns and removes.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import math
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, LensblurError
+from . import DEFAULT_MAX_MEGAPIXELS, DEFAULT_MAX_UPLOAD_MB, command
+
+__all__ = ["PREVIEW_PIXELS", "Job", "Session", "Workspace",
+           "shrink"]
+
+log = logging.getLogger(__name__)
+
+PREVIEW_PIXELS = 1_000_000
+"""The preview's size: the photo shrunk (never enlarged) to about this many pixels."""
+
+SESSIONS_KEPT = 3
+"""How many dropped photos the server keeps; the oldest one's files and arrays go first."""
+
+
+def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` (``H x W`` or ``H x W x C``) resampled to ``size`` = (height, width) by
+    :func:`lensblur.io.resize_map` (area averaging when shrinking), channel by channel."""
+    from ..io import resize_map
+
+    if image.shape[:2] == tuple(size):
+        return np.asarray(image, dtype=np.float32)
+    if image.ndim == 2:
+        return resize_map(image, size)
+    return np.stack([resize_map(image[..., c], size) for c in range(image.shape[2])], axis=-1)
+
+
+def preview_size(width: int, height: int, pixels: int = PREVIEW_PIXELS) -> tuple[int, int]:
+    """(height, width) of the preview of a ``width x height`` photo: about ``pixels`` pixels, never larger."""
+    scale = min(1.0, math.sqrt(pixels / float(width * height)))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def jpeg_data_url(image: np.ndarray, *, quality: int = 92) -> str:
+    """Linear RGB ``image`` as an sRGB JPEG ``data:`` URL for the page (display only, not a result file)."""
+    from PIL import Image
+
+    from .._convert import to_srgb8
+
+    buffer = io.BytesIO()
+    Image.fromarray(to_srgb8(image)).save(buffer, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+@dataclass
+class Job:
+    """A full-resolution render running in its own thread.
+
+    Attributes:
+        id: the job's id.
+        output: the file it writes.
+        done, total: the renderer's block progress (0 of 0 until it reports).
+        state: ``running``, ``done`` or ``failed``.
+        error: the message when it failed.
+        seconds: how long it took.
+    """
+
+    id: str
+    output: Path
+    done: int = 0
+    total: int = 0
+    state: str = "running"
+    error: str | None = None
+    seconds: float | None = None
+
+    def progress(self, done: int, total: int) -> None:
+        self.done, self.total = int(done), int(total)
+
+    def status(self) -> dict:
+        return {"id": self.id, "state": self.state, "done": self.done, "total": self.total, "error": self.error,
+                "seconds": self.seconds, "file": self.output.name}
+
+
+@dataclass
+class _Depth:
+    disparity: np.ndarray
+    depth_range: object
+    where: str
+    suggested: float | None
+    preview: np.ndarray            # the map at the preview's size
+    version: int
+
+
+@dataclass
+class Session:
+    """One dropped photo: its folder, its files by role, the photo and (once resolved) its depth.
+
+    Attributes:
+        id: the session's id (in the page's URLs).
+        folder: where its uploads and renders are written (inside the workspace's folder).
+        files: role -> uploaded file (see :data:`lensblur.ui.command.FILE_ROLES`).
+        names: role -> the file's name as the user's browser gave it (what the shown command line says).
+        image: the photo, ``H x W x 3`` linear RGB, as ``lensblur render`` reads it.
+        small: the photo at the preview's size.
+    """
+
+    id: str
+    folder: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    image: np.ndarray | None = None
+    small: np.ndarray | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    depth: _Depth | None = None
+    depth_key: tuple | None = None
+    methods: dict = field(default_factory=dict, repr=False)
+    jobs: dict[str, Job] = field(default_factory=dict)
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    def output_name(self) -> str:
+        """The result's file name: the photo's stem + ``-lensblur`` in the photo's format (JPEG for a format
+        lensblur does not write, such as HEIC)."""
+        from ..io import IMAGE_SUFFIXES
+
+        photo = Path(self.names["photo"])
+        suffix = photo.suffix.lower() if photo.suffix.lower() in IMAGE_SUFFIXES else ".jpg"
+        return f"{photo.stem}-lensblur{suffix}"
+
+    def tokens(self, settings: dict, *, shown: bool) -> list[str]:
+        """The render command's arguments for ``settings``: with the server's files (to run), or with the files'
+        own names (``shown``, the command line the page prints)."""
+        files = self.names if shown else {role: str(path) for role, path in self.files.items()}
+        output = self.output_name() if shown else str(self.folder / "out" / self.output_name())
+        return command.render_tokens(settings, files, output)
+
+    def explain(self, exc: BaseException) -> str:
+        """An error as ``lensblur render`` prints it, with the server's folder left out of file names."""
+        from ..cli._args import cli_message
+
+        text = cli_message(exc, command.render_parser()) if isinstance(exc, LensblurError) else str(exc)
+        return self.unpath(text)
+
+    def unpath(self, text: str) -> str:
+        """``text`` with the server's copies of files named as the user named them."""
+        roles = "|".join((*command.FILE_ROLES, "out"))
+        return re.sub(re.escape(str(self.folder)) + rf"/(?:(?:{roles})/)?", "", text)
+
+
+class Workspace:
+    """The server's state: its temporary folder, the sessions (newest last) and the upload limits.
+
+    Args:
+        max_upload_bytes: the largest file the server takes.
+        max_pixels: the largest photo, in pixels.
+        preview_pixels: the preview's size in pixels.
+        root: the parent of the temporary folder (the system's temporary folder when None).
+    """
+
+    def __init__(self, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20,
+                 max_pixels: int = DEFAULT_MAX_MEGAPIXELS * 1_000_000, preview_pixels: int = PREVIEW_PIXELS,
+                 root: str | Path | None = None):
+        self.folder = Path(tempfile.mkdtemp(prefix="lensblur-ui-", dir=root))
+        self.max_upload_bytes = int(max_upload_bytes)
+        self.max_pixels = int(max_pixels)
+        self.preview_pixels = int(preview_pixels)
+        self.sessions: OrderedDict[str, Session] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------------------------------------- lifetime
+    def close(self) -> None:
+        """Remove the folder and everything in it."""
+        self.sessions.clear()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def session(self, session_id: str) -> Session:
+        """The session ``session_id``.
+
+        Raises:
+            InputError: there is none (it expired: the server keeps the last few photos).
+        """
+        found = self.sessions.get(str(session_id))
+        if found is None:
+            raise InputError("session", expected="a photo dropped on this server", got=session_id,
+                             fix="drop the photo again (the server keeps the last few photos)")
+        return found
+
+    # ---------------------------------------------------------------------------------------------- uploads
+    def limits(self) -> dict:
+        return {"max_upload_mb": self.max_upload_bytes / 2**20, "max_megapixels": self.max_pixels / 1e6,
+                "preview_megapixels": self.preview_pixels / 1e6}
+
+    def too_large(self, size: int | None) -> InputError | None:
+        """The error for an upload of ``size`` bytes over the limit (None when it fits)."""
+        if size is not None and size > self.max_upload_bytes:
+            return InputError("upload", expected=f"a file of at most {self.limits()['max_upload_mb']:g} MB",
+                              got=f"{size / 2**20:.1f} MB", fix="shrink the file, or start lensblur ui with a "
+                              "larger --max-upload-mb")
+        return None
+
+    def new_session(self) -> Session:
+        """A new, empty session with its own folder; the oldest ones beyond :data:`SESSIONS_KEPT` are removed."""
+        with self._lock:
+            session_id = uuid.uuid4().hex
+            folder = self.folder / session_id
+            (folder / "out").mkdir(parents=True)
+            self.sessions[session_id] = Session(session_id, folder)
+            while len(self.sessions) > SESSIONS_KEPT:
+                _, old = self.sessions.popitem(last=False)
+                shutil.rmtree(old.folder, ignore_errors=True)
+            return self.sessions[session_id]
+
+    def drop(self, session: Session) -> None:
+        """Forget ``session`` and remove its folder."""
+        with self._lock:
+            self.sessions.pop(session.id, None)
+        shutil.rmtree(session.folder, ignore_errors=True)
+
+    def upload_path(self, session: Session, role: str, name: str) -> Path:
+        """Where an upload of ``role`` named ``name`` is stored (its own sub-folder, so names never collide)."""
+        if role not in command.FILE_ROLES:
+            raise InputError("role", expected=f"one of {', '.join(command.FILE_ROLES)}", got=role,
+                             fix="upload a photo, disparity, right view or aperture image")
+        folder = session.folder / role
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        return folder / command.file_name(name, role)
+
+    def check_pixels(self, path: Path) -> None:
+        """Refuse a photo of more than ``max_pixels`` pixels, from its header where Pillow can read one (before
+        decoding it)."""
+        from PIL import Image
+
+        from ..depth import register_heif
+
+        try:
+            register_heif()
+        except LensblurError:
+            pass
+        try:
+            with Image.open(path) as im:
+                width, height = im.size
+        except Exception:  # noqa: BLE001 - not a format Pillow opens lazily: read_photo says what is wrong
+            return
+        self._check_size(width, height)
+
+    def _check_size(self, width: int, height: int) -> None:
+        if width * height > self.max_pixels:
+            raise InputError("photo", expected=f"a photo of at most {self.max_pixels / 1e6:g} megapixels",
+                             got=f"{width}x{height} ({width * height / 1e6:.1f} MP)",
+                             fix="downscale the photo, or start lensblur ui with a larger --max-megapixels")
+
+    def add_photo(self, session: Session, path: Path, name: str) -> dict:
+        """Read the photo ``path`` into ``session`` as ``lensblur render`` reads it.
+
+        Returns:
+            What the page needs: the session id, the size, the preview size, the EXIF camera, the before image.
+
+        Raises:
+            InputError: the file is too large, cannot be read, or is not a photo.
+        """
+        from ..depth import read_photo
+        from ..io.camera import read_camera
+
+        self.check_pixels(path)
+        image = read_photo(path)
+        self._check_size(image.shape[1], image.shape[0])
+        session.files["photo"], session.names["photo"] = path, command.file_name(name, "photo")
+        session.image = image
+        session.small = shrink(image, preview_size(image.shape[1], image.shape[0], self.preview_pixels))
+        camera = read_camera(path)
+        return {"session": session.id, "width": session.width, "height": session.height,
+                "preview": [int(session.small.shape[1]), int(session.small.shape[0])],
+                "focal_length": camera.focal_length,
+                "sensor_width": camera.sensor_width(session.width, session.height),
+                "name": session.names["photo"], "output": session.output_name(),
+                "before": jpeg_data_url(session.small)}
+
+    # ---------------------------------------------------------------------------------------------- rendering
+    def _prepare(self, session: Session, settings: dict):
+        """The render command's args, method, depth and full-resolution lens for ``settings``."""
+        from ..cli import _args
+        from ..cli import render as render_command
+
+        if session.image is None:
+            raise InputError("photo", expected="a photo", got="none", fix="drop a photo first")
+        args = command.parse_render(session.tokens(settings, shown=False), command.render_parser())
+        key = (args.method, args.checkpoint, args.highlights)
+        method = session.methods.get(key)
+        if method is None:
+            method = _args.method_from_flags(args, highlights=args.highlights or None)
+            session.methods.clear()
+            session.methods[key] = method
+        depth = lens = None
+        if method.needs_disparity:
+            depth = self._depth(session, args)
+            if method.needs_lens:
+                lens, _ = render_command._lens(args, depth.disparity, depth.depth_range, session.width,
+                                               depth.suggested)
+        return args, method, depth, lens
+
+    def _depth(self, session: Session, args) -> _Depth:
+        """The depth the render command would read for ``args`` (kept until a depth setting changes)."""
+        from ..cli import render as render_command
+
+        key = (str(args.disparity), str(args.right), args.depth_model, args.refine_depth, args.normalize_disparity,
+               args.resize_disparity, tuple(args.depth_range or ()), args.depth_from)
+        if session.depth is None or session.depth_key != key:
+            disparity, rng, where, suggested = render_command._disparity(args, session.image)
+            version = (session.depth.version + 1) if session.depth else 1
+            session.depth = _Depth(disparity, rng, where, suggested, shrink(disparity, session.small.shape[:2]),
+                                   version)
+            session.depth_key = key
+        return session.depth
+
+    def depth_info(self, session: Session, settings: dict) -> dict:
+        """Resolve the depth for ``settings`` (the same way a render does) and describe it for the page."""
+        with session.lock:
+            args = command.parse_render(session.tokens(settings, shown=False), command.render_parser())
+            depth = self._depth(session, args)
+        return self._describe(session, depth)
+
+    def _describe(self, session: Session, depth: _Depth) -> dict:
+        rng = depth.depth_range
+        return {"source": session.unpath(depth.where), "version": depth.version,
+                "depth_range": None if rng is None else [rng.near, rng.far]}
+
+    def depth_image(self, session: Session) -> str:
+        """The map at the preview's size, colour-mapped as ``lensblur depth --preview`` draws it."""
+        from ..io import preview_image
+
+        if session.depth is None:
+            raise InputError("depth", expected="a resolved depth map", got="none", fix="drop a photo with depth")
+        small = session.small
+        pair = preview_image(small, session.depth.preview, max_width=2 * small.shape[1])
+        return jpeg_data_url(pair[:, small.shape[1]:])
+
+    def preview(self, session: Session, settings: dict) -> dict:
+        """Render the preview for ``settings``.
+
+        Returns:
+            The preview (a JPEG data URL), the command line, the focus and blur, the depth's description and the
+            time the render took.
+        """
+        from ..lens import Lens
+
+        with session.lock:
+            started = time.perf_counter()
+            args, method, depth, lens = self._prepare(session, settings)
+            small = session.small
+            scale = small.shape[1] / session.width
+            small_lens = None if lens is None else Lens(focus_disparity=lens.focus_disparity,
+                                                        blur=lens.blur * scale, aperture=lens.aperture)
+            prepared = time.perf_counter()
+            out = method.predict(small, disparity=None if depth is None else depth.preview, lens=small_lens,
+                                 meta=self._meta(session, args, depth))
+            rendered = time.perf_counter()
+        reply = {"image": jpeg_data_url(out), "command": command.command_line(session.tokens(settings, shown=True)),
+                 "method": args.method, "render_seconds": rendered - prepared,
+                 "prepare_seconds": prepared - started,
+                 "size": [int(small.shape[1]), int(small.shape[0])]}
+        if lens is not None:
+            reply.update(focus_disparity=lens.focus_disparity, blur=lens.blur, preview_blur=small_lens.blur)
+            if depth.depth_range is not None:
+                reply["focus_distance"] = float(depth.depth_range.depth(lens.focus_disparity))
+        if depth is not None:
+            reply["depth"] = self._describe(session, depth)
+        return reply
+
+    def _meta(self, session: Session, args, depth) -> dict:
+        meta = {"path": str(args.photo)}
+        if depth is not None and depth.depth_range is not None:
+            meta["depth_range"] = depth.depth_range
+        return meta
+
+    def start_render(self, session: Session, settings: dict) -> Job:
+        """Start the full-resolution render of ``settings`` in a thread: exactly what ``lensblur render`` does with
+        the command line the page shows (every check runs before the thread starts)."""
+        from ..io import check_output_path
+
+        with session.lock:
+            args, method, depth, lens = self._prepare(session, settings)
+        output = Path(args.output)
+        check_output_path(output, inputs=[args.photo, args.disparity, args.right], force=False)
+        job = Job(uuid.uuid4().hex, output)
+        session.jobs = {job.id: job}
+        meta = self._meta(session, args, depth)
+        thread = threading.Thread(target=self._run, args=(session, job, method, depth, lens, meta, args.bits),
+                                  name=f"lensblur-render-{job.id[:8]}", daemon=True)
+        thread.start()
+        return job
+
+    def _run(self, session, job, method, depth, lens, meta, bits) -> None:
+        from ..io import write_image
+        from ..render import reporting
+
+        started = time.perf_counter()
+        try:
+            with reporting(job.progress):
+                out = method.predict(session.image, disparity=None if depth is None else depth.disparity, lens=lens,
+                                     meta=meta)
+            write_image(job.output, out, bits=bits)
+            job.seconds = time.perf_counter() - started
+            job.state = "done"
+        except Exception as exc:
+            log.exception("render failed")
+            job.error = session.explain(exc)
+            job.state = "failed"

@@ -1,0 +1,375 @@
+// lensblur ui: the page. Every setting is sent to the server, which turns it into a `lensblur render` command
+// line and renders with it; the page only draws what comes back.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const F_NUMBERS = [1, 1.2, 1.4, 1.8, 2, 2.5, 2.8, 3.5, 4, 4.5, 5.6, 6.3, 8, 9, 11, 13, 16, 18, 22];
+
+const state = {
+  session: null, width: 0, height: 0, focus: null, depthVersion: 0, depthRange: null,
+  inFlight: false, pending: false, job: null, previews: 0,
+};
+
+function showError(text) {
+  const box = $("error");
+  box.textContent = text || "";
+  box.hidden = !text;
+}
+
+async function api(path, options = {}) {
+  const reply = await fetch(path, options);
+  let body;
+  try { body = await reply.json(); } catch (e) { body = { error: `the server answered ${reply.status}` }; }
+  if (!reply.ok || body.error) throw new Error(body.error || `the server answered ${reply.status}`);
+  return body;
+}
+
+function settings() {
+  const mode = document.querySelector("input[name=mode]:checked").value;
+  const s = {
+    mode,
+    blur: Number($("blur").value),
+    f_number: F_NUMBERS[Number($("f-number").value)],
+    focal_length: $("focal-length").value === "" ? null : Number($("focal-length").value),
+    sensor_width: $("sensor-width").value === "" ? null : Number($("sensor-width").value),
+    aperture: $("aperture").value,
+    blades: Number($("blades").value),
+    rotation: Number($("rotation").value),
+    curvature: Number($("curvature").value),
+    cat_eye: Number($("cat-eye").value),
+    highlights: Number($("highlights").value),
+    method: $("method").value,
+    checkpoint: $("checkpoint").value.trim() || null,
+    depth_model: $("depth-model").value.trim() || null,
+    refine: $("refine").checked,
+    normalize: $("normalize").checked,
+    resize: $("resize").checked,
+    focus: state.focus,
+  };
+  if ($("near").value !== "" && $("far").value !== "") {
+    s.depth_range = [Number($("near").value), Number($("far").value)];
+  }
+  return s;
+}
+
+// ------------------------------------------------------------------------------------------ preview
+function schedulePreview() {
+  if (!state.session) return;
+  if (state.inFlight) { state.pending = true; return; }
+  preview();
+}
+
+async function preview() {
+  state.inFlight = true;
+  state.pending = false;
+  $("status").textContent = "rendering the preview…";
+  try {
+    const body = await api(`/api/session/${state.session}/preview`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(settings()),
+    });
+    await new Promise((resolve) => { $("after").onload = resolve; $("after").onerror = resolve;
+                                      $("after").src = body.image; });
+    state.previews += 1;
+    $("after").dataset.count = String(state.previews);
+    $("command").textContent = body.command;
+    $("copy").disabled = false;
+    $("render").disabled = false;
+    let focusText = "";
+    if (body.focus_disparity !== undefined) {
+      focusText = `focus disparity ${body.focus_disparity.toFixed(3)}, blur ${body.blur.toFixed(1)} px`;
+      if (body.focus_distance !== undefined) focusText += `, ${body.focus_distance.toFixed(2)} m`;
+    }
+    $("status").textContent = `preview ${body.size[0]}x${body.size[1]} rendered in ` +
+      `${Math.round(body.render_seconds * 1000)} ms (${body.method}); ${focusText}`;
+    $("status").dataset.ready = String(state.previews);
+    if (body.depth) await showDepth(body.depth);
+    showError("");
+  } catch (e) {
+    showError(e.message);
+    $("status").textContent = "";
+    $("status").dataset.failed = String(Date.now());
+  } finally {
+    state.inFlight = false;
+    if (state.pending) preview();
+  }
+}
+
+async function showDepth(depth) {
+  $("depth-source").textContent = `depth: ${depth.source}`;
+  $("depth-error").hidden = true;
+  state.depthRange = depth.depth_range;
+  if (depth.version !== state.depthVersion) {
+    state.depthVersion = depth.version;
+    if (depth.image === undefined) {
+      depth = await api(`/api/session/${state.session}/depth`, {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(settings()),
+      });
+    }
+    $("depth").src = depth.image;
+  }
+  updateDistanceLabel();
+}
+
+// ------------------------------------------------------------------------------------------ uploads
+async function upload(url, file) {
+  if (state.limits && file.size > state.limits.max_upload_mb * 1048576) {
+    throw new Error(`upload: expected a file of at most ${state.limits.max_upload_mb} MB, got ` +
+                    `${(file.size / 1048576).toFixed(1)} MB. Fix: shrink the file, or start lensblur ui with a ` +
+                    "larger --max-upload-mb");
+  }
+  return api(`${url}?name=${encodeURIComponent(file.name)}`, {
+    method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: file,
+  });
+}
+
+async function dropPhoto(file) {
+  if (!file) return;
+  showError("");
+  $("drop-text").textContent = `reading ${file.name}…`;
+  $("render").disabled = true;
+  $("download").hidden = true;
+  try {
+    const body = await upload("/api/photo", file);
+    Object.assign(state, { session: body.session, width: body.width, height: body.height, focus: null,
+                           depthVersion: 0, depthRange: null });
+    $("drop-text").textContent = `${body.name}: ${body.width}x${body.height} (drop another photo to change)`;
+    $("before").src = body.before;
+    $("after").src = body.before;
+    $("viewer").classList.remove("empty");
+    $("focal-length").placeholder = body.focal_length ? `${body.focal_length} (EXIF)` : "50 (no EXIF)";
+    $("sensor-width").placeholder = body.sensor_width ? `${body.sensor_width.toFixed(1)} (EXIF)` : "36";
+    for (const role of ["disparity", "right"]) $(`${role}-name`).textContent = "";
+    drawFocus();
+    if (body.depth) {
+      await showDepth(body.depth);
+    } else {
+      $("depth-source").textContent = "no depth yet";
+      $("depth-error").textContent = body.depth_error;
+      $("depth-error").hidden = false;
+    }
+    if (body.depth) schedulePreview();
+  } catch (e) {
+    $("drop-text").textContent = "Drop a photo here, or click to choose one";
+    showError(e.message);
+  }
+}
+
+async function dropFile(role, file) {
+  if (!state.session || !file) { showError("drop a photo first"); return; }
+  try {
+    const body = await upload(`/api/session/${state.session}/file/${role}`, file);
+    const label = $(`${role}-name`);
+    if (label) label.textContent = body.name;
+    schedulePreview();
+  } catch (e) { showError(e.message); }
+}
+
+// ------------------------------------------------------------------------------------------ focus
+function imagePoint(event) {
+  const rect = $("after").getBoundingClientRect();
+  const fx = Math.min(Math.max((event.clientX - rect.left) / rect.width, 0), 0.999999);
+  const fy = Math.min(Math.max((event.clientY - rect.top) / rect.height, 0), 0.999999);
+  return { fx, fy, x: Math.floor(fx * state.width), y: Math.floor(fy * state.height) };
+}
+
+function drawFocus(dragBox) {
+  const marker = $("marker"), box = $("box");
+  const focus = dragBox || state.focus;
+  marker.hidden = !(focus && focus.point);
+  box.hidden = !(focus && focus.box);
+  if (focus && focus.point) {
+    marker.style.left = `${(focus.point[0] + 0.5) / state.width * 100}%`;
+    marker.style.top = `${(focus.point[1] + 0.5) / state.height * 100}%`;
+    $("focus-readout").textContent = `point ${focus.point[0]},${focus.point[1]}`;
+  } else if (focus && focus.box) {
+    const [x0, y0, x1, y1] = focus.box;
+    Object.assign(box.style, { left: `${x0 / state.width * 100}%`, top: `${y0 / state.height * 100}%`,
+      width: `${(x1 - x0) / state.width * 100}%`, height: `${(y1 - y0) / state.height * 100}%` });
+    $("focus-readout").textContent = `box ${x0},${y0} to ${x1},${y1}`;
+  } else if (focus && focus.distance !== undefined) {
+    $("focus-readout").textContent = `distance ${focus.distance.toFixed(2)} m`;
+  } else {
+    $("focus-readout").textContent = "centre of the frame";
+  }
+}
+
+let dragStart = null;
+function boxFrom(a, b) {
+  const x0 = Math.min(a.x, b.x), y0 = Math.min(a.y, b.y);
+  const x1 = Math.max(a.x, b.x) + 1, y1 = Math.max(a.y, b.y) + 1;
+  return { box: [x0, y0, x1, y1] };
+}
+$("viewer").addEventListener("pointerdown", (event) => {
+  if (!state.session || event.button !== 0) return;
+  dragStart = { ...imagePoint(event), cx: event.clientX, cy: event.clientY };
+  $("viewer").setPointerCapture(event.pointerId);
+});
+$("viewer").addEventListener("pointermove", (event) => {
+  if (!dragStart) return;
+  if (Math.hypot(event.clientX - dragStart.cx, event.clientY - dragStart.cy) > 6) {
+    drawFocus(boxFrom(dragStart, imagePoint(event)));
+  }
+});
+$("viewer").addEventListener("pointerup", (event) => {
+  if (!dragStart) return;
+  const end = imagePoint(event);
+  const moved = Math.hypot(event.clientX - dragStart.cx, event.clientY - dragStart.cy) > 6;
+  state.focus = moved ? boxFrom(dragStart, end) : { point: [dragStart.x, dragStart.y] };
+  dragStart = null;
+  drawFocus();
+  schedulePreview();
+});
+$("focus-clear").addEventListener("click", () => { state.focus = null; drawFocus(); schedulePreview(); });
+
+// ------------------------------------------------------------------------------------------ controls
+function distanceFromSlider() {
+  if (!state.depthRange) return null;
+  const [near, far] = state.depthRange, t = Number($("focus-distance").value) / 1000;
+  return near * Math.pow(far / near, t);
+}
+function updateDistanceLabel() {
+  const d = state.focus && state.focus.distance;
+  $("distance-value").textContent = d ? `${d.toFixed(2)} m` : (state.depthRange ? "from the click" :
+    "needs a metric depth range");
+}
+
+function bindValue(id, format = (v) => v) {
+  const input = $(id), out = $(`${id}-value`);
+  const update = () => { if (out) out.textContent = format(input.value); };
+  input.addEventListener("input", () => { update(); schedulePreview(); });
+  update();
+}
+
+async function init() {
+  try {
+    const info = await api("/api/info");
+    for (const name of [...info.apertures, "blades", "custom"]) {
+      $("aperture").add(new Option(name === "custom" ? "custom image" : name === "blades" ? "N blades" : name,
+                                   name));
+    }
+    for (const m of info.methods) {
+      $("method").add(new Option(m.classical ? m.name : `${m.name} (needs a model)`, m.name));
+    }
+    const l = info.limits;
+    state.limits = l;
+    $("limits").textContent = `files up to ${l.max_upload_mb} MB, photos up to ${l.max_megapixels} MP; ` +
+      `previews about ${l.preview_megapixels} MP`;
+  } catch (e) { showError(e.message); }
+}
+
+bindValue("blur");
+bindValue("f-number", (v) => F_NUMBERS[Number(v)]);
+bindValue("blades");
+bindValue("rotation");
+bindValue("curvature");
+bindValue("cat-eye");
+bindValue("highlights");
+$("focus-distance").addEventListener("input", () => {
+  const d = distanceFromSlider();
+  if (d === null) { updateDistanceLabel(); return; }
+  state.focus = { distance: d };
+  drawFocus();
+  updateDistanceLabel();
+  schedulePreview();
+});
+for (const id of ["focal-length", "sensor-width", "checkpoint", "depth-model", "near", "far"]) {
+  $(id).addEventListener("change", schedulePreview);
+}
+for (const id of ["refine", "normalize", "resize"]) $(id).addEventListener("change", schedulePreview);
+for (const radio of document.querySelectorAll("input[name=mode]")) {
+  radio.addEventListener("change", () => {
+    const camera = settings().mode === "camera";
+    $("camera-controls").hidden = !camera;
+    $("blur-controls").hidden = camera;
+    if (!camera && state.focus && state.focus.distance !== undefined) { state.focus = null; drawFocus(); }
+    schedulePreview();
+  });
+}
+$("aperture").addEventListener("change", () => {
+  $("blades-row").hidden = $("aperture").value !== "blades";
+  $("custom-row").hidden = $("aperture").value !== "custom";
+  if ($("aperture").value !== "custom" || $("aperture-input").files.length) schedulePreview();
+});
+$("method").addEventListener("change", () => {
+  const selected = $("method").selectedOptions[0];
+  $("checkpoint-row").hidden = !selected || !selected.text.includes("needs a model");
+  schedulePreview();
+});
+$("aperture-input").addEventListener("change", () => dropFile("aperture", $("aperture-input").files[0]));
+$("disparity-input").addEventListener("change", () => dropFile("disparity", $("disparity-input").files[0]));
+$("right-input").addEventListener("change", () => dropFile("right", $("right-input").files[0]));
+$("photo-input").addEventListener("change", () => dropPhoto($("photo-input").files[0]));
+
+const drop = $("drop");
+for (const type of ["dragenter", "dragover"]) {
+  document.addEventListener(type, (e) => { e.preventDefault(); drop.classList.add("over"); });
+}
+for (const type of ["dragleave", "drop"]) {
+  document.addEventListener(type, (e) => { e.preventDefault(); drop.classList.remove("over"); });
+}
+document.addEventListener("drop", (e) => {
+  const files = [...e.dataTransfer.files];
+  if (!files.length) return;
+  // A photo and its disparity map dropped together: the one named like a depth map is the map.
+  const isMap = (f) => /disp|depth/i.test(f.name);
+  const photo = files.find((f) => !isMap(f)) || files[0];
+  const map = files.find((f) => f !== photo && isMap(f));
+  dropPhoto(photo).then(() => { if (map) dropFile("disparity", map); });
+});
+
+// before / after and the depth map
+function updateSplit() {
+  const split = Number($("split").value);
+  $("before").style.clipPath = `inset(0 ${100 - split}% 0 0)`;
+}
+$("split").addEventListener("input", updateSplit);
+updateSplit();
+$("show-depth").addEventListener("change", () => { $("depth").hidden = !$("show-depth").checked; });
+
+$("copy").addEventListener("click", async () => {
+  const text = $("command").textContent;
+  try { await navigator.clipboard.writeText(text); $("copy").textContent = "Copied"; }
+  catch (e) {
+    const range = document.createRange();
+    range.selectNodeContents($("command"));
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    $("copy").textContent = "Selected";
+  }
+  setTimeout(() => { $("copy").textContent = "Copy"; }, 1500);
+});
+
+// ------------------------------------------------------------------------------------------ full render
+$("render").addEventListener("click", async () => {
+  if (!state.session) return;
+  $("render").disabled = true;
+  $("download").hidden = true;
+  const bar = $("progress");
+  bar.hidden = false;
+  bar.removeAttribute("value");
+  try {
+    let job = await api(`/api/session/${state.session}/render`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(settings()),
+    });
+    while (job.state === "running") {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      job = await api(`/api/session/${state.session}/job/${job.id}`);
+      if (job.total > 0) { bar.max = job.total; bar.value = job.done; }
+    }
+    if (job.state === "failed") throw new Error(job.error);
+    bar.max = 1; bar.value = 1;
+    const link = $("download");
+    link.href = `/api/session/${state.session}/job/${job.id}/file`;
+    link.download = job.file;
+    link.textContent = `Download ${job.file} (${job.seconds.toFixed(1)} s)`;
+    link.hidden = false;
+  } catch (e) {
+    showError(e.message);
+    bar.hidden = true;
+  } finally {
+    $("render").disabled = false;
+  }
+});
+
+init();

@@ -1,0 +1,121 @@
+"""The server's API over HTTP (a live server on a free port; urllib, since httpx is not installed)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+
+import numpy as np
+import pytest
+from _ui import gdepth_photo, png_bytes, scene
+from PIL import Image
+
+from lensblur.ui.command import parse_render, render_tokens
+
+
+def decode(data_url: str) -> np.ndarray:
+    head, _, payload = data_url.partition(",")
+    assert head == "data:image/jpeg;base64"
+    with Image.open(io.BytesIO(base64.b64decode(payload))) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def test_tokens_are_the_render_commands_own_flags():
+    tokens = render_tokens({"mode": "camera", "f_number": 1.8, "focus": {"point": [12.7, 30]}, "aperture": "blades",
+                            "blades": 7, "rotation": -15, "curvature": 0.25, "cat_eye": 0.3, "highlights": 0.5,
+                            "method": "scatter"}, {"photo": "p.jpg"}, "p-lensblur.jpg")
+    assert tokens == ["p.jpg", "--focus", "12,30", "--f-number", "1.8", "--blades", "7", "--rotation=-15",
+                      "--curvature", "0.25", "--cat-eye", "0.3", "--highlights", "0.5", "--method", "scatter",
+                      "-o", "p-lensblur.jpg"]
+    args = parse_render(tokens)
+    assert (args.focus, args.f_number, args.blades, args.rotation, args.method) == ((12, 30), 1.8, 7, -15, "scatter")
+    with pytest.raises(ValueError, match="blur"):
+        render_tokens({"blur": "lots"}, {"photo": "p.jpg"}, "o.jpg")
+
+
+def test_photo_with_depth_preview_render_and_download(server, tmp_path):
+    rgb, disparity = scene()
+    status, info = server.json("/api/photo?name=holiday.jpg", raw=gdepth_photo(rgb, disparity))
+    assert status == 200, info
+    assert (info["width"], info["height"]) == (180, 120) and "depth_error" not in info
+    assert info["depth"]["depth_range"] == [1.0, 10.0] and "embedded" in info["depth"]["source"].lower() or \
+        "depth" in info["depth"]["source"]
+    sid = info["session"]
+    # focus on the near square: it stays sharp, the far background blurs
+    settings = {"focus": {"point": [50, 60]}, "blur": 24}
+    status, reply = server.json(f"/api/session/{sid}/preview", settings)
+    assert status == 200, reply
+    assert abs(reply["focus_disparity"] - 0.9) < 0.02
+    assert reply["command"] == "lensblur render holiday.jpg --focus 50,60 --blur 24 -o holiday-lensblur.jpg"
+    out = decode(reply["image"]).astype(np.float64)
+    before = decode(info["before"]).astype(np.float64)
+    h, w = out.shape[:2]
+    near = (slice(h // 5 + 4, h - h // 5 - 4), slice(w // 10 + 4, w // 2 - w // 10 - 4))
+    far = (slice(4, h - 4), slice(w // 2 + 8, w - 4))
+    assert np.abs(out[near] - before[near]).mean() < 3           # in focus: unchanged
+    assert out[far].std() < 0.5 * before[far].std()              # out of focus: the texture is gone
+    # full resolution, then the file
+    status, job = server.json(f"/api/session/{sid}/render", settings)
+    assert status == 200, job
+    while job["state"] == "running":
+        time.sleep(0.05)
+        status, job = server.json(f"/api/session/{sid}/job/{job['id']}")
+    assert job["state"] == "done", job
+    status, body, headers = server.request(f"/api/session/{sid}/job/{job['id']}/file")
+    assert status == 200 and 'filename="holiday-lensblur.jpg"' in headers["content-disposition"]
+    with Image.open(io.BytesIO(body)) as im:
+        assert im.format == "JPEG" and im.size == (180, 120)
+
+
+def test_bad_inputs_are_messages_and_the_server_goes_on(server):
+    status, reply = server.json("/api/photo?name=broken.jpg", raw=b"\xff\xd8 not really a jpeg")
+    assert status == 400 and reply["error"].startswith("PHOTO: expected a readable image file, got broken.jpg")
+    # a photo without depth: the ways to give it, in the command line's words
+    rgb, disparity = scene()
+    status, info = server.json("/api/photo?name=plain.png", raw=png_bytes(rgb))
+    assert status == 200
+    assert "--disparity FILE" in info["depth_error"] and "--right RIGHT_IMAGE" in info["depth_error"]
+    sid = info["session"]
+    status, reply = server.json(f"/api/session/{sid}/preview", {})
+    assert status == 400 and reply["error"].startswith("--depth-from: expected a way to get depth")
+    # ... then its disparity map dropped beside it
+    status, reply = server.json(f"/api/session/{sid}/file/disparity?name=plain-disparity.png",
+                                raw=png_bytes(np.round(disparity * 255).astype(np.uint8)))
+    assert status == 200 and reply["name"] == "plain-disparity.png"
+    status, reply = server.json(f"/api/session/{sid}/preview", {"focus": {"point": [170, 5]}})
+    assert status == 200, reply
+    assert abs(reply["focus_disparity"] - 0.1) < 0.01
+    assert "--disparity plain-disparity.png --focus 170,5" in reply["command"]
+    # a point outside the photo: the render command's message
+    status, reply = server.json(f"/api/session/{sid}/preview", {"focus": {"point": [500, 5]}})
+    assert status == 400 and reply["error"].startswith("--focus: expected a point inside the 180x120 image")
+    # a camera without a metric range
+    status, reply = server.json(f"/api/session/{sid}/preview", {"mode": "camera"})
+    assert status == 400 and "--depth-range" in reply["error"]
+    # too many pixels, too many bytes, a session that does not exist
+    status, reply = server.json("/api/photo?name=huge.png", raw=png_bytes(np.zeros((2100, 2000, 3), np.uint8)))
+    assert status == 400 and "at most 4 megapixels" in reply["error"] and "4200000" not in reply["error"]
+    status, reply = server.json("/api/photo?name=big.png", raw=b"\0" * (9 * 2**20))
+    assert status == 413 and "at most 8 MB" in reply["error"]
+    status, reply = server.json("/api/session/nope/preview", {})
+    assert status == 400 and "drop the photo again" in reply["error"]
+    status, reply = server.json(f"/api/session/{sid}/preview", raw=b"not json")
+    assert status == 400
+    # still serving
+    status, info = server.json("/api/info")
+    assert status == 200 and info["methods"][0] == {"name": "layered", "classical": True}
+
+
+def test_page_and_files_stay_local(server):
+    status, body, _ = server.request("/")
+    page = body.decode()
+    assert status == 200 and "/static/app.js" in page
+    for name in ("/static/app.js", "/static/style.css"):
+        status, text, _ = server.request(name)
+        assert status == 200
+        page += text.decode()
+    assert "http://" not in page and "https://" not in page        # nothing is loaded from the internet
+    every = [p for p in server.workspace.folder.rglob("*") if p.is_file()]
+    assert every, "uploads are kept in the workspace"
+    assert all(server.workspace.folder in p.parents for p in every)
