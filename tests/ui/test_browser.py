@@ -1,0 +1,221 @@
+"""The page in a real browser: Debian's headless Chromium driven by Playwright against a live server.
+
+Drops a photo with Google depth inside (the built-in Middlebury example, its ground truth as GDepth), clicks the
+near subject, moves the blur slider and picks a hexagonal aperture; the preview must be sharp where the click
+was and blurred where the scene is far from it (variance of Laplacian, against the photo's own); the full
+render downloaded from the page must be byte for byte the file ``lensblur render`` writes with the command line
+the page shows; a corrupt file must give the render command's message in the page. Screenshots of each step go
+to the test's temporary folder.
+
+The server runs as ``lensblur ui`` in its own process, as a user starts it (and as ``lensblur render`` runs: the
+renderer's last bits depend on torch's thread count, which the test process pins to one).
+
+Without Chromium (or Playwright) the test is skipped, unless ``LENSBLUR_REQUIRE_BROWSER=1`` (CI), where it fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _chromium() -> str:
+    """The browser and Playwright, or a skip (a failure when ``LENSBLUR_REQUIRE_BROWSER=1``) that says what is
+    missing."""
+    found = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    missing = []
+    if found is None:
+        missing.append("Debian's chromium (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright Python package (pip install 'lensblur[test]')")
+    if missing:
+        reason = "the browser test needs " + " and ".join(missing)
+        if os.environ.get("LENSBLUR_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason + " (LENSBLUR_REQUIRE_BROWSER=1)")
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture
+def live(tmp_path):
+    """``lensblur ui`` on a free port in a subprocess; after the test, stopped with Ctrl+C, which must remove its
+    temporary folder."""
+    from _ui import free_port
+
+    port, scratch = free_port(), tmp_path / "server-tmp"
+    scratch.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TMPDIR": str(scratch)}
+    process = subprocess.Popen([sys.executable, "-m", "lensblur", "ui", "--port", str(port), "--no-browser"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/api/info", timeout=5):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"lensblur ui did not start: {process.communicate()[0]}")
+            time.sleep(0.2)
+    yield url
+    process.send_signal(signal.SIGINT)
+    try:
+        output = process.communicate(timeout=30)[0]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("lensblur ui did not stop on Ctrl+C")
+    assert list(scratch.iterdir()) == [], f"lensblur ui left files behind: {output}"
+
+
+def _decode(data_url: str) -> np.ndarray:
+    with Image.open(io.BytesIO(base64.b64decode(data_url.partition(",")[2]))) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.float64)
+
+
+def _motorcycle_photo(folder: Path) -> tuple[Path, np.ndarray]:
+    """The built-in example as a JPEG with its ground-truth disparity inside (GDepth), and that disparity as
+    the file stores it."""
+    pytest.importorskip("skimage")
+    from _ui import gdepth_photo
+
+    from lensblur._convert import to_srgb8
+    from lensblur.examples import motorcycle
+
+    from lensblur.io import resize_map
+    from lensblur.ui.session import shrink
+
+    image, disparity = motorcycle()
+    size = (image.shape[0] // 2, image.shape[1] // 2)            # 370 x 250: a quick render
+    image, disparity = shrink(image, size), np.clip(resize_map(disparity, size), 0.0, 1.0)
+    path = folder / "motorcycle.jpg"
+    path.write_bytes(gdepth_photo(to_srgb8(image), disparity, near=1.0, far=5.0))
+    stored = 1.0 - np.round((1.0 - disparity) * 255) / 255
+    return path, stored.astype(np.float32)
+
+
+def _wait_preview(page, count: int) -> None:
+    page.wait_for_function(f"() => !state.inFlight && !state.pending && state.previews >= {count}", timeout=60_000)
+
+
+def test_page_in_chromium(live, tmp_path):
+    chromium = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    from lensblur.metrics import variance_of_laplacian
+
+    photo, disparity = _motorcycle_photo(tmp_path)
+    h, w = disparity.shape
+    # click where the 9 x 9 window is flat (a clean focus), on the depth most of the scene shares (a large
+    # region in focus to measure)
+    levels = np.round(disparity * 255).astype(int)
+    share = np.convolve(np.bincount(levels.ravel(), minlength=256), np.ones(9), mode="same")   # within 4 levels
+    ys, xs = np.mgrid[12:h - 12:2, 12:w - 12:2]
+    flat = [(share[levels[y, x]], x, y) for y, x in zip(ys.ravel(), xs.ravel())
+            if np.ptp(disparity[y - 4:y + 5, x - 4:x + 5]) < 0.01]
+    _, cx, cy = max(flat)
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=chromium,
+                                                       args=CHROMIUM_FLAGS, headless=True, accept_downloads=True,
+                                                       viewport={"width": 1180, "height": 760})
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.goto(live + "/")
+            page.wait_for_function("() => document.getElementById('method').options.length > 0")
+            page.screenshot(path=shots / "1-empty.png")
+
+            # 1. drop the photo: its embedded depth is found
+            page.set_input_files("#photo-input", str(photo))
+            page.wait_for_function("() => document.getElementById('depth-source').textContent.includes('depth:')")
+            assert "GDepth" in page.text_content("#depth-source")
+            assert "near 1.000 m, far 5.000 m" in page.text_content("#depth-source")
+            page.screenshot(path=shots / "2-dropped.png")
+
+            # 2. click what should be sharp (the preview's pixels map to the photo's)
+            box = page.locator("#after").bounding_box()
+            page.mouse.click(box["x"] + (cx + 0.5) / w * box["width"], box["y"] + (cy + 0.5) / h * box["height"])
+            _wait_preview(page, 1)
+            assert f"--focus {cx},{cy}" in page.text_content("#command")
+            page.screenshot(path=shots / "3-focused.png")
+
+            # 3. drag the blur slider, pick a hexagonal aperture
+            page.fill("#blur", "24")
+            page.select_option("#aperture", "hexagon")
+            page.wait_for_function("() => document.getElementById('command').textContent.includes('hexagon')")
+            _wait_preview(page, 2)
+            command = page.text_content("#command")
+            assert command == (f"lensblur render motorcycle.jpg --focus {cx},{cy} --blur 24 --aperture hexagon "
+                               "-o motorcycle-lensblur.jpg")
+            after = _decode(page.get_attribute("#after", "src"))
+            before = _decode(page.get_attribute("#before", "src"))
+            page.fill("#split", "40")
+            page.check("#show-depth")
+            page.screenshot(path=shots / "4-depth.png")
+            page.uncheck("#show-depth")
+            page.screenshot(path=shots / "4-preview.png")
+
+            # the clicked region is sharp, the rest of the scene blurred: variance of Laplacian on the preview
+            from lensblur.io import resize_map
+
+            import cv2
+
+            small = resize_map(disparity, after.shape[:2])
+            focus = float(np.median(disparity[cy - 4:cy + 5, cx - 4:cx + 5]))
+            coc = 24 * np.abs(small - focus) * after.shape[1] / w
+            # sharp: CoC under a pixel, and no pixel within 6 px that blurs (its blur would spill over)
+            sharp = (cv2.dilate((coc >= 1).astype(np.uint8), np.ones((13, 13), np.uint8)) == 0)
+            blurred = coc > 8
+            assert sharp.sum() > 2000 and blurred.sum() > 5000, (sharp.sum(), blurred.sum())
+            kept = [variance_of_laplacian(after, data_range=255, mask=m) /
+                    variance_of_laplacian(before, data_range=255, mask=m) for m in (sharp, blurred)]
+            assert kept[0] > 0.5, kept        # in focus: most of the detail is still there
+            assert kept[1] < 0.1, kept        # far from the focal plane: the detail is gone
+
+            # 4. the full render, downloaded, against lensblur render with the command line the page shows
+            page.click("#render")
+            page.wait_for_selector("#download:not([hidden])", timeout=60_000)
+            with page.expect_download() as download:
+                page.click("#download")
+            downloaded = tmp_path / "downloaded.jpg"
+            download.value.save_as(downloaded)
+            assert download.value.suggested_filename == "motorcycle-lensblur.jpg"
+            page.screenshot(path=shots / "5-rendered.png")
+
+            # 5. a corrupt file: the render command's message, in the page
+            page.set_input_files("#photo-input", files=[{"name": "broken.jpg", "mimeType": "image/jpeg",
+                                                         "buffer": b"\xff\xd8\xff\xe0 this is not a photo"}])
+            page.wait_for_selector("#error:not([hidden])")
+            assert page.text_content("#error").startswith("PHOTO: expected a readable image file, got broken.jpg")
+            page.screenshot(path=shots / "6-corrupt.png")
+        finally:
+            context.close()
+
+    argv = shlex.split(command)
+    assert argv[:2] == ["lensblur", "render"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run([sys.executable, "-m", "lensblur", *argv[1:]], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "motorcycle-lensblur.jpg").read_bytes() == downloaded.read_bytes()
+    assert len(list(shots.glob("*.png"))) == 7
