@@ -55,6 +55,20 @@ def test_photo_with_depth_preview_render_and_download(server, tmp_path):
     far = (slice(4, h - 4), slice(w // 2 + 8, w - 4))
     assert np.abs(out[near] - before[near]).mean() < 3           # in focus: unchanged
     assert out[far].std() < 0.5 * before[far].std()              # out of focus: the texture is gone
+    # a box around the far background; a camera (the photo's metric range) with a custom aperture image
+    status, reply = server.json(f"/api/session/{sid}/preview", {"focus": {"box": [100, 10, 170, 110]}})
+    assert status == 200 and abs(reply["focus_disparity"] - 0.1) < 0.02
+    assert "--focus-box 100,10,170,110" in reply["command"]
+    shape = np.zeros((9, 9), np.uint8)
+    shape[2:7, 2:7] = 255
+    status, reply = server.json(f"/api/session/{sid}/file/aperture?name=..%2Fsquare%20shape.png", raw=png_bytes(shape))
+    assert status == 200 and reply["name"] == "square shape.png"
+    camera = {"mode": "camera", "f_number": 2, "focal_length": 35, "focus": {"distance": 2.0}, "aperture": "custom"}
+    status, reply = server.json(f"/api/session/{sid}/preview", camera)
+    assert status == 200, reply
+    assert reply["command"] == ("lensblur render holiday.jpg --f-number 2 --focal-length 35 --focus-distance 2 "
+                                "--aperture 'square shape.png' -o holiday-lensblur.jpg")
+    assert abs(reply["focus_distance"] - 2.0) < 1e-6
     # full resolution, then the file
     status, job = server.json(f"/api/session/{sid}/render", settings)
     assert status == 200, job
