@@ -76,6 +76,7 @@ def test_photo_with_depth_preview_render_and_download(server, tmp_path):
         time.sleep(0.05)
         status, job = server.json(f"/api/session/{sid}/job/{job['id']}")
     assert job["state"] == "done", job
+    assert job["total"] >= 1 and job["done"] == job["total"]          # the layered renderer's blocks, all done
     status, body, headers = server.request(f"/api/session/{sid}/job/{job['id']}/file")
     assert status == 200 and 'filename="holiday-lensblur.jpg"' in headers["content-disposition"]
     with Image.open(io.BytesIO(body)) as im:

@@ -129,10 +129,20 @@ _PROGRESS: contextvars.ContextVar[Callable[[int, int], None] | None] = contextva
 def reporting(progress: Callable[[int, int], None]):
     """Within the block, renders by methods that report their progress (``layered``: its blocks) call
     ``progress(done, total)`` as they advance; others run as usual. What ``lensblur render`` shows its bar with.
+    Blocks nest: inside another ``reporting`` block both callbacks are called (the inner one first), so a caller
+    of ``lensblur render``'s code (``lensblur ui``) sees the progress its bar sees.
 
     Args:
         progress: the callback.
     """
+    outer = _PROGRESS.get()
+    if outer is not None:
+        inner = progress
+
+        def progress(done: int, total: int) -> None:
+            inner(done, total)
+            outer(done, total)
+
     token = _PROGRESS.set(progress)
     try:
         yield

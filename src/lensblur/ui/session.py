@@ -1,11 +1,11 @@
 """What the server keeps for each photo a page dropped: its files, the photo, its depth, previews and full renders.
 
-Every step calls what ``lensblur render`` calls, in the same order: the page's settings become a render command
-line (:mod:`lensblur.ui.command`), read by the render command's parser; the photo is read with
-:func:`lensblur.depth.read_photo`; the depth, the lens and the method come from the render command's own
-functions; the full render is ``method.predict`` under :func:`lensblur.render.reporting`, written with
-:func:`lensblur.io.write_image`. A preview is the same render on the photo and map shrunk to about one megapixel,
-with the blur scaled by the same factor (the CoC is in pixels of the image rendered).
+The page's settings become a render command line (:mod:`lensblur.ui.command`), read by the render command's
+parser. The full render is that command itself (``lensblur.cli.render.run``) in a thread, its block progress
+caught with :func:`lensblur.render.reporting`. A preview calls what the command calls, in the same order (the
+photo read with :func:`lensblur.depth.read_photo` when dropped; the depth, the lens and the method from the
+render command's own functions; ``method.predict``) on the photo and map shrunk to about one megapixel, with the
+blur scaled by the same factor (the CoC is in pixels of the image rendered).
 
 Everything is written inside one temporary folder the :class:`Workspace` owns and removes.
 """
@@ -400,35 +400,33 @@ class Workspace:
         return meta
 
     def start_render(self, session: Session, settings: dict) -> Job:
-        """Start the full-resolution render of ``settings`` in a thread: exactly what ``lensblur render`` does with
-        the command line the page shows (every check runs before the thread starts)."""
+        """Start the full-resolution render of ``settings`` in a thread: ``lensblur render`` itself (its ``run``)
+        with the command line the page shows, the server's copies of the files standing in for the user's. The
+        settings are checked (depth, lens, method, output) before the thread starts."""
         from ..io import check_output_path
 
         with session.lock:
-            args, method, depth, lens = self._prepare(session, settings)
-        output = Path(args.output)
-        check_output_path(output, inputs=[args.photo, args.disparity, args.right], force=False)
-        job = Job(uuid.uuid4().hex, output)
+            args, _, _, _ = self._prepare(session, settings)
+        check_output_path(args.output, inputs=[args.photo, args.disparity, args.right], force=False)
+        job = Job(uuid.uuid4().hex, Path(args.output))
         session.jobs = {job.id: job}
-        meta = self._meta(session, args, depth)
-        thread = threading.Thread(target=self._run, args=(session, job, method, depth, lens, meta, args.bits),
-                                  name=f"lensblur-render-{job.id[:8]}", daemon=True)
+        thread = threading.Thread(target=self._run, args=(session, job, args), name=f"lensblur-render-{job.id[:8]}",
+                                  daemon=True)
         thread.start()
         return job
 
-    def _run(self, session, job, method, depth, lens, meta, bits) -> None:
-        from ..io import write_image
+    def _run(self, session: Session, job: Job, args) -> None:
+        from ..cli import render as render_command
         from ..render import reporting
 
         started = time.perf_counter()
         try:
             with reporting(job.progress):
-                out = method.predict(session.image, disparity=None if depth is None else depth.disparity, lens=lens,
-                                     meta=meta)
-            write_image(job.output, out, bits=bits)
+                render_command.run(args)       # prints its "wrote ..." line in the server's log
             job.seconds = time.perf_counter() - started
             job.state = "done"
         except Exception as exc:
-            log.exception("render failed")
+            if not isinstance(exc, LensblurError):
+                log.exception("render failed")
             job.error = session.explain(exc)
             job.state = "failed"
