@@ -134,3 +134,34 @@ def test_page_and_files_stay_local(server):
     every = [p for p in server.workspace.folder.rglob("*") if p.is_file()]
     assert every, "uploads are kept in the workspace"
     assert all(server.workspace.folder in p.parents for p in every)
+
+
+def test_focus_pull_sweeps_near_to_far_and_back(server):
+    rgb, disparity = scene()
+    status, info = server.json("/api/photo?name=pull.jpg", raw=gdepth_photo(rgb, disparity))
+    assert status == 200, info
+    sid = info["session"]
+    status, job = server.json(f"/api/session/{sid}/focus-pull", {"blur": 20})
+    assert status == 200 and job["total"] == 16, job
+    while job["state"] == "running":
+        time.sleep(0.05)
+        status, job = server.json(f"/api/session/{sid}/job/{job['id']}")
+    assert job["state"] == "done" and job["done"] == 16, job
+    status, body, headers = server.request(f"/api/session/{sid}/job/{job['id']}/file")
+    assert status == 200 and 'filename="pull-focus-pull.gif"' in headers["content-disposition"]
+    frames = []
+    with Image.open(io.BytesIO(body)) as gif:
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            frames.append(np.asarray(gif.convert("RGB"), dtype=np.float64))
+    assert len(frames) == 16
+    h, w = frames[0].shape[:2]
+    near = (slice(h // 5 + 3, h - h // 5 - 3), slice(w // 10 + 3, w // 2 - w // 10 - 3))
+    far = (slice(3, h - 3), slice(w // 2 + 6, w - 3))
+
+    def detail(frame, region):
+        return np.abs(np.diff(frame[region], axis=1)).mean()
+
+    # first frame focused near (the square sharp, the background soft), the ninth far (the other way round)
+    assert detail(frames[0], near) > 2 * detail(frames[8], near)
+    assert detail(frames[8], far) > 2 * detail(frames[0], far)

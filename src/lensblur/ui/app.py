@@ -8,8 +8,9 @@ Routes (every ``/api`` answer is JSON; an error is ``{"error": message}`` with s
 * ``POST /api/photo?name=NAME``: the photo as the request's body; a new session, its size, EXIF camera and depth;
 * ``POST /api/session/ID/file/ROLE?name=NAME``: a disparity map, a right view or an aperture image;
   ``DELETE`` the same path removes it;
-* ``POST /api/session/ID/depth``, ``.../preview``, ``.../render`` with the page's settings as JSON: the depth (and its
-  colour-mapped picture), a preview, the start of a full-resolution render;
+* ``POST /api/session/ID/depth``, ``.../preview``, ``.../render``, ``.../focus-pull`` with the page's settings as
+  JSON: the depth (and its colour-mapped picture), a preview, the start of a full-resolution render or of a
+  focus-pull GIF;
 * ``GET /api/session/ID/job/JOB``: a render's progress; ``.../job/JOB/file``: its file, to download.
 
 Uploads are the request's raw body (no multipart parsing), streamed into the workspace's folder and cut off at the
@@ -204,6 +205,13 @@ def create_app(workspace: Workspace, *, host: str = "127.0.0.1"):
             return failure(exc)
         return await guarded(lambda: workspace.start_render(session, settings).status(), session)
 
+    async def focus_pull(request):
+        try:
+            session, settings = lookup(request), await settings_of(request)
+        except Exception as exc:  # noqa: BLE001
+            return failure(exc)
+        return await guarded(lambda: workspace.start_focus_pull(session, settings).status(), session)
+
     def job_of(request):
         session = lookup(request)
         job = session.jobs.get(request.path_params["job"])
@@ -242,6 +250,7 @@ def create_app(workspace: Workspace, *, host: str = "127.0.0.1"):
         Route("/api/session/{session}/depth", depth, methods=["POST"]),
         Route("/api/session/{session}/preview", preview, methods=["POST"]),
         Route("/api/session/{session}/render", render, methods=["POST"]),
+        Route("/api/session/{session}/focus-pull", focus_pull, methods=["POST"]),
         Route("/api/session/{session}/job/{job}", job),
         Route("/api/session/{session}/job/{job}/file", job_file),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),

@@ -59,7 +59,7 @@ def _numbers(settings: Mapping, key: str, count: int) -> str | None:
         return None
     if not isinstance(values, (list, tuple)) or len(values) != count:
         raise InputError(key, expected=f"{count} numbers", got=values, fix=f"send {key} as a list of {count} numbers")
-    return ",".join(_number({"v": v}, "v", low=-1e9, high=1e9) for v in values)
+    return ",".join(_number({key: v}, key, low=-1e9, high=1e9) for v in values)
 
 
 def _flag(tokens: list[str], flag: str, value: str | None) -> None:
@@ -76,7 +76,7 @@ def render_tokens(settings: Mapping, files: Mapping[str, str], output: str) -> l
     Args:
         settings: the page's settings (every key optional): ``refine``, ``normalize``, ``resize`` (depth switches),
             ``depth_model``, ``depth_range`` ([near, far] m), ``focus`` ({"point": [x, y]}, {"box": [x0, y0, x1,
-            y1]} or {"distance": m}, full-resolution pixels), ``mode`` ("blur" or "camera"), ``blur``, ``f_number``,
+            y1]} in full-resolution pixels, {"disparity": d} or {"distance": m}), ``mode`` ("blur" or "camera"), ``blur``, ``f_number``,
             ``focal_length``, ``sensor_width``, ``aperture`` (one of :data:`APERTURES`, ``"blades"`` or
             ``"custom"``), ``blades``, ``rotation``, ``curvature``, ``cat_eye``, ``highlights``, ``method``,
             ``checkpoint``.
@@ -111,11 +111,13 @@ def render_tokens(settings: Mapping, files: Mapping[str, str], output: str) -> l
         _flag(tokens, "--focus", ",".join(str(int(float(v))) for v in _numbers(focus, "point", 2).split(",")))
     elif "box" in focus:
         _flag(tokens, "--focus-box", ",".join(str(int(float(v))) for v in _numbers(focus, "box", 4).split(",")))
+    elif "disparity" in focus:
+        _flag(tokens, "--focus-disparity", _number(focus, "disparity", low=0, high=1))
     if camera:
         _flag(tokens, "--f-number", _number(settings, "f_number", low=0.5, high=128) or "2.8")
         _flag(tokens, "--focal-length", _number(settings, "focal_length", low=1, high=2000))
         _flag(tokens, "--sensor-width", _number(settings, "sensor_width", low=1, high=200))
-        if "distance" in focus and "point" not in focus and "box" not in focus:
+        if "distance" in focus and not {"point", "box", "disparity"} & set(focus):
             _flag(tokens, "--focus-distance", _number(focus, "distance", low=0.01, high=1e6))
     else:
         _flag(tokens, "--blur", _number(settings, "blur", low=0, high=1000) or "30")

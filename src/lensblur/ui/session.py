@@ -39,6 +39,12 @@ log = logging.getLogger(__name__)
 PREVIEW_PIXELS = 1_000_000
 """The preview's size: the photo shrunk (never enlarged) to about this many pixels."""
 
+FOCUS_PULL_FRAMES = 16
+"""Frames of a focus-pull GIF (near to far and back)."""
+
+FOCUS_PULL_PIXELS = 300_000
+"""A focus-pull frame's size: the preview shrunk to about this many pixels."""
+
 SESSIONS_KEPT = 3
 """How many dropped photos the server keeps; the oldest one's files and arrays go first."""
 
@@ -428,5 +434,58 @@ class Workspace:
         except Exception as exc:
             if not isinstance(exc, LensblurError):
                 log.exception("render failed")
+            job.error = session.explain(exc)
+            job.state = "failed"
+
+    def start_focus_pull(self, session: Session, settings: dict, *, frames: int = FOCUS_PULL_FRAMES) -> Job:
+        """Start a focus-pull GIF in a thread: ``frames`` renders at the preview's lens settings, shrunk to at most
+        :data:`FOCUS_PULL_PIXELS`, the focus sweeping from the nearest to the farthest part of the scene (the
+        2nd and 98th percentiles of the map) and back. Each frame is the preview of ``settings`` focused with
+        ``--focus-disparity``, so a camera's blur follows its focus distance as ``lensblur render`` computes it."""
+        with session.lock:
+            _, method, depth, _ = self._prepare(session, settings)
+        if depth is None or not method.needs_lens:
+            raise InputError("method", expected="a method that renders a lens", got=method.name,
+                             fix="pick a classical renderer for a focus pull")
+        near, far = (float(v) for v in np.percentile(depth.preview, [98, 2]))
+        sweep = np.linspace(near, far, max(2, frames // 2 + 1))
+        stops = [*sweep, *sweep[-2:0:-1]]
+        output = session.folder / "out" / f"{Path(session.names['photo']).stem}-focus-pull.gif"
+        job = Job(uuid.uuid4().hex, output, total=len(stops))
+        session.jobs = {job.id: job}
+        thread = threading.Thread(target=self._focus_pull, args=(session, job, dict(settings), stops),
+                                  name=f"lensblur-pull-{job.id[:8]}", daemon=True)
+        thread.start()
+        return job
+
+    def _focus_pull(self, session: Session, job: Job, settings: dict, stops: list[float]) -> None:
+        from PIL import Image
+
+        from .._convert import to_srgb8
+        from ..io import atomic_path
+        from ..lens import Lens
+
+        started = time.perf_counter()
+        try:
+            small = session.small
+            size = preview_size(small.shape[1], small.shape[0], FOCUS_PULL_PIXELS)
+            image = shrink(small, size)
+            frames = []
+            for i, stop in enumerate(stops):
+                with session.lock:
+                    args, method, depth, lens = self._prepare(session, {**settings, "focus": {"disparity": stop}})
+                    disparity = shrink(depth.preview, size)
+                scale = size[1] / session.width
+                frame_lens = Lens(focus_disparity=lens.focus_disparity, blur=lens.blur * scale, aperture=lens.aperture)
+                out = method.predict(image, disparity=disparity, lens=frame_lens, meta=self._meta(session, args, depth))
+                frames.append(Image.fromarray(to_srgb8(out)))
+                job.progress(i + 1, len(stops))
+            with atomic_path(job.output) as tmp:
+                frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=120, loop=0)
+            job.seconds = time.perf_counter() - started
+            job.state = "done"
+        except Exception as exc:
+            if not isinstance(exc, LensblurError):
+                log.exception("focus pull failed")
             job.error = session.explain(exc)
             job.state = "failed"

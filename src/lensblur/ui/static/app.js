@@ -74,6 +74,7 @@ async function preview() {
     $("command").textContent = body.command;
     $("copy").disabled = false;
     $("render").disabled = false;
+    $("focus-pull").disabled = false;
     let focusText = "";
     if (body.focus_disparity !== undefined) {
       focusText = `focus disparity ${body.focus_disparity.toFixed(3)}, blur ${body.blur.toFixed(1)} px`;
@@ -127,6 +128,7 @@ async function dropPhoto(file) {
   showError("");
   $("drop-text").textContent = `reading ${file.name}…`;
   $("render").disabled = true;
+  $("focus-pull").disabled = true;
   $("download").hidden = true;
   try {
     const body = await upload("/api/photo", file);
@@ -341,21 +343,21 @@ $("copy").addEventListener("click", async () => {
 });
 
 // ------------------------------------------------------------------------------------------ full render
-$("render").addEventListener("click", async () => {
+async function runJob(kind, button) {
   if (!state.session) return;
-  $("render").disabled = true;
+  for (const id of ["render", "focus-pull"]) $(id).disabled = true;
   $("download").hidden = true;
   const bar = $("progress");
   bar.hidden = false;
   bar.removeAttribute("value");
   try {
-    let job = await api(`/api/session/${state.session}/render`, {
+    let job = await api(`/api/session/${state.session}/${kind}`, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(settings()),
     });
     while (job.state === "running") {
+      if (job.total > 0) { bar.max = job.total; bar.value = job.done; }
       await new Promise((resolve) => setTimeout(resolve, 250));
       job = await api(`/api/session/${state.session}/job/${job.id}`);
-      if (job.total > 0) { bar.max = job.total; bar.value = job.done; }
     }
     if (job.state === "failed") throw new Error(job.error);
     bar.max = 1; bar.value = 1;
@@ -368,8 +370,10 @@ $("render").addEventListener("click", async () => {
     showError(e.message);
     bar.hidden = true;
   } finally {
-    $("render").disabled = false;
+    for (const id of ["render", "focus-pull"]) $(id).disabled = false;
   }
-});
+}
+$("render").addEventListener("click", () => runJob("render"));
+$("focus-pull").addEventListener("click", () => runJob("focus-pull"));
 
 init();
