@@ -152,10 +152,20 @@ def test_page_in_chromium(live, tmp_path):
             assert "near 1.000 m, far 5.000 m" in page.text_content("#depth-source")
             page.screenshot(path=shots / "2-dropped.png")
 
-            # 2. click what should be sharp (the preview's pixels map to the photo's)
+            # 2. drag a focus box, then click what should be sharp (the preview's pixels map to the photo's)
             box = page.locator("#after").bounding_box()
-            page.mouse.click(box["x"] + (cx + 0.5) / w * box["width"], box["y"] + (cy + 0.5) / h * box["height"])
+
+            def at(x, y):
+                return box["x"] + (x + 0.5) / w * box["width"], box["y"] + (y + 0.5) / h * box["height"]
+
+            page.mouse.move(*at(40, 30))
+            page.mouse.down()
+            page.mouse.move(*at(80, 60), steps=4)
+            page.mouse.up()
             _wait_preview(page, 1)
+            assert "--focus-box 40,30,81,61" in page.text_content("#command")
+            page.mouse.click(*at(cx, cy))
+            _wait_preview(page, 2)
             assert f"--focus {cx},{cy}" in page.text_content("#command")
             page.screenshot(path=shots / "3-focused.png")
 
@@ -163,7 +173,7 @@ def test_page_in_chromium(live, tmp_path):
             page.fill("#blur", "24")
             page.select_option("#aperture", "hexagon")
             page.wait_for_function("() => document.getElementById('command').textContent.includes('hexagon')")
-            _wait_preview(page, 2)
+            _wait_preview(page, 3)
             command = page.text_content("#command")
             assert command == (f"lensblur render motorcycle.jpg --focus {cx},{cy} --blur 24 --aperture hexagon "
                                "-o motorcycle-lensblur.jpg")

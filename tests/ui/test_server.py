@@ -165,3 +165,12 @@ def test_focus_pull_sweeps_near_to_far_and_back(server):
     # first frame focused near (the square sharp, the background soft), the ninth far (the other way round)
     assert detail(frames[0], near) > 2 * detail(frames[8], near)
     assert detail(frames[8], far) > 2 * detail(frames[0], far)
+
+
+def test_ui_command_checks_its_flags(capsys):
+    from lensblur.cli import main
+
+    assert main(["ui", "--port", "0", "--no-browser"]) == 1
+    assert "--port: expected a port from 1 to 65535, got 0" in capsys.readouterr().err
+    assert main(["ui", "--max-megapixels", "-3", "--no-browser"]) == 1
+    assert "--max-megapixels: expected a positive number" in capsys.readouterr().err
