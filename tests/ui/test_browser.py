@@ -217,6 +217,7 @@ def test_page_in_chromium(live, tmp_path):
                                                          "buffer": b"\xff\xd8\xff\xe0 this is not a photo"}])
             page.wait_for_selector("#error:not([hidden])")
             assert page.text_content("#error").startswith("PHOTO: expected a readable image file, got broken.jpg")
+            assert page.is_visible("#download")           # the photo before stays, with its render
             page.screenshot(path=shots / "6-corrupt.png")
         finally:
             context.close()

@@ -31,8 +31,8 @@ import numpy as np
 from ..errors import InputError, LensblurError
 from . import DEFAULT_MAX_MEGAPIXELS, DEFAULT_MAX_UPLOAD_MB, command
 
-__all__ = ["PREVIEW_PIXELS", "Job", "Session", "Workspace",
-           "shrink"]
+__all__ = ["FOCUS_PULL_FRAMES", "FOCUS_PULL_PIXELS", "PREVIEW_PIXELS", "SESSIONS_KEPT", "Job", "Session", "Workspace",
+           "preview_size", "shrink"]
 
 log = logging.getLogger(__name__)
 

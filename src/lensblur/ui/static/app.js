@@ -14,6 +14,7 @@ function showError(text) {
   const box = $("error");
   box.textContent = text || "";
   box.hidden = !text;
+  if (text) box.scrollIntoView({ block: "nearest" });
 }
 
 async function api(path, options = {}) {
@@ -126,12 +127,13 @@ async function upload(url, file) {
 async function dropPhoto(file) {
   if (!file) return;
   showError("");
+  const previous = $("drop-text").textContent;
   $("drop-text").textContent = `reading ${file.name}…`;
-  $("render").disabled = true;
-  $("focus-pull").disabled = true;
-  $("download").hidden = true;
   try {
     const body = await upload("/api/photo", file);
+    $("render").disabled = true;
+    $("focus-pull").disabled = true;
+    $("download").hidden = true;
     Object.assign(state, { session: body.session, width: body.width, height: body.height, focus: null,
                            depthVersion: 0, depthRange: null });
     $("drop-text").textContent = `${body.name}: ${body.width}x${body.height} (drop another photo to change)`;
@@ -151,7 +153,7 @@ async function dropPhoto(file) {
     }
     if (body.depth) schedulePreview();
   } catch (e) {
-    $("drop-text").textContent = "Drop a photo here, or click to choose one";
+    $("drop-text").textContent = previous;       // the photo before (if any) stays
     showError(e.message);
   }
 }
