@@ -113,7 +113,8 @@ def _motorcycle_photo(folder: Path) -> tuple[Path, np.ndarray]:
 
 
 def _wait_preview(page, count: int) -> None:
-    page.wait_for_function(f"() => !state.inFlight && !state.pending && state.previews >= {count}", timeout=60_000)
+    page.wait_for_function(f"() => !state.inFlight && !state.pending && !state.shownDraft && state.previews >= {count}",
+                           timeout=120_000)
 
 
 @pytest.mark.slow      # 26 to 35 s on the shared 2-core machine under load: two lensblur processes and a browser

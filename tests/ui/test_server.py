@@ -55,6 +55,10 @@ def test_photo_with_depth_preview_render_and_download(server, tmp_path):
     far = (slice(4, h - 4), slice(w // 2 + 8, w - 4))
     assert np.abs(out[near] - before[near]).mean() < 3           # in focus: unchanged
     assert out[far].std() < 0.5 * before[far].std()              # out of focus: the texture is gone
+    # a draft (while a slider is dragged): a quarter of the preview's pixels, the same command line
+    status, draft = server.json(f"/api/session/{sid}/preview", {**settings, "draft": True})
+    assert status == 200 and draft["draft"] and not reply["draft"] and draft["command"] == reply["command"]
+    assert abs(draft["size"][0] * draft["size"][1] / (reply["size"][0] * reply["size"][1]) - 0.25) < 0.02
     # a box around the far background; a camera (the photo's metric range) with a custom aperture image
     status, reply = server.json(f"/api/session/{sid}/preview", {"focus": {"box": [100, 10, 170, 110]}})
     assert status == 200 and abs(reply["focus_disparity"] - 0.1) < 0.02

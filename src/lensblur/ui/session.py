@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 PREVIEW_PIXELS = 1_000_000
 """The preview's size: the photo shrunk (never enlarged) to about this many pixels."""
 
+DRAFT_FRACTION = 0.25
+"""A draft preview (sent while a slider is being dragged) has this fraction of the preview's pixels."""
+
 FOCUS_PULL_FRAMES = 16
 """Frames of a focus-pull GIF (near to far and back)."""
 
@@ -114,6 +117,7 @@ class _Depth:
     where: str
     suggested: float | None
     preview: np.ndarray            # the map at the preview's size
+    draft: np.ndarray              # the map at the draft preview's size
     version: int
 
 
@@ -128,6 +132,7 @@ class Session:
         names: role -> the file's name as the user's browser gave it (what the shown command line says).
         image: the photo, ``H x W x 3`` linear RGB, as ``lensblur render`` reads it.
         small: the photo at the preview's size.
+        draft: the photo at the draft preview's size (:data:`DRAFT_FRACTION` of the preview's pixels).
     """
 
     id: str
@@ -136,6 +141,7 @@ class Session:
     names: dict[str, str] = field(default_factory=dict)
     image: np.ndarray | None = None
     small: np.ndarray | None = None
+    draft: np.ndarray | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     depth: _Depth | None = None
     depth_key: tuple | None = None
@@ -300,6 +306,8 @@ class Workspace:
         session.files["photo"], session.names["photo"] = path, command.file_name(name, "photo")
         session.image = image
         session.small = shrink(image, preview_size(image.shape[1], image.shape[0], self.preview_pixels))
+        h, w = session.small.shape[:2]
+        session.draft = shrink(session.small, preview_size(w, h, max(1, int(w * h * DRAFT_FRACTION))))
         camera = read_camera(path)
         return {"session": session.id, "width": session.width, "height": session.height,
                 "preview": [int(session.small.shape[1]), int(session.small.shape[0])],
@@ -340,7 +348,8 @@ class Workspace:
         if session.depth is None or session.depth_key != key:
             disparity, rng, where, suggested = render_command._disparity(args, session.image)
             version = (session.depth.version + 1) if session.depth else 1
-            session.depth = _Depth(disparity, rng, where, suggested, shrink(disparity, session.small.shape[:2]),
+            preview = shrink(disparity, session.small.shape[:2])
+            session.depth = _Depth(disparity, rng, where, suggested, preview, shrink(preview, session.draft.shape[:2]),
                                    version)
             session.depth_key = key
         return session.depth
@@ -368,7 +377,8 @@ class Workspace:
         return jpeg_data_url(pair[:, small.shape[1]:])
 
     def preview(self, session: Session, settings: dict) -> dict:
-        """Render the preview for ``settings``.
+        """Render the preview for ``settings`` (a smaller draft when ``settings["draft"]`` is true: what the page
+        asks for while a slider is being dragged).
 
         Returns:
             The preview (a JPEG data URL), the command line, the focus and blur, the depth's description and the
@@ -379,16 +389,18 @@ class Workspace:
         with session.lock:
             started = time.perf_counter()
             args, method, depth, lens = self._prepare(session, settings)
-            small = session.small
+            draft = bool(settings.get("draft"))
+            small = session.draft if draft else session.small
             scale = small.shape[1] / session.width
             small_lens = None if lens is None else Lens(focus_disparity=lens.focus_disparity,
                                                         blur=lens.blur * scale, aperture=lens.aperture)
             prepared = time.perf_counter()
-            out = method.predict(small, disparity=None if depth is None else depth.preview, lens=small_lens,
+            maps = None if depth is None else depth.draft if draft else depth.preview
+            out = method.predict(small, disparity=maps, lens=small_lens,
                                  meta=self._meta(session, args, depth))
             rendered = time.perf_counter()
         reply = {"image": jpeg_data_url(out), "command": command.command_line(session.tokens(settings, shown=True)),
-                 "method": args.method, "render_seconds": rendered - prepared,
+                 "method": args.method, "render_seconds": rendered - prepared, "draft": draft,
                  "prepare_seconds": prepared - started,
                  "size": [int(small.shape[1]), int(small.shape[0])]}
         if lens is not None:

@@ -7,7 +7,7 @@ const F_NUMBERS = [1, 1.2, 1.4, 1.8, 2, 2.5, 2.8, 3.5, 4, 4.5, 5.6, 6.3, 8, 9, 1
 
 const state = {
   session: null, width: 0, height: 0, focus: null, depthVersion: 0, depthRange: null,
-  inFlight: false, pending: false, job: null, previews: 0,
+  inFlight: false, pending: null, job: null, previews: 0, shownDraft: false,
 };
 
 function showError(text) {
@@ -54,23 +54,30 @@ function settings() {
 }
 
 // ------------------------------------------------------------------------------------------ preview
-function schedulePreview() {
+// One preview in flight at a time; the latest settings go next. A draft (a quarter of the pixels) is asked for
+// while a slider is being dragged, the full preview when it is let go; a pending full one wins over a draft.
+function schedulePreview(draft = false) {
   if (!state.session) return;
-  if (state.inFlight) { state.pending = true; return; }
-  preview();
+  if (state.inFlight) {
+    state.pending = { draft: draft && (state.pending === null || state.pending.draft) };
+    return;
+  }
+  preview(draft);
 }
 
-async function preview() {
+async function preview(draft = false) {
   state.inFlight = true;
-  state.pending = false;
+  state.pending = null;
   $("status").textContent = "rendering the preview…";
   try {
     const body = await api(`/api/session/${state.session}/preview`, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(settings()),
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ ...settings(), draft }),
     });
     await new Promise((resolve) => { $("after").onload = resolve; $("after").onerror = resolve;
                                       $("after").src = body.image; });
     state.previews += 1;
+    state.shownDraft = body.draft;
     $("after").dataset.count = String(state.previews);
     $("command").textContent = body.command;
     $("copy").disabled = false;
@@ -81,7 +88,7 @@ async function preview() {
       focusText = `focus disparity ${body.focus_disparity.toFixed(3)}, blur ${body.blur.toFixed(1)} px`;
       if (body.focus_distance !== undefined) focusText += `, ${body.focus_distance.toFixed(2)} m`;
     }
-    $("status").textContent = `preview ${body.size[0]}x${body.size[1]} rendered in ` +
+    $("status").textContent = `${body.draft ? "draft" : "preview"} ${body.size[0]}x${body.size[1]} rendered in ` +
       `${Math.round(body.render_seconds * 1000)} ms (${body.method}); ${focusText}`;
     $("status").dataset.ready = String(state.previews);
     if (body.depth) await showDepth(body.depth);
@@ -92,7 +99,7 @@ async function preview() {
     $("status").dataset.failed = String(Date.now());
   } finally {
     state.inFlight = false;
-    if (state.pending) preview();
+    if (state.pending) preview(state.pending.draft);
   }
 }
 
@@ -240,7 +247,8 @@ function updateDistanceLabel() {
 function bindValue(id, format = (v) => v) {
   const input = $(id), out = $(`${id}-value`);
   const update = () => { if (out) out.textContent = format(input.value); };
-  input.addEventListener("input", () => { update(); schedulePreview(); });
+  input.addEventListener("input", () => { update(); schedulePreview(true); });
+  input.addEventListener("change", () => schedulePreview(false));
   update();
 }
 
@@ -274,8 +282,9 @@ $("focus-distance").addEventListener("input", () => {
   state.focus = { distance: d };
   drawFocus();
   updateDistanceLabel();
-  schedulePreview();
+  schedulePreview(true);
 });
+$("focus-distance").addEventListener("change", () => { if (state.focus && state.focus.distance) schedulePreview(); });
 for (const id of ["focal-length", "sensor-width", "checkpoint", "depth-model", "near", "far"]) {
   $(id).addEventListener("change", schedulePreview);
 }
