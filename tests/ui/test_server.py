@@ -121,6 +121,10 @@ def test_bad_inputs_are_messages_and_the_server_goes_on(server):
     assert status == 400 and "drop the photo again" in reply["error"]
     status, reply = server.json(f"/api/session/{sid}/preview", raw=b"not json")
     assert status == 400
+    status, reply = server.json(f"/api/session/{sid}/preview", {"method": "x" * 70000})
+    assert status == 400 and "bytes of settings" in reply["error"]
+    status, reply = server.json(f"/api/session/{sid}/preview", {"method": "no-such-method"})
+    assert status == 400 and reply["error"].startswith("--method: expected one of")
     # still serving
     status, info = server.json("/api/info")
     assert status == 200 and info["methods"][0] == {"name": "layered", "classical": True}

@@ -36,6 +36,9 @@ STATIC = Path(__file__).parent / "static"
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
+SETTINGS_BYTES = 65536
+"""The largest settings object a page may send (a few hundred bytes in practice)."""
+
 
 def method_list() -> list[dict]:
     """The methods the page offers: every name of :func:`lensblur.methods.available_methods`, the classical
@@ -100,8 +103,12 @@ def create_app(workspace: Workspace, *, host: str = "127.0.0.1"):
             return failure(exc, session)
 
     async def settings_of(request) -> dict:
+        body = await request.body()
+        if len(body) > SETTINGS_BYTES:
+            raise InputError("settings", expected=f"at most {SETTINGS_BYTES} bytes of settings", got=len(body),
+                             fix="reload the page")
         try:
-            settings = json.loads(await request.body() or b"{}")
+            settings = json.loads(body or b"{}")
         except ValueError:
             settings = None
         if not isinstance(settings, dict):
