@@ -107,8 +107,15 @@ class LocalExecutor(Executor):
                 yield position, fn(shared, item)
             return
         ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(min(self.workers, len(tasks)), initializer=_pool_init, initargs=(fn, shared)) as pool:
+        pool = ctx.Pool(min(self.workers, len(tasks)), initializer=_pool_init, initargs=(fn, shared))
+        try:
             yield from pool.imap_unordered(_pool_call, tasks)
+            pool.close()
+        except BaseException:       # an item failed, or the caller stopped early: stop the rest
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
 
 
 # -- Ray ------------------------------------------------------------------------------------------------

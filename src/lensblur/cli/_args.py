@@ -365,14 +365,15 @@ def method_from_flags(args, **extra):
 
 # ------------------------------------------------------------------------------------------ output
 def add_output(parser, *, folder: bool, required: bool = True, default=None, help: str | None = None,
-               metavar: str | None = None, old: tuple[str, ...] = ()) -> argparse.Action:
+               metavar: str | None = None, old: tuple[str, ...] = (), urls: bool = False) -> argparse.Action:
     """``-o/--output``: a file where the command writes one file, a folder (``folder=True``) where it writes
-    several. ``old`` spellings stay as hidden aliases."""
+    several. ``old`` spellings stay as hidden aliases. With ``urls`` the value stays text (a
+    :class:`~pathlib.Path` would fold the ``//`` of an fsspec URL such as ``s3://bucket/out``)."""
     if help is None:
         help = "folder to write into (created if missing)" if folder else "where to write the result"
     if default is not None:
         help += f" (default {default})"
-    return _add(parser, ("-o", "--output"), old, type=Path, required=required, default=default,
+    return _add(parser, ("-o", "--output"), old, type=str if urls else Path, required=required, default=default,
                 metavar=metavar or ("DIR" if folder else "FILE"), help=help)
 
 

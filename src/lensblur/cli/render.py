@@ -51,7 +51,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _args.add_photo(p, many=True, help="all-in-focus photo (PNG, JPEG, TIFF, WebP, PFM, EXR, HEIC); several photos, "
                                        "folders or glob patterns ('shots/*.jpg'), local or fsspec URLs, with "
                                        "-o FOLDER")
-    _args.add_output(p, folder=False, metavar="FILE_OR_DIR",
+    _args.add_output(p, folder=False, metavar="FILE_OR_DIR", urls=True,
                      help="where to write the result: a file for one photo; a folder (created if missing) for "
                           "several photos, a folder or a pattern, or when it ends in / or is a folder already")
     _args.add_progress(p)

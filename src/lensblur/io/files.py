@@ -20,9 +20,11 @@ __all__ = [
     "is_url",
     "join_location",
     "list_images",
+    "local_path",
     "location_exists",
     "natural_key",
     "staged",
+    "upload_folder",
     "url_filesystem",
     "write_text",
 ]
@@ -244,8 +246,15 @@ def url_filesystem(url: str, *, argument: str = "path"):
                          got=f"{url} ({exc})", fix="check the URL's protocol") from exc
 
 
-def _local(location: str | os.PathLike) -> Path | None:
-    """``location`` as a local path (plain paths and ``file://`` URLs), None for a remote URL."""
+def local_path(location: str | os.PathLike) -> Path | None:
+    """``location`` as a local path (plain paths and ``file://`` URLs), None for a remote URL.
+
+    Args:
+        location: a path or URL.
+
+    Returns:
+        The :class:`~pathlib.Path`, or None.
+    """
     if not is_url(location):
         return Path(location)
     if location.startswith("file://"):
@@ -255,7 +264,7 @@ def _local(location: str | os.PathLike) -> Path | None:
 
 def join_location(base: str | os.PathLike, *parts: str) -> str | Path:
     """``base/part/...``: a :class:`~pathlib.Path` for a local ``base``, a URL (``/``-joined) for a remote one."""
-    local = _local(base)
+    local = local_path(base)
     if local is not None and not is_url(base):
         return local.joinpath(*parts)
     return "/".join([str(base).rstrip("/"), *parts])
@@ -263,7 +272,7 @@ def join_location(base: str | os.PathLike, *parts: str) -> str | Path:
 
 def location_exists(location: str | os.PathLike, *, argument: str = "path") -> bool:
     """Whether the file or folder at ``location`` (a path or a URL) exists."""
-    local = _local(location)
+    local = local_path(location)
     if local is not None:
         return local.exists()
     fs, path = url_filesystem(location, argument=argument)
@@ -278,7 +287,7 @@ def fetched(location: str | os.PathLike, *, argument: str = "path") -> Iterator[
     Raises:
         InputError: the URL does not exist (or as :func:`url_filesystem`).
     """
-    local = _local(location)
+    local = local_path(location)
     if local is not None:
         yield local
         return
@@ -296,7 +305,7 @@ def staged(location: str | os.PathLike, *, argument: str = "output") -> Iterator
     """A local path to write ``location``'s content to: the path itself (the writer makes it atomic, as
     :func:`atomic_path`), or for a remote URL a temporary file of the same name, uploaded whole when the block
     succeeds and never uploaded when it fails."""
-    local = _local(location)
+    local = local_path(location)
     if local is not None:
         yield local
         return
@@ -337,7 +346,7 @@ def expand_inputs(specs: Iterable[str | os.PathLike], suffixes: Iterable[str], *
     found: list[str | Path] = []
     for spec in specs:
         text = os.fspath(spec)
-        local = _local(text)
+        local = local_path(text)
         if local is not None and not is_url(text):
             if _has_magic(text):
                 matches = sorted(Path(m) for m in glob.glob(text) if Path(m).is_file()
@@ -371,3 +380,20 @@ def expand_inputs(specs: Iterable[str | os.PathLike], suffixes: Iterable[str], *
             if match not in found:
                 found.append(match)
     return found
+
+
+def upload_folder(folder: str | os.PathLike, url: str, *, last: Iterable[str] = ()) -> None:
+    """Copy the files directly in a local ``folder`` to the remote folder ``url``, the names in ``last``
+    after all others (a reader that waits for them finds the rest already there).
+
+    Args:
+        folder: the local folder.
+        url: the remote folder (an fsspec URL).
+        last: file names to upload last, in this order.
+    """
+    fs, path = url_filesystem(url)
+    fs.makedirs(path, exist_ok=True)
+    late = list(last)
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file())
+    for item in sorted(files, key=lambda p: (p.name in late, late.index(p.name) if p.name in late else 0, p.name)):
+        fs.put_file(str(item), f"{path.rstrip('/')}/{item.name}")
