@@ -469,6 +469,11 @@ def _run_batch(args) -> int:
 
     from . import _build
 
+    _check_lens_flags(args)     # the cheap checks first, then the photos and their maps, then the method
+    _aperture(args)
+    if args.ray_address is not None and args.executor != "ray":
+        raise InputError("--ray-address", expected="--executor ray as well", got=args.ray_address,
+                         fix="add --executor ray")
     jobs, skipped = _plan(args)
     method = _checked_method(args)
     executor = _args.executor_from_flags(args)
