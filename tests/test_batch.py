@@ -113,6 +113,13 @@ def test_bad_arguments_are_refused_before_any_render(shots, tmp_path, capsys, ex
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_an_output_file_for_several_photos_is_refused(shots, tmp_path, capsys):
+    folder, _ = shots
+    code = main(["render", str(folder), *LENS, "-o", str(tmp_path / "out.jpg")])
+    assert code == 1 and "--output: expected a folder for several photos" in capsys.readouterr().err
+    assert not (tmp_path / "out.jpg").exists()
+
+
 def test_missing_input_is_refused(tmp_path, capsys):
     code = main(["render", str(tmp_path / "nope.png"), str(tmp_path / "nope2.png"), *LENS, "-o", f"{tmp_path}/o/"])
     assert code == 1 and "existing files, folders or glob patterns" in capsys.readouterr().err

@@ -146,3 +146,23 @@ def test_ray_executor_equals_the_local_one_on_synth_and_eval(ray_cluster, tmp_pa
             assert _scores(tmp_path / f"e-{name}-local/per_image.csv") == _scores(tmp_path / f"e-{name}-ray/per_image.csv")
             assert local["metrics"] == remote["metrics"]
     assert ray_cluster.is_initialized()          # the executor leaves an instance it did not start running
+
+
+@pytest.mark.parametrize("command", [
+    ["synth", "-n", "1", "--size", "48x32"],
+    ["eval", "--method", "identity", "--dataset", "synth", "--root", "DATA"],
+    ["render", "DATA/a.png", "DATA/b.png"],
+])
+def test_a_ray_address_without_the_ray_executor_is_refused_before_work(tmp_path, capsys, command):
+    from lensblur.cli import main
+
+    data = tmp_path / "data"
+    synthesize(data, 1, **TINY)
+    (data / "a.png").write_bytes((data / "pairs/000000/image.png").read_bytes())
+    (data / "b.png").write_bytes((data / "pairs/000000/image.png").read_bytes())
+    out = tmp_path / "out"
+    argv = [c.replace("DATA", str(data)) for c in command] + ["-o", f"{out}/", "--ray-address", "auto",
+                                                              "--no-progress"]
+    assert main(argv) == 1
+    assert "--ray-address: expected --executor ray as well" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())

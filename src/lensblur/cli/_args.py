@@ -404,9 +404,11 @@ def add_focus_measures(parser) -> None:
                        help="Brenner's 1976 horizontal sum (default), or Pertuz's mean of max(DH, DV)^2")
 
 
-def add_executor(parser, *, workers_help: str | None = None, workers_default: int = 1) -> None:
+def add_executor(parser, *, workers_help: str | None = None, workers_default: int = 1,
+                 local_help: str = "--workers processes on this machine") -> None:
     """Where the items of a batch run (:mod:`lensblur.executor`): ``--executor local|ray``, ``--ray-address``
-    and, unless ``workers_help`` is ``""`` (the command has its own), ``--workers N``."""
+    and, unless ``workers_help`` is ``""`` (the command has its own), ``--workers N``. ``local_help`` says what
+    the local executor does in this command."""
     from ..executor import EXECUTORS
 
     group = parser.add_argument_group("execution")
@@ -414,8 +416,8 @@ def add_executor(parser, *, workers_help: str | None = None, workers_default: in
         group.add_argument("--workers", type=int, default=workers_default, metavar="N",
                            help=workers_help or f"local processes, one thread each (default {workers_default})")
     group.add_argument("--executor", choices=EXECUTORS, default="local",
-                       help="local: --workers processes on this machine (default); ray: one Ray task per item on "
-                            "the cluster of --ray-address")
+                       help=f"local: {local_help} (default); ray: one Ray task per item on the cluster of "
+                            "--ray-address")
     group.add_argument("--ray-address", metavar="ADDRESS",
                        help="with --executor ray: auto (the cluster this machine is in), HOST:PORT of a head node, "
                             "or ray://HOST:10001 (Ray Client); default: a local Ray instance")

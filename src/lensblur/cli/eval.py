@@ -78,7 +78,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                          help=f"values scored: 8-bit sRGB files or float gamma 2.2 (default {DISPLAYS[0]})")
     scoring.add_argument("--lpips-net", choices=LPIPS_NETS, default=LPIPS_NETS[0],
                          help=f"LPIPS backbone (default {LPIPS_NETS[0]})")
-    _args.add_executor(parser, workers_help="")
+    _args.add_executor(parser, workers_help="", local_help="this process, with --workers data loaders")
     _args.add_format(parser, "markdown", "json", help="how to print the run's summary")
     _args.add_progress(parser)
     parser.set_defaults(run=run)

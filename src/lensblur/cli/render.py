@@ -410,6 +410,11 @@ def _plan(args) -> tuple[list[_Job], list]:
     from ..io import check_output_path, make_folder
     from ..io.files import expand_inputs, is_url, join_location, location_exists
 
+    out = str(args.output)
+    if not out.endswith(("/", os.sep)) and Path(out).suffix.lower().lstrip(".") in _WRITABLE and not (
+            not is_url(out) and Path(out).is_dir()):
+        raise InputError("--output", expected="a folder for several photos, a folder or a pattern", got=out,
+                         fix=f"pass -o {Path(out).with_suffix('')}/ (outputs are named OUT/<photo stem>.<suffix>)")
     photos = expand_inputs(args.photo, _PHOTO_SUFFIXES, argument="photo")
     one_file = [flag for dest, flag in _ONE_FILE_FLAGS.items() if getattr(args, dest, None) is not None]
     if one_file and len(photos) > 1:
