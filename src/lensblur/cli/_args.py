@@ -364,16 +364,35 @@ def method_from_flags(args, **extra):
 
 
 # ------------------------------------------------------------------------------------------ output
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+class _Output(argparse.Action):
+    """``-o``'s value: a :class:`~pathlib.Path`, or in a command that writes to fsspec URLs (``urls``) the URL's
+    text (a Path would fold the ``//`` of ``s3://bucket/out``). Other commands refuse a URL in one line."""
+
+    def __init__(self, option_strings, dest, *, urls: bool = False, **kwargs):
+        self.urls = urls
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if _URL.match(values) and not self.urls:
+            parser.error(f"{option_string}: expected a local path, got the URL {values} (lensblur render with "
+                         "several photos and lensblur synth write to URLs)")
+        setattr(namespace, self.dest, values if _URL.match(values) else Path(values))
+
+
 def add_output(parser, *, folder: bool, required: bool = True, default=None, help: str | None = None,
                metavar: str | None = None, old: tuple[str, ...] = (), urls: bool = False) -> argparse.Action:
     """``-o/--output``: a file where the command writes one file, a folder (``folder=True``) where it writes
-    several. ``old`` spellings stay as hidden aliases. With ``urls`` the value stays text (a
-    :class:`~pathlib.Path` would fold the ``//`` of an fsspec URL such as ``s3://bucket/out``)."""
+    several; a :class:`~pathlib.Path`, or with ``urls`` also an fsspec URL (kept as text). ``old`` spellings
+    stay as hidden aliases."""
     if help is None:
         help = "folder to write into (created if missing)" if folder else "where to write the result"
     if default is not None:
         help += f" (default {default})"
-    return _add(parser, ("-o", "--output"), old, type=str if urls else Path, required=required, default=default,
+        default = Path(default) if isinstance(default, str) else default
+    return _add(parser, ("-o", "--output"), old, action=_Output, urls=urls, required=required, default=default,
                 metavar=metavar or ("DIR" if folder else "FILE"), help=help)
 
 
