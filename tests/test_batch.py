@@ -143,3 +143,19 @@ def test_memory_urls_in_and_out_give_the_local_bytes(shots, tmp_path):
         for root in ("/batch-in", "/batch-maps", "/batch-out"):
             if fs.exists(root):
                 fs.rm(root, recursive=True)
+
+
+def test_a_url_pattern_is_a_batch_and_a_bracketed_file_name_is_one_photo(shots, tmp_path):
+    folder, maps = shots
+    fs = fsspec.filesystem("memory")
+    try:
+        fs.pipe_file("/pattern-in/a.png", (folder / "a.png").read_bytes())
+        assert main(["render", "memory://pattern-in/*.png", "--disparity-dir", str(maps), *LENS,
+                     "-o", str(tmp_path / "out")]) == 0
+        assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]
+    finally:
+        fs.rm("/pattern-in", recursive=True)
+    odd = folder / "a[1].png"
+    odd.write_bytes((folder / "a.png").read_bytes())
+    assert main(["render", str(odd), "--disparity", str(maps / "a.npy"), *LENS, "-o", str(tmp_path / "x.png")]) == 0
+    assert (tmp_path / "x.png").read_bytes() == (tmp_path / "out" / "a.png").read_bytes()

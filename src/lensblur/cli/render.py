@@ -306,13 +306,13 @@ def _is_batch(args) -> bool:
     if len(args.photo) > 1:
         return True
     spec = str(args.photo[0])
-    if any(c in spec for c in "*?[") or (not is_url(spec) and Path(spec).is_dir()):
-        return True
+    if not is_url(spec) and (Path(spec).is_dir() or not Path(spec).exists() and any(c in spec for c in "*?[")):
+        return True     # a folder, or a pattern (a file whose name holds [ or * is that file)
     if is_url(spec):
         from ..io.files import url_filesystem
 
         fs, path = url_filesystem(spec, argument="photo")
-        if fs.isdir(path):
+        if fs.isdir(path) or not fs.exists(path) and any(c in path for c in "*?["):
             return True
     out = str(args.output)
     return out.endswith(("/", os.sep)) or (not is_url(out) and Path(out).is_dir())

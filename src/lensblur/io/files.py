@@ -348,7 +348,7 @@ def expand_inputs(specs: Iterable[str | os.PathLike], suffixes: Iterable[str], *
         text = os.fspath(spec)
         local = local_path(text)
         if local is not None and not is_url(text):
-            if _has_magic(text):
+            if _has_magic(text) and not local.exists():      # a file named "a[1].jpg" is that file
                 matches = sorted(Path(m) for m in glob.glob(text) if Path(m).is_file()
                                  and Path(m).suffix.lower() in wanted)
             elif local.is_dir():
@@ -361,7 +361,7 @@ def expand_inputs(specs: Iterable[str | os.PathLike], suffixes: Iterable[str], *
         else:
             fs, path = url_filesystem(text, argument=argument)
             url = fs.unstrip_protocol
-            if _has_magic(path):
+            if _has_magic(path) and not fs.exists(path):
                 matches = [url(p) for p in sorted(fs.glob(path)) if fs.isfile(p)
                            and Path(p).suffix.lower() in wanted]
             elif fs.isdir(path):
