@@ -145,6 +145,21 @@ def test_ray_executor_equals_the_local_one_on_synth_and_eval(ray_cluster, tmp_pa
                               dataset_name="synth", options=options, perceptual=NO_PERCEPTUAL, executor=tasks)
             assert _scores(tmp_path / f"e-{name}-local/per_image.csv") == _scores(tmp_path / f"e-{name}-ray/per_image.csv")
             assert local["metrics"] == remote["metrics"]
+        # a batch render on Ray tasks writes the bytes the in-process batch writes
+        from lensblur.cli import main
+
+        photos, maps = tmp_path / "photos", tmp_path / "maps"
+        photos.mkdir()
+        maps.mkdir()
+        for k in range(2):
+            pair = tmp_path / f"local/pairs/00000{k}"
+            (photos / f"p{k}.png").write_bytes((pair / "image.png").read_bytes())
+            (maps / f"p{k}.png").write_bytes((pair / "disparity.png").read_bytes())
+        common = ["render", str(photos), "--blur", "4", "--focus-disparity", "0.5", "--disparity-dir", str(maps),
+                  "--no-progress"]
+        assert main([*common, "-o", f"{tmp_path}/r-here/"]) == 0
+        assert main([*common, "-o", f"{tmp_path}/r-ray/", "--executor", "ray"]) == 0
+        _same_tree(tmp_path / "r-here", tmp_path / "r-ray")
     assert ray_cluster.is_initialized()          # the executor leaves an instance it did not start running
 
 
