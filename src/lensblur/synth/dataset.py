@@ -279,7 +279,9 @@ def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (7
 
     Raises:
         InputError: a value out of range; ``out`` is a file, or holds a dataset with other settings or a
-            broken manifest; an image folder that does not exist or holds no images.
+            broken manifest; an image folder that does not exist or holds no images; a ``memory://`` URL with
+            worker processes (they would write into their own memory); a URL whose filesystem package is
+            missing.
     """
     if not isinstance(count, int) or count < 1:
         raise InputError("count", expected="a positive number of pairs", got=count, fix="e.g. count=2000")
