@@ -49,6 +49,9 @@ class InputError(LensblurError, ValueError):
             message += f" Fix: {fix}"
         super().__init__(message)
 
+    def __reduce__(self):  # keyword-only arguments: rebuilt from them when sent to or from a worker process
+        return _rebuild, (type(self), (self.argument,), {"expected": self.expected, "got": self.got, "fix": self.fix})
+
 
 class ShapeError(InputError):
     """An array or tensor has the wrong shape."""
@@ -70,6 +73,9 @@ class ModelNotFoundError(LensblurError, FileNotFoundError):
         places = "\n".join(f"  - {p}" for p in self.looked_in) or "  (nowhere)"
         super().__init__(f"{what} not found. Looked in:\n{places}\nTo get it: {how_to_get}")
 
+    def __reduce__(self):
+        return _rebuild, (type(self), (self.what,), {"looked_in": self.looked_in, "how_to_get": self.how_to_get})
+
 
 class MissingDependencyError(LensblurError, ImportError):
     """An optional package is needed for the feature that was asked for.
@@ -83,10 +89,19 @@ class MissingDependencyError(LensblurError, ImportError):
     def __init__(self, package: str, *, extra: str, feature: str):
         self.package = package
         self.extra = extra
+        self.feature = feature
         super().__init__(
             f"{feature} needs the package '{package}', which is not installed. "
             f"Fix: pip install 'lensblur[{extra}]'"
         )
+
+    def __reduce__(self):
+        return _rebuild, (type(self), (self.package,), {"extra": self.extra, "feature": self.feature})
+
+
+def _rebuild(cls, args: tuple, kwargs: dict):
+    """An error of ``cls`` made again from its arguments (unpickling)."""
+    return cls(*args, **kwargs)
 
 
 def check_integer(argument: str, value: object, low: int, *, fix: str | None = None) -> None:

@@ -11,7 +11,7 @@ import pytest
 from _ui import gdepth_photo, png_bytes, scene
 from PIL import Image
 
-from lensblur.ui.command import parse_render, render_tokens
+from lensblur.ui.command import one_photo, parse_render, render_tokens
 
 
 def decode(data_url: str) -> np.ndarray:
@@ -28,7 +28,8 @@ def test_tokens_are_the_render_commands_own_flags():
     assert tokens == ["p.jpg", "--focus", "12,30", "--f-number", "1.8", "--blades", "7", "--rotation=-15",
                       "--curvature", "0.25", "--cat-eye", "0.3", "--highlights", "0.5", "--method", "scatter",
                       "-o", "p-lensblur.jpg"]
-    args = parse_render(tokens)
+    args = one_photo(parse_render(tokens))
+    assert str(args.photo) == "p.jpg"
     assert (args.focus, args.f_number, args.blades, args.rotation, args.method) == ((12, 30), 1.8, 7, -15, "scatter")
     with pytest.raises(ValueError, match="blur"):
         render_tokens({"blur": "lots"}, {"photo": "p.jpg"}, "o.jpg")

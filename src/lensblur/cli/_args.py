@@ -26,6 +26,7 @@ __all__ = [
     "PYTHON_NAMES",
     "add_depth_source",
     "add_diffusion",
+    "add_executor",
     "add_format",
     "add_lens",
     "add_output",
@@ -38,6 +39,7 @@ __all__ = [
     "diffusion_error",
     "diffusion_flag",
     "diffusion_options",
+    "executor_from_flags",
     "flag_for",
     "floats",
     "in_flags",
@@ -164,8 +166,12 @@ def _add_flags(parser, title: str, specs: dict, only, defaults, helps, exclusive
 
 
 # ------------------------------------------------------------------------------------------ photo and depth
-def add_photo(parser, help: str = "the photo (PNG, JPEG, TIFF, WebP, PFM, EXR, HEIC, ...)") -> argparse.Action:
-    """The positional ``PHOTO``, read with :func:`lensblur.depth.read_photo`."""
+def add_photo(parser, help: str = "the photo (PNG, JPEG, TIFF, WebP, PFM, EXR, HEIC, ...)", *,
+              many: bool = False) -> argparse.Action:
+    """The positional ``PHOTO``, read with :func:`lensblur.depth.read_photo`; with ``many``, one or more
+    (files, folders, glob patterns or fsspec URLs, kept as text: ``args.photo`` is then a list)."""
+    if many:
+        return parser.add_argument("photo", nargs="+", metavar="PHOTO", help=help)
     return parser.add_argument("photo", type=Path, metavar="PHOTO", help=help)
 
 
@@ -358,15 +364,35 @@ def method_from_flags(args, **extra):
 
 
 # ------------------------------------------------------------------------------------------ output
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+class _Output(argparse.Action):
+    """``-o``'s value: a :class:`~pathlib.Path`, or in a command that writes to fsspec URLs (``urls``) the URL's
+    text (a Path would fold the ``//`` of ``s3://bucket/out``). Other commands refuse a URL in one line."""
+
+    def __init__(self, option_strings, dest, *, urls: bool = False, **kwargs):
+        self.urls = urls
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if _URL.match(values) and not self.urls:
+            parser.error(f"{option_string}: expected a local path, got the URL {values} (lensblur render with "
+                         "several photos and lensblur synth write to URLs)")
+        setattr(namespace, self.dest, values if _URL.match(values) else Path(values))
+
+
 def add_output(parser, *, folder: bool, required: bool = True, default=None, help: str | None = None,
-               metavar: str | None = None, old: tuple[str, ...] = ()) -> argparse.Action:
+               metavar: str | None = None, old: tuple[str, ...] = (), urls: bool = False) -> argparse.Action:
     """``-o/--output``: a file where the command writes one file, a folder (``folder=True``) where it writes
-    several. ``old`` spellings stay as hidden aliases."""
+    several; a :class:`~pathlib.Path`, or with ``urls`` also an fsspec URL (kept as text). ``old`` spellings
+    stay as hidden aliases."""
     if help is None:
         help = "folder to write into (created if missing)" if folder else "where to write the result"
     if default is not None:
         help += f" (default {default})"
-    return _add(parser, ("-o", "--output"), old, type=Path, required=required, default=default,
+        default = Path(default) if isinstance(default, str) else default
+    return _add(parser, ("-o", "--output"), old, action=_Output, urls=urls, required=required, default=default,
                 metavar=metavar or ("DIR" if folder else "FILE"), help=help)
 
 
@@ -395,6 +421,39 @@ def add_focus_measures(parser) -> None:
                             "paper's cited reference does")
     group.add_argument("--brenner", dest="brenner_variant", choices=BRENNER_VARIANTS, default=BRENNER_VARIANTS[0],
                        help="Brenner's 1976 horizontal sum (default), or Pertuz's mean of max(DH, DV)^2")
+
+
+def add_executor(parser, *, workers_help: str | None = None, workers_default: int = 1,
+                 local_help: str = "--workers processes on this machine") -> None:
+    """Where the items of a batch run (:mod:`lensblur.executor`): ``--executor local|ray``, ``--ray-address``
+    and, unless ``workers_help`` is ``""`` (the command has its own), ``--workers N``. ``local_help`` says what
+    the local executor does in this command."""
+    from ..executor import EXECUTORS
+
+    group = parser.add_argument_group("execution")
+    if workers_help != "":
+        group.add_argument("--workers", type=int, default=workers_default, metavar="N",
+                           help=workers_help or f"local processes, one thread each (default {workers_default})")
+    group.add_argument("--executor", choices=EXECUTORS, default="local",
+                       help=f"local: {local_help} (default); ray: one Ray task per item on the cluster of "
+                            "--ray-address")
+    group.add_argument("--ray-address", metavar="ADDRESS",
+                       help="with --executor ray: auto (the cluster this machine is in), HOST:PORT of a head node, "
+                            "or ray://HOST:10001 (Ray Client); default: a local Ray instance")
+
+
+def executor_from_flags(args):
+    """The :class:`~lensblur.executor.Executor` of ``--executor``, ``--workers`` and ``--ray-address``."""
+    from ..errors import InputError
+    from ..executor import get_executor
+
+    if args.ray_address is not None and args.executor != "ray":
+        raise InputError("--ray-address", expected="--executor ray as well", got=args.ray_address,
+                         fix="add --executor ray")
+    workers = getattr(args, "workers", 1) or 1
+    if args.executor == "local" and workers < 1:
+        raise InputError("--workers", expected="an integer >= 1", got=workers, fix="e.g. --workers 2")
+    return get_executor(args.executor, workers=workers, address=args.ray_address)
 
 
 def add_progress(parser) -> None:

@@ -23,6 +23,8 @@ examples:
   lensblur eval --method scatter --dataset blb --level 5 --root BLB/ -o results/ --limit 5
   lensblur eval --method bokehdiff --dataset ebb-val294 --root EBB/ -o results/ --align-exposure --device cuda
   lensblur eval --method bokehdiff --dataset synth --root data/synth-bd-val -o results/ --lora runs/bd1
+  lensblur eval --method layered --dataset synth --root /shared/synth-1m -o /shared/results/ \
+      --executor ray --ray-address auto            # one Ray task per image (docs/scale.md)
 
 Each run writes DIR/<dataset>[-<split/level>]-<method>[-aligned[-PROTOCOL]][-<ssim/display/lpips-net>]/
 (the scoring choices other than the defaults) with per_image.csv (resumable: rerun the same command to
@@ -63,7 +65,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "focus_disparity": "focus disparity in [0, 1] (idem)",
         "blades": "aperture blades (0 = circle), overriding the dataset's"})
     parser.add_argument("--limit", type=int, help="score only the first N images")
-    parser.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default 0)")
+    parser.add_argument("--workers", type=int, default=0, help="data-loading worker processes of the local executor (default 0)")
     parser.add_argument("--edge-band", type=int, default=EDGE_BAND_PX,
                         help=f"depth-edge band half-width in pixels (default {EDGE_BAND_PX})")
     scoring = parser.add_argument_group("scoring protocol (non-default choices are named in the run's folder)")
@@ -76,6 +78,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                          help=f"values scored: 8-bit sRGB files or float gamma 2.2 (default {DISPLAYS[0]})")
     scoring.add_argument("--lpips-net", choices=LPIPS_NETS, default=LPIPS_NETS[0],
                          help=f"LPIPS backbone (default {LPIPS_NETS[0]})")
+    _args.add_executor(parser, workers_help="", local_help="this process, with --workers data loaders")
     _args.add_format(parser, "markdown", "json", help="how to print the run's summary")
     _args.add_progress(parser)
     parser.set_defaults(run=run)
@@ -140,9 +143,18 @@ def run(args) -> int:
     if args.checkpoint:     # a rerun with another checkpoint is another run (run.json refuses to mix them)
         settings["checkpoint"] = str(Path(args.checkpoint).resolve())
     settings.update({f"diffusion_{k}": str(v) for k, v in _args.diffusion_options(args).items()})
-    summary = evaluate(dataset, method, out_root / _run_name(args), dataset_name=args.dataset, options=options,
-                       perceptual=load_perceptual(lpips_net=args.lpips_net),
-                       settings=settings)
+    # local: this process renders and scores (with --workers data loaders); ray: one task per image.
+    executor = _args.executor_from_flags(args) if args.executor == "ray" else None
+    if args.ray_address is not None and executor is None:
+        raise InputError("--ray-address", expected="--executor ray as well", got=args.ray_address,
+                         fix="add --executor ray")
+    try:
+        summary = evaluate(dataset, method, out_root / _run_name(args), dataset_name=args.dataset, options=options,
+                           perceptual=load_perceptual(lpips_net=args.lpips_net),
+                           settings=settings, executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     write_text(out_root / "table.md", markdown_table(collect_summaries(out_root)))
     if args.format == "json":
         print(json.dumps(summary, indent=2, sort_keys=True))

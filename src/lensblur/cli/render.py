@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
+import uuid
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
 from . import _args
 
 log = logging.getLogger(__name__)
+
+_WRITABLE = ("png", "jpg", "jpeg", "tif", "tiff", "webp", "pfm", "exr")
+"""The suffixes lensblur writes (``--output-format``); a photo of another format (HEIC) is written as .jpg."""
+_PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".pfm", ".exr", ".heic", ".heif", ".hif",
+                   ".avif")
+"""What folders and patterns give as photos."""
 
 EPILOG = """examples:
   lensblur render photo.jpg --disparity disp.png --focus 812,430 --blur 40 --aperture hexagon -o out.jpg
@@ -22,6 +32,13 @@ EPILOG = """examples:
   lensblur render photo.jpg --disparity d.png --focus 600,400 --blur 30 --method bokehdiff --device cuda \\
       --dtype float16 -o out.png     # SG161222/RealVisXL_V5.0 + zcx65535/bokehdiff from the Hugging Face cache
 
+Several photos (one output each, named OUT/<photo stem>.<the photo's suffix or --output-format>):
+  lensblur render a.jpg b.heic shots/ 'more/*.jpg' --disparity-dir maps/ --blur 30 -o out/ --workers 2
+  lensblur render 's3://bucket/shots/*.jpg' --disparity-dir s3://bucket/maps -o s3://bucket/out/ \
+      --executor ray --ray-address auto
+Outputs that exist are skipped (--force renders them again); two photos with the same output name are refused
+before any work; a photo that fails is reported at the end, the others are written (exit code 1 if any failed).
+
 Focus: --focus X,Y (median disparity in a 9x9 window), --focus-box, --focus-disparity or --focus-mask;
 by default the subject with --depth-from subject, else the centre of the frame. Blur: --blur K gives the CoC radius K * (d - d_focus) pixels; or give
 a camera (--f-number with --focal-length, --sensor-width, --focus-distance and a metric depth range).
@@ -31,13 +48,20 @@ a camera (--f-number with --focal-length, --sensor-width, --focus-distance and a
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = _args.command(subparsers, "render", help="render bokeh from a photo and its depth", description=__doc__,
                       epilog=EPILOG)
-    _args.add_photo(p, help="all-in-focus photo (PNG, JPEG, TIFF, WebP, PFM, EXR, HEIC)")
-    _args.add_output(p, folder=False)
+    _args.add_photo(p, many=True, help="all-in-focus photo (PNG, JPEG, TIFF, WebP, PFM, EXR, HEIC); several photos, "
+                                       "folders or glob patterns ('shots/*.jpg'), local or fsspec URLs, with "
+                                       "-o FOLDER")
+    _args.add_output(p, folder=False, metavar="FILE_OR_DIR", urls=True,
+                     help="where to write the result: a file for one photo; a folder (created if missing) for "
+                          "several photos, a folder or a pattern, or when it ends in / or is a folder already")
     _args.add_progress(p)
     _args.add_depth_source(p, only=("disparity", "depth", "depth_from", "depth_model", "right", "mask",
                                     "refine_depth", "normalize_disparity", "resize_disparity", "depth_scale",
-                                    "depth_range"),
-                           helps={"normalize_disparity": "min-max rescale the --disparity map to [0, 1]"})
+                                    "depth_range", "disparity_dir"),
+                           helps={"normalize_disparity": "min-max rescale the --disparity map (or each map of "
+                                                         "--disparity-dir) to [0, 1]",
+                                  "disparity_dir": "a folder (or URL) of disparity maps, one per photo with the "
+                                                   "photo's stem (a.jpg -> DIR/a.png, .npy, .pfm, .tif, .exr, .jpg)"})
     _args.add_lens(p, helps={"blur": "CoC scale K in pixels: blur radius K * |d - d_focus| (default 30 without "
                                      "a camera)"})
     o = p.add_argument_group("output")
@@ -50,8 +74,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                         "depth-threshold a depth run, whose network then gives the depth)")
     _args.add_diffusion(p)
     o.add_argument("--bits", type=int, default=8, choices=[8, 16], help="bits per channel for PNG/TIFF")
-    o.add_argument("--force", action="store_true", help="allow overwriting an input file")
+    o.add_argument("--force", action="store_true",
+                   help="allow overwriting an input file; with several photos, render outputs that exist again "
+                        "(they are skipped otherwise)")
+    o.add_argument("--output-format", choices=_WRITABLE, metavar="EXT",
+                   help="with -o FOLDER: the outputs' format, one of " + ", ".join(_WRITABLE) +
+                        " (default: the photo's own, .jpg for HEIC/HEIF/AVIF)")
     _args.add_threshold(p)
+    _args.add_executor(p, workers_help="with several photos: local processes, one thread each (default 1)")
     p.set_defaults(run=run)
     return p
 
@@ -139,20 +169,25 @@ def _camera(args, image_shape) -> tuple[float, float, str]:
     return focal, sensor, source
 
 
+def _check_lens_flags(args) -> None:
+    """The lens flags' checks that need no photo (run before any photo is read)."""
+    if args.f_number is None and args.focus_distance is not None:
+        raise InputError("--focus-distance", expected="a camera (--f-number ...)", got=args.focus_distance,
+                         fix="add --f-number, or use --blur with --focus/--focus-disparity")
+    if args.f_number is not None and args.blur is not None:
+        raise InputError("--blur", expected="either --blur or a camera (--f-number), not both", got=args.blur,
+                         fix="drop one of them")
+
+
 def _lens(args, disparity, rng, image_width, suggested_focus=None):
     from ..lens import Lens
 
+    _check_lens_flags(args)
     aperture = _aperture(args)
     focus, how = _focus(args, disparity, rng, suggested_focus)
     if args.f_number is None:
-        if args.focus_distance is not None:
-            raise InputError("--focus-distance", expected="a camera (--f-number ...)", got=args.focus_distance,
-                             fix="add --f-number, or use --blur with --focus/--focus-disparity")
         blur = 30.0 if args.blur is None else args.blur
         return Lens(focus_disparity=float(focus), blur=blur, aperture=aperture), how
-    if args.blur is not None:
-        raise InputError("--blur", expected="either --blur or a camera (--f-number), not both", got=args.blur,
-                         fix="drop one of them")
     if rng is None:
         raise InputError("--f-number", expected="a metric depth range to map the camera onto",
                          got="a map without one", fix="pass --depth (a metric depth map), a photo with "
@@ -206,33 +241,269 @@ def _predict_with_progress(method, image, disparity, lens, meta, show: bool):
         bar.close()
 
 
-def run(args) -> int:
-    from ..depth import read_photo
-    from ..io import check_output_path, write_image
+@dataclass(frozen=True)
+class Rendered:
+    """What :func:`render_photo` did: the file written, the photo's size and a one-line description."""
 
-    inputs = [args.photo, args.disparity, args.depth, args.right, args.mask, args.focus_mask, args.checkpoint,
-              args.lora, args.vae_encoder]
-    check_output_path(args.output, inputs=inputs, force=args.force)
+    output: str
+    width: int
+    height: int
+    summary: str
+    seconds: float
+
+    def line(self) -> str:
+        return f"wrote {self.output} ({self.width}x{self.height}, {self.summary}, {self.seconds:.2f} s)"
+
+
+def render_photo(args, method, *, progress: bool = False) -> Rendered:
+    """Render one photo from resolved settings: ``args.photo`` (a path or URL) with its depth (the depth flags,
+    or ``args.disparity``, a map of ``--disparity-dir``), its focus and lens, written to ``args.output`` whole or
+    not at all. The one path every render takes, one photo or many.
+
+    Args:
+        args: the command's settings for this photo.
+        method: the method to render with (:func:`lensblur.cli._args.method_from_flags`).
+        progress: a progress bar over the renderer's blocks.
+
+    Returns:
+        The :class:`Rendered`.
+
+    Raises:
+        LensblurError: the photo, its depth or a setting cannot be used.
+    """
+    from ..depth import read_photo
+    from ..io import write_image
+    from ..io.files import fetched, staged
+
+    started = time.perf_counter()
+    maps = fetched(args.disparity, argument="disparity") if args.disparity is not None else nullcontext()
+    with fetched(args.photo, argument="photo") as photo, maps as disparity_file:
+        args = argparse.Namespace(**{**vars(args), "photo": photo, "disparity": disparity_file})
+        image = read_photo(args.photo)
+        disparity = lens = rng = None
+        summary = args.method
+        if method.needs_disparity:
+            disparity, rng, where, suggested = _disparity(args, image)
+            log.info("depth: %s", where)
+            if method.needs_lens:
+                lens, how = _lens(args, disparity, rng, image.shape[1], suggested)
+                log.info("focus: %s", how)
+                summary = (f"focus disparity {lens.focus_disparity:.3f} [{how}], blur {lens.blur:.1f} px, "
+                           f"{args.method}")
+        meta = {"path": str(args.photo)}
+        if rng is not None:      # a metric range, for methods that read depth in metres (depth-threshold)
+            meta["depth_range"] = rng
+        out = _predict_with_progress(method, image, disparity, lens, meta, progress)
+    with staged(args.output, argument="output") as target:
+        write_image(target, out, bits=args.bits)
+    return Rendered(str(args.output), image.shape[1], image.shape[0], summary, time.perf_counter() - started)
+
+
+def _is_batch(args) -> bool:
+    """Several photos, a folder or a pattern, or an output folder (an existing one, or a name ending in /)."""
+    from ..io.files import is_url
+
+    if len(args.photo) > 1:
+        return True
+    spec = str(args.photo[0])
+    if not is_url(spec) and (Path(spec).is_dir() or not Path(spec).exists() and any(c in spec for c in "*?[")):
+        return True     # a folder, or a pattern (a file whose name holds [ or * is that file)
+    if is_url(spec):
+        from ..io.files import url_filesystem
+
+        fs, path = url_filesystem(spec, argument="photo")
+        if fs.isdir(path) or not fs.exists(path) and any(c in path for c in "*?["):
+            return True
+    out = str(args.output)
+    return out.endswith(("/", os.sep)) or (not is_url(out) and Path(out).is_dir())
+
+
+def _inputs(args) -> list:
+    return [args.disparity, args.depth, args.right, args.mask, args.focus_mask, args.checkpoint, args.lora,
+            args.vae_encoder]
+
+
+def _checked_method(args):
+    """Every check that needs no photo, then the method (a warning for flags it does not read)."""
+    _check_lens_flags(args)
+    _aperture(args)
     method = _args.method_from_flags(args, highlights=args.highlights or None)
     unused = _unused(args, method)
     if unused:
         log.warning("%s does not read %s: ignored", args.method, ", ".join(unused))
-    started = time.perf_counter()
-    image = read_photo(args.photo)
-    disparity = lens = rng = None
-    summary = args.method
-    if method.needs_disparity:
-        disparity, rng, where, suggested = _disparity(args, image)
-        log.info("depth: %s", where)
-        if method.needs_lens:
-            lens, how = _lens(args, disparity, rng, image.shape[1], suggested)
-            log.info("focus: %s", how)
-            summary = f"focus disparity {lens.focus_disparity:.3f} [{how}], blur {lens.blur:.1f} px, {args.method}"
-    meta = {"path": str(args.photo)}
-    if rng is not None:      # a metric range, for methods that read depth in metres (depth-threshold)
-        meta["depth_range"] = rng
-    out = _predict_with_progress(method, image, disparity, lens, meta, _args.show_progress(args))
-    write_image(args.output, out, bits=args.bits)
-    seconds = time.perf_counter() - started
-    print(f"wrote {args.output} ({image.shape[1]}x{image.shape[0]}, {summary}, {seconds:.2f} s)")
+    return method
+
+
+def run(args) -> int:
+    if args.output_format is not None and not _is_batch(args):
+        raise InputError("--output-format", expected="-o FOLDER (several photos)", got=args.output_format,
+                         fix="drop it: the suffix of -o FILE gives the format")
+    if _is_batch(args):
+        return _run_batch(args)
+    from ..io import check_output_path
+    from ..io.files import is_url
+
+    args = argparse.Namespace(**{**vars(args), "photo": args.photo[0] if is_url(args.photo[0]) else Path(args.photo[0])})
+    if args.ray_address is not None or args.executor != "local":
+        raise InputError("--executor", expected="several photos (-o FOLDER) to spread over workers",
+                         got=args.executor if args.executor != "local" else args.ray_address,
+                         fix="drop --executor/--ray-address for one photo")
+    if args.disparity_dir is not None:
+        args.disparity = _maps_by_stem(args, [args.photo])[0]
+    if not is_url(str(args.output)):
+        check_output_path(args.output, inputs=[args.photo, *_inputs(args)], force=args.force)
+    method = _checked_method(args)
+    print(render_photo(args, method, progress=_args.show_progress(args)).line())
     return 0
+
+
+# -- several photos -------------------------------------------------------------------------------------
+def _stem(location) -> str:
+    return Path(str(location).rstrip("/").rsplit("/", 1)[-1]).stem
+
+
+def _output_name(photo, output_format: str | None) -> str:
+    """``<stem>.<suffix>``: ``output_format``, else the photo's suffix when lensblur writes it, else .jpg."""
+    name = str(photo).rstrip("/").rsplit("/", 1)[-1]
+    suffix = Path(name).suffix.lower().lstrip(".")
+    return f"{Path(name).stem}.{output_format or (suffix if suffix in _WRITABLE else 'jpg')}"
+
+
+def _maps_by_stem(args, photos) -> list:
+    """Each photo's map in ``--disparity-dir`` (same stem), refused before any work when one is missing."""
+    from ..data.ebb import _DISPARITY_SUFFIXES  # the maps eval's --disparity-dir reads, in the same order
+    from ..io.files import join_location, location_exists
+
+    folder = args.disparity_dir
+    if not location_exists(folder, argument="disparity_dir"):
+        raise InputError("--disparity-dir", expected="an existing folder of disparity maps", got=folder,
+                         fix="check the path")
+    maps, missing = [], []
+    for photo in photos:
+        stem = _stem(photo)
+        found = next((c for c in (join_location(folder, stem + s) for s in _DISPARITY_SUFFIXES)
+                      if location_exists(c, argument="disparity_dir")), None)
+        maps.append(found)
+        if found is None:
+            missing.append(stem)
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise InputError("--disparity-dir", expected="a map for every photo (same stem, one of "
+                         f"{', '.join(_DISPARITY_SUFFIXES)})", got=f"none in {folder} for {shown}",
+                         fix="add the maps, or render those photos with another depth source")
+    return maps
+
+
+_ONE_FILE_FLAGS = {"disparity": "--disparity", "depth": "--depth", "right": "--right", "mask": "--mask",
+                   "focus_mask": "--focus-mask"}
+
+
+@dataclass(frozen=True)
+class _Job:
+    photo: object
+    output: object
+    disparity: object
+
+
+def _plan(args) -> tuple[list[_Job], list]:
+    """The photos to render and the ones skipped (their output exists), every check done before any render."""
+    from ..io import check_output_path, make_folder
+    from ..io.files import expand_inputs, is_url, join_location, location_exists
+
+    out = str(args.output)
+    if not out.endswith(("/", os.sep)) and Path(out).suffix.lower().lstrip(".") in _WRITABLE and not (
+            not is_url(out) and Path(out).is_dir()):
+        raise InputError("--output", expected="a folder for several photos, a folder or a pattern", got=out,
+                         fix=f"pass -o {Path(out).with_suffix('')}/ (outputs are named OUT/<photo stem>.<suffix>)")
+    photos = expand_inputs(args.photo, _PHOTO_SUFFIXES, argument="photo")
+    one_file = [flag for dest, flag in _ONE_FILE_FLAGS.items() if getattr(args, dest, None) is not None]
+    if one_file and len(photos) > 1:
+        raise InputError(one_file[0], expected="a source that gives each photo its own map (--disparity-dir DIR, "
+                         "--depth-from embedded|model|subject ...)", got=f"one file for {len(photos)} photos",
+                         fix="pass --disparity-dir DIR (maps with the photos' stems), or render one photo at a time")
+    outputs, by_name = [], {}
+    for photo in photos:
+        name = _output_name(photo, args.output_format)
+        if name.casefold() in by_name:
+            raise InputError("--output", expected="photos with different output names (OUT/<stem>.<suffix>)",
+                             got=f"{by_name[name.casefold()]} and {photo} both give {name}",
+                             fix="rename one, render them into different folders, or pass --output-format")
+        by_name[name.casefold()] = photo
+        outputs.append(join_location(args.output, name))
+    maps = _maps_by_stem(args, photos) if args.disparity_dir is not None else [args.disparity] * len(photos)
+    if not is_url(str(args.output)):
+        make_folder(args.output, argument="output")
+        for photo, output in zip(photos, outputs):
+            check_output_path(output, inputs=[photo if not is_url(str(photo)) else None, *_inputs(args)],
+                              force=args.force)
+    jobs, skipped = [], []
+    for photo, output, disparity in zip(photos, outputs, maps):
+        if not args.force and location_exists(output, argument="output"):
+            skipped.append(output)
+        else:
+            jobs.append(_Job(photo, output, disparity))
+    return jobs, skipped
+
+
+_WORKER_METHODS: dict[str, object] = {}
+
+
+def _render_job(shared, job: _Job):
+    """One photo of a batch, in a worker: ``("ok", Rendered)`` or ``("failed", the error)``; a failure stays
+    with its photo and the batch goes on."""
+    args, method = shared
+    if method is None:      # a worker process: build the method once per process
+        method = _WORKER_METHODS.get(args.batch_token)
+        if method is None:
+            method = _WORKER_METHODS[args.batch_token] = _args.method_from_flags(
+                args, highlights=args.highlights or None)
+    settings = argparse.Namespace(**{**vars(args), "photo": job.photo, "output": job.output,
+                                     "disparity": job.disparity})
+    try:
+        return "ok", render_photo(settings, method)
+    except Exception as exc:        # noqa: BLE001 - reported with its photo at the end of the batch
+        from ..errors import LensblurError
+
+        if isinstance(exc, LensblurError):
+            return "failed", exc
+        return "failed", RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _run_batch(args) -> int:
+    from tqdm.auto import tqdm
+
+    from . import _build
+
+    _check_lens_flags(args)     # the cheap checks first, then the photos and their maps, then the method
+    _aperture(args)
+    if args.ray_address is not None and args.executor != "ray":
+        raise InputError("--ray-address", expected="--executor ray as well", got=args.ray_address,
+                         fix="add --executor ray")
+    jobs, skipped = _plan(args)
+    method = _checked_method(args)
+    executor = _args.executor_from_flags(args)
+    shared_args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "run"},
+                                     batch_token=uuid.uuid4().hex)
+    parser = _build()[1]["render"]
+    failures, written = [], 0
+    bar = tqdm(total=len(jobs), desc="render", unit="photo", file=sys.stderr,
+               disable=None if _args.show_progress(args) else True)
+    try:
+        with executor:
+            shared = (shared_args, method if executor.in_process else None)
+            for position, (status, result) in executor.map(_render_job, jobs, shared=shared):
+                if status == "ok":
+                    written += 1
+                    bar.write(result.line(), file=sys.stdout)
+                else:
+                    failures.append((jobs[position].photo, result))
+                bar.update(1)
+    finally:
+        bar.close()
+    for output in skipped:
+        log.info("kept %s (exists; --force renders it again)", output)
+    print(f"{written} rendered, {len(skipped)} skipped (output exists), {len(failures)} failed")
+    for photo, exc in failures:
+        text = _args.cli_message(exc, parser) if isinstance(exc, InputError) else str(exc)
+        print(f"lensblur render: error: {photo}: {text}", file=sys.stderr)
+    return 1 if failures else 0

@@ -23,6 +23,7 @@ examples:
   lensblur synth -o data/tiny -n 8 --size 256x192 --samples 128 --no-progress
   lensblur synth -o data/bd -n 1000 --size 768x768 --preset bokehdiff --store-layers
   lensblur synth --rerender data/bd -o data/bd-f2 --blur 40 --focus-disparity 0.2   # trace again, another lens
+  lensblur synth -o s3://bucket/synth-1m -n 1000000 --executor ray --ray-address auto  # docs/scale.md
 
 Running the same command again continues an interrupted run (complete pairs are kept) and gives the same
 bytes; pair i depends only on --seed and i. Layout: ROOT/manifest.json and ROOT/pairs/NNNNNN/ with
@@ -37,8 +38,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            description="Write a synthetic dataset: layered scenes with transparency at known "
                                        "disparities, ray-traced through a thin lens by sampling the aperture.",
                            epilog=_EPILOG)
-    _args.add_output(parser, folder=True, old=("--out",),
-                     help="dataset folder (created; an earlier run is resumed)")
+    _args.add_output(parser, folder=True, old=("--out",), urls=True,
+                     help="dataset folder (created; an earlier run is resumed), or an fsspec URL (s3://bucket/set)")
     parser.add_argument("-n", "--count", type=int, help="number of pairs (indices 0..N-1); not with --rerender")
     parser.add_argument("--size", type=_args.size, default=(768, 512), metavar="WxH",
                         help="frame size, 32x32 to 8192x8192 (768x512)")
@@ -67,6 +68,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                           "focus_disparity": "with --rerender: the new focus disparity (default: each pair's own)",
                           "blades": "with --rerender: aperture blades, 0 = circle (default: each pair's own)",
                           "rotation": "with --rerender: blade rotation in degrees"})
+    _args.add_executor(parser, workers_help="")
     _args.add_format(parser, "text", "json", help="how to print the summary")
     _args.add_progress(parser)
     parser.set_defaults(run=run)
@@ -97,17 +99,21 @@ def run(args) -> int:
         if args.count is not None:
             raise InputError("--count", expected="no --count with --rerender (every pair of SOURCE is traced)",
                              got=args.count, fix="drop -n")
+        if args.executor != "local" or args.ray_address is not None:
+            raise InputError("--executor", expected="the local executor with --rerender", got=args.executor,
+                             fix="drop --executor/--ray-address")
         return _rerender(args)
     if args.count is None:
         raise InputError("--count", expected="the number of pairs to make", got="none", fix="e.g. -n 2000")
     if lens:
         raise InputError(lens[0], expected="lens flags only with --rerender (new scenes draw their own lens)",
                          got=" ".join(lens), fix="drop them, or add --rerender SOURCE")
-    report = synthesize(args.output, args.count, size=args.size, seed=args.seed, backgrounds=args.backgrounds,
-                        foregrounds=args.foregrounds, workers=args.workers, samples=args.samples,
-                        max_layers=args.layers, tilt=args.tilt, lights=not args.no_lights,
-                        store_layers=args.store_layers, preset=args.preset,
-                        progress=_args.show_progress(args))
+    with _args.executor_from_flags(args) as executor:
+        report = synthesize(args.output, args.count, size=args.size, seed=args.seed, backgrounds=args.backgrounds,
+                            foregrounds=args.foregrounds, workers=args.workers, samples=args.samples,
+                            max_layers=args.layers, tilt=args.tilt, lights=not args.no_lights,
+                            store_layers=args.store_layers, preset=args.preset,
+                            progress=_args.show_progress(args), executor=executor)
     per_pair = report.seconds / report.written if report.written else 0.0
     if args.format == "json":
         print(json.dumps({"root": str(report.root), "written": report.written, "skipped": report.skipped,

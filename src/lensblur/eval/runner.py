@@ -306,8 +306,62 @@ def _score(item, prediction: np.ndarray, perceptual: dict[str, Any], options: Ev
     return row
 
 
+def _scored_row(item: dict[str, Any], method: EvalMethod, perceptual: dict[str, Any], options: EvalOptions,
+                dataset_name: str) -> dict[str, str]:
+    """One item rendered by ``method`` and scored: its ``per_image.csv`` row (formatted)."""
+    ident = str(item["meta"]["id"])
+    if options.align_exposure:
+        from ..data import align_exposure
+
+        item = align_exposure(item, options.align_exposure)
+    lens = lens_for_item(item["meta"], options)
+    _check_item(item, method, lens, dataset_name, options)
+    image = item["image"].permute(1, 2, 0).numpy()
+    disparity = item["disparity"][0].numpy() if "disparity" in item else None
+    start = time.perf_counter()
+    prediction = method.predict(image, disparity=disparity, lens=lens, meta=item["meta"])
+    seconds = time.perf_counter() - start
+    row = _score(item, prediction, perceptual, options)
+    row.update(id=ident, seconds=seconds, exposure_scale=item["meta"].get("exposure_scale"))
+    return {k: _fmt(row.get(k)) for k in COLUMNS}
+
+
+def _score_index(shared: tuple, index: int) -> dict[str, str] | None:
+    """An executor's item: dataset item ``index`` read, rendered and scored (None when already scored)."""
+    dataset, method, perceptual, options, dataset_name, done = shared
+    item = dataset[index]
+    if str(item["meta"]["id"]) in done:
+        return None
+    return _scored_row(item, method, perceptual, options, dataset_name)
+
+
+def _rows(dataset, method, todo: list[int], perceptual, options: EvalOptions, dataset_name: str, done: set[str],
+          executor):
+    """The rows of the items ``todo``, in their order (None for an item found already scored)."""
+    if executor is None:        # this process, the items read by a DataLoader (options.workers loaders)
+        from torch.utils.data import DataLoader, Subset
+
+        loader = DataLoader(Subset(dataset, todo), batch_size=None, shuffle=False, num_workers=options.workers,
+                            collate_fn=_identity_collate)
+        for item in loader:
+            ident = str(item["meta"]["id"])
+            yield None if ident in done else _scored_row(item, method, perceptual, options, dataset_name)
+        return
+    # Items finish in any order; rows are written in the items' order, so that the table (and every mean
+    # over it) is the one this process alone would write. A row waits only for the items before it.
+    shared = (dataset, method, perceptual, options, dataset_name, frozenset(done))
+    waiting: dict[int, dict[str, str] | None] = {}
+    following = 0
+    for position, row in executor.map(_score_index, todo, shared=shared):
+        waiting[position] = row
+        while following in waiting:
+            yield waiting.pop(following)
+            following += 1
+
+
 def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options: EvalOptions = EvalOptions(),
-             perceptual: dict[str, Any] | None = None, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+             perceptual: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
+             executor=None) -> dict[str, Any]:
     """Score ``method`` on ``dataset``, resumably (see the module doc).
 
     Args:
@@ -319,6 +373,10 @@ def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options
         options: the run's settings.
         perceptual: the LPIPS/DISTS metrics (as :func:`load_perceptual` returns; loaded when None).
         settings: more settings recorded in ``run.json`` (a rerun must repeat them).
+        executor: where items are read, rendered and scored (:mod:`lensblur.executor`: worker processes or Ray
+            tasks; the dataset, the method and the metrics are sent to each worker); None: in this process
+            (with ``options.workers`` data loaders). The rows, the resume rule and the scores are the same;
+            the caller closes it.
 
     Returns:
         The summary (:func:`summarize`), also written to ``summary.json``.
@@ -370,37 +428,18 @@ def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options
     logger.info("%s on %s: %d images, %d already scored", method.name, dataset_name, total, len(done))
 
     if todo:
-        from torch.utils.data import DataLoader, Subset
         from tqdm.auto import tqdm
 
-        loader = DataLoader(Subset(dataset, todo), batch_size=None, shuffle=False, num_workers=options.workers,
-                            collate_fn=_identity_collate)
         bar = tqdm(total=total, initial=total - len(todo), desc=f"{method.name} on {dataset_name}", unit="img",
                    disable=not options.progress, file=None)
         with open(csv_path, "a", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
-            for item in loader:
-                ident = str(item["meta"]["id"])
-                if ident in done:
-                    bar.update(1)
-                    continue
-                if options.align_exposure:
-                    from ..data import align_exposure
-
-                    item = align_exposure(item, options.align_exposure)
-                lens = lens_for_item(item["meta"], options)
-                _check_item(item, method, lens, dataset_name, options)
-                image = item["image"].permute(1, 2, 0).numpy()
-                disparity = item["disparity"][0].numpy() if "disparity" in item else None
-                start = time.perf_counter()
-                prediction = method.predict(image, disparity=disparity, lens=lens, meta=item["meta"])
-                seconds = time.perf_counter() - start
-                row = _score(item, prediction, perceptual, options)
-                row.update(id=ident, seconds=seconds, exposure_scale=item["meta"].get("exposure_scale"))
-                writer.writerow({k: _fmt(row.get(k)) for k in COLUMNS})
-                fh.flush()
-                os.fsync(fh.fileno())
-                done.add(ident)
+            for row in _rows(dataset, method, todo, perceptual, options, dataset_name, done, executor):
+                if row is not None:
+                    writer.writerow(row)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                    done.add(row["id"])
                 bar.update(1)
         bar.close()
 

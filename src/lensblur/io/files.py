@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import re
 import tempfile
@@ -11,7 +12,22 @@ from pathlib import Path
 
 from ..errors import InputError
 
-__all__ = ["atomic_path", "check_output_path", "list_images", "natural_key", "write_text"]
+__all__ = [
+    "atomic_path",
+    "check_output_path",
+    "expand_inputs",
+    "fetched",
+    "is_url",
+    "join_location",
+    "list_images",
+    "local_path",
+    "location_exists",
+    "natural_key",
+    "staged",
+    "upload_folder",
+    "url_filesystem",
+    "write_text",
+]
 
 
 def check_output_path(
@@ -180,3 +196,204 @@ def list_images(folder: str | os.PathLike, suffixes: Iterable[str]) -> list[Path
     wanted = tuple(suffixes)
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in wanted and not p.name.startswith(".")]
     return sorted(files, key=natural_key)
+
+
+# -- fsspec URLs ----------------------------------------------------------------------------------------
+# A "location" is a local path or an fsspec URL (s3://, gs://, memory://, file://, ...). Readers and writers work
+# on local files: a remote input is fetched to a temporary file first, a remote output is written locally and
+# uploaded whole (an object store's PUT replaces an object at once, so readers never see half of it).
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+def is_url(location: str | os.PathLike) -> bool:
+    """Whether ``location`` is a URL (``scheme://...``) rather than a local path.
+
+    Args:
+        location: a path or URL.
+
+    Returns:
+        True for ``s3://bucket/a.jpg``, ``file:///tmp/a.jpg``; False for ``a.jpg``, ``C:\\a.jpg``.
+    """
+    return isinstance(location, str) and bool(_URL.match(location))
+
+
+def url_filesystem(url: str, *, argument: str = "path"):
+    """The fsspec filesystem of ``url`` and the path inside it.
+
+    Args:
+        url: an fsspec URL.
+        argument: the name error messages give it.
+
+    Returns:
+        ``(filesystem, path)``.
+
+    Raises:
+        MissingDependencyError: fsspec is not installed (``lensblur[scale]``).
+        InputError: the protocol is unknown, or its filesystem package (``s3fs``, ``gcsfs``...) is missing.
+    """
+    from .._optional import require
+
+    core = require("fsspec.core", extra="scale", feature="Reading and writing URLs", package="fsspec")
+    protocol = url.split("://", 1)[0]
+    try:
+        return core.url_to_fs(url)
+    except ImportError as exc:
+        raise InputError(argument, expected=f"a URL whose filesystem package is installed ({protocol}://)",
+                         got=f"{url} ({exc})", fix="install it (s3fs for s3://, gcsfs for gs://, adlfs for az://)"
+                         ) from exc
+    except ValueError as exc:
+        raise InputError(argument, expected="a path or an fsspec URL (s3://, gs://, file://, memory://)",
+                         got=f"{url} ({exc})", fix="check the URL's protocol") from exc
+
+
+def local_path(location: str | os.PathLike) -> Path | None:
+    """``location`` as a local path (plain paths and ``file://`` URLs), None for a remote URL.
+
+    Args:
+        location: a path or URL.
+
+    Returns:
+        The :class:`~pathlib.Path`, or None.
+    """
+    if not is_url(location):
+        return Path(location)
+    if location.startswith("file://"):
+        return Path(url_filesystem(location)[1])
+    return None
+
+
+def join_location(base: str | os.PathLike, *parts: str) -> str | Path:
+    """``base/part/...``: a :class:`~pathlib.Path` for a local ``base``, a URL (``/``-joined) for a remote one."""
+    local = local_path(base)
+    if local is not None and not is_url(base):
+        return local.joinpath(*parts)
+    return "/".join([str(base).rstrip("/"), *parts])
+
+
+def location_exists(location: str | os.PathLike, *, argument: str = "path") -> bool:
+    """Whether the file or folder at ``location`` (a path or a URL) exists."""
+    local = local_path(location)
+    if local is not None:
+        return local.exists()
+    fs, path = url_filesystem(location, argument=argument)
+    return fs.exists(path)
+
+
+@contextlib.contextmanager
+def fetched(location: str | os.PathLike, *, argument: str = "path") -> Iterator[Path]:
+    """A local file holding the content at ``location``: the path itself, or a temporary copy of a URL's
+    object (with the same file name, so its suffix still says its format), removed afterwards.
+
+    Raises:
+        InputError: the URL does not exist (or as :func:`url_filesystem`).
+    """
+    local = local_path(location)
+    if local is not None:
+        yield local
+        return
+    fs, path = url_filesystem(location, argument=argument)
+    if not fs.isfile(path):
+        raise InputError(argument, expected="an existing file", got=str(location), fix="check the URL")
+    with tempfile.TemporaryDirectory(prefix="lensblur-in-") as folder:
+        target = Path(folder) / path.rstrip("/").rsplit("/", 1)[-1]
+        fs.get_file(path, str(target))
+        yield target
+
+
+@contextlib.contextmanager
+def staged(location: str | os.PathLike, *, argument: str = "output") -> Iterator[Path]:
+    """A local path to write ``location``'s content to: the path itself (the writer makes it atomic, as
+    :func:`atomic_path`), or for a remote URL a temporary file of the same name, uploaded whole when the block
+    succeeds and never uploaded when it fails."""
+    local = local_path(location)
+    if local is not None:
+        yield local
+        return
+    fs, path = url_filesystem(location, argument=argument)
+    with tempfile.TemporaryDirectory(prefix="lensblur-out-") as folder:
+        target = Path(folder) / path.rstrip("/").rsplit("/", 1)[-1]
+        yield target
+        parent = path.rstrip("/").rsplit("/", 1)[0]
+        if parent:
+            fs.makedirs(parent, exist_ok=True)
+        fs.put_file(str(target), path)
+
+
+def _has_magic(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def expand_inputs(specs: Iterable[str | os.PathLike], suffixes: Iterable[str], *,
+                  argument: str = "inputs") -> list[str | Path]:
+    """The files that paths, folders and glob patterns (local, or fsspec URLs) name, in the order given.
+
+    A folder gives its images (:func:`list_images`'s rule: these suffixes, hidden files skipped, natural
+    order); a pattern (``shots/*.jpg``, ``s3://bucket/shots/*.jpg``) the files it matches, sorted; a file
+    itself. A file named twice is kept once.
+
+    Args:
+        specs: the paths, folders and patterns.
+        suffixes: lower-case suffixes with the dot of the files folders and patterns may give.
+        argument: the name error messages give the inputs.
+
+    Returns:
+        Local files as :class:`~pathlib.Path`, remote ones as URLs.
+
+    Raises:
+        InputError: an entry that does not exist, a folder without images or a pattern that matches none.
+    """
+    wanted = tuple(suffixes)
+    found: list[str | Path] = []
+    for spec in specs:
+        text = os.fspath(spec)
+        local = local_path(text)
+        if local is not None and not is_url(text):
+            if _has_magic(text) and not local.exists():      # a file named "a[1].jpg" is that file
+                matches = sorted(Path(m) for m in glob.glob(text) if Path(m).is_file()
+                                 and Path(m).suffix.lower() in wanted)
+            elif local.is_dir():
+                matches = list_images(local, wanted)
+            elif local.is_file():
+                matches = [local]
+            else:
+                raise InputError(argument, expected="existing files, folders or glob patterns", got=text,
+                                 fix="check the path")
+        else:
+            fs, path = url_filesystem(text, argument=argument)
+            url = fs.unstrip_protocol
+            if _has_magic(path) and not fs.exists(path):
+                matches = [url(p) for p in sorted(fs.glob(path)) if fs.isfile(p)
+                           and Path(p).suffix.lower() in wanted]
+            elif fs.isdir(path):
+                names = [p for p in fs.ls(path, detail=False) if fs.isfile(p) and Path(p).suffix.lower() in wanted
+                         and not Path(p).name.startswith(".")]
+                matches = [url(p) for p in sorted(names, key=lambda p: natural_key(Path(p)))]
+            elif fs.isfile(path):
+                matches = [text]
+            else:
+                raise InputError(argument, expected="existing files, folders or glob patterns", got=text,
+                                 fix="check the URL")
+        if not matches:
+            raise InputError(argument, expected=f"images ({', '.join(wanted)})", got=f"none in {text}",
+                             fix="check the folder or pattern")
+        for match in matches:
+            if match not in found:
+                found.append(match)
+    return found
+
+
+def upload_folder(folder: str | os.PathLike, url: str, *, last: Iterable[str] = ()) -> None:
+    """Copy the files directly in a local ``folder`` to the remote folder ``url``, the names in ``last``
+    after all others (a reader that waits for them finds the rest already there).
+
+    Args:
+        folder: the local folder.
+        url: the remote folder (an fsspec URL).
+        last: file names to upload last, in this order.
+    """
+    fs, path = url_filesystem(url)
+    fs.makedirs(path, exist_ok=True)
+    late = list(last)
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file())
+    for item in sorted(files, key=lambda p: (p.name in late, late.index(p.name) if p.name in late else 0, p.name)):
+        fs.put_file(str(item), f"{path.rstrip('/')}/{item.name}")

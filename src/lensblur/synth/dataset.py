@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 import sys
@@ -33,7 +32,17 @@ import numpy as np
 from .. import __version__
 from .._convert import decode_srgb, encode_gamma, quantize
 from ..errors import InputError
-from ..io.files import atomic_path, make_folder, new_mode
+from ..executor import Executor, LocalExecutor
+from ..io.files import (
+    atomic_path,
+    join_location,
+    local_path,
+    location_exists,
+    make_folder,
+    new_mode,
+    upload_folder,
+    url_filesystem,
+)
 from ..io.image import write_image
 from .aperture import aperture_samples, grid_size
 from .layers import LAYERS_FILE, save_layers
@@ -54,13 +63,13 @@ class SynthReport:
     """What a run of :func:`synthesize` did.
 
     Args:
-        root: the dataset folder.
+        root: the dataset folder (a URL for a remote one).
         written: pairs written by this run.
         skipped: pairs already complete, kept.
         seconds: wall time of the run.
     """
 
-    root: Path
+    root: Path | str
     written: int
     skipped: int
     seconds: float
@@ -174,24 +183,39 @@ def _is_complete(path: Path) -> bool:
     return (path / "params.json").is_file()
 
 
-def _worker_init() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def _worker(task: tuple) -> int:
-    root, index, seed, size, options = task
-    write_pair(root, index, seed, size, options)
+def _make_pair(shared: tuple, index: int) -> int:
+    """Pair ``index`` (an executor's item): written in place under a local root, or traced into a local
+    temporary folder and uploaded to a remote one, ``params.json`` last."""
+    root, seed, size, options, remote = shared
+    if not remote:
+        write_pair(root, index, seed, size, options)
+        return index
+    staging = Path(tempfile.mkdtemp(prefix="lensblur-synth-"))
+    try:
+        (staging / PAIRS).mkdir()
+        folder = write_pair(staging, index, seed, size, options)
+        upload_folder(folder, join_location(root, PAIRS, pair_name(index)), last=("params.json",))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return index
 
 
-def _check_manifest(root: Path, manifest: dict) -> None:
-    path = root / MANIFEST
-    if not path.is_file():
-        return
+def _read_text(location) -> str | None:
+    """The text at a local path or URL, None when there is no such file."""
+    local = local_path(location)
+    if local is not None:
+        return local.read_text() if local.is_file() else None
+    fs, path = url_filesystem(location, argument="out")
+    return fs.cat_file(path).decode() if fs.isfile(path) else None
+
+
+def _check_manifest(root, manifest: dict) -> None:
+    path = join_location(root, MANIFEST)
     try:
-        old = json.loads(path.read_text())
+        text = _read_text(path)
+        if text is None:
+            return
+        old = json.loads(text)
     except (OSError, ValueError) as exc:
         raise InputError("out", expected=f"a dataset folder with a readable {MANIFEST}", got=f"{path} ({exc})",
                          fix="pass out=FOLDER, a new folder, or delete the broken manifest") from exc
@@ -223,13 +247,15 @@ def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (7
                backgrounds: str | os.PathLike | None = None, foregrounds: str | os.PathLike | None = None,
                workers: int = 1, samples: int | None = None, max_layers: int = 4, tilt: float = 0.5,
                lights: bool = True, store_layers: bool = False, preset: str = "lensblur",
-               progress: bool = True) -> SynthReport:
+               progress: bool = True, executor: Executor | None = None) -> SynthReport:
     """Write ``count`` pairs (indices ``0 .. count - 1``) under ``out``; complete pairs already there are kept.
 
-    A rerun with the same settings resumes; other settings are refused.
+    A rerun with the same settings resumes; other settings are refused. The bytes of pair ``i`` depend on
+    ``(seed, i)`` and the settings only, not on the executor or the number of workers.
 
     Args:
-        out: the dataset folder (new, or an earlier dataset to resume).
+        out: the dataset folder (new, or an earlier dataset to resume): a path, or an fsspec URL
+            (``s3://bucket/synth``; each pair is traced locally and uploaded, ``params.json`` last).
         count: pairs to have, >= 1.
         size: ``(W, H)`` of the frames, at least 32x32.
         seed: the set's seed, >= 0.
@@ -245,13 +271,17 @@ def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (7
         store_layers: write each pair's layers (``layers.npz``) too, so that :func:`lensblur.synth.rerender`
             can trace the scenes again with another lens, or a layered method can be supervised per layer.
         progress: a tqdm bar with ETA on stderr.
+        executor: where the pairs are traced (:mod:`lensblur.executor`); None: ``LocalExecutor(workers)``.
+            The caller closes it.
 
     Returns:
         The :class:`SynthReport`.
 
     Raises:
         InputError: a value out of range; ``out`` is a file, or holds a dataset with other settings or a
-            broken manifest; an image folder that does not exist or holds no images.
+            broken manifest; an image folder that does not exist or holds no images; a ``memory://`` URL with
+            worker processes (they would write into their own memory); a URL whose filesystem package is
+            missing.
     """
     if not isinstance(count, int) or count < 1:
         raise InputError("count", expected="a positive number of pairs", got=count, fix="e.g. count=2000")
@@ -269,8 +299,16 @@ def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (7
     if not 0.0 <= tilt <= 1.0:
         raise InputError("tilt", expected="a probability in [0, 1]", got=tilt, fix="e.g. tilt=0.5")
     _check_size(size)
-    root = Path(out)
-    if root.exists() and not root.is_dir():
+    local = local_path(out)
+    remote = local is None
+    root = local if local is not None else str(out).rstrip("/")
+    if executor is None:
+        executor = LocalExecutor(workers)
+    if remote and str(out).startswith("memory://") and not executor.in_process:
+        raise InputError("out", expected="a filesystem every worker process sees (memory:// lives in one process)",
+                         got=f"{out} with the {executor.name} executor's worker processes",
+                         fix="use one worker (workers=1), or a folder, file:// or an object store URL")
+    if not remote and root.exists() and not root.is_dir():
         raise InputError("out", expected="a folder (new or an earlier dataset)", got=f"{root} (a file)",
                          fix="pass out=FOLDER, a folder path")
     background_files = list_images(backgrounds, argument="backgrounds")
@@ -288,38 +326,41 @@ def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (7
         options["preset"] = preset
     manifest = {"generator": "lensblur.synth", "generator_version": GENERATOR_VERSION, "lensblur_version": __version__,
                 "seed": seed, "size": [size[0], size[1]], "count": count, "options": options}
-    make_folder(root, argument="out")
+    if not remote:
+        make_folder(root, argument="out")
     _check_manifest(root, manifest)
-    if (root / MANIFEST).is_file():
-        manifest["count"] = max(count, int(json.loads((root / MANIFEST).read_text()).get("count", 0)))
-    with atomic_path(root / MANIFEST) as tmp:
-        tmp.write_text(_dump(manifest))
-    pairs = root / PAIRS
-    pairs.mkdir(exist_ok=True)
-    # Leftovers of an interrupted run: temporary directories and pairs without params.json.
-    for entry in pairs.iterdir():
-        if entry.name.startswith(".") and ".tmp-" in entry.name:
-            shutil.rmtree(entry, ignore_errors=True)
-    todo = [i for i in range(count) if not _is_complete(pairs / pair_name(i))]
+    previous = _read_text(join_location(root, MANIFEST))
+    if previous is not None:
+        manifest["count"] = max(count, int(json.loads(previous).get("count", 0)))
+    if remote:
+        fs, path = url_filesystem(root, argument="out")
+        fs.makedirs(path, exist_ok=True)
+        fs.pipe_file(f"{path}/{MANIFEST}", _dump(manifest).encode())
+        todo = [i for i in range(count)
+                if not location_exists(join_location(root, PAIRS, pair_name(i), "params.json"), argument="out")]
+    else:
+        with atomic_path(root / MANIFEST) as tmp:
+            tmp.write_text(_dump(manifest))
+        pairs = root / PAIRS
+        pairs.mkdir(exist_ok=True)
+        # Leftovers of an interrupted run: temporary directories and pairs without params.json.
+        for entry in pairs.iterdir():
+            if entry.name.startswith(".") and ".tmp-" in entry.name:
+                shutil.rmtree(entry, ignore_errors=True)
+        todo = [i for i in range(count) if not _is_complete(pairs / pair_name(i))]
     skipped = count - len(todo)
     run_options = dict(options, background_files=background_files, foreground_files=foreground_files)
-    tasks = [(str(root), i, seed, (size[0], size[1]), run_options) for i in todo]
-    logger.info("synth: %d pairs to make, %d already complete in %s", len(todo), skipped, root)
+    shared = (str(root), seed, (size[0], size[1]), run_options, remote)
+    logger.info("synth: %d pairs to make, %d already complete in %s (%s executor)", len(todo), skipped, root,
+                executor.name)
     from tqdm import tqdm
 
     start = time.perf_counter()
     bar = tqdm(total=len(todo), desc="synth", unit="pair", file=sys.stderr, disable=not progress,
                dynamic_ncols=True)
     try:
-        if workers == 1 or len(todo) <= 1:
-            for task in tasks:
-                _worker(task)
-                bar.update(1)
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(min(workers, len(todo)), initializer=_worker_init) as pool:
-                for _ in pool.imap_unordered(_worker, tasks):
-                    bar.update(1)
+        for _ in executor.map(_make_pair, todo, shared=shared):
+            bar.update(1)
     finally:
         bar.close()
     return SynthReport(root=root, written=len(todo), skipped=skipped, seconds=time.perf_counter() - start)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from ..errors import InputError
 
-__all__ = ["APERTURES", "FILE_ROLES", "UsageError", "command_line", "parse_render", "render_parser",
-           "render_tokens"]
+__all__ = ["APERTURES", "FILE_ROLES", "UsageError", "command_line", "file_name", "one_photo", "parse_render",
+           "render_parser", "render_tokens"]
 
 APERTURES = ("circle", "triangle", "square", "pentagon", "hexagon", "heptagon", "octagon")
 """The named shapes of ``--aperture`` the page offers (besides a number of blades and a custom image)."""
@@ -188,6 +188,15 @@ def parse_render(tokens: list[str], parser=None):
 
     parser = parser or render_parser()
     return parser.parse_args(_join_negative_values(list(tokens), _valued_options(parser)))
+
+
+def one_photo(args):
+    """``args`` as ``lensblur render`` renders one photo with them: ``photo`` one path (the parser keeps a list,
+    since the command also takes several photos)."""
+    import argparse
+
+    photo = args.photo[0] if isinstance(args.photo, (list, tuple)) else args.photo
+    return argparse.Namespace(**{**vars(args), "photo": Path(photo)})
 
 
 def file_name(name: str, role: str) -> str:

@@ -317,14 +317,16 @@ class Workspace:
                 "before": jpeg_data_url(session.small)}
 
     # ---------------------------------------------------------------------------------------------- rendering
-    def _prepare(self, session: Session, settings: dict):
-        """The render command's args, method, depth and full-resolution lens for ``settings``."""
+    def _prepare(self, session: Session, settings: dict, *, raw: bool = False):
+        """The render command's args (for one photo; as the parser gives them to ``run`` with ``raw``), method,
+        depth and full-resolution lens for ``settings``."""
         from ..cli import _args
         from ..cli import render as render_command
 
         if session.image is None:
             raise InputError("photo", expected="a photo", got="none", fix="drop a photo first")
-        args = command.parse_render(session.tokens(settings, shown=False), command.render_parser())
+        run_args = command.parse_render(session.tokens(settings, shown=False), command.render_parser())
+        args = command.one_photo(run_args)
         key = (args.method, args.checkpoint, args.highlights)
         method = session.methods.get(key)
         if method is None:
@@ -337,7 +339,7 @@ class Workspace:
             if method.needs_lens:
                 lens, _ = render_command._lens(args, depth.disparity, depth.depth_range, session.width,
                                                depth.suggested)
-        return args, method, depth, lens
+        return run_args if raw else args, method, depth, lens
 
     def _depth(self, session: Session, args) -> _Depth:
         """The depth the render command would read for ``args`` (kept until a depth setting changes)."""
@@ -357,7 +359,8 @@ class Workspace:
     def depth_info(self, session: Session, settings: dict) -> dict:
         """Resolve the depth for ``settings`` (the same way a render does) and describe it for the page."""
         with session.lock:
-            args = command.parse_render(session.tokens(settings, shown=False), command.render_parser())
+            args = command.one_photo(command.parse_render(session.tokens(settings, shown=False),
+                                                          command.render_parser()))
             depth = self._depth(session, args)
         return self._describe(session, depth)
 
@@ -424,8 +427,8 @@ class Workspace:
         from ..io import check_output_path
 
         with session.lock:
-            args, _, _, _ = self._prepare(session, settings)
-        check_output_path(args.output, inputs=[args.photo, args.disparity, args.right], force=False)
+            args, _, _, _ = self._prepare(session, settings, raw=True)
+        check_output_path(args.output, inputs=[*args.photo, args.disparity, args.right], force=False)
         job = Job(uuid.uuid4().hex, Path(args.output))
         session.jobs = {job.id: job}
         thread = threading.Thread(target=self._run, args=(session, job, args), name=f"lensblur-render-{job.id[:8]}",

@@ -1,0 +1,112 @@
+"""Batch rendering throughput: ``lensblur render FOLDER -o OUT/ --workers N`` against one photo on one thread.
+
+Makes --photos photos of --megapixels MP from the built-in example (each cropped at another offset and
+flipped every other time, so that no two are the same), with their disparity maps, then measures
+
+* the single-thread rate: ``lensblur render photo --disparity map -o out`` of one photo in this process on one
+  torch thread (the median of --repeats renders after one warm-up), photos per second;
+* the batch rate: one ``lensblur render`` over the whole folder with ``--workers`` processes (default: the
+  cores this process may use), photos per second of wall time, pool start-up included;
+
+and prints both, the ideal (cores x the single-thread rate) and the ratio. The target is a ratio of at least
+0.9. Run it on a quiet machine:
+
+    python bench/batch.py                                  # 50 photos of 2 MP, one worker per core
+    python bench/batch.py --photos 5 --megapixels 0.1      # a quick check that it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_photos(folder: Path, count: int, megapixels: float) -> None:
+    """``count`` photos of about ``megapixels`` MP in ``folder/photos`` and their maps in ``folder/maps``."""
+    import torch
+
+    from lensblur.examples import motorcycle
+    from lensblur.io import write_image
+
+    image, disparity = motorcycle()
+    h, w = disparity.shape
+    scale = (megapixels * 1e6 / (0.8 * h * 0.8 * w)) ** 0.5   # each photo is a 80 % crop, resized
+    out_h, out_w = max(32, round(0.8 * h * scale)), max(32, round(0.8 * w * scale))
+    (folder / "photos").mkdir()
+    (folder / "maps").mkdir()
+    for k in range(count):
+        dy = (k * 7) % (h - int(0.8 * h))
+        dx = (k * 13) % (w - int(0.8 * w))
+        crop = slice(dy, dy + int(0.8 * h)), slice(dx, dx + int(0.8 * w))
+        stack = torch.from_numpy(np.concatenate([image[crop], disparity[crop][..., None]], axis=2))
+        stack = torch.nn.functional.interpolate(stack.permute(2, 0, 1)[None], size=(out_h, out_w), mode="bilinear",
+                                                align_corners=False)[0].permute(1, 2, 0).numpy()
+        if k % 2:
+            stack = stack[:, ::-1]
+        write_image(folder / "photos" / f"photo{k:03d}.png", np.ascontiguousarray(stack[..., :3]))
+        np.save(folder / "maps" / f"photo{k:03d}.npy", np.clip(np.ascontiguousarray(stack[..., 3]), 0, 1))
+
+
+def main() -> None:
+    from lensblur._threads import available_cores
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=int, default=50)
+    parser.add_argument("--megapixels", type=float, default=2.0)
+    parser.add_argument("--workers", type=int, default=available_cores(), help="batch processes (default: cores)")
+    parser.add_argument("--blur", type=float, default=30.0, help="CoC scale K in pixels (30)")
+    parser.add_argument("--repeats", type=int, default=3, help="single-photo renders timed (3)")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local")
+    args = parser.parse_args()
+
+    from lensblur._threads import set_threads
+    from lensblur.cli import main as lensblur
+
+    lens = ["--blur", str(args.blur), "--focus-disparity", "0.5", "--no-progress"]
+    with tempfile.TemporaryDirectory(prefix="lensblur-bench-batch-") as tmp:
+        root = Path(tmp)
+        make_photos(root, args.photos, args.megapixels)
+        first = root / "photos" / "photo000.png"
+        set_threads(1)
+        times = []
+        for k in range(args.repeats + 1):
+            start = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()):
+                code = lensblur(["render", str(first), "--disparity", str(root / "maps" / "photo000.npy"), *lens,
+                                 "-o", str(root / f"single{k}.png")])
+            assert code == 0, "the single render failed"
+            times.append(time.perf_counter() - start)
+        single = 1.0 / statistics.median(times[1:])
+
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = lensblur(["render", str(root / "photos"), "--disparity-dir", str(root / "maps"), *lens,
+                             "-o", f"{root / 'out'}/", "--workers", str(args.workers), "--executor", args.executor])
+        wall = time.perf_counter() - start
+        assert code == 0, "the batch failed"
+        written = len(list((root / "out").iterdir()))
+        assert written == args.photos, f"{written} outputs for {args.photos} photos"
+        from lensblur.io import read_image
+
+        h, w = read_image(first).shape[:2]
+
+    cores = min(args.workers, available_cores()) if args.executor == "local" else args.workers
+    batch = args.photos / wall
+    ideal = cores * single
+    print(f"batch render: {args.photos} photos of {w}x{h} ({w * h / 1e6:.2f} MP), blur {args.blur:g} px, "
+          f"{args.executor} executor, {args.workers} workers, {available_cores()} cores available")
+    print(f"single photo, 1 thread: {single:.3f} photos/s ({1 / single:.3f} s per photo)")
+    print(f"batch:                  {batch:.3f} photos/s ({wall:.2f} s wall, pool start-up included)")
+    print(f"ideal ({cores} x single):  {ideal:.3f} photos/s")
+    print(f"ratio batch / ideal:    {batch / ideal:.2f} (target >= 0.90: {'met' if batch / ideal >= 0.9 else 'not met'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""Where a batch of independent items runs: in this process, in a pool of local processes, or as Ray tasks.
+
+``lensblur render`` (several photos), ``lensblur synth`` and ``lensblur eval`` cut their work into items that
+depend on nothing but their own inputs (a photo, a pair index, an image index) and hand them to an
+:class:`Executor`. Every executor runs ``fn(shared, item)`` for each item and yields ``(position, result)`` as
+items finish, in any order; the caller (the driver) writes results, keeps the resume rules and draws the one
+progress bar. Worker processes (local or Ray) run one torch thread each (:func:`lensblur._threads.set_threads`):
+parallelism comes from the processes, and a result does not depend on where it was computed.
+
+* ``local`` (the default): ``workers=1`` runs the items here, in order; more workers run them in a pool of
+  that many spawned processes.
+* ``ray``: one Ray task per item (``num_cpus=1``), on the cluster ``ray.init(address=...)`` connects to:
+  ``"auto"`` for the cluster this machine belongs to, ``"host:port"`` for a head node's GCS,
+  ``"ray://host:10001"`` for Ray Client, None for a local instance (or an instance already started in this
+  process). Workers need lensblur installed and the inputs and outputs where they can reach them (a shared
+  folder or fsspec URLs such as ``s3://``).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .errors import InputError, check_integer
+
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "get_executor"]
+
+logger = logging.getLogger(__name__)
+
+EXECUTORS = ("local", "ray")
+
+
+class Executor:
+    """Runs ``fn(shared, item)`` over items (see the module doc). Use as a context manager, or call
+    :meth:`close` when done."""
+
+    name = "executor"
+    in_process = False
+
+    def map(self, fn: Callable[[Any, Any], Any], items: Iterable, *, shared: Any = None) -> Iterator[tuple[int, Any]]:
+        """Run ``fn(shared, item)`` for every item.
+
+        Args:
+            fn: a module-level function (it is pickled by reference to reach the workers).
+            items: the items, each picklable.
+            shared: one value every call receives (sent to each worker once, not once per item).
+
+        Yields:
+            ``(position of the item in items, fn's result)``, as items finish.
+
+        Raises:
+            Whatever ``fn`` raised, as it raised it; the items still running are abandoned.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the workers."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# -- local ----------------------------------------------------------------------------------------------
+_WORKER_STATE: dict[str, Any] = {}
+
+
+def _pool_init(fn, shared) -> None:
+    from ._threads import set_threads
+
+    set_threads(1)
+    _WORKER_STATE["fn"], _WORKER_STATE["shared"] = fn, shared
+
+
+def _pool_call(task: tuple[int, Any]) -> tuple[int, Any]:
+    position, item = task
+    return position, _WORKER_STATE["fn"](_WORKER_STATE["shared"], item)
+
+
+class LocalExecutor(Executor):
+    """Items in this process (``workers=1``) or in a pool of ``workers`` spawned processes, one torch thread each.
+
+    Args:
+        workers: processes, >= 1.
+
+    Raises:
+        InputError: ``workers`` is not an integer >= 1.
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int = 1):
+        check_integer("workers", workers, 1, fix="e.g. workers=2 (one per core)")
+        self.workers = workers
+        self.in_process = workers == 1
+
+    def map(self, fn, items, *, shared=None):
+        tasks = list(enumerate(items))
+        if not tasks:
+            return
+        if self.workers == 1 or len(tasks) == 1:
+            for position, item in tasks:
+                yield position, fn(shared, item)
+            return
+        ctx = multiprocessing.get_context("spawn")
+        pool = ctx.Pool(min(self.workers, len(tasks)), initializer=_pool_init, initargs=(fn, shared))
+        try:
+            yield from pool.imap_unordered(_pool_call, tasks)
+            pool.close()
+        except BaseException:       # an item failed, or the caller stopped early: stop the rest
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+
+
+# -- Ray ------------------------------------------------------------------------------------------------
+def _ray_call(fn, shared, item):
+    from ._threads import set_threads
+
+    set_threads(1)
+    return fn(shared, item)
+
+
+class RayExecutor(Executor):
+    """One Ray task per item (one CPU each), at most ``in_flight`` submitted at a time.
+
+    Args:
+        address: what ``ray.init(address=...)`` connects to (see the module doc); ignored when Ray is already
+            initialised in this process.
+        in_flight: tasks submitted ahead of the results (None: twice the cluster's CPUs, at least 4), so that a
+            million items do not sit in the driver as a million task specifications.
+
+    Raises:
+        MissingDependencyError: Ray is not installed (``lensblur[scale]``).
+        InputError: the cluster cannot be reached.
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, *, in_flight: int | None = None):
+        from ._optional import require
+
+        self._ray = require("ray", extra="scale", feature="The Ray executor (--executor ray)")
+        self._started = False
+        if not self._ray.is_initialized():
+            try:
+                self._ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise InputError("ray_address", expected="a Ray cluster to connect to", got=f"{address} ({exc})",
+                                 fix="start one (ray start --head) and pass ray_address=auto, or ray_address=HOST:PORT"
+                                     " of its head node; leave it out for a local instance") from exc
+            self._started = True
+        if in_flight is not None:
+            check_integer("in_flight", in_flight, 1)
+        cpus = int(self._ray.cluster_resources().get("CPU", 1))
+        self.workers = cpus
+        self.in_flight = in_flight or max(4, 2 * cpus)
+        self._remote = self._ray.remote(num_cpus=1)(_ray_call)
+
+    def map(self, fn, items, *, shared=None):
+        ray = self._ray
+        shared_ref = ray.put(shared)
+        pending: dict[Any, int] = {}
+        source = enumerate(items)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < self.in_flight:
+                try:
+                    position, item = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending[self._remote.remote(fn, shared_ref, item)] = position
+            if not pending:
+                return
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            ref = ready[0]
+            position = pending.pop(ref)
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                for other in pending:
+                    ray.cancel(other)
+                cause = getattr(exc, "cause", None)
+                if isinstance(cause, BaseException):
+                    raise cause from None
+                raise
+            yield position, result
+
+    def close(self) -> None:
+        if self._started and self._ray.is_initialized():
+            self._ray.shutdown()
+        self._started = False
+
+
+def get_executor(name: str = "local", *, workers: int = 1, address: str | None = None) -> Executor:
+    """The executor ``name`` names.
+
+    Args:
+        name: ``"local"`` or ``"ray"``.
+        workers: the local executor's processes, >= 1 (Ray uses the cluster's CPUs).
+        address: the Ray cluster (``"auto"``, ``"host:port"``, ``"ray://host:port"``; None: a local instance).
+
+    Returns:
+        The :class:`Executor` (close it when done, or use it in a ``with`` block).
+
+    Raises:
+        InputError: an unknown name, bad ``workers``, ``address`` without Ray.
+    """
+    if name not in EXECUTORS:
+        raise InputError("executor", expected=f"one of {', '.join(EXECUTORS)}", got=name, fix="executor=local")
+    if name == "ray":
+        return RayExecutor(address)
+    if address is not None:
+        raise InputError("ray_address", expected="a Ray address only with the Ray executor", got=address,
+                         fix="add executor=ray, or drop ray_address")
+    return LocalExecutor(workers)

@@ -1,0 +1,161 @@
+"""``lensblur render`` over several photos: the same bytes as one render per photo, a bad photo reported and
+the others written, outputs that exist kept unless --force, collisions and missing maps refused before any
+work, fsspec URLs in and out."""
+
+from __future__ import annotations
+
+import fsspec
+import numpy as np
+import pytest
+
+from lensblur.cli import main
+from lensblur.io import write_image
+
+H, W = 40, 56
+
+
+@pytest.fixture
+def shots(tmp_path):
+    """Three photos (a.png, b.jpg, c.png) and their disparity maps in maps/ (same stems)."""
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "shots"
+    maps = tmp_path / "maps"
+    folder.mkdir()
+    maps.mkdir()
+    for k, name in enumerate(("a.png", "b.jpg", "c.png")):
+        image = rng.uniform(0.0, 1.0, (H, W, 3)).astype(np.float32)
+        image[H // 3: 2 * H // 3, W // 3: 2 * W // 3] = 1.0      # a bright block: visible bokeh
+        write_image(folder / name, image)
+        disparity = np.tile(np.linspace(0.0, 1.0, W, dtype=np.float32), (H, 1))
+        disparity[:, :W // 2] = 0.2 * k
+        np.save(maps / (name.rsplit(".", 1)[0] + ".npy"), disparity)
+    return folder, maps
+
+
+LENS = ["--blur", "6", "--focus-disparity", "0.5", "--no-progress"]
+
+
+def _single(photo, disparity, out) -> bytes:
+    assert main(["render", str(photo), "--disparity", str(disparity), *LENS, "-o", str(out)]) == 0
+    return out.read_bytes()
+
+
+def test_batch_equals_single_renders_and_survives_a_corrupt_photo(shots, tmp_path, capsys):
+    folder, maps = shots
+    (folder / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")      # corrupt, between a/b and c
+    np.save(maps / "bad.npy", np.zeros((H, W), np.float32))
+    out = tmp_path / "out"
+    code = main(["render", str(folder / "a.png"), str(folder / "bad.png"), str(folder / "b.jpg"),
+                 str(folder / "c.png"), "--disparity-dir", str(maps), *LENS, "-o", f"{out}/", "--workers", "2"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "bad.png" in captured.err and "3 rendered, 0 skipped (output exists), 1 failed" in captured.out
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.jpg", "c.png"]     # OUT/<stem>.<suffix>
+    for name in ("a.png", "b.jpg", "c.png"):
+        stem = name.rsplit(".", 1)[0]
+        assert (out / name).read_bytes() == _single(folder / name, maps / f"{stem}.npy", tmp_path / f"one-{name}")
+
+
+def test_folder_and_glob_inputs_skip_existing_outputs_unless_forced(shots, tmp_path, capsys):
+    folder, maps = shots
+    out = tmp_path / "out"
+    assert main(["render", str(folder), "--disparity-dir", str(maps), *LENS, "-o", str(out) + "/"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.jpg", "c.png"]
+    first = (out / "a.png").read_bytes()
+    (out / "a.png").write_bytes(b"kept")
+    capsys.readouterr()
+    # out is a folder now: a pattern into it, no trailing slash needed
+    assert main(["render", str(folder / "*.png"), "--disparity-dir", str(maps), *LENS, "-o", str(out)]) == 0
+    assert "0 rendered, 2 skipped" in capsys.readouterr().out
+    assert (out / "a.png").read_bytes() == b"kept"
+    assert main(["render", str(folder / "*.png"), "--disparity-dir", str(maps), *LENS, "-o", str(out),
+                 "--force"]) == 0
+    assert "2 rendered, 0 skipped" in capsys.readouterr().out
+    assert (out / "a.png").read_bytes() == first
+
+
+def test_output_format_names_every_output(shots, tmp_path):
+    folder, maps = shots
+    out = tmp_path / "out"
+    assert main(["render", str(folder), "--disparity-dir", str(maps), *LENS, "-o", f"{out}/",
+                 "--output-format", "tif"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.tif", "b.tif", "c.tif"]
+
+
+def test_two_photos_with_one_output_name_are_refused_before_any_work(shots, tmp_path, capsys):
+    folder, maps = shots
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "a.png").write_bytes((folder / "a.png").read_bytes())
+    out = tmp_path / "out"
+    code = main(["render", str(folder / "a.png"), str(other / "a.png"), "--disparity-dir", str(maps), *LENS,
+                 "-o", f"{out}/"])
+    err = capsys.readouterr().err
+    assert code == 1 and "--output" in err and "both give a.png" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--disparity-dir", "MAPS"], "expected a map for every photo"),     # none for d.png
+    (["--disparity", "MAPS/a.npy"], "--disparity: expected a source that gives each photo its own map"),
+    (["--disparity-dir", "MAPS", "--blur", "3", "--f-number", "2"], "--blur: expected either"),
+    (["--disparity-dir", "MAPS", "--executor", "local", "--ray-address", "auto"], "--ray-address"),
+])
+def test_bad_arguments_are_refused_before_any_render(shots, tmp_path, capsys, extra, message):
+    folder, maps = shots
+    if "every photo" in message:
+        write_image(folder / "d.png", np.full((H, W, 3), 0.5, np.float32))
+    out = tmp_path / "out"
+    extra = [e.replace("MAPS", str(maps)) for e in extra]
+    code = main(["render", str(folder), *extra, "--no-progress", "-o", f"{out}/"])
+    assert code == 1
+    assert message in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_output_file_for_several_photos_is_refused(shots, tmp_path, capsys):
+    folder, _ = shots
+    code = main(["render", str(folder), *LENS, "-o", str(tmp_path / "out.jpg")])
+    assert code == 1 and "--output: expected a folder for several photos" in capsys.readouterr().err
+    assert not (tmp_path / "out.jpg").exists()
+
+
+def test_missing_input_is_refused(tmp_path, capsys):
+    code = main(["render", str(tmp_path / "nope.png"), str(tmp_path / "nope2.png"), *LENS, "-o", f"{tmp_path}/o/"])
+    assert code == 1 and "existing files, folders or glob patterns" in capsys.readouterr().err
+
+
+def test_memory_urls_in_and_out_give_the_local_bytes(shots, tmp_path):
+    folder, maps = shots
+    fs = fsspec.filesystem("memory")
+    for path in folder.iterdir():
+        fs.pipe_file(f"/batch-in/{path.name}", path.read_bytes())
+    for path in maps.iterdir():
+        fs.pipe_file(f"/batch-maps/{path.name}", path.read_bytes())
+    try:
+        assert main(["render", "memory://batch-in/", "--disparity-dir", "memory://batch-maps", *LENS,
+                     "-o", "memory://batch-out/"]) == 0
+        local = tmp_path / "out"
+        assert main(["render", str(folder), "--disparity-dir", str(maps), *LENS, "-o", f"{local}/"]) == 0
+        for name in ("a.png", "b.jpg", "c.png"):
+            assert fs.cat_file(f"/batch-out/{name}") == (local / name).read_bytes()
+    finally:
+        for root in ("/batch-in", "/batch-maps", "/batch-out"):
+            if fs.exists(root):
+                fs.rm(root, recursive=True)
+
+
+def test_a_url_pattern_is_a_batch_and_a_bracketed_file_name_is_one_photo(shots, tmp_path):
+    folder, maps = shots
+    fs = fsspec.filesystem("memory")
+    try:
+        fs.pipe_file("/pattern-in/a.png", (folder / "a.png").read_bytes())
+        assert main(["render", "memory://pattern-in/*.png", "--disparity-dir", str(maps), *LENS,
+                     "-o", str(tmp_path / "out")]) == 0
+        assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]
+    finally:
+        fs.rm("/pattern-in", recursive=True)
+    odd = folder / "a[1].png"
+    odd.write_bytes((folder / "a.png").read_bytes())
+    assert main(["render", str(odd), "--disparity", str(maps / "a.npy"), *LENS, "-o", str(tmp_path / "x.png")]) == 0
+    assert (tmp_path / "x.png").read_bytes() == (tmp_path / "out" / "a.png").read_bytes()

@@ -1,0 +1,183 @@
+"""lensblur.executor: the local pool and Ray tasks give the results this process gives (synth's bytes, eval's
+scores), one torch thread per worker, and a worker's InputError reaches the driver as itself."""
+
+from __future__ import annotations
+
+import csv
+import filecmp
+import math
+
+import pytest
+
+from lensblur.data import SynthDataset
+from lensblur.errors import InputError
+from lensblur.eval import EvalOptions, Identity, evaluate, get_method
+from lensblur.executor import LocalExecutor, get_executor
+from lensblur.synth.dataset import synthesize
+
+NO_PERCEPTUAL = {"lpips": "n/a (test)", "dists": "n/a (test)"}
+TINY = {"size": (48, 32), "samples": 16, "seed": 5, "progress": False}
+
+
+def _square_and_threads(shared, item):
+    import torch
+
+    return shared * item * item, torch.get_num_threads()
+
+
+def _refuse(shared, item):
+    if item == 2:
+        raise InputError("blur", expected="a number >= 0", got=item, fix="blur=30")
+    return item
+
+
+def _same_tree(a, b) -> None:
+    compare = filecmp.dircmp(a, b)
+    assert not compare.left_only and not compare.right_only and not compare.diff_files, (a, b)
+    _, mismatch, errors = filecmp.cmpfiles(a, b, compare.common_files, shallow=False)
+    assert not mismatch and not errors
+    for sub in compare.common_dirs:
+        _same_tree(a / sub, b / sub)
+
+
+def _scores(path):
+    with open(path, newline="") as fh:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]
+
+
+# -- local ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_local_pool_gives_every_result_once_with_one_thread_per_worker():
+    with LocalExecutor(2) as pool:
+        got = dict(pool.map(_square_and_threads, range(6), shared=3))
+    assert got == {k: (3 * k * k, 1) for k in range(6)}
+    assert dict(LocalExecutor(1).map(_square_and_threads, range(3), shared=3)).keys() == {0, 1, 2}
+
+
+@pytest.mark.slow
+def test_a_workers_input_error_reaches_the_driver_as_itself():
+    with pytest.raises(InputError, match=r"blur: expected a number >= 0, got 2. Fix: blur=30"):
+        list(LocalExecutor(2).map(_refuse, range(4)))
+
+
+def test_executor_arguments_are_checked():
+    with pytest.raises(InputError, match="executor: expected one of local, ray"):
+        get_executor("dask")
+    with pytest.raises(InputError, match="ray_address: expected a Ray address only with the Ray executor"):
+        get_executor("local", address="auto")
+    with pytest.raises(InputError, match="workers"):
+        get_executor("local", workers=0)
+
+
+@pytest.mark.slow
+def test_synth_in_a_pool_equals_synth_in_this_process(tmp_path):
+    synthesize(tmp_path / "one", 3, **TINY)
+    synthesize(tmp_path / "pool", 3, executor=LocalExecutor(2), **TINY)
+    _same_tree(tmp_path / "one" / "pairs", tmp_path / "pool" / "pairs")
+
+
+def test_synth_into_a_memory_url_resumes_and_holds_the_local_bytes(tmp_path):
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    try:
+        report = synthesize("memory://synth-test", 2, **TINY)
+        assert (report.written, report.skipped) == (2, 0)
+        fs.rm("/synth-test/pairs/000001/params.json")          # an interrupted upload: no params.json
+        report = synthesize("memory://synth-test", 2, **TINY)
+        assert (report.written, report.skipped) == (1, 1)
+        synthesize(tmp_path / "local", 2, **TINY)
+        for name in ("image.png", "target.pfm", "disparity.png", "params.json"):
+            assert fs.cat_file(f"/synth-test/pairs/000001/{name}") == (tmp_path / "local/pairs/000001" / name).read_bytes()
+        with pytest.raises(InputError, match="memory:// lives in one process"):
+            synthesize("memory://synth-test2", 2, executor=LocalExecutor(2), **TINY)
+    finally:
+        for root in ("/synth-test", "/synth-test2"):
+            if fs.exists(root):
+                fs.rm(root, recursive=True)
+
+
+@pytest.mark.slow
+def test_eval_in_a_pool_writes_the_rows_this_process_writes(tmp_path):
+    data = synthesize(tmp_path / "data", 3, **TINY).root
+    options = EvalOptions(progress=False)
+    here = evaluate(SynthDataset(data), get_method("layered"), tmp_path / "here", dataset_name="synth",
+                    options=options, perceptual=NO_PERCEPTUAL)
+    with LocalExecutor(2) as pool:
+        there = evaluate(SynthDataset(data), get_method("layered"), tmp_path / "pool", dataset_name="synth",
+                         options=options, perceptual=NO_PERCEPTUAL, executor=pool)
+    assert _scores(tmp_path / "here" / "per_image.csv") == _scores(tmp_path / "pool" / "per_image.csv")
+    assert [r["id"] for r in _scores(tmp_path / "pool" / "per_image.csv")] == ["000000", "000001", "000002"]
+    assert here["metrics"] == there["metrics"] and math.isfinite(here["metrics"]["psnr"])
+
+
+# -- Ray ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import sys
+
+    ray = pytest.importorskip("ray")
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])     # this module is not importable there
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_executor_equals_the_local_one_on_synth_and_eval(ray_cluster, tmp_path):
+    with get_executor("ray") as tasks:
+        assert dict(tasks.map(_square_and_threads, range(5), shared=2)) == {k: (2 * k * k, 1) for k in range(5)}
+        with pytest.raises(InputError, match="blur: expected a number >= 0, got 2"):
+            list(tasks.map(_refuse, range(4)))
+
+        synthesize(tmp_path / "local", 3, **TINY)
+        report = synthesize(tmp_path / "ray", 3, executor=tasks, **TINY)
+        assert report.written == 3
+        _same_tree(tmp_path / "local" / "pairs", tmp_path / "ray" / "pairs")
+        assert (tmp_path / "local/manifest.json").read_bytes() == (tmp_path / "ray/manifest.json").read_bytes()
+        assert synthesize(tmp_path / "ray", 3, executor=tasks, **TINY).skipped == 3     # the same resume rule
+
+        options = EvalOptions(progress=False)
+        for name, method in (("identity", Identity()), ("layered", get_method("layered"))):
+            local = evaluate(SynthDataset(tmp_path / "local"), method, tmp_path / f"e-{name}-local",
+                             dataset_name="synth", options=options, perceptual=NO_PERCEPTUAL)
+            remote = evaluate(SynthDataset(tmp_path / "local"), method, tmp_path / f"e-{name}-ray",
+                              dataset_name="synth", options=options, perceptual=NO_PERCEPTUAL, executor=tasks)
+            assert _scores(tmp_path / f"e-{name}-local/per_image.csv") == _scores(tmp_path / f"e-{name}-ray/per_image.csv")
+            assert local["metrics"] == remote["metrics"]
+        # a batch render on Ray tasks writes the bytes the in-process batch writes
+        from lensblur.cli import main
+
+        photos, maps = tmp_path / "photos", tmp_path / "maps"
+        photos.mkdir()
+        maps.mkdir()
+        for k in range(2):
+            pair = tmp_path / f"local/pairs/00000{k}"
+            (photos / f"p{k}.png").write_bytes((pair / "image.png").read_bytes())
+            (maps / f"p{k}.png").write_bytes((pair / "disparity.png").read_bytes())
+        common = ["render", str(photos), "--blur", "4", "--focus-disparity", "0.5", "--disparity-dir", str(maps),
+                  "--no-progress"]
+        assert main([*common, "-o", f"{tmp_path}/r-here/"]) == 0
+        assert main([*common, "-o", f"{tmp_path}/r-ray/", "--executor", "ray"]) == 0
+        _same_tree(tmp_path / "r-here", tmp_path / "r-ray")
+    assert ray_cluster.is_initialized()          # the executor leaves an instance it did not start running
+
+
+@pytest.mark.parametrize("command", [
+    ["synth", "-n", "1", "--size", "48x32"],
+    ["eval", "--method", "identity", "--dataset", "synth", "--root", "DATA"],
+    ["render", "DATA/a.png", "DATA/b.png"],
+])
+def test_a_ray_address_without_the_ray_executor_is_refused_before_work(tmp_path, capsys, command):
+    from lensblur.cli import main
+
+    data = tmp_path / "data"
+    synthesize(data, 1, **TINY)
+    (data / "a.png").write_bytes((data / "pairs/000000/image.png").read_bytes())
+    (data / "b.png").write_bytes((data / "pairs/000000/image.png").read_bytes())
+    out = tmp_path / "out"
+    argv = [c.replace("DATA", str(data)) for c in command] + ["-o", f"{out}/", "--ray-address", "auto",
+                                                              "--no-progress"]
+    assert main(argv) == 1
+    assert "--ray-address: expected --executor ray as well" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
