@@ -183,3 +183,28 @@ def test_ui_command_checks_its_flags(capsys):
     assert "--port: expected a port from 1 to 65535, got 0" in capsys.readouterr().err
     assert main(["ui", "--max-megapixels", "-3", "--no-browser"]) == 1
     assert "--max-megapixels: expected a positive number" in capsys.readouterr().err
+
+
+def test_focus_pull_as_mp4(server, tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    rgb, disparity = scene()
+    status, info = server.json("/api/photo?name=pull.jpg", raw=gdepth_photo(rgb, disparity))
+    sid = info["session"]
+    status, reply = server.json(f"/api/session/{sid}/focus-pull?format=webm", {})
+    assert status == 400 and "gif or mp4" in reply["error"]
+    status, job = server.json(f"/api/session/{sid}/focus-pull?format=mp4", {"blur": 20})
+    assert status == 200, job
+    while job["state"] == "running":
+        time.sleep(0.05)
+        status, job = server.json(f"/api/session/{sid}/job/{job['id']}")
+    assert job["state"] == "done" and job["file"] == "pull-focus-pull.mp4", job
+    status, body, _ = server.request(f"/api/session/{sid}/job/{job['id']}/file")
+    assert status == 200 and body[4:8] == b"ftyp"                  # an ISO media (MP4) file
+    video = tmp_path / "pull.mp4"
+    video.write_bytes(body)
+    capture = cv2.VideoCapture(str(video))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    assert count == 16

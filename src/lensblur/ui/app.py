@@ -10,7 +10,7 @@ Routes (every ``/api`` answer is JSON; an error is ``{"error": message}`` with s
   ``DELETE`` the same path removes it;
 * ``POST /api/session/ID/depth``, ``.../preview``, ``.../render``, ``.../focus-pull`` with the page's settings as
   JSON: the depth (and its colour-mapped picture), a preview, the start of a full-resolution render or of a
-  focus-pull GIF;
+  focus pull (``?format=gif`` or ``mp4``);
 * ``GET /api/session/ID/job/JOB``: a render's progress; ``.../job/JOB/file``: its file, to download.
 
 Uploads are the request's raw body (no multipart parsing), streamed into the workspace's folder and cut off at the
@@ -217,7 +217,8 @@ def create_app(workspace: Workspace, *, host: str = "127.0.0.1"):
             session, settings = lookup(request), await settings_of(request)
         except Exception as exc:  # noqa: BLE001
             return failure(exc)
-        return await guarded(lambda: workspace.start_focus_pull(session, settings).status(), session)
+        fmt = request.query_params.get("format", "gif")
+        return await guarded(lambda: workspace.start_focus_pull(session, settings, fmt=fmt).status(), session)
 
     def job_of(request):
         session = lookup(request)

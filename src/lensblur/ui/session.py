@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _optional
 from ..errors import InputError, LensblurError
 from . import DEFAULT_MAX_MEGAPIXELS, DEFAULT_MAX_UPLOAD_MB, command
 
@@ -44,6 +45,9 @@ DRAFT_FRACTION = 0.25
 
 FOCUS_PULL_FRAMES = 16
 """Frames of a focus-pull GIF (near to far and back)."""
+
+FOCUS_PULL_MS = 120
+"""How long a focus-pull frame shows, in milliseconds."""
 
 FOCUS_PULL_PIXELS = 300_000
 """A focus-pull frame's size: the preview shrunk to about this many pixels."""
@@ -452,11 +456,17 @@ class Workspace:
             job.error = session.explain(exc)
             job.state = "failed"
 
-    def start_focus_pull(self, session: Session, settings: dict, *, frames: int = FOCUS_PULL_FRAMES) -> Job:
-        """Start a focus-pull GIF in a thread: ``frames`` renders at the preview's lens settings, shrunk to at most
+    def start_focus_pull(self, session: Session, settings: dict, *, frames: int = FOCUS_PULL_FRAMES,
+                         fmt: str = "gif") -> Job:
+        """Start a focus-pull GIF (``fmt="gif"``) or MP4 (``"mp4"``, MPEG-4 through OpenCV) in a thread: ``frames``
+        renders at the preview's lens settings, shrunk to at most
         :data:`FOCUS_PULL_PIXELS`, the focus sweeping from the nearest to the farthest part of the scene (the
         2nd and 98th percentiles of the map) and back. Each frame is the preview of ``settings`` focused with
         ``--focus-disparity``, so a camera's blur follows its focus distance as ``lensblur render`` computes it."""
+        if fmt not in ("gif", "mp4"):
+            raise InputError("format", expected="gif or mp4", got=fmt, fix="ask for format=gif or format=mp4")
+        if fmt == "mp4":
+            _optional.cv2("writing MP4 focus pulls", extra="io")
         with session.lock:
             _, method, depth, _ = self._prepare(session, settings)
         if depth is None or not method.needs_lens:
@@ -465,7 +475,7 @@ class Workspace:
         near, far = (float(v) for v in np.percentile(depth.preview, [98, 2]))
         sweep = np.linspace(near, far, max(2, frames // 2 + 1))
         stops = [*sweep, *sweep[-2:0:-1]]
-        output = session.folder / "out" / f"{Path(session.names['photo']).stem}-focus-pull.gif"
+        output = session.folder / "out" / f"{Path(session.names['photo']).stem}-focus-pull.{fmt}"
         job = Job(uuid.uuid4().hex, output, total=len(stops))
         session.jobs = {job.id: job}
         thread = threading.Thread(target=self._focus_pull, args=(session, job, dict(settings), stops),
@@ -496,7 +506,11 @@ class Workspace:
                 frames.append(Image.fromarray(to_srgb8(out)))
                 job.progress(i + 1, len(stops))
             with atomic_path(job.output) as tmp:
-                frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=120, loop=0)
+                if job.output.suffix == ".mp4":
+                    _write_mp4(tmp, frames, fps=1000 / FOCUS_PULL_MS)
+                else:
+                    frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=FOCUS_PULL_MS,
+                                   loop=0)
             job.seconds = time.perf_counter() - started
             job.state = "done"
         except Exception as exc:
@@ -504,3 +518,18 @@ class Workspace:
                 log.exception("focus pull failed")
             job.error = session.explain(exc)
             job.state = "failed"
+
+
+def _write_mp4(path: Path, frames: list, *, fps: float) -> None:
+    """Write PIL ``frames`` as an MPEG-4 video (OpenCV's ``mp4v``), cropped to even sides as codecs want."""
+    cv2 = _optional.cv2("writing MP4 focus pulls", extra="io")
+    width, height = frames[0].size
+    width, height = width - width % 2, height - height % 2
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise OSError(f"OpenCV cannot write MP4 video to {path}")
+    try:
+        for frame in frames:
+            writer.write(np.ascontiguousarray(np.asarray(frame)[:height, :width, ::-1]))
+    finally:
+        writer.release()

@@ -83,6 +83,7 @@ async function preview(draft = false) {
     $("copy").disabled = false;
     $("render").disabled = false;
     $("focus-pull").disabled = false;
+    $("focus-pull-mp4").disabled = false;
     let focusText = "";
     if (body.focus_disparity !== undefined) {
       focusText = `focus disparity ${body.focus_disparity.toFixed(3)}, blur ${body.blur.toFixed(1)} px`;
@@ -140,6 +141,7 @@ async function dropPhoto(file) {
     const body = await upload("/api/photo", file);
     $("render").disabled = true;
     $("focus-pull").disabled = true;
+    $("focus-pull-mp4").disabled = true;
     $("download").hidden = true;
     Object.assign(state, { session: body.session, width: body.width, height: body.height, focus: null,
                            depthVersion: 0, depthRange: null });
@@ -356,7 +358,7 @@ $("copy").addEventListener("click", async () => {
 // ------------------------------------------------------------------------------------------ full render
 async function runJob(kind, button) {
   if (!state.session) return;
-  for (const id of ["render", "focus-pull"]) $(id).disabled = true;
+  for (const id of ["render", "focus-pull", "focus-pull-mp4"]) $(id).disabled = true;
   $("download").hidden = true;
   const bar = $("progress");
   bar.hidden = false;
@@ -381,10 +383,11 @@ async function runJob(kind, button) {
     showError(e.message);
     bar.hidden = true;
   } finally {
-    for (const id of ["render", "focus-pull"]) $(id).disabled = false;
+    for (const id of ["render", "focus-pull", "focus-pull-mp4"]) $(id).disabled = false;
   }
 }
 $("render").addEventListener("click", () => runJob("render"));
-$("focus-pull").addEventListener("click", () => runJob("focus-pull"));
+$("focus-pull").addEventListener("click", () => runJob("focus-pull?format=gif"));
+$("focus-pull-mp4").addEventListener("click", () => runJob("focus-pull?format=mp4"));
 
 init();
