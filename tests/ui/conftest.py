@@ -8,12 +8,11 @@ import time
 import pytest
 from _ui import Server, free_port
 
-pytest.importorskip("starlette")
-uvicorn = pytest.importorskip("uvicorn")
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    pytest.importorskip("starlette")
+    uvicorn = pytest.importorskip("uvicorn")
     from lensblur.ui.app import create_app
     from lensblur.ui.session import Workspace
 

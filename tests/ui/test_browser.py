@@ -10,7 +10,7 @@ to the test's temporary folder.
 The server runs as ``lensblur ui`` in its own process, as a user starts it (and as ``lensblur render`` runs: the
 renderer's last bits depend on torch's thread count, which the test process pins to one).
 
-Without Chromium (or Playwright) the test is skipped, unless ``LENSBLUR_REQUIRE_BROWSER=1`` (CI), where it fails.
+Without Chromium (or Playwright, or lensblur[ui]) the test is skipped, unless ``LENSBLUR_REQUIRE_BROWSER=1`` (CI), where it fails.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _chromium() -> str:
-    """The browser and Playwright, or a skip (a failure when ``LENSBLUR_REQUIRE_BROWSER=1``) that says what is
+    """The browser, Playwright and the server's packages, or a skip (a failure when ``LENSBLUR_REQUIRE_BROWSER=1``) that says what is
     missing."""
     found = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
     missing = []
@@ -47,6 +47,11 @@ def _chromium() -> str:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         missing.append("the playwright Python package (pip install 'lensblur[test]')")
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        missing.append("the server's packages (pip install 'lensblur[ui]')")
     if missing:
         reason = "the browser test needs " + " and ".join(missing)
         if os.environ.get("LENSBLUR_REQUIRE_BROWSER") == "1":
@@ -61,6 +66,7 @@ def live(tmp_path):
     temporary folder."""
     from _ui import free_port
 
+    _chromium()                     # skip (or fail, in CI) before starting anything
     port, scratch = free_port(), tmp_path / "server-tmp"
     scratch.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TMPDIR": str(scratch)}
