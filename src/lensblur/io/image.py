@@ -18,7 +18,8 @@ from ..errors import InputError
 from .files import atomic_path
 from .pfm import read_pfm, write_pfm
 
-__all__ = ["IMAGE_SUFFIXES", "LINEAR_SUFFIXES", "read_display", "read_image", "read_raw", "write_image"]
+__all__ = ["IMAGE_SUFFIXES", "LINEAR_SUFFIXES", "orient", "read_display", "read_image", "read_orientation", "read_raw",
+           "write_image"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".pfm", ".exr")
 LINEAR_SUFFIXES = (".pfm", ".exr")
@@ -150,6 +151,36 @@ def _orient(arr: np.ndarray, orientation) -> np.ndarray:
     except (TypeError, ValueError):
         return arr
     return arr if turn is None else turn(arr)
+
+
+def orient(arr: np.ndarray, orientation) -> np.ndarray:
+    """Turn stored pixels ``H x W [x C]`` upright for EXIF orientation ``orientation`` (1-8; anything else leaves
+    them as they are), the transform the readers apply to photos: for maps and mattes stored beside a photo.
+
+    Args:
+        arr: the stored pixels.
+        orientation: the tag's value, or None.
+
+    Returns:
+        The upright array (a view where possible).
+    """
+    return _orient(arr, orientation)
+
+
+def read_orientation(path: str | os.PathLike) -> int | None:
+    """The EXIF orientation tag of a file Pillow opens (None when there is none or it cannot be read).
+
+    Args:
+        path: the photo.
+
+    Returns:
+        The tag's value, 1-8, or None.
+    """
+    value = _pillow_orientation(Path(path))
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _has_tifffile() -> bool:
