@@ -195,7 +195,7 @@ class EmbeddedDepth:
         stored = np.ascontiguousarray(stored)
         disparity = stored if (dh, dw) == (h, w) else upsample(guide, stored, **self.upsample_options)
         focus, focus_from = self._focus(found, disparity, orientation)
-        blur = found.blur(w)
+        blur = found.blur((h, w))
         details = found.details()
         details.update({"orientation": orientation or 1, "focus_disparity": focus, "focus_from": focus_from,
                         "blur_px": blur, "rendered_from": ("the original image stored in the file" if photo is not None

@@ -39,6 +39,7 @@ NS_APDI = "http://ns.apple.com/pixeldatainfo/1.0/"
 NS_DEPTHDATA = "http://ns.apple.com/depthData/1.0/"
 NS_MATTE = "http://ns.apple.com/portraitEffectsMatte/1.0/"
 NS_SEMANTIC = "http://ns.apple.com/semanticSegmentationMatte/1.0/"
+NS_BLUR = "http://ns.apple.com/depthBlurEffect/1.0/"
 NS_MWG_RS = "http://www.metadataworkinggroup.com/schemas/regions/"
 NS_AREA = "http://ns.adobe.com/xmp/sType/Area#"
 DISPARITY_TYPE = "Multi-Frame Image: (Disparity)"   # Pillow's name for MP type 0x020002
@@ -207,6 +208,8 @@ def read_apple_depth(path: str | os.PathLike, frames: list[MpfFrame] | None = No
         units, file_range = "metres", (f_min, f_max)
     extra = {"apple": {k: props[NS_DEPTHDATA + k] for k in ("Accuracy", "Quality", "Filtered")
                        if NS_DEPTHDATA + k in props}}
+    if NS_BLUR + "SimulatedAperture" in props:
+        extra["apple"]["SimulatedAperture"] = props[NS_BLUR + "SimulatedAperture"]
     matte = next((f for f in frames[1:] if f.role == "matte"), None)
     extra["apple"]["portrait_matte"] = list(matte.size) if matte is not None else None
     return StoredDepth(disparity=disparity, kind="Apple MPF", format=f"apdi {kind}", units=units,

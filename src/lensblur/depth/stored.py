@@ -123,7 +123,7 @@ class StoredDepth:
         focus_distance: the focus distance the file stores, in ``units`` (GFocus), else None.
         focus_point: the focus point the file stores, ``(x, y)`` in [0, 1] of the stored image, else None.
         blur_at_infinity: GFocus's blur at infinity, the CoC radius of a point at infinity as a fraction of
-            the image width, else None.
+            the image's longer side (fitted against the camera's own render, see docs/depth.md), else None.
         original: the encoded sharp original image (GImage, a Dynamic Depth ``Original`` item), else None.
         original_mime: its mime type.
         confidence: ``h' x w'`` float32 confidence in [0, 1] (1 = sure), else None.
@@ -162,14 +162,14 @@ class StoredDepth:
         inv = float(_inverse(self.focus_distance, unit))
         return float(np.clip((inv - lo) / (hi - lo), 0.0, 1.0))
 
-    def blur(self, image_width: int) -> float | None:
+    def blur(self, image_size: tuple[int, int]) -> float | None:
         """The CoC scale K (pixels, ``radius = K |d - d_focus|``) of the camera's own render, from the stored
         blur at infinity: a thin lens blurs in proportion to ``|1/z - 1/z_focus|``, so the radius at
-        infinity ``b W`` fixes ``K = b W z_focus (1/z_near - 1/z_far)``, in any unit. None without the
-        focus distance, the range and the blur at infinity.
+        infinity ``b L`` (``L`` the image's longer side) fixes ``K = b L z_focus (1/z_near - 1/z_far)``, in
+        any unit. None without the focus distance, the range and the blur at infinity.
 
         Args:
-            image_width: the photo's width in pixels (upright).
+            image_size: the photo's ``(height, width)`` in pixels.
 
         Returns:
             K in pixels, or None.
@@ -178,7 +178,7 @@ class StoredDepth:
         if ends is None or not self.blur_at_infinity or not self.focus_distance or self.units == "diopters":
             return None
         lo, hi = ends
-        return float(self.blur_at_infinity * image_width * self.focus_distance * (hi - lo))
+        return float(self.blur_at_infinity * max(image_size) * self.focus_distance * (hi - lo))
 
     def describe(self) -> str:
         """One line: kind, map size, format, range and units."""
