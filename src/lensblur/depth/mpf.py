@@ -104,10 +104,10 @@ def mpf_frames(path: str | os.PathLike) -> list[MpfFrame]:
     Returns:
         The frames, primary first; empty when Pillow cannot open the file.
     """
-    from PIL import Image
+    from ..io.image import open_pillow
 
     try:
-        with Image.open(path) as im:
+        with open_pillow(path) as im:
             entries = (getattr(im, "mpinfo", None) or {}).get(0xB002) or []
             frames = []
             for n in range(getattr(im, "n_frames", 1)):
@@ -120,13 +120,15 @@ def mpf_frames(path: str | os.PathLike) -> list[MpfFrame]:
 
 
 def _frame_pixels(path, index: int) -> np.ndarray:
-    from PIL import Image
+    from ..io.image import open_pillow
 
     try:
-        with Image.open(path) as im:
+        with open_pillow(path) as im:
             im.seek(index)
             im.load()
             return np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError("image_path", expected=f"a decodable frame {index} in the Multi-Picture file",
                          got=f"{path} ({exc})", fix="the photo is damaged; pass a disparity file instead") from exc
