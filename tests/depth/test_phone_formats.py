@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from _jpeg import dynamic_depth_jpeg, exif_orientation, gdepth_jpeg
+from _jpeg import dynamic_depth_jpeg, exif_orientation, gdepth_jpeg, jpeg_bytes
 from _mpf import iphone_portrait_jpeg, stereo_mpo
 
 from lensblur.depth import EmbeddedDepth, StereoDepth, build_source, read_photo, resolve
@@ -245,6 +245,10 @@ def test_depth_command_reports_extracts_and_scales(tmp_path, capsys):
     assert record["details"]["file_range"] == [6.0, 44.0] and record["focus_disparity"] == pytest.approx(
         (1 / 10 - 1 / 44) / (1 / 6 - 1 / 44))
     assert np.abs(read_photo(extract) - read_photo(_write_jpeg(tmp_path / "o.jpg", original))).max() < 0.03
+    exact = tmp_path / "original.jpg"          # the stored JPEG, byte for byte
+    assert main(["depth", str(path), "-o", str(out), "--force", "--extract-image", str(exact)]) == 0
+    assert exact.read_bytes() == jpeg_bytes(original)
+    capsys.readouterr()
     assert main(["depth", str(path), "-o", str(out), "--force", "--depth-scale", "0.1", "--format", "json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["near_m"] == pytest.approx(0.6) and record["far_m"] == pytest.approx(4.4)

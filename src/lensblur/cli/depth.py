@@ -92,7 +92,7 @@ def run(args) -> int:
     if preview is not None:
         write_image(preview, preview_pixels)
     if extract is not None:
-        write_image(extract, result.photo, quality=97)
+        _write_original(extract, args.photo, result)
     h, w = result.disparity.shape
     record = {"output": str(output), "width": w, "height": h, "source": result.source,
               "near_m": rng.near if rng else None, "far_m": rng.far if rng else None,
@@ -115,6 +115,21 @@ def run(args) -> int:
         if extract:
             print(f"{extract}: the original image stored in {args.photo.name}")
     return 0
+
+
+def _write_original(path: Path, photo: Path, result) -> None:
+    """The original as the file stores it, byte for byte, when its format is the one asked for and it needs no
+    turn; else the decoded, upright original re-encoded."""
+    from ..depth.embedded import stored_original
+    from ..io import atomic_path, write_image
+
+    mime = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}.get(path.suffix.lower())
+    stored = stored_original(photo) if result.details.get("orientation", 1) == 1 else None
+    if stored is not None and stored[1] == mime:
+        with atomic_path(path) as tmp:
+            Path(tmp).write_bytes(stored[0])
+        return
+    write_image(path, result.photo, quality=97)
 
 
 def _check_image_suffix(path: Path) -> None:

@@ -28,7 +28,7 @@ from .refine import upsample
 from .stored import StoredDepth
 
 __all__ = ["EmbeddedDepth", "PortraitMatte", "has_embedded_depth", "has_portrait_matte", "orient_point",
-           "read_stored_depth"]
+           "read_stored_depth", "stored_original"]
 
 _NO_DEPTH_FIX = ("get depth another way: source=model, source=stereo or source=subject, or disparity_path=FILE")
 
@@ -106,6 +106,22 @@ def read_stored_depth(path: str | os.PathLike) -> StoredDepth:
     return found
 
 
+def stored_original(path: str | os.PathLike) -> tuple[bytes, str] | None:
+    """The sharp original image a phone photo holds, as stored: ``(encoded bytes, mime)``, or None.
+
+    Args:
+        path: the photo.
+
+    Returns:
+        The bytes exactly as in the file (not turned upright) and their mime type, or None without one.
+
+    Raises:
+        InputError: as :func:`read_stored_depth`.
+    """
+    found = read_stored_depth(path)
+    return (found.original, found.original_mime or "image/jpeg") if found.original is not None else None
+
+
 _POINT_TURNS = {
     2: lambda x, y: (1 - x, y),
     3: lambda x, y: (1 - x, 1 - y),
@@ -137,8 +153,8 @@ def orient_point(point: tuple[float, float], orientation) -> tuple[float, float]
 
 
 def _orientation(path: Path, kind: str) -> int | None:
-    """The transform stored maps need: the JPEG's EXIF orientation. HEIF readers apply the file's own
-    transforms (``irot``/``imir``) to the photo and its auxiliary images alike, so none is left to do."""
+    """The transform stored maps need: the JPEG's EXIF orientation. For HEIF none: libheif applies the file's
+    own transforms (``irot``/``imir``) when decoding, and the aspect check catches a map left unturned."""
     return read_orientation(path) if kind == "jpeg" else None
 
 
