@@ -18,13 +18,16 @@ EPILOG = """examples:
   lensblur render photo.jpg --depth depth.exr --focus-disparity 0.35 --f-number 1.8 --focal-length 50 \\
       --sensor-width 36 --focus-distance 2.0 -o out.png
   lensblur render photo.heic --focus 1200,900 --f-number 1.4 -o out.jpg      # depth inside the photo
+  lensblur render lensblur.jpg -o out.jpg     # Google Lens Blur: its sharp original, stored focus and blur
   lensblur render portrait.jpg --depth-from subject --blur 30 -o out.jpg
   lensblur render photo.jpg --disparity d.png --focus 600,400 --blur 30 --method bokehdiff --device cuda \\
       --dtype float16 -o out.png     # SG161222/RealVisXL_V5.0 + zcx65535/bokehdiff from the Hugging Face cache
 
 Focus: --focus X,Y (median disparity in a 9x9 window), --focus-box, --focus-disparity or --focus-mask;
-by default the subject with --depth-from subject, else the centre of the frame. Blur: --blur K gives the CoC radius K * (d - d_focus) pixels; or give
-a camera (--f-number with --focal-length, --sensor-width, --focus-distance and a metric depth range).
+by default the subject with --depth-from subject, else the focus a phone stored in the photo, else the
+centre of the frame. Blur: --blur K gives the CoC radius K * (d - d_focus) pixels (default 30, or the blur
+the photo stored); or give a camera (--f-number with --focal-length, --sensor-width, --focus-distance and a
+metric depth range).
 """
 
 
