@@ -136,3 +136,22 @@ def dynamic_depth_jpeg(rgb: np.ndarray, depth_samples: np.ndarray, *, fmt: str, 
         "</Device:Camera></rdf:li></rdf:Seq></Device:Cameras></rdf:Description>")
     segments = ([_app1(b"Exif\x00\x00" + exif)] if exif else []) + [_app1(STD + xmp)]
     return with_segments(jpeg_bytes(rgb), segments, tail=b"".join(payload for _, _, payload, _ in items))
+
+
+def gcontainer_portrait_jpeg(rgb: np.ndarray, depth_samples: np.ndarray, *, near: float, far: float,
+                             original: np.ndarray, confidence: np.ndarray) -> bytes:
+    """A later Pixel portrait: GDepth metadata without Data, the maps and the original appended as items of a
+    Google Camera container directory (Primary, GainMap, Original, Depth, Confidence)."""
+    items = [("image/jpeg", "Primary", b""), ("image/jpeg", "GainMap", b"a gain map stands here"),
+             ("image/jpeg", "Original", jpeg_bytes(original)), ("image/png", "Depth", png_bytes(depth_samples)),
+             ("image/png", "Confidence", png_bytes(confidence))]
+    directory = "".join(
+        f'<rdf:li rdf:parseType="Resource"><Container:Item Item:Mime="{mime}" Item:Semantic="{semantic}" '
+        f'Item:Length="{len(payload)}"/></rdf:li>' for mime, semantic, payload in items)
+    xmp = _packet(
+        '<rdf:Description rdf:about="" xmlns:GDepth="http://ns.google.com/photos/1.0/depthmap/" '
+        'xmlns:Container="http://ns.google.com/photos/1.0/container/" '
+        'xmlns:Item="http://ns.google.com/photos/1.0/container/item/" '
+        f'GDepth:Format="RangeInverse" GDepth:Near="{near}" GDepth:Far="{far}" GDepth:Mime="image/png">'
+        f"<Container:Directory><rdf:Seq>{directory}</rdf:Seq></Container:Directory></rdf:Description>")
+    return with_segments(jpeg_bytes(rgb), [_app1(STD + xmp)], tail=b"".join(p for _, _, p in items))

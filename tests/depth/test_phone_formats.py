@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from _jpeg import dynamic_depth_jpeg, exif_orientation, gdepth_jpeg, jpeg_bytes
+from _jpeg import dynamic_depth_jpeg, exif_orientation, gcontainer_portrait_jpeg, gdepth_jpeg, jpeg_bytes
 from _mpf import iphone_portrait_jpeg, stereo_mpo
 
 from lensblur.depth import EmbeddedDepth, StereoDepth, build_source, read_photo, resolve
@@ -211,6 +211,20 @@ def test_dynamic_depth_without_units(tmp_path):
     assert result.depth_range is None and result.relative_range == (2.0, 30.0)
 
 
+def test_google_camera_container_items_hold_depth_confidence_and_original(tmp_path):
+    original = (RNG.random((H, W, 3)) * 255).astype(np.uint8)
+    confidence = np.full((H, W), 200, np.uint8)
+    path = tmp_path / "PXL_PORTRAIT.jpg"
+    path.write_bytes(gcontainer_portrait_jpeg(RGB, SAMPLES, near=0.4, far=7.0, original=original,
+                                              confidence=confidence))
+    result = resolve(path, read_photo(path))
+    assert result.source.startswith("embedded GDepth XMP depth")
+    np.testing.assert_allclose(result.disparity, 1.0 - SAMPLES / 255.0, atol=1e-6)
+    assert result.details["confidence_size"] == [W, H] and result.details["original_image"] == "image/jpeg"
+    expected = read_photo(_write_jpeg(tmp_path / "o.jpg", original))
+    assert np.abs(result.photo - expected).mean() < 0.02
+
+
 # ------------------------------------------------------------------------------------------ stereo MPO
 def test_stereo_mpo_feeds_the_stereo_source(tmp_path):
     rng = np.random.default_rng(3)
@@ -276,3 +290,15 @@ def test_render_uses_the_stored_focus_and_blur_and_asks_for_units_with_a_camera(
     assert main(["render", str(path), "-o", str(tmp_path / "cam.png"), "--f-number", "2", "--depth-scale", "0.05",
                  "-q"]) == 0
     assert "camera:" in capsys.readouterr().err
+
+
+def test_render_draws_the_stored_original_not_the_blurred_primary(tmp_path, capsys):
+    from lensblur.cli import main
+
+    original = (RNG.random((H, W, 3)) * 255).astype(np.uint8)
+    path = tmp_path / "lensblur.jpg"
+    path.write_bytes(gdepth_jpeg(RGB, SAMPLES, fmt="RangeInverse", near=6.0, far=44.0, original=original))
+    assert main(["render", str(path), "--blur", "0", "-o", str(tmp_path / "out.png"), "-q"]) == 0
+    assert "rendering from the sharp original" in capsys.readouterr().err
+    out, expected = read_photo(tmp_path / "out.png"), read_photo(_write_jpeg(tmp_path / "o.jpg", original))
+    assert np.abs(out - expected).max() < 0.02 < np.abs(out - read_photo(path)).mean()

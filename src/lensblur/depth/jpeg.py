@@ -15,6 +15,10 @@ appended after the primary JPEG in order (``Item:Mime``, ``Item:Semantic``, ``It
 ``DepthURI``, ``ConfidenceURI``, ``MeasureType`` and ``FocalTable``, and whose ``Camera:Image``
 (``ItemSemantic`` ``Original``, ``ItemURI``) names the original image.
 
+**Google Camera container** (later Pixel portraits): GDepth metadata without ``GDepth:Data``, the depth,
+confidence and original images appended as the items ``Depth``, ``Confidence`` and ``Original`` of a
+``http://ns.google.com/photos/1.0/container/`` directory (the same layout as Dynamic Depth's).
+
 A stored sample ``v`` in [0, 1] decodes by :func:`lensblur.depth.stored.range_to_disparity`; the range
 becomes metres only when the unit is known (see :mod:`lensblur.depth.stored`).
 """
@@ -46,6 +50,7 @@ NS_GFOCUS = "http://ns.google.com/photos/1.0/focus/"
 NS_GIMAGE = "http://ns.google.com/photos/1.0/image/"
 NS_DD = "http://ns.google.com/photos/dd/1.0/"
 NS_DEVICE = NS_DD + "device/"
+NS_GCONTAINER = "http://ns.google.com/photos/1.0/container/"
 
 JpegDepth = StoredDepth
 """The depth found in a JPEG (the one type of every embedded format)."""
@@ -224,7 +229,22 @@ def _decode(fmt: str, near: float, far: float, units: str | None, samples: np.nd
                        file_range=(near, far), **more)
 
 
-def _gdepth(standard: bytes | None, extended: bytes | None) -> StoredDepth | None:
+def _gcontainer(data: bytes, standard: bytes | None) -> dict[str, tuple[bytes, str]]:
+    """The items of a Google Camera container (``http://ns.google.com/photos/1.0/container/``: Pixel
+    portraits since Ultra HDR append Depth, Confidence and Original items as Dynamic Depth does) by semantic."""
+    if not standard or NS_GCONTAINER.encode() not in standard:
+        return {}
+    items = _container_items(_parse(standard, "XMP"), NS_GCONTAINER)
+    start = _items_start(data, items)
+    found = {}
+    for semantic in ("Depth", "Confidence", "Original"):
+        item = _dd_item(data, items, start, uri=None, semantic=semantic, what=semantic.lower())
+        if item is not None:
+            found[semantic] = item
+    return found
+
+
+def _gdepth(data: bytes, standard: bytes | None, extended: bytes | None) -> StoredDepth | None:
     packets = [p for p in (standard, extended) if p]
     if not packets or not any(NS_GDEPTH.encode() in p for p in packets):
         return None
@@ -232,30 +252,42 @@ def _gdepth(standard: bytes | None, extended: bytes | None) -> StoredDepth | Non
     for packet, what in zip(packets, ("XMP", "extended XMP")):
         for found in _properties(_parse(packet, what), "http://ns.google.com/photos/1.0/"):
             props.update(found)
-    if "depthmap:Data" not in props:
+    appended = _gcontainer(data, standard) if "depthmap:Data" not in props else {}
+    if "depthmap:Data" in props:
+        depth_blob = _base64(props["depthmap:Data"], "GDepth:Data")
+    elif "Depth" in appended:
+        depth_blob = appended["Depth"][0]
+    else:
         return None
-    samples = _decode_map(_base64(props["depthmap:Data"], "GDepth:Data"), "GDepth")
+    samples = _decode_map(depth_blob, "GDepth")
     confidence = None
-    if "depthmap:Confidence" in props:
-        confidence = _decode_map(_base64(props["depthmap:Confidence"], "GDepth:Confidence"),
-                                 "GDepth confidence").astype(np.float32)
-    original = _base64(props["image:Data"], "GImage:Data") if "image:Data" in props else None
+    if "depthmap:Confidence" in props or "Confidence" in appended:
+        blob = (_base64(props["depthmap:Confidence"], "GDepth:Confidence") if "depthmap:Confidence" in props
+                else appended["Confidence"][0])
+        confidence = _decode_map(blob, "GDepth confidence").astype(np.float32)
+    original, mime = None, None
+    if "image:Data" in props:
+        original, mime = _base64(props["image:Data"], "GImage:Data"), props.get("image:Mime", "image/jpeg")
+    elif "Original" in appended:
+        original, mime = appended["Original"]
     fx, fy = _optional_number(props, "focus:FocalPointX"), _optional_number(props, "focus:FocalPointY")
     extra = {k: props[f"depthmap:{k}"] for k in ("MeasureType", "Manufacturer", "Model", "Software",
                                                   "ImageWidth", "ImageHeight") if f"depthmap:{k}" in props}
+    if appended:
+        extra["container_items"] = sorted(appended)
     return _decode(props.get("depthmap:Format", "RangeInverse"),
                    _number(props, "depthmap:Near", "GDepth:Near"), _number(props, "depthmap:Far", "GDepth:Far"),
                    props.get("depthmap:Units"), samples, "GDepth XMP",
                    focus_distance=_optional_number(props, "focus:FocalDistance"),
                    focus_point=(fx, fy) if fx is not None and fy is not None else None,
                    blur_at_infinity=_optional_number(props, "focus:BlurAtInfinity"),
-                   original=original, original_mime=props.get("image:Mime", "image/jpeg") if original else None,
+                   original=original, original_mime=mime if original is not None else None,
                    confidence=confidence, extra={"gdepth": extra} if extra else {})
 
 
-def _dd_items(root: ET.Element) -> list[dict[str, str]]:
-    """The container's items in directory order (each with its byte offset after the primary image)."""
-    items = [p for p in _properties(root, NS_DD) if "item:Mime" in p]
+def _container_items(root: ET.Element, namespace_prefix: str) -> list[dict[str, str]]:
+    """A container's items in directory order (each with its byte offset after the primary image)."""
+    items = [p for p in _properties(root, namespace_prefix) if "item:Mime" in p]
     position = 0
     for item in items:
         primary = item.get("item:Semantic", "") == "Primary"
@@ -269,6 +301,17 @@ def _dd_items(root: ET.Element) -> list[dict[str, str]]:
         item["offset"], item["length"] = str(position), str(length)
         position += length + padding
     return items
+
+
+def _items_start(data: bytes, items: list[dict[str, str]]) -> int:
+    """Where the appended items begin: they fill the end of the file."""
+    total = sum(int(item["length"]) + int(float(item.get("item:Padding", "0"))) for item in items)
+    start = len(data) - total
+    if start <= 0:
+        raise InputError("image_path", expected="a container whose items fit in the file",
+                         got=f"items of {total} bytes in a {len(data)}-byte file",
+                         fix="the photo was truncated; pass a disparity file instead")
+    return start
 
 
 def _dd_item(data: bytes, items: list[dict], start: int, *, uri: str | None, semantic: str | None,
@@ -318,13 +361,8 @@ def _dynamic_depth(data: bytes, standard: bytes | None) -> StoredDepth | None:
             break
     if depth_props is None:
         return None
-    items = _dd_items(root)
-    total = sum(int(item["length"]) + int(float(item.get("item:Padding", "0"))) for item in items)
-    start = len(data) - total
-    if start <= 0:
-        raise InputError("image_path", expected="a Dynamic Depth container whose items fit in the file",
-                         got=f"items of {total} bytes in a {len(data)}-byte file",
-                         fix="the photo was truncated; pass a disparity file instead")
+    items = _container_items(root, NS_DD)
+    start = _items_start(data, items)
     uri = depth_props.get("depthmap:DepthURI") or depth_props.get("depthmap:ItemURI")
     depth = _dd_item(data, items, start, uri=uri, semantic="Depth", what="depth")
     if depth is None:
@@ -369,7 +407,7 @@ def read_jpeg_depth(path: str | os.PathLike) -> JpegDepth:
     if data[:2] != b"\xff\xd8":
         raise InputError("image_path", expected="a JPEG file", got=f"{path} (not a JPEG)", fix="check the path")
     standard, extended = jpeg_xmp(data)
-    found = _dynamic_depth(data, standard) or _gdepth(standard, extended)
+    found = _dynamic_depth(data, standard) or _gdepth(data, standard, extended)
     if found is None:
         raise InputError("image_path", expected="a JPEG with embedded depth (Dynamic Depth or GDepth XMP)",
                          got=f"{path} (no depth metadata)",
