@@ -190,6 +190,29 @@ def test_dynamic_depth_metres_confidence_original(tmp_path, orientation):
     assert np.abs(result.photo - expected).mean() < 0.02
 
 
+def test_dynamic_depth_confidence_lets_unsure_values_be_redecided(tmp_path):
+    """A half-size map with a wrong block marked unsure: upsampled with the file's confidence, the block
+    takes the value around it (the photo is flat there, so nothing stops it); without, it stays."""
+    from lensblur.depth.embedded import read_stored_depth
+    from lensblur.depth.refine import upsample
+
+    flat = np.full((2 * H, 2 * W, 3), 128, np.uint8)
+    samples = np.full((H, W), 100, np.uint8)
+    samples[8:14, 14:22] = 250                      # wrong: far where everything is at 100
+    confidence = np.full((H, W), 255, np.uint8)
+    confidence[8:14, 14:22] = 0
+    path = tmp_path / "conf.jpg"
+    path.write_bytes(dynamic_depth_jpeg(flat, samples, fmt="RangeInverse", near=0.5, far=5.0,
+                                        confidence=confidence))
+    image = read_photo(path)
+    result = EmbeddedDepth(path).estimate(image)
+    around = 1 - 100 / 255
+    block = result.disparity[18:26, 30:42]
+    assert np.abs(block - around).max() < 0.05
+    plain = upsample(image, read_stored_depth(path).disparity)
+    assert np.abs(plain[18:26, 30:42] - around).max() > 0.3
+
+
 def test_dynamic_depth_diopters_and_focal_table(tmp_path):
     near_d, far_d = 2.0, 0.25                    # diopters: 0.5 m and 4 m
     table = [(3.0, 5.0), (1.0, 0.0), (0.5, 4.0)]  # (distance, radius): least blur at 1 diopter = 1 m

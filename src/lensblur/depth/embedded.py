@@ -4,7 +4,8 @@ XMP), Dynamic Depth and GDepth JPEGs.
 The map is read at its own (usually lower) resolution as a :class:`~lensblur.depth.stored.StoredDepth`,
 turned upright with the photo's EXIF orientation (the transform the photo itself gets; maps, mattes and an
 original image are stored in the sensor's orientation like the primary), and brought to the photo's size
-edge-aware with :func:`lensblur.depth.refine.upsample`. What else the file holds travels with it: the metric
+edge-aware with :func:`lensblur.depth.refine.upsample` (its unsure values, by the file's confidence map where
+there is one, re-decided from the sure ones). What else the file holds travels with it: the metric
 range (or, without units, the range as written), the focus and blur the camera stored, and the sharp
 original image a Google Lens Blur or Dynamic Depth file keeps beside its already-blurred primary, which
 then becomes the photo to render (``DepthResult.photo``).
@@ -209,7 +210,12 @@ class EmbeddedDepth:
         if photo is not None and abs(photo.shape[1] / photo.shape[0] - image.shape[1] / image.shape[0]) > 0.02:
             photo, guide, (h, w) = None, image, image.shape[:2]
         stored = np.ascontiguousarray(stored)
-        disparity = stored if (dh, dw) == (h, w) else upsample(guide, stored, **self.upsample_options)
+        options = dict(self.upsample_options)
+        if found.confidence is not None and "confidence" not in options:
+            options["confidence"] = np.ascontiguousarray(orient(found.confidence, orientation))
+        # a map of the photo's size is used as stored; a smaller one is upsampled, its unsure values
+        # (the file's confidence) re-decided from the sure ones along the photo's edges
+        disparity = stored if (dh, dw) == (h, w) else upsample(guide, stored, **options)
         focus, focus_from = self._focus(found, disparity, orientation)
         blur = found.blur((h, w))
         details = found.details()
