@@ -354,7 +354,8 @@ def _dynamic_depth(data: bytes, standard: bytes | None) -> StoredDepth | None:
     depth_props = image_props = None
     for camera in cameras:
         found = _properties(camera, NS_DD)
-        dm = next((p for p in found if any(k.startswith("depthmap:") for k in p)), None)
+        dm = next((p for p in found if any(k.startswith("depthmap:") for k in p)
+                   and p.get("depthmap:ItemSemantic", "Depth").lower() != "segmentation"), None)
         if dm is not None:
             depth_props = dm
             image_props = next((p for p in found if any(k.startswith("image:") for k in p)), None)
