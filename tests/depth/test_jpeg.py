@@ -29,7 +29,7 @@ def _depth_of(samples, fmt, near, far):
 def test_gdepth_matches_the_specification(tmp_path, fmt):
     samples = _depth_samples()
     path = tmp_path / "lensblur.jpg"
-    path.write_bytes(gdepth_jpeg(RGB, samples, fmt=fmt, near=0.8, far=6.0))
+    path.write_bytes(gdepth_jpeg(RGB, samples, fmt=fmt, near=0.8, far=6.0, units="m"))
     found = read_jpeg_depth(path)
     assert found.kind == "GDepth XMP"
     assert (found.depth_range.near, found.depth_range.far) == (0.8, 6.0)

@@ -155,7 +155,7 @@ def test_depth_command_writes_map_and_preview(tmp_path, capsys):
     rgb = (RNG.random((48, 64, 3)) * 255).astype(np.uint8)
     samples = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (48, 1))
     photo = tmp_path / "g.jpg"
-    photo.write_bytes(gdepth_jpeg(rgb, samples, fmt="RangeInverse", near=1.0, far=4.0))
+    photo.write_bytes(gdepth_jpeg(rgb, samples, fmt="RangeInverse", near=1.0, far=4.0, units="m"))
     out, preview = tmp_path / "d.png", tmp_path / "p.png"
     args = parser.parse_args(["depth", str(photo), "-o", str(out), "--preview", str(preview), "--format", "json"])
     assert args.run(args) == 0

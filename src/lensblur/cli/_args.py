@@ -201,12 +201,16 @@ _DEPTH = {
                                  help="min-max rescale disparity maps to [0, 1] (relative depth-model output)"),
     "resize_disparity": _flag("--resize-disparity", action="store_true",
                               help="resample a map of another size to the photo's"),
-    "depth_scale": _flag("--depth-scale", type=float, default=1.0, metavar="S",
-                         help="metres per stored depth unit (default 1)"),
+    "depth_scale": _flag("--depth-scale", type=float, metavar="S",
+                         help="metres per stored depth unit: of a --depth map (default 1), or of a phone photo's "
+                              "depth whose units the file does not say (Google Lens Blur)"),
     "depth_range": _flag("--depth-range", type=lambda s: numbers(s, 2, "NEAR,FAR in metres"), metavar="NEAR,FAR",
                          help="metric depths of disparity 1 and 0 (for a camera with --disparity)"),
     "disparity_dir": _flag("--disparity-dir", metavar="DIR",
                            help="a folder of per-image disparity maps (same stem as the image)"),
+    "extract_image": _flag("--extract-image", type=Path, metavar="OUT",
+                           help="also write the sharp original image a phone photo holds beside its blurred "
+                                "primary (Google Lens Blur GImage, Dynamic Depth Original)"),
 }
 
 DEPTH_SOURCE = ("disparity", "depth_from", "depth_model", "right", "mask", "refine_depth")
@@ -216,7 +220,7 @@ DEPTH_SOURCE = ("disparity", "depth_from", "depth_model", "right", "mask", "refi
 def add_depth_source(parser, *, only=DEPTH_SOURCE, defaults=None, helps=None) -> dict[str, argparse.Action]:
     """The depth group: by default the flags of :data:`DEPTH_SOURCE`; ``only`` picks others from
     ``disparity, depth, depth_from, depth_model, right, mask, refine_depth, normalize_disparity,
-    resize_disparity, depth_scale, depth_range, disparity_dir``. ``--disparity`` and ``--depth`` are
+    resize_disparity, depth_scale, depth_range, disparity_dir, extract_image``. ``--disparity`` and ``--depth`` are
     mutually exclusive. ``--depth-from`` offers :data:`lensblur.depth.SOURCES` everywhere."""
     specs = dict(_DEPTH)
     flag = specs["depth_from"]

@@ -28,6 +28,7 @@ EPILOG = """examples:
   lensblur render photo.jpg --depth depth.exr --focus-disparity 0.35 --f-number 1.8 --focal-length 50 \\
       --sensor-width 36 --focus-distance 2.0 -o out.png
   lensblur render photo.heic --focus 1200,900 --f-number 1.4 -o out.jpg      # depth inside the photo
+  lensblur render lensblur.jpg -o out.jpg     # Google Lens Blur: its sharp original, stored focus and blur
   lensblur render portrait.jpg --depth-from subject --blur 30 -o out.jpg
   lensblur render photo.jpg --disparity d.png --focus 600,400 --blur 30 --method bokehdiff --device cuda \\
       --dtype float16 -o out.png     # SG161222/RealVisXL_V5.0 + zcx65535/bokehdiff from the Hugging Face cache
@@ -40,8 +41,10 @@ Outputs that exist are skipped (--force renders them again); two photos with the
 before any work; a photo that fails is reported at the end, the others are written (exit code 1 if any failed).
 
 Focus: --focus X,Y (median disparity in a 9x9 window), --focus-box, --focus-disparity or --focus-mask;
-by default the subject with --depth-from subject, else the centre of the frame. Blur: --blur K gives the CoC radius K * (d - d_focus) pixels; or give
-a camera (--f-number with --focal-length, --sensor-width, --focus-distance and a metric depth range).
+by default the subject with --depth-from subject, else the focus a phone stored in the photo, else the
+centre of the frame. Blur: --blur K gives the CoC radius K * (d - d_focus) pixels (default 30, or the blur
+the photo stored); or give a camera (--f-number with --focal-length, --sensor-width, --focus-distance and a
+metric depth range).
 """
 
 
@@ -101,29 +104,35 @@ def _aperture(args):
 
 
 def _disparity(args, image):
-    """The disparity map, its metric range (or None), a description of where it came from and the focus
-    its source suggests (or None)."""
+    """The disparity map, its metric range (or None), a description of where it came from, the focus its
+    source suggests (or None) and the source's :class:`~lensblur.depth.DepthResult` (None for a map file)."""
     from ..geometry import DepthRange
     from ..io import read_depth_as_disparity, read_disparity
 
     shape = image.shape[:2]
     if args.depth is not None:
-        disparity, rng = read_depth_as_disparity(args.depth, scale=args.depth_scale, shape=shape,
+        scale = 1.0 if args.depth_scale is None else args.depth_scale
+        disparity, rng = read_depth_as_disparity(args.depth, scale=scale, shape=shape,
                                                  resize=args.resize_disparity)
-        return disparity, rng, f"depth map {args.depth} ({rng.near:g}..{rng.far:g})", None
+        return disparity, rng, f"depth map {args.depth} ({rng.near:g}..{rng.far:g})", None, None
     rng = DepthRange(*args.depth_range) if args.depth_range else None
     if args.disparity is not None and args.depth_from in (None, "file"):
         disparity = read_disparity(args.disparity, normalize=args.normalize_disparity, shape=shape,
                                    resize=args.resize_disparity)
-        return disparity, rng, f"disparity map {args.disparity}", None
+        return disparity, rng, f"disparity map {args.disparity}", None, None
     from ..depth import resolve
 
     result = resolve(args.photo, image, source=args.depth_from or "auto", disparity_path=args.disparity,
                      model=args.depth_model, mask=args.mask, right=args.right, refine=args.refine_depth)
-    return result.disparity, result.depth_range or rng, result.source, result.focus
+    found = result.depth_range or rng
+    if found is None and result.relative_range is not None and args.depth_scale is not None:
+        near, far = result.relative_range
+        found = DepthRange(near=near * args.depth_scale, far=far * args.depth_scale)
+    return result.disparity, found, result.source, result.focus, result
 
 
-def _focus(args, disparity, rng, suggested: float | None = None) -> tuple[float, str]:
+def _focus(args, disparity, rng, suggested: float | None = None,
+           suggested_how: str = "the subject") -> tuple[float, str]:
     from ..io import read_mask
     from ..lens import focus_at_point, focus_in_box, focus_in_mask
 
@@ -140,7 +149,7 @@ def _focus(args, disparity, rng, suggested: float | None = None) -> tuple[float,
     if args.focus_distance is not None and rng is not None:
         return rng.disparity(args.focus_distance), f"distance {args.focus_distance:g} m"
     if suggested is not None:
-        return suggested, "the subject"
+        return suggested, suggested_how
     return focus_at_point(disparity, (w / 2, h / 2)), "centre of the frame"
 
 
@@ -179,19 +188,30 @@ def _check_lens_flags(args) -> None:
                          fix="drop one of them")
 
 
-def _lens(args, disparity, rng, image_width, suggested_focus=None):
+def _lens(args, disparity, rng, image_width, suggested_focus=None, result=None):
     from ..lens import Lens
 
     _check_lens_flags(args)
     aperture = _aperture(args)
-    focus, how = _focus(args, disparity, rng, suggested_focus)
+    stored = result is not None and result.details.get("focus_from") is not None
+    focus, how = _focus(args, disparity, rng, suggested_focus,
+                        "the focus stored in the photo" if stored else "the subject")
     if args.f_number is None:
+        if args.blur is None and result is not None and result.blur is not None:
+            how += f"; blur {result.blur:.1f} px from the photo's stored blur at infinity"
+            return Lens(focus_disparity=float(focus), blur=result.blur, aperture=aperture), how
         blur = 30.0 if args.blur is None else args.blur
         return Lens(focus_disparity=float(focus), blur=blur, aperture=aperture), how
     if rng is None:
+        unitless = result is not None and result.relative_range is not None
         raise InputError("--f-number", expected="a metric depth range to map the camera onto",
-                         got="a map without one", fix="pass --depth (a metric depth map), a photo with "
-                         "embedded depth, or --depth-range NEAR,FAR with --disparity")
+                         got=("depth whose units the photo does not say (near/far "
+                              f"{result.relative_range[0]:.4g}/{result.relative_range[1]:.4g})") if unitless
+                         else "a map without one",
+                         fix=("pass --depth-scale S (metres per unit of the photo's depth) or --depth-range "
+                              "NEAR,FAR, or drop --f-number to render with --blur or the photo's own blur")
+                         if unitless else "pass --depth (a metric depth map), a photo with embedded depth, or "
+                         "--depth-range NEAR,FAR with --disparity")
     distance = args.focus_distance if args.focus_distance is not None else rng.depth(focus)
     focal, sensor, source = _camera(args, disparity.shape)
     lens = Lens.from_camera(focal_length=focal, f_number=args.f_number, focus_distance=distance,
@@ -283,10 +303,18 @@ def render_photo(args, method, *, progress: bool = False) -> Rendered:
         disparity = lens = rng = None
         summary = args.method
         if method.needs_disparity:
-            disparity, rng, where, suggested = _disparity(args, image)
+            disparity, rng, where, suggested, result = _disparity(args, image)
             log.info("depth: %s", where)
+            if result is not None and result.details:
+                print(f"depth: {where}", file=sys.stderr)
+                if result.relative_range is not None and rng is None:
+                    print("depth: the photo does not say its depth units, so the metric range is unknown; "
+                          "rendering with a relative blur (--depth-scale S or --depth-range NEAR,FAR for a camera)",
+                          file=sys.stderr)
+            if result is not None and result.photo is not None:
+                image = result.photo
             if method.needs_lens:
-                lens, how = _lens(args, disparity, rng, image.shape[1], suggested)
+                lens, how = _lens(args, disparity, rng, image.shape[1], suggested, result)
                 log.info("focus: %s", how)
                 summary = (f"focus disparity {lens.focus_disparity:.3f} [{how}], blur {lens.blur:.1f} px, "
                            f"{args.method}")

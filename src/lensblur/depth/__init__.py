@@ -4,12 +4,14 @@ Sources (one module each, all following :class:`DepthSource`: built from their i
 ``estimate(image) -> DepthResult``):
 
 * :class:`FileDepth` (``file.py``): a disparity map file;
-* :class:`EmbeddedDepth` (``embedded.py``, with ``heif.py`` and ``jpeg.py``): depth inside phone photos,
-  HEIC/HEIF auxiliary depth, Dynamic Depth and GDepth JPEGs, with the metric range;
+* :class:`EmbeddedDepth` (``embedded.py``, with ``heif.py``, ``jpeg.py``, ``mpf.py`` and ``stored.py``): depth
+  inside phone photos, HEIC/HEIF auxiliary depth, iPhone portrait JPEGs (MPF frames), Dynamic Depth and
+  GDepth JPEGs, with the metric range, the stored focus and the sharp original where the file has them;
 * :class:`ModelDepth` (``model.py``): transformers monocular depth models from a folder or the HF cache;
 * :class:`TrainedDepth` (``trained.py``): a depth network trained with ``lensblur train depth`` (a run folder
   or ``.safetensors`` checkpoint given as the model; :func:`monocular_source` tells the two kinds apart);
-* :class:`StereoDepth` (``stereo.py``): a rectified left/right pair (SGBM, left-right check, WLS);
+* :class:`StereoDepth` (``stereo.py``): a rectified left/right pair (SGBM, left-right check, WLS), also the
+  two views of a stereo MPO file;
 * :class:`SubjectDepth` (``subject.py``): a subject mask (user image or MediaPipe) as portrait mode.
 
 :func:`refine` (``refine.py``) snaps a map's edges to the photo's. :func:`resolve` is what the command
@@ -18,6 +20,7 @@ line calls. Heavy packages (OpenCV, pillow-heif, transformers, MediaPipe) are im
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -25,11 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._convert import as_image
+from .._convert import as_image, decode_srgb
 from ..choices import DEPTH_SOURCES
 from ..errors import InputError
 from ._base import DepthResult, DepthSource
-from .embedded import EmbeddedDepth, has_embedded_depth
+from .embedded import EmbeddedDepth, PortraitMatte, has_embedded_depth, has_portrait_matte
 from .file import FileDepth
 from .heif import read_photo, register_heif
 from .model import MODEL_ENV, ModelDepth
@@ -45,6 +48,7 @@ __all__ = [
     "EmbeddedDepth",
     "FileDepth",
     "ModelDepth",
+    "PortraitMatte",
     "StereoDepth",
     "SubjectDepth",
     "TrainedDepth",
@@ -59,8 +63,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-WAYS = ("disparity_path=FILE (a disparity map); a phone photo with depth inside (iPhone HEIC, Pixel portrait "
-        "JPEG); model=PATH_OR_ID or the LENSBLUR_DEPTH_MODEL variable (a monocular model); right=RIGHT_IMAGE "
+WAYS = ("disparity_path=FILE (a disparity map); a phone photo with depth inside (iPhone HEIC or portrait "
+        "JPEG, Pixel portrait or Lens Blur JPEG, a stereo MPO); model=PATH_OR_ID or the LENSBLUR_DEPTH_MODEL variable (a monocular model); right=RIGHT_IMAGE "
         "(a stereo pair); source=subject with mask=MASK.png (portrait mode)")
 
 
@@ -88,6 +92,10 @@ def _auto(given: _Inputs) -> DepthSource:
         return SubjectDepth(given.mask)
     if given.image_path is not None and has_embedded_depth(given.image_path):
         return EmbeddedDepth(given.image_path)
+    if given.image_path is not None:
+        pair = _stereo_views(given.image_path)
+        if pair is not None:
+            return pair
     configured = _configured_model(given.model)
     if configured:
         return monocular_source(configured)
@@ -124,13 +132,39 @@ def _stereo(given: _Inputs) -> DepthSource:
                                "pass right=RIGHT_IMAGE (the photo is the left view)"))
 
 
+def _stereo_views(image_path) -> DepthSource | None:
+    """A :class:`StereoDepth` on the second view of a stereo MPO photo, or None for any other file."""
+    from pathlib import Path
+
+    from .mpf import stereo_pair
+
+    if not Path(image_path).is_file():
+        return None
+    pair = stereo_pair(image_path)
+    if pair is None:
+        return None
+    def right() -> np.ndarray:
+        from ..io.image import orient, read_orientation
+        from .mpf import frame_image
+
+        view = orient(frame_image(image_path, pair[1]), read_orientation(image_path))
+        return np.ascontiguousarray(decode_srgb(view, 255.0))
+
+    return StereoDepth(right, label=f"frame {pair[1]} of the stereo MPO {Path(image_path).name}")
+
+
 def _subject(given: _Inputs) -> DepthSource:
     coarse = None
+    mask = given.mask
     if given.disparity_path is not None:
         coarse = FileDepth(given.disparity_path)
     elif given.model:
         coarse = monocular_source(given.model)
-    return SubjectDepth(given.mask, coarse=coarse)
+    if mask is None and given.image_path is not None and has_portrait_matte(given.image_path):
+        mask = PortraitMatte(given.image_path)
+        if coarse is None and has_embedded_depth(given.image_path):
+            coarse = EmbeddedDepth(given.image_path, use_original=False)
+    return SubjectDepth(mask, coarse=coarse)
 
 
 _FACTORIES: dict[str, Callable[[_Inputs], DepthSource]] = {
@@ -181,7 +215,7 @@ def resolve(image_path, image: np.ndarray, *, source: str | DepthSource = "auto"
     name of a source or any :class:`DepthSource` object.
 
     ``"auto"`` picks, in order: ``disparity_path``; ``right`` (stereo); ``mask`` (subject); depth embedded
-    in the photo; ``model`` or ``$LENSBLUR_DEPTH_MODEL``; else an :class:`~lensblur.errors.InputError`
+    in the photo; the second view of a stereo MPO; ``model`` or ``$LENSBLUR_DEPTH_MODEL``; else an :class:`~lensblur.errors.InputError`
     listing the ways to supply depth. ``refine`` snaps the map's edges to the photo's
     (:func:`lensblur.depth.refine`).
 
@@ -193,7 +227,8 @@ def resolve(image_path, image: np.ndarray, *, source: str | DepthSource = "auto"
         refine: snap the map's edges to the photo's.
 
     Returns:
-        The :class:`DepthResult`, its disparity ``H x W`` (the photo's size).
+        The :class:`DepthResult`, its disparity ``H x W`` (the photo's size; the size of ``result.photo``
+        when the source gives the photo to render instead, the sharp original a phone file holds).
 
     Raises:
         InputError: as :func:`build_source`; ``image`` is not one photo; the source fails (each says why).
@@ -212,6 +247,8 @@ def resolve(image_path, image: np.ndarray, *, source: str | DepthSource = "auto"
         raise InputError("source", expected="a source name or an object with estimate(image) -> DepthResult",
                          got=type(source).__name__, fix=f"use one of {', '.join(SOURCES)}")
     result = chosen.estimate(image)
+    if result.photo is not None:      # the file's own sharp original: the map matches it, and it is the photo
+        image = result.photo
     if result.disparity.shape != image.shape[:2]:
         raise InputError("source", expected=f"a map of the photo's size {image.shape[1]}x{image.shape[0]}",
                          got=f"{result.disparity.shape[1]}x{result.disparity.shape[0]} from {result.source}",
@@ -219,7 +256,7 @@ def resolve(image_path, image: np.ndarray, *, source: str | DepthSource = "auto"
     if refine:
         from .refine import refine as _refine
 
-        result = DepthResult(disparity=_refine(image, result.disparity), depth_range=result.depth_range,
-                             source=result.source + ", edge-refined", focus=result.focus)
+        result = dataclasses.replace(result, disparity=_refine(image, result.disparity),
+                                     source=result.source + ", edge-refined")
     logger.info("depth: %s", result.source)
     return result

@@ -7,7 +7,7 @@ never guess a range: a map whose metric range is unknown carries ``depth_range=N
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -29,7 +29,15 @@ class DepthResult:
             does not know them.
         source: a short human description of what was used.
         focus: the disparity to focus at when the user names none, where the source knows what matters
-            (the subject, in portrait mode), else None.
+            (the subject, in portrait mode; the focus a phone stored in the file), else None.
+        photo: the sharp photo to render from when the file holds one besides its primary image (a Google
+            Lens Blur original, a Dynamic Depth ``Original`` item): ``H x W x 3`` linear RGB, the map's size,
+            else None (render the photo that was passed in).
+        blur: the CoC scale K (pixels) the file implies (Lens Blur's stored blur at infinity), else None.
+        relative_range: ``(near, far)`` as the file wrote them when their unit is unknown (GDepth without
+            ``Units``): a scale (metres per unit, ``--depth-scale``) turns them into ``depth_range``.
+        details: what the source used, for reports and ``--format json`` (format, map size, units, range,
+            focus, original image), JSON-serialisable; empty when the source has nothing more to say.
 
     Raises:
         ShapeError: ``disparity`` is not an ``H x W`` float32 array.
@@ -40,6 +48,10 @@ class DepthResult:
     depth_range: DepthRange | None
     source: str
     focus: float | None = None
+    photo: np.ndarray | None = None
+    blur: float | None = None
+    relative_range: tuple[float, float] | None = None
+    details: dict = field(default_factory=dict)
 
     def __post_init__(self):
         d = self.disparity
@@ -49,6 +61,11 @@ class DepthResult:
         if not np.isfinite(d).all() or float(d.min()) < 0.0 or float(d.max()) > 1.0:
             raise InputError("disparity", expected="finite values in [0, 1]",
                              got=f"range [{np.nanmin(d):g}, {np.nanmax(d):g}]", fix="clip or normalise the map")
+        p = self.photo
+        if p is not None and (not isinstance(p, np.ndarray) or p.shape != (*d.shape, 3)):
+            raise ShapeError("photo", expected=f"an {d.shape[0]} x {d.shape[1]} x 3 photo beside the map",
+                             got=f"{getattr(p, 'shape', type(p).__name__)}", fix="report this: a source's photo "
+                             "must match its map")
 
 
 @runtime_checkable

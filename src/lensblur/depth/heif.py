@@ -34,6 +34,7 @@ import numpy as np
 from .._optional import require
 from ..errors import InputError
 from ..io import DepthRange, read_image
+from .stored import StoredDepth
 
 __all__ = [
     "HEIF_SUFFIXES",
@@ -129,6 +130,18 @@ class HeifDepth:
             if key in self.metadata:
                 parts.append(f"{key} {float(self.metadata[key]):.4g}")
         return ", ".join(parts) + ")"
+
+    def stored(self) -> StoredDepth:
+        """The same map as a :class:`~lensblur.depth.stored.StoredDepth` (kind ``"HEIC"``)."""
+        meta = self.metadata
+        if "z_near" in meta and "z_far" in meta:
+            units, file_range = "metres", (float(meta["z_near"]), float(meta["z_far"]))
+        elif "d_min" in meta and "d_max" in meta:
+            units, file_range = "inverse metres", (float(meta["d_max"]), float(meta["d_min"]))
+        else:
+            units, file_range = "none", None
+        return StoredDepth(disparity=self.disparity, kind="HEIC", format=REPRESENTATIONS.get(self.representation, "?"),
+                           units=units, depth_range=self.depth_range, file_range=file_range)
 
 
 def representation_to_disparity(values: np.ndarray, metadata: dict) -> tuple[np.ndarray, DepthRange | None]:

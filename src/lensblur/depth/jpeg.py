@@ -1,21 +1,26 @@
-"""Depth inside JPEG files: Google's GDepth XMP and the Dynamic Depth container.
+"""Depth inside JPEG files: Google's GDepth XMP (with GFocus and GImage) and the Dynamic Depth container.
 
-**GDepth** (Google Camera "Lens Blur"): the XMP namespace ``http://ns.google.com/photos/1.0/depthmap/``
-holds ``Format`` (``RangeInverse`` or ``RangeLinear``), ``Near``, ``Far``, ``Mime`` and ``Data`` (a base64
-PNG/JPEG, too large for one APP1 segment and so stored in the *extended XMP* segments, which are joined
-by their offsets). A stored sample ``v`` in [0, 1] means
+**GDepth** (Google Camera "Lens Blur", the depthmap metadata reference): the XMP namespace
+``http://ns.google.com/photos/1.0/depthmap/`` holds ``Format`` (``RangeInverse`` or ``RangeLinear``),
+``Near``, ``Far``, ``Units`` (optional), ``Mime`` and ``Data`` (a base64 PNG/JPEG, usually in the *extended
+XMP* segments, joined by their offsets), and optionally ``ConfidenceMime``/``Confidence``. The same file
+carries ``GImage:Mime``/``GImage:Data``, the sharp original photo (the primary JPEG is the camera's
+already-blurred render), and ``GFocus:FocalDistance`` (in depth units), ``GFocus:FocalPointX``/``Y``
+(normalised) and ``GFocus:BlurAtInfinity``, where the user focused and how much the app blurred.
 
-* ``RangeLinear``:  ``z = near + v (far - near)``
-* ``RangeInverse``: ``z = near * far / (far - v (far - near))``, i.e. ``1/z = 1/near - v (1/near - 1/far)``,
-  so lensblur's disparity is exactly ``1 - v``.
+**Dynamic Depth 1.0** (Pixel portrait photos): the XMP describes a ``Device:Container`` directory of items
+appended after the primary JPEG in order (``Item:Mime``, ``Item:Semantic``, ``Item:Length``,
+``Item:Padding``, ``Item:DataURI``; the primary's length is not counted), and cameras whose
+``Camera:DepthMap`` gives ``Format``, ``Near``, ``Far``, ``Units`` (``Meters``, ``Diopters`` or ``None``),
+``DepthURI``, ``ConfidenceURI``, ``MeasureType`` and ``FocalTable``, and whose ``Camera:Image``
+(``ItemSemantic`` ``Original``, ``ItemURI``) names the original image.
 
-**Dynamic Depth 1.0** (Pixel portrait photos): the XMP describes a ``Container:Directory`` of items
-appended after the primary JPEG, each with ``Item:Mime``, ``Item:Length`` (and ``Item:Padding``), and a
-camera whose ``DepthMap`` gives ``Format``, ``Near``, ``Far``, ``Units`` and ``ItemSemantic``/``ItemURI``
-naming the depth item; the same two formats apply.
+**Google Camera container** (later Pixel portraits): GDepth metadata without ``GDepth:Data``, the depth,
+confidence and original images appended as the items ``Depth``, ``Confidence`` and ``Original`` of a
+``http://ns.google.com/photos/1.0/container/`` directory (the same layout as Dynamic Depth's).
 
-Both give the depth map at its own size with the metric range ``(near, far)`` in the file's units
-(converted to metres for ``mm``/``cm``).
+A stored sample ``v`` in [0, 1] decodes by :func:`lensblur.depth.stored.range_to_disparity`; the range
+becomes metres only when the unit is known (see :mod:`lensblur.depth.stored`).
 """
 
 from __future__ import annotations
@@ -27,12 +32,12 @@ import logging
 import os
 import struct
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import InputError
 from ..io import DepthRange
+from .stored import StoredDepth, range_to_disparity, unit_of
 
 __all__ = ["XMP_EXTENDED", "XMP_STANDARD", "JpegDepth", "jpeg_xmp", "range_to_disparity", "read_jpeg_depth"]
 
@@ -41,59 +46,14 @@ logger = logging.getLogger(__name__)
 XMP_STANDARD = b"http://ns.adobe.com/xap/1.0/\x00"
 XMP_EXTENDED = b"http://ns.adobe.com/xmp/extension/\x00"
 NS_GDEPTH = "http://ns.google.com/photos/1.0/depthmap/"
+NS_GFOCUS = "http://ns.google.com/photos/1.0/focus/"
+NS_GIMAGE = "http://ns.google.com/photos/1.0/image/"
 NS_DD = "http://ns.google.com/photos/dd/1.0/"
-_UNITS = {"m": 1.0, "meters": 1.0, "metres": 1.0, "mm": 1e-3, "millimeters": 1e-3, "cm": 1e-2}
+NS_DEVICE = NS_DD + "device/"
+NS_GCONTAINER = "http://ns.google.com/photos/1.0/container/"
 
-
-@dataclass(frozen=True)
-class JpegDepth:
-    """A depth map found inside a JPEG, converted to lensblur disparity at its own size.
-
-    Args:
-        disparity: ``h x w`` float32 in [0, 1].
-        depth_range: the metric range the file records.
-        kind: ``"GDepth XMP"`` or ``"Dynamic Depth"``.
-        format: ``"RangeInverse"`` or ``"RangeLinear"``.
-    """
-
-    disparity: np.ndarray
-    depth_range: DepthRange
-    kind: str  # "GDepth XMP" or "Dynamic Depth"
-    format: str
-
-    def describe(self) -> str:
-        h, w = self.disparity.shape
-        return (f"embedded {self.kind} depth ({w}x{h}, {self.format}, near {self.depth_range.near:.3f} m, "
-                f"far {self.depth_range.far:.3f} m)")
-
-
-def range_to_disparity(values: np.ndarray, *, format: str, near: float, far: float) -> np.ndarray:
-    """Convert the normalised samples of a GDepth / Dynamic Depth map to disparity.
-
-    Args:
-        values: samples in [0, 1], any shape.
-        format: ``"RangeInverse"`` or ``"RangeLinear"``.
-        near: depth of sample 1 (``RangeInverse``) or 0 (``RangeLinear``), > 0.
-        far: the other end, > ``near``.
-
-    Returns:
-        float32 disparity in [0, 1], same shape (1 at ``near``).
-
-    Raises:
-        InputError: not ``0 < near < far``, or an unknown ``format``.
-    """
-    if not (0 < near < far):
-        raise InputError("image_path", expected="depth metadata with 0 < Near < Far", got=f"Near={near}, Far={far}",
-                         fix="the photo's depth record is damaged; pass a disparity file instead")
-    v = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
-    if format == "RangeInverse":
-        return (1.0 - v).astype(np.float32)
-    if format == "RangeLinear":
-        z = near + v * (far - near)
-        d = (1.0 / z - 1.0 / far) / (1.0 / near - 1.0 / far)
-        return np.clip(d, 0.0, 1.0).astype(np.float32)
-    raise InputError("image_path", expected="a depth Format of RangeInverse or RangeLinear", got=repr(format),
-                     fix="pass the depth as a disparity file instead")
+JpegDepth = StoredDepth
+"""The depth found in a JPEG (the one type of every embedded format)."""
 
 
 def _segments(data: bytes):
@@ -224,98 +184,211 @@ def _number(props: dict, key: str, what: str) -> float:
                          fix="the photo's depth metadata is damaged; pass a disparity file instead") from None
 
 
+
+
 def _decode_map(blob: bytes, what: str) -> np.ndarray:
+    """A grey PNG/JPEG depth (or confidence) image as samples in [0, 1]."""
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(blob)) as im:
             im.load()
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im).astype(np.float64)
-                return arr / 65535.0
+                return np.asarray(im).astype(np.float64) / 65535.0
             return np.asarray(im.convert("L")).astype(np.float64) / 255.0
-    except InputError:
-        raise
     except Exception as exc:
         raise InputError("image_path", expected=f"a decodable {what} image", got=f"undecodable data ({exc})",
                          fix="the depth image inside the photo is damaged; pass a disparity file instead") from exc
 
 
-def _units(props: dict, key: str) -> float:
-    unit = props.get(key, "m").strip().lower()
-    if unit not in _UNITS:
-        raise InputError("image_path", expected="depth units of m, cm or mm", got=repr(unit),
-                         fix="pass the depth as a disparity file instead")
-    return _UNITS[unit]
+def _base64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError("image_path", expected=f"base64 data in {what}", got=f"invalid base64 ({exc})",
+                         fix="the photo's depth metadata is damaged; pass a disparity file instead") from exc
 
 
-def _gdepth(standard: bytes | None, extended: bytes | None) -> JpegDepth | None:
+def _optional_number(props: dict, key: str) -> float | None:
+    try:
+        return float(props[key])
+    except (KeyError, ValueError):
+        return None
+
+
+def _decode(fmt: str, near: float, far: float, units: str | None, samples: np.ndarray, kind: str, **more):
+    """A :class:`StoredDepth` from decoded samples and the range as written."""
+    unit, scale = unit_of(units)
+    disparity = range_to_disparity(samples, format=fmt, near=near, far=far, unit=unit)
+    metric = None
+    if scale is not None:
+        metric = DepthRange(near=near * scale, far=far * scale)
+    elif unit == "diopters" and min(near, far) > 0:
+        metric = DepthRange(near=1.0 / max(near, far), far=1.0 / min(near, far))
+    return StoredDepth(disparity=disparity, kind=kind, format=fmt, units=unit, depth_range=metric,
+                       file_range=(near, far), **more)
+
+
+def _gcontainer(data: bytes, standard: bytes | None) -> dict[str, tuple[bytes, str]]:
+    """The items of a Google Camera container (``http://ns.google.com/photos/1.0/container/``: Pixel
+    portraits since Ultra HDR append Depth, Confidence and Original items as Dynamic Depth does) by semantic."""
+    if not standard or NS_GCONTAINER.encode() not in standard:
+        return {}
+    items = _container_items(_parse(standard, "XMP"), NS_GCONTAINER)
+    start = _items_start(data, items)
+    found = {}
+    for semantic in ("Depth", "Confidence", "Original"):
+        item = _dd_item(data, items, start, uri=None, semantic=semantic, what=semantic.lower())
+        if item is not None:
+            found[semantic] = item
+    return found
+
+
+def _gdepth(data: bytes, standard: bytes | None, extended: bytes | None) -> StoredDepth | None:
     packets = [p for p in (standard, extended) if p]
     if not packets or not any(NS_GDEPTH.encode() in p for p in packets):
         return None
     props: dict[str, str] = {}
     for packet, what in zip(packets, ("XMP", "extended XMP")):
-        for found in _properties(_parse(packet, what), NS_GDEPTH):
+        for found in _properties(_parse(packet, what), "http://ns.google.com/photos/1.0/"):
             props.update(found)
-    if "depthmap:Data" not in props:
+    appended = _gcontainer(data, standard) if "depthmap:Data" not in props else {}
+    if "depthmap:Data" in props:
+        depth_blob = _base64(props["depthmap:Data"], "GDepth:Data")
+    elif "Depth" in appended:
+        depth_blob = appended["Depth"][0]
+    else:
         return None
-    try:
-        blob = base64.b64decode("".join(props["depthmap:Data"].split()), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InputError("image_path", expected="base64 depth data in GDepth:Data", got=f"invalid base64 ({exc})",
-                         fix="the photo's depth metadata is damaged; pass a disparity file instead") from exc
-    fmt = props.get("depthmap:Format", "RangeInverse")
-    scale = _units(props, "depthmap:Units")
-    near = _number(props, "depthmap:Near", "GDepth:Near") * scale
-    far = _number(props, "depthmap:Far", "GDepth:Far") * scale
-    values = _decode_map(blob, "GDepth")
-    disparity = range_to_disparity(values, format=fmt, near=near, far=far)
-    return JpegDepth(disparity, DepthRange(near=near, far=far), "GDepth XMP", fmt)
+    samples = _decode_map(depth_blob, "GDepth")
+    confidence = None
+    if "depthmap:Confidence" in props or "Confidence" in appended:
+        blob = (_base64(props["depthmap:Confidence"], "GDepth:Confidence") if "depthmap:Confidence" in props
+                else appended["Confidence"][0])
+        confidence = _decode_map(blob, "GDepth confidence").astype(np.float32)
+    original, mime = None, None
+    if "image:Data" in props:
+        original, mime = _base64(props["image:Data"], "GImage:Data"), props.get("image:Mime", "image/jpeg")
+    elif "Original" in appended:
+        original, mime = appended["Original"]
+    fx, fy = _optional_number(props, "focus:FocalPointX"), _optional_number(props, "focus:FocalPointY")
+    extra = {k: props[f"depthmap:{k}"] for k in ("MeasureType", "Manufacturer", "Model", "Software",
+                                                  "ImageWidth", "ImageHeight") if f"depthmap:{k}" in props}
+    if appended:
+        extra["container_items"] = sorted(appended)
+    return _decode(props.get("depthmap:Format", "RangeInverse"),
+                   _number(props, "depthmap:Near", "GDepth:Near"), _number(props, "depthmap:Far", "GDepth:Far"),
+                   props.get("depthmap:Units"), samples, "GDepth XMP",
+                   focus_distance=_optional_number(props, "focus:FocalDistance"),
+                   focus_point=(fx, fy) if fx is not None and fy is not None else None,
+                   blur_at_infinity=_optional_number(props, "focus:BlurAtInfinity"),
+                   original=original, original_mime=mime if original is not None else None,
+                   confidence=confidence, extra={"gdepth": extra} if extra else {})
 
 
-def _dynamic_depth(data: bytes, standard: bytes | None) -> JpegDepth | None:
+def _container_items(root: ET.Element, namespace_prefix: str) -> list[dict[str, str]]:
+    """A container's items in directory order (each with its byte offset after the primary image)."""
+    items = [p for p in _properties(root, namespace_prefix) if "item:Mime" in p]
+    position = 0
+    for item in items:
+        primary = item.get("item:Semantic", "") == "Primary"
+        try:
+            length = 0 if primary else int(float(item.get("item:Length", "0")))
+            padding = int(float(item.get("item:Padding", "0")))
+        except ValueError:
+            raise InputError("image_path", expected="whole numbers for Item:Length and Item:Padding",
+                             got=f"{item.get('item:Length')!r}, {item.get('item:Padding')!r}",
+                             fix="the photo's depth container is damaged; pass a disparity file instead") from None
+        item["offset"], item["length"] = str(position), str(length)
+        position += length + padding
+    return items
+
+
+def _items_start(data: bytes, items: list[dict[str, str]]) -> int:
+    """Where the appended items begin: they fill the end of the file."""
+    total = sum(int(item["length"]) + int(float(item.get("item:Padding", "0"))) for item in items)
+    start = len(data) - total
+    if start <= 0:
+        raise InputError("image_path", expected="a container whose items fit in the file",
+                         got=f"items of {total} bytes in a {len(data)}-byte file",
+                         fix="the photo was truncated; pass a disparity file instead")
+    return start
+
+
+def _dd_item(data: bytes, items: list[dict], start: int, *, uri: str | None, semantic: str | None,
+             what: str) -> tuple[bytes, str] | None:
+    """The bytes and mime of the item named by ``uri`` (else the first of ``semantic``), or None."""
+    chosen = None
+    if uri:
+        chosen = next((item for item in items if item.get("item:DataURI") == uri), None)
+    if chosen is None and semantic:
+        chosen = next((item for item in items if item.get("item:Semantic", "").lower() == semantic.lower()), None)
+    if chosen is None:
+        return None
+    offset, length = int(chosen["offset"]), int(chosen["length"])
+    if length <= 0:
+        raise InputError("image_path", expected=f"a non-empty {what} item in the Dynamic Depth container",
+                         got=f"an item of length {length}", fix="the photo's depth container is damaged")
+    return data[start + offset:start + offset + length], chosen.get("item:Mime", "")
+
+
+def _focal_table_distance(props: dict) -> float | None:
+    """The distance of least blur in a Dynamic Depth ``FocalTable`` (little-endian float32 pairs of distance
+    and circle-of-confusion radius), or None."""
+    text = props.get("depthmap:FocalTable")
+    if not text:
+        return None
+    raw = _base64(text, "DepthMap:FocalTable")
+    if len(raw) < 8 or len(raw) % 8:
+        raise InputError("image_path", expected="a FocalTable of float32 (distance, radius) pairs",
+                         got=f"{len(raw)} bytes", fix="the photo's depth metadata is damaged")
+    table = np.frombuffer(raw, dtype="<f4").reshape(-1, 2).astype(np.float64)
+    least = table[:, 1] <= table[:, 1].min() + 1e-6
+    return float(table[least, 0].mean())
+
+
+def _dynamic_depth(data: bytes, standard: bytes | None) -> StoredDepth | None:
     if not standard or NS_DD.encode() not in standard:
         return None
     root = _parse(standard, "Dynamic Depth XMP")
-    items = [p for p in _properties(root, NS_DD) if "item:Mime" in p]
-    depth_maps = [p for p in _properties(root, NS_DD) if any(k.startswith("depthmap:") for k in p)]
-    if not depth_maps:
-        return None
-    dm = depth_maps[0]
-    offsets, position = [], 0
-    lengths = []
-    for item in items:
-        semantic = item.get("item:Semantic", "")
-        length = 0 if semantic == "Primary" else int(float(item.get("item:Length", "0")))
-        padding = int(float(item.get("item:Padding", "0")))
-        lengths.append(length)
-        offsets.append(position)
-        position += length + padding
-    start = len(data) - position
-    if start <= 0:
-        raise InputError("image_path", expected="a Dynamic Depth container whose items fit in the file",
-                         got=f"items of {position} bytes in a {len(data)}-byte file",
-                         fix="the photo was truncated; pass a disparity file instead")
-    uri, semantic = dm.get("depthmap:ItemURI"), dm.get("depthmap:ItemSemantic", "Depth")
-    index = None
-    for i, item in enumerate(items):
-        if uri is not None and item.get("item:DataURI") == uri:
-            index = i
+    cameras = [e for e in root.iter() if _split(e.tag) == (NS_DEVICE, "Camera")] or [root]
+    depth_props = image_props = None
+    for camera in cameras:
+        found = _properties(camera, NS_DD)
+        dm = next((p for p in found if any(k.startswith("depthmap:") for k in p)
+                   and p.get("depthmap:ItemSemantic", "Depth").lower() != "segmentation"), None)
+        if dm is not None:
+            depth_props = dm
+            image_props = next((p for p in found if any(k.startswith("image:") for k in p)), None)
             break
-    if index is None:
-        matches = [i for i, item in enumerate(items) if item.get("item:Semantic") == semantic]
-        index = matches[0] if matches else None
-    if index is None or lengths[index] == 0:
+    if depth_props is None:
+        return None
+    items = _container_items(root, NS_DD)
+    start = _items_start(data, items)
+    uri = depth_props.get("depthmap:DepthURI") or depth_props.get("depthmap:ItemURI")
+    depth = _dd_item(data, items, start, uri=uri, semantic="Depth", what="depth")
+    if depth is None:
         raise InputError("image_path", expected="the depth item named by the DepthMap in the container",
-                         got=f"no item for URI {uri!r} / semantic {semantic!r}",
+                         got=f"no item for URI {uri!r}",
                          fix="the photo's depth container is damaged; pass a disparity file instead")
-    blob = data[start + offsets[index]:start + offsets[index] + lengths[index]]
-    fmt = dm.get("depthmap:Format", "RangeInverse")
-    scale = _units(dm, "depthmap:Units")
-    near = _number(dm, "depthmap:Near", "DepthMap:Near") * scale
-    far = _number(dm, "depthmap:Far", "DepthMap:Far") * scale
-    disparity = range_to_disparity(_decode_map(blob, "Dynamic Depth"), format=fmt, near=near, far=far)
-    return JpegDepth(disparity, DepthRange(near=near, far=far), "Dynamic Depth", fmt)
+    confidence = None
+    conf = _dd_item(data, items, start, uri=depth_props.get("depthmap:ConfidenceURI"), semantic=None,
+                    what="confidence")
+    if conf is not None:
+        confidence = _decode_map(conf[0], "Dynamic Depth confidence").astype(np.float32)
+    original = None
+    if image_props is not None and image_props.get("image:ItemSemantic", "Original").lower() == "original":
+        original = _dd_item(data, items, start, uri=image_props.get("image:ItemURI"), semantic="Original",
+                            what="original image")
+    extra = {"dynamic_depth": {k: depth_props[f"depthmap:{k}"] for k in ("ItemSemantic", "MeasureType", "Software",
+                                                                           "FocalTableEntryCount")
+                               if f"depthmap:{k}" in depth_props}}
+    return _decode(depth_props.get("depthmap:Format", "RangeInverse"),
+                   _number(depth_props, "depthmap:Near", "DepthMap:Near"),
+                   _number(depth_props, "depthmap:Far", "DepthMap:Far"), depth_props.get("depthmap:Units"),
+                   _decode_map(depth[0], "Dynamic Depth"), "Dynamic Depth",
+                   focus_distance=_focal_table_distance(depth_props),
+                   original=original[0] if original else None, original_mime=original[1] if original else None,
+                   confidence=confidence, extra=extra)
 
 
 def read_jpeg_depth(path: str | os.PathLike) -> JpegDepth:
@@ -335,7 +408,7 @@ def read_jpeg_depth(path: str | os.PathLike) -> JpegDepth:
     if data[:2] != b"\xff\xd8":
         raise InputError("image_path", expected="a JPEG file", got=f"{path} (not a JPEG)", fix="check the path")
     standard, extended = jpeg_xmp(data)
-    found = _dynamic_depth(data, standard) or _gdepth(standard, extended)
+    found = _dynamic_depth(data, standard) or _gdepth(data, standard, extended)
     if found is None:
         raise InputError("image_path", expected="a JPEG with embedded depth (Dynamic Depth or GDepth XMP)",
                          got=f"{path} (no depth metadata)",

@@ -48,7 +48,8 @@ def _guide(image: np.ndarray) -> np.ndarray:
 
 
 def refine(image: np.ndarray, disparity: np.ndarray, *, radius: int | None = None, step: float = 0.04,
-           sigma_spatial: float | None = None, sigma_color: float = 20.0) -> np.ndarray:
+           sigma_spatial: float | None = None, sigma_color: float = 20.0,
+           confidence: np.ndarray | None = None) -> np.ndarray:
     """Refine ``disparity`` (``H x W`` in [0, 1]) at depth edges, guided by ``image`` (linear ``H x W x 3``).
 
     A map of another size is first resized bilinearly (use :func:`upsample` for low-resolution maps).
@@ -61,12 +62,16 @@ def refine(image: np.ndarray, disparity: np.ndarray, *, radius: int | None = Non
         step: the disparity jump (> 0) that counts as an edge.
         sigma_spatial: how far values travel along the photo, in pixels (default ``4 * radius``).
         sigma_color: the photo contrast, in 8-bit sRGB levels, that stops them.
+        confidence: how far to trust each value of the map, in [0, 1] (a phone's confidence map, any size,
+            resized): multiplied into the band's confidence, so that unsure values are re-decided from
+            sure ones along the photo too. None trusts the map everywhere but at its edges.
 
     Returns:
         ``H x W`` float32 disparity in [0, 1].
 
     Raises:
-        InputError: ``radius`` or ``step`` out of range, or OpenCV without its contrib modules.
+        InputError: ``radius`` or ``step`` out of range, ``confidence`` not a finite map, or OpenCV without its
+            contrib modules.
         MissingDependencyError: OpenCV is not installed.
     """
     cv2 = _cv2("edge-aware depth refinement")
@@ -88,7 +93,16 @@ def refine(image: np.ndarray, disparity: np.ndarray, *, radius: int | None = Non
 
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     spread = cv2.dilate(d, kernel) - cv2.erode(d, kernel)
+    trust = None
+    if confidence is not None:
+        trust = np.asarray(confidence, dtype=np.float32)
+        if trust.ndim != 2 or not np.isfinite(trust).all():
+            raise InputError("confidence", expected="an h x w map of finite values in [0, 1]",
+                             got=f"shape {trust.shape}", fix="pass the confidence map as a 2-D array")
+        trust = np.clip(resize_map(trust, (h, w)) if trust.shape != (h, w) else trust, 0.0, 1.0)
     confidence = np.exp(-((spread / step) ** 2)).astype(np.float32)
+    if trust is not None:
+        confidence = confidence * trust
     confidence = np.maximum(confidence, 1e-4, dtype=np.float32)
     guide = _guide(image)
     num = cv2.ximgproc.dtFilter(guide, confidence * d, sigma_spatial, sigma_color, mode=cv2.ximgproc.DTF_RF, numIters=3)

@@ -202,9 +202,11 @@ class StereoDepth:
     """Depth for the left view from its right partner.
 
     Args:
-        right: the right view, a path or an ``H x W x 3`` linear array of the left view's size.
+        right: the right view, a path, an ``H x W x 3`` linear array of the left view's size, or a callable
+            returning that array (read only when the source runs).
         focal_length_px: focal length in pixels; with ``baseline``, gives the metric range.
         baseline: distance between the two cameras in metres.
+        label: how the report names the right view (default: its file name).
         **options: keywords of :func:`stereo_disparity`.
 
     ``estimate(image)`` takes the left view (``H x W x 3`` linear) and returns a :class:`DepthResult` of
@@ -215,19 +217,20 @@ class StereoDepth:
     name = "stereo"
 
     def __init__(self, right, *, focal_length_px: float | None = None, baseline: float | None = None,
-                 **options):
+                 label: str | None = None, **options):
         self.right = right
+        self.label = label
         self.focal_length_px = focal_length_px
         self.baseline = baseline
         self.options = options
 
     def estimate(self, image: np.ndarray) -> DepthResult:
-        right = self.right
-        name = "array"
+        right = self.right() if callable(self.right) else self.right
+        name = self.label or "array"
         if not isinstance(right, np.ndarray):
             from .heif import read_photo
 
-            name = str(getattr(right, "name", right))
+            name = self.label or str(getattr(right, "name", right))
             right = read_photo(right)
         pixels = stereo_disparity(image, right, **self.options)
         lo, hi = float(np.percentile(pixels, 0.5)), float(np.percentile(pixels, 99.5))

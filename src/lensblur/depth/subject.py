@@ -202,7 +202,9 @@ class SubjectDepth:
     """Portrait-mode depth: the subject in focus, the background a plane (or a coarse depth behind it).
 
     Args:
-        mask: a mask image path or an ``H x W`` array in [0, 1]; None runs the MediaPipe segmenter.
+        mask: a mask image path, an ``H x W`` array in [0, 1], or a callable ``mask(image) -> H x W`` array
+            (e.g. :class:`~lensblur.depth.embedded.PortraitMatte`, the matte an iPhone stored); None runs the
+            MediaPipe segmenter.
         segmenter: the segmenter's ``.tflite`` (see :func:`segmenter_path`).
         coarse: another :class:`DepthSource` to shape the background.
 
@@ -224,6 +226,12 @@ class SubjectDepth:
         if self.mask is None:
             mask = segment_subject(image, model=self.segmenter)
             what = "MediaPipe selfie segmenter"
+        elif callable(self.mask):
+            mask = np.asarray(self.mask(image), dtype=np.float32)
+            if mask.shape != (h, w):
+                raise ShapeError("mask", expected=f"a mask of the photo's size {w}x{h}", got=f"shape {mask.shape}",
+                                 fix="return a mask of the photo's size")
+            what = getattr(self.mask, "name", "subject mask")
         elif isinstance(self.mask, np.ndarray):
             mask = np.asarray(self.mask, dtype=np.float32)
             if mask.shape != (h, w):

@@ -18,11 +18,92 @@ from ..errors import InputError
 from .files import atomic_path
 from .pfm import read_pfm, write_pfm
 
-__all__ = ["IMAGE_SUFFIXES", "LINEAR_SUFFIXES", "read_display", "read_image", "read_raw", "write_image"]
+__all__ = ["IMAGE_SUFFIXES", "LINEAR_SUFFIXES", "MAX_PIXELS_ENV", "max_pixels", "open_pillow", "orient", "read_display", "read_image", "read_orientation", "read_raw",
+           "write_image"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".pfm", ".exr")
 LINEAR_SUFFIXES = (".pfm", ".exr")
 _READ_HINT = "pass a PNG, JPEG, TIFF, WebP, PFM or EXR file that opens in an image viewer"
+MAX_PIXELS_ENV = "LENSBLUR_MAX_PIXELS"
+"""Environment variable: the largest photo (in pixels) lensblur opens, instead of the one set from memory."""
+_BYTES_PER_PIXEL = 16        # the decoded 8-bit RGB (3) and its linear float32 copy (12), with a little slack
+_PILLOW_DEFAULT = 1024 * 1024 * 1024 // 4 // 3      # Pillow's own MAX_IMAGE_PIXELS (about 89.5 MP)
+
+
+def _memory_bytes() -> int | None:
+    """This process's memory: the machine's physical memory, capped by a cgroup limit; None when unknown."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = None
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit_file).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) > 0:
+            total = int(text) if total is None else min(total, int(text))
+    return total
+
+
+def max_pixels() -> int:
+    """The largest image, in pixels, lensblur opens: ``$LENSBLUR_MAX_PIXELS`` if set, else as many as this
+    machine's memory holds decoded and in linear float (16 bytes a pixel), never below Pillow's own limit.
+    With 4 GB free that is 268 MP, above the 200 MP of today's largest phone sensors; Pillow's default
+    (89.5 MP, refusing above 179 MP) is a guard against decompression bombs that real photos now exceed.
+
+    Returns:
+        The limit in pixels.
+
+    Raises:
+        InputError: ``$LENSBLUR_MAX_PIXELS`` is not a positive whole number.
+    """
+    text = os.environ.get(MAX_PIXELS_ENV)
+    if text:
+        try:
+            value = int(float(text))
+            if value <= 0:
+                raise ValueError
+        except ValueError:
+            raise InputError(MAX_PIXELS_ENV, expected="a positive number of pixels", got=text,
+                             fix=f"e.g. {MAX_PIXELS_ENV}=250000000, or unset it") from None
+        return value
+    memory = _memory_bytes()
+    return _PILLOW_DEFAULT if not memory else max(_PILLOW_DEFAULT, memory // _BYTES_PER_PIXEL)
+
+
+def open_pillow(path: str | os.PathLike, *, argument: str = "image"):
+    """``PIL.Image.open`` with lensblur's size limit (:func:`max_pixels`) instead of Pillow's.
+
+    Args:
+        path: the image file.
+        argument: the name error messages give the file.
+
+    Returns:
+        The open (lazy) ``PIL.Image.Image``; close it, or use it as a context manager.
+
+    Raises:
+        InputError: the image has more pixels than the limit (the message gives the count, the limit and
+            how to raise it).
+        Exception: what ``PIL.Image.open`` raises for a file it cannot read.
+    """
+    from PIL import Image
+
+    limit = max_pixels()
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None      # lensblur checks the size itself, below, with its own limit
+    try:
+        im = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+    w, h = im.size
+    if w * h > limit:
+        im.close()
+        raise InputError(argument, expected=f"an image of at most {limit:,} pixels (the limit set from this "
+                         "machine's memory)", got=f"{path}: {w}x{h} = {w * h:,} pixels",
+                         fix=f"set {MAX_PIXELS_ENV}={w * h} to open it anyway (it needs about "
+                             f"{w * h * _BYTES_PER_PIXEL / 1e9:.1f} GB), or downscale the photo")
+    return im
 
 
 def _cv2(feature: str):
@@ -84,7 +165,7 @@ def read_raw(path: str | os.PathLike, *, argument: str = "image") -> tuple[np.nd
                 arr = arr[..., ::-1][..., 1:] if arr.shape[2] == 4 else arr[..., ::-1]
             arr = _orient(arr, _pillow_orientation(path))
         else:
-            arr = _read_pillow(path)
+            arr = _read_pillow(path, argument)
     except InputError:
         raise
     except Exception as exc:  # every decoder failure becomes one clear message
@@ -124,10 +205,8 @@ _ORIENTATION = 0x0112  # EXIF / TIFF Orientation tag
 
 def _pillow_orientation(path: Path) -> int | None:
     """The orientation tag of a file Pillow can open (None when it cannot, or there is none)."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as im:
+        with open_pillow(path) as im:
             return im.getexif().get(_ORIENTATION)
     except Exception:  # noqa: BLE001 - a file Pillow cannot parse has no orientation we can read
         return None
@@ -152,6 +231,36 @@ def _orient(arr: np.ndarray, orientation) -> np.ndarray:
     return arr if turn is None else turn(arr)
 
 
+def orient(arr: np.ndarray, orientation) -> np.ndarray:
+    """Turn stored pixels ``H x W [x C]`` upright for EXIF orientation ``orientation`` (1-8; anything else leaves
+    them as they are), the transform the readers apply to photos: for maps and mattes stored beside a photo.
+
+    Args:
+        arr: the stored pixels.
+        orientation: the tag's value, or None.
+
+    Returns:
+        The upright array (a view where possible).
+    """
+    return _orient(arr, orientation)
+
+
+def read_orientation(path: str | os.PathLike) -> int | None:
+    """The EXIF orientation tag of a file Pillow opens (None when there is none or it cannot be read).
+
+    Args:
+        path: the photo.
+
+    Returns:
+        The tag's value, 1-8, or None.
+    """
+    value = _pillow_orientation(Path(path))
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _has_tifffile() -> bool:
     try:
         import tifffile  # noqa: F401
@@ -160,10 +269,10 @@ def _has_tifffile() -> bool:
     return True
 
 
-def _read_pillow(path: Path) -> np.ndarray:
-    from PIL import Image, ImageOps
+def _read_pillow(path: Path, argument: str = "image") -> np.ndarray:
+    from PIL import ImageOps
 
-    with Image.open(path) as im:
+    with open_pillow(path, argument=argument) as im:
         im.load()
         im = ImageOps.exif_transpose(im)
         if im.mode in ("I;16", "I;16B", "I;16L"):
