@@ -40,8 +40,8 @@ def test_photo_with_depth_preview_render_and_download(server, tmp_path):
     status, info = server.json("/api/photo?name=holiday.jpg", raw=gdepth_photo(rgb, disparity))
     assert status == 200, info
     assert (info["width"], info["height"]) == (180, 120) and "depth_error" not in info
-    assert info["depth"]["depth_range"] == [1.0, 10.0] and "embedded" in info["depth"]["source"].lower() or \
-        "depth" in info["depth"]["source"]
+    # GDepth stores near and far without units: no metric range until a depth scale is given
+    assert info["depth"]["depth_range"] is None and "GDepth" in info["depth"]["source"]
     sid = info["session"]
     # focus on the near square: it stays sharp, the far background blurs
     settings = {"focus": {"point": [50, 60]}, "blur": 24}
@@ -70,9 +70,12 @@ def test_photo_with_depth_preview_render_and_download(server, tmp_path):
     assert status == 200 and reply["name"] == "square shape.png"
     camera = {"mode": "camera", "f_number": 2, "focal_length": 35, "focus": {"distance": 2.0}, "aperture": "custom"}
     status, reply = server.json(f"/api/session/{sid}/preview", camera)
+    assert status == 400 and reply["error"].startswith("--f-number: expected a metric depth range")
+    status, reply = server.json(f"/api/session/{sid}/preview", {**camera, "depth_scale": 1})
     assert status == 200, reply
-    assert reply["command"] == ("lensblur render holiday.jpg --f-number 2 --focal-length 35 --focus-distance 2 "
-                                "--aperture 'square shape.png' -o holiday-lensblur.jpg")
+    assert reply["command"] == ("lensblur render holiday.jpg --depth-scale 1 --f-number 2 --focal-length 35 "
+                                "--focus-distance 2 --aperture 'square shape.png' -o holiday-lensblur.jpg")
+    assert reply["depth"]["depth_range"] == [1.0, 10.0]
     assert abs(reply["focus_distance"] - 2.0) < 1e-6
     # full resolution, then the file
     status, job = server.json(f"/api/session/{sid}/render", settings)

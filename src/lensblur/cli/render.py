@@ -275,6 +275,28 @@ class Rendered:
         return f"wrote {self.output} ({self.width}x{self.height}, {self.summary}, {self.seconds:.2f} s)"
 
 
+def photo_depth(args, image):
+    """The depth the depth flags give ``image`` (the photo ``args.photo`` as read), as :func:`render_photo` uses it
+    (``lensblur ui`` too).
+
+    Returns:
+        ``(image, disparity, rng, where, suggested, result)``: the photo to render (the source's own when it
+        carries one), the disparity, its metric range or None, where it came from, the focus the source suggests
+        or None, and the source's :class:`~lensblur.depth.DepthResult` (None for a map file).
+    """
+    disparity, rng, where, suggested, result = _disparity(args, image)
+    log.info("depth: %s", where)
+    if result is not None and result.details:
+        print(f"depth: {where}", file=sys.stderr)
+        if result.relative_range is not None and rng is None:
+            print("depth: the photo does not say its depth units, so the metric range is unknown; "
+                  "rendering with a relative blur (--depth-scale S or --depth-range NEAR,FAR for a camera)",
+                  file=sys.stderr)
+    if result is not None and result.photo is not None:
+        image = result.photo
+    return image, disparity, rng, where, suggested, result
+
+
 def render_photo(args, method, *, progress: bool = False) -> Rendered:
     """Render one photo from resolved settings: ``args.photo`` (a path or URL) with its depth (the depth flags,
     or ``args.disparity``, a map of ``--disparity-dir``), its focus and lens, written to ``args.output`` whole or
@@ -303,16 +325,7 @@ def render_photo(args, method, *, progress: bool = False) -> Rendered:
         disparity = lens = rng = None
         summary = args.method
         if method.needs_disparity:
-            disparity, rng, where, suggested, result = _disparity(args, image)
-            log.info("depth: %s", where)
-            if result is not None and result.details:
-                print(f"depth: {where}", file=sys.stderr)
-                if result.relative_range is not None and rng is None:
-                    print("depth: the photo does not say its depth units, so the metric range is unknown; "
-                          "rendering with a relative blur (--depth-scale S or --depth-range NEAR,FAR for a camera)",
-                          file=sys.stderr)
-            if result is not None and result.photo is not None:
-                image = result.photo
+            image, disparity, rng, _, suggested, result = photo_depth(args, image)
             if method.needs_lens:
                 lens, how = _lens(args, disparity, rng, image.shape[1], suggested, result)
                 log.info("focus: %s", how)

@@ -75,7 +75,8 @@ def render_tokens(settings: Mapping, files: Mapping[str, str], output: str) -> l
 
     Args:
         settings: the page's settings (every key optional): ``refine``, ``normalize``, ``resize`` (depth switches),
-            ``depth_model``, ``depth_range`` ([near, far] m), ``focus`` ({"point": [x, y]}, {"box": [x0, y0, x1,
+            ``depth_model``, ``depth_range`` ([near, far] m), ``depth_scale`` (metres per unit of the photo's
+            depth), ``focus`` ({"point": [x, y]}, {"box": [x0, y0, x1,
             y1]} in full-resolution pixels, {"disparity": d} or {"distance": m}), ``mode`` ("blur" or "camera"), ``blur``, ``f_number``,
             ``focal_length``, ``sensor_width``, ``aperture`` (one of :data:`APERTURES`, ``"blades"`` or
             ``"custom"``), ``blades``, ``rotation``, ``curvature``, ``cat_eye``, ``highlights``, ``method``,
@@ -103,6 +104,7 @@ def render_tokens(settings: Mapping, files: Mapping[str, str], output: str) -> l
                 continue                  # only a dropped map is normalised or resampled
             tokens.append(flag)
     _flag(tokens, "--depth-range", _numbers(settings, "depth_range", 2))
+    _flag(tokens, "--depth-scale", _number(settings, "depth_scale", low=1e-9, high=1e9))
     focus = settings.get("focus") or {}
     if not isinstance(focus, Mapping):
         raise InputError("focus", expected="a point, a box or a distance", got=focus, fix="click the photo")

@@ -52,6 +52,10 @@ FOCUS_PULL_MS = 120
 FOCUS_PULL_PIXELS = 300_000
 """A focus-pull frame's size: the preview shrunk to about this many pixels."""
 
+_DEPTH_ARGS = ("photo", "disparity", "depth", "depth_from", "depth_model", "right", "mask", "refine_depth",
+               "normalize_disparity", "resize_disparity", "depth_scale", "depth_range", "disparity_dir")
+"""Every render flag (by ``dest``) the depth may depend on: a change in any of them resolves the depth again."""
+
 SESSIONS_KEPT = 3
 """How many dropped photos the server keeps; the oldest one's files and arrays go first."""
 
@@ -116,10 +120,14 @@ class Job:
 
 @dataclass
 class _Depth:
+    image: np.ndarray              # the photo to render (the depth source's own when it carries one)
+    small: np.ndarray              # ... at the preview's size
+    draft_image: np.ndarray        # ... at the draft's size
     disparity: np.ndarray
     depth_range: object
     where: str
     suggested: float | None
+    result: object                 # the source's DepthResult (None for a map file)
     preview: np.ndarray            # the map at the preview's size
     draft: np.ndarray              # the map at the draft preview's size
     version: int
@@ -341,22 +349,25 @@ class Workspace:
         if method.needs_disparity:
             depth = self._depth(session, args)
             if method.needs_lens:
-                lens, _ = render_command._lens(args, depth.disparity, depth.depth_range, session.width,
-                                               depth.suggested)
+                lens, _ = render_command._lens(args, depth.disparity, depth.depth_range, depth.image.shape[1],
+                                               depth.suggested, depth.result)
         return run_args if raw else args, method, depth, lens
 
     def _depth(self, session: Session, args) -> _Depth:
         """The depth the render command would read for ``args`` (kept until a depth setting changes)."""
         from ..cli import render as render_command
 
-        key = (str(args.disparity), str(args.right), args.depth_model, args.refine_depth, args.normalize_disparity,
-               args.resize_disparity, tuple(args.depth_range or ()), args.depth_from)
+        key = tuple(repr(getattr(args, name, None)) for name in _DEPTH_ARGS)
         if session.depth is None or session.depth_key != key:
-            disparity, rng, where, suggested = render_command._disparity(args, session.image)
+            image, disparity, rng, where, suggested, result = render_command.photo_depth(args, session.image)
             version = (session.depth.version + 1) if session.depth else 1
-            preview = shrink(disparity, session.small.shape[:2])
-            session.depth = _Depth(disparity, rng, where, suggested, preview, shrink(preview, session.draft.shape[:2]),
-                                   version)
+            if image is session.image:
+                small, draft = session.small, session.draft
+            else:
+                small, draft = shrink(image, session.small.shape[:2]), shrink(image, session.draft.shape[:2])
+            preview = shrink(disparity, small.shape[:2])
+            session.depth = _Depth(image, small, draft, disparity, rng, where, suggested, result, preview,
+                                   shrink(preview, draft.shape[:2]), version)
             session.depth_key = key
         return session.depth
 
@@ -379,7 +390,7 @@ class Workspace:
 
         if session.depth is None:
             raise InputError("depth", expected="a resolved depth map", got="none", fix="drop a photo with depth")
-        small = session.small
+        small = session.depth.small
         pair = preview_image(small, session.depth.preview, max_width=2 * small.shape[1])
         return jpeg_data_url(pair[:, small.shape[1]:])
 
@@ -397,8 +408,11 @@ class Workspace:
             started = time.perf_counter()
             args, method, depth, lens = self._prepare(session, settings)
             draft = bool(settings.get("draft"))
-            small = session.draft if draft else session.small
-            scale = small.shape[1] / session.width
+            if depth is None:
+                small, width = (session.draft if draft else session.small), session.width
+            else:
+                small, width = (depth.draft_image if draft else depth.small), depth.image.shape[1]
+            scale = small.shape[1] / width
             small_lens = None if lens is None else Lens(focus_disparity=lens.focus_disparity,
                                                         blur=lens.blur * scale, aperture=lens.aperture)
             prepared = time.perf_counter()
@@ -492,15 +506,14 @@ class Workspace:
 
         started = time.perf_counter()
         try:
-            small = session.small
-            size = preview_size(small.shape[1], small.shape[0], FOCUS_PULL_PIXELS)
-            image = shrink(small, size)
-            frames = []
+            frames, image = [], None
             for i, stop in enumerate(stops):
                 with session.lock:
                     args, method, depth, lens = self._prepare(session, {**settings, "focus": {"disparity": stop}})
-                    disparity = shrink(depth.preview, size)
-                scale = size[1] / session.width
+                if image is None:
+                    size = preview_size(depth.small.shape[1], depth.small.shape[0], FOCUS_PULL_PIXELS)
+                    image, disparity = shrink(depth.small, size), shrink(depth.preview, size)
+                scale = size[1] / depth.image.shape[1]
                 frame_lens = Lens(focus_disparity=lens.focus_disparity, blur=lens.blur * scale, aperture=lens.aperture)
                 out = method.predict(image, disparity=disparity, lens=frame_lens, meta=self._meta(session, args, depth))
                 frames.append(Image.fromarray(to_srgb8(out)))

@@ -47,6 +47,7 @@ function settings() {
     resize: $("resize").checked,
     focus: state.focus,
   };
+  if ($("depth-scale").value !== "") s.depth_scale = Number($("depth-scale").value);
   if ($("near").value !== "" && $("far").value !== "") {
     s.depth_range = [Number($("near").value), Number($("far").value)];
   }
@@ -287,7 +288,7 @@ $("focus-distance").addEventListener("input", () => {
   schedulePreview(true);
 });
 $("focus-distance").addEventListener("change", () => { if (state.focus && state.focus.distance) schedulePreview(); });
-for (const id of ["focal-length", "sensor-width", "checkpoint", "depth-model", "near", "far"]) {
+for (const id of ["focal-length", "sensor-width", "checkpoint", "depth-model", "near", "far", "depth-scale"]) {
   $(id).addEventListener("change", schedulePreview);
 }
 for (const id of ["refine", "normalize", "resize"]) $(id).addEventListener("change", schedulePreview);
