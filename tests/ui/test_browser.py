@@ -187,9 +187,11 @@ def test_page_in_chromium(live, tmp_path):
             after = _decode(page.get_attribute("#after", "src"))
             before = _decode(page.get_attribute("#before", "src"))
             page.fill("#split", "40")
+            page.evaluate("window.scrollTo(0, 0)")        # the controls scrolled the page; show the photo whole
             page.check("#show-depth")
             page.screenshot(path=shots / "4-depth.png")
             page.uncheck("#show-depth")
+            page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=shots / "4-preview.png")
 
             # the clicked region is sharp, the rest of the scene blurred: variance of Laplacian on the preview
