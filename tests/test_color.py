@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lensblur.color import linear_to_srgb, recover_highlights, srgb_to_linear
+from lensblur.color import linear_to_srgb, srgb_to_linear
 
 
 def iec_decode(v: np.ndarray) -> np.ndarray:
@@ -68,11 +68,3 @@ def test_linear_round_trip_and_monotonic():
 def test_encode_clips_out_of_range():
     out = linear_to_srgb(torch.tensor([-0.5, 2.0, 1e6]))
     np.testing.assert_allclose(out.numpy(), [0.0, 1.0, 1.0], atol=1e-6)
-
-
-def test_recover_highlights_only_touches_near_white():
-    img = torch.tensor([0.2, 0.5, 1.0], dtype=torch.float64).view(1, 1, 1, 3).expand(1, 3, 1, 3)
-    assert torch.equal(recover_highlights(img, strength=0.0), img)
-    out = recover_highlights(img, strength=1.0, threshold=0.9, gain=8.0)
-    torch.testing.assert_close(out[..., :2], img[..., :2])  # below the threshold: unchanged
-    torch.testing.assert_close(out[..., 2], img[..., 2] * 9.0)  # pure white: 1 + strength * gain

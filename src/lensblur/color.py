@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["linear_to_srgb", "recover_highlights", "srgb_to_linear"]
+__all__ = ["linear_to_srgb", "srgb_to_linear"]
 
 _A = 0.055
 _GAMMA = 2.4
@@ -45,32 +45,3 @@ def linear_to_srgb(image: torch.Tensor) -> torch.Tensor:
     low = image * _SLOPE
     high = (1.0 + _A) * image.clamp_min(_ENCODE_KNEE) ** (1.0 / _GAMMA) - _A
     return torch.where(image <= _ENCODE_KNEE, low, high)
-
-
-def recover_highlights(
-    image: torch.Tensor, *, strength: float, threshold: float = 0.9, gain: float = 8.0
-) -> torch.Tensor:
-    """Undo highlight clipping in linear RGB so out-of-focus lights turn into bright bokeh shapes.
-
-    A camera clips bright lights at white; blurred, a clipped light becomes a dim grey disk instead of a
-    bright one. Pixels whose brightest channel, re-encoded to sRGB, is above ``threshold`` are boosted by
-    an inverse tone curve that is 1 at the threshold and rises smoothly to ``1 + strength * gain`` at
-    pure white::
-
-        t = ((srgb_max - threshold) / (1 - threshold)).clamp(0, 1)
-        image * (1 + strength * gain * t ** 2)
-
-    Args:
-        image: ``(B, 3, H, W)`` linear RGB.
-        strength: >= 0; 0 returns ``image`` unchanged.
-        threshold: sRGB level in [0, 1) where the boost starts.
-        gain: the boost at pure white is ``1 + strength * gain``.
-
-    Returns:
-        ``(B, 3, H, W)`` linear RGB, values possibly above 1.
-    """
-    if strength == 0:
-        return image
-    peak = linear_to_srgb(image.amax(dim=1, keepdim=True))
-    t = ((peak - threshold) / (1.0 - threshold)).clamp(0.0, 1.0)
-    return image * (1.0 + strength * gain * t * t)

@@ -97,13 +97,19 @@ class ClassicalRenderer:
 
     Args:
         name: the renderer's name in ``lensblur.render.METHODS``.
-        highlights: the strength of the recovery of clipped lights, in [0, 1] (``render(..., highlights=)``).
+        highlights: the recovery of clipped lights, ``"auto"`` (the default), ``"off"`` or a strength in [0, 4]
+            (``render(..., highlights=)``); checked here, before anything is rendered.
     """
 
     name: str
-    highlights: float = 0.0
+    highlights: str | float = "auto"
     needs_disparity = True
     needs_lens = True
+
+    def __post_init__(self):
+        from .render.highlights import check_highlights
+
+        self.highlights = check_highlights(self.highlights)
 
     def predict(self, image, *, disparity, lens, meta=None):
         from .render import render

@@ -42,6 +42,7 @@ __all__ = [
     "executor_from_flags",
     "flag_for",
     "floats",
+    "highlights",
     "in_flags",
     "method_from_flags",
     "named_box",
@@ -73,6 +74,17 @@ def floats(text: str) -> list[float]:
 def point(text: str) -> tuple[float, float]:
     """``X,Y`` in pixels."""
     return numbers(text, 2, "a point X,Y in pixels (e.g. 812,430)")
+
+
+def highlights(text: str) -> str | float:
+    """``auto``, ``off`` or a number (its range is the library's to check: ``lensblur.render.highlights``)."""
+    word = text.strip().lower()
+    if word in ("auto", "off"):
+        return word
+    try:
+        return float(word)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, off or a strength such as 1.5, got {text!r}") from None
 
 
 def box(text: str) -> tuple[float, float, float, float]:
@@ -254,8 +266,10 @@ _LENS = {
                        help="rounded blades, 0 = straight (default), 1 = round"),
     "cat_eye": _flag("--cat-eye", type=float, default=0.0, metavar="AMOUNT",
                      help="optical vignetting toward the corners, 0 (default) .. 1"),
-    "highlights": _flag("--highlights", type=float, default=0.0, metavar="AMOUNT",
-                        help="recover clipped highlights so lights become bright bokeh, 0..1 (default off)"),
+    "highlights": _flag("--highlights", type=lambda s: highlights(s), metavar="auto|off|STRENGTH",
+                        help="clipped lights become bright bokeh: auto (default) raises each small clipped light "
+                             "to its estimated energy, off leaves the photo as recorded, a strength 0..4 scales "
+                             "auto's boost; linear HDR photos (EXR, PFM, float TIFF) are never boosted"),
 }
 
 

@@ -16,7 +16,7 @@ EPILOG = """examples:
   lensblur demo -o /tmp/demo --blur 30
 
 Writes: focal_stack.png (near, middle and far focus side by side), focus_pull.gif (an animated focus
-pull from far to near), apertures.png (circle vs hexagon with recovered highlights), and each render as
+pull from far to near), apertures.png (circle vs hexagon, clipped lights recovered as by default), and each render as
 its own PNG.
 """
 
@@ -79,10 +79,10 @@ def run(args) -> int:
     tiles, titles = [], []
     for name, aperture in (("circle", Aperture()), ("hexagon", Aperture(blades=6, rotation=90.0))):
         lens = Lens(focus_disparity=near, blur=args.blur * 1.5, aperture=aperture)
-        out = to_srgb8(render(image, disparity, lens, highlights=0.6))
+        out = to_srgb8(render(image, disparity, lens))
         _save(args.output / f"aperture_{name}.png", out, written)
         tiles.append(out)
-        titles.append(f"{name} aperture, highlights 0.6")
+        titles.append(f"{name} aperture")
     written.append(contact_sheet([tiles], args.output / "apertures.png", column_titles=titles, gap=SHEET_GAP))
 
     seconds = time.perf_counter() - started

@@ -297,6 +297,33 @@ def photo_depth(args, image):
     return image, disparity, rng, where, suggested, result
 
 
+def _no_boost_for_linear(method, photo):
+    """``method``, or for a linear photo (PFM, EXR, float TIFF) with ``auto`` highlights a copy with none: such
+    a photo holds its lights already, even where its values stay at or below 1 (above 1, the library itself
+    leaves an image alone)."""
+    import dataclasses
+
+    from ..io.image import LINEAR_SUFFIXES
+    from ..methods import ClassicalRenderer
+
+    if not isinstance(method, ClassicalRenderer) or method.highlights != "auto":
+        return method
+    suffix = Path(photo).suffix.lower()
+    linear = suffix in LINEAR_SUFFIXES
+    if suffix in (".tif", ".tiff"):
+        try:
+            import tifffile
+
+            with tifffile.TiffFile(photo) as tif:
+                linear = tif.pages[0].dtype.kind == "f"
+        except Exception:  # noqa: BLE001 - an unreadable file is reported by the reader that follows
+            linear = False
+    if not linear:
+        return method
+    log.info("highlights: %s is linear (HDR), its lights are kept as recorded", photo)
+    return dataclasses.replace(method, highlights="off")
+
+
 def render_photo(args, method, *, progress: bool = False) -> Rendered:
     """Render one photo from resolved settings: ``args.photo`` (a path or URL) with its depth (the depth flags,
     or ``args.disparity``, a map of ``--disparity-dir``), its focus and lens, written to ``args.output`` whole or
@@ -334,7 +361,8 @@ def render_photo(args, method, *, progress: bool = False) -> Rendered:
         meta = {"path": str(args.photo)}
         if rng is not None:      # a metric range, for methods that read depth in metres (depth-threshold)
             meta["depth_range"] = rng
-        out = _predict_with_progress(method, image, disparity, lens, meta, progress)
+        out = _predict_with_progress(_no_boost_for_linear(method, args.photo), image, disparity, lens, meta,
+                                     progress)
     with staged(args.output, argument="output") as target:
         write_image(target, out, bits=args.bits)
     return Rendered(str(args.output), image.shape[1], image.shape[0], summary, time.perf_counter() - started)
@@ -368,7 +396,7 @@ def _checked_method(args):
     """Every check that needs no photo, then the method (a warning for flags it does not read)."""
     _check_lens_flags(args)
     _aperture(args)
-    method = _args.method_from_flags(args, highlights=args.highlights or None)
+    method = _args.method_from_flags(args, highlights=args.highlights)
     unused = _unused(args, method)
     if unused:
         log.warning("%s does not read %s: ignored", args.method, ", ".join(unused))
@@ -497,7 +525,7 @@ def _render_job(shared, job: _Job):
         method = _WORKER_METHODS.get(args.batch_token)
         if method is None:
             method = _WORKER_METHODS[args.batch_token] = _args.method_from_flags(
-                args, highlights=args.highlights or None)
+                args, highlights=args.highlights)
     settings = argparse.Namespace(**{**vars(args), "photo": job.photo, "output": job.output,
                                      "disparity": job.disparity})
     try:

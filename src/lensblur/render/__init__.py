@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from .._convert import disparity_to_tensor, image_to_tensor, tensor_to_image
-from ..color import recover_highlights
 from ..errors import InputError, ShapeError
 from ..lens import Lens
+from .highlights import check_highlights, recover_highlights
 
 __all__ = ["METHODS", "RenderMethod", "register_method", "render", "render_tensor", "reporting"]
 
@@ -71,7 +71,7 @@ MAX_COC_FRACTION = 0.5
 
 
 def render_tensor(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, method: str = "layered",
-                  highlights: float = 0.0, **options) -> torch.Tensor:
+                  highlights: str | float = "auto", **options) -> torch.Tensor:
     """Render bokeh on tensors.
 
     Args:
@@ -80,7 +80,9 @@ def render_tensor(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, m
         lens: the lens: focus disparity, blur scale (pixels of CoC radius per unit of disparity) and aperture.
         method: a name in :data:`METHODS`: ``"layered"`` (the default), ``"scatter"``, ``"gaussian"``, or
             one added by :func:`register_method`.
-        highlights: the strength of the recovery of clipped lights, in [0, 1] (0 = off).
+        highlights: the recovery of clipped lights (:mod:`lensblur.render.highlights`): ``"auto"`` (the
+            default), ``"off"``, or a strength in [0, 4] (1 = auto). Images with values above 1 are HDR and
+            never boosted.
         **options: passed to the method (e.g. ``block=`` for ``"layered"``).
 
     Returns:
@@ -88,7 +90,7 @@ def render_tensor(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, m
 
     Raises:
         InputError: an unknown ``method``, a ``lens`` that is not a :class:`~lensblur.lens.Lens`, a CoC
-            radius above half the image's longer side, or ``highlights`` outside [0, 1].
+            radius above half the image's longer side, or ``highlights`` not ``"auto"``, ``"off"`` or in [0, 4].
         ShapeError: ``image`` not ``(B, 3, H, W)``, or ``disparity`` not ``(B, 1, H, W)`` of its size.
     """
     if method not in METHODS:
@@ -111,10 +113,8 @@ def render_tensor(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, m
         raise InputError("blur", expected=f"a CoC radius of at most {limit:g} px for this "
                          f"{image.shape[-1]}x{image.shape[-2]} image", got=f"blur {lens.blur:g} (up to {reach:g} px)",
                          fix="use a smaller Lens(blur=...); typical values are 10 to 60 pixels")
-    if not (0.0 <= highlights <= 1.0):
-        raise InputError("highlights", expected="a strength in [0, 1]", got=highlights,
-                         fix="0 = off, 0.5 = moderate recovery of clipped lights")
-    image = recover_highlights(image, strength=highlights)
+    highlights = check_highlights(highlights)
+    image = recover_highlights(image, highlights)
     function = METHODS[method]()
     report = _PROGRESS.get()
     if report is not None and "progress" not in options and "progress" in inspect.signature(function).parameters:
@@ -151,7 +151,7 @@ def reporting(progress: Callable[[int, int], None]):
 
 
 def render(image: np.ndarray, disparity: np.ndarray, lens: Lens, *, method: str = "layered",
-           highlights: float = 0.0, device: str | torch.device | None = None, **options) -> np.ndarray:
+           highlights: str | float = "auto", device: str | torch.device | None = None, **options) -> np.ndarray:
     """Render bokeh on numpy arrays.
 
     Args:
@@ -160,7 +160,8 @@ def render(image: np.ndarray, disparity: np.ndarray, lens: Lens, *, method: str 
         lens: the lens: focus disparity, blur scale and aperture.
         method: ``"layered"`` (fast, the default), ``"scatter"`` (the exact, slow reference),
             ``"gaussian"`` (a plain depth-dependent Gaussian blur, a baseline), or any name in :data:`METHODS`.
-        highlights: the strength of the recovery of clipped lights, in [0, 1] (0 = off).
+        highlights: ``"auto"`` (the default: clipped lights are raised to their estimated energy),
+            ``"off"``, or a strength in [0, 4] (see :mod:`lensblur.render.highlights`).
         device: where to render (``"cpu"``, ``"cuda"``, ...); ``None`` for the CPU.
         **options: passed to the method.
 

@@ -1,0 +1,372 @@
+"""Clipped lights: find them in a display-referred photo and give them back the light the file cut off.
+
+A camera records a street light or a lit window at white; spread over its circle of confusion, that white
+becomes a dim grey disc where the real lens makes a bright one. This module finds the lights and raises
+them to an estimate of their true energy before any renderer runs, so that every renderer turns a light
+into the aperture's shape of the light's CoC (the shape follows from feeding an HDR region to the
+renderer, exactly as an HDR point becomes the aperture in :mod:`lensblur.render.scatter`).
+
+The steps, all in torch on ``(B, 3, H, W)`` linear RGB:
+
+1. **Clipped pixels**: a pixel is clipped when its brightest channel is at the format's maximum within
+   :data:`CLIP_CODE`: sRGB code 250 of 255 or above (linear >= :data:`CLIP_LEVEL`, 0.956). An exact 255
+   would miss most clipped JPEG/HEIC pixels: the codec's quantisation ripples a flat white patch by a few
+   codes, and chroma subsampling pulls a coloured light's channels down at its edge. A 16-bit file is
+   held to the same level (a pixel at 98 % of full scale in a 16-bit file is taken as clipped).
+2. **Regions**: 8-connected components of the clipped pixels (:func:`label_regions`, a label propagation
+   with pointer jumping, in torch so that the default render needs no extra package).
+3. **Lights and surfaces**: a region is a light when it is small (at most :func:`max_light_area` pixels, a
+   disc of 1 % of the longer side, at least :data:`MIN_LIGHT_RADIUS` px of radius) and compact (it fills at
+   least :data:`MIN_FILL` of its bounding box). Larger or thin regions (sky, white walls, paper, a
+   specular edge) are surfaces that are only bright: they are left as they are.
+4. **Brightness** (:func:`find_lights`): the image formation of a small light is a disc of radius ``r`` and
+   radiance ``I`` (times white) integrated over the pixel squares, then clipped. Every pixel the disc covers
+   by more than ``1 / I`` of its area clips, so the clipped set is, to a fraction of a pixel, the disc of
+   radius ``r + 1/2 - 1/I``: the recorded area ``N`` gives ``r = sqrt(N / pi) - (1/2 - 1/I)`` and the
+   light's area ``A = pi r^2`` (at least :data:`MIN_LIGHT_RADIUS_EST` px of radius). The radiance is not in the
+   file: the unclipped pixels around a light are the ramp of the pixels it barely covers, whose values
+   spread evenly between the background and white whatever ``I`` is (a simulation of the formation over
+   ``I`` in 5..50, ``r`` in 0.6..3 px, random sub-pixel positions and backgrounds finds that the halo's
+   values reduce the spread of ``log E`` from 0.55 to 0.51 only). So ``I`` is the prior :data:`LIGHT_RADIANCE`
+   (20x white, the geometric middle of the 5..50x white of street lights and lit windows at a night
+   exposure, which ``lensblur synth`` draws), and the same simulation gives ``1/2 - 1/I = 0.46`` for the best
+   least-squares fit of ``log E`` against ``N``, which this formula reproduces. The glow around the region
+   decides whether it gets the prior at all, three ways. *Its edge*: a light far above white clips every
+   pixel it covers by more than ``1 / I``, so the pixels just outside the clipped set are covered by less
+   and sit near the background; a bright surface whose top was clipped rolls off, its neighbours close to
+   white. The 1-px halo's mean level, from the background (0) to white (1), is the region's softness: on
+   ``lensblur synth`` scenes 95 % of the true lights have at most 0.14, and half the clipped spots of
+   surfaces more than 0.24; the prior falls linearly from full at :data:`HARD_EDGE` to none at
+   :data:`SOFT_EDGE`. *Its core*: a light many times white clips all three channels at its centre whatever
+   its tint; a region with no pixel clipped in every channel is a saturated colour, not a light.
+   *Its surroundings* (the ring 2..3 px out): a region on a nearly white surround is the brightest part of
+   a bright surface; the prior falls linearly from full at sRGB :data:`DARK_SURROUND` to none at
+   :data:`BRIGHT_SURROUND`.
+5. **Boost**: the light's energy ``E = (I - b) A`` above its background ``b`` goes back into its clipped
+   pixels: each is multiplied by one gain, so that their sum over the light, plus the halo's own recorded
+   excess, is ``E`` (with ``strength`` s: the recorded energy plus s times what is missing). Unclipped pixels
+   are never changed, and an image with a value above 1 anywhere is linear HDR that already holds its
+   light: it is returned unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..color import linear_to_srgb, srgb_to_linear
+from ..errors import InputError
+
+__all__ = [
+    "BRIGHT_SURROUND",
+    "CLIP_CODE",
+    "CLIP_LEVEL",
+    "DARK_SURROUND",
+    "HARD_EDGE",
+    "LIGHT_RADIANCE",
+    "MIN_FILL",
+    "MIN_LIGHT_RADIUS",
+    "MIN_LIGHT_RADIUS_EST",
+    "SOFT_EDGE",
+    "Lights",
+    "boost_near_white",
+    "check_highlights",
+    "clipped_mask",
+    "find_lights",
+    "label_regions",
+    "max_light_area",
+    "recover_highlights",
+]
+
+CLIP_CODE = 250
+"""The lowest 8-bit sRGB code (of 255) at which a channel counts as clipped (the JPEG/HEIC tolerance)."""
+CLIP_LEVEL = float(srgb_to_linear(torch.tensor(CLIP_CODE / 255.0, dtype=torch.float64)))
+""":data:`CLIP_CODE` in linear light (0.956): a pixel whose brightest channel reaches it is clipped."""
+MIN_LIGHT_RADIUS = 4.0
+"""Pixels: the radius of the largest light is at least this, whatever the image's size."""
+LIGHT_FRACTION = 0.01
+"""The radius of the largest light as a fraction of the image's longer side."""
+MIN_FILL = 0.3
+"""A light fills at least this fraction of its bounding box (a disc fills 0.79, a thin diagonal line little)."""
+LIGHT_RADIANCE = 20.0
+"""The prior radiance of a clipped light against a dark surround, in multiples of white."""
+MIN_LIGHT_RADIUS_EST = 0.3
+"""Pixels: the smallest radius a light's area estimate gives (one clipped pixel is a light of this radius)."""
+DARK_SURROUND = 0.7
+"""sRGB level of a light's surroundings at and below which it gets the full :data:`LIGHT_RADIANCE`."""
+BRIGHT_SURROUND = 0.9
+"""sRGB level of a light's surroundings at and above which it is the clipped top of a bright surface (no boost)."""
+HARD_EDGE = 0.1
+"""The 1-px halo's level (0 = the background, 1 = white) at and below which a region has a light's hard edge."""
+SOFT_EDGE = 0.2
+"""The halo's level at and above which a region rolls off like a bright surface's clipped top (no boost)."""
+# Brightness is measured as the mean of the three channels (what a tinted light's energy is counted in).
+_INNER_RING, _OUTER_RING = 2, 3
+
+
+def check_highlights(highlights) -> str | float:
+    """``highlights`` as :func:`recover_highlights` takes it: ``"auto"``, ``"off"`` or a strength.
+
+    Args:
+        highlights: ``"auto"``, ``"off"``, or a number in [0, 4] (0 = off, 1 = auto's estimate).
+
+    Returns:
+        ``"auto"``, ``"off"`` or a float.
+
+    Raises:
+        InputError: anything else.
+    """
+    if isinstance(highlights, str):
+        text = highlights.strip().lower()
+        if text in ("auto", "off"):
+            return text
+        try:
+            highlights = float(text)
+        except ValueError:
+            highlights = text
+    if isinstance(highlights, bool) or not isinstance(highlights, (int, float)) or not 0.0 <= highlights <= 4.0:
+        raise InputError("highlights", expected='"auto", "off" or a strength in [0, 4]', got=highlights,
+                         fix='highlights="auto" (the default), "off", or 1.5 for brighter lights')
+    return float(highlights)
+
+
+def max_light_area(height: int, width: int) -> float:
+    """The largest area, in pixels, a clipped region may have to be taken as a light.
+
+    Args:
+        height: the image's height; ``width`` its width.
+
+    Returns:
+        ``pi * R^2`` for ``R = max(MIN_LIGHT_RADIUS, LIGHT_FRACTION * max(height, width))``.
+    """
+    radius = max(MIN_LIGHT_RADIUS, LIGHT_FRACTION * max(height, width))
+    return math.pi * radius * radius
+
+
+def clipped_mask(image: torch.Tensor) -> torch.Tensor:
+    """The pixels clipped in at least one channel.
+
+    Args:
+        image: ``(B, 3, H, W)`` linear RGB of a display-referred photo.
+
+    Returns:
+        ``(B, 1, H, W)`` bool: the brightest channel at or above :data:`CLIP_LEVEL`.
+    """
+    return image.amax(dim=1, keepdim=True) >= CLIP_LEVEL - 1e-6
+
+
+def label_regions(mask: torch.Tensor) -> torch.Tensor:
+    """8-connected components of a mask.
+
+    Every pixel starts with its own index as its label; each round takes the smallest label in its 3x3
+    neighbourhood (inside the mask), then jumps each label to its own pixel's label (pointer jumping), so
+    a region of diameter ``D`` settles in about ``log D`` rounds plus the rounds its turns need.
+
+    Args:
+        mask: ``(H, W)`` bool.
+
+    Returns:
+        ``(H, W)`` int64: -1 outside the mask; inside, the flat index of the region's first pixel (row by
+        row), the same for every pixel of a region.
+    """
+    h, w = mask.shape
+    big = h * w
+    index = torch.arange(big, device=mask.device, dtype=torch.int64).reshape(h, w)
+    labels = torch.where(mask, index, torch.full_like(index, big))
+    while True:
+        padded = F.pad(labels[None, None].double(), (1, 1, 1, 1), value=float(big))
+        smallest = -F.max_pool2d(-padded, 3, stride=1)[0, 0].long()
+        new = torch.where(mask, torch.minimum(labels, smallest), labels)
+        flat = new.reshape(-1)
+        inside = flat < big
+        jumped = flat.clone()
+        jumped[inside] = flat[flat[inside]]
+        new = jumped.reshape(h, w)
+        if torch.equal(new, labels):
+            break
+        labels = new
+    return torch.where(mask, labels, torch.full_like(labels, -1))
+
+
+@dataclass(frozen=True)
+class Lights:
+    """The lights :func:`find_lights` found in one image (one entry per light, all tensors of length L).
+
+    Args:
+        labels: ``(H, W)`` int64, the light's number (0..L-1) on its clipped pixels, -1 elsewhere.
+        y, x: the light's centroid, pixels (centre of the top-left pixel at 0.5).
+        area: its clipped pixels.
+        background: its surroundings' level (mean of the channels, linear).
+        radiance: the estimated radiance, multiples of white (1 = no boost).
+        energy: the estimated energy above the background, ``(radiance - background) * pi r^2``, in pixels
+            of white (mean of the channels).
+        recorded: the recorded energy above the background, clipped pixels and their 1-px halo.
+        gain: the factor each clipped pixel of the light is multiplied by (strength 1).
+        softness: the 1-px halo's mean level between the background (0) and white (1).
+    """
+
+    labels: torch.Tensor
+    y: torch.Tensor
+    x: torch.Tensor
+    area: torch.Tensor
+    background: torch.Tensor
+    radiance: torch.Tensor
+    energy: torch.Tensor
+    recorded: torch.Tensor
+    gain: torch.Tensor
+    softness: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.area.numel())
+
+
+def _ring_means(values: torch.Tensor, owner: torch.Tensor, ring: torch.Tensor, count: int) -> tuple:
+    """Sum and count of ``values`` over the pixels of ``ring``, per owner (``owner`` in 0..count-1)."""
+    sel = ring & (owner >= 0)
+    ids = owner[sel]
+    sums = torch.zeros(count, dtype=values.dtype, device=values.device).index_add_(0, ids, values[sel])
+    counts = torch.zeros(count, dtype=values.dtype, device=values.device).index_add_(
+        0, ids, torch.ones_like(values[sel]))
+    return sums, counts
+
+
+def _spread(ids: torch.Tensor, steps: int) -> torch.Tensor:
+    """Each light's number (``ids``, -1 elsewhere) carried ``steps`` pixels out (the largest number wins)."""
+    grown = ids.double()[None, None]
+    for _ in range(steps):
+        grown = F.max_pool2d(grown, 3, stride=1, padding=1)
+    return grown[0, 0].long()
+
+
+def find_lights(image: torch.Tensor) -> Lights:
+    """Find the clipped lights of one display-referred image and estimate their energy (see the module doc).
+
+    Args:
+        image: ``(3, H, W)`` linear RGB in [0, 1].
+
+    Returns:
+        The :class:`Lights` (possibly none).
+    """
+    h, w = image.shape[-2:]
+    image = image.double()
+    level = image.mean(dim=0)
+    mask = clipped_mask(image[None])[0, 0]
+    empty = torch.zeros(0, dtype=torch.float64, device=image.device)
+    none = Lights(torch.full((h, w), -1, dtype=torch.int64, device=image.device), *([empty] * 9))
+    if not bool(mask.any()):
+        return none
+    regions = label_regions(mask)
+    roots, compact = torch.unique(regions[mask], return_inverse=True)
+    count = int(roots.numel())
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    ones = torch.ones(ys.numel(), dtype=torch.float64, device=image.device)
+    area = torch.zeros(count, dtype=torch.float64, device=image.device).index_add_(0, compact, ones)
+
+    def extent(coord: torch.Tensor) -> torch.Tensor:
+        lo = torch.full((count,), 1 << 40, dtype=torch.int64, device=image.device).scatter_reduce(
+            0, compact, coord, "amin")
+        hi = torch.full((count,), -1, dtype=torch.int64, device=image.device).scatter_reduce(
+            0, compact, coord, "amax")
+        return (hi - lo + 1).double()
+
+    fill = area / (extent(ys) * extent(xs))
+    is_light = (area <= max_light_area(h, w)) & (fill >= MIN_FILL)
+    if not bool(is_light.any()):
+        return none
+    number = torch.cumsum(is_light.long(), 0) - 1            # region -> light number
+    lights = int(is_light.sum())
+    ids = torch.full((h, w), -1, dtype=torch.int64, device=image.device)
+    ids[ys, xs] = torch.where(is_light[compact], number[compact], torch.full_like(compact, -1))
+    keep = is_light[compact]
+    ly, lx, lid = ys[keep], xs[keep], ids[ys[keep], xs[keep]]
+    zeros = torch.zeros(lights, dtype=torch.float64, device=image.device)
+    n = zeros.clone().index_add_(0, lid, ones[keep])
+    cy = zeros.clone().index_add_(0, lid, ly.double() + 0.5) / n
+    cx = zeros.clone().index_add_(0, lid, lx.double() + 0.5) / n
+    core = zeros.clone().index_add_(0, lid, level[ly, lx])
+    white = zeros.clone().index_add_(0, lid, (image[:, ly, lx].amin(dim=0) >= CLIP_LEVEL - 1e-6).double())
+    # The surroundings (2..3 px out, unclipped) give the background; the 1-px halo its recorded excess.
+    near, inner, outer = _spread(ids, 1), _spread(ids, _INNER_RING - 1), _spread(ids, _OUTER_RING)
+    ring = (outer >= 0) & (inner < 0) & ~mask
+    sums, counts = _ring_means(level, outer, ring, lights)
+    background = torch.where(counts > 0, sums / counts.clamp_min(1), zeros)
+    halo = (near >= 0) & (ids < 0) & ~mask
+    owner = torch.where(halo, near, torch.full_like(near, -1))
+    excess = (level - background.clamp_min(0)[owner.clamp_min(0)]).clamp_min(0)
+    halo_sum, halo_count = _ring_means(excess, owner, halo, lights)
+    softness = (halo_sum / halo_count.clamp_min(1)) / (1.0 - background).clamp_min(1e-6)
+    # Brightness: the prior radiance, scaled down toward 1 as the surroundings approach white.
+    surround = linear_to_srgb(background.clamp(0, 1))
+    weight = ((BRIGHT_SURROUND - surround) / (BRIGHT_SURROUND - DARK_SURROUND)).clamp(0.0, 1.0)
+    weight = weight * ((SOFT_EDGE - softness) / (SOFT_EDGE - HARD_EDGE)).clamp(0.0, 1.0) * (white > 0)
+    radiance = 1.0 + (LIGHT_RADIANCE - 1.0) * weight
+    radius = (torch.sqrt(n / math.pi) - (0.5 - 1.0 / LIGHT_RADIANCE)).clamp_min(MIN_LIGHT_RADIUS_EST)
+    energy = (radiance - background) * math.pi * radius * radius
+    recorded = (core - background * n) + halo_sum
+    gain = torch.where(radiance > 1.0, 1.0 + (energy - recorded).clamp_min(0) / core, torch.ones_like(core))
+    return Lights(ids, cy, cx, n, background, radiance, energy, recorded, gain, softness)
+
+
+def recover_highlights(image: torch.Tensor, highlights="auto") -> torch.Tensor:
+    """Raise the clipped lights of display-referred images to their estimated energy (see the module doc).
+
+    Args:
+        image: ``(B, 3, H, W)`` linear RGB.
+        highlights: ``"auto"`` (strength 1), ``"off"``, or a strength in [0, 4]: each light gets its recorded
+            energy plus ``strength`` times what the estimate says is missing.
+
+    Returns:
+        ``(B, 3, H, W)``: ``image`` itself when nothing changes (off, strength 0, no clipped lights, or an
+        image with values above 1, which is linear HDR), else a copy with only the lights' clipped pixels
+        raised.
+
+    Raises:
+        InputError: ``highlights`` is not one of those.
+    """
+    highlights = check_highlights(highlights)
+    strength = {"auto": 1.0, "off": 0.0}.get(highlights, highlights)
+    if strength == 0.0:
+        return image
+    out = None
+    for b in range(image.shape[0]):
+        one = image[b]
+        if float(one.max()) > 1.0 + 1e-6:     # HDR: the light is already there
+            continue
+        lights = find_lights(one)
+        if not len(lights):
+            continue
+        gain = 1.0 + strength * (lights.gain - 1.0)
+        ids = lights.labels
+        factor = torch.where(ids >= 0, gain[ids.clamp_min(0)], torch.ones_like(ids, dtype=gain.dtype))
+        if out is None:
+            out = image.clone()
+        out[b] = torch.where(ids >= 0, (one.double() * factor).to(one.dtype), one)
+    return image if out is None else out
+
+
+def boost_near_white(image: torch.Tensor, *, strength: float, threshold: float = 0.9,
+                     gain: float = 8.0) -> torch.Tensor:
+    """The former highlight boost, kept as the baseline ``bench/highlights.py`` compares against: every pixel
+    whose brightest channel, sRGB-encoded, is above ``threshold`` is raised by an inverse tone curve that is 1
+    at the threshold and ``1 + strength * gain`` at white (lights and bright surfaces alike)::
+
+        t = ((srgb_max - threshold) / (1 - threshold)).clamp(0, 1)
+        image * (1 + strength * gain * t ** 2)
+
+    Args:
+        image: ``(B, 3, H, W)`` linear RGB.
+        strength: >= 0; 0 returns ``image`` unchanged.
+        threshold: sRGB level in [0, 1) where the boost starts.
+        gain: the boost at pure white is ``1 + strength * gain``.
+
+    Returns:
+        ``(B, 3, H, W)`` linear RGB, values possibly above 1.
+    """
+    if strength == 0:
+        return image
+    peak = linear_to_srgb(image.amax(dim=1, keepdim=True))
+    t = ((peak - threshold) / (1.0 - threshold)).clamp(0.0, 1.0)
+    return image * (1.0 + strength * gain * t * t)
