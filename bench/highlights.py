@@ -127,7 +127,8 @@ def main() -> None:
     for size, kind, scores, identical, clipped, pooled in table:
         mean = {v: np.mean([s[0] for s in scores[v]]) for v in variants}
         n = len(scores["off"])
-        inside = [f"{10 * np.log10(pooled[v][1] / pooled[v][0]):.2f}" if pooled[v][0] > 0 else "-" for v in variants]
+        inside = [f"{10 * np.log10(pooled[v][1] / pooled[v][0]):.2f}" if pooled[v][0] > 0 else "-"
+                  for v in variants]
         print(f"| {size} | {kind} | {mean['off']:.2f} | {mean['old boost']:.2f} | {mean['auto']:.2f} | "
               + " | ".join(inside) + f" | {identical}/{n} | {clipped}/{n} |")
 

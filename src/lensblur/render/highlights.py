@@ -17,8 +17,9 @@ The steps, all in torch on ``(B, 3, H, W)`` linear RGB:
    with pointer jumping, in torch so that the default render needs no extra package).
 3. **Lights and surfaces**: a region is a light when it is small (at most :func:`max_light_area` pixels, a
    disc of 1 % of the longer side, at least :data:`MIN_LIGHT_RADIUS` px of radius) and compact (it fills at
-   least :data:`MIN_FILL` of its bounding box). Larger or thin regions (sky, white walls, paper, a
-   specular edge) are surfaces that are only bright: they are left as they are.
+   least :data:`MIN_FILL` of its bounding box, which is at most :data:`MAX_ASPECT` times longer than wide).
+   Larger or thin regions (sky, white walls, paper, a specular edge) are surfaces that are only bright:
+   they are left as they are.
 4. **Brightness** (:func:`find_lights`): the image formation of a small light is a disc of radius ``r`` and
    radiance ``I`` (times white) integrated over the pixel squares, then clipped. Every pixel the disc covers
    by more than ``1 / I`` of its area clips, so the clipped set is, to a fraction of a pixel, the disc of
@@ -67,6 +68,7 @@ __all__ = [
     "DARK_SURROUND",
     "HARD_EDGE",
     "LIGHT_RADIANCE",
+    "MAX_ASPECT",
     "MIN_FILL",
     "MIN_LIGHT_RADIUS",
     "MIN_LIGHT_RADIUS_EST",
@@ -91,6 +93,8 @@ LIGHT_FRACTION = 0.01
 """The radius of the largest light as a fraction of the image's longer side."""
 MIN_FILL = 0.3
 """A light fills at least this fraction of its bounding box (a disc fills 0.79, a thin diagonal line little)."""
+MAX_ASPECT = 3.0
+"""A light's bounding box is at most this many times longer than wide (a clipped line along a row is not one)."""
 LIGHT_RADIANCE = 20.0
 """The prior radiance of a clipped light against a dark surround, in multiples of white."""
 MIN_LIGHT_RADIUS_EST = 0.3
@@ -272,8 +276,10 @@ def find_lights(image: torch.Tensor) -> Lights:
             0, compact, coord, "amax")
         return (hi - lo + 1).double()
 
-    fill = area / (extent(ys) * extent(xs))
-    is_light = (area <= max_light_area(h, w)) & (fill >= MIN_FILL)
+    tall, wide = extent(ys), extent(xs)
+    fill = area / (tall * wide)
+    aspect = torch.maximum(tall, wide) / torch.minimum(tall, wide)
+    is_light = (area <= max_light_area(h, w)) & (fill >= MIN_FILL) & (aspect <= MAX_ASPECT)
     if not bool(is_light.any()):
         return none
     number = torch.cumsum(is_light.long(), 0) - 1            # region -> light number
