@@ -165,34 +165,54 @@ def clipped_mask(image: torch.Tensor) -> torch.Tensor:
 def label_regions(mask: torch.Tensor) -> torch.Tensor:
     """8-connected components of a mask.
 
-    Every pixel starts with its own index as its label; each round takes the smallest label in its 3x3
-    neighbourhood (inside the mask), then jumps each label to its own pixel's label (pointer jumping), so
-    a region of diameter ``D`` settles in about ``log D`` rounds plus the rounds its turns need.
+    The mask's pixels are the nodes of a graph whose edges join 8-neighbours; every node is first its own
+    root. Each round hooks, for every edge whose ends have different roots, the larger root under the
+    smaller (the smallest offer wins), then compresses every path to its root (pointer jumping), so whole
+    trees merge at once and the rounds grow with the logarithm of a region's size, not with its length.
+    The work is on the masked pixels only, not the frame.
 
     Args:
         mask: ``(H, W)`` bool.
 
     Returns:
-        ``(H, W)`` int64: -1 outside the mask; inside, the flat index of the region's first pixel (row by
-        row), the same for every pixel of a region.
+        ``(H, W)`` int64: -1 outside the mask; inside, the flat index (row by row) of the region's first
+        pixel, the same for every pixel of a region.
     """
     h, w = mask.shape
-    big = h * w
-    index = torch.arange(big, device=mask.device, dtype=torch.int64).reshape(h, w)
-    labels = torch.where(mask, index, torch.full_like(index, big))
-    while True:
-        padded = F.pad(labels[None, None].double(), (1, 1, 1, 1), value=float(big))
-        smallest = -F.max_pool2d(-padded, 3, stride=1)[0, 0].long()
-        new = torch.where(mask, torch.minimum(labels, smallest), labels)
-        flat = new.reshape(-1)
-        inside = flat < big
-        jumped = flat.clone()
-        jumped[inside] = flat[flat[inside]]
-        new = jumped.reshape(h, w)
-        if torch.equal(new, labels):
+    device = mask.device
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    flat = ys * w + xs                                   # ascending: nonzero runs row by row
+    count = int(flat.numel())
+    out = torch.full((h, w), -1, dtype=torch.int64, device=device)
+    if count == 0:
+        return out
+    node = torch.full((h * w,), -1, dtype=torch.int32 if count < 2**31 else torch.int64, device=device)
+    node[flat] = torch.arange(count, device=device, dtype=node.dtype)
+    ids = torch.arange(count, device=device)
+    sources, targets = [], []
+    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):     # each neighbour pair once
+        ny, nx = ys + dy, xs + dx
+        inside = (ny < h) & (nx >= 0) & (nx < w)
+        other = node[ny[inside] * w + nx[inside]].long()
+        joined = other >= 0
+        sources.append(ids[inside][joined])
+        targets.append(other[joined])
+    src, dst = torch.cat(sources), torch.cat(targets)
+    labels = ids.clone()                                 # each node's root; always fully compressed
+    while src.numel():
+        a, b = labels[src], labels[dst]
+        apart = a != b
+        src, dst, a, b = src[apart], dst[apart], a[apart], b[apart]
+        if not src.numel():
             break
-        labels = new
-    return torch.where(mask, labels, torch.full_like(labels, -1))
+        labels.scatter_reduce_(0, torch.maximum(a, b), torch.minimum(a, b), "amin")   # hook roots downward
+        while True:
+            jumped = labels[labels]
+            if torch.equal(jumped, labels):
+                break
+            labels = jumped
+    out[ys, xs] = flat[labels]
+    return out
 
 
 @dataclass(frozen=True)
@@ -231,18 +251,23 @@ def _ring_means(values: torch.Tensor, owner: torch.Tensor, ring: torch.Tensor, c
     """Sum and count of ``values`` over the pixels of ``ring``, per owner (``owner`` in 0..count-1)."""
     sel = ring & (owner >= 0)
     ids = owner[sel]
-    sums = torch.zeros(count, dtype=values.dtype, device=values.device).index_add_(0, ids, values[sel])
-    counts = torch.zeros(count, dtype=values.dtype, device=values.device).index_add_(
-        0, ids, torch.ones_like(values[sel]))
+    picked = values[sel].double()
+    sums = torch.zeros(count, dtype=torch.float64, device=values.device).index_add_(0, ids, picked)
+    counts = torch.zeros(count, dtype=torch.float64, device=values.device).index_add_(0, ids, torch.ones_like(picked))
     return sums, counts
 
 
 def _spread(ids: torch.Tensor, steps: int) -> torch.Tensor:
     """Each light's number (``ids``, -1 elsewhere) carried ``steps`` pixels out (the largest number wins)."""
-    grown = ids.double()[None, None]
-    for _ in range(steps):
-        grown = F.max_pool2d(grown, 3, stride=1, padding=1)
-    return grown[0, 0].long()
+    h, w = ids.shape
+    grown = F.pad(ids, (steps, steps, steps, steps), value=-1)     # a square window: rows, then columns
+    rows = grown[:, :w]
+    for dx in range(1, 2 * steps + 1):
+        rows = torch.maximum(rows, grown[:, dx: dx + w])
+    out = rows[:h]
+    for dy in range(1, 2 * steps + 1):
+        out = torch.maximum(out, rows[dy: dy + h])
+    return out
 
 
 def find_lights(image: torch.Tensor) -> Lights:
@@ -255,8 +280,6 @@ def find_lights(image: torch.Tensor) -> Lights:
         The :class:`Lights` (possibly none).
     """
     h, w = image.shape[-2:]
-    image = image.double()
-    level = image.mean(dim=0)
     mask = clipped_mask(image[None])[0, 0]
     empty = torch.zeros(0, dtype=torch.float64, device=image.device)
     none = Lights(torch.full((h, w), -1, dtype=torch.int64, device=image.device), *([empty] * 9))
@@ -279,7 +302,10 @@ def find_lights(image: torch.Tensor) -> Lights:
     tall, wide = extent(ys), extent(xs)
     fill = area / (tall * wide)
     aspect = torch.maximum(tall, wide) / torch.minimum(tall, wide)
-    is_light = (area <= max_light_area(h, w)) & (fill >= MIN_FILL) & (aspect <= MAX_ASPECT)
+    # A light many times white clips all three channels somewhere (its centre), whatever its tint.
+    white = torch.zeros(count, dtype=torch.float64, device=image.device).index_add_(
+        0, compact, (image[:, ys, xs].amin(dim=0) >= CLIP_LEVEL - 1e-6).double())
+    is_light = (area <= max_light_area(h, w)) & (fill >= MIN_FILL) & (aspect <= MAX_ASPECT) & (white > 0)
     if not bool(is_light.any()):
         return none
     number = torch.cumsum(is_light.long(), 0) - 1            # region -> light number
@@ -292,14 +318,19 @@ def find_lights(image: torch.Tensor) -> Lights:
     n = zeros.clone().index_add_(0, lid, ones[keep])
     cy = zeros.clone().index_add_(0, lid, ly.double() + 0.5) / n
     cx = zeros.clone().index_add_(0, lid, lx.double() + 0.5) / n
-    core = zeros.clone().index_add_(0, lid, level[ly, lx])
-    white = zeros.clone().index_add_(0, lid, (image[:, ly, lx].amin(dim=0) >= CLIP_LEVEL - 1e-6).double())
+    core = zeros.clone().index_add_(0, lid, image[:, ly, lx].double().mean(dim=0))
     # The surroundings (2..3 px out, unclipped) give the background; the 1-px halo its recorded excess.
-    near, inner, outer = _spread(ids, 1), _spread(ids, _INNER_RING - 1), _spread(ids, _OUTER_RING)
-    ring = (outer >= 0) & (inner < 0) & ~mask
+    # Both are looked for in the box around the lights only.
+    y0, x0 = max(int(ly.min()) - _OUTER_RING, 0), max(int(lx.min()) - _OUTER_RING, 0)
+    y1, x1 = min(int(ly.max()) + _OUTER_RING + 1, h), min(int(lx.max()) + _OUTER_RING + 1, w)
+    level = image[:, y0:y1, x0:x1].mean(dim=0)
+    box, clipped = ids[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+    near, outer = _spread(box, 1), _spread(box, _OUTER_RING)
+    inner = near if _INNER_RING == 2 else _spread(box, _INNER_RING - 1)
+    ring = (outer >= 0) & (inner < 0) & ~clipped
     sums, counts = _ring_means(level, outer, ring, lights)
     background = torch.where(counts > 0, sums / counts.clamp_min(1), zeros)
-    halo = (near >= 0) & (ids < 0) & ~mask
+    halo = (near >= 0) & (box < 0) & ~clipped
     owner = torch.where(halo, near, torch.full_like(near, -1))
     excess = (level - background.clamp_min(0)[owner.clamp_min(0)]).clamp_min(0)
     halo_sum, halo_count = _ring_means(excess, owner, halo, lights)
@@ -307,7 +338,7 @@ def find_lights(image: torch.Tensor) -> Lights:
     # Brightness: the prior radiance, scaled down toward 1 as the surroundings approach white.
     surround = linear_to_srgb(background.clamp(0, 1))
     weight = ((BRIGHT_SURROUND - surround) / (BRIGHT_SURROUND - DARK_SURROUND)).clamp(0.0, 1.0)
-    weight = weight * ((SOFT_EDGE - softness) / (SOFT_EDGE - HARD_EDGE)).clamp(0.0, 1.0) * (white > 0)
+    weight = weight * ((SOFT_EDGE - softness) / (SOFT_EDGE - HARD_EDGE)).clamp(0.0, 1.0)
     radiance = 1.0 + (LIGHT_RADIANCE - 1.0) * weight
     radius = (torch.sqrt(n / math.pi) - (0.5 - 1.0 / LIGHT_RADIANCE)).clamp_min(MIN_LIGHT_RADIUS_EST)
     energy = (radiance - background) * math.pi * radius * radius
@@ -342,7 +373,7 @@ def recover_highlights(image: torch.Tensor, highlights="auto") -> torch.Tensor:
         if float(one.max()) > 1.0 + 1e-6:     # HDR: the light is already there
             continue
         lights = find_lights(one)
-        if not len(lights):
+        if not bool((lights.gain > 1.0).any()):     # no lights, or only regions judged to be surfaces
             continue
         gain = 1.0 + strength * (lights.gain - 1.0)
         ids = lights.labels
