@@ -14,6 +14,7 @@ pooled (one scene's discs may be small enough to match exactly, an infinite PSNR
 
     python bench/highlights.py --scenes 2 --sizes 96x64            # the tiny check
     python bench/highlights.py --scenes 24 --sizes 256x192,512x384 --threads 1   # the real run
+    python bench/highlights.py --sheet docs/images/highlights.png                 # the docs' contact sheet
 
 Targets (issue 17): without lights ``auto`` equals ``off`` or is within 0.05 dB; with lights ``auto`` gains
 at least 4 dB inside the discs and 1 dB overall over ``off``.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -66,6 +68,63 @@ def _scenes(seed: int, count: int, size, lights: bool):
         yield index - 1, scene
 
 
+def _night(scene):
+    """The scene at night: every layer's colour at 15 % except the HDR lights (values above 1), as lit
+    windows and street lights stay bright when the daylight goes."""
+    import dataclasses
+
+    from lensblur.synth.tracer import Layer
+
+    layers = []
+    for layer in scene.layers:
+        color = np.where(layer.color > 1.0, layer.color, layer.color * 0.15).astype(np.float32)
+        layers.append(Layer(color=color, alpha=layer.alpha, disparity=layer.disparity, name=layer.name,
+                            info=layer.info))
+    return dataclasses.replace(scene, layers=layers)
+
+
+def write_sheet(path, samples) -> None:
+    """A before/after contact sheet: a crop of the sample photo ``mpib_new_11.jpg`` (daylight, sky through
+    foliage: clipped, but no lights) and a synth night scene, each as the photo, ``off``, the old boost,
+    ``auto`` (and the ray-traced truth for the synth scene)."""
+    from PIL import Image
+
+    import lensblur
+    from lensblur._convert import to_srgb8
+    from lensblur.io import contact_sheet, read_disparity, read_image
+    from lensblur.render.highlights import boost_near_white
+    from lensblur.synth import make_scene, trace
+
+    def variants(photo, disparity, lens):
+        old = boost_near_white(torch.from_numpy(photo).permute(2, 0, 1)[None], strength=0.6)[0]
+        return [photo, lensblur.render(photo, disparity, lens, highlights="off"),
+                lensblur.render(old.permute(1, 2, 0).numpy(), disparity, lens, highlights="off"),
+                lensblur.render(photo, disparity, lens, highlights="auto")]
+
+    def tile(linear, size=(256, 192)):
+        return np.asarray(Image.fromarray(to_srgb8(linear)).resize(size, Image.LANCZOS))
+
+    photo = read_image(samples / "mpib_new_11.jpg")
+    disparity = read_disparity(samples / "mpib_new_11_disparity8.jpg", shape=photo.shape[:2])
+    crop = (slice(0, 360), slice(420, 900))
+    rows = [[tile(x) for x in variants(np.ascontiguousarray(photo[crop]), np.ascontiguousarray(disparity[crop]),
+                                         lensblur.Lens(0.9, 30.0, lensblur.Aperture(blades=6)))]]
+    scene = _night(make_scene(8, 17, (320, 240), lights=True, max_coc=(0.04, 0.05)))
+    truth = trace(scene.layers, blur=scene.blur, focus_disparity=scene.focus_disparity, aperture=scene.aperture,
+                  margin=scene.margin)
+    lens = lensblur.Lens(scene.focus_disparity, scene.blur, scene.aperture)
+    rows.append([tile(x) for x in variants(_camera(truth.image), truth.disparity, lens)] + [tile(truth.target)])
+    contact_sheet(rows, path, column_titles=["photo", "off", "old boost 0.6", "auto (default)", "traced truth"],
+                  row_titles=["mpib_new_11 crop", "synth, at night"], gap=6)
+    from lensblur.io import atomic_path
+
+    with Image.open(path) as sheet:             # 256 colours: small enough to sit in the repository
+        small = sheet.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    with atomic_path(path) as tmp:
+        small.save(tmp, format="PNG", optimize=True)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     import lensblur
     from lensblur.metrics import psnr
@@ -78,8 +137,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--old-strength", type=float, default=0.6, help="strength of the former boost (demo's 0.6)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--sheet", metavar="PNG", help="write the docs' before/after contact sheet instead")
+    parser.add_argument("--samples", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "samples"),
+                        help="the sample photos' folder (for --sheet)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.sheet:
+        write_sheet(Path(args.sheet), Path(args.samples))
+        return
     variants = ("off", "old boost", "auto")
     started = time.perf_counter()
     table = []
