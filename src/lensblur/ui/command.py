@@ -137,11 +137,13 @@ def render_tokens(settings: Mapping, files: Mapping[str, str], output: str) -> l
     else:
         raise InputError("aperture", expected=f"one of {', '.join(APERTURES)}, blades or custom", got=shape,
                          fix="pick a shape from the list")
-    for key, flag in (("rotation", "--rotation"), ("curvature", "--curvature"), ("cat_eye", "--cat-eye"),
-                      ("highlights", "--highlights")):
+    for key, flag in (("rotation", "--rotation"), ("curvature", "--curvature"), ("cat_eye", "--cat-eye")):
         value = _number(settings, key, low=-360 if key == "rotation" else 0, high=360 if key == "rotation" else 1)
         if value is not None and float(value) != 0:
             _flag(tokens, flag, value)
+    highlights = _number(settings, "highlights", low=0, high=4)     # 1 = auto, the render command's default
+    if highlights is not None and float(highlights) != 1:
+        _flag(tokens, "--highlights", "off" if float(highlights) == 0 else highlights)
     method = settings.get("method") or "layered"
     if not isinstance(method, str):
         raise InputError("method", expected="a method name", got=method, fix="pick a method from the list")

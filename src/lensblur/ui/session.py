@@ -342,7 +342,7 @@ class Workspace:
         key = (args.method, args.checkpoint, args.highlights)
         method = session.methods.get(key)
         if method is None:
-            method = _args.method_from_flags(args, highlights=args.highlights or None)
+            method = _args.method_from_flags(args, highlights=args.highlights)
             session.methods.clear()
             session.methods[key] = method
         depth = lens = None
