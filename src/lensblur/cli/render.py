@@ -19,12 +19,15 @@ EPILOG = """examples:
       --sensor-width 36 --focus-distance 2.0 -o out.png
   lensblur render photo.heic --focus 1200,900 --f-number 1.4 -o out.jpg      # depth inside the photo
   lensblur render portrait.jpg --depth-from subject --blur 30 -o out.jpg
+  lensblur render photo.heic --simulate "85mm f/1.4 full-frame" -o out.heic --quality 90   # the phone look
   lensblur render photo.jpg --disparity d.png --focus 600,400 --blur 30 --method bokehdiff --device cuda \\
       --dtype float16 -o out.png     # SG161222/RealVisXL_V5.0 + zcx65535/bokehdiff from the Hugging Face cache
 
 Focus: --focus X,Y (median disparity in a 9x9 window), --focus-box, --focus-disparity or --focus-mask;
 by default the subject with --depth-from subject, else the centre of the frame. Blur: --blur K gives the CoC radius K * (d - d_focus) pixels; or give
-a camera (--f-number with --focal-length, --sensor-width, --focus-distance and a metric depth range).
+a camera (--f-number with --focal-length, --sensor-width, --focus-distance and a metric depth range), or
+a full-frame lens at the same framing (--simulate "85mm f/1.4", or --equivalent-focal 85 --f-number 1.4).
+Files: the output keeps the input's colour profile, bit depth, alpha, EXIF, XMP and comment (docs/io.md).
 """
 
 
@@ -49,9 +52,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     o.add_argument("--checkpoint", help="a trained method's weights (RUN/last.safetensors of lensblur train; for "
                                         "depth-threshold a depth run, whose network then gives the depth)")
     _args.add_diffusion(p)
-    o.add_argument("--bits", type=int, default=8, choices=[8, 16], help="bits per channel for PNG/TIFF")
     o.add_argument("--force", action="store_true", help="allow overwriting an input file")
     _args.add_threshold(p)
+    _args.add_file_output(p)
+    _args.add_format(p, "text", "json", help="how to print what was done: a line, or JSON with the camera used")
     p.set_defaults(run=run)
     return p
 
@@ -114,13 +118,40 @@ def _focus(args, disparity, rng, suggested: float | None = None) -> tuple[float,
     return focus_at_point(disparity, (w / 2, h / 2)), "centre of the frame"
 
 
+def _simulated(args):
+    """The full-frame camera of --simulate or --equivalent-focal (None without them), checked against the other
+    camera flags."""
+    from ..io.camera import full_frame, parse_lens
+
+    if args.simulate is None and args.equivalent_focal is None:
+        return None
+    flag = "--simulate" if args.simulate is not None else "--equivalent-focal"
+    for other in ("focal_length", "sensor_width", "blur") + (("f_number", "equivalent_focal")
+                                                              if args.simulate is not None else ()):
+        if getattr(args, other) is not None:
+            name = "--" + other.replace("_", "-")
+            raise InputError(flag, expected=f"a full-frame lens in place of {name}", got=f"{flag} with {name}",
+                             fix=f"drop {name}")
+    if args.simulate is not None:
+        return parse_lens(args.simulate)
+    if args.f_number is None:
+        raise InputError("--equivalent-focal", expected="an f-number with it", got=args.equivalent_focal,
+                         fix="add --f-number, e.g. --equivalent-focal 85 --f-number 1.4")
+    return full_frame(args.equivalent_focal, args.f_number)
+
+
 def _camera(args, image_shape) -> tuple[float, float, str]:
-    """The focal length and sensor width to render with (the flags', else the photo's EXIF, else a 50 mm lens on
-    a full-frame sensor), and where they came from. The EXIF's sensor goes with the EXIF's lens only."""
+    """The focal length and sensor width to render with (a simulated full-frame lens; else the flags', else the
+    photo's EXIF, else a 50 mm lens on a full-frame sensor), and where they came from. The EXIF's sensor goes
+    with the EXIF's lens only."""
     from ..io.camera import read_camera
 
-    camera = read_camera(args.photo)
     h, w = image_shape
+    simulated = _simulated(args)
+    if simulated is not None:
+        return (simulated.focal_length, simulated.sensor_width(w, h),
+                "a full-frame lens at the photo's framing, simulated")
+    camera = read_camera(args.photo)
     exif_sensor = camera.sensor_width(w, h)
     focal = args.focal_length if args.focal_length is not None else camera.focal_length or 50.0
     if args.sensor_width is not None:
@@ -144,29 +175,35 @@ def _lens(args, disparity, rng, image_width, suggested_focus=None):
 
     aperture = _aperture(args)
     focus, how = _focus(args, disparity, rng, suggested_focus)
-    if args.f_number is None:
+    simulated = _simulated(args)
+    f_number = simulated.f_number if simulated is not None else args.f_number
+    if f_number is None:
         if args.focus_distance is not None:
             raise InputError("--focus-distance", expected="a camera (--f-number ...)", got=args.focus_distance,
                              fix="add --f-number, or use --blur with --focus/--focus-disparity")
         blur = 30.0 if args.blur is None else args.blur
-        return Lens(focus_disparity=float(focus), blur=blur, aperture=aperture), how
+        return Lens(focus_disparity=float(focus), blur=blur, aperture=aperture), how, None
     if args.blur is not None:
         raise InputError("--blur", expected="either --blur or a camera (--f-number), not both", got=args.blur,
                          fix="drop one of them")
     if rng is None:
-        raise InputError("--f-number", expected="a metric depth range to map the camera onto",
+        raise InputError("--simulate" if args.simulate is not None else "--f-number",
+                         expected="a metric depth range to map the camera onto",
                          got="a map without one", fix="pass --depth (a metric depth map), a photo with "
                          "embedded depth, or --depth-range NEAR,FAR with --disparity")
     distance = args.focus_distance if args.focus_distance is not None else rng.depth(focus)
     focal, sensor, source = _camera(args, disparity.shape)
-    lens = Lens.from_camera(focal_length=focal, f_number=args.f_number, focus_distance=distance,
+    lens = Lens.from_camera(focal_length=focal, f_number=f_number, focus_distance=distance,
                             sensor_width=sensor, image_width=image_width, depth_range=rng, aperture=aperture)
-    print(f"camera: {focal:.3g} mm, sensor {sensor:.3g} mm ({source}), f/{args.f_number:g}, focus {distance:.3g} m",
-          file=sys.stderr)
+    if not args.quiet:
+        print(f"camera: {focal:.3g} mm, sensor {sensor:.3g} mm ({source}), f/{f_number:g}, focus {distance:.3g} m",
+              file=sys.stderr)
     if args.focus_distance is None or any(v is not None for v in (args.focus, args.focus_box,
                                                                     args.focus_disparity, args.focus_mask)):
         lens = lens.with_focus(focus)
-    return lens, f"{how}, {distance:.3g} m"
+    camera = {"focal_length": focal, "sensor_width": sensor, "f_number": f_number, "focus_distance": distance,
+              "source": source}
+    return lens, f"{how}, {distance:.3g} m", camera
 
 
 _DEPTH_FLAGS = {"disparity": "--disparity", "depth": "--depth", "depth_from": "--depth-from",
@@ -206,33 +243,90 @@ def _predict_with_progress(method, image, disparity, lens, meta, show: bool):
         bar.close()
 
 
+def _record(args, lens, camera, where) -> dict:
+    """What lensblur did, for the output's XMP (see lensblur.io.metadata)."""
+    from .. import __version__
+
+    record = {"Software": f"lensblur {__version__}", "Method": args.method, "DepthSource": where}
+    if lens is not None:
+        aperture = lens.aperture
+        shape = "custom" if aperture.kernel is not None else f"{aperture.blades} blades" if aperture.blades else "circle"
+        record.update({"FocusDisparity": round(lens.focus_disparity, 4), "Blur": round(lens.blur, 3),
+                       "Aperture": shape})
+    if camera is not None:
+        record.update({"FocalLength": round(camera["focal_length"], 3), "SensorWidth": round(camera["sensor_width"], 3),
+                       "FNumber": camera["f_number"], "FocusDistance": round(camera["focus_distance"], 3)})
+    if args.highlights:
+        record["Highlights"] = args.highlights
+    return record
+
+
+def _output_info(args, info, record: dict):
+    """The input's :class:`~lensblur.io.ImageInfo` with the metadata to write: stripped, without GPS, or the
+    input's with lensblur's record (XMP and the EXIF Software tag)."""
+    from ..io import Metadata
+    from ..io.metadata import lensblur_xmp
+
+    if args.strip_metadata:
+        return info.with_metadata(Metadata())
+    metadata = info.metadata.without_gps() if args.strip_gps else info.metadata
+    metadata = metadata.with_software(record["Software"])
+    return info.with_metadata(Metadata(exif=metadata.exif, xmp=lensblur_xmp(record, metadata.xmp),
+                                       comment=metadata.comment))
+
+
+def _read(path):
+    """The photo as linear RGB in its own primaries and what its file holds (HEIC through pillow-heif)."""
+    from ..depth.heif import is_heif, register_heif
+    from ..io import read_image_info
+
+    if is_heif(path):
+        register_heif()
+    return read_image_info(path, argument="photo")
+
+
 def run(args) -> int:
-    from ..depth import read_photo
-    from ..io import check_output_path, write_image
+    from ..io import check_output_path, check_write_options, write_image
+    from ..io.icc import describe
 
     inputs = [args.photo, args.disparity, args.depth, args.right, args.mask, args.focus_mask, args.checkpoint,
               args.lora, args.vae_encoder]
     check_output_path(args.output, inputs=inputs, force=args.force)
+    check_write_options(args.output, bits=args.bits, quality=args.quality, output_profile=args.output_profile)
+    _simulated(args)
     method = _args.method_from_flags(args, highlights=args.highlights or None)
     unused = _unused(args, method)
     if unused:
         log.warning("%s does not read %s: ignored", args.method, ", ".join(unused))
     started = time.perf_counter()
-    image = read_photo(args.photo)
-    disparity = lens = rng = None
+    image, info = _read(args.photo)
+    disparity = lens = rng = camera = None
+    where = "none"
     summary = args.method
     if method.needs_disparity:
         disparity, rng, where, suggested = _disparity(args, image)
         log.info("depth: %s", where)
         if method.needs_lens:
-            lens, how = _lens(args, disparity, rng, image.shape[1], suggested)
+            lens, how, camera = _lens(args, disparity, rng, image.shape[1], suggested)
             log.info("focus: %s", how)
             summary = f"focus disparity {lens.focus_disparity:.3f} [{how}], blur {lens.blur:.1f} px, {args.method}"
     meta = {"path": str(args.photo)}
     if rng is not None:      # a metric range, for methods that read depth in metres (depth-threshold)
         meta["depth_range"] = rng
     out = _predict_with_progress(method, image, disparity, lens, meta, _args.show_progress(args))
-    write_image(args.output, out, bits=args.bits)
+    write_image(args.output, out, bits=args.bits, quality=args.quality, info=_output_info(
+        args, info, _record(args, lens, camera, where)), output_profile=args.output_profile)
     seconds = time.perf_counter() - started
-    print(f"wrote {args.output} ({image.shape[1]}x{image.shape[0]}, {summary}, {seconds:.2f} s)")
+    if args.format == "json":
+        import json
+
+        result = {"output": str(args.output), "width": image.shape[1], "height": image.shape[0],
+                  "method": args.method, "depth": where, "seconds": round(seconds, 3),
+                  "focus_disparity": None if lens is None else lens.focus_disparity,
+                  "blur": None if lens is None else lens.blur, "camera": camera,
+                  "profile": describe(info.input_profile), "output_profile": args.output_profile,
+                  "metadata": "stripped" if args.strip_metadata else "without GPS" if args.strip_gps else "carried"}
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"wrote {args.output} ({image.shape[1]}x{image.shape[0]}, {summary}, {seconds:.2f} s)")
     return 0

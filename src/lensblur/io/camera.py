@@ -5,15 +5,23 @@ camera's sensor is: its diagonal is ``43.27 * focal_length / focal_length_35mm``
 image's width then follows from the picture's own aspect ratio: ``diagonal * W / sqrt(W^2 + H^2)``, so a
 portrait photo gets its short side. This is the crop factor by diagonal, as the EXIF standard defines the
 equivalent.
+
+A simulated full-frame lens (:func:`parse_lens`, ``--simulate "85mm f/1.4 full-frame"``) keeps the photo's
+framing: its sensor is the full-frame diagonal cut to the photo's aspect ratio, so ``Camera(85, 85, 1.4)``
+has the field of view of the phone's 26 mm-equivalent lens cropped to the frame a full-frame 85 mm lens sees.
+The blur then follows the thin-lens mapping of :meth:`lensblur.Lens.from_camera` at the same focus distance.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 
-__all__ = ["FULL_FRAME_DIAGONAL", "Camera", "read_camera"]
+from ..errors import InputError
+
+__all__ = ["FULL_FRAME_DIAGONAL", "Camera", "full_frame", "parse_lens", "read_camera"]
 
 FULL_FRAME_DIAGONAL = math.hypot(36.0, 24.0)
 """The diagonal of a 36 x 24 mm sensor, mm."""
@@ -75,3 +83,48 @@ def read_camera(path: str | os.PathLike) -> Camera:
         return Camera()
     return Camera(focal_length=_number(exif.get(_FOCAL_LENGTH)), focal_length_35mm=_number(exif.get(_FOCAL_35MM)),
                   f_number=_number(exif.get(_F_NUMBER)))
+
+
+def full_frame(equivalent_focal: float, f_number: float | None = None) -> Camera:
+    """A full-frame camera with a lens of ``equivalent_focal`` mm (its own 35 mm equivalent).
+
+    Args:
+        equivalent_focal: the focal length in mm, > 0.
+        f_number: the aperture, > 0 (or None).
+
+    Returns:
+        The :class:`Camera`; its :meth:`Camera.sensor_width` is the full-frame diagonal's side along the width.
+
+    Raises:
+        InputError: a value is not a positive number.
+    """
+    for name, value, example in (("equivalent_focal", equivalent_focal, 85), ("f_number", f_number, 1.4)):
+        if value is None and name == "f_number":
+            continue
+        if _number(value) is None or isinstance(value, bool):
+            raise InputError(name, expected="a positive number", got=value, fix=f"e.g. {name}={example}")
+    return Camera(focal_length=float(equivalent_focal), focal_length_35mm=float(equivalent_focal),
+                  f_number=None if f_number is None else float(f_number))
+
+
+_LENS_TEXT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*mm\s*,?\s*f\s*/?\s*(\d+(?:\.\d+)?)"
+                        r"(?:\s*,?\s*(full[- ]?frame|ff|35\s*mm))?\s*$", re.IGNORECASE)
+
+
+def parse_lens(text: str) -> Camera:
+    """A full-frame lens described as photographers write it: ``"85mm f/1.4 full-frame"``, ``"50 mm f2"``.
+
+    Args:
+        text: a focal length in mm and an f-number, optionally followed by ``full-frame`` (the only format).
+
+    Returns:
+        The :func:`full_frame` camera.
+
+    Raises:
+        InputError: the text does not read as a lens.
+    """
+    match = _LENS_TEXT.match(str(text))
+    if match is None:
+        raise InputError("simulate", expected='a full-frame lens such as "85mm f/1.4 full-frame"', got=text,
+                         fix='write the focal length in mm and the f-number, e.g. simulate="50mm f/1.8"')
+    return full_frame(float(match.group(1)), float(match.group(2)))
