@@ -82,24 +82,50 @@ def test_render_quality_and_bad_options_are_refused_before_writing(phone, capsys
 
 
 def test_simulate_a_full_frame_lens_at_the_same_framing(phone, capsys):
-    """85 mm f/1.4 on full frame, at the photo's framing: the thin-lens CoC with the full-frame diagonal cut to the
-    40 x 32 frame (not the phone's 5.7 mm lens), at the same focus distance."""
+    """85 mm f/1.4 on full frame, framing the photo as its 26 mm-equivalent lens does: the full-frame camera
+    stands back until the focal plane fills the frame the same way (thin lens: s' = F + F / f_35 * (s - f)), every
+    depth moves back with it, and the CoC is the thin-lens one of that camera on the full-frame diagonal cut to
+    the 40 x 32 frame."""
     tmp, photo, disp = phone
     args = ["render", photo, "--disparity", disp, "--depth-range", "1,4", "--focus-distance", "2",
             "--format", "json", "-o", tmp / "o.png"]
     code, stdout, err = run_cli(args + ["--simulate", "85mm f/1.4 full-frame"], capsys)
-    assert code == 0 and "camera: 85 mm" in err and "simulated" in err
+    assert code == 0 and "camera: 85 mm" in err and "26 mm-equivalent" in err
     result = json.loads(stdout)
     sensor = FULL_FRAME_DIAGONAL * 40 / math.hypot(40, 32)
-    f, n, s_f = 0.085, 1.4, 2.0
-    blur = 0.5 * f * f * s_f / (n * (s_f - f)) * (1 / 1.0 - 1 / 4.0) * 40 / (sensor / 1000)
+    big, n, f, s_f = 0.085, 1.4, 0.0057, 2.0
+    moved = big + 85 / 26 * (s_f - f)                   # same magnification per sensor size
+    near, far = 1 + (moved - s_f), 4 + (moved - s_f)
+    blur = 0.5 * big * big * moved / (n * (moved - big)) * (1 / near - 1 / far) * 40 / (sensor / 1000)
     assert result["camera"]["focal_length"] == 85 and result["camera"]["f_number"] == 1.4
     assert result["camera"]["sensor_width"] == pytest.approx(sensor)
-    assert result["blur"] == pytest.approx(blur, rel=1e-9) and result["profile"] == "Display P3 (lensblur)"
+    assert result["camera"]["focus_distance"] == pytest.approx(moved)
+    assert result["blur"] == pytest.approx(blur, rel=1e-6) and result["profile"] == "Display P3 (lensblur)"
+    # the phone's own lens at f/1.4 for comparison: at the same framing the blur of an infinitely far background
+    # grows by the ratio of the entrance pupils, (85 / 1.4) / (5.7 / 1.4) = 14.9; a background at 4 m, moved back
+    # with the camera, gets less. Keeping the camera where it was (no reframing) would give about 48 times.
+    code, stdout, _ = run_cli(args + ["--f-number", "1.4"], capsys)
+    phone_blur = json.loads(stdout)["blur"]
+    background = lambda b, d_f: b * d_f                 # CoC radius of disparity 0 (the far plane)
+    ratio = background(result["blur"], result["focus_disparity"]) / background(phone_blur,
+                                                                                  json.loads(stdout)["focus_disparity"])
+    assert 1.0 < ratio < 85 / 5.7
     code, stdout, _ = run_cli(args + ["--equivalent-focal", "85", "--f-number", "1.4"], capsys)
-    assert code == 0 and json.loads(stdout)["blur"] == pytest.approx(blur, rel=1e-9)
-    code, _, err = run_cli(args + ["--simulate", "85mm f/1.4", "--focal-length", "50"], capsys)
-    assert code == 1 and "--simulate" in err and "--focal-length" in err
+    assert code == 0 and json.loads(stdout)["blur"] == pytest.approx(blur, rel=1e-6)
+    code, _, err = run_cli(args + ["--simulate", "85mm f/1.4", "--f-number", "2"], capsys)
+    assert code == 1 and "--simulate" in err and "--f-number" in err
+
+
+def test_reframe_moves_every_depth_back():
+    from lensblur.geometry import DepthRange
+    from lensblur.io.camera import reframe
+
+    rng = DepthRange(1.0, 4.0)
+    d = np.array([0.0, 1.0, rng.disparity(2.0)])
+    moved, moved_range = reframe(d, rng, 3.0)
+    assert (moved_range.near, moved_range.far) == (4.0, 7.0)
+    assert moved[:2].tolist() == [0.0, 1.0]
+    assert moved_range.depth(float(moved[2])) == pytest.approx(5.0, rel=1e-6)
 
 
 def test_json_output_has_the_exif_camera(phone, capsys):

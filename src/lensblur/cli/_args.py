@@ -235,8 +235,8 @@ _LENS = {
                           help="sensor width in mm (default: from the EXIF's 35 mm-equivalent focal length, else 36)"),
     "focus_distance": _flag("--focus-distance", type=float, metavar="M", help="focus distance in metres"),
     "simulate": _flag("--simulate", metavar="LENS",
-                      help='the blur of a full-frame lens at the same framing, e.g. "85mm f/1.4 full-frame" (sets '
-                           "the f-number, focal length and sensor; needs metric depth)"),
+                      help='the blur of a full-frame lens framing the photo the same way, e.g. "85mm f/1.4 '
+                           'full-frame" (the camera steps back; needs metric depth)'),
     "equivalent_focal": _flag("--equivalent-focal", type=float, metavar="MM",
                               help="with --f-number: the full-frame focal length whose blur to give, at the same "
                                    "framing (--simulate in two flags)"),

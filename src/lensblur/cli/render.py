@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -120,14 +121,13 @@ def _focus(args, disparity, rng, suggested: float | None = None) -> tuple[float,
 
 def _simulated(args):
     """The full-frame camera of --simulate or --equivalent-focal (None without them), checked against the other
-    camera flags."""
+    lens flags (--focal-length and --sensor-width still describe the photo's own camera)."""
     from ..io.camera import full_frame, parse_lens
 
     if args.simulate is None and args.equivalent_focal is None:
         return None
     flag = "--simulate" if args.simulate is not None else "--equivalent-focal"
-    for other in ("focal_length", "sensor_width", "blur") + (("f_number", "equivalent_focal")
-                                                              if args.simulate is not None else ()):
+    for other in ("blur",) + (("f_number", "equivalent_focal") if args.simulate is not None else ()):
         if getattr(args, other) is not None:
             name = "--" + other.replace("_", "-")
             raise InputError(flag, expected=f"a full-frame lens in place of {name}", got=f"{flag} with {name}",
@@ -141,16 +141,11 @@ def _simulated(args):
 
 
 def _camera(args, image_shape) -> tuple[float, float, str]:
-    """The focal length and sensor width to render with (a simulated full-frame lens; else the flags', else the
-    photo's EXIF, else a 50 mm lens on a full-frame sensor), and where they came from. The EXIF's sensor goes
-    with the EXIF's lens only."""
+    """The photo's focal length and sensor width (the flags', else the photo's EXIF, else a 50 mm lens on a
+    full-frame sensor), and where they came from. The EXIF's sensor goes with the EXIF's lens only."""
     from ..io.camera import read_camera
 
     h, w = image_shape
-    simulated = _simulated(args)
-    if simulated is not None:
-        return (simulated.focal_length, simulated.sensor_width(w, h),
-                "a full-frame lens at the photo's framing, simulated")
     camera = read_camera(args.photo)
     exif_sensor = camera.sensor_width(w, h)
     focal = args.focal_length if args.focal_length is not None else camera.focal_length or 50.0
@@ -170,6 +165,26 @@ def _camera(args, image_shape) -> tuple[float, float, str]:
     return focal, sensor, source
 
 
+def _reframed(disparity, rng, distance, focus, focal, sensor, simulated):
+    """A full-frame lens at the photo's framing: the camera moved back (or forward) until its lens frames the focal
+    plane as the photo's does, and the disparity map, range, focus distance and focus disparity seen from there
+    (see lensblur.io.camera)."""
+    import numpy as np
+
+    from ..io.camera import FULL_FRAME_DIAGONAL, reframe, same_framing_distance
+
+    h, w = disparity.shape
+    equivalent = focal * FULL_FRAME_DIAGONAL * w / (sensor * math.hypot(w, h))     # the photo's 35 mm equivalent
+    moved = same_framing_distance(distance, focal_length=focal, focal_length_35mm=equivalent,
+                                  equivalent_focal=simulated.focal_length)
+    shift = moved - distance
+    disparity, moved_range = reframe(disparity, rng, shift)
+    focus = float(reframe(np.array([focus]), rng, shift)[0][0])
+    source = (f"full frame, framing the photo as its {equivalent:.3g} mm-equivalent lens does from "
+              f"{abs(shift):.3g} m {'farther back' if shift >= 0 else 'closer'}")
+    return (disparity, moved_range, moved, focus, simulated.focal_length, simulated.sensor_width(w, h), source)
+
+
 def _lens(args, disparity, rng, image_width, suggested_focus=None):
     from ..lens import Lens
 
@@ -182,7 +197,7 @@ def _lens(args, disparity, rng, image_width, suggested_focus=None):
             raise InputError("--focus-distance", expected="a camera (--f-number ...)", got=args.focus_distance,
                              fix="add --f-number, or use --blur with --focus/--focus-disparity")
         blur = 30.0 if args.blur is None else args.blur
-        return Lens(focus_disparity=float(focus), blur=blur, aperture=aperture), how, None
+        return Lens(focus_disparity=float(focus), blur=blur, aperture=aperture), how, None, disparity
     if args.blur is not None:
         raise InputError("--blur", expected="either --blur or a camera (--f-number), not both", got=args.blur,
                          fix="drop one of them")
@@ -193,6 +208,9 @@ def _lens(args, disparity, rng, image_width, suggested_focus=None):
                          "embedded depth, or --depth-range NEAR,FAR with --disparity")
     distance = args.focus_distance if args.focus_distance is not None else rng.depth(focus)
     focal, sensor, source = _camera(args, disparity.shape)
+    if simulated is not None:
+        disparity, rng, distance, focus, focal, sensor, source = _reframed(disparity, rng, distance, focus, focal,
+                                                                           sensor, simulated)
     lens = Lens.from_camera(focal_length=focal, f_number=f_number, focus_distance=distance,
                             sensor_width=sensor, image_width=image_width, depth_range=rng, aperture=aperture)
     if not args.quiet:
@@ -203,7 +221,7 @@ def _lens(args, disparity, rng, image_width, suggested_focus=None):
         lens = lens.with_focus(focus)
     camera = {"focal_length": focal, "sensor_width": sensor, "f_number": f_number, "focus_distance": distance,
               "source": source}
-    return lens, f"{how}, {distance:.3g} m", camera
+    return lens, f"{how}, {distance:.3g} m", camera, disparity
 
 
 _DEPTH_FLAGS = {"disparity": "--disparity", "depth": "--depth", "depth_from": "--depth-from",
@@ -307,7 +325,7 @@ def run(args) -> int:
         disparity, rng, where, suggested = _disparity(args, image)
         log.info("depth: %s", where)
         if method.needs_lens:
-            lens, how, camera = _lens(args, disparity, rng, image.shape[1], suggested)
+            lens, how, camera, disparity = _lens(args, disparity, rng, image.shape[1], suggested)
             log.info("focus: %s", how)
             summary = f"focus disparity {lens.focus_disparity:.3f} [{how}], blur {lens.blur:.1f} px, {args.method}"
     meta = {"path": str(args.photo)}

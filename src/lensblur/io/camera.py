@@ -6,10 +6,15 @@ image's width then follows from the picture's own aspect ratio: ``diagonal * W /
 portrait photo gets its short side. This is the crop factor by diagonal, as the EXIF standard defines the
 equivalent.
 
-A simulated full-frame lens (:func:`parse_lens`, ``--simulate "85mm f/1.4 full-frame"``) keeps the photo's
-framing: its sensor is the full-frame diagonal cut to the photo's aspect ratio, so ``Camera(85, 85, 1.4)``
-has the field of view of the phone's 26 mm-equivalent lens cropped to the frame a full-frame 85 mm lens sees.
-The blur then follows the thin-lens mapping of :meth:`lensblur.Lens.from_camera` at the same focus distance.
+A simulated full-frame lens (:func:`parse_lens`, ``--simulate "85mm f/1.4 full-frame"``) gives the photo's
+framing: the plane in focus fills the same share of the frame, so a lens longer than the photo's 35 mm
+equivalent stands farther back. With the thin lens's magnification ``m = f / (s - f)`` and a sensor ``f_35 / f``
+times smaller than full frame, the same framing (``m / sensor`` unchanged) puts a full-frame lens of focal
+length ``F`` at the focus distance ``s' = F + (F / f_35) * (s - f)`` (:func:`same_framing_distance`). Every
+depth moves back by ``s' - s`` (:func:`reframe`: the disparity map and its metric range for the new camera),
+and the blur follows :meth:`lensblur.Lens.from_camera` for the full-frame camera there. The picture's geometry
+stays the photo's (no renderer can move the camera); the blur each depth gets is the one the moved camera
+gives it.
 """
 
 from __future__ import annotations
@@ -19,9 +24,13 @@ import os
 import re
 from dataclasses import dataclass
 
-from ..errors import InputError
+import numpy as np
 
-__all__ = ["FULL_FRAME_DIAGONAL", "Camera", "full_frame", "parse_lens", "read_camera"]
+from ..errors import InputError
+from ..geometry import DepthRange
+
+__all__ = ["FULL_FRAME_DIAGONAL", "Camera", "full_frame", "parse_lens", "read_camera", "reframe",
+           "same_framing_distance"]
 
 FULL_FRAME_DIAGONAL = math.hypot(36.0, 24.0)
 """The diagonal of a 36 x 24 mm sensor, mm."""
@@ -128,3 +137,45 @@ def parse_lens(text: str) -> Camera:
         raise InputError("simulate", expected='a full-frame lens such as "85mm f/1.4 full-frame"', got=text,
                          fix='write the focal length in mm and the f-number, e.g. simulate="50mm f/1.8"')
     return full_frame(float(match.group(1)), float(match.group(2)))
+
+
+def same_framing_distance(focus_distance: float, *, focal_length: float, focal_length_35mm: float,
+                          equivalent_focal: float) -> float:
+    """Where a full-frame lens of ``equivalent_focal`` mm focuses to frame the focal plane as the photo does.
+
+    Args:
+        focus_distance: the photo's focus distance, metres.
+        focal_length: the photo's lens, mm.
+        focal_length_35mm: its 35 mm equivalent, mm.
+        equivalent_focal: the full-frame lens, mm.
+
+    Returns:
+        The full-frame camera's focus distance, metres: ``F + (F / f_35) * (s - f)``.
+    """
+    f, big = focal_length / 1000.0, equivalent_focal / 1000.0
+    return big + (equivalent_focal / focal_length_35mm) * (focus_distance - f)
+
+
+def reframe(disparity: np.ndarray, depth_range: DepthRange, shift: float) -> tuple[np.ndarray, DepthRange]:
+    """The disparity map and metric range seen from a camera ``shift`` metres farther back (every depth + shift).
+
+    Args:
+        disparity: ``H x W`` (or any shape) disparity in [0, 1] of ``depth_range``.
+        depth_range: the metric range it stands for.
+        shift: metres; negative moves the camera closer.
+
+    Returns:
+        ``(disparity, depth_range)`` for the moved camera (float32 in [0, 1]; the order of depths is kept).
+
+    Raises:
+        InputError: a negative shift would put the camera in front of the nearest depth.
+    """
+    if depth_range.near + shift <= 0:
+        raise InputError("equivalent_focal", expected="a lens that frames the photo from in front of its nearest "
+                         f"depth ({depth_range.near:.3g} m)", got=f"a camera {-shift:.3g} m closer",
+                         fix="simulate a longer lens")
+    moved = DepthRange(depth_range.near + shift, depth_range.far + shift)
+    d = np.asarray(disparity, dtype=np.float64)
+    depth = 1.0 / (1.0 / depth_range.far + d * (1.0 / depth_range.near - 1.0 / depth_range.far))
+    new = (1.0 / (depth + shift) - 1.0 / moved.far) / (1.0 / moved.near - 1.0 / moved.far)
+    return np.clip(new, 0.0, 1.0).astype(np.float32), moved
