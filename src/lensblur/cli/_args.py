@@ -5,7 +5,9 @@
 * :func:`command`, the header every subcommand's parser starts from;
 * argument groups: :func:`add_photo`, :func:`add_depth_source`, :func:`add_lens` (focus, blur, camera,
   aperture), :func:`add_diffusion` (the diffusion method's model, LoRA, device...), :func:`add_output` (``-o/--output``: a file where the command writes one file, a folder where it
-  writes several), :func:`add_format` (``--format``), :func:`add_progress` (``--no-progress``, ``-q/--quiet``);
+  writes several), :func:`add_file_output` (``--bits``, ``--quality``, ``--output-profile``,
+  ``--strip-metadata``, ``--strip-gps``), :func:`add_format` (``--format``), :func:`add_progress` (``--no-progress``,
+  ``-q/--quiet``);
 * hidden aliases: an old spelling still parses, for one release, to the same value as the new one, is left out
   of ``--help`` and prints a deprecation note on stderr when used;
 * :func:`flag_for`: the flag of the parser that ran for a Python argument name, so that errors raised by

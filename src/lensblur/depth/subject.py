@@ -63,8 +63,8 @@ _DEFAULT = Path("~/.cache/lensblur/selfie_segmentation.tflite")
 SETUP_COMMAND = "pip install -c constraints.txt 'lensblur[portrait]' && python -m lensblur.depth.subject"
 """The one command that sets up automatic subject masks: mediapipe, then the segmenter model."""
 _HOW_TO_GET = (f"{SETUP_COMMAND} (downloads the mediapipe==0.10.21 wheel with pip download --no-deps and copies "
-               "selfie_segmentation.tflite out of it to ~/.cache/lensblur/); or pass your own mask image as "
-               "mask=MASK.png")
+               "selfie_segmentation.tflite out of it to ~/.cache/lensblur/); or give your own mask image "
+               "(--mask MASK.png; mask= in Python)")
 
 
 def read_subject_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
