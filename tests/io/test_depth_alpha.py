@@ -115,3 +115,18 @@ def test_heic_and_avif_are_written(tmp_path, suffix):
     back, info_back = read_image_info(out)
     assert info_back.input_profile == icc.display_p3()
     assert np.abs(back - image).max() < 0.03
+
+
+def test_16_bit_grey_with_alpha_png(tmp_path):
+    import tifffile
+
+    la = np.zeros((4, 6, 2), np.uint16)
+    la[..., 0] = 40000
+    la[..., 1] = np.arange(6, dtype=np.uint16)[None, :] * 10000
+    src = tmp_path / "la.tif"
+    tifffile.imwrite(src, la, photometric="minisblack", extrasamples=("unassalpha",))
+    image, info = read_image_info(src)
+    assert info.grey and info.bits == 16 and info.alpha is not None
+    back, full = read_raw(write_image(tmp_path / "o.png", image, info=info))
+    assert full == 65535 and back.shape == (4, 6, 4)
+    assert np.array_equal(back[..., 3], la[..., 1]) and np.array_equal(back[..., 0], la[..., 0])

@@ -572,11 +572,9 @@ def _write_encoded(tmp: Path, suffix: str, encoded: np.ndarray, *, bits: int, qu
             _write_tiff16(tmp, data, extra)
             return
         cv2 = _cv2("writing 16-bit images")
-        order = {1: [0], 2: [0, 1], 3: [2, 1, 0], 4: [2, 1, 0, 3]}[data.shape[2]]
+        # OpenCV writes grey, BGR and BGRA; grey with alpha goes as BGRA with the grey repeated
+        order = {1: [0], 2: [0, 0, 0, 1], 3: [2, 1, 0], 4: [2, 1, 0, 3]}[data.shape[2]]
         out = data[..., 0] if data.shape[2] == 1 else data[..., order]
-        if data.shape[2] == 2:
-            raise InputError("image", expected="grey without alpha, RGB or RGBA for a 16-bit PNG",
-                             got="16-bit grey with alpha", fix="write a .tif file, or 8 bits")
         if not cv2.imwrite(str(tmp), np.ascontiguousarray(out)):
             raise OSError(f"could not write {tmp}")
         if suffix == ".png":
