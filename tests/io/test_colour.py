@@ -59,7 +59,8 @@ def test_p3_file_round_trips_with_its_profile_and_colours(tmp_path, suffix):
         written = np.asarray(back.convert("RGB"))
     stored = np.asarray(Image.open(src).convert("RGB"))
     if suffix in (".jpg", ".webp"):        # a lossy codec changes the patches' edges each time; compare the insides
-        rows, cols = (np.arange(32) % 16 >= 5) & (np.arange(32) % 16 < 11), (np.arange(48) % 16 >= 5) & (np.arange(48) % 16 < 11)
+        rows, cols = (np.arange(32) % 16 >= 5) & (np.arange(32) % 16 < 11), (np.arange(48) % 16 >= 5) & \
+            (np.arange(48) % 16 < 11)
         written, stored = written[rows][:, cols], stored[rows][:, cols]
     assert np.abs(written.astype(int) - stored.astype(int)).max() <= (0 if suffix in (".png", ".tif") else 4)
 

@@ -268,7 +268,8 @@ def _record(args, lens, camera, where) -> dict:
     record = {"Software": f"lensblur {__version__}", "Method": args.method, "DepthSource": where}
     if lens is not None:
         aperture = lens.aperture
-        shape = "custom" if aperture.kernel is not None else f"{aperture.blades} blades" if aperture.blades else "circle"
+        shape = ("custom" if aperture.kernel is not None else f"{aperture.blades} blades" if aperture.blades
+                 else "circle")
         record.update({"FocusDisparity": round(lens.focus_disparity, 4), "Blur": round(lens.blur, 3),
                        "Aperture": shape})
     if camera is not None:

@@ -29,8 +29,8 @@ from .files import atomic_path
 from .metadata import Metadata, read_metadata
 from .pfm import read_pfm, write_pfm
 
-__all__ = ["IMAGE_SUFFIXES", "LINEAR_SUFFIXES", "ImageInfo", "check_write_options", "read_display", "read_image", "read_image_info",
-           "read_raw", "write_image"]
+__all__ = ["IMAGE_SUFFIXES", "LINEAR_SUFFIXES", "ImageInfo", "check_write_options", "read_display", "read_image",
+           "read_image_info", "read_raw", "write_image"]
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +318,8 @@ def read_image_info(path: str | os.PathLike, *, argument: str = "image") -> tupl
         else:
             if bits == 16:
                 log.warning("%s: a 16-bit file whose profile (%s) has another tone curve than sRGB's is converted "
-                            "through 8 bits (Pillow's LittleCMS transforms 8-bit RGB only)", path, icc.describe(profile))
+                            "through 8 bits (Pillow's LittleCMS transforms 8-bit RGB only)", path,
+                            icc.describe(profile))
                 rgb = np.round(rgb.astype(np.float32) / 257.0).astype(np.uint8)
                 full_scale = 255
             rgb, working = icc.to_working(rgb, profile)
@@ -457,7 +458,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, bits: int | None 
 
     Raises:
         InputError: the suffix is not an image suffix, ``bits`` is not 8, 16 or 32 or not possible for the
-            format, ``quality`` is not 1-100, or ``output_profile`` is not one of :data:`lensblur.io.icc.OUTPUT_PROFILES`.
+            format, ``quality`` is not 1-100, or ``output_profile`` is not one of
+            :data:`lensblur.io.icc.OUTPUT_PROFILES`.
         MissingDependencyError: the format needs an optional package that is not installed.
     """
     path = Path(path)
