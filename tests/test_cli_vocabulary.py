@@ -42,7 +42,7 @@ ALIASES = {
 
 WRITES_ONE_FILE = {"render", "depth", "convert"}
 WRITES_A_FOLDER = {"demo", "eval", "synth", "generate", "train"}
-FORMATS = {"depth": ("text", "json"), "focus": ("text", "json"), "metrics": ("text", "json"),
+FORMATS = {"depth": ("text", "json"), "focus": ("text", "json"), "metrics": ("text", "json"), "render": ("text", "json"),
            "synth": ("text", "json"), "focus-report": ("markdown", "json"), "eval": ("markdown", "json"),
            "train": ("text", "json")}
 LONG_RUNNING = {"eval", "synth", "generate", "train", "render"}

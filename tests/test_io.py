@@ -233,7 +233,7 @@ def test_failing_writer_keeps_the_previous_file_whole(tmp_path, monkeypatch):
     target = tmp_path / "out.png"
     target.write_bytes(b"previous")
 
-    def broken(tmp, suffix, encoded, *, bits, quality):
+    def broken(tmp, suffix, encoded, *, bits, quality, extra=None):
         Path(tmp).write_bytes(b"partial")
         raise RuntimeError("encoder crashed")
 

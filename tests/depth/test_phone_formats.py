@@ -311,7 +311,7 @@ def test_render_uses_the_stored_focus_and_blur_and_asks_for_units_with_a_camera(
     err = capsys.readouterr().err
     assert code == 1 and "--depth-scale" in err and not (tmp_path / "cam.png").exists()
     assert main(["render", str(path), "-o", str(tmp_path / "cam.png"), "--f-number", "2", "--depth-scale", "0.05",
-                 "-q"]) == 0
+                 "--no-progress"]) == 0
     assert "camera:" in capsys.readouterr().err
 
 

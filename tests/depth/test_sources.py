@@ -199,3 +199,30 @@ def test_every_source_name_builds_or_says_what_it_needs(tmp_path, monkeypatch):
     for name, argument in needs.items():
         with pytest.raises(InputError, match=f"^{argument}: .*Fix: pass {argument}="):
             build_source(None, source=name)
+
+
+def test_subject_masks_name_every_missing_piece_at_once(tmp_path, monkeypatch):
+    """Without mediapipe and without the model, one message lists both and the one set-up command."""
+    import importlib.util
+
+    from lensblur.depth.subject import SETUP_COMMAND, SubjectSetupError, segment_subject
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mediapipe" else real(name, *a))
+    monkeypatch.setenv("LENSBLUR_SEGMENTER_MODEL", str(tmp_path / "none.tflite"))
+    with pytest.raises(SubjectSetupError) as caught:
+        segment_subject(np.zeros((4, 4, 3), np.float32))
+    text = str(caught.value)
+    assert "2 more things" in text and "'mediapipe' (not installed)" in text and "none.tflite" in text
+    assert SETUP_COMMAND in text
+
+
+def test_setup_command_puts_the_model_where_lensblur_looks(tmp_path, monkeypatch, capsys):
+    from lensblur.depth.subject import main
+
+    wheel = tmp_path / "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite", b"TFL3model")
+    target = tmp_path / "cache" / "selfie_segmentation.tflite"
+    main(["--wheel", str(wheel), "--to", str(target)])
+    assert target.read_bytes() == b"TFL3model" and f"segmenter model: {target}" in capsys.readouterr().out

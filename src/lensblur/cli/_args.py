@@ -5,7 +5,9 @@
 * :func:`command`, the header every subcommand's parser starts from;
 * argument groups: :func:`add_photo`, :func:`add_depth_source`, :func:`add_lens` (focus, blur, camera,
   aperture), :func:`add_diffusion` (the diffusion method's model, LoRA, device...), :func:`add_output` (``-o/--output``: a file where the command writes one file, a folder where it
-  writes several), :func:`add_format` (``--format``), :func:`add_progress` (``--no-progress``, ``-q/--quiet``);
+  writes several), :func:`add_file_output` (``--bits``, ``--quality``, ``--output-profile``,
+  ``--strip-metadata``, ``--strip-gps``), :func:`add_format` (``--format``), :func:`add_progress` (``--no-progress``,
+  ``-q/--quiet``);
 * hidden aliases: an old spelling still parses, for one release, to the same value as the new one, is left out
   of ``--help`` and prints a deprecation note on stderr when used;
 * :func:`flag_for`: the flag of the parser that ran for a Python argument name, so that errors raised by
@@ -27,6 +29,7 @@ __all__ = [
     "add_depth_source",
     "add_diffusion",
     "add_executor",
+    "add_file_output",
     "add_format",
     "add_lens",
     "add_output",
@@ -255,6 +258,12 @@ _LENS = {
     "sensor_width": _flag("--sensor-width", type=float, metavar="MM",
                           help="sensor width in mm (default: from the EXIF's 35 mm-equivalent focal length, else 36)"),
     "focus_distance": _flag("--focus-distance", type=float, metavar="M", help="focus distance in metres"),
+    "simulate": _flag("--simulate", metavar="LENS",
+                      help='the blur of a full-frame lens framing the photo the same way, e.g. "85mm f/1.4 '
+                           'full-frame" (the camera steps back; needs metric depth)'),
+    "equivalent_focal": _flag("--equivalent-focal", type=float, metavar="MM",
+                              help="with --f-number: the full-frame focal length whose blur to give, at the same "
+                                   "framing (--simulate in two flags)"),
     "aperture": _flag("--aperture", default="circle",
                       help="circle, triangle, square, pentagon, hexagon, heptagon, octagon, or a grey-scale image "
                            "file (default circle)"),
@@ -412,6 +421,27 @@ def add_output(parser, *, folder: bool, required: bool = True, default=None, hel
         default = Path(default) if isinstance(default, str) else default
     return _add(parser, ("-o", "--output"), old, action=_Output, urls=urls, required=required, default=default,
                 metavar=metavar or ("DIR" if folder else "FILE"), help=help)
+
+
+_FILE_OUTPUT = {
+    "bits": _flag("--bits", type=int, choices=(8, 16, 32),
+                  help="bits per channel: 16 for PNG/TIFF, 32 for float TIFF (default: the input's, as far as the "
+                       "format holds it)"),
+    "quality": _flag("--quality", type=int, metavar="Q", help="JPEG, WebP, HEIC and AVIF quality, 1-100 (default 95)"),
+    "output_profile": _flag("--output-profile", choices=("input", "srgb", "p3"), default="input",
+                            help="the colour profile to write: the input's own (default; none for an untagged "
+                                 "input), srgb or p3 (Display P3)"),
+    "strip_metadata": _flag("--strip-metadata", action="store_true",
+                            help="write no EXIF, XMP or comment (by default the input's are carried, with "
+                                 "lensblur's record in XMP)"),
+    "strip_gps": _flag("--strip-gps", action="store_true", help="carry the metadata but not the GPS location"),
+}
+
+
+def add_file_output(parser, *, only=None) -> dict[str, argparse.Action]:
+    """The output file's group: ``--bits``, ``--quality``, ``--output-profile``, ``--strip-metadata``,
+    ``--strip-gps`` (see :func:`lensblur.io.write_image`); ``only`` picks some by their Python names."""
+    return _add_flags(parser, "output file", _FILE_OUTPUT, only, None, None)
 
 
 FORMATS = ("text", "markdown", "json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import time
@@ -30,6 +31,7 @@ EPILOG = """examples:
   lensblur render photo.heic --focus 1200,900 --f-number 1.4 -o out.jpg      # depth inside the photo
   lensblur render lensblur.jpg -o out.jpg     # Google Lens Blur: its sharp original, stored focus and blur
   lensblur render portrait.jpg --depth-from subject --blur 30 -o out.jpg
+  lensblur render photo.heic --simulate "85mm f/1.4 full-frame" -o out.heic --quality 90   # the phone look
   lensblur render photo.jpg --disparity d.png --focus 600,400 --blur 30 --method bokehdiff --device cuda \\
       --dtype float16 -o out.png     # SG161222/RealVisXL_V5.0 + zcx65535/bokehdiff from the Hugging Face cache
 
@@ -44,7 +46,9 @@ Focus: --focus X,Y (median disparity in a 9x9 window), --focus-box, --focus-disp
 by default the subject with --depth-from subject, else the focus a phone stored in the photo, else the
 centre of the frame. Blur: --blur K gives the CoC radius K * (d - d_focus) pixels (default 30, or the blur
 the photo stored); or give a camera (--f-number with --focal-length, --sensor-width, --focus-distance and a
-metric depth range).
+metric depth range), or a full-frame lens at the same framing (--simulate "85mm f/1.4", or
+--equivalent-focal 85 --f-number 1.4).
+Files: the output keeps the input's colour profile, bit depth, alpha, EXIF, XMP and comment (docs/io.md).
 """
 
 
@@ -76,7 +80,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     o.add_argument("--checkpoint", help="a trained method's weights (RUN/last.safetensors of lensblur train; for "
                                         "depth-threshold a depth run, whose network then gives the depth)")
     _args.add_diffusion(p)
-    o.add_argument("--bits", type=int, default=8, choices=[8, 16], help="bits per channel for PNG/TIFF")
     o.add_argument("--force", action="store_true",
                    help="allow overwriting an input file; with several photos, render outputs that exist again "
                         "(they are skipped otherwise)")
@@ -84,6 +87,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="with -o FOLDER: the outputs' format, one of " + ", ".join(_WRITABLE) +
                         " (default: the photo's own, .jpg for HEIC/HEIF/AVIF)")
     _args.add_threshold(p)
+    _args.add_file_output(p)
+    _args.add_format(p, "text", "json", help="how to print what was done: a line, or JSON with the camera used")
     _args.add_executor(p, workers_help="with several photos: local processes, one thread each (default 1)")
     p.set_defaults(run=run)
     return p
@@ -153,13 +158,34 @@ def _focus(args, disparity, rng, suggested: float | None = None,
     return focus_at_point(disparity, (w / 2, h / 2)), "centre of the frame"
 
 
+def _simulated(args):
+    """The full-frame camera of --simulate or --equivalent-focal (None without them), checked against the other
+    lens flags (--focal-length and --sensor-width still describe the photo's own camera)."""
+    from ..io.camera import full_frame, parse_lens
+
+    if args.simulate is None and args.equivalent_focal is None:
+        return None
+    flag = "--simulate" if args.simulate is not None else "--equivalent-focal"
+    for other in ("blur",) + (("f_number", "equivalent_focal") if args.simulate is not None else ()):
+        if getattr(args, other) is not None:
+            name = "--" + other.replace("_", "-")
+            raise InputError(flag, expected=f"a full-frame lens in place of {name}", got=f"{flag} with {name}",
+                             fix=f"drop {name}")
+    if args.simulate is not None:
+        return parse_lens(args.simulate)
+    if args.f_number is None:
+        raise InputError("--equivalent-focal", expected="an f-number with it", got=args.equivalent_focal,
+                         fix="add --f-number, e.g. --equivalent-focal 85 --f-number 1.4")
+    return full_frame(args.equivalent_focal, args.f_number)
+
+
 def _camera(args, image_shape) -> tuple[float, float, str]:
-    """The focal length and sensor width to render with (the flags', else the photo's EXIF, else a 50 mm lens on
-    a full-frame sensor), and where they came from. The EXIF's sensor goes with the EXIF's lens only."""
+    """The photo's focal length and sensor width (the flags', else the photo's EXIF, else a 50 mm lens on a
+    full-frame sensor), and where they came from. The EXIF's sensor goes with the EXIF's lens only."""
     from ..io.camera import read_camera
 
-    camera = read_camera(args.photo)
     h, w = image_shape
+    camera = read_camera(args.photo)
     exif_sensor = camera.sensor_width(w, h)
     focal = args.focal_length if args.focal_length is not None else camera.focal_length or 50.0
     if args.sensor_width is not None:
@@ -178,9 +204,29 @@ def _camera(args, image_shape) -> tuple[float, float, str]:
     return focal, sensor, source
 
 
+def _reframed(disparity, rng, distance, focus, focal, sensor, simulated):
+    """A full-frame lens at the photo's framing: the camera moved back (or forward) until its lens frames the focal
+    plane as the photo's does, and the disparity map, range, focus distance and focus disparity seen from there
+    (see lensblur.io.camera)."""
+    import numpy as np
+
+    from ..io.camera import FULL_FRAME_DIAGONAL, reframe, same_framing_distance
+
+    h, w = disparity.shape
+    equivalent = focal * FULL_FRAME_DIAGONAL * w / (sensor * math.hypot(w, h))     # the photo's 35 mm equivalent
+    moved = same_framing_distance(distance, focal_length=focal, focal_length_35mm=equivalent,
+                                  equivalent_focal=simulated.focal_length)
+    shift = moved - distance
+    disparity, moved_range = reframe(disparity, rng, shift)
+    focus = float(reframe(np.array([focus]), rng, shift)[0][0])
+    source = (f"full frame, framing the photo as its {equivalent:.3g} mm-equivalent lens does from "
+              f"{abs(shift):.3g} m {'farther back' if shift >= 0 else 'closer'}")
+    return (disparity, moved_range, moved, focus, simulated.focal_length, simulated.sensor_width(w, h), source)
+
+
 def _check_lens_flags(args) -> None:
     """The lens flags' checks that need no photo (run before any photo is read)."""
-    if args.f_number is None and args.focus_distance is not None:
+    if args.f_number is None and args.simulate is None and args.focus_distance is not None:
         raise InputError("--focus-distance", expected="a camera (--f-number ...)", got=args.focus_distance,
                          fix="add --f-number, or use --blur with --focus/--focus-disparity")
     if args.f_number is not None and args.blur is not None:
@@ -196,15 +242,18 @@ def _lens(args, disparity, rng, image_width, suggested_focus=None, result=None):
     stored = result is not None and result.details.get("focus_from") is not None
     focus, how = _focus(args, disparity, rng, suggested_focus,
                         "the focus stored in the photo" if stored else "the subject")
-    if args.f_number is None:
+    simulated = _simulated(args)
+    f_number = simulated.f_number if simulated is not None else args.f_number
+    if f_number is None:
         if args.blur is None and result is not None and result.blur is not None:
             how += f"; blur {result.blur:.1f} px from the photo's stored blur at infinity"
-            return Lens(focus_disparity=float(focus), blur=result.blur, aperture=aperture), how
+            return Lens(focus_disparity=float(focus), blur=result.blur, aperture=aperture), how, None, disparity
         blur = 30.0 if args.blur is None else args.blur
-        return Lens(focus_disparity=float(focus), blur=blur, aperture=aperture), how
+        return Lens(focus_disparity=float(focus), blur=blur, aperture=aperture), how, None, disparity
     if rng is None:
         unitless = result is not None and result.relative_range is not None
-        raise InputError("--f-number", expected="a metric depth range to map the camera onto",
+        raise InputError("--simulate" if args.simulate is not None else "--f-number",
+                         expected="a metric depth range to map the camera onto",
                          got=("depth whose units the photo does not say (near/far "
                               f"{result.relative_range[0]:.4g}/{result.relative_range[1]:.4g})") if unitless
                          else "a map without one",
@@ -214,14 +263,20 @@ def _lens(args, disparity, rng, image_width, suggested_focus=None, result=None):
                          "--depth-range NEAR,FAR with --disparity")
     distance = args.focus_distance if args.focus_distance is not None else rng.depth(focus)
     focal, sensor, source = _camera(args, disparity.shape)
-    lens = Lens.from_camera(focal_length=focal, f_number=args.f_number, focus_distance=distance,
+    if simulated is not None:
+        disparity, rng, distance, focus, focal, sensor, source = _reframed(disparity, rng, distance, focus, focal,
+                                                                           sensor, simulated)
+    lens = Lens.from_camera(focal_length=focal, f_number=f_number, focus_distance=distance,
                             sensor_width=sensor, image_width=image_width, depth_range=rng, aperture=aperture)
-    print(f"camera: {focal:.3g} mm, sensor {sensor:.3g} mm ({source}), f/{args.f_number:g}, focus {distance:.3g} m",
-          file=sys.stderr)
+    if not args.quiet:
+        print(f"camera: {focal:.3g} mm, sensor {sensor:.3g} mm ({source}), f/{f_number:g}, focus {distance:.3g} m",
+              file=sys.stderr)
     if args.focus_distance is None or any(v is not None for v in (args.focus, args.focus_box,
                                                                     args.focus_disparity, args.focus_mask)):
         lens = lens.with_focus(focus)
-    return lens, f"{how}, {distance:.3g} m"
+    camera = {"focal_length": focal, "sensor_width": sensor, "f_number": f_number, "focus_distance": distance,
+              "source": source}
+    return lens, f"{how}, {distance:.3g} m", camera, disparity
 
 
 _DEPTH_FLAGS = {"disparity": "--disparity", "depth": "--depth", "depth_from": "--depth-from",
@@ -263,16 +318,70 @@ def _predict_with_progress(method, image, disparity, lens, meta, show: bool):
 
 @dataclass(frozen=True)
 class Rendered:
-    """What :func:`render_photo` did: the file written, the photo's size and a one-line description."""
+    """What :func:`render_photo` did: the file written, the photo's size, a one-line description and the
+    fields of ``--format json`` (the method, depth, lens, camera, profile and metadata)."""
 
     output: str
     width: int
     height: int
     summary: str
     seconds: float
+    details: dict
 
     def line(self) -> str:
         return f"wrote {self.output} ({self.width}x{self.height}, {self.summary}, {self.seconds:.2f} s)"
+
+    def as_json(self) -> str:
+        import json
+
+        return json.dumps({"output": self.output, "width": self.width, "height": self.height,
+                           "seconds": round(self.seconds, 3), **self.details}, indent=2)
+
+
+def _record(args, lens, camera, where) -> dict:
+    """What lensblur did, for the output's XMP (see lensblur.io.metadata)."""
+    from .. import __version__
+
+    for path in (args.depth, args.disparity, args.right, args.mask, args.depth_model):
+        if path is not None and str(path) in where:     # file names only: no folders in a published photo
+            where = where.replace(str(path), Path(str(path)).name)
+    record = {"Software": f"lensblur {__version__}", "Method": args.method, "DepthSource": where}
+    if lens is not None:
+        aperture = lens.aperture
+        shape = ("custom" if aperture.kernel is not None else f"{aperture.blades} blades" if aperture.blades
+                 else "circle")
+        record.update({"FocusDisparity": round(lens.focus_disparity, 4), "Blur": round(lens.blur, 3),
+                       "Aperture": shape})
+    if camera is not None:
+        record.update({"FocalLength": round(camera["focal_length"], 3), "SensorWidth": round(camera["sensor_width"], 3),
+                       "FNumber": camera["f_number"], "FocusDistance": round(camera["focus_distance"], 3)})
+    if args.highlights:
+        record["Highlights"] = args.highlights
+    return record
+
+
+def _output_info(args, info, record: dict):
+    """The input's :class:`~lensblur.io.ImageInfo` with the metadata to write: stripped, without GPS, or the
+    input's with lensblur's record (XMP and the EXIF Software tag)."""
+    from ..io import Metadata
+    from ..io.metadata import lensblur_xmp
+
+    if args.strip_metadata:
+        return info.with_metadata(Metadata())
+    metadata = info.metadata.without_gps() if args.strip_gps else info.metadata
+    metadata = metadata.with_software(record["Software"])
+    return info.with_metadata(Metadata(exif=metadata.exif, xmp=lensblur_xmp(record, metadata.xmp),
+                                       comment=metadata.comment))
+
+
+def _read(path):
+    """The photo as linear RGB in its own primaries and what its file holds (HEIC through pillow-heif)."""
+    from ..depth.heif import is_heif, register_heif
+    from ..io import read_image_info
+
+    if is_heif(path):
+        register_heif()
+    return read_image_info(path, argument="photo")
 
 
 def photo_depth(args, image):
@@ -340,21 +449,22 @@ def render_photo(args, method, *, progress: bool = False) -> Rendered:
     Raises:
         LensblurError: the photo, its depth or a setting cannot be used.
     """
-    from ..depth import read_photo
     from ..io import write_image
     from ..io.files import fetched, staged
+    from ..io.icc import describe
 
     started = time.perf_counter()
     maps = fetched(args.disparity, argument="disparity") if args.disparity is not None else nullcontext()
     with fetched(args.photo, argument="photo") as photo, maps as disparity_file:
         args = argparse.Namespace(**{**vars(args), "photo": photo, "disparity": disparity_file})
-        image = read_photo(args.photo)
-        disparity = lens = rng = None
+        image, info = _read(args.photo)
+        disparity = lens = rng = camera = None
+        where = "none"
         summary = args.method
         if method.needs_disparity:
-            image, disparity, rng, _, suggested, result = photo_depth(args, image)
+            image, disparity, rng, where, suggested, result = photo_depth(args, image)
             if method.needs_lens:
-                lens, how = _lens(args, disparity, rng, image.shape[1], suggested, result)
+                lens, how, camera, disparity = _lens(args, disparity, rng, image.shape[1], suggested, result)
                 log.info("focus: %s", how)
                 summary = (f"focus disparity {lens.focus_disparity:.3f} [{how}], blur {lens.blur:.1f} px, "
                            f"{args.method}")
@@ -363,9 +473,17 @@ def render_photo(args, method, *, progress: bool = False) -> Rendered:
             meta["depth_range"] = rng
         out = _predict_with_progress(_no_boost_for_linear(method, args.photo), image, disparity, lens, meta,
                                      progress)
+        output_info = _output_info(args, info, _record(args, lens, camera, where))
     with staged(args.output, argument="output") as target:
-        write_image(target, out, bits=args.bits)
-    return Rendered(str(args.output), image.shape[1], image.shape[0], summary, time.perf_counter() - started)
+        write_image(target, out, bits=args.bits, quality=args.quality, info=output_info,
+                    output_profile=args.output_profile)
+    details = {"method": args.method, "depth": where,
+               "focus_disparity": None if lens is None else lens.focus_disparity,
+               "blur": None if lens is None else lens.blur, "camera": camera,
+               "profile": describe(info.input_profile), "output_profile": args.output_profile,
+               "metadata": "stripped" if args.strip_metadata else "without GPS" if args.strip_gps else "carried"}
+    return Rendered(str(args.output), image.shape[1], image.shape[0], summary, time.perf_counter() - started,
+                    details)
 
 
 def _is_batch(args) -> bool:
@@ -392,10 +510,16 @@ def _inputs(args) -> list:
             args.vae_encoder]
 
 
-def _checked_method(args):
+def _checked_method(args, *, batch: bool = False):
     """Every check that needs no photo, then the method (a warning for flags it does not read)."""
+    from ..io import check_write_options
+
     _check_lens_flags(args)
     _aperture(args)
+    _simulated(args)
+    if not batch:     # a batch checks each output's options in _plan
+        check_write_options(str(args.output), bits=args.bits, quality=args.quality,
+                            output_profile=args.output_profile)
     method = _args.method_from_flags(args, highlights=args.highlights)
     unused = _unused(args, method)
     if unused:
@@ -422,7 +546,8 @@ def run(args) -> int:
     if not is_url(str(args.output)):
         check_output_path(args.output, inputs=[args.photo, *_inputs(args)], force=args.force)
     method = _checked_method(args)
-    print(render_photo(args, method, progress=_args.show_progress(args)).line())
+    rendered = render_photo(args, method, progress=_args.show_progress(args))
+    print(rendered.as_json() if args.format == "json" else rendered.line())
     return 0
 
 
@@ -476,7 +601,7 @@ class _Job:
 
 def _plan(args) -> tuple[list[_Job], list]:
     """The photos to render and the ones skipped (their output exists), every check done before any render."""
-    from ..io import check_output_path, make_folder
+    from ..io import check_output_path, check_write_options, make_folder
     from ..io.files import expand_inputs, is_url, join_location, location_exists
 
     out = str(args.output)
@@ -498,6 +623,7 @@ def _plan(args) -> tuple[list[_Job], list]:
                              got=f"{by_name[name.casefold()]} and {photo} both give {name}",
                              fix="rename one, render them into different folders, or pass --output-format")
         by_name[name.casefold()] = photo
+        check_write_options(name, bits=args.bits, quality=args.quality, output_profile=args.output_profile)
         outputs.append(join_location(args.output, name))
     maps = _maps_by_stem(args, photos) if args.disparity_dir is not None else [args.disparity] * len(photos)
     if not is_url(str(args.output)):
@@ -549,7 +675,7 @@ def _run_batch(args) -> int:
         raise InputError("--ray-address", expected="--executor ray as well", got=args.ray_address,
                          fix="add --executor ray")
     jobs, skipped = _plan(args)
-    method = _checked_method(args)
+    method = _checked_method(args, batch=True)
     executor = _args.executor_from_flags(args)
     shared_args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "run"},
                                      batch_token=uuid.uuid4().hex)
@@ -563,7 +689,7 @@ def _run_batch(args) -> int:
             for position, (status, result) in executor.map(_render_job, jobs, shared=shared):
                 if status == "ok":
                     written += 1
-                    bar.write(result.line(), file=sys.stdout)
+                    bar.write(result.as_json() if args.format == "json" else result.line(), file=sys.stdout)
                 else:
                     failures.append((jobs[position].photo, result))
                 bar.update(1)

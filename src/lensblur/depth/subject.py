@@ -14,13 +14,21 @@ The segmenter model: MediaPipe's ``selfie_segmentation.tflite`` ships inside the
 ``mediapipe==0.10.21`` wheel on PyPI; :func:`extract_segmenter` copies it out of a downloaded wheel (see
 docs/depth.md). lensblur looks for it at ``model=``, ``$LENSBLUR_SEGMENTER_MODEL``, then
 ``~/.cache/lensblur/selfie_segmentation.tflite``.
+
+The whole set-up is one command (:data:`SETUP_COMMAND`): ``pip install 'lensblur[portrait]' && python -m
+lensblur.depth.subject``, the second part downloading that wheel with pip (no dependencies) and copying the
+model out. When something is missing, :func:`segment_subject` says everything that is, in one message.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -35,8 +43,12 @@ from ._base import DepthResult, DepthSource
 __all__ = [
     "SEGMENTER_ENV",
     "SEGMENTER_MEMBER",
+    "SETUP_COMMAND",
     "SubjectDepth",
+    "SubjectSetupError",
+    "download_segmenter",
     "extract_segmenter",
+    "missing_for_subject_masks",
     "read_subject_mask",
     "segment_subject",
     "segmenter_path",
@@ -48,10 +60,11 @@ logger = logging.getLogger(__name__)
 SEGMENTER_ENV = "LENSBLUR_SEGMENTER_MODEL"
 SEGMENTER_MEMBER = "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"
 _DEFAULT = Path("~/.cache/lensblur/selfie_segmentation.tflite")
-_HOW_TO_GET = ("pip download mediapipe==0.10.21 --no-deps --only-binary=:all: -d /tmp/mp && "
-               "python -c \"from lensblur.depth.subject import extract_segmenter; "
-               "extract_segmenter('/tmp/mp')\" (copies selfie_segmentation.tflite out of the wheel to "
-               "~/.cache/lensblur/); or pass your own mask image as mask=MASK.png")
+SETUP_COMMAND = "pip install -c constraints.txt 'lensblur[portrait]' && python -m lensblur.depth.subject"
+"""The one command that sets up automatic subject masks: mediapipe, then the segmenter model."""
+_HOW_TO_GET = (f"{SETUP_COMMAND} (downloads the mediapipe==0.10.21 wheel with pip download --no-deps and copies "
+               "selfie_segmentation.tflite out of it to ~/.cache/lensblur/); or give your own mask image "
+               "(--mask MASK.png; mask= in Python)")
 
 
 def read_subject_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
@@ -91,11 +104,58 @@ def segmenter_path(model: str | os.PathLike | None = None) -> Path:
         candidates.append(Path(os.environ[SEGMENTER_ENV]).expanduser())
     if not candidates:
         candidates.append(_DEFAULT.expanduser())
+        installed = _installed_segmenter()
+        if installed is not None:
+            candidates.append(installed)
     for path in candidates:
         if path.is_file():
             return path
     raise ModelNotFoundError("MediaPipe selfie segmenter (selfie_segmentation.tflite)",
                              looked_in=[str(p) for p in candidates], how_to_get=_HOW_TO_GET)
+
+
+class SubjectSetupError(ModelNotFoundError):
+    """Automatic subject masks are not set up: every missing piece, and the one command that brings them all.
+
+    Args:
+        missing: the missing pieces (:func:`missing_for_subject_masks`).
+    """
+
+    def __init__(self, missing: list[str]):
+        self.what = "automatic subject masks"
+        self.looked_in = list(missing)
+        self.how_to_get = _HOW_TO_GET
+        Exception.__init__(self, f"automatic subject masks need {len(missing)} more thing"
+                           f"{'s' if len(missing) > 1 else ''}: {'; '.join(missing)}. Fix: {_HOW_TO_GET}")
+
+
+def _installed_segmenter() -> Path | None:
+    """The model inside an installed mediapipe package that still ships it (0.10.21), found without importing it."""
+    spec = importlib.util.find_spec("mediapipe")
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / Path(SEGMENTER_MEMBER).relative_to("mediapipe")
+        if path.is_file():
+            return path
+    return None
+
+
+def missing_for_subject_masks(model: str | os.PathLike | None = None) -> list[str]:
+    """Everything automatic subject masks still need, each as a short phrase (empty when all is there).
+
+    Args:
+        model: the segmenter ``.tflite`` (see :func:`segmenter_path`).
+
+    Returns:
+        The missing pieces: the package ``mediapipe``, the model file (with where lensblur looked).
+    """
+    missing = []
+    if importlib.util.find_spec("mediapipe") is None:
+        missing.append("the package 'mediapipe' (not installed)")
+    try:
+        segmenter_path(model)
+    except ModelNotFoundError as exc:
+        missing.append(f"the segmenter model selfie_segmentation.tflite (not in {', '.join(exc.looked_in)})")
+    return missing
 
 
 def extract_segmenter(wheel: str | os.PathLike, destination: str | os.PathLike | None = None) -> Path:
@@ -149,6 +209,9 @@ def segment_subject(image: np.ndarray, *, model: str | os.PathLike | None = None
         ModelNotFoundError: the segmenter file is not found.
         MissingDependencyError: mediapipe is not installed (``lensblur[portrait]``).
     """
+    missing = missing_for_subject_masks(model)
+    if missing:
+        raise SubjectSetupError(missing)
     path = segmenter_path(model)
     mp = require("mediapipe", extra="portrait", feature="automatic subject masks")
     from mediapipe.tasks.python import BaseOptions, vision
@@ -249,3 +312,56 @@ class SubjectDepth:
         coarse = self.coarse.estimate(image)
         return DepthResult(disparity=subject_disparity(mask, coarse.disparity), depth_range=None,
                            source=f"{what} over {coarse.source}", focus=1.0)
+
+
+def download_segmenter(destination: str | os.PathLike | None = None) -> Path:
+    """Download the ``mediapipe==0.10.21`` wheel with pip (no dependencies, into a temporary folder) and copy the
+    segmenter model out of it (:func:`extract_segmenter`).
+
+    Args:
+        destination: where to write, by default ``~/.cache/lensblur/selfie_segmentation.tflite``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        InputError: pip could not download the wheel.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, "-m", "pip", "download", "mediapipe==0.10.21", "--no-deps", "--only-binary=:all:",
+                   "-d", folder, "--quiet"]
+        done = subprocess.run(command, check=False)
+        if done.returncode != 0:
+            raise InputError("wheel", expected="the mediapipe==0.10.21 wheel from pip download", got=f"pip exit code "
+                             f"{done.returncode}", fix="check the network, or download the wheel yourself and run "
+                             "python -m lensblur.depth.subject --wheel FILE")
+        return extract_segmenter(folder, destination)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lensblur.depth.subject [--wheel FILE]``: put the segmenter model where lensblur looks, then say
+    what else automatic subject masks need (nothing, once mediapipe is installed)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m lensblur.depth.subject",
+                                     description="Set up automatic subject masks (--depth-from subject without "
+                                                 "--mask): the MediaPipe selfie segmenter model.")
+    parser.add_argument("--wheel", type=Path, help="a downloaded mediapipe-0.10.21 wheel (default: pip download it)")
+    parser.add_argument("--to", type=Path, help="where to write the model (default ~/.cache/lensblur/)")
+    args = parser.parse_args(argv)
+    try:
+        out = extract_segmenter(args.wheel, args.to) if args.wheel else download_segmenter(args.to)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"segmenter model: {out}")
+    missing = missing_for_subject_masks(out)
+    if missing:
+        print("still missing: " + "; ".join(missing) + ". Fix: pip install -c constraints.txt 'lensblur[portrait]'",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

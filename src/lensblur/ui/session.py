@@ -349,8 +349,8 @@ class Workspace:
         if method.needs_disparity:
             depth = self._depth(session, args)
             if method.needs_lens:
-                lens, _ = render_command._lens(args, depth.disparity, depth.depth_range, depth.image.shape[1],
-                                               depth.suggested, depth.result)
+                lens = render_command._lens(args, depth.disparity, depth.depth_range, depth.image.shape[1],
+                                            depth.suggested, depth.result)[0]
         return run_args if raw else args, method, depth, lens
 
     def _depth(self, session: Session, args) -> _Depth:
