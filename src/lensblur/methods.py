@@ -98,17 +98,20 @@ class ClassicalRenderer:
     Args:
         name: the renderer's name in ``lensblur.render.METHODS``.
         highlights: the strength of the recovery of clipped lights, in [0, 1] (``render(..., highlights=)``).
+        device: where to render (``render(..., device=)``: ``"auto"``, ``"cpu"``, ``"cuda"``, ...; None for
+            the CPU).
     """
 
     name: str
     highlights: float = 0.0
+    device: str | None = None
     needs_disparity = True
     needs_lens = True
 
     def predict(self, image, *, disparity, lens, meta=None):
         from .render import render
 
-        return render(image, disparity, lens, method=self.name, highlights=self.highlights)
+        return render(image, disparity, lens, method=self.name, highlights=self.highlights, device=self.device)
 
 
 register_method("identity", Identity)
@@ -190,7 +193,7 @@ def get_method(name: str, *, argument: str = "name", **options: Any) -> EvalMeth
         _check_options(name, options, _accepted(factory))
         method = factory(**options)
     elif name in _render_names():
-        _check_options(name, options, {"highlights"})
+        _check_options(name, options, {"highlights", "device"})
         method = ClassicalRenderer(name, **options)
     else:
         raise InputError(argument, expected=f"one of {', '.join(available_methods())}", got=name,

@@ -49,6 +49,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     o.add_argument("--checkpoint", help="a trained method's weights (RUN/last.safetensors of lensblur train; for "
                                         "depth-threshold a depth run, whose network then gives the depth)")
     _args.add_diffusion(p)
+    _args.add_compute(p)
     o.add_argument("--bits", type=int, default=8, choices=[8, 16], help="bits per channel for PNG/TIFF")
     o.add_argument("--force", action="store_true", help="allow overwriting an input file")
     _args.add_threshold(p)
