@@ -117,7 +117,9 @@ def worker_count(threads: int | None = None) -> int:
     return max(1, min(torch.get_num_threads(), available_cores()))
 
 
+# The pool of the enclosing coarse_parallel block (None outside one, and in its workers) and its size.
 _POOL: contextvars.ContextVar[ThreadPoolExecutor | None] = contextvars.ContextVar("lensblur_pool", default=None)
+_WORKERS: contextvars.ContextVar[int] = contextvars.ContextVar("lensblur_workers", default=1)
 
 
 @contextlib.contextmanager
@@ -138,19 +140,23 @@ def coarse_parallel(threads: int | None = None, *, device=None) -> Iterator[int]
     """
     import torch
 
+    if _POOL.get() is not None:
+        yield _WORKERS.get()
+        return
     workers = worker_count(threads)
-    if _POOL.get() is not None or (device is not None and torch.device(device).type != "cpu"):
-        yield 1 if _POOL.get() is None else _POOL.get()._max_workers
+    if device is not None and torch.device(device).type != "cpu":
+        yield 1
         return
     previous = torch.get_num_threads()
     if previous != 1:
         torch.set_num_threads(1)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="lensblur") if workers > 1 else None
-    token = _POOL.set(pool)
+    token, count = _POOL.set(pool), _WORKERS.set(workers)
     try:
         yield workers
     finally:
         _POOL.reset(token)
+        _WORKERS.reset(count)
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         if torch.get_num_threads() != previous:
