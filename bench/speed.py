@@ -1,12 +1,16 @@
 """Speed and memory of the layered renderer: 1, 4, 12 and 24 megapixels, max CoC radius 1%, 2.5% and 5% of
-the width, 2 CPU threads. Each case runs in its own process so that its peak memory is its own.
+the width (or a radius in pixels), circle and hexagon apertures, 2 CPU threads (or a GPU). Each case runs in
+its own process so that its peak memory is its own.
 
-    python bench/speed.py                 # the full table
-    python bench/speed.py --sizes 1,12 --radii 0.05 --repeat 1
+    python bench/speed.py                                    # the full table
+    python bench/speed.py --sizes 12 --radius-px 60 --apertures circle,hexagon   # the 12 MP / 60 px target
+    python bench/speed.py --sizes 8 --radius-px 40 --device cuda --repeat 20     # the GPU preview target
 
 The photo is a real one (bokehme_3 from ../shared/samples with its 16-bit disparity) resized to each size;
 the focus sits at disparity 0.35 and ``blur`` is chosen so that the largest CoC in the frame is the stated
-radius. Prints seconds (best of --repeat), megapixels per second and the process's peak resident memory.
+radius. Prints seconds (the median of --repeat, after one warm-up render of a small crop), megapixels per
+second and the process's peak resident memory (and on a GPU the peak memory torch allocated there). On a
+GPU the render is timed on tensors already on the device (``render_tensor``), synchronised.
 """
 
 from __future__ import annotations
@@ -15,69 +19,128 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
+APERTURES = {"circle": 0, "hexagon": 6}
 
 
-def one_case(megapixels: float, radius_fraction: float, repeat: int, threads: int, method: str) -> dict:
+def photo_at(megapixels: float):
+    """The sample photo and its disparity resized to ``megapixels`` (3:2), as float32 numpy arrays."""
     import numpy as np
     import torch
 
     import lensblur
     from lensblur.io import resize_map
 
-    torch.set_num_threads(threads)
     photo = lensblur.read_image(SAMPLES / "bokehme_3.jpg")
     disparity = lensblur.read_disparity(SAMPLES / "bokehme_3_disparity16.png")
     width = round((megapixels * 1e6 * 3 / 2) ** 0.5)
     height = round(width * 2 / 3)
     image = torch.nn.functional.interpolate(torch.from_numpy(photo).permute(2, 0, 1)[None], size=(height, width),
                                             mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
-    disparity = np.clip(resize_map(disparity, (height, width)), 0, 1)
+    return np.ascontiguousarray(image), np.clip(resize_map(disparity, (height, width)), 0, 1)
+
+
+def lens_for(disparity, radius: float, blades: int):
+    """The lens focused at disparity 0.35 whose largest CoC in ``disparity`` is ``radius`` pixels."""
+    import numpy as np
+
+    import lensblur
+
     focus = 0.35
-    radius = radius_fraction * width
-    lens = lensblur.Lens(focus, radius / float(np.abs(disparity - focus).max()), lensblur.Aperture(blades=0))
-    best = float("inf")
+    return lensblur.Lens(focus, radius / float(np.abs(disparity - focus).max()), lensblur.Aperture(blades=blades))
+
+
+def _synchronize(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def one_case(megapixels: float, radius: float, blades: int, repeat: int, threads: int, method: str,
+             device: str) -> dict:
+    import torch
+
+    import lensblur
+    from lensblur._device import resolve_device
+    from lensblur.render import render_tensor
+
+    torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    image, disparity = photo_at(megapixels)
+    height, width = disparity.shape
+    if radius < 1:
+        radius *= width
+    lens = lens_for(disparity, radius, blades)
+    lensblur.render(image[:256, :256], disparity[:256, :256], lens, method=method, device=dev)   # warm-up
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].to(dev)
+    d = torch.from_numpy(disparity)[None, None].to(dev)
+    times = []
     for _ in range(repeat):
-        start = time.perf_counter()
-        lensblur.render(image, disparity, lens, method=method)
-        best = min(best, time.perf_counter() - start)
+        if dev.type == "cpu":
+            start = time.perf_counter()
+            lensblur.render(image, disparity, lens, method=method)
+        else:
+            _synchronize(dev)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                render_tensor(x, d, lens, method=method)
+            _synchronize(dev)
+        times.append(time.perf_counter() - start)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return {"megapixels": width * height / 1e6, "size": f"{width}x{height}", "radius_px": radius,
-            "seconds": best, "mp_per_s": width * height / 1e6 / best, "peak_mb": peak_mb}
+    device_mb = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None
+    seconds = statistics.median(times)
+    return {"megapixels": width * height / 1e6, "size": f"{width}x{height}", "radius_px": radius, "seconds": seconds,
+            "mp_per_s": width * height / 1e6 / seconds, "peak_mb": peak_mb, "device_mb": device_mb}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1,4,12,24", help="megapixels, comma-separated")
     parser.add_argument("--radii", default="0.01,0.025,0.05", help="max CoC radius as a fraction of the width")
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--radius-px", default=None, help="max CoC radii in pixels instead, comma-separated")
+    parser.add_argument("--apertures", default="circle", help="circle and/or hexagon, comma-separated")
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--method", default="layered")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        mp, frac = (float(v) for v in args.case.split(":"))
-        print(json.dumps(one_case(mp, frac, args.repeat, args.threads, args.method)))
+        mp, radius, blades = args.case.split(":")
+        print(json.dumps(one_case(float(mp), float(radius), int(blades), args.repeat, args.threads, args.method,
+                                  args.device)))
         return
-    print(f"lensblur {args.method} renderer, {args.threads} threads, best of {args.repeat}")
-    print("| size | MP | max CoC radius | seconds | MP/s | peak memory |")
-    print("|---|---|---|---|---|---|")
+    radii = ([(float(v), "") for v in args.radius_px.split(",")] if args.radius_px else
+             [(float(v), f"{float(v):.1%} ") for v in args.radii.split(",")])
+    print(f"lensblur {args.method} renderer on {args.device}, {args.threads} threads, median of {args.repeat}")
+    print("| size | MP | aperture | max CoC radius | seconds | MP/s | peak memory |")
+    print("|---|---|---|---|---|---|---|")
     for mp in (float(v) for v in args.sizes.split(",")):
-        for frac in (float(v) for v in args.radii.split(",")):
-            cmd = [sys.executable, __file__, "--case", f"{mp}:{frac}", "--repeat", str(args.repeat),
-                   "--threads", str(args.threads), "--method", args.method]
-            done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), check=False)
-            if done.returncode != 0:
-                print(f"| {mp} MP | | {frac:.1%} | failed: {done.stderr.strip().splitlines()[-1]} | | |")
-                continue
-            r = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"| {r['size']} | {r['megapixels']:.1f} | {frac:.1%} ({r['radius_px']:.0f} px) | {r['seconds']:.2f} "
-                  f"| {r['mp_per_s']:.2f} | {r['peak_mb'] / 1024:.2f} GB |", flush=True)
+        for radius, label in radii:
+            for aperture in args.apertures.split(","):
+                cmd = [sys.executable, __file__, "--case", f"{mp}:{radius}:{APERTURES[aperture]}", "--repeat",
+                       str(args.repeat), "--threads", str(args.threads), "--method", args.method, "--device",
+                       args.device]
+                done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), check=False)
+                if done.returncode != 0:
+                    last = (done.stderr.strip().splitlines() or ["?"])[-1]
+                    print(f"| {mp} MP | | {aperture} | {label} | failed: {last} | | |", flush=True)
+                    continue
+                r = json.loads(done.stdout.strip().splitlines()[-1])
+                memory = f"{r['peak_mb'] / 1024:.2f} GB"
+                if r["device_mb"] is not None:
+                    memory += f" (device {r['device_mb'] / 1024:.2f} GB)"
+                print(f"| {r['size']} | {r['megapixels']:.1f} | {aperture} | {label}({r['radius_px']:.0f} px) "
+                      f"| {r['seconds']:.2f} | {r['mp_per_s']:.2f} | {memory} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -67,3 +67,25 @@ def test_set_threads_sets_torch():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="affinity masks are a Linux feature")
+def test_a_render_pinned_to_one_core_uses_one_worker():
+    # torch is told 3 threads; the renderer's workers follow the mask, and torch gets its 3 back.
+    code = ("import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); import torch; "
+            "torch.set_num_threads(3); from lensblur._threads import coarse_parallel\n"
+            "with coarse_parallel() as workers:\n    inside = torch.get_num_threads()\n"
+            "print(workers, inside, torch.get_num_threads())")
+    env = {**os.environ}
+    env.pop("LENSBLUR_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["1", "1", "3"]
+
+
+def test_a_batch_worker_renders_on_one_thread_whatever_the_parent_set():
+    # A parent with LENSBLUR_THREADS=2 must not give each one-thread worker process two render workers.
+    code = ("from lensblur._threads import single_thread_worker, worker_count; import torch; "
+            "single_thread_worker(); print(torch.get_num_threads(), worker_count())")
+    env = {**os.environ, "LENSBLUR_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["1", "1"]

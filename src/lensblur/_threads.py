@@ -4,17 +4,30 @@ torch's default is the machine's core count, which is wrong inside a container w
 pinned to some cores (``taskset``, a batch scheduler), and which collapses when another program competes for the
 cores. The policy here: an explicit number wins, then ``LENSBLUR_THREADS``, then the cores available to this
 process (its affinity mask, capped by the cgroup CPU quota). Worker processes of a batch take one thread each.
+
+How the threads are used matters as much as how many there are. torch parallelises each operation on its own
+(intra-op threads that meet at a barrier after every operation); a renderer runs thousands of operations, and
+when another program holds one of the cores every barrier waits for the thread the system has parked, so a
+render on two threads can take ten times as long as alone. lensblur's renderers instead run torch on one thread
+and parallelise coarse, independent pieces of work (the blocks of a frame, bands of rows) on a small pool of
+Python threads (:func:`coarse_parallel`, :func:`parallel_map`; torch releases the GIL inside its kernels): a
+busy core then only slows the piece that runs on it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from .errors import InputError, check_integer
 
-__all__ = ["ENVIRONMENT_VARIABLE", "available_cores", "resolve_threads", "set_threads"]
+__all__ = ["ENVIRONMENT_VARIABLE", "available_cores", "coarse_parallel", "parallel_map", "parallel_unordered",
+           "resolve_threads", "set_threads", "single_thread_worker", "worker_count"]
 
 ENVIRONMENT_VARIABLE = "LENSBLUR_THREADS"
 
@@ -87,3 +100,100 @@ def set_threads(threads: int | None = None) -> int:
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
     return count
+
+
+def single_thread_worker() -> None:
+    """Make this process a one-thread worker of a batch (a local pool's or Ray's): torch on one thread and
+    every render in it on one worker, whatever ``LENSBLUR_THREADS`` the parent had (it is set to 1 here)."""
+    os.environ[ENVIRONMENT_VARIABLE] = "1"
+    set_threads(1)
+
+
+def worker_count(threads: int | None = None) -> int:
+    """How many pieces of coarse work a render runs at once: ``threads`` if given, else ``LENSBLUR_THREADS``,
+    else torch's thread count (what :func:`set_threads` or the caller's ``torch.set_num_threads`` chose, so a
+    batch worker set to one thread stays on one) capped by :func:`available_cores`.
+
+    Raises:
+        InputError: as :func:`resolve_threads`.
+    """
+    import torch
+
+    if threads is not None or os.environ.get(ENVIRONMENT_VARIABLE, "").strip():
+        return resolve_threads(threads)
+    return max(1, min(torch.get_num_threads(), available_cores()))
+
+
+# The pool of the enclosing coarse_parallel block (None outside one, and in its workers) and its size.
+_POOL: contextvars.ContextVar[ThreadPoolExecutor | None] = contextvars.ContextVar("lensblur_pool", default=None)
+_WORKERS: contextvars.ContextVar[int] = contextvars.ContextVar("lensblur_workers", default=1)
+
+
+@contextlib.contextmanager
+def coarse_parallel(threads: int | None = None, *, device=None) -> Iterator[int]:
+    """Within the block, torch runs on one thread and :func:`parallel_map` / :func:`parallel_unordered` spread
+    their items over :func:`worker_count` Python threads; torch's thread count is restored afterwards.
+
+    On another device than the CPU nothing changes (the device runs the operations; the work is queued in
+    order) and the maps run their items one by one. Nested blocks, and maps called from inside a worker, run
+    one by one too. Yields the number of workers.
+
+    Args:
+        threads: the number of workers, or None for :func:`worker_count`'s rule.
+        device: the device the work runs on (None: the CPU).
+
+    Raises:
+        InputError: as :func:`resolve_threads`.
+    """
+    import torch
+
+    if _POOL.get() is not None:
+        yield _WORKERS.get()
+        return
+    workers = worker_count(threads)
+    if device is not None and torch.device(device).type != "cpu":
+        yield 1
+        return
+    previous = torch.get_num_threads()
+    if previous != 1:
+        torch.set_num_threads(1)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="lensblur") if workers > 1 else None
+    token, count = _POOL.set(pool), _WORKERS.set(workers)
+    try:
+        yield workers
+    finally:
+        _POOL.reset(token)
+        _WORKERS.reset(count)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
+
+
+def parallel_map(fn: Callable, items: Iterable) -> list:
+    """``[fn(item) for item in items]``, on the workers of the enclosing :func:`coarse_parallel` block when
+    there is one (and this is not one of its workers), else one by one. The results are in order, and the
+    same as one by one whenever ``fn``'s items are independent."""
+    pool = _POOL.get()
+    items = list(items)
+    if pool is None or len(items) < 2:
+        return [fn(item) for item in items]
+    return list(pool.map(fn, items))
+
+
+def parallel_unordered(fn: Callable, items: Iterable) -> Iterator[tuple[int, object]]:
+    """``(index, fn(item))`` for each of ``items``, as they finish (on the workers of the enclosing
+    :func:`coarse_parallel` block, as :func:`parallel_map`), so the caller can use each result at once."""
+    pool = _POOL.get()
+    items = list(items)
+    if pool is None or len(items) < 2:
+        for index, item in enumerate(items):
+            yield index, fn(item)
+        return
+    futures = {pool.submit(fn, item): index for index, item in enumerate(items)}
+    try:
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        for future in futures:
+            future.cancel()

@@ -70,9 +70,9 @@ _WORKER_STATE: dict[str, Any] = {}
 
 
 def _pool_init(fn, shared) -> None:
-    from ._threads import set_threads
+    from ._threads import single_thread_worker
 
-    set_threads(1)
+    single_thread_worker()
     _WORKER_STATE["fn"], _WORKER_STATE["shared"] = fn, shared
 
 
@@ -120,9 +120,9 @@ class LocalExecutor(Executor):
 
 # -- Ray ------------------------------------------------------------------------------------------------
 def _ray_call(fn, shared, item):
-    from ._threads import set_threads
+    from ._threads import single_thread_worker
 
-    set_threads(1)
+    single_thread_worker()
     return fn(shared, item)
 
 

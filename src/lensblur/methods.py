@@ -99,10 +99,13 @@ class ClassicalRenderer:
         name: the renderer's name in ``lensblur.render.METHODS``.
         highlights: the recovery of clipped lights, ``"auto"`` (the default), ``"off"`` or a strength in [0, 4]
             (``render(..., highlights=)``); checked here, before anything is rendered.
+        device: where to render (``render(..., device=)``: ``"auto"``, ``"cpu"``, ``"cuda"``, ...; None for
+            the CPU).
     """
 
     name: str
     highlights: str | float = "auto"
+    device: str | None = None
     needs_disparity = True
     needs_lens = True
 
@@ -114,7 +117,7 @@ class ClassicalRenderer:
     def predict(self, image, *, disparity, lens, meta=None):
         from .render import render
 
-        return render(image, disparity, lens, method=self.name, highlights=self.highlights)
+        return render(image, disparity, lens, method=self.name, highlights=self.highlights, device=self.device)
 
 
 register_method("identity", Identity)
@@ -196,7 +199,7 @@ def get_method(name: str, *, argument: str = "name", **options: Any) -> EvalMeth
         _check_options(name, options, _accepted(factory))
         method = factory(**options)
     elif name in _render_names():
-        _check_options(name, options, {"highlights"})
+        _check_options(name, options, {"highlights", "device"})
         method = ClassicalRenderer(name, **options)
     else:
         raise InputError(argument, expected=f"one of {', '.join(available_methods())}", got=name,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from .._device import resolve_device
 from .._optional import hf_cache_dir, require
 from ..errors import InputError, ModelNotFoundError
 from .constants import DEFAULT_BASE, DEFAULT_LORA
@@ -74,28 +75,6 @@ _LORA_PARTS = re.compile(r"^(?P<module>.+)\.(?P<kind>lora_A|lora_B|lora\.down|lo
 
 
 # ------------------------------------------------------------------------------------------ device and dtype
-def resolve_device(device=None) -> torch.device:
-    """The device to run on: ``None``/``"auto"`` is CUDA when available, else Apple's MPS, else the CPU.
-
-    Raises:
-        InputError: not a device name, or one that is not there.
-    """
-    if device is None or device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        out = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError("device", expected="auto, cpu, cuda, cuda:N or mps", got=str(device), fix="e.g. device=cuda")
-    if out.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("device", expected="a device that exists", got=f"{device} (no CUDA GPU is visible)",
-                         fix="device=cpu")
-    return out
-
-
 def resolve_dtype(dtype, device: torch.device) -> torch.dtype:
     """The UNet's dtype: ``None`` is float32 (as released); names ``float32``, ``float16``, ``bfloat16``.
 

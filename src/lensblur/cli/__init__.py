@@ -19,7 +19,7 @@ import re
 import sys
 
 from ..errors import LensblurError
-from ._args import cli_message
+from ._args import cli_message, start_threads
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 1
     try:
+        start_threads(args)
         return int(args.run(args) or 0)
     except LensblurError as exc:
         if os.environ.get("LENSBLUR_DEBUG"):

@@ -4,8 +4,9 @@
   so that every command reads a box or a size the same way;
 * :func:`command`, the header every subcommand's parser starts from;
 * argument groups: :func:`add_photo`, :func:`add_depth_source`, :func:`add_lens` (focus, blur, camera,
-  aperture), :func:`add_diffusion` (the diffusion method's model, LoRA, device...), :func:`add_output` (``-o/--output``: a file where the command writes one file, a folder where it
-  writes several), :func:`add_file_output` (``--bits``, ``--quality``, ``--output-profile``,
+  aperture), :func:`add_compute` (``--threads``, ``--device``), :func:`add_diffusion` (the diffusion method's
+  model, LoRA, precision...), :func:`add_output` (``-o/--output``: a file where the command writes one file, a
+  folder where it writes several), :func:`add_file_output` (``--bits``, ``--quality``, ``--output-profile``,
   ``--strip-metadata``, ``--strip-gps``), :func:`add_format` (``--format``), :func:`add_progress` (``--no-progress``,
   ``-q/--quiet``);
 * hidden aliases: an old spelling still parses, for one release, to the same value as the new one, is left out
@@ -26,6 +27,7 @@ __all__ = [
     "DIFFUSION_OPTIONS",
     "FORMATS",
     "PYTHON_NAMES",
+    "add_compute",
     "add_depth_source",
     "add_diffusion",
     "add_executor",
@@ -53,6 +55,7 @@ __all__ = [
     "point",
     "show_progress",
     "size",
+    "start_threads",
 ]
 
 
@@ -331,7 +334,6 @@ _DIFFUSION = {
     "vae_encoder": _flag("--vae-encoder", metavar="FILE",
                          help="the partial VAE encoder, .ckpt or .safetensors (default: beside the LoRA, or the "
                               "run's; none: the base model's)"),
-    "device": _flag("--device", help="auto (cuda if available, default), cpu, cuda, cuda:1, mps"),
     "dtype": _flag("--dtype", choices=("float32", "float16", "bfloat16"),
                    help="precision of the UNet (default float32, as released)"),
     "tile": _flag("--tile", choices=("auto", "always", "never"),
@@ -351,8 +353,9 @@ def diffusion_flag(name: str) -> tuple[str, dict]:
 
 
 def add_diffusion(parser) -> dict[str, argparse.Action]:
-    """The diffusion method's group (``--diffusion-model``, ``--lora``, ``--vae-encoder``, ``--device``,
-    ``--dtype``, ``--tile``), None unless given, so that they reach the method only when asked for."""
+    """The diffusion method's group (``--diffusion-model``, ``--lora``, ``--vae-encoder``, ``--dtype``,
+    ``--tile``), None unless given, so that they reach the method only when asked for. Its device is the
+    command's ``--device`` (:func:`add_compute`)."""
     return _add_flags(parser, "diffusion method (bokehdiff)", _DIFFUSION, None, None, None)
 
 
@@ -368,7 +371,8 @@ def diffusion_error(exc):
 
     if not isinstance(exc, InputError) or exc.argument not in DIFFUSION_OPTIONS:
         return exc
-    flag = _DIFFUSION[DIFFUSION_OPTIONS[exc.argument]].names[0]
+    dest = DIFFUSION_OPTIONS[exc.argument]
+    flag = (_DIFFUSION[dest] if dest in _DIFFUSION else _COMPUTE[dest]).names[0]
     fix = re.sub(r"(?<![\w-])model=", "diffusion_model=", exc.fix) if exc.fix else exc.fix
     return InputError(flag, expected=exc.expected, got=exc.got, fix=fix)
 
@@ -388,6 +392,32 @@ def method_from_flags(args, **extra):
         if renamed is exc:
             raise
         raise renamed from exc
+
+
+# ------------------------------------------------------------------------------------------ threads and device
+_COMPUTE = {
+    "threads": _flag("--threads", type=int, metavar="N",
+                     help="CPU threads for the torch work (default: $LENSBLUR_THREADS, else the cores this process "
+                          "may run on)"),
+    "device": _flag("--device", metavar="DEVICE",
+                    help="auto (CUDA, else MPS, else the CPU), cpu, cuda, cuda:N or mps (default: the CPU for the "
+                         "classical renderers, auto for bokehdiff)"),
+}
+
+
+def add_compute(parser, *, only=("threads", "device"), defaults=None, helps=None) -> dict[str, argparse.Action]:
+    """The compute group: ``--threads N`` (read by :func:`start_threads`) and ``--device`` (None unless
+    given; the methods take it as ``device=``). ``only`` picks one of them."""
+    return _add_flags(parser, "compute", _COMPUTE, only, defaults, helps)
+
+
+def start_threads(args) -> None:
+    """Set torch's threads by lensblur's policy (:func:`lensblur._threads.set_threads`: ``--threads``, else
+    ``LENSBLUR_THREADS``, else the cores available) for a command that has ``--threads``; others are left alone."""
+    if hasattr(args, "threads"):
+        from .._threads import set_threads
+
+        set_threads(args.threads)
 
 
 # ------------------------------------------------------------------------------------------ output

@@ -48,6 +48,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--preview", type=Path, metavar="PREVIEW.png",
                         help="also write the photo beside a colour-mapped map")
     _args.add_format(parser, "text", "json", help="how to print the result")
+    _args.add_compute(parser, only=("threads",))
     parser.add_argument("--force", action="store_true", help="allow overwriting an input file")
     parser.set_defaults(run=run)
     return parser

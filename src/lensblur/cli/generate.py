@@ -79,12 +79,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     sampling.add_argument("--init-image", metavar="IMAGE", help="image-to-image: start from this picture")
     sampling.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
                           help=f"image-to-image noise strength in (0, 1] (default {DEFAULT_STRENGTH:g})")
-    sampling.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     sampling.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
     p.add_argument("--box", type=_args.named_box, action="append", default=[], metavar="[NAME=]X0,Y0,X1,Y1",
                    help="write a focus report for this region (against the baseline, or the input image)")
     p.add_argument("--force", action="store_true", help="overwrite existing files in the output folder")
     _args.add_progress(p)
+    _args.add_compute(p, defaults={"device": "auto"},
+                      helps={"device": "auto (CUDA, else MPS, else the CPU; default), cpu, cuda, cuda:N or mps"})
     p.set_defaults(run=run)
     return p
 
@@ -129,16 +130,9 @@ def _check(args):
 def _device(args):
     import torch
 
-    name = args.device
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError("--device", expected="auto, cpu, cuda or cuda:N", got=name, fix="e.g. --device cuda")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device", expected="a device that exists", got=f"{name} (no CUDA GPU is visible)",
-                         fix="use --device cpu")
+    from .._device import resolve_device
+
+    device = resolve_device(args.device)
     if args.fp16 and device.type != "cuda":
         raise InputError("--fp16", expected="a CUDA device", got=str(device), fix="drop --fp16 on CPU")
     return device, (torch.float16 if args.fp16 else None)

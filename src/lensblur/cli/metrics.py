@@ -38,6 +38,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--box", type=_args.box, metavar="X0,Y0,X1,Y1",
                         help="score only this region (pixels, X1/Y1 exclusive)")
     _args.add_format(parser, "text", "json")
+    _args.add_compute(parser, only=("threads",))
     parser.set_defaults(run=run)
     return parser
 

@@ -71,6 +71,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _args.add_executor(parser, workers_help="")
     _args.add_format(parser, "text", "json", help="how to print the summary")
     _args.add_progress(parser)
+    _args.add_compute(parser, only=("threads",), helps={"threads": "CPU threads of each worker process's torch work "
+                      "(default: $LENSBLUR_THREADS, else the cores this process may run on; workers > 1 take 1 each)"})
     parser.set_defaults(run=run)
     return parser
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .._convert import disparity_to_tensor, image_to_tensor, tensor_to_image
+from .._device import resolve_device
 from ..errors import InputError, ShapeError
 from ..lens import Lens
 from .highlights import check_highlights, recover_highlights
@@ -162,16 +163,19 @@ def render(image: np.ndarray, disparity: np.ndarray, lens: Lens, *, method: str 
             ``"gaussian"`` (a plain depth-dependent Gaussian blur, a baseline), or any name in :data:`METHODS`.
         highlights: ``"auto"`` (the default: clipped lights are raised to their estimated energy),
             ``"off"``, or a strength in [0, 4] (see :mod:`lensblur.render.highlights`).
-        device: where to render (``"cpu"``, ``"cuda"``, ...); ``None`` for the CPU.
-        **options: passed to the method.
+        device: where to render: ``"auto"`` (CUDA, else Apple's MPS, else the CPU), ``"cpu"``, ``"cuda"``,
+            ``"cuda:N"``, ``"mps"``, or a :class:`torch.device`; ``None`` for the CPU.
+        **options: passed to the method (``threads=`` for ``"layered"``: how many blocks it renders at once).
 
     Returns:
         ``H x W x 3`` float32 linear RGB (``B x H x W x 3`` for batched input).
 
     Raises:
         ShapeError: ``image`` not ``H x W x 3``, or ``disparity`` not of its size (or batch).
-        InputError: an image that is not finite floating-point linear RGB, and as :func:`render_tensor`.
+        InputError: an image that is not finite floating-point linear RGB, a ``device`` that is not there, and
+            as :func:`render_tensor`.
     """
+    device = torch.device("cpu") if device is None else resolve_device(device)
     batched = np.asarray(image).ndim == 4
     x = image_to_tensor(image, device=device)
     d = disparity_to_tensor(disparity, device=device)

@@ -26,7 +26,7 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
         return image
     radius = max(1, math.ceil(TRUNCATE * sigma))
     radius = min(radius, min(image.shape[-2:]) - 1)
-    return separable_filter(image, gaussian_kernel1d(sigma, radius, dtype=image.dtype))
+    return separable_filter(image, gaussian_kernel1d(sigma, radius, dtype=image.dtype).to(image.device))
 
 
 def render_gaussian(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, levels: int = 12) -> torch.Tensor:

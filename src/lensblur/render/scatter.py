@@ -46,14 +46,15 @@ def render_scatter(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, 
                       for i in range(image.shape[0])])
 
 
-def cat_eye_offsets(lens: Lens, h: int, w: int,
-                    dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor] | None:
+def cat_eye_offsets(lens: Lens, h: int, w: int, dtype: torch.dtype = torch.float64, *,
+                    device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Per-pixel shift of the vignetting circle over a frame.
 
     Args:
         lens: the lens; its ``aperture.cat_eye`` sets the strength.
         h: the frame's height, pixels; ``w`` its width.
         dtype: the dtype of the result.
+        device: the device of the result (None: the CPU).
 
     Returns:
         ``(u, v)``, each ``(h, w)``: :func:`~lensblur.render.kernel.cat_eye_offset` at every pixel's centre;
@@ -61,8 +62,8 @@ def cat_eye_offsets(lens: Lens, h: int, w: int,
     """
     if lens.aperture.cat_eye <= 0:
         return None
-    y, x = torch.meshgrid(torch.arange(h, dtype=dtype) + 0.5 - h / 2,
-                          torch.arange(w, dtype=dtype) + 0.5 - w / 2, indexing="ij")
+    y, x = torch.meshgrid(torch.arange(h, dtype=dtype, device=device) + 0.5 - h / 2,
+                          torch.arange(w, dtype=dtype, device=device) + 0.5 - w / 2, indexing="ij")
     return cat_eye_offset(lens.aperture.cat_eye, y, x, (h, w))
 
 
@@ -88,14 +89,16 @@ def _shift(t: torch.Tensor, ox: int, oy: int, fill: float) -> torch.Tensor:
 
 def _render_one(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, supersample: int) -> torch.Tensor:
     _, _, h, w = image.shape
-    disp = disparity[0, 0].to(torch.float64)
+    # Exact sums in float64, where the device has it (Apple's MPS has not).
+    exact = torch.float32 if image.device.type == "mps" else torch.float64
+    disp = disparity[0, 0].to(exact)
     coc = lens.blur * (disp - lens.focus_disparity)
     radius = float(coc.abs().max())
     half = kernel_half_size(radius)
     if half == 0:
         return image.clone()
-    sub = (torch.arange(supersample, dtype=torch.float64) + 0.5) / supersample - 0.5
-    offsets = cat_eye_offsets(lens, h, w)
+    sub = (torch.arange(supersample, dtype=exact, device=image.device) + 0.5) / supersample - 0.5
+    offsets = cat_eye_offsets(lens, h, w, exact, device=image.device)
     window = [(ox, oy) for oy in range(-half, half + 1) for ox in range(-half, half + 1)]
 
     # Each source pixel's light sums to one over its footprint; a CoC too small to hit any sub-sample
@@ -106,7 +109,7 @@ def _render_one(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, supers
     point = norm <= 0
 
     weights, depths, colours = [], [], []
-    colour = image[0].to(torch.float64)
+    colour = image[0].to(exact)
     for ox, oy in window:
         cov = _coverage(lens, coc, ox, oy, sub, offsets) / norm.clamp_min(1e-12)
         cov = torch.where(point, torch.full_like(cov, float(ox == 0 and oy == 0)), cov)
@@ -123,7 +126,7 @@ def _render_one(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, supers
     before = w_sorted.cumsum(0) - w_sorted
     group_start = torch.ones_like(depth_sorted, dtype=torch.bool)
     group_start[1:] = depth_sorted[1:] != depth_sorted[:-1]
-    index = torch.arange(depth.shape[0]).view(-1, 1, 1).expand_as(depth_sorted)
+    index = torch.arange(depth.shape[0], device=depth.device).view(-1, 1, 1).expand_as(depth_sorted)
     first = torch.where(group_start, index, torch.zeros_like(index)).cummax(0).values
     nearer = before.gather(0, first)
     passed = w_sorted * (1.0 - nearer.clamp(max=1.0))

@@ -36,6 +36,9 @@ Where the work goes, and how it is kept small:
   size, and a layer absent from a block costs nothing there.
 - Chains of operations on whole images run by bands of rows that stay in the cache
   (:func:`~lensblur.render.layered.grid.by_bands`).
+- torch runs on one thread; blocks, and bands of rows, run on a few Python threads at once
+  (:func:`lensblur._threads.coarse_parallel`): no barrier after each of thousands of small operations, so
+  a core taken by another program slows one piece of work instead of every operation.
 
 The modules, in the order a render uses them:
 
@@ -54,6 +57,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..._threads import coarse_parallel
 from ...lens import Lens
 from .layout import Settings, layer_radii
 from .pipeline import render_blocks
@@ -63,7 +67,7 @@ __all__ = ["layer_radii", "render_layered"]
 
 def render_layered(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, coarse_radius: float = 12.0,
                    min_step: float = 1.0, ratio: float = 0.12, block: int = 1536,
-                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                   progress: Callable[[int, int], None] | None = None, threads: int | None = None) -> torch.Tensor:
     """Render bokeh with the layered model (see the module doc).
 
     Args:
@@ -78,11 +82,15 @@ def render_layered(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, 
             reach of the largest CoC, so memory stays bounded whatever the size (and layers absent from a
             block cost nothing there).
         progress: called with ``(blocks done, blocks in all)`` of each frame as its blocks finish, or None.
+        threads: how many blocks (and bands of rows) are rendered at once, each with torch on one thread;
+            None for :func:`lensblur._threads.worker_count` (``LENSBLUR_THREADS``, else torch's thread count
+            capped by the cores this process may use). The result does not depend on it.
 
     Returns:
         ``(B, 3, H, W)`` linear RGB, the dtype of ``image``.
     """
     settings = Settings(coarse_radius=coarse_radius, min_step=min_step, ratio=ratio)
-    frames = [render_blocks(image[i:i + 1], disparity[i:i + 1], lens, block, settings, progress)
-              for i in range(image.shape[0])]
+    with coarse_parallel(threads, device=image.device):
+        frames = [render_blocks(image[i:i + 1], disparity[i:i + 1], lens, block, settings, progress)
+                  for i in range(image.shape[0])]
     return frames[0] if len(frames) == 1 else torch.cat(frames)

@@ -155,16 +155,21 @@ class Tiles:
         self.grid = active.shape
         self.ty, self.tx = torch.nonzero(active, as_tuple=True)
         self.t_min, self.t_max = t_min[self.ty, self.tx], t_max[self.ty, self.tx]
-        span = torch.arange(-halo, TILE + halo, device=t.device)
-        rows = self.ty[:, None] * TILE + span
-        cols = self.tx[:, None] * TILE + span
-        rows_in, cols_in = rows.clamp(0, h - 1), cols.clamp(0, w - 1)
-        outside = ((rows != rows_in)[:, :, None] | (cols != cols_in)[:, None, :])[:, None]
+        span = torch.arange(TILE, device=t.device)
+        self.rows = self.ty[:, None] * TILE + span
+        self.cols = self.tx[:, None] * TILE + span
         # Outside the frame: a position below every layer (no light, no cover) and black.
-        self.t = t[0, 0][rows_in[:, :, None], cols_in[:, None, :]][:, None].masked_fill_(outside, OUTSIDE_POSITION)
-        self.image = image[0][:, rows_in[:, :, None], cols_in[:, None, :]].transpose(0, 1).masked_fill_(outside, 0.0)
-        self.rows = rows[:, halo: halo + TILE]
-        self.cols = cols[:, halo: halo + TILE]
+        self.t = self._with_halos(t, OUTSIDE_POSITION)
+        self.image = self._with_halos(image, 0.0)
+
+    def _with_halos(self, x: torch.Tensor, outside: float) -> torch.Tensor:
+        """The tiles of a full-size ``(1, C, h, w)`` map with their halos, ``(n, C, TILE + 2 halo, ...)``,
+        ``outside`` beyond the frame: windows of the map padded by the halo (and to whole tiles)."""
+        h, w = self.size
+        halo, side = self.halo, TILE + 2 * self.halo
+        padded = F.pad(x, (halo, self.grid[1] * TILE + halo - w, halo, self.grid[0] * TILE + halo - h), value=outside)
+        windows = padded[0].unfold(1, side, TILE).unfold(2, side, TILE)      # (C, tiles down, tiles across, ...)
+        return windows[:, self.ty, self.tx].transpose(0, 1).contiguous()
 
     def reached_by(self, index: int) -> torch.Tensor:
         """The tiles (indices) that layer ``index`` may reach: some position within ``index +- 1``."""

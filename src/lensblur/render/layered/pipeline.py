@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..._threads import parallel_unordered
 from ...lens import Lens
 from ..kernel import kernel_half_size, psf
 from .canvas import Canvas, TiledCanvas, Tiles
@@ -75,13 +76,20 @@ def render_blocks(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, bloc
         return out
     out = torch.empty_like(image)
     origins = [(top, left) for top in range(0, h, steps[0]) for left in range(0, w, steps[1])]
-    for done, (top, left) in enumerate(origins, 1):
+
+    def kept(origin: tuple[int, int]) -> torch.Tensor:
+        top, left = origin
         bottom, right = min(h, top + steps[0]), min(w, left + steps[1])
         y0, y1 = max(0, align(top - overlap, unit)), min(h, bottom + overlap)
         x0, x1 = max(0, align(left - overlap, unit)), min(w, right + overlap)
         part = render_one(image[..., y0:y1, x0:x1], t[..., y0:y1, x0:x1], lens, plan, frame=(h, w),
                           origin=(y0, x0))
-        out[..., top:bottom, left:right] = part[..., top - y0: bottom - y0, left - x0: right - x0]
+        return part[..., top - y0: bottom - y0, left - x0: right - x0]
+
+    # Blocks are independent: they run on the workers of the render (each with torch on one thread).
+    for done, (index, part) in enumerate(parallel_unordered(kept, origins), 1):
+        top, left = origins[index]
+        out[..., top: top + part.shape[-2], left: left + part.shape[-1]] = part
         if progress is not None:
             progress(done, len(origins))
     return out
