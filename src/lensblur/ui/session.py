@@ -458,17 +458,11 @@ class Workspace:
         from ..cli import render as render_command
         from ..render import reporting
 
-        started = time.perf_counter()
-        try:
+        def work():
             with reporting(job.progress):
                 render_command.run(args)       # prints its "wrote ..." line in the server's log
-            job.seconds = time.perf_counter() - started
-            job.state = "done"
-        except Exception as exc:
-            if not isinstance(exc, LensblurError):
-                log.exception("render failed")
-            job.error = session.explain(exc)
-            job.state = "failed"
+
+        _finish(session, job, work, "render")
 
     def start_focus_pull(self, session: Session, settings: dict, *, frames: int = FOCUS_PULL_FRAMES,
                          fmt: str = "gif") -> Job:
@@ -504,8 +498,7 @@ class Workspace:
         from ..io import atomic_path
         from ..lens import Lens
 
-        started = time.perf_counter()
-        try:
+        def work():
             frames, image = [], None
             for i, stop in enumerate(stops):
                 with session.lock:
@@ -524,13 +517,23 @@ class Workspace:
                 else:
                     frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=FOCUS_PULL_MS,
                                    loop=0)
-            job.seconds = time.perf_counter() - started
-            job.state = "done"
-        except Exception as exc:
-            if not isinstance(exc, LensblurError):
-                log.exception("focus pull failed")
-            job.error = session.explain(exc)
-            job.state = "failed"
+
+        _finish(session, job, work, "focus pull")
+
+
+def _finish(session: Session, job: Job, work, what: str) -> None:
+    """Run a job's ``work`` in its thread: the job ends ``done`` with its time, or ``failed`` with the message
+    the page shows (an unexpected error is logged with its traceback; the server goes on)."""
+    started = time.perf_counter()
+    try:
+        work()
+        job.seconds = time.perf_counter() - started
+        job.state = "done"
+    except Exception as exc:     # every failure becomes the job's message in the page
+        if not isinstance(exc, LensblurError):
+            log.exception("%s failed", what)
+        job.error = session.explain(exc)
+        job.state = "failed"
 
 
 def _write_mp4(path: Path, frames: list, *, fps: float) -> None:
