@@ -10,7 +10,9 @@ depth of a HEIC), and the layered renderer on the whole frame and in blocks. Eac
     python bench/render_identity.py --record    # record the current code's hashes (on a known-good main)
     python bench/render_identity.py --only mpib # the cases whose name contains "mpib"
 
-The record was made on main at 541c5f5, before the layered renderer was split into a package.
+The record was re-made at the merge of clipped-light recovery on by default (highlights auto), files that keep
+their profile and metadata (lensblur's XMP record in every output), and the coarse-parallel renderer (whose
+bytes no longer depend on the thread count); the one before it dated from 541c5f5.
 """
 
 from __future__ import annotations
