@@ -357,3 +357,22 @@ def test_cli_writes_run_folder_and_combined_table(synth_root, tmp_path, capsys, 
     with pytest.raises(InputError, match="^out_dir: expected a folder outside the dataset"):
         _cli(["--method", "identity", "--dataset", "synth", "--root", str(synth_root), "-o", str(inside)])
     assert not inside.exists()
+
+
+def test_cli_records_the_highlights_and_refuses_to_mix_them(synth_root, tmp_path, monkeypatch):
+    # A run rendered with one highlight recovery must not be resumed with another: its scores would mix both.
+    from lensblur.eval import runner
+
+    monkeypatch.setattr(runner, "load_perceptual", lambda **k: dict(NO_PERCEPTUAL))
+    monkeypatch.setattr("lensblur.eval.load_perceptual", lambda **k: dict(NO_PERCEPTUAL))
+    out = tmp_path / "results"
+    base = ["--method", "gaussian", "--dataset", "synth", "--root", str(synth_root), "-o", str(out), "--limit", "1",
+            "-q"]
+    assert _cli([*base, "--highlights", "off"]) == 0
+    run = json.loads(next(out.glob("*/run.json")).read_text())
+    assert run["highlights"] == "off"
+    with pytest.raises(InputError, match="same settings"):
+        _cli(base)      # the default, auto
+    with pytest.raises(InputError, match="highlights"):
+        _cli(["--method", "identity", "--dataset", "synth", "--root", str(synth_root), "-o", str(tmp_path / "x"),
+              "--highlights", "off"])

@@ -61,7 +61,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "disparity_dir": "a folder of per-image disparity maps (same stem as the image) for datasets without "
                          "disparity (EBB!)",
         "normalize_disparity": "min-max rescale each map from --disparity-dir (relative depth-model output)"})
-    _args.add_lens(parser, only=("blur", "focus_disparity", "blades"), helps={
+    _args.add_lens(parser, only=("blur", "focus_disparity", "blades", "highlights"), helps={
         "blur": "CoC scale K in pixels (needed where the dataset has no lens)",
         "focus_disparity": "focus disparity in [0, 1] (idem)",
         "blades": "aperture blades (0 = circle), overriding the dataset's"})
@@ -135,7 +135,7 @@ def run(args) -> int:
                           align_exposure=args.align_exposure, limit=args.limit, workers=args.workers,
                           edge_band=args.edge_band, progress=_args.show_progress(args), ssim=args.ssim,
                           display=args.display, lpips_net=args.lpips_net)
-    method = _args.method_from_flags(args)
+    method = _args.method_from_flags(args, highlights=args.highlights)
     dataset = open_dataset(args.dataset, args.root, argument="--dataset", **_dataset_options(args))
     out_root = Path(args.output)
     if out_root.exists() and not out_root.is_dir():
@@ -144,6 +144,8 @@ def run(args) -> int:
     if args.checkpoint:     # a rerun with another checkpoint is another run (run.json refuses to mix them)
         settings["checkpoint"] = str(Path(args.checkpoint).resolve())
     settings.update({f"diffusion_{k}": str(v) for k, v in _args.diffusion_options(args).items()})
+    if hasattr(method, "highlights"):   # a classical renderer: runs with other highlight recovery are not mixed
+        settings["highlights"] = str(method.highlights)
     # local: this process renders and scores (with --workers data loaders); ray: one task per image.
     executor = _args.executor_from_flags(args) if args.executor == "ray" else None
     if args.ray_address is not None and executor is None:
