@@ -206,3 +206,25 @@ def test_a_light_survives_jpeg_compression(tmp_path):
     lights = find_lights(as_tensor(read_image(tmp_path / "night.jpg"))[0])
     assert len(lights) == 1 and lights.gain.item() > 5.0
     assert abs(lights.y.item() - 20.0) < 1.0 and abs(lights.x.item() - 28.0) < 1.0
+
+
+def test_cli_never_boosts_a_16_bit_tiff_with_a_linear_profile(tmp_path):
+    """A raw converter's linear 16-bit TIFF holds scene light (its profile's curves have gamma 1): auto leaves its
+    clipped pixels alone, as it does an EXR's; the same pixels in an sRGB-curve file are raised."""
+    import tifffile
+    from PIL import Image
+
+    from lensblur.io.icc import _colorants, has_linear_curve, has_srgb_curve, matrix_shaper_profile, srgb
+
+    linear_icc = matrix_shaper_profile("linear sRGB primaries", _colorants(srgb()), gamma=1.0)
+    assert has_linear_curve(linear_icc) and not has_linear_curve(srgb()) and not has_srgb_curve(linear_icc)
+    image = night(32, lights=((16, 16, 3),))
+    codes = np.round(np.clip(image, 0, 1) * 65535).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "photo.tif", codes, photometric="rgb",
+                     extratags=[(34675, "B", len(linear_icc), linear_icc, True)])
+    Image.fromarray(np.full((32, 32), 25, np.uint8)).save(tmp_path / "d.png")
+    assert _render_cli(tmp_path, tmp_path / "photo.tif") == _render_cli(tmp_path, tmp_path / "photo.tif",
+                                                                         "--highlights", "off")
+    tifffile.imwrite(tmp_path / "plain.tif", codes, photometric="rgb")     # untagged: the sRGB curve
+    assert _render_cli(tmp_path, tmp_path / "plain.tif") != _render_cli(tmp_path, tmp_path / "plain.tif",
+                                                                        "--highlights", "off")

@@ -407,10 +407,11 @@ def photo_depth(args, image):
     return image, disparity, rng, where, suggested, result
 
 
-def _no_boost_for_linear(method, photo):
-    """``method``, or for a linear photo (PFM, EXR, float TIFF) with ``auto`` highlights a copy with none: such
-    a photo holds its lights already, even where its values stay at or below 1 (above 1, the library itself
-    leaves an image alone)."""
+def _no_boost_for_linear(method, photo, info=None):
+    """``method``, or for a linear photo (PFM, EXR, float TIFF, or an integer file whose ICC profile is linear,
+    such as a raw converter's 16-bit linear TIFF) with ``auto`` highlights a copy with none: such a photo holds
+    its lights already, even where its values stay at or below 1 (above 1, the library itself leaves an image
+    alone)."""
     import dataclasses
 
     from ..io.image import LINEAR_SUFFIXES
@@ -428,6 +429,10 @@ def _no_boost_for_linear(method, photo):
                 linear = tif.pages[0].dtype.kind == "f"
         except Exception:  # noqa: BLE001 - an unreadable file is reported by the reader that follows
             linear = False
+    if not linear and info is not None and info.input_profile is not None:
+        from ..io.icc import has_linear_curve
+
+        linear = has_linear_curve(info.input_profile)
     if not linear:
         return method
     log.info("highlights: %s is linear (HDR), its lights are kept as recorded", photo)
@@ -472,7 +477,7 @@ def render_photo(args, method, *, progress: bool = False) -> Rendered:
         meta = {"path": str(args.photo)}
         if rng is not None:      # a metric range, for methods that read depth in metres (depth-threshold)
             meta["depth_range"] = rng
-        out = _predict_with_progress(_no_boost_for_linear(method, args.photo), image, disparity, lens, meta,
+        out = _predict_with_progress(_no_boost_for_linear(method, args.photo, info), image, disparity, lens, meta,
                                      progress)
         output_info = _output_info(args, info, _record(args, lens, camera, where))
     with staged(args.output, argument="output") as target:

@@ -239,11 +239,28 @@ def working_profile(profile: bytes) -> bytes:
 
 
 @functools.lru_cache(maxsize=16)
+def _curve_is(profile: bytes, gamma: float | None) -> bool:
+    """Whether an RGB matrix/TRC profile's tone curves are the sRGB curve (``gamma=None``) or the power law
+    ``gamma``, to within half an 8-bit code: LittleCMS maps every 8-bit code of each channel through the profile
+    and back through a profile of the same colorants with that curve; the curves are the same when every code
+    comes back unchanged."""
+    from PIL import Image
+
+    if not _is_rgb_matrix_shaper(profile):
+        return False
+    p = _open(profile).profile
+    chad = None if p.chromatic_adaptation is None else np.array(p.chromatic_adaptation[0])
+    twin = matrix_shaper_profile("twin", _colorants(profile), chad=chad, gamma=gamma)
+    ramp = np.arange(256, dtype=np.uint8)
+    zeros = np.zeros(256, dtype=np.uint8)
+    probe = np.stack([np.stack([ramp, zeros, zeros], -1), np.stack([zeros, ramp, zeros], -1),
+                      np.stack([zeros, zeros, ramp], -1)])
+    out = np.asarray(_transform(profile, twin).apply(Image.fromarray(probe, "RGB")))
+    return bool(np.abs(out.astype(int) - probe.astype(int)).max() == 0)
+
+
 def has_srgb_curve(profile: bytes) -> bool:
     """Whether an RGB matrix/TRC profile's tone curves are the sRGB curve, to within half an 8-bit code.
-
-    LittleCMS maps every 8-bit code of each channel through the profile and back through a profile of the same
-    colorants with the sRGB curve; the curves are the same when every code comes back unchanged.
 
     Args:
         profile: an ICC profile.
@@ -252,19 +269,20 @@ def has_srgb_curve(profile: bytes) -> bool:
         True for sRGB, Display P3 and other profiles of the sRGB curve; False for other curves and profiles
         that are not RGB matrix/TRC.
     """
-    from PIL import Image
+    return _curve_is(profile, None)
 
-    if not _is_rgb_matrix_shaper(profile):
-        return False
-    p = _open(profile).profile
-    chad = None if p.chromatic_adaptation is None else np.array(p.chromatic_adaptation[0])
-    twin = matrix_shaper_profile("twin", _colorants(profile), chad=chad)
-    ramp = np.arange(256, dtype=np.uint8)
-    zeros = np.zeros(256, dtype=np.uint8)
-    probe = np.stack([np.stack([ramp, zeros, zeros], -1), np.stack([zeros, ramp, zeros], -1),
-                      np.stack([zeros, zeros, ramp], -1)])
-    out = np.asarray(_transform(profile, twin).apply(Image.fromarray(probe, "RGB")))
-    return bool(np.abs(out.astype(int) - probe.astype(int)).max() == 0)
+
+def has_linear_curve(profile: bytes) -> bool:
+    """Whether an RGB matrix/TRC profile is linear (tone curves of gamma 1): its file holds scene light as
+    recorded, as a linear 16-bit TIFF from a raw converter does.
+
+    Args:
+        profile: an ICC profile.
+
+    Returns:
+        True for linear profiles; False for other curves and profiles that are not RGB matrix/TRC.
+    """
+    return _curve_is(profile, 1.0)
 
 
 def to_working(codes: np.ndarray, profile: bytes) -> tuple[np.ndarray, bytes]:
