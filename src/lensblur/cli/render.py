@@ -375,16 +375,6 @@ def _output_info(args, info, record: dict):
                                        comment=metadata.comment))
 
 
-def _read(path):
-    """The photo as linear RGB in its own primaries and what its file holds (HEIC through pillow-heif)."""
-    from ..depth.heif import is_heif, register_heif
-    from ..io import read_image_info
-
-    if is_heif(path):
-        register_heif()
-    return read_image_info(path, argument="photo")
-
-
 def photo_depth(args, image):
     """The depth the depth flags give ``image`` (the photo ``args.photo`` as read), as :func:`render_photo` uses it
     (``lensblur ui`` too).
@@ -455,6 +445,7 @@ def render_photo(args, method, *, progress: bool = False) -> Rendered:
     Raises:
         LensblurError: the photo, its depth or a setting cannot be used.
     """
+    from ..depth.heif import read_photo_info
     from ..io import write_image
     from ..io.files import fetched, staged
     from ..io.icc import describe
@@ -463,7 +454,7 @@ def render_photo(args, method, *, progress: bool = False) -> Rendered:
     maps = fetched(args.disparity, argument="disparity") if args.disparity is not None else nullcontext()
     with fetched(args.photo, argument="photo") as photo, maps as disparity_file:
         args = argparse.Namespace(**{**vars(args), "photo": photo, "disparity": disparity_file})
-        image, info = _read(args.photo)
+        image, info = read_photo_info(args.photo, argument="photo")
         disparity = lens = rng = camera = None
         where = "none"
         summary = args.method

@@ -33,7 +33,7 @@ import numpy as np
 
 from .._optional import require
 from ..errors import InputError
-from ..io import DepthRange, read_image
+from ..io import DepthRange, read_image_info
 from .stored import StoredDepth
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "is_heif",
     "read_heif_depth",
     "read_photo",
+    "read_photo_info",
     "register_heif",
     "representation_to_disparity",
 ]
@@ -86,8 +87,28 @@ def is_heif(path: str | os.PathLike) -> bool:
     return len(head) >= 12 and head[4:8] == b"ftyp" and any(b in head[8:32] for b in brands)
 
 
+def read_photo_info(path: str | os.PathLike, *, argument: str = "photo"):
+    """:func:`lensblur.io.read_image_info` that also opens HEIC/HEIF/AVIF photos: the photo and what its file
+    holds (profile, bits, alpha, metadata).
+
+    Args:
+        path: the photo.
+        argument: the name error messages give the file.
+
+    Returns:
+        ``(image, info)``: ``H x W x 3`` float32 linear RGB and its :class:`~lensblur.io.ImageInfo`.
+
+    Raises:
+        InputError: the file cannot be read (as :func:`lensblur.io.read_image_info`).
+        MissingDependencyError: a HEIF file and pillow-heif is not installed.
+    """
+    if Path(path).suffix.lower() in HEIF_SUFFIXES or is_heif(path):
+        register_heif()
+    return read_image_info(path, argument=argument)
+
+
 def read_photo(path: str | os.PathLike) -> np.ndarray:
-    """:func:`lensblur.read_image` that also opens HEIC/HEIF/AVIF photos.
+    """:func:`lensblur.read_image` that also opens HEIC/HEIF/AVIF photos (:func:`read_photo_info`'s image).
 
     Args:
         path: the photo.
@@ -99,9 +120,7 @@ def read_photo(path: str | os.PathLike) -> np.ndarray:
         InputError: the file cannot be read (as :func:`lensblur.read_image`).
         MissingDependencyError: a HEIF file and pillow-heif is not installed.
     """
-    if Path(path).suffix.lower() in HEIF_SUFFIXES or is_heif(path):
-        register_heif()
-    return read_image(path)
+    return read_photo_info(path, argument="image")[0]
 
 
 @dataclass(frozen=True)
