@@ -211,3 +211,33 @@ def test_focus_pull_as_mp4(server, tmp_path):
         count += 1
     capture.release()
     assert count == 16
+
+
+def test_only_loopback_host_names_are_answered():
+    # IPv6 literals keep their brackets (Starlette's own host check cut "[::1]:7860" at its first colon).
+    import asyncio
+
+    from lensblur.ui.app import LoopbackHosts, host_name
+
+    assert host_name("127.0.0.1:7860") == "127.0.0.1" and host_name("[::1]:7860") == "[::1]"
+    assert host_name("LocalHost") == "localhost" and host_name("[::1]") == "[::1]"
+
+    async def inner(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    def status(host: bytes) -> int:
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        async def receive():
+            return {"type": "http.request", "body": b""}
+
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": [(b"host", host)]}
+        asyncio.run(LoopbackHosts(inner)(scope, receive, send))
+        return sent[0]["status"]
+
+    assert [status(h) for h in (b"127.0.0.1:7860", b"localhost:7860", b"[::1]:7860")] == [200, 200, 200]
+    assert [status(h) for h in (b"evil.example:7860", b"127.0.0.1.evil.example", b"")] == [400, 400, 400]

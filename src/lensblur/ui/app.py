@@ -35,6 +35,36 @@ STATIC = Path(__file__).parent / "static"
 """The page's files."""
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+
+def host_name(header: str) -> str:
+    """The name in an HTTP ``Host`` header, without its port: ``127.0.0.1:7860`` -> ``127.0.0.1``, an IPv6
+    literal kept in its brackets (``[::1]:7860`` -> ``[::1]``), lower case."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        end = header.find("]")
+        return header[: end + 1] if end > 0 else header
+    return header.split(":", 1)[0]
+
+
+class LoopbackHosts:
+    """ASGI middleware: answer only requests addressed to a loopback name (``127.0.0.1``, ``localhost``,
+    ``[::1]``), so a web page elsewhere cannot reach the server through a name that resolves to this machine
+    (DNS rebinding). Starlette's own TrustedHostMiddleware cuts an IPv6 literal at its first colon."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            headers = dict(scope.get("headers") or [])
+            if host_name(headers.get(b"host", b"").decode("latin-1")) not in _LOOPBACK_NAMES:
+                from starlette.responses import PlainTextResponse
+
+                await PlainTextResponse("Invalid host header", status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 SETTINGS_BYTES = 65536
 """The largest settings object a page may send (a few hundred bytes in practice)."""
@@ -85,7 +115,6 @@ def create_app(workspace: Workspace, *, host: str = "127.0.0.1"):
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.middleware import Middleware
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.responses import FileResponse, JSONResponse
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
@@ -265,5 +294,5 @@ def create_app(workspace: Workspace, *, host: str = "127.0.0.1"):
     ]
     middleware = []
     if host in LOOPBACK:
-        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]"]))
+        middleware.append(Middleware(LoopbackHosts))
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
