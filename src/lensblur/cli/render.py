@@ -397,33 +397,19 @@ def photo_depth(args, image):
     return image, disparity, rng, where, suggested, result
 
 
-def _no_boost_for_linear(method, photo, info=None):
-    """``method``, or for a linear photo (PFM, EXR, float TIFF, or an integer file whose ICC profile is linear,
-    such as a raw converter's 16-bit linear TIFF) with ``auto`` highlights a copy with none: such a photo holds
-    its lights already, even where its values stay at or below 1 (above 1, the library itself leaves an image
-    alone)."""
+def _no_boost_for_linear(method, photo, info):
+    """``method``, or for a linear photo with ``auto`` highlights a copy with none: a floating-point file (PFM,
+    EXR, float TIFF: ``info.bits`` 32) or an integer one whose ICC profile is linear (a raw converter's 16-bit
+    linear TIFF). Such a photo holds its lights already, even where its values stay at or below 1 (above 1, the
+    library itself leaves an image alone)."""
     import dataclasses
 
-    from ..io.image import LINEAR_SUFFIXES
+    from ..io.icc import has_linear_curve
     from ..methods import ClassicalRenderer
 
     if not isinstance(method, ClassicalRenderer) or method.highlights != "auto":
         return method
-    suffix = Path(photo).suffix.lower()
-    linear = suffix in LINEAR_SUFFIXES
-    if suffix in (".tif", ".tiff"):
-        try:
-            import tifffile
-
-            with tifffile.TiffFile(photo) as tif:
-                linear = tif.pages[0].dtype.kind == "f"
-        except Exception:  # noqa: BLE001 - an unreadable file is reported by the reader that follows
-            linear = False
-    if not linear and info is not None and info.input_profile is not None:
-        from ..io.icc import has_linear_curve
-
-        linear = has_linear_curve(info.input_profile)
-    if not linear:
+    if info.bits != 32 and (info.input_profile is None or not has_linear_curve(info.input_profile)):
         return method
     log.info("highlights: %s is linear (HDR), its lights are kept as recorded", photo)
     return dataclasses.replace(method, highlights="off")
