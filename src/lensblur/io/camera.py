@@ -176,6 +176,6 @@ def reframe(disparity: np.ndarray, depth_range: DepthRange, shift: float) -> tup
                          fix="simulate a longer lens")
     moved = DepthRange(depth_range.near + shift, depth_range.far + shift)
     d = np.asarray(disparity, dtype=np.float64)
-    depth = 1.0 / (1.0 / depth_range.far + d * (1.0 / depth_range.near - 1.0 / depth_range.far))
-    new = (1.0 / (depth + shift) - 1.0 / moved.far) / (1.0 / moved.near - 1.0 / moved.far)
+    depth = 1.0 / (1.0 / depth_range.far + d * (1.0 / depth_range.near - 1.0 / depth_range.far))   # > 0: far is finite
+    new = moved.disparity(depth + shift)
     return np.clip(new, 0.0, 1.0).astype(np.float32), moved
