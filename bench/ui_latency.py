@@ -7,8 +7,10 @@ The photo is the built-in example (``lensblur.examples.motorcycle``, a real phot
 enlarged to 8 MP, dropped on a server's workspace with its disparity map, exactly as the page does it; each
 "click" focuses on another point (the depth stays resolved, as it does in the page) and runs
 ``Workspace.preview``: the render command line parsed, the lens built, the preview rendered by the layered
-renderer with the blur scaled to the preview, and the JPEG the page receives encoded. Prints, per preview size,
-the median and best of the render alone and of the whole request (without the network, which is local).
+renderer with the blur scaled to the preview, and the JPEG the page receives encoded. The photo's tensors and its
+recovered highlights are kept by the session from the first click on, as the page's session keeps them (the
+warm-up click, not counted, makes them). Prints, per preview size, the medians of the render alone, of the
+encoding (sRGB and JPEG) and of the whole request (without the network, which is local), and the best request.
 Threads: torch's default unless --threads is given.
 """
 
@@ -51,7 +53,8 @@ def main() -> None:
         photo, depth = Path(scratch) / "photo.png", Path(scratch) / "photo-disparity.png"
         write_image(photo, image)
         write_disparity(depth, disparity)
-        print(f"{'preview':>10} {'pixels':>10} {'render median':>14} {'render best':>12} {'request median':>15}")
+        print(f"{'preview':>10} {'pixels':>10} {'render median':>14} {'encode median':>14} {'request median':>15} "
+              f"{'request best':>13}")
         for megapixels in (float(v) for v in args.previews.split(",")):
             workspace = Workspace(preview_pixels=int(megapixels * 1e6), max_pixels=10**9)
             try:
@@ -63,7 +66,7 @@ def main() -> None:
                         workspace.add_photo(session, path, source.name)
                     else:
                         session.files[role], session.names[role] = path, path.name
-                renders, requests = [], []
+                renders, encodes, requests = [], [], []
                 for i in range(args.repeat + 1):
                     x, y = int(rng.integers(0, size[1])), int(rng.integers(0, size[0]))
                     settings = {"focus": {"point": [x, y]}, "blur": args.blur, "aperture": args.aperture}
@@ -72,9 +75,11 @@ def main() -> None:
                     if i:                                   # the first one resolves the depth and warms up
                         requests.append(time.perf_counter() - started)
                         renders.append(reply["render_seconds"])
+                        encodes.append(reply["encode_seconds"])
                 w, h = reply["size"]
                 print(f"{megapixels:>8g}MP {w:>5}x{h:<4} {statistics.median(renders) * 1e3:>11.0f} ms "
-                      f"{min(renders) * 1e3:>9.0f} ms {statistics.median(requests) * 1e3:>12.0f} ms")
+                      f"{statistics.median(encodes) * 1e3:>11.0f} ms {statistics.median(requests) * 1e3:>12.0f} ms "
+                      f"{min(requests) * 1e3:>10.0f} ms")
             finally:
                 workspace.close()
 

@@ -13,6 +13,7 @@ Everything is written inside one temporary folder the :class:`Workspace` owns an
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import logging
 import math
@@ -78,14 +79,40 @@ def preview_size(width: int, height: int, pixels: int = PREVIEW_PIXELS) -> tuple
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def jpeg_data_url(image: np.ndarray, *, quality: int = 92) -> str:
-    """Linear RGB ``image`` as an sRGB JPEG ``data:`` URL for the page (display only, not a result file)."""
-    from PIL import Image
-
+@functools.cache
+def _srgb8_table() -> np.ndarray:
+    """:func:`lensblur._convert.to_srgb8` of the 65536 levels ``i / 65535``: the display encoder's table."""
     from .._convert import to_srgb8
 
+    return to_srgb8(np.arange(65536, dtype=np.float32) / np.float32(65535))
+
+
+def display_srgb8(image) -> np.ndarray:
+    """Linear RGB to 8-bit sRGB for the page's pictures: :func:`lensblur._convert.to_srgb8` looked up in a table of
+    65536 linear levels (a code differs by 1 from the exact curve's for about 0.1 % of values, invisible in a
+    JPEG), several times faster than evaluating the curve on every pixel. Files (downloads) never go through it.
+
+    Args:
+        image: ``H x W x 3`` numpy, or a ``(1, 3, H, W)`` / ``(3, H, W)`` tensor; values outside [0, 1] clip.
+
+    Returns:
+        ``H x W x 3`` ``uint8``.
+    """
+    if not isinstance(image, np.ndarray):
+        image = image.detach().reshape(-1, *image.shape[-2:]).permute(1, 2, 0).to("cpu").numpy()
+    levels = np.multiply(image, np.float32(65535), dtype=np.float32)
+    np.add(levels, np.float32(0.5), out=levels)
+    np.clip(levels, 0, 65535, out=levels)
+    return _srgb8_table().take(levels.astype(np.uint16))
+
+
+def jpeg_data_url(image, *, quality: int = 90) -> str:
+    """Linear RGB ``image`` (as :func:`display_srgb8` takes it) as an sRGB JPEG ``data:`` URL for the page (display
+    only, not a result file)."""
+    from PIL import Image
+
     buffer = io.BytesIO()
-    Image.fromarray(to_srgb8(image)).save(buffer, format="JPEG", quality=quality)
+    Image.fromarray(display_srgb8(image)).save(buffer, format="JPEG", quality=quality)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -131,6 +158,10 @@ class _Depth:
     preview: np.ndarray            # the map at the preview's size
     draft: np.ndarray              # the map at the draft preview's size
     version: int
+    inputs: dict = field(default_factory=dict)   # (size, device, highlights) -> the renderer's input tensors
+    pull: tuple | None = None      # the photo and map at a focus-pull frame's size
+    lit: tuple | None = None       # (highlight strength, the full-size photo with its lights recovered, or None
+                                   # when the recovery changed nothing)
 
 
 @dataclass
@@ -400,7 +431,8 @@ class Workspace:
 
         Returns:
             The preview (a JPEG data URL), the command line, the focus and blur, the depth's description and the
-            time the render took.
+            time each step took (``prepare_seconds``: the command line read, the lens; ``render_seconds``;
+            ``encode_seconds``: sRGB and JPEG).
         """
         from ..lens import Lens
 
@@ -408,21 +440,20 @@ class Workspace:
             started = time.perf_counter()
             args, method, depth, lens = self._prepare(session, settings)
             draft = bool(settings.get("draft"))
-            if depth is None:
-                small, width = (session.draft if draft else session.small), session.width
-            else:
-                small, width = (depth.draft_image if draft else depth.small), depth.image.shape[1]
+            kind = "draft" if draft else "preview"
+            small = self._arrays(session, depth, kind)[0]
+            width = session.width if depth is None else depth.image.shape[1]
             scale = small.shape[1] / width
             small_lens = None if lens is None else Lens(focus_disparity=lens.focus_disparity,
                                                         blur=lens.blur * scale, aperture=lens.aperture)
             prepared = time.perf_counter()
-            maps = None if depth is None else depth.draft if draft else depth.preview
-            out = method.predict(small, disparity=maps, lens=small_lens,
-                                 meta=self._meta(session, args, depth))
+            out = self._render(session, args, method, depth, kind, small_lens)
             rendered = time.perf_counter()
-        reply = {"image": jpeg_data_url(out), "command": command.command_line(session.tokens(settings, shown=True)),
+            image = jpeg_data_url(out)
+            encoded = time.perf_counter()
+        reply = {"image": image, "command": command.command_line(session.tokens(settings, shown=True)),
                  "method": args.method, "render_seconds": rendered - prepared, "draft": draft,
-                 "prepare_seconds": prepared - started,
+                 "prepare_seconds": prepared - started, "encode_seconds": encoded - rendered,
                  "size": [int(small.shape[1]), int(small.shape[0])]}
         if lens is not None:
             reply.update(focus_disparity=lens.focus_disparity, blur=lens.blur, preview_blur=small_lens.blur)
@@ -431,6 +462,79 @@ class Workspace:
         if depth is not None:
             reply["depth"] = self._describe(session, depth)
         return reply
+
+    @staticmethod
+    def _arrays(session: Session, depth: _Depth | None, kind: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """The photo and map at the size of ``kind``: ``preview``, ``draft`` or ``pull`` (a focus-pull frame)."""
+        if depth is None:
+            return (session.draft if kind == "draft" else session.small), None
+        if kind == "draft":
+            return depth.draft_image, depth.draft
+        if kind == "pull":
+            if depth.pull is None:
+                size = preview_size(depth.small.shape[1], depth.small.shape[0], FOCUS_PULL_PIXELS)
+                depth.pull = shrink(depth.small, size), shrink(depth.preview, size)
+            return depth.pull
+        return depth.small, depth.preview
+
+    def _render(self, session: Session, args, method, depth: _Depth | None, kind: str, lens):
+        """The picture of ``kind`` (see :meth:`_arrays`) by ``method`` with ``lens``.
+
+        A classical renderer's ``predict`` is ``lensblur.render.render``: the clipped lights recovered
+        (:func:`~lensblur.render.highlights.recover_highlights`), then ``render_tensor``. Neither the recovery nor
+        the tensors change while the depth and the highlight strength stay, so they are made once and kept with the
+        depth (:meth:`_inputs`); each preview runs ``render_tensor`` on them with ``highlights="off"``. Other
+        methods get ``method.predict`` on the shrunk arrays.
+
+        Returns:
+            ``H x W x 3`` numpy, or ``(1, 3, H, W)`` tensor (both linear RGB).
+        """
+        import torch
+
+        from ..methods import ClassicalRenderer
+        from ..render import render_tensor
+
+        if depth is None or type(method) is not ClassicalRenderer:
+            image, maps = self._arrays(session, depth, kind)
+            return method.predict(image, disparity=maps, lens=lens, meta=self._meta(session, args, depth))
+        with torch.inference_mode():
+            return render_tensor(*self._inputs(session, depth, kind, method), lens, method=method.name,
+                                 highlights="off")
+
+    def _inputs(self, session: Session, depth: _Depth, kind: str, method) -> tuple:
+        """The photo (its lights recovered as ``method`` asks) and map of ``kind`` as ``(1, C, H, W)`` tensors on
+        ``method``'s device, kept with the depth.
+
+        The lights are recovered on the photo at its full size, as ``lensblur render`` recovers them, and the
+        result is shrunk (area averaging keeps each light's energy): on the shrunk photo itself a small light's
+        edge is soft, and the recovery would take it for a bright surface and leave it, so the preview's
+        highlights would not be the render's. The full-size recovery runs once per highlight strength (the last
+        one is kept).
+        """
+        import torch
+
+        from .._convert import disparity_to_tensor, image_to_tensor, tensor_to_image
+        from .._device import resolve_device
+        from ..render.highlights import recover_highlights
+
+        key = (kind, method.device, method.highlights)
+        if key in depth.inputs:
+            return depth.inputs[key]
+        device = torch.device("cpu") if method.device is None else resolve_device(method.device)
+        image, maps = self._arrays(session, depth, kind)
+        if depth.lit is None or depth.lit[0] != method.highlights:
+            with torch.inference_mode():
+                full = image_to_tensor(depth.image, device=device)
+                lit = recover_highlights(full, method.highlights)
+                depth.lit = method.highlights, (None if lit is full else tensor_to_image(lit))
+            del full, lit
+        if depth.lit[1] is not None:
+            image = shrink(depth.lit[1], image.shape[:2])
+        for old in [k for k in depth.inputs if k[0] == kind]:      # one strength per size is kept
+            del depth.inputs[old]
+        with torch.inference_mode():
+            depth.inputs[key] = image_to_tensor(image, device=device), disparity_to_tensor(maps, device=device)
+        return depth.inputs[key]
 
     def _meta(self, session: Session, args, depth) -> dict:
         meta = {"path": str(args.photo)}
@@ -494,22 +598,20 @@ class Workspace:
     def _focus_pull(self, session: Session, job: Job, settings: dict, stops: list[float]) -> None:
         from PIL import Image
 
-        from .._convert import to_srgb8
+        from .._convert import tensor_to_image, to_srgb8
         from ..io import atomic_path
         from ..lens import Lens
 
         def work():
-            frames, image = [], None
+            frames = []
             for i, stop in enumerate(stops):
                 with session.lock:
                     args, method, depth, lens = self._prepare(session, {**settings, "focus": {"disparity": stop}})
-                if image is None:
-                    size = preview_size(depth.small.shape[1], depth.small.shape[0], FOCUS_PULL_PIXELS)
-                    image, disparity = shrink(depth.small, size), shrink(depth.preview, size)
-                scale = size[1] / depth.image.shape[1]
-                frame_lens = Lens(focus_disparity=lens.focus_disparity, blur=lens.blur * scale, aperture=lens.aperture)
-                out = method.predict(image, disparity=disparity, lens=frame_lens, meta=self._meta(session, args, depth))
-                frames.append(Image.fromarray(to_srgb8(out)))
+                    scale = self._arrays(session, depth, "pull")[0].shape[1] / depth.image.shape[1]
+                    frame_lens = Lens(focus_disparity=lens.focus_disparity, blur=lens.blur * scale,
+                                      aperture=lens.aperture)
+                    out = self._render(session, args, method, depth, "pull", frame_lens)
+                frames.append(Image.fromarray(to_srgb8(out if isinstance(out, np.ndarray) else tensor_to_image(out))))
                 job.progress(i + 1, len(stops))
             with atomic_path(job.output) as tmp:
                 if job.output.suffix == ".mp4":
