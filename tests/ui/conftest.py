@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -9,15 +10,14 @@ import pytest
 from _ui import Server, free_port
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    pytest.importorskip("starlette")
-    uvicorn = pytest.importorskip("uvicorn")
-    from lensblur.ui.app import create_app
-    from lensblur.ui.session import Workspace
+@contextlib.contextmanager
+def serving(workspace):
+    """``workspace``'s app served by uvicorn on a free port in a thread; stopped afterwards, when its folder
+    must be gone."""
+    import uvicorn
 
-    root = tmp_path_factory.mktemp("ui-server")
-    workspace = Workspace(max_upload_bytes=8 * 2**20, max_pixels=4_000_000, preview_pixels=120_000, root=root)
+    from lensblur.ui.app import create_app
+
     port = free_port()
     config = uvicorn.Config(create_app(workspace), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     running = uvicorn.Server(config)
@@ -32,3 +32,15 @@ def server(tmp_path_factory):
     running.should_exit = True
     thread.join(timeout=10)
     assert not workspace.folder.exists(), "the server left its folder behind"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    pytest.importorskip("starlette")
+    pytest.importorskip("uvicorn")
+    from lensblur.ui.session import Workspace
+
+    root = tmp_path_factory.mktemp("ui-server")
+    workspace = Workspace(max_upload_bytes=8 * 2**20, max_pixels=4_000_000, preview_pixels=120_000, root=root)
+    with serving(workspace) as running:
+        yield running

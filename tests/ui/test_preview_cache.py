@@ -88,8 +88,11 @@ def test_a_new_strength_or_depth_makes_new_inputs(session):
     workspace, made = session
     workspace.preview(made, {"blur": 9})
     before = dict(made.depth.inputs)
-    workspace.preview(made, {"blur": 9, "highlights": 3})
-    assert len(made.depth.inputs) == 1 and made.depth.inputs.keys() != before.keys()
+    for strength in (3, 2, 1.5, 0.5):
+        workspace.preview(made, {"blur": 9, "highlights": strength})
+    assert made.depth.lit[0] == 0.5                    # the last strength's full-size recovery
+    kept = [key[2] for key in made.depth.inputs]
+    assert kept == [3, 2, 1.5, 0.5] and not before.keys() & made.depth.inputs.keys()   # the last four strengths
     depth = made.depth
     workspace.preview(made, {"blur": 9, "refine": True})          # another depth: nothing of the old one is used
     assert made.depth is not depth and len(made.depth.inputs) == 1

@@ -12,6 +12,7 @@ EPILOG = """examples:
   lensblur ui                          # serves http://127.0.0.1:7860/ and opens it in the browser
   lensblur ui --port 8000 --no-browser
   lensblur ui --host 0.0.0.0           # serve the network too (anyone who reaches the port can use it)
+  lensblur ui --generate-model sd-v1-4 # the generate tab (stage diffusion) with this Stable Diffusion model
 
 The page renders with the same code as lensblur render, and shows the lensblur render command line that
 reproduces the current settings. Uploads are limited to --max-upload-mb per file and --max-megapixels per photo;
@@ -31,6 +32,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help=f"largest file a page may upload (default {DEFAULT_MAX_UPLOAD_MB})")
     p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS, metavar="MP",
                    help=f"largest photo a page may drop (default {DEFAULT_MAX_MEGAPIXELS})")
+    p.add_argument("--generate-model", metavar="PATH|ID",
+                   help="the Stable Diffusion model of the page's generate tab (what lensblur generate --model takes: "
+                        "a diffusers folder, a .safetensors/.ckpt file or a cached Hugging Face id); without it the "
+                        "tab says how to configure one")
     p.set_defaults(run=run)
     return p
 
@@ -47,5 +52,6 @@ def run(args) -> int:
         print(f"lensblur ui: serving on {args.host}: anyone who can reach this port can upload photos and read "
               "renders", file=sys.stderr)
     serve(host=args.host, port=args.port, open_browser=args.browser, max_upload_mb=args.max_upload_mb,
-          max_megapixels=args.max_megapixels, log_level="info" if args.verbose else "warning")
+          max_megapixels=args.max_megapixels, log_level="info" if args.verbose else "warning",
+          generate_model=args.generate_model)
     return 0

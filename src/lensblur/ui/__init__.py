@@ -4,6 +4,7 @@
   command's own parser (so the command line the page shows reproduces its render);
 * :mod:`~lensblur.ui.session`: the server's temporary folder, the dropped photos, their depth, previews and full
   renders, each step calling what ``lensblur render`` calls;
+* :mod:`~lensblur.ui.generate`: the generate tab, ``lensblur generate`` run with the server's model;
 * :mod:`~lensblur.ui.app`: the Starlette app (the page in ``static/`` and a small JSON API);
 * :func:`serve`: run it with uvicorn.
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def serve(*, host: str = "127.0.0.1", port: int = 7860, open_browser: bool = True, max_upload_mb: float | None = None,
-          max_megapixels: float | None = None, log_level: str = "warning") -> None:
+          max_megapixels: float | None = None, log_level: str = "warning", generate_model: str | None = None) -> None:
     """Serve the page until interrupted; the server's temporary folder is removed on the way out.
 
     Args:
@@ -40,6 +41,8 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, open_browser: bool = Tru
         max_upload_mb: the largest upload in megabytes (default :data:`DEFAULT_MAX_UPLOAD_MB`).
         max_megapixels: the largest photo (default :data:`DEFAULT_MAX_MEGAPIXELS`).
         log_level: uvicorn's log level.
+        generate_model: the Stable Diffusion model of the generate tab (what ``lensblur generate --model`` takes);
+            None: the tab says how to configure one.
 
     Raises:
         MissingDependencyError: Starlette or uvicorn is not installed (``lensblur[ui]``).
@@ -49,7 +52,8 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, open_browser: bool = Tru
 
     uvicorn = require("uvicorn", extra="ui", feature="lensblur ui")
     workspace = Workspace(max_upload_bytes=int((max_upload_mb or DEFAULT_MAX_UPLOAD_MB) * 2**20),
-                          max_pixels=int((max_megapixels or DEFAULT_MAX_MEGAPIXELS) * 1e6))
+                          max_pixels=int((max_megapixels or DEFAULT_MAX_MEGAPIXELS) * 1e6),
+                          generate_model=generate_model)
     try:
         app = create_app(workspace, host=host)
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on")

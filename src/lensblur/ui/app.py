@@ -11,7 +11,10 @@ Routes (every ``/api`` answer is JSON; an error is ``{"error": message}`` with s
 * ``POST /api/session/ID/depth``, ``.../preview``, ``.../render``, ``.../focus-pull`` with the page's settings as
   JSON: the depth (and its colour-mapped picture), a preview, the start of a full-resolution render or of a
   focus pull (``?format=gif`` or ``mp4``);
-* ``GET /api/session/ID/job/JOB``: a render's progress; ``.../job/JOB/file``: its file, to download.
+* ``GET /api/session/ID/job/JOB``: a render's progress; ``.../job/JOB/file``: its file, to download;
+* ``POST /api/generate`` with the generate tab's settings: start ``lensblur generate`` (:mod:`lensblur.ui.generate`);
+  ``GET /api/generate/JOB``: its state, and once done its images; ``POST .../JOB/report`` with ``{"box": [x0, y0,
+  x1, y1]}`` (or ``{}``: the whole image): the focus report; ``GET .../JOB/file/NAME``: a file it wrote.
 
 Uploads are the request's raw body (no multipart parsing), streamed into the workspace's folder and cut off at the
 size limit.
@@ -131,6 +134,18 @@ def create_app(workspace: Workspace, *, host: str = "127.0.0.1"):
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the page
             return failure(exc, session)
 
+    def generate_failure(exc: BaseException) -> JSONResponse:
+        if not isinstance(exc, LensblurError):
+            log.exception("request failed")
+            return JSONResponse({"error": message(exc)}, status_code=500)
+        return JSONResponse({"error": workspace.generator.explain(exc)}, status_code=400)
+
+    async def generate_guarded(work):
+        try:
+            return JSONResponse(await run_in_threadpool(work))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the tab
+            return generate_failure(exc)
+
     async def settings_of(request) -> dict:
         body = await request.body()
         if len(body) > SETTINGS_BYTES:
@@ -172,7 +187,8 @@ def create_app(workspace: Workspace, *, host: str = "127.0.0.1"):
     async def info(request):
         from .command import APERTURES
 
-        return JSONResponse({"methods": method_list(), "apertures": list(APERTURES), "limits": workspace.limits()})
+        return JSONResponse({"methods": method_list(), "apertures": list(APERTURES), "limits": workspace.limits(),
+                             "generate": workspace.generator.info()})
 
     async def photo(request):
         session = workspace.new_session()
@@ -272,6 +288,31 @@ def create_app(workspace: Workspace, *, host: str = "127.0.0.1"):
             return failure(exc)
         return FileResponse(found.output, filename=found.output.name, content_disposition_type="attachment")
 
+    async def generate(request):
+        try:
+            settings = await settings_of(request)
+        except Exception as exc:  # noqa: BLE001
+            return generate_failure(exc)
+        return await generate_guarded(lambda: workspace.generator.start(settings).status())
+
+    async def generate_job(request):
+        return await generate_guarded(lambda: workspace.generator.job(request.path_params["job"]).status())
+
+    async def generate_report(request):
+        try:
+            settings = await settings_of(request)
+        except Exception as exc:  # noqa: BLE001
+            return generate_failure(exc)
+        return await generate_guarded(lambda: workspace.generator.report(request.path_params["job"],
+                                                                         settings.get("box")))
+
+    async def generate_file(request):
+        try:
+            path = workspace.generator.file(request.path_params["job"], request.path_params["name"])
+        except Exception as exc:  # noqa: BLE001
+            return generate_failure(exc)
+        return FileResponse(path, filename=path.name, content_disposition_type="attachment")
+
     @asynccontextmanager
     async def lifespan(app):
         try:
@@ -290,6 +331,10 @@ def create_app(workspace: Workspace, *, host: str = "127.0.0.1"):
         Route("/api/session/{session}/focus-pull", focus_pull, methods=["POST"]),
         Route("/api/session/{session}/job/{job}", job),
         Route("/api/session/{session}/job/{job}/file", job_file),
+        Route("/api/generate", generate, methods=["POST"]),
+        Route("/api/generate/{job}", generate_job),
+        Route("/api/generate/{job}/report", generate_report, methods=["POST"]),
+        Route("/api/generate/{job}/file/{name}", generate_file),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     middleware = []

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from ..errors import InputError
 
-__all__ = ["APERTURES", "FILE_ROLES", "UsageError", "command_line", "file_name", "one_photo", "parse_render",
-           "render_parser", "render_tokens"]
+__all__ = ["APERTURES", "FILE_ROLES", "UsageError", "command_line", "command_parser", "file_name", "one_photo",
+           "parse_render", "render_parser", "render_tokens"]
 
 APERTURES = ("circle", "triangle", "square", "pentagon", "hexagon", "heptagon", "octagon")
 """The named shapes of ``--aperture`` the page offers (besides a number of blades and a custom image)."""
@@ -155,17 +155,16 @@ def render_tokens(settings: Mapping, files: Mapping[str, str], output: str) -> l
     return tokens
 
 
-def command_line(tokens: list[str]) -> str:
-    """``lensblur render TOKENS``, quoted for a POSIX shell."""
-    return shlex.join(["lensblur", "render", *tokens])
+def command_line(tokens: list[str], name: str = "render") -> str:
+    """``lensblur NAME TOKENS`` (``render`` by default), quoted for a POSIX shell."""
+    return shlex.join(["lensblur", name, *tokens])
 
 
 @functools.cache
-def render_parser():
-    """The parser of ``lensblur render`` whose usage errors raise :class:`UsageError` instead of exiting."""
-    from ..cli import _build
-
-    parser = _build()[1]["render"]
+def command_parser(name: str):
+    """The parser of ``lensblur NAME`` (``render``, ``generate``) whose usage errors raise :class:`UsageError`
+    instead of exiting."""
+    parser = _commands()[name]
 
     def refuse(status=0, message=None):
         text = (message or "").strip()
@@ -175,12 +174,24 @@ def render_parser():
     return parser
 
 
+@functools.cache
+def _commands() -> dict:
+    from ..cli import _build
+
+    return _build()[1]
+
+
+def render_parser():
+    """The parser of ``lensblur render`` whose usage errors raise :class:`UsageError` instead of exiting."""
+    return command_parser("render")
+
+
 def parse_render(tokens: list[str], parser=None):
     """Read ``tokens`` with the render command's parser: the same ``args`` ``lensblur render TOKENS`` runs with.
 
     Args:
-        tokens: from :func:`render_tokens`.
-        parser: a parser from :func:`render_parser` (a new one when None).
+        tokens: from :func:`render_tokens` (or, with ``parser``, another command's tokens).
+        parser: a parser from :func:`command_parser` (the render command's when None).
 
     Returns:
         The :class:`argparse.Namespace`.

@@ -60,6 +60,9 @@ _DEPTH_ARGS = ("photo", "disparity", "depth", "depth_from", "depth_model", "righ
 SESSIONS_KEPT = 3
 """How many dropped photos the server keeps; the oldest one's files and arrays go first."""
 
+STRENGTHS_KEPT = 4
+"""How many highlight strengths' preview inputs a depth keeps (each new one recovers the lights at full size)."""
+
 
 def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``image`` (``H x W`` or ``H x W x C``) resampled to ``size`` = (height, width) by
@@ -236,12 +239,17 @@ class Workspace:
         max_pixels: the largest photo, in pixels.
         preview_pixels: the preview's size in pixels.
         root: the parent of the temporary folder (the system's temporary folder when None).
+        generate_model: the Stable Diffusion model of the generate tab (what ``lensblur generate --model``
+            takes), or None.
     """
 
     def __init__(self, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20,
                  max_pixels: int = DEFAULT_MAX_MEGAPIXELS * 1_000_000, preview_pixels: int = PREVIEW_PIXELS,
-                 root: str | Path | None = None):
+                 root: str | Path | None = None, generate_model: str | None = None):
+        from .generate import Generator
+
         self.folder = Path(tempfile.mkdtemp(prefix="lensblur-ui-", dir=root))
+        self.generator = Generator(self.folder / "generate", generate_model)
         self.max_upload_bytes = int(max_upload_bytes)
         self.max_pixels = int(max_pixels)
         self.preview_pixels = int(preview_pixels)
@@ -508,8 +516,8 @@ class Workspace:
         The lights are recovered on the photo at its full size, as ``lensblur render`` recovers them, and the
         result is shrunk (area averaging keeps each light's energy): on the shrunk photo itself a small light's
         edge is soft, and the recovery would take it for a bright surface and leave it, so the preview's
-        highlights would not be the render's. The full-size recovery runs once per highlight strength (the last
-        one is kept).
+        highlights would not be the render's. The full-size recovery runs once per highlight strength; the shrunk
+        results of the last :data:`STRENGTHS_KEPT` strengths are kept.
         """
         import torch
 
@@ -530,7 +538,7 @@ class Workspace:
             del full, lit
         if depth.lit[1] is not None:
             image = shrink(depth.lit[1], image.shape[:2])
-        for old in [k for k in depth.inputs if k[0] == kind]:      # one strength per size is kept
+        for old in [k for k in depth.inputs if k[0] == kind][:-STRENGTHS_KEPT + 1 or None]:    # the oldest go
             del depth.inputs[old]
         with torch.inference_mode():
             depth.inputs[key] = image_to_tensor(image, device=device), disparity_to_tensor(maps, device=device)
