@@ -118,6 +118,23 @@ def _motorcycle_photo(folder: Path) -> tuple[Path, np.ndarray]:
     return path, stored.astype(np.float32)
 
 
+def _drop(page, files: list[tuple[str, bytes, str]]) -> None:
+    """Drop ``files`` ((name, bytes, MIME type)) on the page's drop zone as a browser does when files are dragged
+    from the desktop: dragenter, dragover and drop events carrying a DataTransfer of File objects, built in the
+    page from the bytes."""
+    page.evaluate("""(files) => {
+        const transfer = new DataTransfer();
+        for (const [name, data, type] of files) {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            transfer.items.add(new File([bytes], name, { type }));
+        }
+        const zone = document.getElementById("drop");
+        for (const kind of ["dragenter", "dragover", "drop"]) {
+            zone.dispatchEvent(new DragEvent(kind, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+        }
+    }""", [[name, base64.b64encode(data).decode(), kind] for name, data, kind in files])
+
+
 def _wait_preview(page, count: int) -> None:
     page.wait_for_function(f"() => !state.inFlight && !state.pending && !state.shownDraft && state.previews >= {count}",
                            timeout=120_000)
@@ -152,8 +169,8 @@ def test_page_in_chromium(live, tmp_path):
             page.wait_for_function("() => document.getElementById('method').options.length > 0")
             page.screenshot(path=shots / "1-empty.png")
 
-            # 1. drop the photo: its embedded depth is found
-            page.set_input_files("#photo-input", str(photo))
+            # 1. drop the photo (drag and drop, as from the desktop): its embedded depth is found
+            _drop(page, [(photo.name, photo.read_bytes(), "image/jpeg")])
             page.wait_for_function("() => document.getElementById('depth-source').textContent.includes('depth:')")
             assert "GDepth" in page.text_content("#depth-source")
             assert "near 1, far 5" in page.text_content("#depth-source")
@@ -221,13 +238,27 @@ def test_page_in_chromium(live, tmp_path):
             assert download.value.suggested_filename == "motorcycle-lensblur.jpg"
             page.screenshot(path=shots / "5-rendered.png")
 
-            # 5. a corrupt file: the render command's message, in the page
+            # 5. a corrupt file, through the file input: the render command's message, in the page
             page.set_input_files("#photo-input", files=[{"name": "broken.jpg", "mimeType": "image/jpeg",
                                                          "buffer": b"\xff\xd8\xff\xe0 this is not a photo"}])
             page.wait_for_selector("#error:not([hidden])")
             assert page.text_content("#error").startswith("PHOTO: expected a readable image file, got broken.jpg")
             assert page.is_visible("#download")           # the photo before stays, with its render
             page.screenshot(path=shots / "6-corrupt.png")
+
+            # 6. a photo without depth and its disparity map dropped together: the one named like a map is the map
+            from _ui import png_bytes, scene
+
+            rgb, near_far = scene()
+            _drop(page, [("street-disparity.png", png_bytes(np.round(near_far * 255).astype(np.uint8)), "image/png"),
+                         ("street.png", png_bytes(rgb), "image/png")])
+            page.wait_for_function("() => document.getElementById('disparity-name').textContent === "
+                                   "'street-disparity.png'")
+            page.wait_for_function("() => document.getElementById('command').textContent.startsWith("
+                                   "'lensblur render street.png --disparity street-disparity.png')", timeout=60_000)
+            assert page.text_content("#drop-text").startswith("street.png: 180x120")
+            assert page.is_hidden("#error")
+            page.screenshot(path=shots / "7-dropped-pair.png")
         finally:
             context.close()
 
@@ -238,4 +269,4 @@ def test_page_in_chromium(live, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "motorcycle-lensblur.jpg").read_bytes() == downloaded.read_bytes()
-    assert len(list(shots.glob("*.png"))) == 7
+    assert len(list(shots.glob("*.png"))) == 8

@@ -109,7 +109,7 @@ def display_srgb8(image) -> np.ndarray:
     return _srgb8_table().take(levels.astype(np.uint16))
 
 
-def jpeg_data_url(image, *, quality: int = 90) -> str:
+def jpeg_data_url(image, *, quality: int = 92) -> str:
     """Linear RGB ``image`` (as :func:`display_srgb8` takes it) as an sRGB JPEG ``data:`` URL for the page (display
     only, not a result file)."""
     from PIL import Image

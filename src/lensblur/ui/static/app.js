@@ -269,6 +269,7 @@ async function init() {
     state.limits = l;
     $("limits").textContent = `files up to ${l.max_upload_mb} MB, photos up to ${l.max_megapixels} MP; ` +
       `previews about ${l.preview_megapixels} MP`;
+    initGenerate(info.generate);
   } catch (e) { showError(e.message); }
 }
 
@@ -326,6 +327,7 @@ for (const type of ["dragleave", "drop"]) {
 document.addEventListener("drop", (e) => {
   const files = [...e.dataTransfer.files];
   if (!files.length) return;
+  showTab("refocus");
   // A photo and its disparity map dropped together: the one named like a depth map is the map.
   const isMap = (f) => /disp|depth/i.test(f.name);
   const photo = files.find((f) => !isMap(f)) || files[0];
@@ -390,5 +392,164 @@ async function runJob(kind, button) {
 $("render").addEventListener("click", () => runJob("render"));
 $("focus-pull").addEventListener("click", () => runJob("focus-pull?format=gif"));
 $("focus-pull-mp4").addEventListener("click", () => runJob("focus-pull?format=mp4"));
+
+// ------------------------------------------------------------------------------------------ tabs
+function showTab(name) {
+  for (const tab of ["refocus", "generate"]) {
+    $(`${tab}-tab`).hidden = tab !== name;
+    $(`tab-${tab}`).classList.toggle("active", tab === name);
+    $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
+  }
+}
+$("tab-refocus").addEventListener("click", () => showTab("refocus"));
+$("tab-generate").addEventListener("click", () => showTab("generate"));
+
+// ------------------------------------------------------------------------------------------ generate tab
+// The settings become a `lensblur generate` command line on the server, which runs that command; the page shows
+// the baseline and the result, and the focus report of the box dragged on the result.
+const gen = { job: null, box: null, size: null, files: [] };
+
+function initGenerate(info) {
+  if (!info) return;
+  $("gen-sigma").value = info.sigma;
+  $("gen-alpha").value = info.alpha;
+  for (const id of ["gen-sigma", "gen-alpha"]) {
+    const update = () => { $(`${id}-value`).textContent = $(id).value; };
+    $(id).addEventListener("input", update);
+    update();
+  }
+  $("gen-model").textContent = info.model || "none";
+  $("gen-message").textContent = info.message || "";
+  $("gen-message").hidden = !info.message;
+  $("gen-run").disabled = !info.model;
+  $("tab-generate").title = info.model ? "stage diffusion with " + info.model : info.message;
+}
+
+function genSettings() {
+  const size = $("gen-size").value.trim().toLowerCase().split("x").map(Number);
+  const number = (id) => ($(id).value === "" ? null : Number($(id).value));
+  return {
+    prompt: $("gen-prompt").value, focus: $("gen-focus").value.trim() || null,
+    sigma: Number($("gen-sigma").value), alpha: Number($("gen-alpha").value), steps: number("gen-steps"),
+    size: size.length === 2 && size.every((v) => Number.isFinite(v)) ? size : $("gen-size").value,
+    seed: number("gen-seed"), guidance: number("gen-guidance"),
+    negative_prompt: $("gen-negative").value.trim() || null,
+  };
+}
+
+async function generate() {
+  showError("");
+  $("gen-run").disabled = true;
+  $("gen-progress").hidden = false;
+  $("gen-status").textContent = "generating: the model loads, then the baseline and the result run their steps…";
+  const started = Date.now();
+  try {
+    let job = await api("/api/generate", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(genSettings()),
+    });
+    $("gen-command").textContent = job.command;
+    while (job.state === "running") {
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      job = await api(`/api/generate/${job.id}`);
+      $("gen-status").textContent = `generating… ${Math.round((Date.now() - started) / 1000)} s`;
+    }
+    if (job.state === "failed") throw new Error(job.error);
+    const [baseline, ...results] = job.images;
+    const result = results[results.length - 1];
+    $("gen-baseline").src = baseline.image;
+    $("gen-baseline-caption").textContent = `baseline (${baseline.file}): the prompt alone, ${baseline.global_steps} steps`;
+    if (result) {
+      $("gen-result").src = result.image;
+      $("gen-result-caption").textContent = `stage diffusion (${result.file}): ${result.global_steps} layout + ` +
+        `${result.focus_steps} focus steps, sigma ${result.sigma}, alpha ${result.alpha}; drag a box to score it`;
+    } else {
+      $("gen-result").removeAttribute("src");
+      $("gen-result-caption").textContent = "no focus prompt: the baseline only";
+    }
+    $("gen-downloads").replaceChildren(...job.images.map((img) => {
+      const link = document.createElement("a");
+      link.href = `/api/generate/${job.id}/file/${encodeURIComponent(img.file)}`;
+      link.download = img.file;
+      link.textContent = `Download ${img.file}`;
+      return link;
+    }));
+    gen.job = job.id;
+    gen.box = null;
+    drawGenBox();
+    $("gen-whole").disabled = false;
+    $("gen-status").textContent = `generated in ${job.seconds.toFixed(1)} s`;
+    $("gen-status").dataset.done = job.id;
+    await genReport();
+  } catch (e) {
+    showError(e.message);
+    $("gen-status").textContent = "";
+  } finally {
+    $("gen-progress").hidden = true;
+    $("gen-run").disabled = false;
+  }
+}
+
+async function genReport() {
+  if (!gen.job) return;
+  try {
+    const report = await api(`/api/generate/${gen.job}/report`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(gen.box ? { box: gen.box } : {}),
+    });
+    const fmt = (v) => (v === null ? "" : v >= 100 ? v.toFixed(0) : v.toFixed(3));
+    const rows = report.scores.map((s) => {
+      const row = document.createElement("tr");
+      const region = s.box ? `${s.region} (${s.box.join(",")})` : "whole image";
+      for (const text of [s.image.replace("generated/", ""), region, fmt(s.vol), s.vol_ratio === null ? "baseline" :
+        `${s.vol_ratio.toFixed(2)}x`, fmt(s.brenner), s.brenner_ratio === null ? "baseline" :
+        `${s.brenner_ratio.toFixed(2)}x`]) {
+        const cell = document.createElement("td");
+        cell.textContent = text;
+        row.append(cell);
+      }
+      return row;
+    });
+    $("gen-report").querySelector("tbody").replaceChildren(...rows);
+    $("gen-report").hidden = false;
+    $("gen-report").dataset.box = gen.box ? gen.box.join(",") : "whole";
+    $("gen-report-command").textContent = report.command;
+  } catch (e) { showError(e.message); }
+}
+
+function genPoint(event) {
+  const img = $("gen-result"), rect = img.getBoundingClientRect();
+  const fx = Math.min(Math.max((event.clientX - rect.left) / rect.width, 0), 1);
+  const fy = Math.min(Math.max((event.clientY - rect.top) / rect.height, 0), 1);
+  return { x: Math.round(fx * img.naturalWidth), y: Math.round(fy * img.naturalHeight) };
+}
+function drawGenBox(box = gen.box) {
+  const el = $("gen-box"), img = $("gen-result");
+  el.hidden = !box;
+  if (!box) return;
+  const [x0, y0, x1, y1] = box, w = img.naturalWidth, h = img.naturalHeight;
+  Object.assign(el.style, { left: `${x0 / w * 100}%`, top: `${y0 / h * 100}%`, width: `${(x1 - x0) / w * 100}%`,
+                            height: `${(y1 - y0) / h * 100}%` });
+}
+let genStart = null;
+const genBoxOf = (a, b) => [Math.min(a.x, b.x), Math.min(a.y, b.y), Math.max(a.x, b.x), Math.max(a.y, b.y)];
+$("gen-result-frame").addEventListener("pointerdown", (event) => {
+  if (!gen.job || !$("gen-result").getAttribute("src") || event.button !== 0) return;
+  genStart = genPoint(event);
+  $("gen-result-frame").setPointerCapture(event.pointerId);
+});
+$("gen-result-frame").addEventListener("pointermove", (event) => {
+  if (genStart) drawGenBox(genBoxOf(genStart, genPoint(event)));
+});
+$("gen-result-frame").addEventListener("pointerup", (event) => {
+  if (!genStart) return;
+  const box = genBoxOf(genStart, genPoint(event));
+  genStart = null;
+  if (box[2] - box[0] < 2 || box[3] - box[1] < 2) { drawGenBox(); return; }   // a click, not a box
+  gen.box = box;
+  drawGenBox();
+  genReport();
+});
+$("gen-whole").addEventListener("click", () => { gen.box = null; drawGenBox(); genReport(); });
+$("gen-run").addEventListener("click", generate);
 
 init();
