@@ -16,6 +16,7 @@ Without Chromium (or Playwright, or lensblur[ui]) the test is skipped, unless ``
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import shlex
@@ -60,17 +61,16 @@ def _chromium() -> str:
     return found
 
 
-@pytest.fixture
-def live(tmp_path):
-    """``lensblur ui`` on a free port in a subprocess; after the test, stopped with Ctrl+C, which must remove its
-    temporary folder."""
+@contextlib.contextmanager
+def _lensblur_ui(tmp_path, *extra: str):
+    """``lensblur ui EXTRA`` on a free port in a subprocess, its URL; afterwards stopped with Ctrl+C, which must
+    remove its temporary folder."""
     from _ui import free_port
 
-    _chromium()                     # skip (or fail, in CI) before starting anything
     port, scratch = free_port(), tmp_path / "server-tmp"
     scratch.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TMPDIR": str(scratch)}
-    process = subprocess.Popen([sys.executable, "-m", "lensblur", "ui", "--port", str(port), "--no-browser"],
+    process = subprocess.Popen([sys.executable, "-m", "lensblur", "ui", "--port", str(port), "--no-browser", *extra],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -91,6 +91,20 @@ def live(tmp_path):
         process.kill()
         pytest.fail("lensblur ui did not stop on Ctrl+C")
     assert list(scratch.iterdir()) == [], f"lensblur ui left files behind: {output}"
+
+
+@pytest.fixture
+def live(tmp_path):
+    """``lensblur ui`` (no Stable Diffusion model) in its own process."""
+    _chromium()                     # skip (or fail, in CI) before starting anything
+    with _lensblur_ui(tmp_path) as url:
+        yield url
+
+
+def _browser(p, chromium: str, tmp_path):
+    return p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=chromium,
+                                                args=CHROMIUM_FLAGS, headless=True, accept_downloads=True,
+                                                viewport={"width": 1180, "height": 760})
 
 
 def _decode(data_url: str) -> np.ndarray:
@@ -160,14 +174,17 @@ def test_page_in_chromium(live, tmp_path):
     shots = tmp_path / "screenshots"
     shots.mkdir()
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=chromium,
-                                                       args=CHROMIUM_FLAGS, headless=True, accept_downloads=True,
-                                                       viewport={"width": 1180, "height": 760})
+        context = _browser(p, chromium, tmp_path)
         try:
             page = context.pages[0] if context.pages else context.new_page()
             page.goto(live + "/")
             page.wait_for_function("() => document.getElementById('method').options.length > 0")
             page.screenshot(path=shots / "1-empty.png")
+            # without a Stable Diffusion model the generate tab says how to configure one
+            page.click("#tab-generate")
+            assert "lensblur ui --generate-model PATH" in page.text_content("#gen-message")
+            assert page.is_disabled("#gen-run") and page.is_hidden("#refocus-tab")
+            page.click("#tab-refocus")
 
             # 1. drop the photo (drag and drop, as from the desktop): its embedded depth is found
             _drop(page, [(photo.name, photo.read_bytes(), "image/jpeg")])
@@ -270,3 +287,64 @@ def test_page_in_chromium(live, tmp_path):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "motorcycle-lensblur.jpg").read_bytes() == downloaded.read_bytes()
     assert len(list(shots.glob("*.png"))) == 8
+
+
+@pytest.mark.slow      # a tiny Stable Diffusion saved, a server that loads diffusers, two generations: ~20 s
+def test_generate_tab_in_chromium(tmp_path, tokenizer_dir):
+    chromium = _chromium()
+    pytest.importorskip("diffusers", reason="the 'diffusion' extra is not installed")
+    from diffusers import StableDiffusionPipeline
+    from playwright.sync_api import sync_playwright
+
+    import diffusion_dummies
+
+    model = tmp_path / "tiny-sd"
+    StableDiffusionPipeline(**diffusion_dummies.sd_components(tokenizer_dir),
+                            requires_safety_checker=False).save_pretrained(model)
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with _lensblur_ui(tmp_path, "--generate-model", str(model)) as url, sync_playwright() as p:
+        context = _browser(p, chromium, tmp_path)
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.goto(url + "/")
+            page.wait_for_function("() => document.getElementById('gen-model').textContent !== 'none'")
+            page.click("#tab-generate")
+            assert page.is_hidden("#gen-message") and page.text_content("#gen-model") == str(model)
+            page.fill("#gen-prompt", "a cute baby bunny standing on top of a pile of baby carrots")
+            page.fill("#gen-focus", "a pile of baby carrots")
+            page.fill("#gen-sigma", "0.5")
+            page.fill("#gen-alpha", "0.5")
+            page.fill("#gen-steps", "4")
+            page.fill("#gen-size", "32x32")
+            page.click("#gen-run")
+            page.wait_for_selector("#gen-status[data-done]", timeout=120_000)
+            assert page.is_hidden("#error")
+            command = page.text_content("#gen-command")
+            assert command.startswith("lensblur generate --focus 'a pile of baby carrots' --sigma 0.5 --alpha 0.5 "
+                                      f"--model {model} --baseline --steps 4")
+            sizes = page.evaluate("() => ['gen-baseline', 'gen-result'].map((id) => "
+                                  "[document.getElementById(id).naturalWidth, document.getElementById(id).naturalHeight])")
+            assert sizes == [[32, 32], [32, 32]]
+            assert "2 layout + 2 focus steps" in page.text_content("#gen-result-caption")
+            rows = page.locator("#gen-report tbody tr")
+            assert rows.count() == 2 and "whole image" in rows.nth(0).text_content()
+            assert "baseline" in rows.nth(0).text_content()
+            page.screenshot(path=shots / "1-generated.png")
+
+            # a box dragged on the result: the report of that region, and its focus-report command line
+            box = page.locator("#gen-result").bounding_box()
+            page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.5)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.95, steps=4)
+            page.mouse.up()
+            page.wait_for_function("() => document.getElementById('gen-report').dataset.box !== 'whole'")
+            region = page.get_attribute("#gen-report", "data-box")
+            assert region == "8,16,24,30", region
+            assert page.text_content("#gen-report-command").endswith(f"--box focus={region}")
+            page.screenshot(path=shots / "2-report.png")
+            with page.expect_download() as download:
+                page.click("#gen-downloads a >> nth=1")
+            assert download.value.suggested_filename.endswith("-seed42.png")
+        finally:
+            context.close()
