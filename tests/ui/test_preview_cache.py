@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from _ui import png_bytes
 
-from lensblur._convert import tensor_to_image, to_srgb8
+from lensblur._convert import image_to_tensor, tensor_to_image, to_srgb8
 from lensblur.lens import Lens
 from lensblur.render import render
-from lensblur.ui.session import Workspace, display_srgb8
+from lensblur.ui.session import Workspace, display_srgb8, shrink
 
 
 def lit_scene(height: int = 72, width: int = 96) -> tuple[np.ndarray, np.ndarray]:
@@ -84,18 +84,27 @@ def test_the_previews_lights_carry_the_full_renders_energy(session):
     assert (lone - added["off"]).sum() < 0.1 * preview_gain
 
 
-def test_a_new_strength_or_depth_makes_new_inputs(session):
+def test_a_new_strength_needs_no_new_search_and_is_the_recoverys_own(session, monkeypatch):
+    from lensblur.render import highlights
+
     workspace, made = session
+    searches = []
+    original = highlights.recover_highlights
+    monkeypatch.setattr(highlights, "recover_highlights", lambda *a, **k: searches.append(a[1:]) or original(*a, **k))
     workspace.preview(made, {"blur": 9})
-    before = dict(made.depth.inputs)
-    for strength in (3, 2, 1.5, 0.5):
+    for strength in (3, 2, 1.5, 0.5, 2.5):
         workspace.preview(made, {"blur": 9, "highlights": strength})
-    assert made.depth.lit[0] == 0.5                    # the last strength's full-size recovery
-    kept = [key[2] for key in made.depth.inputs]
-    assert kept == [3, 2, 1.5, 0.5] and not before.keys() & made.depth.inputs.keys()   # the last four strengths
+    assert searches == [(1.0,)]                                  # the lights were searched for once, at full size
+    assert [key[2] for key in made.depth.inputs] == [2, 1.5, 0.5, 2.5]      # the last four strengths
+    # strength 2.5 from the kept search is the recovery's own strength 2.5, shrunk
     depth = made.depth
+    x = depth.inputs[("preview", None, 2.5)][0]
+    full = tensor_to_image(original(image_to_tensor(depth.image), 2.5))
+    expected = shrink(full, x.shape[-2:])
+    assert np.abs(tensor_to_image(x) - expected).max() < 1e-5 * max(1.0, float(expected.max()))
+    assert float(expected.max()) > 2                              # the lights were raised well above white
     workspace.preview(made, {"blur": 9, "refine": True})          # another depth: nothing of the old one is used
-    assert made.depth is not depth and len(made.depth.inputs) == 1
+    assert made.depth is not depth and len(made.depth.inputs) == 1 and searches == [(1.0,), (1.0,)]
 
 
 def test_another_method_is_its_own_predict(session):

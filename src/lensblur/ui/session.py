@@ -61,7 +61,7 @@ SESSIONS_KEPT = 3
 """How many dropped photos the server keeps; the oldest one's files and arrays go first."""
 
 STRENGTHS_KEPT = 4
-"""How many highlight strengths' preview inputs a depth keeps (each new one recovers the lights at full size)."""
+"""How many highlight strengths' preview inputs a depth keeps (each one the photo and its recovered lights mixed)."""
 
 
 def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -163,8 +163,9 @@ class _Depth:
     version: int
     inputs: dict = field(default_factory=dict)   # (size, device, highlights) -> the renderer's input tensors
     pull: tuple | None = None      # the photo and map at a focus-pull frame's size
-    lit: tuple | None = None       # (highlight strength, the full-size photo with its lights recovered, or None
-                                   # when the recovery changed nothing)
+    bases: dict = field(default_factory=dict)    # (size, device) -> the photo, recovered at strength 1, the map
+    lit: tuple | None = None       # (the full-size photo with its lights recovered at strength 1, or None when
+                                   # the recovery changed nothing,) once searched
 
 
 @dataclass
@@ -516,8 +517,10 @@ class Workspace:
         The lights are recovered on the photo at its full size, as ``lensblur render`` recovers them, and the
         result is shrunk (area averaging keeps each light's energy): on the shrunk photo itself a small light's
         edge is soft, and the recovery would take it for a bright surface and leave it, so the preview's
-        highlights would not be the render's. The full-size recovery runs once per highlight strength; the shrunk
-        results of the last :data:`STRENGTHS_KEPT` strengths are kept.
+        highlights would not be the render's. That search runs once per depth, at strength 1; another strength
+        ``s`` is ``photo + s * (recovered - photo)``, as :func:`~lensblur.render.highlights.recover_highlights`
+        defines the strength (each light gets its recorded energy plus ``s`` times the missing part), so moving
+        the highlights slider costs no new search. The last :data:`STRENGTHS_KEPT` strengths are kept.
         """
         import torch
 
@@ -529,19 +532,30 @@ class Workspace:
         if key in depth.inputs:
             return depth.inputs[key]
         device = torch.device("cpu") if method.device is None else resolve_device(method.device)
-        image, maps = self._arrays(session, depth, kind)
-        if depth.lit is None or depth.lit[0] != method.highlights:
+        base = depth.bases.get((kind, method.device))
+        if base is None:
+            image, maps = self._arrays(session, depth, kind)
+            if depth.lit is None:
+                with torch.inference_mode():
+                    full = image_to_tensor(depth.image, device=device)
+                    lit = recover_highlights(full, 1.0)
+                    depth.lit = (None if lit is full else tensor_to_image(lit)),
+                del full, lit
             with torch.inference_mode():
-                full = image_to_tensor(depth.image, device=device)
-                lit = recover_highlights(full, method.highlights)
-                depth.lit = method.highlights, (None if lit is full else tensor_to_image(lit))
-            del full, lit
-        if depth.lit[1] is not None:
-            image = shrink(depth.lit[1], image.shape[:2])
+                lifted = None if depth.lit[0] is None else image_to_tensor(shrink(depth.lit[0], image.shape[:2]),
+                                                                          device=device)
+                base = image_to_tensor(image, device=device), lifted, disparity_to_tensor(maps, device=device)
+            depth.bases[(kind, method.device)] = base
+        x, lifted, d = base
+        strength = {"auto": 1.0, "off": 0.0}.get(method.highlights, method.highlights)
+        if lifted is not None and strength == 1.0:
+            x = lifted
+        elif lifted is not None and strength != 0.0:
+            with torch.inference_mode():
+                x = torch.lerp(x, lifted, float(strength))
         for old in [k for k in depth.inputs if k[0] == kind][:-STRENGTHS_KEPT + 1 or None]:    # the oldest go
             del depth.inputs[old]
-        with torch.inference_mode():
-            depth.inputs[key] = image_to_tensor(image, device=device), disparity_to_tensor(maps, device=device)
+        depth.inputs[key] = x, d
         return depth.inputs[key]
 
     def _meta(self, session: Session, args, depth) -> dict:
