@@ -150,8 +150,8 @@ def _drop(page, files: list[tuple[str, bytes, str]]) -> None:
 
 
 def _wait_preview(page, count: int) -> None:
-    page.wait_for_function(f"() => !state.inFlight && !state.pending && !state.shownDraft && state.previews >= {count}",
-                           timeout=120_000)
+    page.wait_for_function(f"() => !state.inFlight && !state.pending && !state.shownDraft && !state.searching && "
+                           f"!state.lightsTimer && state.previews >= {count}", timeout=120_000)
 
 
 @pytest.mark.slow      # 26 to 35 s on the shared 2-core machine under load: two lensblur processes and a browser

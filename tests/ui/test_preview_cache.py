@@ -48,17 +48,30 @@ def session(tmp_path):
 def test_kept_inputs_give_what_predict_gives(session, kind):
     workspace, made = session
     settings = {"focus": {"point": [20, 40]}, "blur": 9, "aperture": "hexagon", "highlights": 0}
+    workspace.preview(made, {**settings, "draft": kind == "draft"})
+    made.lights[1].result()                             # the search for the lights, started with the depth
     first = workspace.preview(made, {**settings, "draft": kind == "draft"})
+    assert first["lights"] == "done"
     depth = made.depth
-    assert len(depth.inputs) == 1                       # made once, by the first preview of this size
+    assert len(depth.inputs) == 1                       # made once
     args, method, _, lens = workspace._prepare(made, settings)
     image, maps = workspace._arrays(made, depth, kind)
     assert first["size"] == [image.shape[1], image.shape[0]]
     for focus in (0.85, 0.15):                         # two slider moves on the same kept inputs
         moved = Lens(focus_disparity=focus, blur=lens.blur * image.shape[1] / made.width, aperture=lens.aperture)
-        kept = tensor_to_image(workspace._render(made, args, method, depth, kind, moved))
-        assert np.array_equal(kept, method.predict(image, disparity=maps, lens=moved, meta={}))
+        kept, provisional = workspace._render(made, args, method, depth, kind, moved)
+        assert not provisional
+        assert np.array_equal(tensor_to_image(kept), method.predict(image, disparity=maps, lens=moved, meta={}))
     assert len(depth.inputs) == 1
+
+
+def render_preview(workspace, made, settings, **options):
+    args, method, depth, lens = workspace._prepare(made, settings)
+    image = workspace._arrays(made, depth, "preview")[0]
+    small = Lens(focus_disparity=lens.focus_disparity, blur=lens.blur * image.shape[1] / made.width,
+                 aperture=lens.aperture)
+    out, provisional = workspace._render(made, args, method, depth, "preview", small, **options)
+    return tensor_to_image(out).astype(np.float64), provisional, small
 
 
 def test_the_previews_lights_carry_the_full_renders_energy(session):
@@ -67,34 +80,61 @@ def test_the_previews_lights_carry_the_full_renders_energy(session):
     # photo, is the light it adds to the full render.
     workspace, made = session
     settings = {"focus": {"point": [20, 40]}, "blur": 9}
-    args, method, depth, lens = workspace._prepare(made, settings)
-    image, maps = workspace._arrays(made, depth, "preview")
-    assert image.shape[:2] == (61, 82)
-    small = Lens(focus_disparity=lens.focus_disparity, blur=lens.blur * 82 / 96, aperture=lens.aperture)
-    added = {}
-    for name, strength in (("on", 1.0), ("off", 0.0)):
-        _, method, _, _ = workspace._prepare(made, {**settings, "highlights": strength})
-        added[name] = tensor_to_image(workspace._render(made, args, method, depth, "preview", small)).astype(np.float64)
-    preview_gain = (added["on"] - added["off"]).sum() * (96 * 72) / (82 * 61)
+    on, provisional, small = render_preview(workspace, made, {**settings, "highlights": 1}, wait=True)
+    off, _, _ = render_preview(workspace, made, {**settings, "highlights": 0}, wait=True)
+    assert on.shape[:2] == (61, 82) and not provisional
+    preview_gain = (on - off).sum() * (96 * 72) / (82 * 61)
+    depth = made.depth
+    _, _, _, lens = workspace._prepare(made, settings)
     full = {h: render(depth.image, depth.disparity, lens, highlights=h).astype(np.float64) for h in ("auto", "off")}
     full_gain = (full["auto"] - full["off"]).sum()
     assert full_gain > 50                                            # the recovery raised the lights a lot
     assert abs(preview_gain / full_gain - 1) < 0.1, (preview_gain, full_gain)
+    image, maps = workspace._arrays(made, depth, "preview")
     lone = render(image, maps, small, highlights="auto").astype(np.float64)     # the shrunk photo's own recovery
-    assert (lone - added["off"]).sum() < 0.1 * preview_gain
+    assert (lone - off).sum() < 0.1 * preview_gain
+
+
+def test_until_the_search_ends_the_preview_is_provisional(session, monkeypatch):
+    import threading
+
+    from lensblur.ui import session as ui_session
+
+    workspace, made = session
+    release, original = threading.Event(), ui_session._search_lights
+    monkeypatch.setattr(ui_session, "_search_lights", lambda image: release.wait(30) and original(image))
+    made.lights = None                                   # search again, now through the slow search
+    workspace.preview(made, {"blur": 9, "refine": True})
+    settings = {"focus": {"point": [20, 40]}, "blur": 9, "refine": True}
+    early = workspace.preview(made, settings)
+    assert early["lights"] == "searching" and made.depth.inputs == {}
+    provisional, flagged, small = render_preview(workspace, made, settings)
+    assert flagged
+    release.set()
+    made.lights[1].result()
+    late = workspace.preview(made, settings)
+    assert late["lights"] == "done"
+    final, flagged, _ = render_preview(workspace, made, settings)
+    assert not flagged and made.depth.provisional == {}
+    depth = made.depth
+    image, maps = workspace._arrays(made, depth, "preview")
+    # provisional: the shrunk photo's own recovery (what predict gives); final: the full-size search's
+    assert np.array_equal(provisional, render(image, maps, small).astype(np.float64))
+    assert (final - provisional).sum() * (96 * 72) / (82 * 61) > 25      # the lights' energy, which it lacked
 
 
 def test_a_new_strength_needs_no_new_search_and_is_the_recoverys_own(session, monkeypatch):
     from lensblur.render import highlights
 
     workspace, made = session
+    workspace.preview(made, {"blur": 9})
+    made.lights[1].result()
     searches = []
     original = highlights.recover_highlights
     monkeypatch.setattr(highlights, "recover_highlights", lambda *a, **k: searches.append(a[1:]) or original(*a, **k))
-    workspace.preview(made, {"blur": 9})
     for strength in (3, 2, 1.5, 0.5, 2.5):
         workspace.preview(made, {"blur": 9, "highlights": strength})
-    assert searches == [(1.0,)]                                  # the lights were searched for once, at full size
+    assert searches == []                                        # the lights were searched for once, at full size
     assert [key[2] for key in made.depth.inputs] == [2, 1.5, 0.5, 2.5]      # the last four strengths
     # strength 2.5 from the kept search is the recovery's own strength 2.5, shrunk
     depth = made.depth
@@ -103,8 +143,10 @@ def test_a_new_strength_needs_no_new_search_and_is_the_recoverys_own(session, mo
     expected = shrink(full, x.shape[-2:])
     assert np.abs(tensor_to_image(x) - expected).max() < 1e-5 * max(1.0, float(expected.max()))
     assert float(expected.max()) > 2                              # the lights were raised well above white
-    workspace.preview(made, {"blur": 9, "refine": True})          # another depth: nothing of the old one is used
-    assert made.depth is not depth and len(made.depth.inputs) == 1 and searches == [(1.0,), (1.0,)]
+    search = made.lights[1]
+    workspace.preview(made, {"blur": 9, "refine": True})          # another depth of the same photo
+    assert made.depth is not depth and made.lights[1] is search   # ... keeps its search
+    assert len(made.depth.inputs) == 1 and searches == []
 
 
 def test_another_method_is_its_own_predict(session):
@@ -112,7 +154,8 @@ def test_another_method_is_its_own_predict(session):
     settings = {"method": "depth-threshold", "focus": {"point": [20, 40]}}
     args, method, depth, _ = workspace._prepare(made, settings)
     assert type(method).__name__ == "DepthThreshold"
-    out = workspace._render(made, args, method, depth, "preview", None)
+    out, provisional = workspace._render(made, args, method, depth, "preview", None)
+    assert not provisional
     image, maps = workspace._arrays(made, depth, "preview")
     assert np.array_equal(out, method.predict(image, disparity=maps, lens=None, meta=workspace._meta(made, args, depth)))
     assert depth.inputs == {}                       # nothing kept for it

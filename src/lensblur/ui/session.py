@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,8 +165,7 @@ class _Depth:
     inputs: dict = field(default_factory=dict)   # (size, device, highlights) -> the renderer's input tensors
     pull: tuple | None = None      # the photo and map at a focus-pull frame's size
     bases: dict = field(default_factory=dict)    # (size, device) -> the photo, recovered at strength 1, the map
-    lit: tuple | None = None       # (the full-size photo with its lights recovered at strength 1, or None when
-                                   # the recovery changed nothing,) once searched
+    provisional: dict = field(default_factory=dict)  # (size, device, strength) -> inputs while the search runs
 
 
 @dataclass
@@ -194,6 +194,7 @@ class Session:
     depth_key: tuple | None = None
     methods: dict = field(default_factory=dict, repr=False)
     jobs: dict[str, Job] = field(default_factory=dict)
+    lights: tuple | None = None    # (the full-size photo searched, the Future of its lights recovered at strength 1)
 
     @property
     def width(self) -> int:
@@ -256,10 +257,12 @@ class Workspace:
         self.preview_pixels = int(preview_pixels)
         self.sessions: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
+        self._searches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lensblur-lights")
 
     # ---------------------------------------------------------------------------------------------- lifetime
     def close(self) -> None:
         """Remove the folder and everything in it."""
+        self._searches.shutdown(wait=False, cancel_futures=True)
         self.sessions.clear()
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -409,7 +412,16 @@ class Workspace:
             session.depth = _Depth(image, small, draft, disparity, rng, where, suggested, result, preview,
                                    shrink(preview, draft.shape[:2]), version)
             session.depth_key = key
+            self.lights(session, image)           # the search starts now, while the page asks for a preview
         return session.depth
+
+    def lights(self, session: Session, image: np.ndarray) -> Future:
+        """The search for the lights of ``image`` (the photo at full size): a Future of the photo with its lights
+        recovered at strength 1 (None when the recovery changes nothing), started in the workspace's search thread
+        the first time and kept with the session while its depth source gives the same photo."""
+        if session.lights is None or session.lights[0] is not image:
+            session.lights = image, self._searches.submit(_search_lights, image)
+        return session.lights[1]
 
     def depth_info(self, session: Session, settings: dict) -> dict:
         """Resolve the depth for ``settings`` (the same way a render does) and describe it for the page."""
@@ -456,14 +468,14 @@ class Workspace:
             small_lens = None if lens is None else Lens(focus_disparity=lens.focus_disparity,
                                                         blur=lens.blur * scale, aperture=lens.aperture)
             prepared = time.perf_counter()
-            out = self._render(session, args, method, depth, kind, small_lens)
+            out, provisional = self._render(session, args, method, depth, kind, small_lens)
             rendered = time.perf_counter()
             image = jpeg_data_url(out)
             encoded = time.perf_counter()
         reply = {"image": image, "command": command.command_line(session.tokens(settings, shown=True)),
                  "method": args.method, "render_seconds": rendered - prepared, "draft": draft,
                  "prepare_seconds": prepared - started, "encode_seconds": encoded - rendered,
-                 "size": [int(small.shape[1]), int(small.shape[0])]}
+                 "size": [int(small.shape[1]), int(small.shape[0])], "lights": "searching" if provisional else "done"}
         if lens is not None:
             reply.update(focus_disparity=lens.focus_disparity, blur=lens.blur, preview_blur=small_lens.blur)
             if depth.depth_range is not None:
@@ -486,7 +498,7 @@ class Workspace:
             return depth.pull
         return depth.small, depth.preview
 
-    def _render(self, session: Session, args, method, depth: _Depth | None, kind: str, lens):
+    def _render(self, session: Session, args, method, depth: _Depth | None, kind: str, lens, *, wait: bool = False):
         """The picture of ``kind`` (see :meth:`_arrays`) by ``method`` with ``lens``.
 
         A classical renderer's ``predict`` is ``lensblur.render.render``: the clipped lights recovered
@@ -496,7 +508,8 @@ class Workspace:
         methods get ``method.predict`` on the shrunk arrays.
 
         Returns:
-            ``H x W x 3`` numpy, or ``(1, 3, H, W)`` tensor (both linear RGB).
+            ``H x W x 3`` numpy, or ``(1, 3, H, W)`` tensor (both linear RGB), and whether it is provisional (its
+            highlights not yet from the full-size search; never with ``wait``).
         """
         import torch
 
@@ -505,47 +518,53 @@ class Workspace:
 
         if depth is None or type(method) is not ClassicalRenderer:
             image, maps = self._arrays(session, depth, kind)
-            return method.predict(image, disparity=maps, lens=lens, meta=self._meta(session, args, depth))
+            return method.predict(image, disparity=maps, lens=lens, meta=self._meta(session, args, depth)), False
+        x, d, provisional = self._inputs(session, depth, kind, method, wait=wait)
         with torch.inference_mode():
-            return render_tensor(*self._inputs(session, depth, kind, method), lens, method=method.name,
-                                 highlights="off")
+            return render_tensor(x, d, lens, method=method.name, highlights="off"), provisional
 
-    def _inputs(self, session: Session, depth: _Depth, kind: str, method) -> tuple:
+    def _inputs(self, session: Session, depth: _Depth, kind: str, method, *, wait: bool = False) -> tuple:
         """The photo (its lights recovered as ``method`` asks) and map of ``kind`` as ``(1, C, H, W)`` tensors on
-        ``method``'s device, kept with the depth.
+        ``method``'s device, kept with the depth, and whether they are provisional.
 
-        The lights are recovered on the photo at its full size, as ``lensblur render`` recovers them, and the
-        result is shrunk (area averaging keeps each light's energy): on the shrunk photo itself a small light's
-        edge is soft, and the recovery would take it for a bright surface and leave it, so the preview's
-        highlights would not be the render's. That search runs once per depth, at strength 1; another strength
-        ``s`` is ``photo + s * (recovered - photo)``, as :func:`~lensblur.render.highlights.recover_highlights`
-        defines the strength (each light gets its recorded energy plus ``s`` times the missing part), so moving
-        the highlights slider costs no new search. The last :data:`STRENGTHS_KEPT` strengths are kept.
+        The lights are searched for on the photo at its full size, as ``lensblur render`` does (:meth:`lights`,
+        once per photo, in a thread started when the depth is read), and the recovered photo is shrunk (area
+        averaging keeps each light's energy): on the shrunk photo itself a small light's edge is soft, and the
+        recovery would take it for a bright surface and leave it, so the preview's highlights would not be the
+        render's. Another strength ``s`` is ``photo + s * (recovered - photo)``, as
+        :func:`~lensblur.render.highlights.recover_highlights` defines the strength (each light gets its recorded
+        energy plus ``s`` times the missing part), so moving the highlights slider costs no new search. The last
+        :data:`STRENGTHS_KEPT` strengths are kept. Until the search is done (unless ``wait``), the inputs are
+        provisional: the recovery run on the shrunk photo, as previews were made before.
         """
         import torch
 
-        from .._convert import disparity_to_tensor, image_to_tensor, tensor_to_image
+        from .._convert import disparity_to_tensor, image_to_tensor
         from .._device import resolve_device
         from ..render.highlights import recover_highlights
 
         key = (kind, method.device, method.highlights)
         if key in depth.inputs:
-            return depth.inputs[key]
+            return (*depth.inputs[key], False)
         device = torch.device("cpu") if method.device is None else resolve_device(method.device)
+        search = self.lights(session, depth.image)
+        if not wait and not search.done():
+            if key not in depth.provisional:
+                image, maps = self._arrays(session, depth, kind)
+                with torch.inference_mode():
+                    depth.provisional[key] = (recover_highlights(image_to_tensor(image, device=device),
+                                                                 method.highlights),
+                                              disparity_to_tensor(maps, device=device))
+            return (*depth.provisional[key], True)
         base = depth.bases.get((kind, method.device))
         if base is None:
             image, maps = self._arrays(session, depth, kind)
-            if depth.lit is None:
-                with torch.inference_mode():
-                    full = image_to_tensor(depth.image, device=device)
-                    lit = recover_highlights(full, 1.0)
-                    depth.lit = (None if lit is full else tensor_to_image(lit)),
-                del full, lit
+            lit = search.result()
             with torch.inference_mode():
-                lifted = None if depth.lit[0] is None else image_to_tensor(shrink(depth.lit[0], image.shape[:2]),
-                                                                          device=device)
+                lifted = None if lit is None else image_to_tensor(shrink(lit, image.shape[:2]), device=device)
                 base = image_to_tensor(image, device=device), lifted, disparity_to_tensor(maps, device=device)
             depth.bases[(kind, method.device)] = base
+            depth.provisional.clear()
         x, lifted, d = base
         strength = {"auto": 1.0, "off": 0.0}.get(method.highlights, method.highlights)
         if lifted is not None and strength == 1.0:
@@ -556,7 +575,7 @@ class Workspace:
         for old in [k for k in depth.inputs if k[0] == kind][:-STRENGTHS_KEPT + 1 or None]:    # the oldest go
             del depth.inputs[old]
         depth.inputs[key] = x, d
-        return depth.inputs[key]
+        return x, d, False
 
     def _meta(self, session: Session, args, depth) -> dict:
         meta = {"path": str(args.photo)}
@@ -632,7 +651,7 @@ class Workspace:
                     scale = self._arrays(session, depth, "pull")[0].shape[1] / depth.image.shape[1]
                     frame_lens = Lens(focus_disparity=lens.focus_disparity, blur=lens.blur * scale,
                                       aperture=lens.aperture)
-                    out = self._render(session, args, method, depth, "pull", frame_lens)
+                    out = self._render(session, args, method, depth, "pull", frame_lens, wait=True)[0]
                 frames.append(Image.fromarray(to_srgb8(out if isinstance(out, np.ndarray) else tensor_to_image(out))))
                 job.progress(i + 1, len(stops))
             with atomic_path(job.output) as tmp:
@@ -643,6 +662,20 @@ class Workspace:
                                    loop=0)
 
         _finish(session, job, work, "focus pull")
+
+
+def _search_lights(image: np.ndarray) -> np.ndarray | None:
+    """``image`` (full size) with its clipped lights recovered at strength 1, on the CPU; None when the recovery
+    changes nothing (no lights, or an HDR photo)."""
+    import torch
+
+    from .._convert import image_to_tensor, tensor_to_image
+    from ..render.highlights import recover_highlights
+
+    with torch.inference_mode():
+        full = image_to_tensor(image)
+        lit = recover_highlights(full, 1.0)
+        return None if lit is full else tensor_to_image(lit)
 
 
 def _finish(session: Session, job: Job, work, what: str) -> None:

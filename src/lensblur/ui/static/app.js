@@ -7,7 +7,7 @@ const F_NUMBERS = [1, 1.2, 1.4, 1.8, 2, 2.5, 2.8, 3.5, 4, 4.5, 5.6, 6.3, 8, 9, 1
 
 const state = {
   session: null, width: 0, height: 0, focus: null, depthVersion: 0, depthRange: null,
-  inFlight: false, pending: null, job: null, previews: 0, shownDraft: false,
+  inFlight: false, pending: null, job: null, previews: 0, shownDraft: false, searching: false, lightsTimer: null,
 };
 
 function showError(text) {
@@ -93,6 +93,17 @@ async function preview(draft = false) {
     $("status").textContent = `${body.draft ? "draft" : "preview"} ${body.size[0]}x${body.size[1]} rendered in ` +
       `${Math.round(body.render_seconds * 1000)} ms (${body.method}); ${focusText}`;
     $("status").dataset.ready = String(state.previews);
+    if (body.lights === "searching") {
+      // the photo's lights are still being searched for at full size: this preview's highlights are the shrunk
+      // photo's; ask again shortly for the preview with the render's highlights
+      $("status").textContent += "; finding the photo's lights at full size…";
+      state.searching = true;
+      if (!state.lightsTimer) {
+        state.lightsTimer = setTimeout(() => { state.lightsTimer = null; schedulePreview(false); }, 800);
+      }
+    } else {
+      state.searching = false;
+    }
     if (body.depth) await showDepth(body.depth);
     showError("");
   } catch (e) {
