@@ -2,36 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
-
 import pytest
-from _ui import Server, free_port
-
-
-@contextlib.contextmanager
-def serving(workspace):
-    """``workspace``'s app served by uvicorn on a free port in a thread; stopped afterwards, when its folder
-    must be gone."""
-    import uvicorn
-
-    from lensblur.ui.app import create_app
-
-    port = free_port()
-    config = uvicorn.Config(create_app(workspace), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not running.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the server did not start")
-        time.sleep(0.05)
-    yield Server(f"http://127.0.0.1:{port}", workspace)
-    running.should_exit = True
-    thread.join(timeout=10)
-    assert not workspace.folder.exists(), "the server left its folder behind"
+from _ui import serving
 
 
 @pytest.fixture(scope="module")

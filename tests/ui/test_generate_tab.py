@@ -102,17 +102,49 @@ def test_generate_tab_runs_the_generate_command(generating, tiny_model, tmp_path
     assert report["command"].endswith("--box focus=0,16,32,32")
 
 
-def test_generate_tab_refuses_bad_settings(generating, server):
-    status, reply = generating.json("/api/generate", {**TINY, "prompt": "  "})
+@pytest.fixture(scope="module")
+def misconfigured(tmp_path_factory):
+    """A server whose --generate-model names nothing: every check before the model loads still runs."""
+    from _ui import serving
+
+    from lensblur.ui.session import Workspace
+
+    root = tmp_path_factory.mktemp("ui-misconfigured")
+    with serving(Workspace(root=root, generate_model=str(root / "no-such-model"))) as running:
+        yield running
+
+
+def test_generate_tab_refuses_bad_settings(misconfigured, server):
+    status, reply = misconfigured.json("/api/generate", {**TINY, "prompt": "  "})
     assert status == 400 and "expected some text" in reply["error"]
-    status, reply = generating.json("/api/generate", {**TINY, "sigma": 3})
+    status, reply = misconfigured.json("/api/generate", {**TINY, "sigma": 3})
     assert status == 400 and reply["error"].startswith("--sigma: expected a number in [0, 1], got 3")
-    status, reply = generating.json("/api/generate", {**TINY, "sigma": 0})
+    status, reply = misconfigured.json("/api/generate", {**TINY, "sigma": 0})
     assert status == 400 and reply["error"].startswith("--sigma:")            # the command's own check
-    status, reply = generating.json("/api/generate", {**TINY, "size": [30, 32]})
+    status, reply = misconfigured.json("/api/generate", {**TINY, "size": [30, 32]})
     assert status == 400 and "multiples of 8" in reply["error"]
-    status, reply = generating.json("/api/generate/nope")
+    status, reply = misconfigured.json("/api/generate", raw=b"not json")
+    assert status == 400
+    status, reply = misconfigured.json("/api/generate/nope")
     assert status == 400 and "generate again" in reply["error"]
+    # a model that is not there: the loader's message (where it looked, how to get one), in the tab
+    status, job = misconfigured.json("/api/generate", TINY)
+    assert status == 200, job
+    job = finish(misconfigured, job)
+    assert job["state"] == "failed" and "no-such-model" in job["error"] and "hf download" in job["error"]
+    status, reply = misconfigured.json(f"/api/generate/{job['id']}/report", {})
+    assert status == 400 and "a finished generation" in reply["error"]
+    # a server without a model says how to configure one
+    status, info = server.json("/api/info")
+    assert info["generate"]["model"] is None and "--generate-model" in info["generate"]["message"]
+    status, reply = server.json("/api/generate", TINY)
+    assert status == 400 and "--generate-model PATH" in reply["error"]
+    for running in (misconfigured, server):                  # both still serve
+        assert running.json("/api/info")[0] == 200
+
+
+@pytest.mark.slow      # a tiny Stable Diffusion saved and loaded, one generation
+def test_generate_tab_baseline_only_and_its_checks(generating):
     status, job = generating.json("/api/generate", {**TINY, "focus": None, "steps": 2})
     job = finish(generating, job)
     assert job["state"] == "done" and [i["label"] for i in job["images"]] == ["baseline"]
@@ -120,10 +152,5 @@ def test_generate_tab_refuses_bad_settings(generating, server):
     assert status == 400 and "inside the 32x32 image" in reply["error"]
     status, _, _ = generating.request(f"/api/generate/{job['id']}/file/..%2Frun.json")
     assert status in (400, 404)
-    # a server without a model says how to configure one
-    status, info = server.json("/api/info")
-    assert info["generate"]["model"] is None and "--generate-model" in info["generate"]["message"]
-    status, reply = server.json("/api/generate", TINY)
-    assert status == 400 and "--generate-model PATH" in reply["error"]
-    status, info = generating.json("/api/info")                   # and both still serve
-    assert status == 200
+    status, reply = generating.json(f"/api/generate/{job['id']}/file/run.json")
+    assert status == 400 and "a file of this generation" in reply["error"]
