@@ -300,14 +300,14 @@ class Workspace:
             self.sessions[session_id] = Session(session_id, folder)
             while len(self.sessions) > SESSIONS_KEPT:
                 _, old = self.sessions.popitem(last=False)
-                shutil.rmtree(old.folder, ignore_errors=True)
+                _forget(old)
             return self.sessions[session_id]
 
     def drop(self, session: Session) -> None:
         """Forget ``session`` and remove its folder."""
         with self._lock:
             self.sessions.pop(session.id, None)
-        shutil.rmtree(session.folder, ignore_errors=True)
+        _forget(session)
 
     def upload_path(self, session: Session, role: str, name: str) -> Path:
         """Where an upload of ``role`` named ``name`` is stored (its own sub-folder, so names never collide)."""
@@ -662,6 +662,13 @@ class Workspace:
                                    loop=0)
 
         _finish(session, job, work, "focus pull")
+
+
+def _forget(session: Session) -> None:
+    """Remove a session's folder, and its light search if it has not started (searches run one at a time)."""
+    if session.lights is not None:
+        session.lights[1].cancel()
+    shutil.rmtree(session.folder, ignore_errors=True)
 
 
 def _search_lights(image: np.ndarray) -> np.ndarray | None:
