@@ -631,12 +631,13 @@ class Workspace:
         output = session.folder / "out" / f"{Path(session.names['photo']).stem}-focus-pull.{fmt}"
         job = Job(uuid.uuid4().hex, output, total=len(stops))
         session.jobs = {job.id: job}
-        thread = threading.Thread(target=self._focus_pull, args=(session, job, dict(settings), stops),
+        search = self.lights(session, depth.image)
+        thread = threading.Thread(target=self._focus_pull, args=(session, job, dict(settings), stops, search),
                                   name=f"lensblur-pull-{job.id[:8]}", daemon=True)
         thread.start()
         return job
 
-    def _focus_pull(self, session: Session, job: Job, settings: dict, stops: list[float]) -> None:
+    def _focus_pull(self, session: Session, job: Job, settings: dict, stops: list[float], search: Future) -> None:
         from PIL import Image
 
         from .._convert import tensor_to_image, to_srgb8
@@ -644,6 +645,7 @@ class Workspace:
         from ..lens import Lens
 
         def work():
+            search.result()              # the lights at full size, waited for without holding the session's lock
             frames = []
             for i, stop in enumerate(stops):
                 with session.lock:
