@@ -127,6 +127,13 @@ def test_generate_tab_refuses_bad_settings(misconfigured, server):
     assert status == 400
     status, reply = misconfigured.json("/api/generate/nope")
     assert status == 400 and "generate again" in reply["error"]
+    from lensblur.ui.generate import GenerateJob
+
+    jobs = misconfigured.workspace.generator.jobs                 # one generation at a time
+    jobs["busy"] = GenerateJob("busy", misconfigured.workspace.folder / "busy", "lensblur generate ...")
+    status, reply = misconfigured.json("/api/generate", TINY)
+    assert status == 400 and "one generation at a time" in reply["error"]
+    del jobs["busy"]
     # a model that is not there: the loader's message (where it looked, how to get one), in the tab
     status, job = misconfigured.json("/api/generate", TINY)
     assert status == 200, job
