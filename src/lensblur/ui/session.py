@@ -17,8 +17,10 @@ import functools
 import io
 import logging
 import math
+import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -675,8 +677,16 @@ def _forget(session: Session) -> None:
 
 def _search_lights(image: np.ndarray) -> np.ndarray | None:
     """``image`` (full size) with its clipped lights recovered at strength 1, on the CPU; None when the recovery
-    changes nothing (no lights, or an HDR photo)."""
+    changes nothing (no lights, or an HDR photo). On Linux the search thread lowers its own priority (nice 19, this
+    thread and the threads it starts only), so the previews it runs beside go first and it takes the time
+    between them."""
     import torch
+
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except OSError:
+            pass
 
     from .._convert import image_to_tensor, tensor_to_image
     from ..render.highlights import recover_highlights
