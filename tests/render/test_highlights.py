@@ -57,6 +57,30 @@ def test_labels_match_opencv_8_connectivity():
     assert len(pairs) == count - 1 == len(set(ours[mask].tolist()))     # one to one, same partition
 
 
+def test_labels_match_opencv_on_large_regions_and_frame_edges():
+    """Regions of thousands of pixels (a sky, a spiral that doubles back), and runs at the frame's edges: a
+    run ending in the last column does not touch one starting the next row's first column."""
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(5)
+    mask = rng.random((300, 400)) < 0.3
+    mask[:80] = True                                                    # a sky
+    for i in range(0, 100, 10):                                         # a comb: one region through its spine
+        mask[120:290, 20 + i * 3] = True
+    mask[289, 20:320] = True
+    mask[100] = False
+    mask[100, -1] = mask[101, 0] = True
+    mask[101, 1:] = False
+    mask[102, :2] = False
+    ours = label_regions(torch.from_numpy(mask)).numpy()
+    count, theirs = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    assert (ours[~mask] == -1).all()
+    pairs = set(zip(ours[mask].tolist(), theirs[mask].tolist(), strict=True))
+    assert len(pairs) == count - 1 == len(set(ours[mask].tolist()))
+    assert ours[100, -1] != ours[101, 0]
+    first = {label: np.flatnonzero((ours == label).ravel())[0] for label in set(ours[mask].tolist())}
+    assert all(label == index for label, index in first.items())       # a region is named by its first pixel
+
+
 def test_unclipped_pixels_are_never_changed():
     rng = np.random.default_rng(0)
     image = (rng.random((40, 40, 3)) * 0.9).astype(np.float32)

@@ -14,7 +14,7 @@ The steps, all in torch on ``(B, 3, H, W)`` linear RGB:
    codes, and chroma subsampling pulls a coloured light's channels down at its edge. A 16-bit file is
    held to the same level (a pixel at 98 % of full scale in a 16-bit file is taken as clipped).
 2. **Regions**: 8-connected components of the clipped pixels (:func:`label_regions`, a label propagation
-   with pointer jumping, in torch so that the default render needs no extra package).
+   over the rows' runs with pointer jumping, in torch so that the default render needs no extra package).
 3. **Lights and surfaces**: a region is a light when it is small (at most :func:`max_light_area` pixels, a
    disc of 1 % of the longer side, at least :data:`MIN_LIGHT_RADIUS` px of radius) and compact (it fills at
    least :data:`MIN_FILL` of its bounding box, which is at most :data:`MAX_ASPECT` times longer than wide).
@@ -165,12 +165,6 @@ def clipped_mask(image: torch.Tensor) -> torch.Tensor:
 def label_regions(mask: torch.Tensor) -> torch.Tensor:
     """8-connected components of a mask.
 
-    The mask's pixels are the nodes of a graph whose edges join 8-neighbours; every node is first its own
-    root. Each round hooks, for every edge whose ends have different roots, the larger root under the
-    smaller (the smallest offer wins), then compresses every path to its root (pointer jumping), so whole
-    trees merge at once and the rounds grow with the logarithm of a region's size, not with its length.
-    The work is on the masked pixels only, not the frame.
-
     Args:
         mask: ``(H, W)`` bool.
 
@@ -178,27 +172,53 @@ def label_regions(mask: torch.Tensor) -> torch.Tensor:
         ``(H, W)`` int64: -1 outside the mask; inside, the flat index (row by row) of the region's first
         pixel, the same for every pixel of a region.
     """
-    h, w = mask.shape
+    ys, xs, roots = _components(mask)
+    out = torch.full(mask.shape, -1, dtype=torch.int64, device=mask.device)
+    out[ys, xs] = roots
+    return out
+
+
+def _components(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The mask's pixels row by row and each one's region (as :func:`label_regions` numbers it).
+
+    The pixels are first gathered into runs (horizontal stretches of a row); two runs in neighbouring rows
+    touch (8-connectivity) when their columns overlap once each is widened by one. The runs, not the pixels,
+    are the nodes of the graph, so the work grows with the regions' outlines, not their areas, and no
+    frame-sized array is made. Each round hooks, for every edge whose ends have different roots, the larger
+    root under the smaller (the smallest offer wins), then compresses every path to its root (pointer
+    jumping), so whole trees merge at once and the rounds grow with the logarithm of a region's size.
+
+    Args:
+        mask: ``(H, W)`` bool.
+
+    Returns:
+        ``(ys, xs, roots)``, int64 of the mask's pixel count: rows, columns, and the flat index of the
+        pixel's region's first pixel.
+    """
+    w = mask.shape[1]
     device = mask.device
     ys, xs = torch.nonzero(mask, as_tuple=True)
-    flat = ys * w + xs                                   # ascending: nonzero runs row by row
-    count = int(flat.numel())
-    out = torch.full((h, w), -1, dtype=torch.int64, device=device)
+    count = int(ys.numel())
     if count == 0:
-        return out
-    node = torch.full((h * w,), -1, dtype=torch.int32 if count < 2**31 else torch.int64, device=device)
-    node[flat] = torch.arange(count, device=device, dtype=node.dtype)
-    ids = torch.arange(count, device=device)
-    sources, targets = [], []
-    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):     # each neighbour pair once
-        ny, nx = ys + dy, xs + dx
-        inside = (ny < h) & (nx >= 0) & (nx < w)
-        other = node[ny[inside] * w + nx[inside]].long()
-        joined = other >= 0
-        sources.append(ids[inside][joined])
-        targets.append(other[joined])
-    src, dst = torch.cat(sources), torch.cat(targets)
-    labels = ids.clone()                                 # each node's root; always fully compressed
+        return ys, xs, ys.clone()
+    flat = ys * w + xs
+    begins = torch.ones(count, dtype=torch.bool, device=device)
+    begins[1:] = flat[1:] != flat[:-1] + 1
+    begins[1:] |= ys[1:] != ys[:-1]
+    first = torch.nonzero(begins).squeeze(1)
+    last = torch.cat([first[1:] - 1, first.new_tensor([count - 1])])
+    row, x0, x1 = ys[first], xs[first], xs[last]
+    # Keys ordered by row, then column, with a row's keys apart from the next row's even when widened.
+    stride = w + 3
+    start_key, end_key = row * stride + x0 + 1, row * stride + x1 + 1
+    lo = torch.searchsorted(end_key, (row - 1) * stride + x0)                 # runs above ending at x0 - 1 or later
+    hi = torch.searchsorted(start_key, (row - 1) * stride + x1 + 2, right=True)   # ... starting by x1 + 1
+    touching = (hi - lo).clamp_min(0)
+    runs = torch.arange(first.numel(), device=device)
+    src = torch.repeat_interleave(runs, touching)
+    offsets = torch.cumsum(touching, 0) - touching
+    dst = lo[src] + torch.arange(src.numel(), device=device) - offsets[src]
+    labels = runs.clone()                                # each run's root; always fully compressed
     while src.numel():
         a, b = labels[src], labels[dst]
         apart = a != b
@@ -211,8 +231,8 @@ def label_regions(mask: torch.Tensor) -> torch.Tensor:
             if torch.equal(jumped, labels):
                 break
             labels = jumped
-    out[ys, xs] = flat[labels]
-    return out
+    pixel_run = torch.cumsum(begins, 0) - 1
+    return ys, xs, flat[first[labels[pixel_run]]]
 
 
 @dataclass(frozen=True)
@@ -281,14 +301,16 @@ def find_lights(image: torch.Tensor) -> Lights:
     """
     h, w = image.shape[-2:]
     mask = clipped_mask(image[None])[0, 0]
-    empty = torch.zeros(0, dtype=torch.float64, device=image.device)
-    none = Lights(torch.full((h, w), -1, dtype=torch.int64, device=image.device), *([empty] * 9))
-    if not bool(mask.any()):
-        return none
-    regions = label_regions(mask)
-    roots, compact = torch.unique(regions[mask], return_inverse=True)
+
+    def none() -> Lights:
+        empty = torch.zeros(0, dtype=torch.float64, device=image.device)
+        return Lights(torch.full((h, w), -1, dtype=torch.int64, device=image.device), *([empty] * 9))
+
+    ys, xs, regions = _components(mask)
+    if not regions.numel():
+        return none()
+    roots, compact = torch.unique(regions, return_inverse=True)
     count = int(roots.numel())
-    ys, xs = torch.nonzero(mask, as_tuple=True)
     ones = torch.ones(ys.numel(), dtype=torch.float64, device=image.device)
     area = torch.zeros(count, dtype=torch.float64, device=image.device).index_add_(0, compact, ones)
 
@@ -307,7 +329,7 @@ def find_lights(image: torch.Tensor) -> Lights:
         0, compact, (image[:, ys, xs].amin(dim=0) >= CLIP_LEVEL - 1e-6).double())
     is_light = (area <= max_light_area(h, w)) & (fill >= MIN_FILL) & (aspect <= MAX_ASPECT) & (white > 0)
     if not bool(is_light.any()):
-        return none
+        return none()
     number = torch.cumsum(is_light.long(), 0) - 1            # region -> light number
     lights = int(is_light.sum())
     ids = torch.full((h, w), -1, dtype=torch.int64, device=image.device)
