@@ -1,4 +1,4 @@
-"""HEIC/HEIF photos: reading them as images, and their auxiliary depth image.
+"""HEIC/HEIF photos: their auxiliary depth image (the photo itself opens through :mod:`lensblur.io.image`).
 
 iPhones (and other HEIF writers) store depth as an auxiliary grey image with a *depth representation
 info* record (ISO/IEC 23008-12, the H.265 depth representation SEI): a representation type, and
@@ -27,13 +27,13 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .._optional import require
 from ..errors import InputError
 from ..io import DepthRange, read_image_info
+from ..io.image import HEIF_SUFFIXES, is_heif, register_heif
 from .stored import StoredDepth
 
 __all__ = [
@@ -49,7 +49,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-HEIF_SUFFIXES = (".heic", ".heif", ".hif", ".avif")
 REPRESENTATIONS = {0: "uniform inverse Z", 1: "uniform disparity", 2: "uniform Z", 3: "non-uniform disparity"}
 
 
@@ -57,39 +56,9 @@ def _pillow_heif(feature: str):
     return require("pillow_heif", extra="depth", feature=feature, package="pillow-heif")
 
 
-def register_heif() -> None:
-    """Let Pillow (and so :func:`lensblur.read_image`) open HEIC/HEIF/AVIF files. Safe to call often.
-
-    Raises:
-        MissingDependencyError: pillow-heif is not installed.
-    """
-    heif = _pillow_heif("reading HEIC/HEIF photos")
-    heif.register_heif_opener()
-    if hasattr(heif, "register_avif_opener"):
-        heif.register_avif_opener()
-
-
-def is_heif(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is an ISO base media file of the HEIF family (by its ``ftyp`` box, not its name).
-
-    Args:
-        path: any file; an unreadable one is not HEIF.
-
-    Returns:
-        True for HEIC, HEIF and AVIF.
-    """
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(32)
-    except OSError:
-        return False
-    brands = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
-    return len(head) >= 12 and head[4:8] == b"ftyp" and any(b in head[8:32] for b in brands)
-
-
 def read_photo_info(path: str | os.PathLike, *, argument: str = "photo"):
-    """:func:`lensblur.io.read_image_info` that also opens HEIC/HEIF/AVIF photos: the photo and what its file
-    holds (profile, bits, alpha, metadata).
+    """:func:`lensblur.io.read_image_info` (which opens HEIC/HEIF too, through
+    :func:`lensblur.io.image.open_pillow`): the photo and what its file holds (profile, bits, alpha, metadata).
 
     Args:
         path: the photo.
@@ -99,11 +68,9 @@ def read_photo_info(path: str | os.PathLike, *, argument: str = "photo"):
         ``(image, info)``: ``H x W x 3`` float32 linear RGB and its :class:`~lensblur.io.ImageInfo`.
 
     Raises:
-        InputError: the file cannot be read (as :func:`lensblur.io.read_image_info`).
+        InputError: the file cannot be read, or has more pixels than :func:`lensblur.io.image.max_pixels`.
         MissingDependencyError: a HEIF file and pillow-heif is not installed.
     """
-    if Path(path).suffix.lower() in HEIF_SUFFIXES or is_heif(path):
-        register_heif()
     return read_image_info(path, argument=argument)
 
 
