@@ -110,11 +110,16 @@ class HeifLayout:
         return None
 
     def size(self, item_id: int) -> tuple[int, int] | None:
-        """The item's stored ``(width, height)`` (``ispe``), before its transforms, or None."""
+        """The item's ``(width, height)`` before its turn: ``ispe``, cropped by ``clap`` where it has one; or None."""
+        size = None
         for kind, payload in self.properties.get(item_id, ()):
             if kind == "ispe" and len(payload) >= 12:
-                return struct.unpack(">II", payload[4:12])
-        return None
+                size = struct.unpack(">II", payload[4:12])
+            elif kind == "clap" and len(payload) >= 16 and size is not None:
+                wn, wd, hn, hd = struct.unpack(">IIII", payload[:16])
+                if wd and hd:
+                    size = (int(wn / wd), int(hn / hd))
+        return size
 
     def auxiliaries(self, item_id: int) -> tuple[tuple[int, str | None], ...]:
         """The auxiliary images of an item (``auxl`` references to it): ``(id, auxiliary type)`` in stored order."""
