@@ -99,20 +99,23 @@ def _shift_iloc(body: bytes, delta: int) -> bytes:
     pos += struct.calcsize(count_fmt)
     for _ in range(count):
         pos += 2 if version < 2 else 4
+        in_file = True                              # construction method 0: offsets into the file
         if version in (1, 2):
+            in_file = (body[pos + 1] & 15) == 0     # 1: into idat, 2: into another item; neither moves
             pos += 2
         pos += 2
         fmt = {0: None, 4: ">I", 8: ">Q"}
         if base_size:
             (base,) = struct.unpack_from(fmt[base_size], body, pos)
-            struct.pack_into(fmt[base_size], out, pos, base + delta)
+            if in_file:
+                struct.pack_into(fmt[base_size], out, pos, base + delta)
             pos += base_size
         (extents,) = struct.unpack_from(">H", body, pos)
         pos += 2
         for _ in range(extents):
             if version in (1, 2) and index_size:
                 pos += index_size
-            if not base_size:
+            if not base_size and in_file:
                 (off,) = struct.unpack_from(fmt[offset_size], body, pos)
                 struct.pack_into(fmt[offset_size], out, pos, off + delta)
             pos += offset_size + length_size

@@ -135,14 +135,17 @@ def open_pillow(path: str | os.PathLike, *, argument: str = "image"):
     from PIL import Image, UnidentifiedImageError
 
     limit = max_pixels()
-    missing = None
+    missing = heif_options = None
     if is_heif(path):
         try:
             register_heif()            # HEIC/HEIF, which Pillow alone does not know (AVIF it does)
+            from pillow_heif import options as heif_options
         except MissingDependencyError as exc:
             missing = exc
-    saved = Image.MAX_IMAGE_PIXELS
+    saved = Image.MAX_IMAGE_PIXELS, getattr(heif_options, "DISABLE_SECURITY_LIMITS", None)
     Image.MAX_IMAGE_PIXELS = None      # lensblur checks the size itself, below, with its own limit
+    if heif_options is not None:       # and instead of libheif's memory guard, which refuses 200 MP phone photos
+        heif_options.DISABLE_SECURITY_LIMITS = True
     try:
         im = Image.open(path)
     except UnidentifiedImageError:
@@ -150,14 +153,17 @@ def open_pillow(path: str | os.PathLike, *, argument: str = "image"):
             raise missing from None
         raise
     finally:
-        Image.MAX_IMAGE_PIXELS = saved
+        Image.MAX_IMAGE_PIXELS = saved[0]
+        if heif_options is not None:
+            heif_options.DISABLE_SECURITY_LIMITS = saved[1]
     w, h = im.size
     if w * h > limit:
         im.close()
-        raise InputError(argument, expected=f"an image of at most {limit:,} pixels (the limit set from this "
-                         "machine's memory)", got=f"{path}: {w}x{h} = {w * h:,} pixels",
+        origin = f"{MAX_PIXELS_ENV}" if os.environ.get(MAX_PIXELS_ENV) else "the limit set from this machine's memory"
+        raise InputError(argument, expected=f"an image of at most {limit:,} pixels ({origin})",
+                         got=f"{path}: {w}x{h} = {w * h:,} pixels",
                          fix=f"set {MAX_PIXELS_ENV}={w * h} to open it anyway (it needs about "
-                             f"{w * h * _BYTES_PER_PIXEL / 1e9:.1f} GB), or downscale the photo")
+                             f"{w * h * _BYTES_PER_PIXEL / 1e9:.2g} GB), or downscale the photo")
     return im
 
 
