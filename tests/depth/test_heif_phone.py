@@ -38,7 +38,7 @@ def _portrait():
 
 
 # ------------------------------------------------------------------------------------------ portrait matte
-def test_heic_matte_is_the_subject_mask_and_is_reported(tmp_path):
+def test_heic_matte_is_the_subject_mask_and_is_reported(tmp_path, capsys):
     rgb, depth, matte = _portrait()
     path = tmp_path / "IMG_0001.HEIC"
     path.write_bytes(heic_with_depth(rgb, depth, SEI, matte=matte))
@@ -55,6 +55,11 @@ def test_heic_matte_is_the_subject_mask_and_is_reported(tmp_path):
     assert subject.disparity[~person].max() < 120 / 200 + 0.02
     embedded = EmbeddedDepth(path).estimate(image)
     assert embedded.details["apple"]["portrait_matte"] == [W // 2, H // 2]
+    from lensblur.cli import main
+
+    out = tmp_path / "d.png"
+    assert main(["depth", str(path), "--depth-from", "subject", "-o", str(out), "--format", "json"]) == 0
+    assert "portrait matte stored in IMG_0001.HEIC" in json.loads(capsys.readouterr().out)["source"]
     plain = tmp_path / "depth_only.heic"
     plain.write_bytes(heic_with_depth(rgb, depth, SEI))
     assert read_heif_matte(plain) is None
