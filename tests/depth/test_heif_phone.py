@@ -168,7 +168,10 @@ def test_heic_opens_past_pillow_limit_and_stops_at_lensblur_limit(tmp_path, monk
     with pytest.raises(InputError) as info:
         read_photo(path)
     text = str(info.value)
-    assert "80x60 = 4,800 pixels" in text and "4,000 pixels" in text and "LENSBLUR_MAX_PIXELS=4800" in text
+    assert "80x60 = 4,800 pixels" in text and "4,000 pixels (LENSBLUR_MAX_PIXELS)" in text
+    assert "LENSBLUR_MAX_PIXELS=4800" in text
+    with pytest.raises(InputError, match="4,800 pixels"):              # the depth readers share the limit
+        read_heif_depth(path)
 
 
 def test_io_registers_the_heif_opener_itself(tmp_path, monkeypatch):

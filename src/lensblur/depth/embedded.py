@@ -22,7 +22,7 @@ from .._convert import decode_srgb
 from ..errors import InputError
 from ..io.image import orient, read_orientation
 from ._base import DepthResult
-from .heif import HEIF_SUFFIXES, has_heif_matte, is_heif, read_heif_depth, read_heif_matte
+from .heif import HEIF_SUFFIXES, has_heif_depth, has_heif_matte, is_heif, read_heif_depth, read_heif_matte
 from .jpeg import NS_DD, NS_GDEPTH, read_jpeg_depth
 from .mpf import NS_APDI, decode_image, mpf_frames, read_apple_depth, read_portrait_matte
 from .refine import upsample
@@ -58,12 +58,7 @@ def has_embedded_depth(path: str | os.PathLike) -> bool:
         return False
     kind = _kind(path)
     if kind == "heif":
-        from .heif import _pillow_heif
-
-        try:
-            return bool(_pillow_heif("reading depth from HEIC photos").open_heif(str(path)).info.get("depth_images"))
-        except Exception:  # noqa: BLE001 - an unreadable file has no usable depth; reading it later says why
-            return False
+        return has_heif_depth(path)
     if kind == "jpeg":
         data = path.read_bytes()
         if NS_GDEPTH.encode() in data or NS_DD.encode() in data:

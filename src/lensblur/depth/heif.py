@@ -45,10 +45,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._optional import require
-from ..errors import InputError
+from ..errors import InputError, MissingDependencyError
 from ..io import DepthRange, read_image_info
-from ..io.image import HEIF_SUFFIXES, is_heif, register_heif
+from ..io.image import HEIF_SUFFIXES, is_heif, open_heif, register_heif
 from .isobmff import AUX_DEPTH, AUX_MATTE, HeifLayout, read_layout, turn_like
 from .stored import StoredDepth
 
@@ -56,6 +55,7 @@ __all__ = [
     "HEIF_SUFFIXES",
     "HeifDepth",
     "StereoViews",
+    "has_heif_depth",
     "has_heif_matte",
     "is_heif",
     "read_heif_depth",
@@ -71,10 +71,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 REPRESENTATIONS = {0: "uniform inverse Z", 1: "uniform disparity", 2: "uniform Z", 3: "non-uniform disparity"}
-
-
-def _pillow_heif(feature: str):
-    return require("pillow_heif", extra="depth", feature=feature, package="pillow-heif")
 
 
 def read_photo_info(path: str | os.PathLike, *, argument: str = "photo"):
@@ -214,10 +210,11 @@ def read_heif_depth(path: str | os.PathLike) -> HeifDepth:
         InputError: unreadable, no depth image inside, or a depth image lensblur cannot convert.
         MissingDependencyError: pillow-heif is not installed.
     """
-    heif = _pillow_heif("reading depth from HEIC/HEIF photos")
     try:
-        container = heif.open_heif(str(path), convert_hdr_to_8bit=False)
+        container = open_heif(path, argument="image_path", convert_hdr_to_8bit=False)
         depth_images = container.info.get("depth_images") or []
+    except (InputError, MissingDependencyError):
+        raise
     except Exception as exc:
         raise InputError("image_path", expected="a readable HEIC/HEIF file", got=f"{path} ({exc})",
                          fix="check that the file opens in a photo viewer") from exc
@@ -276,6 +273,19 @@ def _turn(layout: HeifLayout, item_id: int | None) -> tuple[tuple[tuple[str, int
     return (), None
 
 
+def has_heif_depth(path: str | os.PathLike) -> bool:
+    """Whether a HEIF photo holds a depth image (read from its structure, nothing decoded).
+
+    Args:
+        path: the photo; an unreadable file has none.
+
+    Returns:
+        True when the primary image has an auxiliary depth image (``urn:mpeg:hevc:2015:auxid:2``).
+    """
+    layout = _layout(path)
+    return layout.primary is not None and any(kind in AUX_DEPTH for _, kind in layout.auxiliaries(layout.primary))
+
+
 def _matte_id(layout: HeifLayout) -> int | None:
     if layout.primary is None:
         return None
@@ -311,10 +321,11 @@ def read_heif_matte(path: str | os.PathLike) -> np.ndarray | None:
     matte_id = _matte_id(layout)
     if matte_id is None:
         return None
-    heif = _pillow_heif("reading the portrait matte of HEIC photos")
     try:
-        container = heif.open_heif(str(path), convert_hdr_to_8bit=False)
+        container = open_heif(path, argument="image_path", convert_hdr_to_8bit=False)
         pixels = np.asarray(container.get_aux_image(matte_id).to_pillow())
+    except (InputError, MissingDependencyError):
+        raise
     except Exception as exc:
         raise InputError("mask", expected="a decodable portrait matte in the HEIC", got=f"{path} ({exc})",
                          fix="pass mask=MASK.png") from exc
@@ -381,9 +392,8 @@ def read_view(path: str | os.PathLike, item_id: int) -> np.ndarray:
         InputError: no top-level image with that id, or it cannot be decoded.
         MissingDependencyError: pillow-heif is not installed.
     """
-    heif = _pillow_heif("reading the views of spatial HEIC photos")
     try:
-        container = heif.open_heif(str(path))
+        container = open_heif(path, argument="image_path")
         index = None
         for group in container.info.get("entity_groups") or []:      # libheif's own id -> image mapping
             for entity, image in zip(group.get("entities", ()), group.get("images", ()), strict=False):
@@ -392,6 +402,8 @@ def read_view(path: str | os.PathLike, item_id: int) -> np.ndarray:
         if index is None:
             index = _top_level(_layout(path)).index(item_id)
         pixels = np.asarray(container[index].to_pillow().convert("RGB"))
+    except (InputError, MissingDependencyError):
+        raise
     except (ValueError, IndexError) as exc:
         raise InputError("image_path", expected=f"a decodable image with item id {item_id} in the HEIC",
                          got=f"{path} ({exc})", fix="the file's stereo group names an image it does not hold; "

@@ -30,7 +30,7 @@ from .metadata import Metadata, read_metadata
 from .pfm import read_pfm, write_pfm
 
 __all__ = ["HEIF_SUFFIXES", "IMAGE_SUFFIXES", "LINEAR_SUFFIXES", "MAX_PIXELS_ENV", "ImageInfo", "check_write_options",
-           "is_heif", "max_pixels", "open_pillow", "orient", "read_display", "read_image", "read_image_info",
+           "is_heif", "max_pixels", "open_heif", "open_pillow", "orient", "read_display", "read_image", "read_image_info",
            "read_orientation", "read_raw", "register_heif", "write_image"]
 
 log = logging.getLogger(__name__)
@@ -116,8 +116,41 @@ def is_heif(path: str | os.PathLike) -> bool:
     return len(head) >= 12 and head[4:8] == b"ftyp" and any(b in head[8:32] for b in brands)
 
 
+def _too_large(path, argument: str, w: int, h: int, limit: int) -> InputError:
+    origin = f"{MAX_PIXELS_ENV}" if os.environ.get(MAX_PIXELS_ENV) else "the limit set from this machine's memory"
+    return InputError(argument, expected=f"an image of at most {limit:,} pixels ({origin})",
+                      got=f"{path}: {w}x{h} = {w * h:,} pixels",
+                      fix=f"set {MAX_PIXELS_ENV}={w * h} to open it anyway (it needs about "
+                          f"{w * h * _BYTES_PER_PIXEL / 1e9:.2g} GB), or downscale the photo")
+
+
+class _DecoderLimits:
+    """While open: Pillow's decompression-bomb guard and libheif's memory guards (which refuse 200 MP phone
+    photos) lifted, since lensblur checks the size itself with :func:`max_pixels`; restored afterwards."""
+
+    def __init__(self, heif_options=None):
+        self.heif_options = heif_options
+
+    def __enter__(self):
+        from PIL import Image
+
+        self.saved = Image.MAX_IMAGE_PIXELS, getattr(self.heif_options, "DISABLE_SECURITY_LIMITS", None)
+        Image.MAX_IMAGE_PIXELS = None
+        if self.heif_options is not None:
+            self.heif_options.DISABLE_SECURITY_LIMITS = True
+        return self
+
+    def __exit__(self, *exc):
+        from PIL import Image
+
+        Image.MAX_IMAGE_PIXELS = self.saved[0]
+        if self.heif_options is not None:
+            self.heif_options.DISABLE_SECURITY_LIMITS = self.saved[1]
+        return False
+
+
 def open_pillow(path: str | os.PathLike, *, argument: str = "image"):
-    """``PIL.Image.open`` with lensblur's size limit (:func:`max_pixels`) instead of Pillow's.
+    """``PIL.Image.open`` with lensblur's size limit (:func:`max_pixels`) instead of Pillow's (and libheif's).
 
     Args:
         path: the image file.
@@ -142,29 +175,45 @@ def open_pillow(path: str | os.PathLike, *, argument: str = "image"):
             from pillow_heif import options as heif_options
         except MissingDependencyError as exc:
             missing = exc
-    saved = Image.MAX_IMAGE_PIXELS, getattr(heif_options, "DISABLE_SECURITY_LIMITS", None)
-    Image.MAX_IMAGE_PIXELS = None      # lensblur checks the size itself, below, with its own limit
-    if heif_options is not None:       # and instead of libheif's memory guard, which refuses 200 MP phone photos
-        heif_options.DISABLE_SECURITY_LIMITS = True
     try:
-        im = Image.open(path)
+        with _DecoderLimits(heif_options):
+            im = Image.open(path)
     except UnidentifiedImageError:
         if missing is not None:
             raise missing from None
         raise
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved[0]
-        if heif_options is not None:
-            heif_options.DISABLE_SECURITY_LIMITS = saved[1]
     w, h = im.size
     if w * h > limit:
         im.close()
-        origin = f"{MAX_PIXELS_ENV}" if os.environ.get(MAX_PIXELS_ENV) else "the limit set from this machine's memory"
-        raise InputError(argument, expected=f"an image of at most {limit:,} pixels ({origin})",
-                         got=f"{path}: {w}x{h} = {w * h:,} pixels",
-                         fix=f"set {MAX_PIXELS_ENV}={w * h} to open it anyway (it needs about "
-                             f"{w * h * _BYTES_PER_PIXEL / 1e9:.2g} GB), or downscale the photo")
+        raise _too_large(path, argument, w, h, limit)
     return im
+
+
+def open_heif(path: str | os.PathLike, *, argument: str = "image", **options):
+    """``pillow_heif.open_heif`` (the container: its images, depth and auxiliary images, lazily decoded) with
+    lensblur's size limit on its primary image instead of libheif's guards, as :func:`open_pillow`.
+
+    Args:
+        path: the HEIC/HEIF file.
+        argument: the name error messages give the file.
+        **options: keywords of ``pillow_heif.open_heif`` (``convert_hdr_to_8bit``...).
+
+    Returns:
+        The ``pillow_heif.HeifFile``.
+
+    Raises:
+        InputError: the primary image has more pixels than the limit.
+        MissingDependencyError: pillow-heif is not installed.
+        Exception: what ``pillow_heif.open_heif`` raises for a file it cannot read.
+    """
+    heif = require("pillow_heif", extra="io", feature="reading HEIC/HEIF files", package="pillow-heif")
+    limit = max_pixels()
+    with _DecoderLimits(heif.options):
+        container = heif.open_heif(str(path), **options)
+    w, h = container.size
+    if w * h > limit:
+        raise _too_large(path, argument, w, h, limit)
+    return container
 
 
 def _cv2(feature: str):
