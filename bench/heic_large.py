@@ -60,12 +60,14 @@ def read(path: str) -> dict:
     from lensblur.errors import InputError
     from lensblur.io import read_image
 
+    import_peak = _peak_mb()
     started = time.perf_counter()
     try:
         image = read_image(path)
     except InputError as exc:
         return {"refused": str(exc), "read_s": time.perf_counter() - started, "read_peak_mb": _peak_mb()}
-    return {"shape": list(image.shape), "read_s": time.perf_counter() - started, "read_peak_mb": _peak_mb()}
+    return {"shape": list(image.shape), "read_s": time.perf_counter() - started, "read_peak_mb": _peak_mb(),
+            "baseline_mb": import_peak}
 
 
 def main(argv=None) -> int:
@@ -92,8 +94,11 @@ def main(argv=None) -> int:
         if "refused" in record:
             print(f"refused after {record['read_s']:.1f} s: {record['refused']}")
         else:
+            pixels = record["shape"][0] * record["shape"][1]
             print(f"read_image: {record['shape'][1]}x{record['shape'][0]} linear float in {record['read_s']:.1f} s, "
-                  f"peak {record['read_peak_mb']:.0f} MB (this process)")
+                  f"peak {record['read_peak_mb']:.0f} MB (the reading process, with Python, numpy, torch: about "
+                  f"{(record['read_peak_mb'] - record['baseline_mb']) * 2 ** 20 / pixels:.0f} bytes a pixel "
+                  f"above its {record['baseline_mb']:.0f} MB before reading)")
     return 0
 
 
