@@ -139,6 +139,7 @@ def test_spatial_heic_whose_photo_is_the_right_view(tmp_path):
     path.write_bytes(edit_heic(heic_images(right, left), groups=[(b"ster", (1, 0))]))   # primary = right view
     source = build_source(path)
     assert isinstance(source, StereoDepth) and source.photo_is == "right"
+    assert build_source(path, source="stereo").photo_is == "right"      # no right= needed: the file holds both
     result = resolve(path, read_photo(path))
     assert "left view" in result.source
     # the near patch sits 16 px to the left in the right view: its map is the right view's

@@ -129,7 +129,12 @@ def _model(given: _Inputs) -> DepthSource:
 
 
 def _stereo(given: _Inputs) -> DepthSource:
-    return StereoDepth(_needed(given.right, "right", "the right view of the stereo pair",
+    if given.right is None and given.image_path is not None:
+        inside = _stereo_views(given.image_path)      # the other view of a stereo MPO or a spatial HEIC
+        if inside is not None:
+            return inside
+    return StereoDepth(_needed(given.right, "right", "the right view of the stereo pair (or a photo that holds "
+                               "both views: a stereo MPO or a spatial HEIC)",
                                "pass right=RIGHT_IMAGE (the photo is the left view)"))
 
 

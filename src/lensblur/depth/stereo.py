@@ -257,7 +257,7 @@ class StereoDepth:
                                      far=self.focal_length_px * self.baseline / lo)
         h, w = disparity.shape
         details = {"format": "stereo pair", "map_size": [w, h], "photo_is": f"the {self.photo_is} view",
-                   "partner": name, "disparity_px": [lo, hi],
+                   "partner": name, "units": "pixels of disparity between the views", "disparity_px": [lo, hi],
                    "near_m": depth_range.near if depth_range else None,
                    "far_m": depth_range.far if depth_range else None, **self.details}
         return DepthResult(disparity=disparity, depth_range=depth_range, details=details,
