@@ -135,7 +135,7 @@ def _image_ids(iinf: bytes) -> list[int]:
     return ids
 
 
-def edit_heic(data: bytes, *, aux=(), transforms=None, groups=()) -> bytes:
+def edit_heic(data: bytes, *, aux=(), transforms=None, groups=(), xmp=None) -> bytes:
     """Edit the ``meta`` box of a HEIC written by pillow-heif (see the module docstring).
 
     Args:
@@ -144,6 +144,8 @@ def edit_heic(data: bytes, *, aux=(), transforms=None, groups=()) -> bytes:
             becomes an auxiliary image of type ``urn`` of image number ``master``.
         transforms: ``{image: [("irot", quarter_turns_anticlockwise) | ("imir", axis), ...]}``.
         groups: ``(grouping_type, (image, image, ...))`` entries, such as ``(b"ster", (0, 1))``.
+        xmp: ``(image, packet)``: a ``mime`` item holding ``packet`` (in a second ``mdat`` at the end) that
+            describes image number ``image`` (a ``cdsc`` reference), as Apple describes its depth maps.
 
     Returns:
         The edited file.
@@ -165,6 +167,10 @@ def edit_heic(data: bytes, *, aux=(), transforms=None, groups=()) -> bytes:
         for kind, value in steps:
             prop(image, _box(kind.encode(), bytes([value])))
     refs = b"".join(_box(b"auxl", struct.pack(">HHH", ids[image], 1, ids[master])) for image, master, _u, _s in aux)
+    xmp_id = None
+    if xmp is not None:
+        xmp_id = max(ids) + 50
+        refs += _box(b"cdsc", struct.pack(">HHH", xmp_id, 1, ids[xmp[0]]))
     rebuilt = []
     for kind, body in children:
         if kind == b"iprp":
@@ -186,6 +192,15 @@ def edit_heic(data: bytes, *, aux=(), transforms=None, groups=()) -> bytes:
             body = _box(b"ipco", ipco + b"".join(new_props)) + _box(b"ipma", bytes(entries))
         elif kind == b"iref" and refs:
             body, refs = body + refs, b""
+        elif kind == b"iinf" and xmp_id is not None:
+            assert body[0] == 0, "written for iinf v0"
+            infe = _full(b"infe", struct.pack(">HH", xmp_id, 0) + b"mime" + b"\x00application/rdf+xml\x00", version=2)
+            body = body[:4] + struct.pack(">H", struct.unpack_from(">H", body, 4)[0] + 1) + body[6:] + infe
+        elif kind == b"iloc" and xmp_id is not None:
+            assert body[0] == 0 and body[4] == 0x44 and body[5] >> 4 == 4, "written for iloc v0, 32-bit fields"
+            count = struct.unpack_from(">H", body, 6)[0]
+            body = (body[:6] + struct.pack(">H", count + 1) + body[8:] +
+                    struct.pack(">HHIHII", xmp_id, 0, 0, 1, 0, len(xmp[1])))
         rebuilt.append((kind, body))
         if kind == b"iinf" and refs and not any(k == b"iref" for k, _ in children):
             rebuilt.append((b"iref", b"\x00\x00\x00\x00" + refs))
@@ -197,10 +212,16 @@ def edit_heic(data: bytes, *, aux=(), transforms=None, groups=()) -> bytes:
         rebuilt.append((b"grpl", boxes))
     new_meta = header + b"".join(_box(k, b) for k, b in rebuilt)
     delta = len(new_meta) - len(meta_body)
-    new_meta = header + b"".join(_box(k, _shift_iloc(b, delta) if k == b"iloc" else b) for k, b in rebuilt)
+    shifted = [(k, _shift_iloc(b, delta) if k == b"iloc" else b) for k, b in rebuilt]
     order = [k for k, _ in top]
     assert order.index(b"meta") < order.index(b"mdat")
-    return b"".join(_box(k, new_meta if k == b"meta" else b) for k, b in top)
+    if xmp_id is not None:                          # the packet's item: a base offset into the mdat at the end
+        start = sum(len(_box(k, b)) for k, b in top if k != b"meta") + len(_box(b"meta", header + b"".join(
+            _box(k, b) for k, b in shifted))) + 8
+        shifted = [(k, b[:-14] + struct.pack(">I", start) + b[-10:] if k == b"iloc" else b) for k, b in shifted]
+    new_meta = header + b"".join(_box(k, b) for k, b in shifted)
+    out = b"".join(_box(k, new_meta if k == b"meta" else b) for k, b in top)
+    return out + (_box(b"mdat", xmp[1]) if xmp_id is not None else b"")
 
 
 def heic_images(*images: np.ndarray) -> bytes:
@@ -222,7 +243,7 @@ MATTE_URN = "urn:com:apple:photo:2018:aux:portraiteffectsmatte"
 
 
 def heic_with_depth(rgb: np.ndarray, depth: np.ndarray, sei: bytes, *, matte: np.ndarray | None = None,
-                    transforms=None, aux_transforms: bool = True) -> bytes:
+                    transforms=None, aux_transforms: bool = True, depth_xmp: bytes | None = None) -> bytes:
     """A HEIC file: ``rgb`` (H x W x 3 uint8) with ``depth`` (h x w uint8) as its auxiliary depth image, and
     ``matte`` (uint8, 255 = person) as Apple's portrait effects matte. ``transforms`` (``irot``/``imir``
     steps) go on the photo and, with ``aux_transforms``, on the depth and matte too (as Apple writes them)."""
@@ -231,4 +252,5 @@ def heic_with_depth(rgb: np.ndarray, depth: np.ndarray, sei: bytes, *, matte: np
     steps = {}
     if transforms:
         steps = {n: list(transforms) for n in (range(len(images)) if aux_transforms else [0])}
-    return edit_heic(heic_images(*images), aux=aux, transforms=steps)
+    return edit_heic(heic_images(*images), aux=aux, transforms=steps,
+                     xmp=(1, depth_xmp) if depth_xmp is not None else None)

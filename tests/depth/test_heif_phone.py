@@ -90,6 +90,22 @@ def test_turned_heic_maps_follow_the_photo(tmp_path, orientation, aux_turned):
     assert flat.mean() > 0.3 and np.abs(result.disparity - expected)[flat].max() < 0.03
 
 
+def test_heic_depth_xmp_facts_are_reported(tmp_path):
+    """Apple describes the depth item with an XMP item (a ``cdsc`` reference), as in its portrait JPEGs."""
+    rgb, depth, _ = _portrait()
+    packet = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+              b'<rdf:Description xmlns:depthData="http://ns.apple.com/depthData/1.0/" '
+              b'xmlns:depthBlurEffect="http://ns.apple.com/depthBlurEffect/1.0/"><depthData:Accuracy>relative'
+              b'</depthData:Accuracy><depthData:Filtered>True</depthData:Filtered><depthBlurEffect:SimulatedAperture>'
+              b'2.8</depthBlurEffect:SimulatedAperture></rdf:Description></rdf:RDF></x:xmpmeta>')
+    path = tmp_path / "described.heic"
+    path.write_bytes(heic_with_depth(rgb, depth, SEI, depth_xmp=packet))
+    found = read_heif_depth(path)
+    np.testing.assert_allclose(found.disparity, depth / 255.0, atol=2 / 255)     # the media data still reads
+    assert {k: found.extra["apple"][k] for k in ("Accuracy", "Filtered", "SimulatedAperture")} == {
+        "Accuracy": "relative", "Filtered": "True", "SimulatedAperture": "2.8"}
+
+
 def test_untransformed_heic_reports_no_turn(tmp_path):
     rgb, depth, _ = _portrait()
     path = tmp_path / "plain.heic"

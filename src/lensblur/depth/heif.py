@@ -48,7 +48,7 @@ import numpy as np
 from ..errors import InputError, MissingDependencyError
 from ..io import DepthRange, read_image_info
 from ..io.image import HEIF_SUFFIXES, is_heif, open_heif, register_heif
-from .isobmff import AUX_DEPTH, AUX_MATTE, HeifLayout, read_layout, turn_like
+from .isobmff import AUX_DEPTH, AUX_MATTE, HeifLayout, read_item, read_layout, turn_like
 from .stored import StoredDepth
 
 __all__ = [
@@ -245,7 +245,8 @@ def read_heif_depth(path: str | os.PathLike) -> HeifDepth:
     matte_size = layout.size(matte_id) if matte_id is not None else None
     extra = {"heif": {"photo_transforms": [list(t) for t in layout.transforms(layout.primary)]
                       if layout.primary is not None else [], "map_turned_by": turned_by},
-             "apple": {"portrait_matte": list(matte_size) if matte_size else None}}
+             "apple": {**_depth_xmp_facts(path, layout, depth_id),
+                       "portrait_matte": list(matte_size) if matte_size else None}}
     result = HeifDepth(disparity=disparity, depth_range=depth_range,
                        representation=int(metadata.get("representation_type", -1)), metadata=metadata, extra=extra)
     logger.info("read %s", result.describe())
@@ -271,6 +272,20 @@ def _turn(layout: HeifLayout, item_id: int | None) -> tuple[tuple[tuple[str, int
     if photo and item_id is not None:
         return photo, "lensblur"
     return (), None
+
+
+def _depth_xmp_facts(path, layout: HeifLayout, depth_id: int | None) -> dict:
+    """Apple's facts about the depth map (``depthData:Accuracy``...) from the XMP item describing it."""
+    from .mpf import apple_depth_facts, xmp_properties
+
+    for item in (layout.descriptions(depth_id) if depth_id is not None else ()):
+        try:
+            data = read_item(path, layout, item)
+        except OSError:
+            data = None
+        if data and b"xmpmeta" in data:
+            return apple_depth_facts(xmp_properties(data))
+    return {}
 
 
 def has_heif_depth(path: str | os.PathLike) -> bool:

@@ -3,7 +3,9 @@ read from its ``meta`` box without decoding any image.
 
 pillow-heif (libheif) decodes the images; what it does not say, or says only after decoding, is read here:
 which item is the primary (``pitm``), each item's type and hidden flag (``iinf``/``infe``), the references
-between items (``iref``: ``auxl`` auxiliary-of, ``thmb``, ``dimg``, ``cdsc``), each item's properties in
+between items (``iref``: ``auxl`` auxiliary-of, ``thmb``, ``dimg``, ``cdsc``), where each item's bytes are
+(``iloc``, ``idat``: used here only for small metadata items, such as the XMP describing a depth map), each
+item's properties in
 association order (``iprp``: ``ipco`` and ``ipma``), among them the transforms ``irot`` (a turn by a multiple
 of 90 degrees anticlockwise), ``imir`` (a mirror) and ``clap`` (a crop) and the auxiliary type ``auxC``
 (``urn:mpeg:hevc:2015:auxid:2`` for depth, ``urn:com:apple:photo:2018:aux:portraiteffectsmatte`` for
@@ -20,7 +22,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 
-__all__ = ["EntityGroup", "HeifLayout", "Item", "read_layout", "turn_like"]
+__all__ = ["EntityGroup", "HeifLayout", "Item", "read_item", "read_layout", "turn_like"]
 
 AUX_DEPTH = ("urn:mpeg:hevc:2015:auxid:2", "urn:mpeg:mpegB:cicp:systems:auxiliary:depth")
 AUX_MATTE = "urn:com:apple:photo:2018:aux:portraiteffectsmatte"
@@ -74,6 +76,9 @@ class HeifLayout:
         properties: for each item id, its properties in association order as ``(type, payload)``
             (the payload after the box header; for full boxes it starts with version and flags).
         groups: the entity groups of ``grpl``.
+        locations: for each item id, ``(construction_method, ((offset, length), ...))`` from ``iloc``: method 0
+            offsets in the file, 1 offsets in ``idat`` (base offsets added; length 0 = to the end).
+        idat: the ``idat`` box's body (item data kept inside ``meta``).
     """
 
     brands: tuple[str, ...] = ()
@@ -82,6 +87,12 @@ class HeifLayout:
     references: tuple[tuple[str, int, tuple[int, ...]], ...] = ()
     properties: dict[int, tuple[tuple[str, bytes], ...]] = field(default_factory=dict)
     groups: tuple[EntityGroup, ...] = ()
+    locations: dict[int, tuple[int, tuple[tuple[int, int], ...]]] = field(default_factory=dict)
+    idat: bytes = b""
+
+    def descriptions(self, item_id: int) -> tuple[int, ...]:
+        """The ids of the metadata items that describe an item (``cdsc`` references to it: Exif, XMP)."""
+        return tuple(src for kind, src, dst in self.references if kind == "cdsc" and item_id in dst)
 
     def transforms(self, item_id: int) -> tuple[tuple[str, int], ...]:
         """The item's turn and mirror, in the order they apply: ``("irot", quarter_turns_anticlockwise)`` and
@@ -272,6 +283,66 @@ def _groups(meta: bytes, start: int, end: int) -> list[EntityGroup]:
     return found
 
 
+def _locations(meta: bytes, start: int, end: int) -> dict[int, tuple[int, tuple[tuple[int, int], ...]]]:
+    version = meta[start]
+    sizes = meta[start + 4], meta[start + 5]
+    offset_size, length_size = sizes[0] >> 4, sizes[0] & 15
+    base_size, index_size = sizes[1] >> 4, (sizes[1] & 15) if version in (1, 2) else 0
+    count, p = _uint(meta, start + 6, 2 if version < 2 else 4)
+    found = {}
+    for _ in range(count):
+        if p >= end:
+            break
+        item_id, p = _uint(meta, p, 2 if version < 2 else 4)
+        method = 0
+        if version in (1, 2):
+            method, p = _uint(meta, p, 2)
+            method &= 15
+        p += 2                                          # data_reference_index
+        base, p = _uint(meta, p, base_size)
+        extents_count, p = _uint(meta, p, 2)
+        extents = []
+        for _ in range(extents_count):
+            p += index_size
+            offset, p = _uint(meta, p, offset_size)
+            length, p = _uint(meta, p, length_size)
+            extents.append((base + offset, length))
+        found[item_id] = (method, tuple(extents))
+    return found
+
+
+def read_item(path: str | os.PathLike, layout: HeifLayout, item_id: int, *, limit: int = 1 << 20) -> bytes | None:
+    """The stored bytes of a small item (an XMP or Exif block), or None when it cannot be read here.
+
+    Args:
+        path: the file ``layout`` was read from.
+        layout: its :class:`HeifLayout`.
+        item_id: the item.
+        limit: the most bytes read (metadata items are small; images are decoded by libheif, not here).
+
+    Returns:
+        The item's bytes (its extents joined), or None for an item stored otherwise (in another item), of
+        unknown or excessive length, or beyond the end of the file.
+    """
+    method, extents = layout.locations.get(item_id, (None, ()))
+    if method not in (0, 1) or not extents or any(length <= 0 for _, length in extents):
+        return None
+    if sum(length for _, length in extents) > limit:
+        return None
+    if method == 1:
+        data = b"".join(layout.idat[o:o + n] for o, n in extents)
+        return data if len(data) == sum(n for _, n in extents) else None
+    chunks = []
+    with open(path, "rb") as fh:
+        for offset, length in extents:
+            fh.seek(offset)
+            chunk = fh.read(length)
+            if len(chunk) != length:
+                return None
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def read_layout(path: str | os.PathLike) -> HeifLayout:
     """The item structure of the HEIF file at ``path`` (see the module docstring).
 
@@ -288,7 +359,7 @@ def read_layout(path: str | os.PathLike) -> HeifLayout:
     brands = tuple(ftyp[i:i + 4].decode("latin-1") for i in range(0, len(ftyp), 4) if i != 4 and i + 4 <= len(ftyp))
     if len(meta) < 4:
         return HeifLayout(brands=brands)
-    primary, items, references, properties, groups = None, {}, [], {}, []
+    primary, items, references, properties, groups, locations, idat = None, {}, [], {}, [], {}, b""
     for kind, s, e in _boxes(meta, 4):                  # meta is a full box: version and flags first
         if kind == "pitm" and e - s >= 6:
             primary = _uint(meta, s + 4, 2 if meta[s] == 0 else 4)[0]
@@ -300,8 +371,12 @@ def read_layout(path: str | os.PathLike) -> HeifLayout:
             properties = _properties(meta, s, e)
         elif kind == "grpl":
             groups = _groups(meta, s, e)
+        elif kind == "iloc" and e - s >= 8:
+            locations = _locations(meta, s, e)
+        elif kind == "idat":
+            idat = meta[s:e]
     return HeifLayout(brands=brands, primary=primary, items=items, references=tuple(references),
-                      properties=properties, groups=tuple(groups))
+                      properties=properties, groups=tuple(groups), locations=locations, idat=idat)
 
 
 def turn_like(array, transforms):
