@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-SAMPLES = ("gdepth_motorola.jpg", "iphone_portrait_depth.jpg")
+SAMPLES = ("gdepth_motorola.jpg", "iphone_portrait_depth.jpg", "pug.heic")
 
 
 def _resize(array: np.ndarray, scale: float) -> np.ndarray:
@@ -64,7 +64,8 @@ def run(path: Path, *, scale: float, blur: float, out: Path | None) -> dict:
             "map": "x".join(map(str, d.get("map_size", []))), "units": d.get("units"), "range": rng,
             "focus": d.get("focus_from") or "none stored (centre)", "blur_px": k,
             "original": d.get("rendered_from"), "size": f"{small.shape[1]}x{small.shape[0]}",
-            "read_s": read_seconds, "render_s": render_seconds}
+            "read_s": read_seconds, "render_s": render_seconds,
+            "apple": d.get("apple") or {}, "heif": d.get("heif")}
 
 
 def main(argv=None) -> int:
@@ -83,6 +84,8 @@ def main(argv=None) -> int:
         r = run(path, scale=args.scale, blur=args.blur, out=args.out)
         print(f"{r['file']}: {r['format']}, map {r['map']}, units {r['units']}, range {r['range']}")
         print(f"  focus: {r['focus']}; blur {r['blur_px']:.1f} px; rendered from {r['original']}")
+        if r["apple"] or r["heif"]:
+            print(f"  apple: {r['apple']}" + (f"; heif: {r['heif']}" if r["heif"] else ""))
         print(f"  read+upsample {r['read_s']:.2f} s; render {r['size']} {r['render_s']:.2f} s")
     return 0
 

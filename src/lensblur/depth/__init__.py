@@ -11,7 +11,7 @@ Sources (one module each, all following :class:`DepthSource`: built from their i
 * :class:`TrainedDepth` (``trained.py``): a depth network trained with ``lensblur train depth`` (a run folder
   or ``.safetensors`` checkpoint given as the model; :func:`monocular_source` tells the two kinds apart);
 * :class:`StereoDepth` (``stereo.py``): a rectified left/right pair (SGBM, left-right check, WLS), also the
-  two views of a stereo MPO file;
+  two views of a stereo MPO file or a spatial HEIC;
 * :class:`SubjectDepth` (``subject.py``): a subject mask (user image or MediaPipe) as portrait mode.
 
 :func:`refine` (``refine.py``) snaps a map's edges to the photo's. :func:`resolve` is what the command
@@ -65,7 +65,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 WAYS = ("disparity_path=FILE (a disparity map); a phone photo with depth inside (iPhone HEIC or portrait "
-        "JPEG, Pixel portrait or Lens Blur JPEG, a stereo MPO); model=PATH_OR_ID or the LENSBLUR_DEPTH_MODEL variable (a monocular model); right=RIGHT_IMAGE "
+        "JPEG, Pixel portrait or Lens Blur JPEG, a stereo MPO or spatial HEIC); model=PATH_OR_ID or the LENSBLUR_DEPTH_MODEL variable (a monocular model); right=RIGHT_IMAGE "
         "(a stereo pair); source=subject with mask=MASK.png (portrait mode)")
 
 
@@ -129,18 +129,35 @@ def _model(given: _Inputs) -> DepthSource:
 
 
 def _stereo(given: _Inputs) -> DepthSource:
-    return StereoDepth(_needed(given.right, "right", "the right view of the stereo pair",
+    if given.right is None and given.image_path is not None:
+        inside = _stereo_views(given.image_path)      # the other view of a stereo MPO or a spatial HEIC
+        if inside is not None:
+            return inside
+    return StereoDepth(_needed(given.right, "right", "the right view of the stereo pair (or a photo that holds "
+                               "both views: a stereo MPO or a spatial HEIC)",
                                "pass right=RIGHT_IMAGE (the photo is the left view)"))
 
 
 def _stereo_views(image_path) -> DepthSource | None:
-    """A :class:`StereoDepth` on the second view of a stereo MPO photo, or None for any other file."""
+    """A :class:`StereoDepth` on the other view of a stereo MPO or a spatial HEIC photo, or None for any other
+    file."""
     from pathlib import Path
 
+    from .heif import read_view, stereo_views
     from .mpf import stereo_pair
 
     if not Path(image_path).is_file():
         return None
+    views = stereo_views(image_path)
+    if views is not None and views.photo_is is not None:
+        def partner() -> np.ndarray:
+            return np.ascontiguousarray(decode_srgb(read_view(image_path, views.partner), 255.0))
+
+        other = "left" if views.photo_is == "right" else "right"
+        return StereoDepth(partner, photo_is=views.photo_is,
+                           label=f"the {other} view (item {views.partner}) of the spatial HEIC {Path(image_path).name}",
+                           details={"format": "spatial HEIC (ster group)",
+                                    "views": {"left": views.left, "right": views.right}})
     pair = stereo_pair(image_path)
     if pair is None:
         return None
@@ -151,7 +168,8 @@ def _stereo_views(image_path) -> DepthSource | None:
         view = orient(frame_image(image_path, pair[1]), read_orientation(image_path))
         return np.ascontiguousarray(decode_srgb(view, 255.0))
 
-    return StereoDepth(right, label=f"frame {pair[1]} of the stereo MPO {Path(image_path).name}")
+    return StereoDepth(right, label=f"frame {pair[1]} of the stereo MPO {Path(image_path).name}",
+                       details={"format": "stereo MPO", "views": {"left": 0, "right": pair[1]}})
 
 
 def _subject(given: _Inputs) -> DepthSource:
@@ -216,7 +234,7 @@ def resolve(image_path, image: np.ndarray, *, source: str | DepthSource = "auto"
     name of a source or any :class:`DepthSource` object.
 
     ``"auto"`` picks, in order: ``disparity_path``; ``right`` (stereo); ``mask`` (subject); depth embedded
-    in the photo; the second view of a stereo MPO; ``model`` or ``$LENSBLUR_DEPTH_MODEL``; else an :class:`~lensblur.errors.InputError`
+    in the photo; the other view of a stereo MPO or a spatial HEIC; ``model`` or ``$LENSBLUR_DEPTH_MODEL``; else an :class:`~lensblur.errors.InputError`
     listing the ways to supply depth. ``refine`` snaps the map's edges to the photo's
     (:func:`lensblur.depth.refine`).
 

@@ -22,7 +22,7 @@ from .._convert import decode_srgb
 from ..errors import InputError
 from ..io.image import orient, read_orientation
 from ._base import DepthResult
-from .heif import HEIF_SUFFIXES, is_heif, read_heif_depth
+from .heif import HEIF_SUFFIXES, has_heif_depth, has_heif_matte, is_heif, read_heif_depth, read_heif_matte
 from .jpeg import NS_DD, NS_GDEPTH, read_jpeg_depth
 from .mpf import NS_APDI, decode_image, mpf_frames, read_apple_depth, read_portrait_matte
 from .refine import upsample
@@ -58,12 +58,7 @@ def has_embedded_depth(path: str | os.PathLike) -> bool:
         return False
     kind = _kind(path)
     if kind == "heif":
-        from .heif import _pillow_heif
-
-        try:
-            return bool(_pillow_heif("reading depth from HEIC photos").open_heif(str(path)).info.get("depth_images"))
-        except Exception:  # noqa: BLE001 - an unreadable file has no usable depth; reading it later says why
-            return False
+        return has_heif_depth(path)
     if kind == "jpeg":
         data = path.read_bytes()
         if NS_GDEPTH.encode() in data or NS_DD.encode() in data:
@@ -154,8 +149,9 @@ def orient_point(point: tuple[float, float], orientation) -> tuple[float, float]
 
 
 def _orientation(path: Path, kind: str) -> int | None:
-    """The transform stored maps need: the JPEG's EXIF orientation. For HEIF none: libheif applies the file's
-    own transforms (``irot``/``imir``) when decoding, and the aspect check catches a map left unturned."""
+    """The transform stored maps need: the JPEG's EXIF orientation. For HEIF none: the file's own transforms
+    (``irot``/``imir``) are applied when its maps are read (:mod:`~lensblur.depth.heif`), and HEIF ignores EXIF
+    orientation."""
     return read_orientation(path) if kind == "jpeg" else None
 
 
@@ -250,22 +246,26 @@ class EmbeddedDepth:
 
 
 def has_portrait_matte(path: str | os.PathLike) -> bool:
-    """Whether the photo is an iPhone portrait JPEG with a portrait effects matte.
+    """Whether the photo is an iPhone portrait with a portrait effects matte (JPEG or HEIC).
 
     Args:
         path: the photo; a missing or unreadable file has none.
 
     Returns:
-        True when a frame of its Multi-Picture index is the matte.
+        True when a frame of its Multi-Picture index is the matte (JPEG), or an auxiliary image of the
+        primary is (HEIC, ``urn:com:apple:photo:2018:aux:portraiteffectsmatte``).
     """
     path = Path(path)
-    if not path.is_file() or _kind(path) != "jpeg":
+    if not path.is_file():
         return False
-    return any(f.role == "matte" for f in mpf_frames(path)[1:])
+    kind = _kind(path)
+    if kind == "heif":
+        return has_heif_matte(path)
+    return kind == "jpeg" and any(f.role == "matte" for f in mpf_frames(path)[1:])
 
 
 class PortraitMatte:
-    """The portrait effects matte stored in an iPhone portrait JPEG, as a subject mask for
+    """The portrait effects matte stored in an iPhone portrait JPEG or HEIC, as a subject mask for
     :class:`~lensblur.depth.SubjectDepth`: called with the photo, it returns the matte upright at the
     photo's size (bilinear), 1 = person.
 
@@ -280,10 +280,12 @@ class PortraitMatte:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         from ..io import resize_map
 
-        matte = read_portrait_matte(self.path)
+        heif = _kind(self.path) == "heif"
+        matte = read_heif_matte(self.path) if heif else read_portrait_matte(self.path)
         if matte is None:
             raise InputError("mask", expected="a photo with a portrait matte", got=f"{self.path} (none inside)",
                              fix="pass mask=MASK.png")
-        matte = np.ascontiguousarray(orient(matte, read_orientation(self.path)))
+        # a HEIC's matte comes turned like the photo (read_heif_matte); a JPEG's takes the EXIF orientation
+        matte = np.ascontiguousarray(matte if heif else orient(matte, read_orientation(self.path)))
         h, w = image.shape[:2]
         return matte if matte.shape == (h, w) else np.clip(resize_map(matte, (h, w)), 0.0, 1.0)

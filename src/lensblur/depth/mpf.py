@@ -30,8 +30,8 @@ from ..errors import InputError
 from ..io import DepthRange
 from .stored import StoredDepth
 
-__all__ = ["MpfFrame", "decode_image", "frame_image", "mpf_frames", "read_apple_depth", "read_portrait_matte",
-           "stereo_pair"]
+__all__ = ["MpfFrame", "apple_depth_facts", "decode_image", "frame_image", "mpf_frames", "read_apple_depth",
+           "read_portrait_matte", "stereo_pair", "xmp_properties"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,20 +63,7 @@ class MpfFrame:
 
     def properties(self) -> dict[str, str]:
         """The frame XMP's simple properties, keyed ``namespace-uri + local name``."""
-        if not self.xmp:
-            return {}
-        try:
-            root = ET.fromstring(self.xmp.strip(b"\x00 \r\n\t"))
-        except ET.ParseError:
-            return {}
-        found: dict[str, str] = {}
-        for elem in root.iter():
-            for key, value in elem.attrib.items():
-                if key.startswith("{"):
-                    found[key[1:].replace("}", "")] = value
-            if len(elem) == 0 and elem.text and elem.text.strip() and elem.tag.startswith("{"):
-                found[elem.tag[1:].replace("}", "")] = elem.text.strip()
-        return found
+        return xmp_properties(self.xmp)
 
     @property
     def role(self) -> str:
@@ -93,6 +80,47 @@ class MpfFrame:
         if self.mp_type == DISPARITY_TYPE:
             return "stereo"
         return "other"
+
+
+def xmp_properties(xmp: bytes | None) -> dict[str, str]:
+    """An XMP packet's simple properties (attributes and leaf elements), keyed ``namespace-uri + local name``.
+
+    Args:
+        xmp: the packet, or None.
+
+    Returns:
+        The properties; empty for no packet or one that does not parse.
+    """
+    if not xmp:
+        return {}
+    try:
+        root = ET.fromstring(xmp.strip(b"\x00 \r\n\t"))
+    except ET.ParseError:
+        return {}
+    found: dict[str, str] = {}
+    for elem in root.iter():
+        for key, value in elem.attrib.items():
+            if key.startswith("{"):
+                found[key[1:].replace("}", "")] = value
+        if len(elem) == 0 and elem.text and elem.text.strip() and elem.tag.startswith("{"):
+            found[elem.tag[1:].replace("}", "")] = elem.text.strip()
+    return found
+
+
+def apple_depth_facts(props: dict[str, str]) -> dict[str, str]:
+    """What Apple's depth XMP says about its map, for reports: ``depthData:Accuracy`` (``relative`` or
+    ``absolute``), ``Quality``, ``Filtered`` and ``depthBlurEffect:SimulatedAperture``, where present.
+
+    Args:
+        props: :func:`xmp_properties` of the depth map's XMP (an MPF frame's, or a HEIC depth item's).
+
+    Returns:
+        The facts found, by their XMP names.
+    """
+    facts = {k: props[NS_DEPTHDATA + k] for k in ("Accuracy", "Quality", "Filtered") if NS_DEPTHDATA + k in props}
+    if NS_BLUR + "SimulatedAperture" in props:
+        facts["SimulatedAperture"] = props[NS_BLUR + "SimulatedAperture"]
+    return facts
 
 
 def mpf_frames(path: str | os.PathLike) -> list[MpfFrame]:
@@ -208,10 +236,7 @@ def read_apple_depth(path: str | os.PathLike, frames: list[MpfFrame] | None = No
         disparity = np.clip((1.0 / z - 1.0 / f_max) / (1.0 / f_min - 1.0 / f_max), 0.0, 1.0).astype(np.float32)
         metric = DepthRange(near=f_min, far=f_max)
         units, file_range = "metres", (f_min, f_max)
-    extra = {"apple": {k: props[NS_DEPTHDATA + k] for k in ("Accuracy", "Quality", "Filtered")
-                       if NS_DEPTHDATA + k in props}}
-    if NS_BLUR + "SimulatedAperture" in props:
-        extra["apple"]["SimulatedAperture"] = props[NS_BLUR + "SimulatedAperture"]
+    extra = {"apple": apple_depth_facts(props)}
     matte = next((f for f in frames[1:] if f.role == "matte"), None)
     extra["apple"]["portrait_matte"] = list(matte.size) if matte is not None else None
     return StoredDepth(disparity=disparity, kind="Apple MPF", format=f"apdi {kind}", units=units,

@@ -207,18 +207,25 @@ class StereoDepth:
         focal_length_px: focal length in pixels; with ``baseline``, gives the metric range.
         baseline: distance between the two cameras in metres.
         label: how the report names the right view (default: its file name).
+        photo_is: ``"left"`` (the default: the photo is the left view and ``right`` its partner) or ``"right"``
+            (the photo is the right view and ``right`` holds the left one: both are mirrored, which makes the
+            right view a left view, matched, and the map mirrored back).
         **options: keywords of :func:`stereo_disparity`.
 
-    ``estimate(image)`` takes the left view (``H x W x 3`` linear) and returns a :class:`DepthResult` of
-    its size. It raises :class:`ShapeError` for a right view of another size and :class:`InputError` for a
+    ``estimate(image)`` takes the photo (``H x W x 3`` linear) and returns a :class:`DepthResult` of
+    its size. It raises :class:`ShapeError` for a partner view of another size and :class:`InputError` for a
     pair without parallax.
     """
 
     name = "stereo"
 
     def __init__(self, right, *, focal_length_px: float | None = None, baseline: float | None = None,
-                 label: str | None = None, **options):
+                 label: str | None = None, photo_is: str = "left", details: dict | None = None, **options):
+        if photo_is not in ("left", "right"):
+            raise InputError("photo_is", expected="left or right", got=photo_is, fix="pass photo_is='left'")
         self.right = right
+        self.photo_is = photo_is
+        self.details = dict(details or {})
         self.label = label
         self.focal_length_px = focal_length_px
         self.baseline = baseline
@@ -232,7 +239,11 @@ class StereoDepth:
 
             name = self.label or str(getattr(right, "name", right))
             right = read_photo(right)
-        pixels = stereo_disparity(image, right, **self.options)
+        if self.photo_is == "right":        # mirrored, the right view sees the scene as a left view does
+            flipped = (np.ascontiguousarray(view[:, ::-1]) for view in (image, right))
+            pixels = np.ascontiguousarray(stereo_disparity(*flipped, **self.options)[:, ::-1])
+        else:
+            pixels = stereo_disparity(image, right, **self.options)
         lo, hi = float(np.percentile(pixels, 0.5)), float(np.percentile(pixels, 99.5))
         lo = max(lo, 0.0)
         if hi - lo < 0.5:
@@ -245,5 +256,9 @@ class StereoDepth:
             depth_range = DepthRange(near=self.focal_length_px * self.baseline / hi,
                                      far=self.focal_length_px * self.baseline / lo)
         h, w = disparity.shape
-        return DepthResult(disparity=disparity, depth_range=depth_range,
+        details = {"format": "stereo pair", "map_size": [w, h], "photo_is": f"the {self.photo_is} view",
+                   "partner": name, "units": "pixels of disparity between the views", "disparity_px": [lo, hi],
+                   "near_m": depth_range.near if depth_range else None,
+                   "far_m": depth_range.far if depth_range else None, **self.details}
+        return DepthResult(disparity=disparity, depth_range=depth_range, details=details,
                            source=f"stereo SGBM with {name} ({w}x{h}, {lo:.1f}..{hi:.1f} px disparity)")

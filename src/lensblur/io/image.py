@@ -23,20 +23,21 @@ import numpy as np
 
 from .._convert import decode_srgb, encode_srgb, quantize
 from .._optional import cv2, require
-from ..errors import InputError
+from ..errors import InputError, MissingDependencyError
 from . import icc
 from .files import atomic_path
 from .metadata import Metadata, read_metadata
 from .pfm import read_pfm, write_pfm
 
-__all__ = ["IMAGE_SUFFIXES", "LINEAR_SUFFIXES", "MAX_PIXELS_ENV", "ImageInfo", "check_write_options", "max_pixels",
-           "open_pillow", "orient", "read_display", "read_image", "read_image_info", "read_orientation", "read_raw",
-           "write_image"]
+__all__ = ["HEIF_SUFFIXES", "IMAGE_SUFFIXES", "LINEAR_SUFFIXES", "MAX_PIXELS_ENV", "ImageInfo", "check_write_options",
+           "is_heif", "max_pixels", "open_heif", "open_pillow", "orient", "read_display", "read_image", "read_image_info",
+           "read_orientation", "read_raw", "register_heif", "write_image"]
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".heic", ".heif", ".avif", ".pfm", ".exr")
 LINEAR_SUFFIXES = (".pfm", ".exr")
+HEIF_SUFFIXES = (".heic", ".heif", ".hif", ".avif")
 _READ_HINT = "pass a PNG, JPEG, TIFF, WebP, HEIC, AVIF, PFM or EXR file that opens in an image viewer"
 MAX_PIXELS_ENV = "LENSBLUR_MAX_PIXELS"
 """Environment variable: the largest photo (in pixels) lensblur opens, instead of the one set from memory."""
@@ -86,8 +87,70 @@ def max_pixels() -> int:
     return _PILLOW_DEFAULT if not memory else max(_PILLOW_DEFAULT, memory // _BYTES_PER_PIXEL)
 
 
+def register_heif() -> None:
+    """Let Pillow open (and write) HEIC/HEIF files through pillow-heif (AVIF Pillow reads itself). Safe to call
+    often.
+
+    Raises:
+        MissingDependencyError: pillow-heif is not installed.
+    """
+    require("pillow_heif", extra="io", feature="reading and writing HEIC/HEIF files",
+            package="pillow-heif").register_heif_opener()
+
+
+def is_heif(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an ISO base media file of the HEIF family (by its ``ftyp`` box, not its name).
+
+    Args:
+        path: any file; an unreadable one is not HEIF.
+
+    Returns:
+        True for HEIC, HEIF and AVIF.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(32)
+    except (OSError, TypeError, ValueError):
+        return False
+    brands = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
+    return len(head) >= 12 and head[4:8] == b"ftyp" and any(b in head[8:32] for b in brands)
+
+
+def _too_large(path, argument: str, w: int, h: int, limit: int) -> InputError:
+    origin = f"{MAX_PIXELS_ENV}" if os.environ.get(MAX_PIXELS_ENV) else "the limit set from this machine's memory"
+    return InputError(argument, expected=f"an image of at most {limit:,} pixels ({origin})",
+                      got=f"{path}: {w}x{h} = {w * h:,} pixels",
+                      fix=f"set {MAX_PIXELS_ENV}={w * h} to open it anyway (it needs about "
+                          f"{w * h * _BYTES_PER_PIXEL / 1e9:.2g} GB), or downscale the photo")
+
+
+class _DecoderLimits:
+    """While open: Pillow's decompression-bomb guard and libheif's memory guards (which refuse 200 MP phone
+    photos) lifted, since lensblur checks the size itself with :func:`max_pixels`; restored afterwards."""
+
+    def __init__(self, heif_options=None):
+        self.heif_options = heif_options
+
+    def __enter__(self):
+        from PIL import Image
+
+        self.saved = Image.MAX_IMAGE_PIXELS, getattr(self.heif_options, "DISABLE_SECURITY_LIMITS", None)
+        Image.MAX_IMAGE_PIXELS = None
+        if self.heif_options is not None:
+            self.heif_options.DISABLE_SECURITY_LIMITS = True
+        return self
+
+    def __exit__(self, *exc):
+        from PIL import Image
+
+        Image.MAX_IMAGE_PIXELS = self.saved[0]
+        if self.heif_options is not None:
+            self.heif_options.DISABLE_SECURITY_LIMITS = self.saved[1]
+        return False
+
+
 def open_pillow(path: str | os.PathLike, *, argument: str = "image"):
-    """``PIL.Image.open`` with lensblur's size limit (:func:`max_pixels`) instead of Pillow's.
+    """``PIL.Image.open`` with lensblur's size limit (:func:`max_pixels`) instead of Pillow's (and libheif's).
 
     Args:
         path: the image file.
@@ -99,31 +162,58 @@ def open_pillow(path: str | os.PathLike, *, argument: str = "image"):
     Raises:
         InputError: the image has more pixels than the limit (the message gives the count, the limit and
             how to raise it).
+        MissingDependencyError: a HEIC/HEIF file and pillow-heif is not installed.
         Exception: what ``PIL.Image.open`` raises for a file it cannot read.
     """
     from PIL import Image, UnidentifiedImageError
 
     limit = max_pixels()
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None      # lensblur checks the size itself, below, with its own limit
-    try:
+    missing = heif_options = None
+    if is_heif(path):
         try:
+            register_heif()            # HEIC/HEIF, which Pillow alone does not know (AVIF it does)
+            from pillow_heif import options as heif_options
+        except MissingDependencyError as exc:
+            missing = exc
+    try:
+        with _DecoderLimits(heif_options):
             im = Image.open(path)
-        except UnidentifiedImageError:
-            import pillow_heif  # an ImportError leaves Pillow's own error to the caller's message
-
-            pillow_heif.register_heif_opener()     # HEIC/HEIF, which Pillow alone does not know
-            im = Image.open(path)
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
+    except UnidentifiedImageError:
+        if missing is not None:
+            raise missing from None
+        raise
     w, h = im.size
     if w * h > limit:
         im.close()
-        raise InputError(argument, expected=f"an image of at most {limit:,} pixels (the limit set from this "
-                         "machine's memory)", got=f"{path}: {w}x{h} = {w * h:,} pixels",
-                         fix=f"set {MAX_PIXELS_ENV}={w * h} to open it anyway (it needs about "
-                             f"{w * h * _BYTES_PER_PIXEL / 1e9:.1f} GB), or downscale the photo")
+        raise _too_large(path, argument, w, h, limit)
     return im
+
+
+def open_heif(path: str | os.PathLike, *, argument: str = "image", **options):
+    """``pillow_heif.open_heif`` (the container: its images, depth and auxiliary images, lazily decoded) with
+    lensblur's size limit on its primary image instead of libheif's guards, as :func:`open_pillow`.
+
+    Args:
+        path: the HEIC/HEIF file.
+        argument: the name error messages give the file.
+        **options: keywords of ``pillow_heif.open_heif`` (``convert_hdr_to_8bit``...).
+
+    Returns:
+        The ``pillow_heif.HeifFile``.
+
+    Raises:
+        InputError: the primary image has more pixels than the limit.
+        MissingDependencyError: pillow-heif is not installed.
+        Exception: what ``pillow_heif.open_heif`` raises for a file it cannot read.
+    """
+    heif = require("pillow_heif", extra="io", feature="reading HEIC/HEIF files", package="pillow-heif")
+    limit = max_pixels()
+    with _DecoderLimits(heif.options):
+        container = heif.open_heif(str(path), **options)
+    w, h = container.size
+    if w * h > limit:
+        raise _too_large(path, argument, w, h, limit)
+    return container
 
 
 def _cv2(feature: str):
@@ -695,14 +785,8 @@ def _write_encoded(tmp: Path, suffix: str, encoded: np.ndarray, *, bits: int, qu
     options = {"quality": quality} if fmt in _LOSSY else {}
     options.update(_pillow_extras(fmt, extra))
     if fmt == "HEIF":
-        _heif_plugin()
+        register_heif()
     im.save(tmp, format=fmt, **options)
-
-
-def _heif_plugin():
-    heif = require("pillow_heif", extra="io", feature="writing HEIC files", package="pillow-heif")
-    heif.register_heif_opener()
-    return heif
 
 
 def _pillow_extras(fmt: str, extra: _Extra) -> dict:
