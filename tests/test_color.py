@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from lensblur._convert import decode_srgb
 from lensblur.color import linear_to_srgb, srgb_to_linear
 
 
@@ -68,3 +69,16 @@ def test_linear_round_trip_and_monotonic():
 def test_encode_clips_out_of_range():
     out = linear_to_srgb(torch.tensor([-0.5, 2.0, 1e6]))
     np.testing.assert_allclose(out.numpy(), [0.0, 1.0, 1.0], atol=1e-6)
+
+
+def test_decoding_codes_by_table_equals_the_curve_per_code():
+    """8- and 16-bit codes are decoded through a table of every code; each entry is the IEC 61966-2-1 curve
+    itself (written out here in float64), so the table and the formula cannot drift apart."""
+    for dtype, full in ((np.uint8, 255), (np.uint16, 65535)):
+        codes = np.arange(full + 1, dtype=dtype).reshape(-1, 1)
+        v = codes.astype(np.float64) / full
+        curve = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+        got = decode_srgb(codes, full)
+        assert got.dtype == np.float32 and got.shape == codes.shape and got.flags.writeable
+        np.testing.assert_allclose(got, curve, rtol=2e-6, atol=1e-8)
+        assert np.array_equal(got, decode_srgb(codes.astype(np.int32), full))    # the same as the float path

@@ -10,6 +10,8 @@ rounded to the nearest code, halves to even (``numpy.round``).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -94,7 +96,24 @@ def decode_srgb(codes: np.ndarray, full_scale: float) -> np.ndarray:
     Returns:
         float32 linear values in [0, 1], same shape.
     """
-    return srgb_to_linear(torch.from_numpy(np.asarray(codes).astype(np.float32) / np.float32(full_scale))).numpy()
+    codes = np.asarray(codes)
+    if codes.dtype in (np.uint8, np.uint16):
+        # Every code's value from a table: the same float32 arithmetic once per code, not once per pixel,
+        # and no float temporaries the size of the photo.
+        return _srgb_table(codes.dtype.str, float(full_scale))[codes]
+    return _decode_srgb(codes, full_scale)
+
+
+def _decode_srgb(codes: np.ndarray, full_scale: float) -> np.ndarray:
+    return srgb_to_linear(torch.from_numpy(codes.astype(np.float32) / np.float32(full_scale))).numpy()
+
+
+@functools.lru_cache(maxsize=8)
+def _srgb_table(dtype: str, full_scale: float) -> np.ndarray:
+    """The linear value of every code of an unsigned integer ``dtype``, as :func:`decode_srgb` computes it."""
+    table = _decode_srgb(np.arange(np.iinfo(np.dtype(dtype)).max + 1), full_scale)
+    table.flags.writeable = False
+    return table
 
 
 def quantize(values: np.ndarray, bits: int = 8) -> np.ndarray:
