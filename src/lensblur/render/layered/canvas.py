@@ -123,10 +123,10 @@ class Canvas:
         bottom, right = min(self.shape[0], self.extent.bottom + 1), min(self.shape[1], self.extent.right + 1)
         region = (..., slice(top * factor, min(other.shape[0], bottom * factor)),
                   slice(left * factor, min(other.shape[1], right * factor)))
-        for name in MAPS:
-            value = resample(getattr(self, name)[..., top:bottom, left:right], factor)
-            getattr(other, name)[region] = value[..., : region[1].stop - region[1].start,
-                                                 : region[2].stop - region[2].start]
+        # The maps enlarged together: one pass, and the CPU enlarges five channels faster than three and one.
+        maps = torch.cat([getattr(self, name)[..., top:bottom, left:right] for name in MAPS], dim=1)
+        value = resample(maps, factor)[..., : region[1].stop - region[1].start, : region[2].stop - region[2].start]
+        other.light[region], other.weight[region], other.covered[region] = value[:, :3], value[:, 3:4], value[:, 4:]
         other.extent = Window(region[1].start, region[1].stop, region[2].start, region[2].stop)
         if self.pending is not None:
             other.pending = self.carried_to(other)
