@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .canvas import Canvas
 from .constants import FILL_SPREAD, OWN_COLOUR_GAIN
-from .grid import resample
+from .grid import pool, resample
 
 __all__ = ["add_fill", "box_mean", "push_pull"]
 
@@ -65,7 +65,7 @@ def push_pull(stack: torch.Tensor, levels: int) -> torch.Tensor:
     """
     pyramid = [stack]
     for _ in range(levels):
-        pyramid.append(F.avg_pool2d(pyramid[-1], 2))
+        pyramid.append(pool(pyramid[-1], 2))
     top = resample(pyramid.pop(), 2)
     # The coarsest level is interpolated normalised: an empty cell borrows from its neighbours. The colour is
     # carried with a fourth channel (alpha over itself, unused): the CPU enlarges four channels faster than three.
