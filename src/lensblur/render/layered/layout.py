@@ -20,7 +20,7 @@ from .constants import BAND, FILL_SCALE, REACH_MARGIN, SHARP_RADIUS
 from .grid import Window, align, by_bands, pool
 
 __all__ = ["LayerStacks", "Layers", "Plan", "Settings", "coc_of", "coc_range", "fill_scale", "fractional_index",
-           "layer_radii", "layer_scale", "layer_share", "layer_windows", "plan_layers"]
+           "layer_radii", "layer_scale", "layer_share", "layer_share_into", "layer_windows", "plan_layers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +133,12 @@ def layer_share(t: torch.Tensor, first: int, last: int) -> tuple[torch.Tensor, t
     and the cover of those layers by the nearer ones; both the shape of ``t``, in [0, 1]."""
     nearer = (t - last).clamp(0.0, 1.0)
     return (t - first + 1.0).clamp(0.0, 1.0) - nearer, nearer
+
+
+def layer_share_into(t: torch.Tensor, first: int, last: int, own: torch.Tensor, nearer: torch.Tensor) -> None:
+    """:func:`layer_share` written into ``own`` and ``nearer`` (the shape of ``t``), with no temporaries."""
+    torch.sub(t, last, out=nearer).clamp_(0.0, 1.0)
+    torch.sub(t, first, out=own).add_(1.0).clamp_(0.0, 1.0).sub_(nearer)
 
 
 def _present_layers(t: torch.Tensor, count: int) -> torch.Tensor:
@@ -291,8 +297,13 @@ class Layers:
         s = self.scales[first]
 
         def pooled_parts(t, image):
-            weight, beyond = layer_share(t, first, last)
-            return pool(torch.cat([weight * image, weight, weight * t, beyond], 1), s)
+            # [weight * image, weight, weight * t, beyond], made in place in one buffer
+            parts = t.new_empty((t.shape[0], 6) + t.shape[2:])
+            weight = parts[:, 3:4]
+            layer_share_into(t, first, last, weight, parts[:, 5:6])
+            torch.mul(weight, image, out=parts[:, :3])
+            torch.mul(weight, t, out=parts[:, 4:5])
+            return pool(parts, s)
 
         pooled = by_bands(pooled_parts, max(BAND, s), self.t[..., gy:gy1, gx:gx1], self.image[..., gy:gy1, gx:gx1])
         coarser = pool(pooled, fill_scale(s) // s)

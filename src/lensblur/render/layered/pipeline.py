@@ -34,6 +34,7 @@ from .layout import (
     layer_radii,
     layer_scale,
     layer_share,
+    layer_share_into,
     layer_windows,
     plan_layers,
 )
@@ -223,8 +224,12 @@ def composite_sharp(block: Block, canvas: Canvas, sharp: list[int]) -> None:
     first, last = min(sharp), max(sharp)
 
     def pooled_parts(t, image):
-        own, beyond = layer_share(t, first, last)
-        return pool(torch.cat([torch.minimum(own * image, own), own, beyond], dim=1), FILL_SCALE)
+        # [min(own * image, own), own, beyond], made in place in one buffer
+        parts = t.new_empty((t.shape[0], 5) + t.shape[2:])
+        own = parts[:, 3:4]
+        layer_share_into(t, first, last, own, parts[:, 4:5])
+        torch.minimum(torch.mul(own, image, out=parts[:, :3]), own, out=parts[:, :3])
+        return pool(parts, FILL_SCALE)
 
     pooled = by_bands(pooled_parts, BAND, block.t, block.image)
     if float(pooled[:, 4:].max()) > 0.0:
