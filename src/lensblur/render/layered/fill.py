@@ -84,12 +84,17 @@ def box_mean(x: torch.Tensor, reach: int) -> torch.Tensor:
     running sums, so its cost does not grow with ``reach``."""
     if reach <= 0:
         return x
-    span = 2 * reach + 1
     for dim in (-2, -1):
         n = x.shape[dim]
-        # Zeros around the grid add nothing: a window's sum is the difference of two running sums.
-        sums = torch.cumsum(F.pad(x, (reach + 1, reach) if dim == -1 else (0, 0, reach + 1, reach)), dim=dim)
-        total = sums.narrow(dim, span, n) - sums.narrow(dim, 0, n)
+        # A window's sum is the difference of two running sums: the sum up to its last cell (the grid's last
+        # beyond the grid) less the sum before its first (none before the grid).
+        sums = torch.cumsum(x, dim=dim)
+        total = torch.empty_like(sums)
+        keep = max(0, n - reach)
+        total.narrow(dim, 0, keep).copy_(sums.narrow(dim, n - keep, keep))
+        total.narrow(dim, keep, n - keep).copy_(sums.narrow(dim, n - 1, 1).expand_as(total.narrow(dim, keep, n - keep)))
+        if n > reach + 1:
+            total.narrow(dim, reach + 1, n - reach - 1).sub_(sums.narrow(dim, 0, n - reach - 1))
         index = torch.arange(n, device=x.device)
         count = ((index + reach + 1).clamp(max=n) - (index - reach).clamp(min=0)).to(x.dtype)
         x = total.div_(count[:, None] if dim == -2 else count)
