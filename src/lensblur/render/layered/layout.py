@@ -145,12 +145,15 @@ def _present_layers(t: torch.Tensor, count: int) -> torch.Tensor:
     """Which of ``count`` layers have pixels: layer ``l`` has those at ``l - 1 < t < l + 1``, whose ``t``
     rounds down or up to ``l``. ``(count,)`` bool, on the CPU."""
     bins = count + 1
-    present = torch.zeros(bins, dtype=torch.bool, device=t.device)
-    for y in range(0, t.shape[-2], BAND):
-        band = t[..., y: y + BAND, :]
+
+    def band_present(band: torch.Tensor) -> torch.Tensor:
+        present = torch.zeros(bins, dtype=torch.bool, device=band.device)
         for rounded in (band.floor(), band.ceil()):
             present |= torch.bincount(rounded.to(torch.int32).flatten(), minlength=bins)[:bins] > 0
-    return present.cpu()
+        return present.view(1, 1, 1, bins)
+
+    # Bands of rows on the render's workers, each giving one row of presence.
+    return by_bands(band_present, BAND, t).any(dim=-2).flatten().cpu()
 
 
 def coc_range(disparity: torch.Tensor, lens: Lens) -> tuple[float, float]:
