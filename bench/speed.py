@@ -114,7 +114,7 @@ STEPS = [
     ("  3. back layers", "pipeline.py", "composite_back"),
     ("  4. finish (up-sampling, the fill's remainder)", "pipeline.py", "finish"),
     ("  in 1-3: a run's pooling to its scale", "layout.py", "_pool_run"),
-    ("  in 1-3: a layer's share cut from its run", "layout.py", "layer"),
+    ("  in 1-3: a layer's share cut from its run (the run's pooling included)", "layout.py", "layer"),
     ("  in 1-3: the blur (FFTs, strips, depthwise)", "convolution.py", "blur"),
     ("    of which FFT convolutions", "convolution.py", "fft_convolve"),
     ("  in 1-3: hidden-part estimates (fill)", "fill.py", "add_fill"),
