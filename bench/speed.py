@@ -5,6 +5,7 @@ its own process so that its peak memory is its own.
     python bench/speed.py                                    # the full table
     python bench/speed.py --sizes 12 --radius-px 60 --apertures circle,hexagon   # the 12 MP / 60 px target
     python bench/speed.py --sizes 8 --radius-px 40 --device cuda --repeat 20     # the GPU preview target
+    python bench/speed.py --sizes 12 --radius-px 60 --profile     # where one render's time goes, by step
 
 The photo is a real one (bokehme_3 from ../shared/samples with its 16-bit disparity) resized to each size;
 the focus sits at disparity 0.35 and ``blur`` is chosen so that the largest CoC in the frame is the stated
@@ -102,6 +103,63 @@ def one_case(megapixels: float, radius: float, blades: int, repeat: int, threads
             "mp_per_s": width * height / 1e6 / seconds, "peak_mb": peak_mb, "device_mb": device_mb}
 
 
+# The steps of a layered render, as (label, the function's file and name in cProfile's terms).
+STEPS = [
+    ("numpy -> tensor at the boundary", "_convert.py", "image_to_tensor"),
+    ("highlights auto", "highlights.py", "recover_highlights"),
+    ("per-pixel position between the layers", "layout.py", "fractional_index"),
+    ("the blocks (all steps below)", "pipeline.py", "render_one"),
+    ("  1. front layers (blurred, on the half-resolution canvas)", "pipeline.py", "composite_front"),
+    ("  2. sharp layers (full resolution, on tiles)", "pipeline.py", "composite_sharp"),
+    ("  3. back layers", "pipeline.py", "composite_back"),
+    ("  4. finish (up-sampling, the fill's remainder)", "pipeline.py", "finish"),
+    ("  in 1-3: a run's pooling to its scale", "layout.py", "_pool_run"),
+    ("  in 1-3: a layer's share cut from its run (the run's pooling included)", "layout.py", "layer"),
+    ("  in 1-3: the blur (FFTs, strips, depthwise)", "convolution.py", "blur"),
+    ("    of which FFT convolutions", "convolution.py", "fft_convolve"),
+    ("  in 1-3: hidden-part estimates (fill)", "fill.py", "add_fill"),
+    ("  in 1-3: compositing on a canvas", "canvas.py", "draw"),
+    ("  in 2: the sharp layers' convolutions", "pipeline.py", "_draw_sharp"),
+    ("  in 2: the tiles made", "canvas.py", "__init__"),
+    ("  in 2: the canvas moved onto the tiles and back", "canvas.py", ("of", "put_back")),
+    ("  the front canvas enlarged to full resolution", "canvas.py", "rescaled"),
+    ("tensor -> numpy at the boundary", "_convert.py", "tensor_to_image"),
+]
+
+
+def profile_case(megapixels: float, radius: float, blades: int, method: str) -> None:
+    """Print where one render's time goes (cProfile, torch and the render on one thread, CPU time)."""
+    import cProfile
+    import pstats
+
+    import torch
+
+    import lensblur
+
+    torch.set_num_threads(1)
+    image, disparity = photo_at(megapixels)
+    if radius < 1:
+        radius *= disparity.shape[1]
+    lens = lens_for(disparity, radius, blades)
+    lensblur.render(image[:256, :256], disparity[:256, :256], lens, method=method, threads=1)   # warm-up
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    lensblur.render(image, disparity, lens, method=method, threads=1)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats        # (file, line, name) -> (calls, ..., total, cumulative, callers)
+    total = sum(v[2] for v in stats.values())
+    print(f"{disparity.shape[1]}x{disparity.shape[0]}, largest CoC {radius:.0f} px, blades {blades}, one thread: "
+          f"{total:.2f} s of CPU in all")
+    print("| step | seconds | share | calls |")
+    print("|---|---|---|---|")
+    for label, file, name in STEPS:
+        names = (name,) if isinstance(name, str) else name
+        hits = [v for (f, _, n), v in stats.items() if f.endswith(file) and n in names]
+        if hits:
+            seconds, calls = sum(v[3] for v in hits), sum(v[1] for v in hits)
+            print(f"| {label} | {seconds:.2f} | {seconds / total:.0%} | {calls} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1,4,12,24", help="megapixels, comma-separated")
@@ -113,7 +171,14 @@ def main() -> None:
     parser.add_argument("--method", default="layered")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true",
+                        help="print where the time of one render goes, by step (the first size, radius and "
+                             "aperture; one thread, CPU time) instead of timing")
     args = parser.parse_args()
+    if args.profile:
+        radius = float(args.radius_px.split(",")[0]) if args.radius_px else float(args.radii.split(",")[0])
+        profile_case(float(args.sizes.split(",")[0]), radius, APERTURES[args.apertures.split(",")[0]], args.method)
+        return
     if args.case:
         mp, radius, blades = args.case.split(":")
         print(json.dumps(one_case(float(mp), float(radius), int(blades), args.repeat, args.threads, args.method,

@@ -10,7 +10,8 @@ from lensblur import Aperture
 from lensblur.render.kernel import psf
 from lensblur.render.layered import convolution
 from lensblur.render.layered.fill import box_mean
-from lensblur.render.layered.grid import by_bands, resample, upsampled_rows
+from lensblur.render.layered.grid import by_bands, pool, resample, upsampled_rows
+from lensblur.render.layered.layout import fractional_index, layer_radii
 
 
 def direct_convolution(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -57,3 +58,28 @@ def test_work_by_bands_equals_work_on_the_whole_image():
     whole = resample(grid, 4)
     for y0, y1 in ((0, 64), (64, 101), (96, 104)):
         assert torch.allclose(upsampled_rows(grid, 4, y0, y1, 61), whole[..., y0:y1, :61], atol=1e-6)
+
+
+def test_pooling_by_halvings_is_the_mean_of_each_cell_the_last_ones_partial():
+    x = torch.rand((2, 3, 70, 53), generator=torch.Generator().manual_seed(11))
+    for s in (2, 4, 8, 16):
+        for h, w in ((64, 48), (70, 53), (5, 3), (1, 1)):
+            part = x[..., :h, :w].double()
+            reference = torch.stack([torch.stack([part[..., i: i + s, j: j + s].mean(dim=(-2, -1))
+                                                  for j in range(0, w, s)], -1) for i in range(0, h, s)], -2)
+            assert (pool(x[..., :h, :w], s).double() - reference).abs().max() < 1e-6
+
+
+def test_the_position_between_layers_is_the_one_a_binary_search_gives():
+    generator = torch.Generator().manual_seed(13)
+    for low, high, min_step, ratio in ((-32.3, 60.0, 1.0, 0.12), (0.0, 5.0, 1.0, 0.12), (-3.0, 0.0, 0.3, 0.0),
+                                       (-0.5, 0.7, 1.0, 0.12)):
+        radii = layer_radii(low, high, min_step=min_step, ratio=ratio)
+        r = radii.to(torch.float32)
+        # Random CoCs, the radii themselves and their float neighbours (the ties and near-ties of a table).
+        coc = torch.cat([torch.rand(20000, generator=generator) * (high - low + 4) + low - 2, r,
+                         r.nextafter(r + 1), r.nextafter(r - 1)])
+        hi = torch.bucketize(coc, r).clamp(1, len(r) - 1)
+        lo = hi - 1
+        expected = lo + ((coc - r[lo]) / (r[hi] - r[lo])).clamp(0.0, 1.0)
+        assert torch.equal(fractional_index(coc, radii), expected)

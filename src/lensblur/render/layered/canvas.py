@@ -11,6 +11,7 @@ moves a full-size canvas's composite onto the tiles and puts it back.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -123,10 +124,10 @@ class Canvas:
         bottom, right = min(self.shape[0], self.extent.bottom + 1), min(self.shape[1], self.extent.right + 1)
         region = (..., slice(top * factor, min(other.shape[0], bottom * factor)),
                   slice(left * factor, min(other.shape[1], right * factor)))
-        for name in MAPS:
-            value = resample(getattr(self, name)[..., top:bottom, left:right], factor)
-            getattr(other, name)[region] = value[..., : region[1].stop - region[1].start,
-                                                 : region[2].stop - region[2].start]
+        # The maps enlarged together: one pass, and the CPU enlarges five channels faster than three and one.
+        maps = torch.cat([getattr(self, name)[..., top:bottom, left:right] for name in MAPS], dim=1)
+        value = resample(maps, factor)[..., : region[1].stop - region[1].start, : region[2].stop - region[2].start]
+        other.light[region], other.weight[region], other.covered[region] = value[:, :3], value[:, 3:4], value[:, 4:]
         other.extent = Window(region[1].start, region[1].stop, region[2].start, region[2].stop)
         if self.pending is not None:
             other.pending = self.carried_to(other)
@@ -148,9 +149,8 @@ class Tiles:
         self.size, self.halo = (h, w), halo
         # Where a layer may have pixels, and up to ``halo`` pixels around them (the light they spread): the
         # range of positions on each tile with its halo.
-        extent = {"kernel_size": TILE + 2 * halo, "stride": TILE, "padding": halo, "ceil_mode": True}
-        t_max = F.max_pool2d(t, **extent)[0, 0]
-        t_min = -F.max_pool2d(-t, **extent)[0, 0]
+        t_max, t_min = (self._tile_extreme(t, halo, value, reduce)
+                        for value, reduce in ((-math.inf, torch.amax), (math.inf, torch.amin)))
         active = (t_max > first - 1) & (t_min < last + 1)
         self.grid = active.shape
         self.ty, self.tx = torch.nonzero(active, as_tuple=True)
@@ -161,6 +161,17 @@ class Tiles:
         # Outside the frame: a position below every layer (no light, no cover) and black.
         self.t = self._with_halos(t, OUTSIDE_POSITION)
         self.image = self._with_halos(image, 0.0)
+
+    @staticmethod
+    def _tile_extreme(t: torch.Tensor, halo: int, outside: float, reduce) -> torch.Tensor:
+        """``reduce`` (amax or amin) of ``(1, 1, h, w)`` over each tile with its halo, ``(tiles down, across)``;
+        ``outside`` (the reduction's neutral value) beyond the frame."""
+        h, w = t.shape[-2:]
+        down, across = -(-h // TILE), -(-w // TILE)
+        side = TILE + 2 * halo
+        padded = F.pad(t, (halo, across * TILE + halo - w, halo, down * TILE + halo - h), value=outside)[0, 0]
+        rows = reduce(padded.unfold(0, side, TILE), dim=-1)          # (tiles down, w + 2 halo)
+        return reduce(rows.unfold(1, side, TILE), dim=-1)
 
     def _with_halos(self, x: torch.Tensor, outside: float) -> torch.Tensor:
         """The tiles of a full-size ``(1, C, h, w)`` map with their halos, ``(n, C, TILE + 2 halo, ...)``,

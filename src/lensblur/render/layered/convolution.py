@@ -106,12 +106,18 @@ def convolve_strips(x: torch.Tensor, kernel: torch.Tensor, strips: list[Strip]) 
     half = k // 2
     h, w = x.shape[-2:]
     rows, cols = -(-h // STRIP), -(-w // STRIP)
-    x = F.pad(x, (0, cols * STRIP - w, 0, rows * STRIP - h))
     out = x.new_zeros(x.shape[:2] + (rows * STRIP + 2 * half, cols * STRIP + 2 * half))
     for length in sorted({strip.length for strip in strips}):
         group = [(strip.row * STRIP, strip.first * STRIP) for strip in strips if strip.length == length]
         span = length * STRIP
-        stack = torch.cat([x[..., y: y + STRIP, x0: x0 + span] for y, x0 in group])
+        # The strips, zero beyond the grid (no padded copy of the whole grid).
+        stack = x.new_empty((len(group) * x.shape[0], x.shape[1], STRIP, span))
+        for i, (y, x0) in enumerate(group):
+            part = x[..., y: y + STRIP, x0: x0 + span]
+            into = stack[i * x.shape[0]: (i + 1) * x.shape[0]]
+            if part.shape[-2:] != (STRIP, span):
+                into.zero_()
+            into[..., : part.shape[-2], : part.shape[-1]] = part
         full = fft_convolve(stack, kernel, (fft_size(STRIP + k - 1), fft_size(span + k - 1)))
         for (y, x0), part in zip(group, full[..., : STRIP + k - 1, : span + k - 1]):
             out[..., y: y + STRIP + k - 1, x0: x0 + span + k - 1] += part

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .canvas import Canvas
 from .constants import FILL_SPREAD, OWN_COLOUR_GAIN
-from .grid import resample
+from .grid import pool, resample
 
 __all__ = ["add_fill", "box_mean", "push_pull"]
 
@@ -65,17 +65,18 @@ def push_pull(stack: torch.Tensor, levels: int) -> torch.Tensor:
     """
     pyramid = [stack]
     for _ in range(levels):
-        pyramid.append(F.avg_pool2d(pyramid[-1], 2))
+        pyramid.append(pool(pyramid[-1], 2))
     top = resample(pyramid.pop(), 2)
-    # The coarsest level is interpolated normalised: an empty cell borrows from its neighbours.
-    colour = top[:, :3] / top[:, 3:].clamp_min(1e-12)
+    # The coarsest level is interpolated normalised: an empty cell borrows from its neighbours. The colour is
+    # carried with a fourth channel (alpha over itself, unused): the CPU enlarges four channels faster than three.
+    colour = top / top[:, 3:].clamp_min(1e-12)
     for level in reversed(pyramid):
         alpha = level[:, 3:]
         # Normalised colour where the level has content, the coarser estimate elsewhere.
-        colour = torch.lerp(colour, level[:, :3] / alpha.clamp_min(1e-12), (alpha * OWN_COLOUR_GAIN).clamp_(max=1.0))
+        colour = torch.lerp(colour, level / alpha.clamp_min(1e-12), (alpha * OWN_COLOUR_GAIN).clamp_(max=1.0))
         if level is not stack:
             colour = resample(colour, 2)
-    return colour
+    return colour[:, :3]
 
 
 def box_mean(x: torch.Tensor, reach: int) -> torch.Tensor:
@@ -83,12 +84,17 @@ def box_mean(x: torch.Tensor, reach: int) -> torch.Tensor:
     running sums, so its cost does not grow with ``reach``."""
     if reach <= 0:
         return x
-    span = 2 * reach + 1
     for dim in (-2, -1):
         n = x.shape[dim]
-        # Zeros around the grid add nothing: a window's sum is the difference of two running sums.
-        sums = torch.cumsum(F.pad(x, (reach + 1, reach) if dim == -1 else (0, 0, reach + 1, reach)), dim=dim)
-        total = sums.narrow(dim, span, n) - sums.narrow(dim, 0, n)
+        # A window's sum is the difference of two running sums: the sum up to its last cell (the grid's last
+        # beyond the grid) less the sum before its first (none before the grid).
+        sums = torch.cumsum(x, dim=dim)
+        total = torch.empty_like(sums)
+        keep = max(0, n - reach)
+        total.narrow(dim, 0, keep).copy_(sums.narrow(dim, n - keep, keep))
+        total.narrow(dim, keep, n - keep).copy_(sums.narrow(dim, n - 1, 1).expand_as(total.narrow(dim, keep, n - keep)))
+        if n > reach + 1:
+            total.narrow(dim, reach + 1, n - reach - 1).sub_(sums.narrow(dim, 0, n - reach - 1))
         index = torch.arange(n, device=x.device)
         count = ((index + reach + 1).clamp(max=n) - (index - reach).clamp(min=0)).to(x.dtype)
         x = total.div_(count[:, None] if dim == -2 else count)

@@ -20,7 +20,7 @@ from .constants import BAND, FILL_SCALE, REACH_MARGIN, SHARP_RADIUS
 from .grid import Window, align, by_bands, pool
 
 __all__ = ["LayerStacks", "Layers", "Plan", "Settings", "coc_of", "coc_range", "fill_scale", "fractional_index",
-           "layer_radii", "layer_scale", "layer_share", "layer_windows", "plan_layers"]
+           "layer_radii", "layer_scale", "layer_share", "layer_share_into", "layer_windows", "plan_layers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +82,35 @@ def coc_of(disparity: torch.Tensor, lens: Lens) -> torch.Tensor:
 def fractional_index(coc: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
     """Position of each CoC between the layer radii: ``l + frac`` means weights ``1 - frac`` and ``frac``."""
     r = radii.to(device=coc.device, dtype=coc.dtype)
-    hi = torch.bucketize(coc, r, out_int32=True).clamp_(1, len(r) - 1).flatten()
+    hi = _count_below(coc.flatten(), radii).clamp_(1, len(r) - 1)
     lo = hi - 1
     below, above = r.index_select(0, lo), r.index_select(0, hi)
     frac = ((coc.flatten() - below) / (above - below)).clamp_(0.0, 1.0)
     return (lo.to(coc.dtype) + frac).view_as(coc)
+
+
+def _count_below(x: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
+    """How many of the ascending ``radii`` are below each value of the flat ``x`` (``torch.bucketize``), int64.
+
+    Through a table on bins half as wide as the closest two radii (at most one radius within any two bins): a
+    value's bin gives the count at the bin's start, corrected by the radii just below and above the value, so
+    a bin off by one through rounding still gives the exact count. About three times faster than the binary
+    search of ``bucketize`` on the CPU.
+    """
+    r64 = radii.detach().to("cpu", torch.float64)
+    spacing = float((r64[1:] - r64[:-1]).min()) if len(r64) > 1 else 0.0
+    lo = float(r64[0])
+    bins = math.ceil((float(r64[-1]) - lo) / (spacing / 2)) + 1 if spacing > 0 else 0
+    if not 0 < bins <= 1 << 16:
+        return torch.bucketize(x, radii.to(x), out_int32=False)
+    width = spacing / 2
+    starts = lo + width * torch.arange(bins, dtype=torch.float64)
+    table = torch.bucketize(starts, r64).to(x.device)                       # radii below each bin's start
+    padded = torch.cat([r64.new_tensor([-math.inf]), r64, r64.new_tensor([math.inf])]).to(x)
+    count = table.index_select(0, ((x - lo) * (1.0 / width)).floor_().clamp_(0, bins - 1).to(torch.int64))
+    # The bin's count less a radius at or above the value, plus one below it.
+    return count.sub_((padded.index_select(0, count) >= x).to(torch.int64)).add_(
+        (padded.index_select(0, count + 1) < x).to(torch.int64))
 
 
 def layer_scale(radius: float, coarse_radius: float) -> int:
@@ -111,16 +135,25 @@ def layer_share(t: torch.Tensor, first: int, last: int) -> tuple[torch.Tensor, t
     return (t - first + 1.0).clamp(0.0, 1.0) - nearer, nearer
 
 
+def layer_share_into(t: torch.Tensor, first: int, last: int, own: torch.Tensor, nearer: torch.Tensor) -> None:
+    """:func:`layer_share` written into ``own`` and ``nearer`` (the shape of ``t``), with no temporaries."""
+    torch.sub(t, last, out=nearer).clamp_(0.0, 1.0)
+    torch.sub(t, first, out=own).add_(1.0).clamp_(0.0, 1.0).sub_(nearer)
+
+
 def _present_layers(t: torch.Tensor, count: int) -> torch.Tensor:
     """Which of ``count`` layers have pixels: layer ``l`` has those at ``l - 1 < t < l + 1``, whose ``t``
     rounds down or up to ``l``. ``(count,)`` bool, on the CPU."""
     bins = count + 1
-    present = torch.zeros(bins, dtype=torch.bool, device=t.device)
-    for y in range(0, t.shape[-2], BAND):
-        band = t[..., y: y + BAND, :]
+
+    def band_present(band: torch.Tensor) -> torch.Tensor:
+        present = torch.zeros(bins, dtype=torch.bool, device=band.device)
         for rounded in (band.floor(), band.ceil()):
             present |= torch.bincount(rounded.to(torch.int32).flatten(), minlength=bins)[:bins] > 0
-    return present.cpu()
+        return present.view(1, 1, 1, bins)
+
+    # Bands of rows on the render's workers, each giving one row of presence.
+    return by_bands(band_present, BAND, t).any(dim=-2).flatten().cpu()
 
 
 def coc_range(disparity: torch.Tensor, lens: Lens) -> tuple[float, float]:
@@ -267,8 +300,13 @@ class Layers:
         s = self.scales[first]
 
         def pooled_parts(t, image):
-            weight, beyond = layer_share(t, first, last)
-            return pool(torch.cat([weight * image, weight, weight * t, beyond], 1), s)
+            # [weight * image, weight, weight * t, beyond], made in place in one buffer
+            parts = t.new_empty((t.shape[0], 6) + t.shape[2:])
+            weight = parts[:, 3:4]
+            layer_share_into(t, first, last, weight, parts[:, 5:6])
+            torch.mul(weight, image, out=parts[:, :3])
+            torch.mul(weight, t, out=parts[:, 4:5])
+            return pool(parts, s)
 
         pooled = by_bands(pooled_parts, max(BAND, s), self.t[..., gy:gy1, gx:gx1], self.image[..., gy:gy1, gx:gx1])
         coarser = pool(pooled, fill_scale(s) // s)

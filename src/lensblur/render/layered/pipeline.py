@@ -34,6 +34,7 @@ from .layout import (
     layer_radii,
     layer_scale,
     layer_share,
+    layer_share_into,
     layer_windows,
     plan_layers,
 )
@@ -223,8 +224,12 @@ def composite_sharp(block: Block, canvas: Canvas, sharp: list[int]) -> None:
     first, last = min(sharp), max(sharp)
 
     def pooled_parts(t, image):
-        own, beyond = layer_share(t, first, last)
-        return pool(torch.cat([torch.minimum(own * image, own), own, beyond], dim=1), FILL_SCALE)
+        # [min(own * image, own), own, beyond], made in place in one buffer
+        parts = t.new_empty((t.shape[0], 5) + t.shape[2:])
+        own = parts[:, 3:4]
+        layer_share_into(t, first, last, own, parts[:, 4:5])
+        torch.minimum(torch.mul(own, image, out=parts[:, :3]), own, out=parts[:, :3])
+        return pool(parts, FILL_SCALE)
 
     pooled = by_bands(pooled_parts, BAND, block.t, block.image)
     if float(pooled[:, 4:].max()) > 0.0:
@@ -235,17 +240,21 @@ def _draw_sharp(canvas: Canvas, tiles: Tiles, index: int, radius: float, lens: L
                 frame: tuple[int, int]) -> None:
     """Draw a layer near the focus (scale 1) on the tiles it reaches, on ``canvas``, a canvas on ``tiles``."""
     pick = tiles.reached_by(index)
-    t, image = tiles.t[pick], tiles.image[pick]
-    own, _ = layer_share(t, index, index)
-    if len(pick) == 0 or float(own.max()) <= 0.0:
+    if len(pick) == 0:
         return
-    h, w = tiles.size
-    halo = tiles.halo
+    every = len(pick) == len(tiles)
     kernel = psf(lens.aperture, radius)
     half = kernel.shape[-1] // 2
-    # The tiles with as much of their halo as this kernel reaches.
+    halo = tiles.halo
+    # The tiles with as much of their halo as this kernel reaches (all of them: no copy).
     reach = (..., slice(halo - half, TILE + halo + half), slice(halo - half, TILE + halo + half))
-    stack = torch.cat([own[reach] * image[reach], own[reach]], dim=1)
+    t, image = (tiles.t[reach], tiles.image[reach]) if every else (tiles.t[pick][reach], tiles.image[pick][reach])
+    own, _ = layer_share(t, index, index)
+    if float(own.max()) <= 0.0:
+        return
+    stack = torch.empty((len(pick), 4) + own.shape[-2:], dtype=own.dtype, device=own.device)
+    torch.mul(own, image, out=stack[:, :3])
+    stack[:, 3:] = own
     if lens.aperture.cat_eye > 0 and half > 0:
         out = blur_tiles_cat_eye(stack, tiles.rows[pick] + origin[0], tiles.cols[pick] + origin[1], lens, radius,
                                  frame)
@@ -253,9 +262,10 @@ def _draw_sharp(canvas: Canvas, tiles: Tiles, index: int, radius: float, lens: L
         out = depthwise(stack, kernel)
     else:
         out = stack
-    fy, fx = frame_fractions(kernel, (h, w), 1, origin, frame)
-    out = out / tiles.frame_weights(fy.to(out), fx.to(out), pick)
-    canvas.draw(index, out[:, :3], out[:, 3:4].clamp_min(0.0), (pick,))
+    fy, fx = frame_fractions(kernel, tiles.size, 1, origin, frame)
+    if bool((fy < 1.0).any()) or bool((fx < 1.0).any()):      # a border of the frame within the kernel's reach
+        out = out / tiles.frame_weights(fy.to(out), fx.to(out), pick)
+    canvas.draw(index, out[:, :3], out[:, 3:4].clamp_min(0.0), (...,) if every else (pick,))
 
 
 def composite_back(block: Block, canvas: Canvas, back: list[int]) -> Canvas | None:
@@ -286,16 +296,21 @@ def finish(canvas: Canvas, behind: Canvas | None, fill: Canvas) -> torch.Tensor:
     """
     h, w = canvas.size
     light, weight, covered = canvas.light, canvas.weight, canvas.covered
+    # Light and weight enlarged together (one pass per band for both).
+    behind_maps = None if behind is None else torch.cat([behind.light, behind.weight], dim=1)
+    fill_maps = torch.cat([fill.light, fill.weight], dim=1)
     for y0 in range(0, h, BAND):
         y1 = min(h, y0 + BAND)
         band = (..., slice(y0, y1), slice(None))
-        if behind is not None:
+        if behind_maps is not None:
             passed = (1.0 - covered[band]).clamp_(0.0, 1.0)
-            light[band].addcmul_(passed, upsampled_rows(behind.light, COARSE, y0, y1, w))
-            weight[band].addcmul_(passed, upsampled_rows(behind.weight, COARSE, y0, y1, w))
-        fill_weight = upsampled_rows(fill.weight, FILL_SCALE, y0, y1, w)
+            up = upsampled_rows(behind_maps, COARSE, y0, y1, w)
+            light[band].addcmul_(passed, up[:, :3])
+            weight[band].addcmul_(passed, up[:, 3:])
+        up = upsampled_rows(fill_maps, FILL_SCALE, y0, y1, w)
+        fill_weight = up[:, 3:]
         has_fill = fill_weight > 1e-6
-        colour = upsampled_rows(fill.light, FILL_SCALE, y0, y1, w).div_(fill_weight.clamp_min(1e-6))
+        colour = up[:, :3].div_(fill_weight.clamp_min(1e-6))
         remainder = (1.0 - weight[band]).clamp_(0.0, 1.0).mul_(has_fill)
         light[band].div_(torch.where(has_fill, weight[band].clamp_min(1.0), weight[band].clamp_min(1e-6)))
         light[band].addcmul_(remainder, colour)
