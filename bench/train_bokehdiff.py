@@ -46,6 +46,7 @@ import argparse
 import math
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,7 @@ class OneStepRenderer(nn.Module):
         seed: the initialisation's seed.
     """
 
-    def __init__(self, variant: str, width: int = 32, seed: int = 0):
+    def __init__(self, variant: str, width: int = 32, seed: int = 0, hardness: str = "release"):
         super().__init__()
         from diffusers import DDPMScheduler, UNet2DConditionModel
 
@@ -107,7 +108,8 @@ class OneStepRenderer(nn.Module):
             install_pisa(self.unet, layers=())
         else:
             self.processor = PISAProcessor(distance="pixels", segments=5, supersamples=4, coc_mask=variant == "pisa",
-                                           sharpness=Sharpness.training())
+                                           sharpness=Sharpness.training() if hardness == "release"
+                                           else Sharpness.inference())
             install_pisa(self.unet, self.processor)
 
     def forward(self, image: torch.Tensor, disparity: torch.Tensor, coc: torch.Tensor,
@@ -126,11 +128,11 @@ class Scratch:
 
     name = "bokehdiff-scratch"
 
-    def __init__(self, variant: str, *, width: int, steps: int, lr: float, seed: int):
+    def __init__(self, variant: str, *, width: int, steps: int, lr: float, seed: int, hardness: str = "release"):
         from lensblur.bokehdiff.training import BokehDiffTrainConfig, cosine_schedule
 
         self.variant, self.seed = variant, seed
-        self.model = OneStepRenderer(variant, width, seed)
+        self.model = OneStepRenderer(variant, width, seed, hardness)
         self.settings = BokehDiffTrainConfig(lpips_weight=0.0, discriminator="none", adv_weight=0.0,
                                              edge_loss="difference")
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=1e-2)
@@ -171,15 +173,17 @@ class Scratch:
         self.forwards += 1
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 
-    def predict(self, image, disparity, coc):
-        """Linear RGB in and out, at PISA's inference settings (hardness 1e7, 5 x 7 samples)."""
+    def predict(self, image, disparity, coc, hardness: float | None = None):
+        """Linear RGB in and out, at PISA's inference settings (5 x 7 samples, no counting) with the soft CoC
+        edge's ``hardness`` (None: the release's 1e7)."""
         from lensblur.bokehdiff.pisa import Sharpness
         from lensblur.color import linear_to_srgb, srgb_to_linear
 
         p = self.model.processor
         saved = None if p is None else (p.sharpness, p.segments, p.supersamples)
         if p is not None:
-            p.sharpness, p.segments, p.supersamples = Sharpness.inference(), 7, 5
+            p.sharpness = Sharpness.inference() if hardness is None else Sharpness(hardness)
+            p.segments, p.supersamples = 7, 5
         self.model.eval()
         try:
             with torch.no_grad():
@@ -190,24 +194,48 @@ class Scratch:
         return srgb_to_linear((out.clamp(-1, 1) + 1) / 2)
 
 
-def scores(held_out, predictors: dict) -> dict[str, tuple[float, float]]:
+def windows(item: dict, crop: int):
+    """The held-out frame ``item`` cut into non-overlapping ``crop x crop`` windows (the training crop's size):
+    ``image``, ``target``, ``disparity`` and the pair's signed CoC ``coc``, each ``(n, C, crop, crop)``."""
+    lens = item["meta"]["lens"]
+    disparity = item["disparity"]
+    maps = {"image": item["image"], "target": item["target"], "disparity": disparity,
+            "coc": lens["blur"] * (disparity - lens["focus_disparity"])}
+    h, w = disparity.shape[-2:]
+    origins = [(y, x) for y in range(0, h - crop + 1, crop) for x in range(0, w - crop + 1, crop)]
+    return {k: torch.stack([v[:, y: y + crop, x: x + crop] for y, x in origins]) for k, v in maps.items()}
+
+
+BLURRED_PX = 4.0
+"""A window counts as blurred when its largest CoC radius reaches this (one PISA token of the 64-px crop)."""
+
+
+def scores(held_out, predictors: dict, crop: int) -> dict[str, dict[str, float]]:
     """Mean PSNR and SSIM (8-bit sRGB, as lensblur eval scores) of each ``name -> (image, disparity, coc) ->
-    rendering`` on the held-out pairs, each rendered with its own lens."""
+    rendering`` on the held-out pairs' ``crop``-px windows, each rendered with its pair's lens; and the mean
+    PSNR over the windows whose largest CoC radius is at least :data:`BLURRED_PX` (``psnr_blurred``) and over
+    the others (``psnr_sharp``)."""
     from lensblur.eval.runner import display_8bit
     from lensblur.metrics import psnr, ssim
 
     rows = {name: ([], []) for name in predictors}
+    blurred = []
     for i in range(len(held_out)):
-        item = held_out[i]
-        lens = item["meta"]["lens"]
-        disparity = item["disparity"][None]
-        coc = lens["blur"] * (disparity - lens["focus_disparity"])
-        target = display_8bit(item["target"].permute(1, 2, 0))
+        parts = windows(held_out[i], crop)
+        blurred += (parts["coc"].abs().flatten(1).amax(1) >= BLURRED_PX).tolist()
         for name, predict in predictors.items():
-            shown = display_8bit(predict(item["image"][None], disparity, coc)[0].permute(1, 2, 0))
-            rows[name][0].append(psnr(target, shown, data_range=1.0))
-            rows[name][1].append(ssim(target, shown, data_range=1.0))
-    return {name: (float(np.mean(p)), float(np.mean(s))) for name, (p, s) in rows.items()}
+            out = predict(parts["image"], parts["disparity"], parts["coc"])
+            for j in range(len(out)):
+                target = display_8bit(parts["target"][j].permute(1, 2, 0))
+                shown = display_8bit(out[j].permute(1, 2, 0))
+                rows[name][0].append(psnr(target, shown, data_range=1.0))
+                rows[name][1].append(ssim(target, shown, data_range=1.0))
+    mask = np.array(blurred, bool)
+    return {name: {"psnr": float(np.mean(p)), "ssim": float(np.mean(s)), "windows": len(p),
+                   "psnr_blurred": float(np.mean(np.array(p)[mask])) if mask.any() else math.nan,
+                   "psnr_sharp": float(np.mean(np.array(p)[~mask])) if (~mask).any() else math.nan,
+                   "blurred": int(mask.sum())}
+            for name, (p, s) in rows.items()}
 
 
 def main() -> None:
@@ -215,6 +243,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="dataset folder (made or completed; default: a cache folder)")
     parser.add_argument("--pairs", type=int, default=400)
     parser.add_argument("--held-out", type=int, default=40)
+    parser.add_argument("--size", type=int, default=256, help="the synthesised frames' side in pixels")
+    parser.add_argument("--crop", type=int, default=64, help="the training and scoring windows' side in pixels")
     parser.add_argument("--preset", default="bokehdiff", choices=("bokehdiff", "lensblur"),
                         help="the synth preset (bokehdiff: CoC up to 8 px at 64 px; lensblur: up to 3 px)")
     parser.add_argument("--samples", type=int, default=256, help="aperture samples per synthesised pair")
@@ -223,6 +253,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=16, help="the UNet's first width (16: 0.26 M parameters)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--variants", default="pisa,plain", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--hardness", default="release", choices=("release", "inference"),
+                        help="PISA's soft CoC edge in training: the release's counter (3 + calls) or fixed at 1e7")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -235,15 +267,16 @@ def main() -> None:
     from lensblur.bokehdiff.pairs import BokehDiffPairs
     from lensblur.train import TrainConfig, train
 
-    training, held_out = make_pairs(args.data, args.pairs, 64, args.seed, args.held_out, args.preset, args.samples)
+    training, held_out = make_pairs(args.data, args.pairs, args.size, args.seed, args.held_out, args.preset, args.samples)
     predictors = {"identity": lambda image, disparity, coc: image}
     report = []
     for variant in variants:
-        method = Scratch(variant, width=args.width, steps=args.steps, lr=args.lr, seed=args.seed)
+        method = Scratch(variant, width=args.width, steps=args.steps, lr=args.lr, seed=args.seed,
+                         hardness=args.hardness)
         count = sum(p.numel() for p in method.model.parameters())
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            result = train(method, BokehDiffPairs(training, 64), Path(tmp) / "run",
+            result = train(method, BokehDiffPairs(training, args.crop), Path(tmp) / "run",
                            TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                                        checkpoint_every=args.steps, log_every=max(1, args.steps // 10),
                                        progress=False))
@@ -253,14 +286,22 @@ def main() -> None:
                       f"{seconds:.0f} s, last loss {result.losses['loss']:.4f} (MSE {result.losses['mse']:.4f}), "
                       f"training hardness at the end {hardness:.0f}")
         predictors[variant] = method.predict
+        if method.model.processor is not None and method.model.processor.coc_mask and args.hardness == "release":
+            # The same network with the CoC edge as sharp as training left it (a short run ends far below 1e7).
+            predictors[f"{variant} @ hardness {hardness:.0f}"] = partial(method.predict, hardness=hardness)
     print(f"trained on {len(training)} pairs, {args.threads} threads")
     for line in report:
         print(line)
     print(f"held-out pairs: {len(held_out)}")
-    print("| method | PSNR | SSIM |")
-    print("|---|---:|---:|")
-    for name, (p, s) in scores(held_out, predictors).items():
-        print(f"| {name} | {p:.2f} | {s:.4f} |")
+    table = scores(held_out, predictors, args.crop)
+    first = next(iter(table.values()))
+    print(f"held-out windows: {first['windows']} of {args.crop} px, {first['blurred']} with a CoC of "
+          f">= {BLURRED_PX:g} px")
+    print("| method | PSNR | SSIM | PSNR, blurred windows | PSNR, the others |")
+    print("|---|---:|---:|---:|---:|")
+    for name, row in table.items():
+        print(f"| {name} | {row['psnr']:.2f} | {row['ssim']:.4f} | {row['psnr_blurred']:.2f} | "
+              f"{row['psnr_sharp']:.2f} |")
 
 
 if __name__ == "__main__":
