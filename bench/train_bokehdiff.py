@@ -56,6 +56,9 @@ from torch import nn
 
 TIMESTEP = 499
 VARIANTS = ("pisa", "plain", "no-coc")
+LAYERS = {"release": ("down_blocks.1.attentions.0",), "all": ("down_blocks.1.attentions.0", "up_blocks.0.attentions")}
+"""Where PISA runs: the release's block, or every self-attention layer of the small UNet (all at 1/4 of the
+crop: 16 x 16 tokens of 4 px for 64-px crops)."""
 
 
 def make_pairs(folder: Path | None, pairs: int, size: int, seed: int, held_out: int, preset: str, samples: int):
@@ -84,7 +87,8 @@ class OneStepRenderer(nn.Module):
         seed: the initialisation's seed.
     """
 
-    def __init__(self, variant: str, width: int = 32, seed: int = 0, hardness: str = "release"):
+    def __init__(self, variant: str, width: int = 32, seed: int = 0, hardness: str = "release",
+                 layers: str = "release"):
         super().__init__()
         from diffusers import DDPMScheduler, UNet2DConditionModel
 
@@ -110,7 +114,7 @@ class OneStepRenderer(nn.Module):
             self.processor = PISAProcessor(distance="pixels", segments=5, supersamples=4, coc_mask=variant == "pisa",
                                            sharpness=Sharpness.training() if hardness == "release"
                                            else Sharpness.inference())
-            install_pisa(self.unet, self.processor)
+            install_pisa(self.unet, self.processor, LAYERS[layers])
 
     def forward(self, image: torch.Tensor, disparity: torch.Tensor, coc: torch.Tensor,
                 generator: torch.Generator | None = None) -> torch.Tensor:
@@ -128,11 +132,12 @@ class Scratch:
 
     name = "bokehdiff-scratch"
 
-    def __init__(self, variant: str, *, width: int, steps: int, lr: float, seed: int, hardness: str = "release"):
+    def __init__(self, variant: str, *, width: int, steps: int, lr: float, seed: int, hardness: str = "release",
+                 layers: str = "release"):
         from lensblur.bokehdiff.training import BokehDiffTrainConfig, cosine_schedule
 
         self.variant, self.seed = variant, seed
-        self.model = OneStepRenderer(variant, width, seed, hardness)
+        self.model = OneStepRenderer(variant, width, seed, hardness, layers)
         self.settings = BokehDiffTrainConfig(lpips_weight=0.0, discriminator="none", adv_weight=0.0,
                                              edge_loss="difference")
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=1e-2)
@@ -255,6 +260,8 @@ def main() -> None:
     parser.add_argument("--variants", default="pisa,plain", help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--hardness", default="release", choices=("release", "inference"),
                         help="PISA's soft CoC edge in training: the release's counter (3 + calls) or fixed at 1e7")
+    parser.add_argument("--pisa-layers", default="release", choices=tuple(LAYERS),
+                        help="release: the self-attention of down_blocks.1.attentions.0; all: every self-attention")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -272,7 +279,7 @@ def main() -> None:
     report = []
     for variant in variants:
         method = Scratch(variant, width=args.width, steps=args.steps, lr=args.lr, seed=args.seed,
-                         hardness=args.hardness)
+                         hardness=args.hardness, layers=args.pisa_layers)
         count = sum(p.numel() for p in method.model.parameters())
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
