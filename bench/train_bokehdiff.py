@@ -42,8 +42,9 @@ What is made to fit minutes on a CPU, and why:
 Variants (``--variants``): ``pisa``; ``plain`` (every attention layer plain, the disparity and CoC unused);
 ``no-coc`` (PISA without its CoC mask: softmax over queries and occlusion only, the paper's exact "w/o CoC").
 
-    python bench/train_bokehdiff.py --variants pisa,plain --steps 1000 --threads 1    # the figures of docs/
-    python bench/train_bokehdiff.py --variants pisa,plain,no-coc --pisa-layers all    # PISA on every layer
+    python bench/train_bokehdiff.py --variants pisa,plain --steps 400 --threads 1     # docs/bokehdiff.md's table
+    python bench/train_bokehdiff.py --variants pisa,plain,no-coc --steps 2000 --threads 2   # the next measurement
+    python bench/train_bokehdiff.py --variants pisa,plain --pisa-layers all         # PISA on every layer
     python bench/train_bokehdiff.py --pairs 24 --held-out 4 --size 64 --steps 3 --width 8   # a check that it runs
 
 CPU per training step of 8 at width 16 on this machine (process time): about 0.5 s plain and 1.2 s with PISA,
