@@ -1,15 +1,18 @@
 """Does BokehDiff's design learn on this CPU? A small UNet with PISA, trained from scratch with the one-step
-formula on 64 x 64 `lensblur synth` pairs, scored on held-out pairs against identity, beside the same run with
-PISA replaced by plain attention (the paper's "w/o CoC" ablation in miniature: without PISA the network has
-no depth at all, since depth reaches BokehDiff only through PISA).
+formula on 64 x 64 crops of `lensblur synth` pairs, scored on held-out pairs against identity, beside the same
+run with PISA replaced by plain attention (the paper's "w/o CoC" ablation in miniature: without PISA the
+network has no depth at all, since depth reaches BokehDiff only through PISA).
 
 What is the same as BokehDiff (lensblur.bokehdiff):
 
 - the one-step formula at t = 499 on SD's noise schedule: ``z0 = (z - sqrt(1 - abar) eps) / sqrt(abar)``, with
   the input taken as z_t and no noise added;
 - a diffusers ``UNet2DConditionModel`` with PISA (:class:`~lensblur.bokehdiff.pisa.PISAProcessor`) on the
-  self-attention of ``down_blocks.1.attentions.0``, the release's training sharpness counter (``3 + calls``)
-  and 4 x 5 occlusion samples, a fixed context standing for the fixed prompt;
+  self-attention of ``down_blocks.1.attentions.0`` (``--pisa-layers all``: also the up block's), 4 x 5
+  occlusion samples in training and 5 x 7 when scoring, a fixed context standing for the fixed prompt;
+- the data's make-up: `lensblur synth --preset bokehdiff` frames, trained on random crops (the release: 512-px
+  crops of 768-px renders; here 64-px crops of 256-px frames, so that the preset's blur, scaled to the frame,
+  reaches 1 to 32 px and is visible in a crop);
 - the training view (:class:`~lensblur.bokehdiff.pairs.BokehDiffPairs`: flips and exposure rescaling), the
   pixel losses (:func:`~lensblur.bokehdiff.training.pixel_losses`: MSE and the edge loss), AdamW (0.9, 0.95),
   weight decay 1e-2, the warm cosine schedule, gradient clipping at 1, and the shared loop.
@@ -19,25 +22,34 @@ What is made to fit minutes on a CPU, and why:
 - from scratch, every weight trained: there is no pretrained model here (no LoRA, no VAE);
 - no VAE: the "latent" is the image's 2 x 2 pixel blocks (``pixel_unshuffle``, 12 x 32 x 32), lossless, so
   nothing has to learn to encode;
-- an identity-friendly start: the noise prediction is ``eps = c z + UNet(z)`` with ``c = (1 - sqrt(abar)) /
+- an identity start: the noise prediction is ``eps = c z + UNet(z)`` with ``c = (1 - sqrt(abar)) /
   sqrt(1 - abar)`` and the UNet's last convolution zeroed, so that the untrained model returns its input
-  exactly (the one-step formula then maps ``eps = c z`` to ``z0 = z``) and training learns the blur as a
-  residual;
+  exactly (the one-step formula maps ``eps = c z`` to ``z0 = z``; ``eps = 0`` would give ``z / sqrt(abar)``,
+  1.9 z) and training learns the blur as a residual, as a LoRA starts from its base;
 - PISA measures distances in pixels (``distance="pixels"``: its disk is the CoC's), since the release's
-  51.2-units-per-side scale is calibrated on 512-px tiles; no PISA dropout; inference at hardness 1e7;
+  51.2-units-per-side scale is calibrated on 512-px tiles; no PISA dropout;
+- the soft CoC edge at the scoring hardness (1e7) from the first step (``--hardness inference``, default):
+  the release's counter (``3 + calls``, ``--hardness release``) is a curriculum over 120 000 steps that ends at
+  ln H = 12.4; a run of a few hundred steps ends near ln H = 6, where an in-focus source (its CoC below the
+  4-px token) still gives half its energy to its neighbours, against 2.5 % at 1e7, so the network would be
+  trained on one mask and scored on another (``--hardness release`` also scores PISA at its last hardness);
 - losses: MSE + the release's edge loss; no LPIPS and no adversarial term (their VGG-16 and ConvNeXt weights
-  are not on this machine).
+  are not on this machine);
+- the held-out frames are scored on their non-overlapping 64-px windows (16 per 256-px frame), and the mean
+  PSNR is also given apart for the windows whose largest CoC reaches a token (4 px) and for the others, where
+  the right answer is nearly the input.
 
 Variants (``--variants``): ``pisa``; ``plain`` (every attention layer plain, the disparity and CoC unused);
 ``no-coc`` (PISA without its CoC mask: softmax over queries and occlusion only, the paper's exact "w/o CoC").
 
-    python bench/train_bokehdiff.py                   # 400 pairs (40 held out), 2000 steps of 8 per variant
-    python bench/train_bokehdiff.py --variants pisa,plain,no-coc --width 32      # the three, a wider UNet
-    python bench/train_bokehdiff.py --pairs 8 --held-out 2 --steps 3 --width 8   # a check that it runs
+    python bench/train_bokehdiff.py --variants pisa,plain --steps 400 --threads 1     # docs/bokehdiff.md's table
+    python bench/train_bokehdiff.py --variants pisa,plain,no-coc --steps 2000 --threads 2   # the next measurement
+    python bench/train_bokehdiff.py --variants pisa,plain --pisa-layers all         # PISA on every layer
+    python bench/train_bokehdiff.py --pairs 24 --held-out 4 --size 64 --steps 3 --width 8   # a check that it runs
 
-One forward and backward pass of a batch of 4 at width 16 takes about 0.12 s on one core of this machine (PISA
-adds about 15% to plain attention), so the default run is a few minutes per variant on two quiet cores, plus
-the synthesis of the pairs the first time (kept in a cache folder).
+CPU per training step of 8 at width 16 on this machine (process time): about 0.5 s plain and 1.2 s with PISA,
+whose occlusion sampling is 0.33 s of it; the 400 256-px pairs take about 9 CPU minutes to synthesise the first
+time (kept in a cache folder) and are decoded once into memory.
 """
 
 from __future__ import annotations
@@ -46,6 +58,7 @@ import argparse
 import math
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +68,9 @@ from torch import nn
 
 TIMESTEP = 499
 VARIANTS = ("pisa", "plain", "no-coc")
+LAYERS = {"release": ("down_blocks.1.attentions.0",), "all": ("down_blocks.1.attentions.0", "up_blocks.0.attentions")}
+"""Where PISA runs: the release's block, or every self-attention layer of the small UNet (all at 1/4 of the
+crop: 16 x 16 tokens of 4 px for 64-px crops)."""
 
 
 def make_pairs(folder: Path | None, pairs: int, size: int, seed: int, held_out: int, preset: str, samples: int):
@@ -69,9 +85,25 @@ def make_pairs(folder: Path | None, pairs: int, size: int, seed: int, held_out: 
     start = time.perf_counter()
     synthesize(folder, pairs, size=(size, size), seed=seed, samples=samples, preset=preset, progress=False)
     print(f"data: {pairs} pairs at {size}x{size} ({preset} preset) in {folder} ({time.perf_counter() - start:.0f} s)")
-    dataset = SynthDataset(folder)
+    dataset = InMemory(SynthDataset(folder))
     n_train = len(dataset) - held_out
     return Subset(dataset, range(n_train)), Subset(dataset, range(n_train, len(dataset)))
+
+
+class InMemory(torch.utils.data.Dataset):
+    """A dataset's items decoded once and kept (the PNG decoding of a 256-px pair costs about as much CPU as a
+    training step of the plain variant)."""
+
+    def __init__(self, dataset):
+        self.dataset, self.items = dataset, {}
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        if index not in self.items:
+            self.items[index] = self.dataset[index]
+        return dict(self.items[index])
 
 
 class OneStepRenderer(nn.Module):
@@ -83,7 +115,8 @@ class OneStepRenderer(nn.Module):
         seed: the initialisation's seed.
     """
 
-    def __init__(self, variant: str, width: int = 32, seed: int = 0):
+    def __init__(self, variant: str, width: int = 32, seed: int = 0, hardness: str = "release",
+                 layers: str = "release"):
         super().__init__()
         from diffusers import DDPMScheduler, UNet2DConditionModel
 
@@ -107,8 +140,9 @@ class OneStepRenderer(nn.Module):
             install_pisa(self.unet, layers=())
         else:
             self.processor = PISAProcessor(distance="pixels", segments=5, supersamples=4, coc_mask=variant == "pisa",
-                                           sharpness=Sharpness.training())
-            install_pisa(self.unet, self.processor)
+                                           sharpness=Sharpness.training() if hardness == "release"
+                                           else Sharpness.inference())
+            install_pisa(self.unet, self.processor, LAYERS[layers])
 
     def forward(self, image: torch.Tensor, disparity: torch.Tensor, coc: torch.Tensor,
                 generator: torch.Generator | None = None) -> torch.Tensor:
@@ -126,11 +160,12 @@ class Scratch:
 
     name = "bokehdiff-scratch"
 
-    def __init__(self, variant: str, *, width: int, steps: int, lr: float, seed: int):
+    def __init__(self, variant: str, *, width: int, steps: int, lr: float, seed: int, hardness: str = "release",
+                 layers: str = "release"):
         from lensblur.bokehdiff.training import BokehDiffTrainConfig, cosine_schedule
 
         self.variant, self.seed = variant, seed
-        self.model = OneStepRenderer(variant, width, seed)
+        self.model = OneStepRenderer(variant, width, seed, hardness, layers)
         self.settings = BokehDiffTrainConfig(lpips_weight=0.0, discriminator="none", adv_weight=0.0,
                                              edge_loss="difference")
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=1e-2)
@@ -171,15 +206,17 @@ class Scratch:
         self.forwards += 1
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 
-    def predict(self, image, disparity, coc):
-        """Linear RGB in and out, at PISA's inference settings (hardness 1e7, 5 x 7 samples)."""
+    def predict(self, image, disparity, coc, hardness: float | None = None):
+        """Linear RGB in and out, at PISA's inference settings (5 x 7 samples, no counting) with the soft CoC
+        edge's ``hardness`` (None: the release's 1e7)."""
         from lensblur.bokehdiff.pisa import Sharpness
         from lensblur.color import linear_to_srgb, srgb_to_linear
 
         p = self.model.processor
         saved = None if p is None else (p.sharpness, p.segments, p.supersamples)
         if p is not None:
-            p.sharpness, p.segments, p.supersamples = Sharpness.inference(), 7, 5
+            p.sharpness = Sharpness.inference() if hardness is None else Sharpness(hardness)
+            p.segments, p.supersamples = 7, 5
         self.model.eval()
         try:
             with torch.no_grad():
@@ -190,24 +227,48 @@ class Scratch:
         return srgb_to_linear((out.clamp(-1, 1) + 1) / 2)
 
 
-def scores(held_out, predictors: dict) -> dict[str, tuple[float, float]]:
+def windows(item: dict, crop: int):
+    """The held-out frame ``item`` cut into non-overlapping ``crop x crop`` windows (the training crop's size):
+    ``image``, ``target``, ``disparity`` and the pair's signed CoC ``coc``, each ``(n, C, crop, crop)``."""
+    lens = item["meta"]["lens"]
+    disparity = item["disparity"]
+    maps = {"image": item["image"], "target": item["target"], "disparity": disparity,
+            "coc": lens["blur"] * (disparity - lens["focus_disparity"])}
+    h, w = disparity.shape[-2:]
+    origins = [(y, x) for y in range(0, h - crop + 1, crop) for x in range(0, w - crop + 1, crop)]
+    return {k: torch.stack([v[:, y: y + crop, x: x + crop] for y, x in origins]) for k, v in maps.items()}
+
+
+BLURRED_PX = 4.0
+"""A window counts as blurred when its largest CoC radius reaches this (one PISA token of the 64-px crop)."""
+
+
+def scores(held_out, predictors: dict, crop: int) -> dict[str, dict[str, float]]:
     """Mean PSNR and SSIM (8-bit sRGB, as lensblur eval scores) of each ``name -> (image, disparity, coc) ->
-    rendering`` on the held-out pairs, each rendered with its own lens."""
+    rendering`` on the held-out pairs' ``crop``-px windows, each rendered with its pair's lens; and the mean
+    PSNR over the windows whose largest CoC radius is at least :data:`BLURRED_PX` (``psnr_blurred``) and over
+    the others (``psnr_sharp``)."""
     from lensblur.eval.runner import display_8bit
     from lensblur.metrics import psnr, ssim
 
     rows = {name: ([], []) for name in predictors}
+    blurred = []
     for i in range(len(held_out)):
-        item = held_out[i]
-        lens = item["meta"]["lens"]
-        disparity = item["disparity"][None]
-        coc = lens["blur"] * (disparity - lens["focus_disparity"])
-        target = display_8bit(item["target"].permute(1, 2, 0))
+        parts = windows(held_out[i], crop)
+        blurred += (parts["coc"].abs().flatten(1).amax(1) >= BLURRED_PX).tolist()
         for name, predict in predictors.items():
-            shown = display_8bit(predict(item["image"][None], disparity, coc)[0].permute(1, 2, 0))
-            rows[name][0].append(psnr(target, shown, data_range=1.0))
-            rows[name][1].append(ssim(target, shown, data_range=1.0))
-    return {name: (float(np.mean(p)), float(np.mean(s))) for name, (p, s) in rows.items()}
+            out = predict(parts["image"], parts["disparity"], parts["coc"])
+            for j in range(len(out)):
+                target = display_8bit(parts["target"][j].permute(1, 2, 0))
+                shown = display_8bit(out[j].permute(1, 2, 0))
+                rows[name][0].append(psnr(target, shown, data_range=1.0))
+                rows[name][1].append(ssim(target, shown, data_range=1.0))
+    mask = np.array(blurred, bool)
+    return {name: {"psnr": float(np.mean(p)), "ssim": float(np.mean(s)), "windows": len(p),
+                   "psnr_blurred": float(np.mean(np.array(p)[mask])) if mask.any() else math.nan,
+                   "psnr_sharp": float(np.mean(np.array(p)[~mask])) if (~mask).any() else math.nan,
+                   "blurred": int(mask.sum())}
+            for name, (p, s) in rows.items()}
 
 
 def main() -> None:
@@ -215,14 +276,21 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="dataset folder (made or completed; default: a cache folder)")
     parser.add_argument("--pairs", type=int, default=400)
     parser.add_argument("--held-out", type=int, default=40)
+    parser.add_argument("--size", type=int, default=256, help="the synthesised frames' side in pixels")
+    parser.add_argument("--crop", type=int, default=64, help="the training and scoring windows' side in pixels")
     parser.add_argument("--preset", default="bokehdiff", choices=("bokehdiff", "lensblur"),
-                        help="the synth preset (bokehdiff: CoC up to 8 px at 64 px; lensblur: up to 3 px)")
+                        help="the synth preset (bokehdiff: largest CoC 1 to 32 px at 256 px)")
     parser.add_argument("--samples", type=int, default=256, help="aperture samples per synthesised pair")
     parser.add_argument("--steps", type=int, default=2000, help="optimiser steps per variant")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--width", type=int, default=16, help="the UNet's first width (16: 0.26 M parameters)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--variants", default="pisa,plain", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--hardness", default="inference", choices=("release", "inference"),
+                        help="PISA's soft CoC edge in training: fixed at the scoring's 1e7, or the release's counter "
+                             "(3 + calls)")
+    parser.add_argument("--pisa-layers", default="release", choices=tuple(LAYERS),
+                        help="release: the self-attention of down_blocks.1.attentions.0; all: every self-attention")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -235,15 +303,16 @@ def main() -> None:
     from lensblur.bokehdiff.pairs import BokehDiffPairs
     from lensblur.train import TrainConfig, train
 
-    training, held_out = make_pairs(args.data, args.pairs, 64, args.seed, args.held_out, args.preset, args.samples)
+    training, held_out = make_pairs(args.data, args.pairs, args.size, args.seed, args.held_out, args.preset, args.samples)
     predictors = {"identity": lambda image, disparity, coc: image}
     report = []
     for variant in variants:
-        method = Scratch(variant, width=args.width, steps=args.steps, lr=args.lr, seed=args.seed)
+        method = Scratch(variant, width=args.width, steps=args.steps, lr=args.lr, seed=args.seed,
+                         hardness=args.hardness, layers=args.pisa_layers)
         count = sum(p.numel() for p in method.model.parameters())
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            result = train(method, BokehDiffPairs(training, 64), Path(tmp) / "run",
+            result = train(method, BokehDiffPairs(training, args.crop), Path(tmp) / "run",
                            TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                                        checkpoint_every=args.steps, log_every=max(1, args.steps // 10),
                                        progress=False))
@@ -253,14 +322,22 @@ def main() -> None:
                       f"{seconds:.0f} s, last loss {result.losses['loss']:.4f} (MSE {result.losses['mse']:.4f}), "
                       f"training hardness at the end {hardness:.0f}")
         predictors[variant] = method.predict
+        if method.model.processor is not None and method.model.processor.coc_mask and args.hardness == "release":
+            # The same network with the CoC edge as sharp as training left it (a short run ends far below 1e7).
+            predictors[f"{variant} @ hardness {hardness:.0f}"] = partial(method.predict, hardness=hardness)
     print(f"trained on {len(training)} pairs, {args.threads} threads")
     for line in report:
         print(line)
     print(f"held-out pairs: {len(held_out)}")
-    print("| method | PSNR | SSIM |")
-    print("|---|---:|---:|")
-    for name, (p, s) in scores(held_out, predictors).items():
-        print(f"| {name} | {p:.2f} | {s:.4f} |")
+    table = scores(held_out, predictors, args.crop)
+    first = next(iter(table.values()))
+    print(f"held-out windows: {first['windows']} of {args.crop} px, {first['blurred']} with a CoC of "
+          f">= {BLURRED_PX:g} px")
+    print("| method | PSNR | SSIM | PSNR, blurred windows | PSNR, the others |")
+    print("|---|---:|---:|---:|---:|")
+    for name, row in table.items():
+        print(f"| {name} | {row['psnr']:.2f} | {row['ssim']:.4f} | {row['psnr_blurred']:.2f} | "
+              f"{row['psnr_sharp']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -391,3 +391,18 @@ def test_cli_train_refuses_a_missing_base_before_writing(tmp_path, capsys):
     with pytest.raises(ModelNotFoundError):
         BokehDiffTrainer(BokehDiffTrainConfig(base_model=str(tmp_path / "nowhere"), lpips_weight=0.0,
                                               discriminator="none"))
+
+
+def test_a_crop_other_than_the_tile_warns_that_the_release_distance_changes_the_coc_unit(sd_parts, caplog):
+    batch = batch_of(BokehDiffPairs(Pairs(), SIZE, flips=False, exposure=False))
+    messages = {}
+    for distance in ("release", "pixels"):
+        method = trainer(sd_parts, "released", adversarial=False, distance=distance)
+        tile = method.pipeline.tile_size * method.pipeline.vae_scale_factor
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="lensblur.bokehdiff.training"):
+            steps(method, batch, 2)
+        messages[distance] = [r.getMessage() for r in caplog.records if "CoC unit" in r.getMessage()]
+    assert tile != SIZE and messages["pixels"] == []
+    assert len(messages["release"]) == 1                                # once per run
+    assert f"{SIZE / tile:.3g}x the radius" in messages["release"][0]

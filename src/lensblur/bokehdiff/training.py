@@ -550,11 +550,27 @@ class BokehDiffTrainer:
         if self.settings.grad_clip > 0 and accelerator.sync_gradients:
             accelerator.clip_grad_norm_(list(module.parameters()), self.settings.grad_clip)
 
+    def _warn_about_the_coc_scale(self, crop: tuple[int, int]) -> None:
+        """Warn once when PISA's ``"release"`` distance gives the training crops another CoC unit than the
+        tiles of inference: it spans 51.2 units across whatever map it is given, so only a crop of the tile's
+        size trains the unit (10 px) that inference uses."""
+        self._scale_checked = True
+        tile = self.pipeline.tile_size * self.pipeline.vae_scale_factor
+        if self.settings.distance != "release" or crop == (tile, tile):
+            return
+        logger.warning("PISA's release distance spans 51.2 CoC units across each %dx%d-px training crop, so a CoC "
+                       "unit is about %.3g px there but 10 px on the %d-px tiles rendering uses: PISA's disks in training "
+                       "are %.3gx the radius they have when rendering. Train on %d-px crops, or with "
+                       "distance='pixels' (the same in both).", crop[1], crop[0], max(crop) / 51.2, tile,
+                       max(crop) / tile, tile)
+
     def training_step(self, batch: dict[str, torch.Tensor], accelerator) -> dict[str, float]:
         """One generator step (LoRA and encoder) and one discriminator step; returns the losses."""
         from .losses import adversarial_d_loss, weighted_sum
 
         cfg = self.settings
+        if not getattr(self, "_scale_checked", False):
+            self._warn_about_the_coc_scale(tuple(batch["image"].shape[-2:]))
         self._train_mode(True)
         hardness = self.processor.sharpness.hardness
         adversarial = self.discriminator is not None and self.updates >= cfg.adv_start

@@ -81,6 +81,9 @@ class EvalOptions:
         ssim: the SSIM variant, one of :data:`lensblur.metrics.SSIM_VARIANTS` (named in every table).
         lpips_net: LPIPS's backbone, ``"alex"`` (most papers) or ``"vgg"``.
         display: how linear images become the values scored, one of :data:`DISPLAYS` (named in every table).
+        focus_heuristic: ``"ground-truth-edges"``: each item's focus disparity from edges its input shares with
+            its *target* (BokehDiff's release on EBB!, :mod:`lensblur.eval.gt_focus`); not with
+            ``focus_disparity``. Scores made so have seen the ground truth's focus.
 
     Raises:
         InputError: a value outside its range (checked when the options are made).
@@ -97,6 +100,7 @@ class EvalOptions:
     ssim: str = SSIM_VARIANTS[0]
     lpips_net: str = LPIPS_NETS[0]
     display: str = DISPLAYS[0]
+    focus_heuristic: str | None = None
 
     def __post_init__(self) -> None:
         from ..data._common import check_alignment
@@ -119,6 +123,14 @@ class EvalOptions:
                              fix="display=srgb8 (8-bit sRGB files), or display=gamma22 for BLB as BokehMe scores it")
         if self.lpips_net not in ("alex", "vgg"):
             raise InputError("lpips_net", expected="alex or vgg", got=self.lpips_net, fix="lpips_net=alex")
+        from .gt_focus import GT_FOCUS
+
+        if self.focus_heuristic not in (None, GT_FOCUS):
+            raise InputError("focus_heuristic", expected=f"None or {GT_FOCUS!r}", got=self.focus_heuristic,
+                             fix=f"focus_heuristic={GT_FOCUS!r} (the release's EBB! focus), or leave it out")
+        if self.focus_heuristic is not None and self.focus_disparity is not None:
+            raise InputError("focus_heuristic", expected="one source of focus", got=f"{self.focus_heuristic!r} and "
+                             f"focus_disparity={self.focus_disparity}", fix="drop one of them")
         if self.blades is not None and (self.blades < 0 or self.blades in (1, 2)):
             raise InputError("blades", expected="0 (a circle) or at least 3", got=self.blades, fix="e.g. blades=6")
 
@@ -306,10 +318,28 @@ def _score(item, prediction: np.ndarray, perceptual: dict[str, Any], options: Ev
     return row
 
 
+def _with_target_focus(item: dict[str, Any], options: EvalOptions, dataset_name: str) -> EvalOptions:
+    """``options`` with the item's focus disparity from the ground-truth edge heuristic."""
+    from dataclasses import replace
+
+    from .gt_focus import ground_truth_edge_focus
+
+    if "target" not in item or "disparity" not in item:
+        raise InputError("focus_heuristic", expected="items with a target and a disparity to take the focus from",
+                         got=f"{dataset_name} item {item['meta'].get('id')} without "
+                             f"{'a target' if 'target' not in item else 'a disparity'}",
+                         fix="open the dataset with its disparity (disparity_dir=DIR), or pass focus_disparity")
+    focus = ground_truth_edge_focus(item["image"].permute(1, 2, 0).numpy(), item["target"].permute(1, 2, 0).numpy(),
+                                    item["disparity"][0].numpy())
+    return replace(options, focus_heuristic=None, focus_disparity=min(max(focus, 0.0), 1.0))
+
+
 def _scored_row(item: dict[str, Any], method: EvalMethod, perceptual: dict[str, Any], options: EvalOptions,
                 dataset_name: str) -> dict[str, str]:
     """One item rendered by ``method`` and scored: its ``per_image.csv`` row (formatted)."""
     ident = str(item["meta"]["id"])
+    if options.focus_heuristic is not None:     # on the pair as it was shot, before any exposure alignment
+        options = _with_target_focus(item, options, dataset_name)
     if options.align_exposure:
         from ..data import align_exposure
 
@@ -405,7 +435,9 @@ def evaluate(dataset, method: EvalMethod, out_dir, *, dataset_name: str, options
         perceptual = load_perceptual(lpips_net=options.lpips_net)
     perceptual_state = {k: (v if isinstance(v, str) else getattr(v, "name", k)) for k, v in perceptual.items()}
     config = {"method": method.name, "dataset": dataset_name, **(settings or {}),
-              "options": {k: v for k, v in asdict(options).items() if k not in ("workers", "progress", "limit")},
+              # focus_heuristic only when set, so that runs made before it existed resume
+              "options": {k: v for k, v in asdict(options).items() if k not in ("workers", "progress", "limit")
+                          and not (k == "focus_heuristic" and v is None)},
               "perceptual": perceptual_state}
     run_file = out / "run.json"
     if run_file.is_file():
