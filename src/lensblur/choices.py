@@ -17,6 +17,7 @@ __all__ = [
     "DEPTH_SOURCES",
     "DISPLAYS",
     "EDGE_BAND_PX",
+    "FOCUS_HEURISTICS",
     "GREYS",
     "LPIPS_NETS",
     "SIGMA_READINGS",
@@ -42,6 +43,9 @@ BRENNER_VARIANTS = ("brenner1976", "pertuz")
 # lensblur.data: exposure alignment protocols by name (see align_exposure).
 ALIGNMENTS = ("bokehdiff", "linear-mean")
 DEFAULT_ALIGNMENT = "bokehdiff"
+
+# lensblur.eval.gt_focus: the focus picked from a pair's ground truth, a scoring aid only (BokehDiff's EBB!).
+FOCUS_HEURISTICS = ("ground-truth-edges",)
 
 # lensblur.eval: how linear images become the values scored: "srgb8", an 8-bit sRGB file's codes / 255;
 # "gamma22", BokehMe's and BokehDiff's BLB scoring, clip(x, 0, 1) ** (1 / 2.2) in float. And the width of the

@@ -96,3 +96,18 @@ def test_options_refuse_an_unknown_heuristic_or_two_sources_of_focus():
         EvalOptions(focus_heuristic="mask")
     with pytest.raises(InputError, match="one source of focus"):
         EvalOptions(focus_heuristic=GT_FOCUS, focus_disparity=0.5)
+
+
+def test_command_line_names_the_run_for_the_heuristic_and_refuses_a_second_focus(synth_root, tmp_path, capsys):
+    import json
+
+    from lensblur.cli import main
+
+    base = ["eval", "--method", "identity", "--dataset", "synth", "--root", str(synth_root), "-o", str(tmp_path / "out"),
+            "--quiet", "--focus-heuristic", GT_FOCUS]
+    assert main(base) == 0
+    (run,) = (tmp_path / "out").glob("*focus-ground-truth-edges*")
+    assert json.loads((run / "run.json").read_text())["options"]["focus_heuristic"] == GT_FOCUS
+    capsys.readouterr()
+    assert main([*base, "--focus-disparity", "0.5"]) == 1
+    assert "--focus-heuristic: expected one source of focus" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from ..choices import ALIGNMENTS, DISPLAYS, EDGE_BAND_PX, LPIPS_NETS, SSIM_VARIANTS
+from ..choices import ALIGNMENTS, DISPLAYS, EDGE_BAND_PX, FOCUS_HEURISTICS, LPIPS_NETS, SSIM_VARIANTS
 from ..errors import InputError
 from . import _args
 
@@ -79,6 +79,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                          help=f"values scored: 8-bit sRGB files or float gamma 2.2 (default {DISPLAYS[0]})")
     scoring.add_argument("--lpips-net", choices=LPIPS_NETS, default=LPIPS_NETS[0],
                          help=f"LPIPS backbone (default {LPIPS_NETS[0]})")
+    scoring.add_argument("--focus-heuristic", choices=FOCUS_HEURISTICS,
+                         help="take each pair's focus disparity from the edges its input shares with its target "
+                              "(BokehDiff's released EBB! protocol; it reads the target, so the run is named "
+                              "for it and is not a blind renderer's score)")
     _args.add_executor(parser, workers_help="", local_help="this process, with --workers data loaders")
     _args.add_format(parser, "markdown", "json", help="how to print the run's summary")
     _args.add_progress(parser)
@@ -104,6 +108,8 @@ def _run_name(args) -> str:
     for name in ("ssim", "display", "lpips_net"):
         if getattr(args, name) != getattr(EvalOptions, name):
             parts.append(getattr(args, name))
+    if args.focus_heuristic:
+        parts.append(f"focus-{args.focus_heuristic}")
     return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts))
 
 
@@ -134,7 +140,8 @@ def run(args) -> int:
     options = EvalOptions(blur=args.blur, focus_disparity=args.focus_disparity, blades=args.blades,
                           align_exposure=args.align_exposure, limit=args.limit, workers=args.workers,
                           edge_band=args.edge_band, progress=_args.show_progress(args), ssim=args.ssim,
-                          display=args.display, lpips_net=args.lpips_net)
+                          display=args.display, lpips_net=args.lpips_net,
+                          focus_heuristic=args.focus_heuristic)
     method = _args.method_from_flags(args, highlights=args.highlights)
     dataset = open_dataset(args.dataset, args.root, argument="--dataset", **_dataset_options(args))
     out_root = Path(args.output)

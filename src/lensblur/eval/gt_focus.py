@@ -26,11 +26,12 @@ from __future__ import annotations
 import numpy as np
 
 from .._convert import to_srgb8
+from ..choices import FOCUS_HEURISTICS
 from ..errors import InputError
 
 __all__ = ["GT_FOCUS", "ground_truth_edge_focus"]
 
-GT_FOCUS = "ground-truth-edges"
+GT_FOCUS = FOCUS_HEURISTICS[0]
 """The name of the heuristic in :class:`~lensblur.eval.runner.EvalOptions` (``focus=``)."""
 CANNY_LOW = 20
 CANNY_HIGH = ((170, 2), (120, 1), (40, 0))
