@@ -12,6 +12,7 @@ bench/train_cyclegan.py trains on the same pairs (make_pairs) and scores the sam
 from __future__ import annotations
 
 import argparse
+import copy
 import tempfile
 import time
 from pathlib import Path
@@ -62,15 +63,19 @@ def print_scores(scores: dict[str, tuple[float, float]]) -> None:
 
 
 def batch_statistics_predict(method):
-    """The reference's test without ``--eval``: BatchNorm on the image's own statistics, dropout on (seeded)."""
+    """The reference's test without ``--eval``: BatchNorm on the image's own statistics, dropout on (seeded).
+
+    It runs a copy of the generator: a forward pass in training mode also moves BatchNorm's running statistics
+    toward the test image's, and on the generator itself that would change what ``method.predict`` (evaluation
+    mode, the running statistics) gives for every later held-out image.
+    """
     from lensblur.baselines.pix2pix import from_display, to_display
 
     def predict(image):
         torch.manual_seed(0)
-        method.generator.train()
+        generator = copy.deepcopy(method.generator).train()
         with torch.no_grad():
-            out = method.generator(to_display(image)).clamp(-1.0, 1.0)
-        method.generator.eval()
+            out = generator(to_display(image)).clamp(-1.0, 1.0)
         return from_display(out)
 
     return predict

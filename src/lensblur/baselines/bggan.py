@@ -56,7 +56,7 @@ from .bggan_networks import (
     VGGFeatures,
 )
 from .losses import critic_generator_loss, hinge_discriminator_loss
-from .networks import NORMS, init_weights
+from .networks import D_NORMS, NORMS, init_weights
 from .pix2pix import to_display, translate
 
 __all__ = ["BGGAN", "BGGANConfig", "hybrid_loss", "perceptual_loss", "reconstruction_terms"]
@@ -78,7 +78,10 @@ class BGGANConfig:
         ndf: the discriminator branches' first width.
         d_layers: the branches' depths (2, 3, 4: receptive fields 34, 70, 142 px); the deepest needs crops of
             at least ``3 * 2 ** max(d_layers)`` px (48 for 4).
-        d_norm: the discriminator's normalisation.
+        d_norm: the discriminator's normalisation: ``"spectral"`` (spectral normalisation of its convolutions,
+            no norm layers), or ``"instance"``, ``"batch"``, ``"none"``. Eq. 3 feeds the critic's raw scores to
+            the generator, so the critic must change slowly with its input: with norm layers, a fresh critic's
+            input gradient is hundreds of times the L1 term's, and fine-tuning starts by undoing phase 1.
         conditional: the discriminator also sees the input (6 channels) instead of ``D(G(I))`` alone.
         l1_weight, ssim_weight, vgg_weight, adv_weight: the hybrid loss's weights (0.5, 0.05, 0.1, 1).
         rough_weight: the weight of the rough result's reconstruction loss.
@@ -100,7 +103,7 @@ class BGGANConfig:
     identity_init: bool = True
     ndf: int = 64
     d_layers: tuple[int, ...] = field(default=(2, 3, 4))
-    d_norm: str = "instance"
+    d_norm: str = "spectral"
     conditional: bool = False
     l1_weight: float = 0.5
     ssim_weight: float = 0.05
@@ -131,10 +134,10 @@ class BGGANConfig:
         object.__setattr__(self, "d_layers", tuple(layers))   # a JSON list read back from a checkpoint
         if self.refine_input not in REFINE_INPUTS:
             raise InputError("refine_input", expected="both or rough", got=self.refine_input, fix='refine_input="both"')
-        for name in ("norm", "d_norm"):
-            if getattr(self, name) not in NORMS:
-                raise InputError(name, expected=f"one of {', '.join(NORMS)}", got=getattr(self, name),
-                                 fix=f'{name}="instance"')
+        for name, names, fix in (("norm", NORMS, "instance"), ("d_norm", D_NORMS, "spectral")):
+            if getattr(self, name) not in names:
+                raise InputError(name, expected=f"one of {', '.join(names)}", got=getattr(self, name),
+                                 fix=f'{name}="{fix}"')
         for name in ("l1_weight", "ssim_weight", "vgg_weight", "adv_weight", "rough_weight"):
             if not getattr(self, name) >= 0:
                 raise InputError(name, expected="a weight >= 0", got=getattr(self, name))
