@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from train_pix2pix import held_out_scores, make_pairs
+from train_pix2pix import held_out_scores, identity_comparison, make_pairs
 
 
 def main() -> None:
@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--vgg-weights", type=Path, help="ImageNet VGG-19 weights, for the VGG term")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run", type=Path, help="keep the run folder here (default: a temporary one); its "
+                        "step-N checkpoint at the end of phase 1 can start other fine-tunings")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -58,16 +60,18 @@ def main() -> None:
                          lr_constant_steps=half, lr_decay_steps=args.steps - half)
     method = BGGAN(config, seed=args.seed, vgg_weights=args.vgg_weights)
     with tempfile.TemporaryDirectory() as tmp:
+        run = args.run or Path(tmp) / "run"
         start = time.perf_counter()
         loop = {"batch_size": args.batch_size, "seed": args.seed, "log_every": max(1, args.steps // 10),
                 "progress": False}
         # phase 1 alone, scored, then resumed into phase 2 (the same run: only the step count changes)
-        train(method, training, Path(tmp) / "run", TrainConfig(steps=half, checkpoint_every=half, **loop))
+        train(method, training, run, TrainConfig(steps=half, checkpoint_every=half, **loop))
         phase1 = held_out_scores(held_out, {"glass-net after phase 1 (L1 + SSIM only)": method.predict})
-        result = train(method, training, Path(tmp) / "run", TrainConfig(steps=args.steps, checkpoint_every=half,
-                                                                         **loop), resume=True)
+        phase1_comparison = identity_comparison(held_out, method.predict)
+        result = train(method, training, run, TrainConfig(steps=args.steps, checkpoint_every=half, **loop),
+                       resume=True)
         seconds = time.perf_counter() - start
-        logged = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+        logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     rows = {**held_out_scores(held_out, {"identity": lambda x: x}), **phase1,
             **held_out_scores(held_out, {"bggan": method.predict})}
     vgg = "with VGG" if config.use_vgg else "no VGG"
@@ -84,6 +88,8 @@ def main() -> None:
         print(f"| {name} | {p:.2f} | {s:.4f} |")
     (p0, s0), (p1, s1) = rows["identity"], rows["bggan"]
     print(f"margin over identity: {p1 - p0:+.2f} dB PSNR, {s1 - s0:+.4f} SSIM")
+    print("glass-net after phase 1: " + phase1_comparison)
+    print("bggan: " + identity_comparison(held_out, method.predict))
 
 
 if __name__ == "__main__":
