@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--ngf", type=int, default=32, help="both stages' width (64 in lensblur's default)")
     parser.add_argument("--ndf", type=int, default=32, help="the discriminator branches' width (64)")
     parser.add_argument("--adv-weight", type=float, default=1.0, help="the adversarial term's weight (1, eq. 4)")
+    parser.add_argument("--d-warmup-steps", type=int, default=0, help="phase-2 steps in which only the "
+                        "discriminator learns from the adversarial term (0)")
     parser.add_argument("--d-norm", default="spectral", help="the discriminator's normalisation (spectral, the "
                         "default; instance, as lensblur's BGGAN had before, for the comparison)")
     parser.add_argument("--vgg-weights", type=Path, help="ImageNet VGG-19 weights, for the VGG term")
@@ -56,7 +58,7 @@ def main() -> None:
     d_layers = tuple(n for n in (2, 3, 4) if 3 * 2**n <= args.size)
     config = BGGANConfig(num_downs=num_downs, ngf=args.ngf, refine_num_downs=num_downs, refine_ngf=args.ngf,
                          ndf=args.ndf, d_layers=d_layers, use_vgg=args.vgg_weights is not None, pretrain_steps=half,
-                         adv_weight=args.adv_weight, d_norm=args.d_norm,
+                         adv_weight=args.adv_weight, d_norm=args.d_norm, d_warmup_steps=args.d_warmup_steps,
                          lr_constant_steps=half, lr_decay_steps=args.steps - half)
     method = BGGAN(config, seed=args.seed, vgg_weights=args.vgg_weights)
     with tempfile.TemporaryDirectory() as tmp:

@@ -330,6 +330,20 @@ def test_a_training_step_changes_what_its_phase_trains(pairs, vgg_file):
     assert method.updates == 1 and method.opt_d.param_groups[0]["lr"] == pytest.approx(1e-4)
 
 
+def test_the_critic_warms_up_before_the_generator_sees_it(pairs):
+    import accelerate
+
+    method = BGGAN(tiny(pretrain_steps=1, d_warmup_steps=1), seed=2)
+    accelerator = accelerate.Accelerator()
+    method.prepare(accelerator)
+    crops = RandomCrops(pairs, 32)
+    batch = {k: torch.stack([crops[i][k] for i in (0, 1)]) for k in ("image", "target")}
+    seen = [set(method.training_step(batch, accelerator)) for _ in range(3)]
+    assert "loss_d" not in seen[0] and "adv" not in seen[0]         # phase 1
+    assert "loss_d" in seen[1] and "adv" not in seen[1]             # phase 2, the critic's warm-up
+    assert {"loss_d", "adv"} <= seen[2]                             # then eq. 4 in full
+
+
 def test_checkpoint_round_trip_renders_without_the_vgg_weights(pairs, vgg_file, tmp_path, monkeypatch):
     method = BGGAN(tiny(use_vgg=True, vgg_layer=2, pretrain_steps=1), seed=3, vgg_weights=vgg_file)
     train(method, RandomCrops(pairs, 32), tmp_path / "run", _config(2), val_dataset=pairs)

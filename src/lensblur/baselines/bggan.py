@@ -88,6 +88,8 @@ class BGGANConfig:
         use_vgg: include the VGG term (needs VGG-19 weights to train).
         vgg_layer: the last module of ``vgg19().features`` kept (34: conv5_4; 33: relu5_3).
         pretrain_steps: optimiser steps of phase 1 (reconstruction only) before the GAN fine-tuning.
+        d_warmup_steps: the first steps of phase 2 in which the discriminator trains but the generator's loss
+            has no adversarial term yet (a new critic's gradient says nothing about the targets).
         lr: Adam's learning rate, both networks.
         beta1, beta2: Adam's betas.
         lr_constant_steps: steps at the full learning rate.
@@ -113,6 +115,7 @@ class BGGANConfig:
     use_vgg: bool = True
     vgg_layer: int = 34
     pretrain_steps: int = 100_000
+    d_warmup_steps: int = 0
     lr: float = 1e-4
     beta1: float = 0.5
     beta2: float = 0.999
@@ -122,7 +125,7 @@ class BGGANConfig:
     def __post_init__(self) -> None:
         for name, low, fix in (("num_downs", 5, "num_downs=8"), ("refine_num_downs", 5, "refine_num_downs=8"),
                                ("ngf", 1, "ngf=64"), ("refine_ngf", 1, "refine_ngf=64"), ("ndf", 1, "ndf=64"),
-                               ("pretrain_steps", 0, "pretrain_steps=100000"),
+                               ("pretrain_steps", 0, "pretrain_steps=100000"), ("d_warmup_steps", 0, "d_warmup_steps=0"),
                                ("lr_constant_steps", 0, "lr_constant_steps=100000"),
                                ("lr_decay_steps", 0, "lr_decay_steps=100000")):
             check_integer(name, getattr(self, name), low, fix=fix)
@@ -347,7 +350,8 @@ class BGGAN:
         if adversarial:
             if self._vgg is not None:
                 terms["vgg"] = perceptual_loss(self._vgg, _unit(fake), wanted)
-            terms["adv"] = critic_generator_loss(self._d(self._scored(image, fake)))
+            if self.updates >= cfg.pretrain_steps + cfg.d_warmup_steps:
+                terms["adv"] = critic_generator_loss(self._d(self._scored(image, fake)))
         weights = {"l1_weight": cfg.l1_weight, "ssim_weight": cfg.ssim_weight, "vgg_weight": cfg.vgg_weight,
                    "adv_weight": cfg.adv_weight}
         loss_g = hybrid_loss(terms, **weights)
