@@ -37,8 +37,8 @@ def main() -> None:
     parser.add_argument("--ngf", type=int, default=32, help="both stages' width (64 in lensblur's default)")
     parser.add_argument("--ndf", type=int, default=32, help="the discriminator branches' width (64)")
     parser.add_argument("--adv-weight", type=float, default=1.0, help="the adversarial term's weight (1, eq. 4)")
-    parser.add_argument("--d-warmup-steps", type=int, default=0, help="phase-2 steps in which only the "
-                        "discriminator learns from the adversarial term (0)")
+    parser.add_argument("--d-warmup-steps", type=int, help="the first phase-2 steps, in which the discriminator "
+                        "trains before Glass-Net's loss takes its term (default: a quarter of phase 2)")
     parser.add_argument("--d-norm", default="spectral", help="the discriminator's normalisation (spectral, the "
                         "default; instance, as lensblur's BGGAN had before, for the comparison)")
     parser.add_argument("--vgg-weights", type=Path, help="ImageNet VGG-19 weights, for the VGG term")
@@ -55,10 +55,11 @@ def main() -> None:
     training, held_out = make_pairs(args.data, args.pairs, args.size, args.seed, args.held_out)
     num_downs = int(np.log2(args.size))
     half = args.pretrain_steps if args.pretrain_steps is not None else args.steps * 3 // 4
+    warmup = (args.steps - half) // 4 if args.d_warmup_steps is None else args.d_warmup_steps
     d_layers = tuple(n for n in (2, 3, 4) if 3 * 2**n <= args.size)
     config = BGGANConfig(num_downs=num_downs, ngf=args.ngf, refine_num_downs=num_downs, refine_ngf=args.ngf,
                          ndf=args.ndf, d_layers=d_layers, use_vgg=args.vgg_weights is not None, pretrain_steps=half,
-                         adv_weight=args.adv_weight, d_norm=args.d_norm, d_warmup_steps=args.d_warmup_steps,
+                         adv_weight=args.adv_weight, d_norm=args.d_norm, d_warmup_steps=warmup,
                          lr_constant_steps=half, lr_decay_steps=args.steps - half)
     method = BGGAN(config, seed=args.seed, vgg_weights=args.vgg_weights)
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,7 +79,7 @@ def main() -> None:
             **held_out_scores(held_out, {"bggan": method.predict})}
     vgg = "with VGG" if config.use_vgg else "no VGG"
     print(f"bggan (two U-Nets with {num_downs} downs, ngf {args.ngf}; D branches {d_layers}, ndf {args.ndf}, "
-          f"{args.d_norm} norm; adversarial weight {args.adv_weight}; {vgg}), "
+          f"{args.d_norm} norm, {warmup} warm-up steps; adversarial weight {args.adv_weight}; {vgg}), "
           f"{args.steps} steps of {args.batch_size} ({half} reconstruction, {args.steps - half} GAN) on "
           f"{len(training)} pairs: {seconds:.0f} s on {args.threads} threads")
     print("last losses: " + ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items()))
