@@ -127,7 +127,8 @@ class BGGANConfig:
     def __post_init__(self) -> None:
         for name, low, fix in (("num_downs", 5, "num_downs=8"), ("refine_num_downs", 5, "refine_num_downs=8"),
                                ("ngf", 1, "ngf=64"), ("refine_ngf", 1, "refine_ngf=64"), ("ndf", 1, "ndf=64"),
-                               ("pretrain_steps", 0, "pretrain_steps=100000"), ("d_warmup_steps", 0, "d_warmup_steps=0"),
+                               ("pretrain_steps", 0, "pretrain_steps=100000"),
+                               ("d_warmup_steps", 0, "d_warmup_steps=0"),
                                ("lr_constant_steps", 0, "lr_constant_steps=100000"),
                                ("lr_decay_steps", 0, "lr_decay_steps=100000")):
             check_integer(name, getattr(self, name), low, fix=fix)

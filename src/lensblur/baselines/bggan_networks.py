@@ -25,7 +25,8 @@ no public code of BGGAN exists):
 Parameter counts of the default Glass-Net (``ngf=64``, ``num_downs=8`` for both stages): stage one is exactly
 the sheet's ``unet_256`` with instance norm, 54,409,603; stage two takes 6 channels, 3 x 64 x 16 = 3,072
 more, 54,412,675; 108,822,278 in all. The default discriminator (3 channels, branches 2/3/4; spectral or
-instance norm, neither of which adds parameters) has 662,977 + 2,764,737 + 6,959,553 = 10,387,267. BGGAN's own counts are not published.
+instance norm, neither of which adds parameters) has 662,977 + 2,764,737 + 6,959,553 = 10,387,267. BGGAN's
+own counts are not published.
 """
 
 from __future__ import annotations
