@@ -15,6 +15,8 @@ third paper (Singh & Gothe, section 3.2.4) and BGGAN's abstract describe it.
    - L_adv (eq. 3) is ``-mean D(G(I))`` over every patch, averaged over the discriminator's branches, and the
      multi-receptive-field discriminator is trained with the hinge loss that goes with such a critic (BGGAN's
      discriminator loss is not published).
+   - the critic is spectrally normalised (``d_norm``), and may train alone for the first ``d_warmup_steps`` of
+     the phase before its term enters Glass-Net's loss.
 
 Throughout, the rough result of stage one is also held to the target with the reconstruction loss, times
 ``rough_weight`` (1 by default; 0 gives eq. 4 alone in phase 2): the paper calls it "a rough bokeh result",
