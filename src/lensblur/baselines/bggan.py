@@ -93,7 +93,6 @@ class BGGANConfig:
         d_warmup_steps: the first steps of phase 2 in which the discriminator trains but the generator's loss
             has no adversarial term yet (a new critic's gradient says nothing about the targets).
         lr: Adam's learning rate, both networks.
-        d_lr: the discriminator's own learning rate (None: ``lr``).
         beta1, beta2: Adam's betas.
         lr_constant_steps: steps at the full learning rate.
         lr_decay_steps: steps over which it then decays linearly to 0.
@@ -120,7 +119,6 @@ class BGGANConfig:
     pretrain_steps: int = 100_000
     d_warmup_steps: int = 0
     lr: float = 1e-4
-    d_lr: float | None = None
     beta1: float = 0.5
     beta2: float = 0.999
     lr_constant_steps: int = 100_000
@@ -153,8 +151,6 @@ class BGGANConfig:
                 or not 0 <= self.vgg_layer < VGG19_FEATURES:
             raise InputError("vgg_layer", expected=f"an index of vgg19().features, 0..{VGG19_FEATURES - 1}",
                              got=self.vgg_layer, fix="vgg_layer=34 (conv5_4)")
-        if self.d_lr is not None and not self.d_lr > 0:
-            raise InputError("d_lr", expected="a learning rate > 0, or None for lr", got=self.d_lr, fix="d_lr=None")
         if not self.lr > 0:
             raise InputError("lr", expected="a learning rate > 0", got=self.lr, fix="lr=1e-4")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
@@ -277,7 +273,7 @@ class BGGAN:
             self.generator.zero_residuals_()
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.d_lr or config.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
 
         def linear_decay(step: int) -> float:
             return 1.0 - max(0, step - config.lr_constant_steps) / float(config.lr_decay_steps + 1)
