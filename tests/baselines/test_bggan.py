@@ -156,7 +156,7 @@ def test_the_default_discriminator_is_spectrally_normalised_and_seeded():
     assert len(convs) == (2 + 2) + (3 + 2)              # n_layers + 2 convolutions per branch
     for conv in convs:
         sigma = torch.linalg.svdvals(conv.weight.detach().flatten(1))[0]
-        assert float(sigma) == pytest.approx(1.0, rel=2e-2)
+        assert float(sigma) == pytest.approx(1.0, rel=5e-2)        # after 15 power iterations
 
 
 def test_a_new_critic_does_not_swamp_the_reconstruction_terms():

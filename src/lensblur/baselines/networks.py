@@ -422,7 +422,7 @@ def _init_parametrized(m: nn.Module, gain: float, generator: torch.Generator | N
                 vector.copy_(F.normalize(torch.randn(vector.shape, generator=generator).to(vector), dim=0))
     training = m.training
     m.train()
-    for _ in range(100):      # each read of the weight in training mode is one power iteration
+    for _ in range(15):       # each read of the weight in training mode is one power iteration (15: as torch starts)
         m.weight  # noqa: B018
     m.train(training)
 
