@@ -1,12 +1,12 @@
 """Does BGGAN learn on this CPU? Train it on `lensblur synth` pairs and score held-out pairs against identity.
 
 Makes (or completes) a cached synthetic set of --pairs square pairs, trains BGGAN with the shared loop on all
-but the last --held-out (phase 1, reconstruction, for the first half of the steps; phase 2, the GAN
-fine-tuning, for the rest; no VGG term unless --vgg-weights is given, since this machine has no ImageNet
+but the last --held-out (phase 1, reconstruction, for the first 3/4 of the steps; phase 2, the GAN
+fine-tuning, for the rest, its first quarter the critic's warm-up; no VGG term unless --vgg-weights is given, since this machine has no ImageNet
 weights), then prints the held-out PSNR / SSIM (8-bit sRGB, as `lensblur eval` scores) of the input itself
 (identity) and of the trained Glass-Net, the margin between them, and the training time.
 
-    python bench/train_bggan.py              # 300 pairs at 128 px, 600 steps of 4 (as bench/train_pix2pix.py)
+    python bench/train_bggan.py --threads 1  # 300 pairs at 128 px, 800 steps of 4: 600 + 200 (50 of warm-up)
     python bench/train_bggan.py --data /tmp/tiny --pairs 6 --held-out 2 --size 64 --steps 2 --ngf 4 --ndf 4
 """
 
