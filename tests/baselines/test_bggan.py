@@ -24,6 +24,7 @@ from lensblur.baselines import (
     perceptual_loss,
     reconstruction_terms,
 )
+from lensblur.baselines.networks import init_weights
 from lensblur.baselines.trained import load_trained
 from lensblur.errors import InputError, ModelNotFoundError, ShapeError
 from lensblur.metrics import ssim, ssim_tensor
@@ -138,6 +139,43 @@ def test_receptive_fields_by_layer_arithmetic_and_by_gradient():
         branch(x)[0, 0, 7, 7].backward()
         rows, cols = torch.nonzero(x.grad[0].abs().sum(0), as_tuple=True)
         assert (int(rows.max() - rows.min()) + 1, int(cols.max() - cols.min()) + 1) == (field, field)
+
+
+def test_the_default_discriminator_is_spectrally_normalised_and_seeded():
+    d, e = (MultiReceptiveFieldDiscriminator(ndf=4, n_layers=(2, 3)) for _ in range(2))
+    assert not any(isinstance(m, (nn.InstanceNorm2d, nn.BatchNorm2d)) for m in d.modules())
+    init_weights(d, generator=torch.Generator().manual_seed(0))
+    # The weights and the power iteration's vectors come from the generator, not the global one.
+    state = torch.random.get_rng_state()
+    init_weights(e, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(v, e.state_dict()[k]) for k, v in d.state_dict().items())
+    # Each convolution's effective weight, as a (out, in * k * k) matrix, has largest singular value 1
+    # (computed here with an SVD, not the power iteration the layer uses).
+    convs = [m for m in d.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == (2 + 2) + (3 + 2)              # n_layers + 2 convolutions per branch
+    for conv in convs:
+        sigma = torch.linalg.svdvals(conv.weight.detach().flatten(1))[0]
+        assert float(sigma) == pytest.approx(1.0, rel=5e-2)        # after 15 power iterations
+
+
+def test_a_new_critic_does_not_swamp_the_reconstruction_terms():
+    """At the phase switch the generator gets ``adv_weight * -mean D`` beside ``l1_weight * L1``. With instance
+    norm in the critic, a fresh critic's gradient on the output is ~50x the L1 term's (norm layers rescale the
+    small initial activations to unit size), which is what undid phase 1 in the first fine-tuning steps; with
+    spectral normalisation it is of the L1 term's order."""
+    def ratio(d_norm):
+        method = BGGAN(tiny(ndf=8, d_layers=(2, 3, 4), d_norm=d_norm), seed=0)
+        g = torch.Generator().manual_seed(1)
+        target = torch.rand(2, 3, 64, 64, generator=g) * 2 - 1
+        fake = (target + 0.1 * torch.randn(2, 3, 64, 64, generator=g)).requires_grad_(True)
+        adv, = torch.autograd.grad(method.settings.adv_weight * critic_generator_loss(method.discriminator(fake)), fake)
+        l1, = torch.autograd.grad(method.settings.l1_weight * F.l1_loss((fake + 1) / 2, (target + 1) / 2), fake)
+        return float(adv.norm() / l1.norm())
+
+    assert BGGANConfig().d_norm == "spectral"
+    assert ratio("spectral") < 10
+    assert ratio("instance") > 30          # the old default, kept as an option
 
 
 def test_stage_one_predicts_the_residual_i_minus_o():
@@ -290,6 +328,20 @@ def test_a_training_step_changes_what_its_phase_trains(pairs, vgg_file):
     assert changed == {"generator": True, "discriminator": True}
     assert logs["phase"] == 2 and logs["vgg"] > 0 and {"adv", "loss_d"} <= set(logs)
     assert method.updates == 1 and method.opt_d.param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
+def test_the_critic_warms_up_before_the_generator_sees_it(pairs):
+    import accelerate
+
+    method = BGGAN(tiny(pretrain_steps=1, d_warmup_steps=1), seed=2)
+    accelerator = accelerate.Accelerator()
+    method.prepare(accelerator)
+    crops = RandomCrops(pairs, 32)
+    batch = {k: torch.stack([crops[i][k] for i in (0, 1)]) for k in ("image", "target")}
+    seen = [set(method.training_step(batch, accelerator)) for _ in range(3)]
+    assert "loss_d" not in seen[0] and "adv" not in seen[0]         # phase 1
+    assert "loss_d" in seen[1] and "adv" not in seen[1]             # phase 2, the critic's warm-up
+    assert {"loss_d", "adv"} <= seen[2]                             # then eq. 4 in full
 
 
 def test_checkpoint_round_trip_renders_without_the_vgg_weights(pairs, vgg_file, tmp_path, monkeypatch):

@@ -15,6 +15,8 @@ third paper (Singh & Gothe, section 3.2.4) and BGGAN's abstract describe it.
    - L_adv (eq. 3) is ``-mean D(G(I))`` over every patch, averaged over the discriminator's branches, and the
      multi-receptive-field discriminator is trained with the hinge loss that goes with such a critic (BGGAN's
      discriminator loss is not published).
+   - the critic is spectrally normalised (``d_norm``), and may train alone for the first ``d_warmup_steps`` of
+     the phase before its term enters Glass-Net's loss.
 
 Throughout, the rough result of stage one is also held to the target with the reconstruction loss, times
 ``rough_weight`` (1 by default; 0 gives eq. 4 alone in phase 2): the paper calls it "a rough bokeh result",
@@ -56,7 +58,7 @@ from .bggan_networks import (
     VGGFeatures,
 )
 from .losses import critic_generator_loss, hinge_discriminator_loss
-from .networks import NORMS, init_weights
+from .networks import D_NORMS, NORMS, init_weights
 from .pix2pix import to_display, translate
 
 __all__ = ["BGGAN", "BGGANConfig", "hybrid_loss", "perceptual_loss", "reconstruction_terms"]
@@ -78,13 +80,18 @@ class BGGANConfig:
         ndf: the discriminator branches' first width.
         d_layers: the branches' depths (2, 3, 4: receptive fields 34, 70, 142 px); the deepest needs crops of
             at least ``3 * 2 ** max(d_layers)`` px (48 for 4).
-        d_norm: the discriminator's normalisation.
+        d_norm: the discriminator's normalisation: ``"spectral"`` (spectral normalisation of its convolutions,
+            no norm layers), or ``"instance"``, ``"batch"``, ``"none"``. Eq. 3 feeds the critic's raw scores to
+            the generator, so the critic must change slowly with its input: with norm layers, a fresh critic's
+            input gradient is hundreds of times the L1 term's, and fine-tuning starts by undoing phase 1.
         conditional: the discriminator also sees the input (6 channels) instead of ``D(G(I))`` alone.
         l1_weight, ssim_weight, vgg_weight, adv_weight: the hybrid loss's weights (0.5, 0.05, 0.1, 1).
         rough_weight: the weight of the rough result's reconstruction loss.
         use_vgg: include the VGG term (needs VGG-19 weights to train).
         vgg_layer: the last module of ``vgg19().features`` kept (34: conv5_4; 33: relu5_3).
         pretrain_steps: optimiser steps of phase 1 (reconstruction only) before the GAN fine-tuning.
+        d_warmup_steps: the first steps of phase 2 in which the discriminator trains but the generator's loss
+            has no adversarial term yet (a new critic's gradient says nothing about the targets).
         lr: Adam's learning rate, both networks.
         beta1, beta2: Adam's betas.
         lr_constant_steps: steps at the full learning rate.
@@ -100,7 +107,7 @@ class BGGANConfig:
     identity_init: bool = True
     ndf: int = 64
     d_layers: tuple[int, ...] = field(default=(2, 3, 4))
-    d_norm: str = "instance"
+    d_norm: str = "spectral"
     conditional: bool = False
     l1_weight: float = 0.5
     ssim_weight: float = 0.05
@@ -110,6 +117,7 @@ class BGGANConfig:
     use_vgg: bool = True
     vgg_layer: int = 34
     pretrain_steps: int = 100_000
+    d_warmup_steps: int = 0
     lr: float = 1e-4
     beta1: float = 0.5
     beta2: float = 0.999
@@ -120,6 +128,7 @@ class BGGANConfig:
         for name, low, fix in (("num_downs", 5, "num_downs=8"), ("refine_num_downs", 5, "refine_num_downs=8"),
                                ("ngf", 1, "ngf=64"), ("refine_ngf", 1, "refine_ngf=64"), ("ndf", 1, "ndf=64"),
                                ("pretrain_steps", 0, "pretrain_steps=100000"),
+                               ("d_warmup_steps", 0, "d_warmup_steps=0"),
                                ("lr_constant_steps", 0, "lr_constant_steps=100000"),
                                ("lr_decay_steps", 0, "lr_decay_steps=100000")):
             check_integer(name, getattr(self, name), low, fix=fix)
@@ -131,10 +140,10 @@ class BGGANConfig:
         object.__setattr__(self, "d_layers", tuple(layers))   # a JSON list read back from a checkpoint
         if self.refine_input not in REFINE_INPUTS:
             raise InputError("refine_input", expected="both or rough", got=self.refine_input, fix='refine_input="both"')
-        for name in ("norm", "d_norm"):
-            if getattr(self, name) not in NORMS:
-                raise InputError(name, expected=f"one of {', '.join(NORMS)}", got=getattr(self, name),
-                                 fix=f'{name}="instance"')
+        for name, names, fix in (("norm", NORMS, "instance"), ("d_norm", D_NORMS, "spectral")):
+            if getattr(self, name) not in names:
+                raise InputError(name, expected=f"one of {', '.join(names)}", got=getattr(self, name),
+                                 fix=f'{name}="{fix}"')
         for name in ("l1_weight", "ssim_weight", "vgg_weight", "adv_weight", "rough_weight"):
             if not getattr(self, name) >= 0:
                 raise InputError(name, expected="a weight >= 0", got=getattr(self, name))
@@ -344,7 +353,8 @@ class BGGAN:
         if adversarial:
             if self._vgg is not None:
                 terms["vgg"] = perceptual_loss(self._vgg, _unit(fake), wanted)
-            terms["adv"] = critic_generator_loss(self._d(self._scored(image, fake)))
+            if self.updates >= cfg.pretrain_steps + cfg.d_warmup_steps:
+                terms["adv"] = critic_generator_loss(self._d(self._scored(image, fake)))
         weights = {"l1_weight": cfg.l1_weight, "ssim_weight": cfg.ssim_weight, "vgg_weight": cfg.vgg_weight,
                    "adv_weight": cfg.adv_weight}
         loss_g = hybrid_loss(terms, **weights)

@@ -15,15 +15,18 @@ no public code of BGGAN exists):
   Tanh. Their depths and widths are not published.
 - *"Multi-receptive-field Discriminator"*: PatchGAN branches (:class:`~.networks.NLayerDiscriminator`) of
   different depths on the same image, receptive fields 34, 70 and 142 px for ``n_layers`` 2, 3, 4. The
-  branch count, fields and normalisation are not published.
+  branch count, fields and normalisation are not published. The branches are spectrally normalised
+  (``norm="spectral"``, no norm layers): eq. 3 hands the critic's raw scores to the generator, and a critic
+  with instance norm starts with an input gradient hundreds of times the hybrid loss's L1 term's.
 - *"F(.) is the 34th layer's feature map of the VGG network which is pre-trained on ImageNet"*: torchvision's
   ``vgg19().features`` up to index 34 (``features[:35]``), which is conv5_4 before its ReLU (the ESRGAN
   convention); index 33 (relu5_3) is the other reading and ``layer=33`` gives it.
 
 Parameter counts of the default Glass-Net (``ngf=64``, ``num_downs=8`` for both stages): stage one is exactly
 the sheet's ``unet_256`` with instance norm, 54,409,603; stage two takes 6 channels, 3 x 64 x 16 = 3,072
-more, 54,412,675; 108,822,278 in all. The default discriminator (3 channels, instance norm, branches 2/3/4)
-has 662,977 + 2,764,737 + 6,959,553 = 10,387,267. BGGAN's own counts are not published.
+more, 54,412,675; 108,822,278 in all. The default discriminator (3 channels, branches 2/3/4; spectral or
+instance norm, neither of which adds parameters) has 662,977 + 2,764,737 + 6,959,553 = 10,387,267. BGGAN's
+own counts are not published.
 """
 
 from __future__ import annotations
@@ -115,7 +118,8 @@ class MultiReceptiveFieldDiscriminator(nn.Module):
             input and the output, as pix2pix's).
         ndf: every branch's first width.
         n_layers: the branches' stride-2 layer counts; 2, 3, 4 give receptive fields 34, 70, 142 px.
-        norm: ``"instance"`` (default), ``"batch"`` or ``"none"``.
+        norm: ``"spectral"`` (default: spectral normalisation of every convolution), ``"instance"``,
+            ``"batch"`` or ``"none"``.
 
     Raises:
         InputError: no branch, or settings :class:`~.networks.NLayerDiscriminator` refuses.
@@ -127,7 +131,7 @@ class MultiReceptiveFieldDiscriminator(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: tuple[int, ...] = (2, 3, 4),
-                 norm: str = "instance"):
+                 norm: str = "spectral"):
         super().__init__()
         if len(n_layers) == 0:
             raise InputError("n_layers", expected="at least one branch depth", got=n_layers, fix="n_layers=(2, 3, 4)")

@@ -17,24 +17,30 @@ network                                parameters
 Normalisation names: ``"batch"`` is ``BatchNorm2d`` (affine, running statistics), ``"instance"`` is
 ``InstanceNorm2d`` without affine parameters or running statistics, ``"none"`` is no normalisation. As in the
 reference, a convolution that is followed by a BatchNorm has no bias (the norm's shift replaces it); with
-any other choice it has one.
+any other choice it has one. The discriminator also takes ``"spectral"``: no normalisation layer, and every
+convolution's weight divided by its largest singular value (``torch.nn.utils.parametrizations.spectral_norm``,
+Miyato et al. 2018), which bounds how fast its scores can change with its input; the parameter count is that
+of ``"none"``.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from ..errors import InputError, ShapeError, check_integer
 
 __all__ = ["NLayerDiscriminator", "ResnetGenerator", "UnetGenerator", "init_weights", "make_norm"]
 
 NORMS = ("batch", "instance", "none")
+D_NORMS = (*NORMS, "spectral")     # the discriminator's: the three, or spectral normalisation of its convolutions
 
 
-def _check_norm(norm: str) -> str:
-    if norm not in NORMS:
-        raise InputError("norm", expected=f"one of {', '.join(NORMS)}", got=norm, fix='pass norm="batch"')
+def _check_norm(norm: str, names: tuple[str, ...] = NORMS) -> str:
+    if norm not in names:
+        raise InputError("norm", expected=f"one of {', '.join(names)}", got=norm, fix='pass norm="batch"')
     return norm
 
 
@@ -226,7 +232,9 @@ class NLayerDiscriminator(nn.Module):
         in_channels: input channels; 6 for pix2pix (input and output concatenated), 3 for CycleGAN.
         ndf: channels of the first convolution.
         n_layers: number of stride-2 convolutions (at least 1).
-        norm: ``"batch"`` (pix2pix default), ``"instance"`` (CycleGAN default) or ``"none"``.
+        norm: ``"batch"`` (pix2pix default), ``"instance"`` (CycleGAN default), ``"none"``, or ``"spectral"``
+            (no norm layers; spectral normalisation of every convolution, for a critic whose raw scores the
+            generator's loss uses, as BGGAN's).
 
     Raises:
         InputError: a non-positive count or an unknown ``norm``.
@@ -241,10 +249,12 @@ class NLayerDiscriminator(nn.Module):
         _check_positive("in_channels", in_channels)
         _check_positive("ndf", ndf)
         _check_positive("n_layers", n_layers)
-        _check_norm(norm)
+        _check_norm(norm, D_NORMS)
         self.in_channels = in_channels
         self.min_size = 3 * 2**n_layers
         bias = norm != "batch"
+        spectral = norm == "spectral"
+        norm = "none" if spectral else norm
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, ndf, kernel_size=4, stride=2, padding=1),
             nn.LeakyReLU(0.2),
@@ -260,6 +270,10 @@ class NLayerDiscriminator(nn.Module):
             ]
             channels = out
         layers.append(nn.Conv2d(channels, 1, kernel_size=4, stride=1, padding=1))
+        if spectral:        # its power iteration's start vectors come from init_weights, not the global generator
+            with torch.random.fork_rng(devices=[]):
+                layers = [nn.utils.parametrizations.spectral_norm(m) if isinstance(m, nn.Conv2d) else m
+                          for m in layers]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -398,13 +412,30 @@ class ResnetGenerator(nn.Module):
         return self.model(x)
 
 
+def _init_parametrized(m: nn.Module, gain: float, generator: torch.Generator | None) -> None:
+    """Draw a parametrised (spectrally normalised) weight's original, then restart its power iteration."""
+    nn.init.normal_(m.parametrizations.weight.original, 0.0, gain, generator=generator)
+    for p in m.parametrizations.weight:
+        if hasattr(p, "_u"):
+            for name in ("_u", "_v"):
+                vector = getattr(p, name)
+                vector.copy_(F.normalize(torch.randn(vector.shape, generator=generator).to(vector), dim=0))
+    training = m.training
+    m.train()
+    for _ in range(15):       # each read of the weight in training mode is one power iteration (15: as torch starts)
+        m.weight  # noqa: B018
+    m.train(training)
+
+
 def init_weights(
     module: nn.Module, gain: float = 0.02, *, generator: torch.Generator | None = None
 ) -> nn.Module:
     """The reference ``normal`` initialisation, in place.
 
     Convolution, transposed convolution and linear weights are drawn from N(0, gain), normalisation weights
-    (BatchNorm, affine InstanceNorm, GroupNorm, LayerNorm) from N(1, gain); all biases are set to 0.
+    (BatchNorm, affine InstanceNorm, GroupNorm, LayerNorm) from N(1, gain); all biases are set to 0. A
+    spectrally normalised weight has its unnormalised weight drawn, and its power iteration restarted from
+    vectors drawn from the same generator, so that the whole state follows ``generator``.
 
     Args:
         module: the network; every sub-module is visited.
@@ -423,7 +454,10 @@ def init_weights(
     with torch.no_grad():
         for m in module.modules():
             if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)):
-                nn.init.normal_(m.weight, 0.0, gain, generator=generator)
+                if parametrize.is_parametrized(m, "weight"):
+                    _init_parametrized(m, gain, generator)
+                else:
+                    nn.init.normal_(m.weight, 0.0, gain, generator=generator)
             elif isinstance(m, norm_types) and getattr(m, "weight", None) is not None:
                 nn.init.normal_(m.weight, 1.0, gain, generator=generator)
             else:
