@@ -399,11 +399,12 @@ def test_cli_train_render_eval(pairs, tmp_path, capsys, no_hub_weights):
     assert main(argv) == 1                                          # the VGG term without weights: refused
     err = capsys.readouterr().err
     assert "vgg19-dcbba9e9.pth" in err and "--no-vgg" in err and not run.exists()
-    assert main([*argv, "--no-vgg", "--format", "json"]) == 0
+    assert main([*argv, "--no-vgg", "--format", "json", "--d-warmup-steps", "1"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps"] == 2 and summary["phase"] == 2          # --pretrain-steps defaults to half the steps
     meta = read_metadata(run)
     assert meta["config"]["num_downs"] == meta["config"]["refine_num_downs"] == 5
+    assert meta["config"]["d_warmup_steps"] == 1
     assert meta["config"]["pretrain_steps"] == 1 and not meta["config"]["use_vgg"]
     assert main(["train", "pix2pix", "--dataset", "synth", "--root", str(pairs.root), "-o", str(tmp_path / "p"),
                  "--no-vgg", "-q"]) == 1

@@ -119,14 +119,16 @@ def _bggan(args) -> Any:
         given["d_layers"] = tuple(int(n) if float(n).is_integer() else n for n in args.d_layers)
     if args.no_vgg:
         given["use_vgg"] = False
+    if args.d_warmup_steps is not None:
+        given["d_warmup_steps"] = args.d_warmup_steps
     config = BGGANConfig(**{k: v for k, v in given.items() if v is not None}, lr_constant_steps=half,
                          lr_decay_steps=args.steps - half)
     config.check_crop(args.crop)
     return config
 
 
-register_trainer("bggan", Trainer(_bggan, flags=("num_downs", "lr", "ngf", "d_layers", "pretrain_steps", "no_vgg",
-                                                 "vgg_weights"),
+register_trainer("bggan", Trainer(_bggan, flags=("num_downs", "lr", "ngf", "d_layers", "pretrain_steps",
+                                                 "d_warmup_steps", "no_vgg", "vgg_weights"),
                                   options=lambda args: {"vgg_weights": args.vgg_weights}))
 
 def _bokehdiff(args) -> Any:
@@ -180,6 +182,10 @@ _METHOD_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "pretrain_steps": ("--pretrain-steps", {"type": int, "metavar": "N",
                                             "help": "reconstruction-only steps before the GAN fine-tuning (half of "
                                                     "--steps)"}),
+    "d_warmup_steps": ("--d-warmup-steps", {"type": int, "metavar": "N",
+                                            "help": "GAN-phase steps in which only the discriminator trains before its "
+                                                    "gradient reaches the generator (0, the paper's; a quarter of the "
+                                                    "phase is what docs/baselines.md measured best)"}),
     "no_vgg": ("--no-vgg", {"action": "store_true", "help": "train without the VGG-19 perceptual term (no "
                                                             "ImageNet weights needed)"}),
     "vgg_weights": ("--vgg-weights", {"metavar": "PATH", "help": "ImageNet VGG-19 weights (safetensors or "
