@@ -107,6 +107,20 @@ def iphone_portrait_jpeg(rgb: np.ndarray, codes: np.ndarray, *, float_min: float
     return mpf_file(_jpeg(rgb, quality=95), frames, primary_segments=segments)
 
 
+def stereo_views(far: int = 4, near: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """A rectified 96 x 160 pair: a textured wall ``far`` px apart in the two views and a near patch ``near`` px
+    apart (a point at left x shows at right x - d)."""
+    rng = np.random.default_rng(3)
+    h, w = 96, 160
+    texture = (rng.random((h, w + 40, 3)) * 255).astype(np.uint8)
+    left = texture[:, 20:20 + w].copy()
+    right = texture[:, 20 + far:20 + far + w].copy()
+    patch = (rng.random((40, 50, 3)) * 255).astype(np.uint8)
+    left[30:70, 60:110] = patch
+    right[30:70, 60 - near:110 - near] = patch
+    return left, right
+
+
 def stereo_mpo(left: np.ndarray, right: np.ndarray) -> bytes:
     """A stereo MPO: two views of one size, both of MP type Multi-Frame Disparity (0x020002), left first."""
     return mpf_file(_jpeg(left), [(0x020002, _jpeg(right))])

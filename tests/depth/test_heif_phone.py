@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from _heic import depth_sei, edit_heic, heic_images, heic_with_depth
+from _mpf import stereo_views
 from PIL import Image
 
 from lensblur.depth import EmbeddedDepth, StereoDepth, build_source, read_photo, resolve
@@ -114,21 +115,8 @@ def test_untransformed_heic_reports_no_turn(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ spatial photos
-def _stereo_pair():
-    """A rectified pair: a textured wall 4 px apart in the two views and a near patch 16 px apart."""
-    rng = np.random.default_rng(3)
-    h, w, far, near = 96, 160, 4, 16
-    texture = (rng.random((h, w + 40, 3)) * 255).astype(np.uint8)
-    left = texture[:, 20:20 + w].copy()
-    right = texture[:, 20 + far:20 + far + w].copy()     # a point at left x shows at right x - d
-    patch = (rng.random((40, 50, 3)) * 255).astype(np.uint8)
-    left[30:70, 60:110] = patch
-    right[30:70, 60 - near:110 - near] = patch
-    return left, right
-
-
 def test_spatial_heic_feeds_the_stereo_source(tmp_path, capsys):
-    left, right = _stereo_pair()
+    left, right = stereo_views()
     path = tmp_path / "IMG_SPATIAL.HEIC"
     path.write_bytes(edit_heic(heic_images(left, right), groups=[(b"ster", (0, 1))]))
     layout = read_layout(path)
@@ -150,7 +138,7 @@ def test_spatial_heic_feeds_the_stereo_source(tmp_path, capsys):
 
 
 def test_spatial_heic_whose_photo_is_the_right_view(tmp_path):
-    left, right = _stereo_pair()
+    left, right = stereo_views()
     path = tmp_path / "right_primary.heic"
     path.write_bytes(edit_heic(heic_images(right, left), groups=[(b"ster", (1, 0))]))   # primary = right view
     source = build_source(path)
@@ -163,7 +151,7 @@ def test_spatial_heic_whose_photo_is_the_right_view(tmp_path):
 
 
 def test_a_ster_group_of_one_view_is_no_pair(tmp_path):
-    left, right = _stereo_pair()
+    left, right = stereo_views()
     path = tmp_path / "odd.heic"
     path.write_bytes(edit_heic(heic_images(left, right), groups=[(b"ster", (0,)), (b"altr", (0, 1))]))
     assert read_layout(path).stereo_pair() is None

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 from _jpeg import dynamic_depth_jpeg, exif_orientation, gcontainer_portrait_jpeg, gdepth_jpeg, jpeg_bytes
-from _mpf import iphone_portrait_jpeg, stereo_mpo
+from _mpf import iphone_portrait_jpeg, stereo_mpo, stereo_views
 
 from lensblur.depth import EmbeddedDepth, StereoDepth, build_source, read_photo, resolve
 from lensblur.errors import InputError
@@ -250,14 +250,7 @@ def test_google_camera_container_items_hold_depth_confidence_and_original(tmp_pa
 
 # ------------------------------------------------------------------------------------------ stereo MPO
 def test_stereo_mpo_feeds_the_stereo_source(tmp_path):
-    rng = np.random.default_rng(3)
-    h, w, far, near = 96, 160, 4, 16          # disparities in pixels: background, near patch
-    texture = (rng.random((h, w + 40, 3)) * 255).astype(np.uint8)
-    left = texture[:, 20:20 + w].copy()
-    right = texture[:, 20 + far:20 + far + w].copy()     # a point at left x shows at right x - d
-    patch = (rng.random((40, 50, 3)) * 255).astype(np.uint8)
-    left[30:70, 60:110] = patch
-    right[30:70, 60 - near:110 - near] = patch
+    left, right = stereo_views()              # disparities in pixels: background 4, near patch 16
     path = tmp_path / "DSCF0001.MPO"
     path.write_bytes(stereo_mpo(left, right))
     source = build_source(path)
