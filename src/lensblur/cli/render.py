@@ -431,8 +431,7 @@ def render_photo(args, method, *, progress: bool = False) -> Rendered:
     Raises:
         LensblurError: the photo, its depth or a setting cannot be used.
     """
-    from ..depth.heif import read_photo_info
-    from ..io import write_image
+    from ..io import read_image_info, write_image
     from ..io.files import fetched, staged
     from ..io.icc import describe
 
@@ -440,7 +439,7 @@ def render_photo(args, method, *, progress: bool = False) -> Rendered:
     maps = fetched(args.disparity, argument="disparity") if args.disparity is not None else nullcontext()
     with fetched(args.photo, argument="photo") as photo, maps as disparity_file:
         args = argparse.Namespace(**{**vars(args), "photo": photo, "disparity": disparity_file})
-        image, info = read_photo_info(args.photo, argument="photo")
+        image, info = read_image_info(args.photo, argument="photo")
         disparity = lens = rng = camera = None
         where = "none"
         summary = args.method

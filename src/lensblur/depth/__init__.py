@@ -34,7 +34,7 @@ from ..errors import InputError
 from ._base import DepthResult, DepthSource
 from .embedded import EmbeddedDepth, PortraitMatte, has_embedded_depth, has_portrait_matte
 from .file import FileDepth
-from .heif import read_photo, read_photo_info, register_heif
+from .heif import read_photo, register_heif
 from .model import MODEL_ENV, ModelDepth
 from .refine import refine, upsample
 from .stereo import StereoDepth
@@ -55,7 +55,6 @@ __all__ = [
     "build_source",
     "monocular_source",
     "read_photo",
-    "read_photo_info",
     "refine",
     "register_heif",
     "resolve",

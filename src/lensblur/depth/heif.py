@@ -61,7 +61,6 @@ __all__ = [
     "read_heif_depth",
     "read_heif_matte",
     "read_photo",
-    "read_photo_info",
     "read_view",
     "register_heif",
     "representation_to_disparity",
@@ -73,26 +72,9 @@ logger = logging.getLogger(__name__)
 REPRESENTATIONS = {0: "uniform inverse Z", 1: "uniform disparity", 2: "uniform Z", 3: "non-uniform disparity"}
 
 
-def read_photo_info(path: str | os.PathLike, *, argument: str = "photo"):
-    """:func:`lensblur.io.read_image_info` (which opens HEIC/HEIF too, through
-    :func:`lensblur.io.image.open_pillow`): the photo and what its file holds (profile, bits, alpha, metadata).
-
-    Args:
-        path: the photo.
-        argument: the name error messages give the file.
-
-    Returns:
-        ``(image, info)``: ``H x W x 3`` float32 linear RGB and its :class:`~lensblur.io.ImageInfo`.
-
-    Raises:
-        InputError: the file cannot be read, or has more pixels than :func:`lensblur.io.image.max_pixels`.
-        MissingDependencyError: a HEIF file and pillow-heif is not installed.
-    """
-    return read_image_info(path, argument=argument)
-
-
 def read_photo(path: str | os.PathLike) -> np.ndarray:
-    """:func:`lensblur.read_image` that also opens HEIC/HEIF/AVIF photos (:func:`read_photo_info`'s image).
+    """:func:`lensblur.read_image` under the depth readers' argument name (HEIC/HEIF/AVIF open through
+    :func:`lensblur.io.image.open_pillow` like every photo).
 
     Args:
         path: the photo.
@@ -104,7 +86,7 @@ def read_photo(path: str | os.PathLike) -> np.ndarray:
         InputError: the file cannot be read (as :func:`lensblur.read_image`).
         MissingDependencyError: a HEIF file and pillow-heif is not installed.
     """
-    return read_photo_info(path, argument="image")[0]
+    return read_image_info(path, argument="image")[0]
 
 
 @dataclass(frozen=True)
@@ -238,10 +220,10 @@ def read_heif_depth(path: str | os.PathLike) -> HeifDepth:
                          fix="export the depth as a disparity PNG and pass it as disparity_path=FILE")
     disparity, depth_range = representation_to_disparity(samples.astype(np.float64) / full, metadata)
     layout = _layout(path)
-    depth_id = next((i for i, kind in layout.auxiliaries(layout.primary) if kind in AUX_DEPTH), None)
+    depth_id = _auxiliary(layout, AUX_DEPTH)
     turn, turned_by = _turn(layout, depth_id)
     disparity = np.ascontiguousarray(turn_like(disparity, turn))
-    matte_id = _matte_id(layout)
+    matte_id = _auxiliary(layout, (AUX_MATTE,))
     matte_size = layout.size(matte_id) if matte_id is not None else None
     extra = {"heif": {"photo_transforms": [list(t) for t in layout.transforms(layout.primary)]
                       if layout.primary is not None else [], "map_turned_by": turned_by},
@@ -297,14 +279,14 @@ def has_heif_depth(path: str | os.PathLike) -> bool:
     Returns:
         True when the primary image has an auxiliary depth image (``urn:mpeg:hevc:2015:auxid:2``).
     """
-    layout = _layout(path)
-    return layout.primary is not None and any(kind in AUX_DEPTH for _, kind in layout.auxiliaries(layout.primary))
+    return _auxiliary(_layout(path), AUX_DEPTH) is not None
 
 
-def _matte_id(layout: HeifLayout) -> int | None:
+def _auxiliary(layout: HeifLayout, kinds: tuple[str, ...]) -> int | None:
+    """The item id of the photo's first auxiliary image of one of ``kinds``, or None."""
     if layout.primary is None:
         return None
-    return next((i for i, kind in layout.auxiliaries(layout.primary) if kind == AUX_MATTE), None)
+    return next((i for i, kind in layout.auxiliaries(layout.primary) if kind in kinds), None)
 
 
 def has_heif_matte(path: str | os.PathLike) -> bool:
@@ -316,7 +298,7 @@ def has_heif_matte(path: str | os.PathLike) -> bool:
     Returns:
         True when the primary image has an auxiliary image of type ``urn:com:apple:photo:2018:aux:portraiteffectsmatte``.
     """
-    return _matte_id(_layout(path)) is not None
+    return _auxiliary(_layout(path), (AUX_MATTE,)) is not None
 
 
 def read_heif_matte(path: str | os.PathLike) -> np.ndarray | None:
@@ -333,7 +315,7 @@ def read_heif_matte(path: str | os.PathLike) -> np.ndarray | None:
         MissingDependencyError: pillow-heif is not installed.
     """
     layout = _layout(path)
-    matte_id = _matte_id(layout)
+    matte_id = _auxiliary(layout, (AUX_MATTE,))
     if matte_id is None:
         return None
     try:
