@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._convert import to_srgb8
+from .._optional import cv2 as _optional_cv2
 from ..choices import FOCUS_HEURISTICS
 from ..errors import InputError
 
@@ -43,9 +44,12 @@ ENOUGH = 5
 """More than this many disparities under the first ceiling, or the second is used."""
 
 
-def _shared_edges(image8: np.ndarray, target8: np.ndarray) -> np.ndarray:
-    import cv2
+def _cv2():
+    return _optional_cv2("the ground-truth focus heuristic", extra="io")
 
+
+def _shared_edges(image8: np.ndarray, target8: np.ndarray) -> np.ndarray:
+    cv2 = _cv2()
     for high, need in CANNY_HIGH:
         shared = (cv2.Canny(image8, CANNY_LOW, high) > 0) & (cv2.Canny(target8, CANNY_LOW, high) > 0)
         if shared.sum() >= need:
@@ -67,8 +71,9 @@ def ground_truth_edge_focus(image, target, disparity) -> float:
 
     Raises:
         InputError: images of different sizes, or not ``(H, W, 3)``; a disparity that is not 2-D.
+        MissingDependencyError: OpenCV is not installed.
     """
-    import cv2
+    cv2 = _cv2()
 
     image, target = np.asarray(image), np.asarray(target)
     disparity = np.asarray(disparity, dtype=np.float32)
