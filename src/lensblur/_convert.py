@@ -98,8 +98,9 @@ def decode_srgb(codes: np.ndarray, full_scale: float) -> np.ndarray:
     """
     codes = np.asarray(codes)
     if codes.dtype in (np.uint8, np.uint16):
-        # Every code's value from a table: the same float32 arithmetic once per code, not once per pixel,
-        # and no float temporaries the size of the photo.
+        # Every code's value from a table: the float32 curve once per code, not once per pixel, and no float
+        # temporaries the size of the photo. Each code now has one value: per pixel, torch's vector and scalar
+        # loops gave a code values one float32 step apart depending on its place in the array.
         return _srgb_table(codes.dtype.str, float(full_scale))[codes]
     return _decode_srgb(codes, full_scale)
 
