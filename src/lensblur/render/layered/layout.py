@@ -131,12 +131,14 @@ def fill_scale(s: int) -> int:
 def layer_share(t: torch.Tensor, first: int, last: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The share of each pixel (at position ``t`` between the layers) that goes to layers ``first..last``,
     and the cover of those layers by the nearer ones; both the shape of ``t``, in [0, 1]."""
-    nearer = (t - last).clamp(0.0, 1.0)
-    return (t - first + 1.0).clamp(0.0, 1.0) - nearer, nearer
+    own, nearer = torch.empty_like(t), torch.empty_like(t)
+    layer_share_into(t, first, last, own, nearer)
+    return own, nearer
 
 
 def layer_share_into(t: torch.Tensor, first: int, last: int, own: torch.Tensor, nearer: torch.Tensor) -> None:
-    """:func:`layer_share` written into ``own`` and ``nearer`` (the shape of ``t``), with no temporaries."""
+    """:func:`layer_share` written into ``own`` and ``nearer`` (the shape of ``t``), with no temporaries:
+    ``nearer = clamp(t - last, 0, 1)``, ``own = clamp(t - first + 1, 0, 1) - nearer``."""
     torch.sub(t, last, out=nearer).clamp_(0.0, 1.0)
     torch.sub(t, first, out=own).add_(1.0).clamp_(0.0, 1.0).sub_(nearer)
 
