@@ -78,6 +78,7 @@ __all__ = [
     "check_highlights",
     "clipped_mask",
     "find_lights",
+    "highlight_strength",
     "label_regions",
     "max_light_area",
     "recover_highlights",
@@ -135,6 +136,22 @@ def check_highlights(highlights) -> str | float:
         raise InputError("highlights", expected='"auto", "off" or a strength in [0, 4]', got=highlights,
                          fix='highlights="auto" (the default), "off", or 1.5 for brighter lights')
     return float(highlights)
+
+
+def highlight_strength(highlights) -> float:
+    """The strength ``highlights`` stands for: 1 for ``"auto"``, 0 for ``"off"``, else the number itself.
+
+    Args:
+        highlights: as :func:`check_highlights` takes it.
+
+    Returns:
+        The strength in [0, 4].
+
+    Raises:
+        InputError: ``highlights`` is not ``"auto"``, ``"off"`` or a strength in [0, 4].
+    """
+    highlights = check_highlights(highlights)
+    return {"auto": 1.0, "off": 0.0}.get(highlights, highlights)
 
 
 def max_light_area(height: int, width: int) -> float:
@@ -385,8 +402,7 @@ def recover_highlights(image: torch.Tensor, highlights="auto") -> torch.Tensor:
     Raises:
         InputError: ``highlights`` is not one of those.
     """
-    highlights = check_highlights(highlights)
-    strength = {"auto": 1.0, "off": 0.0}.get(highlights, highlights)
+    strength = highlight_strength(highlights)
     if strength == 0.0:
         return image
     out = None

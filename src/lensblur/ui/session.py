@@ -543,7 +543,7 @@ class Workspace:
 
         from .._convert import disparity_to_tensor, image_to_tensor
         from .._device import resolve_device
-        from ..render.highlights import recover_highlights
+        from ..render.highlights import highlight_strength, recover_highlights
 
         key = (kind, method.device, method.highlights)
         if key in depth.inputs:
@@ -568,7 +568,7 @@ class Workspace:
             depth.bases[(kind, method.device)] = base
             depth.provisional.clear()
         x, lifted, d = base
-        strength = {"auto": 1.0, "off": 0.0}.get(method.highlights, method.highlights)
+        strength = highlight_strength(method.highlights)
         if lifted is not None and strength == 1.0:
             x = lifted
         elif lifted is not None and strength != 0.0:
