@@ -134,6 +134,17 @@ def test_global_steps_beyond_the_schedule_are_refused_before_any_model_loads(mai
         assert "--global-steps: expected" in err and "not found" not in err and not (tmp_path / "o").exists()
 
 
+def test_image_to_image_with_no_step_to_run_is_refused_before_any_model_loads(main, tmp_path, capsys):
+    """int(4 * 0.2) = 0 steps: diffusers would get an empty schedule; the check names --strength instead."""
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "x.png")
+    for focus in ([], ["--focus", "carrots"]):
+        assert main(["generate", PROMPT, *focus, "--steps", "4", "--init-image", str(tmp_path / "x.png"),
+                     "--strength", "0.2", "--model", str(tmp_path / "no-such-model"), "-o", str(tmp_path / "o")]) == 1
+        err = capsys.readouterr().err
+        assert "--strength: expected at least one step to run" in err and "0.25" in err
+        assert "not found" not in err and "Traceback" not in err and not (tmp_path / "o").exists()
+
+
 def test_missing_or_wrong_model(main, tmp_path, capsys):
     missing = tmp_path / "no-such-model"
     assert main(["generate", PROMPT, "--model", str(missing), "-o", str(tmp_path / "o"), *TINY]) == 1

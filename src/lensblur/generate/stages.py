@@ -241,6 +241,10 @@ def check_inputs(prompt, focus_prompt=None, *, sigma=DEFAULT_SIGMA, alpha=DEFAUL
         if not 0.0 < value <= 1.0:
             raise InputError("strength", expected="a number in (0, 1]", got=strength,
                              fix="e.g. strength=0.5 (half of the schedule is re-run from the noised input)")
+        if steps_run(num_inference_steps, image_to_image=True, strength=value) < 1:
+            raise InputError("strength", expected=f"at least one step to run: int(num_inference_steps * strength) "
+                             f">= 1 (num_inference_steps={num_inference_steps})", got=strength,
+                             fix=f"raise strength to {1 / num_inference_steps:g} or more, or num_inference_steps")
         if height is not None or width is not None:
             raise InputError("height" if height is not None else "width",
                              expected="None in image-to-image (the input image's size is used)",
