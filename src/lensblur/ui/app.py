@@ -329,8 +329,8 @@ def create_app(workspace: Workspace, *, host: str = "127.0.0.1"):
                 shutil.rmtree(path.parent, ignore_errors=True)
             if not isinstance(exc, LensblurError):
                 return generate_failure(exc)
-            status = 413 if isinstance(exc, InputError) and exc.argument == "upload" else 400
-            return JSONResponse({"error": generator.explain(exc)}, status_code=status)
+            too_large = isinstance(exc, InputError) and exc.argument == "upload" and "at most" in str(exc.expected)
+            return JSONResponse({"error": generator.explain(exc)}, status_code=413 if too_large else 400)
         return await generate_guarded(lambda: generator.add_init(path, max_pixels=workspace.max_pixels).describe())
 
     async def generate_init_file(request):

@@ -128,12 +128,15 @@ def init_size(width: int, height: int, max_pixels: int = MAX_GENERATE_PIXELS) ->
         max_pixels: the tab's limit.
 
     Returns:
-        The size, and nothing larger than ``max_pixels`` unless even 8 x 8 is larger.
+        The size: at most ``max_pixels`` (unless even 8 x 8 is more), each side at most the picture's.
     """
     if (width - width % 8) * (height - height % 8) <= max_pixels:
         return width - width % 8, height - height % 8
     scale = math.sqrt(max_pixels / float(width * height))
-    return max(8, int(width * scale) // 8 * 8), max(8, int(height * scale) // 8 * 8)
+    w, h = max(8, int(width * scale) // 8 * 8), max(8, int(height * scale) // 8 * 8)
+    if w * h > max_pixels:                 # a side held at 8: the other one takes what is left
+        w, h = (w, max(8, max_pixels // w // 8 * 8)) if w == 8 else (max(8, max_pixels // h // 8 * 8), h)
+    return w, h
 
 
 @dataclass
