@@ -183,6 +183,7 @@ class GenerateJob:
         command: the command line the tab shows (the output folder as ``generated/``).
         planned: the runs, in order: (label, denoising steps it runs), the baseline first.
         init: the id of the init image it reads, or None.
+        source: what image-to-image starts from, in words (the file the command line names, the strength).
         state: ``running``, ``done`` or ``failed``.
         error: the message when it failed.
         seconds: how long it took.
@@ -196,6 +197,7 @@ class GenerateJob:
     command: str
     planned: list = field(default_factory=list)
     init: str | None = None
+    source: str | None = None
     state: str = "running"
     error: str | None = None
     seconds: float | None = None
@@ -236,7 +238,8 @@ class GenerateJob:
 
     def status(self) -> dict:
         reply = {"id": self.id, "state": self.state, "error": self.error, "seconds": self.seconds,
-                 "command": self.command, "step": self.step, "steps": self.steps, "phase": self.phase()}
+                 "command": self.command, "step": self.step, "steps": self.steps, "phase": self.phase(),
+                 "source": self.source}
         if self.state == "done":
             reply["images"] = [{"label": run["label"], "focus_prompt": run["focus_prompt"], "sigma": run["sigma"],
                                 "alpha": run["alpha"], "steps_run": run["steps_run"],
@@ -402,7 +405,8 @@ class Generator:
                                     max_pixels=self.max_pixels)
             job = GenerateJob(job_id, folder, command.command_line(shown, "generate"),
                               planned=[(label, per_run) for label, *_ in runs],
-                              init=None if init is None else init.id)
+                              init=None if init is None else init.id,
+                              source=None if init is None else f"{init.name} at strength {args.strength:g}")
             self.jobs[job_id] = job
             while len(self.jobs) > GENERATE_JOBS_KEPT:
                 _, old = self.jobs.popitem(last=False)
