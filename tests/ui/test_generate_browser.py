@@ -68,7 +68,7 @@ def test_image_to_image_and_its_steps_in_chromium(tmp_path, tiny_model):
             sizes = page.evaluate("() => ['gen-baseline', 'gen-result'].map((id) => "
                                   "[document.getElementById(id).naturalWidth, document.getElementById(id).naturalHeight])")
             assert sizes == [[64, 48], [64, 48]]
-            page.screenshot(path=shots / "1-image-to-image.png")
+            page.screenshot(path=shots / "1-image-to-image.png", full_page=True)
             with page.expect_download() as download:
                 page.click("#gen-downloads a >> nth=1")
             result = tmp_path / "downloaded.png"
@@ -82,7 +82,7 @@ def test_image_to_image_and_its_steps_in_chromium(tmp_path, tiny_model):
             assert page.text_content("#error").startswith("--init-image: expected a readable image file, got "
                                                           "broken.png")
             assert page.text_content("#gen-init-name") == "street.png: 64x48"
-            page.screenshot(path=shots / "2-corrupt.png")
+            page.screenshot(path=shots / "2-corrupt.png", full_page=True)
 
             # 4. a picture dropped on the Generate tab becomes the init image (the Refocus tab keeps its photo)
             wide = png_bytes(np.ascontiguousarray(np.concatenate([rgb, rgb[:, :37]], axis=1)))
