@@ -547,6 +547,7 @@ async function generate() {
       link.textContent = `Download ${img.file}`;
       return link;
     }));
+    document.querySelector(".gen-pair").scrollIntoView({ block: "nearest" });   // the pictures, in view
     gen.job = job.id;
     gen.box = null;
     drawGenBox();
