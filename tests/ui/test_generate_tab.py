@@ -24,18 +24,6 @@ TINY = {"prompt": PROMPT, "focus": "a pile of carrots", "sigma": 0.5, "alpha": 0
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory, tokenizer_dir):
-    from diffusers import StableDiffusionPipeline
-
-    import diffusion_dummies
-
-    path = tmp_path_factory.mktemp("tiny-sd") / "tiny-sd"
-    StableDiffusionPipeline(**diffusion_dummies.sd_components(tokenizer_dir),
-                            requires_safety_checker=False).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def generating(tmp_path_factory, tiny_model):
     from conftest import serving
     from lensblur.ui.session import Workspace

@@ -8,6 +8,8 @@ half of the embeddings is ``(e_local + alpha * e_global) / (1 + alpha)``.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import logging
 import math
@@ -31,7 +33,7 @@ from .stages import (
 )
 from .stages import steps_run as count_steps_run
 
-__all__ = ["DEFAULT_ALPHA", "DEFAULT_SIGMA", "StageDiffusionOutput", "StageDiffusionPipeline"]
+__all__ = ["DEFAULT_ALPHA", "DEFAULT_SIGMA", "StageDiffusionOutput", "StageDiffusionPipeline", "reporting"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,33 @@ def _diffusers():
     """diffusers, imported when a pipeline is built or inspected (not when this module is imported)."""
     return require("diffusers", extra="diffusion", feature=FEATURE)
 
+
+_STEPS: contextvars.ContextVar[Callable[[int, int], None] | None] = contextvars.ContextVar("steps", default=None)
+
+
+@contextlib.contextmanager
+def reporting(progress: Callable[[int, int], None]):
+    """Within the block, every :class:`StageDiffusionPipeline` call reports ``progress(step, steps_run)`` at the
+    end of each denoising step (``step`` from 1 to the steps that run), after the switch and after the caller's
+    own ``callback_on_step_end``. What ``lensblur ui`` counts the steps of ``lensblur generate`` with. Blocks
+    nest: inside another ``reporting`` block both callbacks are called (the inner one first).
+
+    Args:
+        progress: the callback.
+    """
+    outer = _STEPS.get()
+    if outer is not None:
+        inner = progress
+
+        def progress(step: int, steps: int) -> None:
+            inner(step, steps)
+            outer(step, steps)
+
+    token = _STEPS.set(progress)
+    try:
+        yield
+    finally:
+        _STEPS.reset(token)
 
 
 @dataclass
@@ -354,6 +383,7 @@ class StageDiffusionPipeline:
         pipe = self.text2img if image is None else self.img2img
         tensor_inputs = ["prompt_embeds"] + (["add_text_embeds"] if self.is_xl else [])
         tensor_inputs += [k for k in callback_on_step_end_tensor_inputs if k not in tensor_inputs]
+        report = _STEPS.get()
 
         def on_step_end(p, i, t, tensors):
             if i == 0 and p.num_timesteps != state["steps_run"]:
@@ -372,6 +402,8 @@ class StageDiffusionPipeline:
                                                                            alpha, "add_text_embeds")
             if callback_on_step_end is not None:
                 tensors.update(callback_on_step_end(p, i, t, tensors) or {})
+            if report is not None:
+                report(i + 1, state["steps_run"])
             return tensors
 
         # 5. diffusers' sampler, decoder and post-processing

@@ -13,8 +13,12 @@ Routes (every ``/api`` answer is JSON; an error is ``{"error": message}`` with s
   focus pull (``?format=gif`` or ``mp4``);
 * ``GET /api/session/ID/job/JOB``: a render's progress; ``.../job/JOB/file``: its file, to download;
 * ``POST /api/generate`` with the generate tab's settings: start ``lensblur generate`` (:mod:`lensblur.ui.generate`);
-  ``GET /api/generate/JOB``: its state, and once done its images; ``POST .../JOB/report`` with ``{"box": [x0, y0,
-  x1, y1]}`` (or ``{}``: the whole image): the focus report; ``GET .../JOB/file/NAME``: a file it wrote.
+  ``GET /api/generate/JOB``: its state and its steps done (``step`` of ``steps``, over every run), and once done
+  its images; ``POST .../JOB/report`` with ``{"box": [x0, y0, x1, y1]}`` (or ``{}``: the whole image): the focus
+  report; ``GET .../JOB/file/NAME``: a file it wrote;
+* ``POST /api/generate/init?name=NAME`` with a picture as the body, or ``?session=ID`` (the photo dropped on the
+  Refocus tab): an init image for image-to-image, read as ``--init-image`` reads it; ``GET
+  /api/generate/init/INIT/file``: the file the command line names (the picture shrunk to the tab's limit).
 
 Uploads are the request's raw body (no multipart parsing), streamed into the workspace's folder and cut off at the
 size limit.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 from .._optional import require
@@ -306,6 +311,35 @@ def create_app(workspace: Workspace, *, host: str = "127.0.0.1"):
         return await generate_guarded(lambda: workspace.generator.report(request.path_params["job"],
                                                                          settings.get("box")))
 
+    async def generate_init(request):
+        generator, path = workspace.generator, None
+        try:
+            session_id = request.query_params.get("session")
+            if session_id:
+                session = workspace.session(session_id)
+                if "photo" not in session.files:
+                    raise InputError("session", expected="a dropped photo", got="none", fix="drop a photo first")
+                path = generator.init_path(session.names["photo"])
+                await run_in_threadpool(shutil.copyfile, session.files["photo"], path)
+            else:
+                path = generator.init_path(request.query_params.get("name") or "init.png")
+                await receive(request, path)
+        except Exception as exc:  # noqa: BLE001 - a bad upload leaves nothing behind
+            if path is not None:
+                shutil.rmtree(path.parent, ignore_errors=True)
+            if not isinstance(exc, LensblurError):
+                return generate_failure(exc)
+            too_large = isinstance(exc, InputError) and exc.argument == "upload" and "at most" in str(exc.expected)
+            return JSONResponse({"error": generator.explain(exc)}, status_code=413 if too_large else 400)
+        return await generate_guarded(lambda: generator.add_init(path, max_pixels=workspace.max_pixels).describe())
+
+    async def generate_init_file(request):
+        try:
+            path = workspace.generator.init(request.path_params["init"]).path
+        except Exception as exc:  # noqa: BLE001
+            return generate_failure(exc)
+        return FileResponse(path, filename=path.name, content_disposition_type="attachment")
+
     async def generate_file(request):
         try:
             path = workspace.generator.file(request.path_params["job"], request.path_params["name"])
@@ -332,6 +366,8 @@ def create_app(workspace: Workspace, *, host: str = "127.0.0.1"):
         Route("/api/session/{session}/job/{job}", job),
         Route("/api/session/{session}/job/{job}/file", job_file),
         Route("/api/generate", generate, methods=["POST"]),
+        Route("/api/generate/init", generate_init, methods=["POST"]),
+        Route("/api/generate/init/{init}/file", generate_init_file),
         Route("/api/generate/{job}", generate_job),
         Route("/api/generate/{job}/report", generate_report, methods=["POST"]),
         Route("/api/generate/{job}/file/{name}", generate_file),

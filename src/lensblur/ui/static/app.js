@@ -157,6 +157,8 @@ async function dropPhoto(file) {
     $("download").hidden = true;
     Object.assign(state, { session: body.session, width: body.width, height: body.height, focus: null,
                            depthVersion: 0, depthRange: null });
+    $("gen-init-photo").disabled = false;
+    $("gen-init-photo").textContent = `Use the Refocus tab's photo (${body.name})`;
     $("drop-text").textContent = `${body.name}: ${body.width}x${body.height} (drop another photo to change)`;
     $("before").src = body.before;
     $("after").src = body.before;
@@ -338,6 +340,7 @@ for (const type of ["dragleave", "drop"]) {
 document.addEventListener("drop", (e) => {
   const files = [...e.dataTransfer.files];
   if (!files.length) return;
+  if (!$("generate-tab").hidden) { genInit(files[0]); return; }     // on the Generate tab: the init image
   showTab("refocus");
   // A photo and its disparity map dropped together: the one named like a depth map is the map.
   const isMap = (f) => /disp|depth/i.test(f.name);
@@ -418,13 +421,14 @@ $("tab-generate").addEventListener("click", () => showTab("generate"));
 // ------------------------------------------------------------------------------------------ generate tab
 // The settings become a `lensblur generate` command line on the server, which runs that command; the page shows
 // the baseline and the result, and the focus report of the box dragged on the result.
-const gen = { job: null, box: null, size: null, files: [] };
+const gen = { job: null, box: null, size: null, files: [], init: null };
 
 function initGenerate(info) {
   if (!info) return;
   $("gen-sigma").value = info.sigma;
   $("gen-alpha").value = info.alpha;
-  for (const id of ["gen-sigma", "gen-alpha"]) {
+  $("gen-strength").value = info.strength;
+  for (const id of ["gen-sigma", "gen-alpha", "gen-strength"]) {
     const update = () => { $(`${id}-value`).textContent = $(id).value; };
     $(id).addEventListener("input", update);
     update();
@@ -445,13 +449,68 @@ function genSettings() {
     size: size.length === 2 && size.every((v) => Number.isFinite(v)) ? size : $("gen-size").value,
     seed: number("gen-seed"), guidance: number("gen-guidance"),
     negative_prompt: $("gen-negative").value.trim() || null,
+    init_image: gen.init ? gen.init.id : null,
+    strength: gen.init ? Number($("gen-strength").value) : null,
   };
+}
+
+// The init image: the Refocus tab's photo (?session=) or a picture dropped on this tab, read by the server as
+// lensblur generate --init-image reads it (a bad file gets the command's message); one over the tab's limit comes
+// back shrunk into a PNG the command line names, offered for download.
+async function genInit(file) {
+  showError("");
+  $("gen-init-name").textContent = file ? `reading ${file.name}…` : "reading the Refocus tab's photo…";
+  try {
+    let body;
+    if (file) {
+      body = await upload("/api/generate/init", file);
+    } else {
+      body = await api(`/api/generate/init?session=${state.session}`, { method: "POST" });
+    }
+    showInit(body);
+  } catch (e) {
+    showInit(gen.init);                      // the init image before (if any) stays
+    showError(e.message);
+  }
+}
+
+function showInit(init) {
+  gen.init = init || null;
+  $("gen-init").hidden = !init;
+  $("gen-size").disabled = Boolean(init);
+  $("gen-size-note").hidden = !init;
+  $("gen-init-download").hidden = !(init && init.file);
+  if (!init) { $("gen-init-thumb").removeAttribute("src"); $("gen-init-name").textContent = ""; return; }
+  $("gen-init-thumb").src = init.image;
+  const [w, h] = init.size, [uw, uh] = init.used;
+  $("gen-init-name").textContent = init.shrunk
+    ? `${w}x${h}, over the tab's limit: shrunk to ${init.name} (${uw}x${uh}), the file the command line names`
+    : `${init.name}: ${w}x${h}` + (uw !== w || uh !== h ? ` (the command crops it to ${uw}x${uh})` : "");
+  if (init.file) {
+    $("gen-init-download").href = init.file;
+    $("gen-init-download").download = init.name;
+    $("gen-init-download").textContent = `Download ${init.name}`;
+  }
+}
+
+function showSteps(job) {
+  const bar = $("gen-progress");
+  if (job.steps > 0) { bar.max = job.steps; bar.value = job.step; }
+  $("gen-step").hidden = false;
+  $("gen-step").textContent = `step ${job.step} of ${job.steps}` + (job.phase && job.state === "running"
+    ? `: ${job.phase}` : "");
+  $("gen-step").dataset.step = String(job.step);
+  $("gen-step").dataset.steps = String(job.steps);
 }
 
 async function generate() {
   showError("");
   $("gen-run").disabled = true;
-  $("gen-progress").hidden = false;
+  delete $("gen-status").dataset.done;
+  const bar = $("gen-progress");
+  bar.hidden = false;
+  bar.max = 1;
+  bar.value = 0;
   $("gen-status").textContent = "generating: the model loads, then the baseline and the result run their steps…";
   const started = Date.now();
   try {
@@ -459,20 +518,24 @@ async function generate() {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(genSettings()),
     });
     $("gen-command").textContent = job.command;
+    showSteps(job);
     while (job.state === "running") {
-      await new Promise((resolve) => setTimeout(resolve, 400));
+      await new Promise((resolve) => setTimeout(resolve, 250));
       job = await api(`/api/generate/${job.id}`);
+      showSteps(job);
       $("gen-status").textContent = `generating… ${Math.round((Date.now() - started) / 1000)} s`;
     }
     if (job.state === "failed") throw new Error(job.error);
     const [baseline, ...results] = job.images;
     const result = results[results.length - 1];
     $("gen-baseline").src = baseline.image;
-    $("gen-baseline-caption").textContent = `baseline (${baseline.file}): the prompt alone, ${baseline.global_steps} steps`;
+    const from = job.source ? `, from ${job.source}` : "";
+    $("gen-baseline-caption").textContent = `baseline (${baseline.file}): the prompt alone, ` +
+      `${baseline.global_steps} steps${from}`;
     if (result) {
       $("gen-result").src = result.image;
       $("gen-result-caption").textContent = `stage diffusion (${result.file}): ${result.global_steps} layout + ` +
-        `${result.focus_steps} focus steps, sigma ${result.sigma}, alpha ${result.alpha}; drag a box to score it`;
+        `${result.focus_steps} focus steps, sigma ${result.sigma}, alpha ${result.alpha}${from}; drag a box to score it`;
     } else {
       $("gen-result").removeAttribute("src");
       $("gen-result-caption").textContent = "no focus prompt: the baseline only";
@@ -484,6 +547,7 @@ async function generate() {
       link.textContent = `Download ${img.file}`;
       return link;
     }));
+    document.querySelector(".gen-pair").scrollIntoView({ block: "nearest" });   // the pictures, in view
     gen.job = job.id;
     gen.box = null;
     drawGenBox();
@@ -494,8 +558,9 @@ async function generate() {
   } catch (e) {
     showError(e.message);
     $("gen-status").textContent = "";
+    bar.hidden = true;
+    $("gen-step").hidden = true;
   } finally {
-    $("gen-progress").hidden = true;
     $("gen-run").disabled = false;
   }
 }
@@ -562,5 +627,11 @@ $("gen-result-frame").addEventListener("pointerup", (event) => {
 });
 $("gen-whole").addEventListener("click", () => { gen.box = null; drawGenBox(); genReport(); });
 $("gen-run").addEventListener("click", generate);
+$("gen-init-photo").addEventListener("click", () => { if (state.session) genInit(null); });
+$("gen-init-input").addEventListener("change", () => {
+  if ($("gen-init-input").files[0]) genInit($("gen-init-input").files[0]);
+  $("gen-init-input").value = "";
+});
+$("gen-init-clear").addEventListener("click", () => showInit(null));
 
 init();
