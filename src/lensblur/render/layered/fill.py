@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .canvas import Canvas
-from .constants import FILL_SPREAD, OWN_COLOUR_GAIN
+from .constants import FILL_SPREAD, OWN_COLOUR_GAIN, weight_floor
 from .grid import pool, resample
 
 __all__ = ["add_fill", "box_mean", "push_pull"]
@@ -69,11 +69,11 @@ def push_pull(stack: torch.Tensor, levels: int) -> torch.Tensor:
     top = resample(pyramid.pop(), 2)
     # The coarsest level is interpolated normalised: an empty cell borrows from its neighbours. The colour is
     # carried with a fourth channel (alpha over itself, unused): the CPU enlarges four channels faster than three.
-    colour = top / top[:, 3:].clamp_min(1e-12)
+    colour = top / top[:, 3:].clamp_min(weight_floor(top.dtype))
     for level in reversed(pyramid):
         alpha = level[:, 3:]
         # Normalised colour where the level has content, the coarser estimate elsewhere.
-        colour = torch.lerp(colour, level / alpha.clamp_min(1e-12), (alpha * OWN_COLOUR_GAIN).clamp_(max=1.0))
+        colour = torch.lerp(colour, level / alpha.clamp_min(weight_floor(alpha.dtype)), (alpha * OWN_COLOUR_GAIN).clamp_(max=1.0))
         if level is not stack:
             colour = resample(colour, 2)
     return colour[:, :3]
