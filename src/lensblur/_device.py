@@ -25,6 +25,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 """The precisions offered, by name."""
 
+_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
+
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """The device to run on: ``None``/``"auto"`` is CUDA when available, else Apple's MPS, else the CPU.
@@ -63,7 +65,8 @@ def resolve_dtype(dtype: str | torch.dtype | None = None) -> torch.dtype:
     """The floating-point type to compute in: ``None`` is float32; a name of :data:`DTYPES` or one of its types.
 
     Args:
-        dtype: ``None``, ``"float32"``, ``"float16"``, ``"bfloat16"`` or the :class:`torch.dtype` itself.
+        dtype: ``None``, ``"float32"``, ``"float16"``, ``"bfloat16"`` (or ``fp32``, ``fp16``, ``half``, ``bf16``)
+            or the :class:`torch.dtype` itself.
 
     Returns:
         The :class:`torch.dtype`.
@@ -73,9 +76,11 @@ def resolve_dtype(dtype: str | torch.dtype | None = None) -> torch.dtype:
     """
     if dtype is None:
         return torch.float32
-    out = dtype if isinstance(dtype, torch.dtype) else DTYPES.get(str(dtype).lower().removeprefix("torch."))
+    name = str(dtype).lower().removeprefix("torch.")
+    out = dtype if isinstance(dtype, torch.dtype) else DTYPES.get(_ALIASES.get(name, name))
     if out not in DTYPES.values():
-        raise InputError("dtype", expected=", ".join(DTYPES), got=str(dtype), fix="e.g. dtype=float16 (on a GPU)")
+        raise InputError("dtype", expected="float32, float16 or bfloat16", got=str(dtype),
+                         fix="e.g. dtype=float16 (on a GPU)")
     return out
 
 
