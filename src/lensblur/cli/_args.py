@@ -402,7 +402,7 @@ _COMPUTE = {
                          "classical renderers, auto for bokehdiff)"),
     "dtype": _flag("--dtype", choices=("float32", "float16", "bfloat16"),
                    help="precision of the work: float32 (default), float16 or bfloat16, for the layered renderer "
-                        "(meant for GPUs: slower on a CPU) and bokehdiff's UNet (float16 on a GPU only)"),
+                        "(meant for GPUs; about as fast on a CPU) and bokehdiff's UNet (float16 on a GPU only)"),
 }
 
 

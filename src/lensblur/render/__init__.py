@@ -216,8 +216,8 @@ def render(image: np.ndarray, disparity: np.ndarray, lens: Lens, *, method: str 
         device: where to render: ``"auto"`` (CUDA, else Apple's MPS, else the CPU), ``"cpu"``, ``"cuda"``,
             ``"cuda:N"``, ``"mps"``, or a :class:`torch.device`; ``None`` for the CPU.
         dtype: the precision to render in: ``"float32"`` (the default), or ``"float16"`` / ``"bfloat16"``
-            (or the :class:`torch.dtype`) with ``method="layered"``: for GPUs, within 0.05 dB of float32 on
-            the fidelity bench; slower than float32 on a CPU (see docs/performance.md).
+            (or the :class:`torch.dtype`) with ``method="layered"``, within 0.1 dB of float32 on the fidelity
+            bench; meant for GPUs (on a CPU, whose FFTs stay float32, about as fast: docs/performance.md).
         **options: passed to the method (``threads=`` for ``"layered"``: how many blocks it renders at once).
 
     Returns:
