@@ -133,3 +133,21 @@ def test_fft_type_follows_what_the_device_runs(monkeypatch):
     monkeypatch.setattr(device, "_fft_runs", lambda dev, dtype, power_of_two: power_of_two)
     assert fft_dtype(cpu, torch.float16, (64, 128)) == torch.float16
     assert fft_dtype(cpu, torch.float16, (60, 128)) == torch.float32
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_box_means_of_a_wide_half_grid_keep_halfs_precision(dtype):
+    from lensblur.render.layered.fill import box_mean
+
+    x = torch.rand((1, 2, 6, 1200), generator=torch.Generator().manual_seed(2)).to(dtype)
+    reach = 4
+    # The mean of the cells of each (2 reach + 1)-square window inside the grid, summed directly in float64.
+    padded = torch.nn.functional.pad(x.double(), (reach,) * 4)
+    inside = torch.nn.functional.pad(torch.ones_like(x, dtype=torch.float64), (reach,) * 4)
+    window = torch.ones((2, 1, 2 * reach + 1, 2 * reach + 1), dtype=torch.float64)
+    expected = (torch.nn.functional.conv2d(padded, window, groups=2)
+                / torch.nn.functional.conv2d(inside, window, groups=2))
+    out = box_mean(x, reach)
+    assert out.dtype == dtype
+    # Within two steps of the type near 1 (a running sum in the type itself is off by up to 0.5 here in bfloat16).
+    assert float((out.double() - expected).abs().max()) <= 2 * torch.finfo(dtype).eps
