@@ -75,7 +75,8 @@ def _gaussian():
 
 
 # scatter sums in float64 by design (the exact reference); gaussian's row filter (a 1 x k depthwise
-# convolution) stalls in float16 on the CPU in torch 2.14, and a baseline gains nothing from speed.
+# convolution) takes seconds in float16 on the CPU in torch 2.14 once a row is 48 px, and a baseline gains
+# nothing from speed.
 register_method("layered", _layered, dtypes=(torch.float16, torch.bfloat16))
 register_method("scatter", _scatter)
 register_method("gaussian", _gaussian)
