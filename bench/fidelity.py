@@ -8,6 +8,7 @@ give it: the all-in-focus image and the disparity of the front-most surface.
 
     python bench/fidelity.py                      # 8 scenes, 192x128
     python bench/fidelity.py --scenes 16 --size 256x192
+    python bench/fidelity.py --methods layered --dtype float16     # half precision (render(..., dtype=))
 
 Prints PSNR and SSIM (8-bit sRGB, as the papers score) overall and on the depth-edge band (pixels within
 5 px of a disparity jump larger than 0.02), per method, averaged over the scenes.
@@ -24,8 +25,10 @@ import torch
 
 def main() -> None:
     import lensblur
+    from lensblur._device import resolve_dtype
     from lensblur.eval.runner import depth_edge_band
     from lensblur.metrics import psnr, ssim
+    from lensblur.render import PRECISIONS
     from lensblur.synth import make_scene, trace
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -34,6 +37,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--methods", default="layered,scatter,gaussian")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtype", default="float32",
+                        help="the precision of the methods that take dtype= (float16, bfloat16: layered); float32 "
+                             "for the others")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     w, h = (int(v) for v in args.size.split("x"))
@@ -53,7 +59,8 @@ def main() -> None:
         target = encode(truth.target)
         for m in methods:
             start = time.perf_counter()
-            out = lensblur.render(np.clip(truth.image, 0, None), truth.disparity, lens, method=m)
+            dtype = args.dtype if resolve_dtype(args.dtype) in PRECISIONS.get(m, ()) else "float32"
+            out = lensblur.render(np.clip(truth.image, 0, None), truth.disparity, lens, method=m, dtype=dtype)
             seconds[m] += time.perf_counter() - start
             result = encode(out)
             rows[m].append((psnr(target, result, data_range=1.0), ssim(target, result, data_range=1.0),
@@ -62,7 +69,8 @@ def main() -> None:
         print(f"scene {index}: blur {scene.blur:.1f}, focus {scene.focus_disparity:.2f}, "
               f"{len(scene.layers)} layers, aperture blades {scene.aperture.blades}, "
               + ", ".join(f"{m} {rows[m][-1][0]:.2f} dB" for m in methods), flush=True)
-    print(f"\n{args.scenes} scenes at {w}x{h}, seed {args.seed}; scores on 8-bit sRGB against ray-traced truth\n")
+    print(f"\n{args.scenes} scenes at {w}x{h}, seed {args.seed}, {args.dtype} where the method takes it; scores on "
+          "8-bit sRGB against ray-traced truth\n")
     print("| method | PSNR | SSIM | PSNR on depth-edge band | seconds per scene |")
     print("|---|---|---|---|---|")
     for m in methods:

@@ -5,6 +5,7 @@ its own process so that its peak memory is its own.
     python bench/speed.py                                    # the full table
     python bench/speed.py --sizes 12 --radius-px 60 --apertures circle,hexagon   # the 12 MP / 60 px target
     python bench/speed.py --sizes 8 --radius-px 40 --device cuda --repeat 20     # the GPU preview target
+    python bench/speed.py --sizes 8 --radius-px 40 --device cuda --dtype float16  # in half precision
     python bench/speed.py --sizes 12 --radius-px 60 --profile     # where one render's time goes, by step
 
 The photo is a real one (bokehme_3 from ../shared/samples with its 16-bit disparity) resized to each size;
@@ -67,7 +68,7 @@ def _synchronize(device) -> None:
 
 
 def one_case(megapixels: float, radius: float, blades: int, repeat: int, threads: int, method: str,
-             device: str) -> dict:
+             device: str, dtype: str = "float32") -> dict:
     import torch
 
     import lensblur
@@ -81,19 +82,19 @@ def one_case(megapixels: float, radius: float, blades: int, repeat: int, threads
     if radius < 1:
         radius *= width
     lens = lens_for(disparity, radius, blades)
-    lensblur.render(image[:256, :256], disparity[:256, :256], lens, method=method, device=dev)   # warm-up
+    lensblur.render(image[:256, :256], disparity[:256, :256], lens, method=method, device=dev, dtype=dtype)  # warm-up
     x = torch.from_numpy(image).permute(2, 0, 1)[None].to(dev)
     d = torch.from_numpy(disparity)[None, None].to(dev)
     times = []
     for _ in range(repeat):
         if dev.type == "cpu":
             start = time.perf_counter()
-            lensblur.render(image, disparity, lens, method=method)
+            lensblur.render(image, disparity, lens, method=method, dtype=dtype)
         else:
             _synchronize(dev)
             start = time.perf_counter()
             with torch.inference_mode():
-                render_tensor(x, d, lens, method=method)
+                render_tensor(x, d, lens, method=method, dtype=dtype)
             _synchronize(dev)
         times.append(time.perf_counter() - start)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -170,6 +171,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--method", default="layered")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    parser.add_argument("--dtype", default="float32", help="float32, float16 or bfloat16 (render(..., dtype=))")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--profile", action="store_true",
                         help="print where the time of one render goes, by step (the first size, radius and "
@@ -182,11 +184,12 @@ def main() -> None:
     if args.case:
         mp, radius, blades = args.case.split(":")
         print(json.dumps(one_case(float(mp), float(radius), int(blades), args.repeat, args.threads, args.method,
-                                  args.device)))
+                                  args.device, args.dtype)))
         return
     radii = ([(float(v), "") for v in args.radius_px.split(",")] if args.radius_px else
              [(float(v), f"{float(v):.1%} ") for v in args.radii.split(",")])
-    print(f"lensblur {args.method} renderer on {args.device}, {args.threads} threads, median of {args.repeat}")
+    print(f"lensblur {args.method} renderer on {args.device} in {args.dtype}, {args.threads} threads, median of "
+          f"{args.repeat}")
     print("| size | MP | aperture | max CoC radius | seconds | MP/s | peak memory |")
     print("|---|---|---|---|---|---|---|")
     for mp in (float(v) for v in args.sizes.split(",")):
@@ -194,7 +197,7 @@ def main() -> None:
             for aperture in args.apertures.split(","):
                 cmd = [sys.executable, __file__, "--case", f"{mp}:{radius}:{APERTURES[aperture]}", "--repeat",
                        str(args.repeat), "--threads", str(args.threads), "--method", args.method, "--device",
-                       args.device]
+                       args.device, "--dtype", args.dtype]
                 done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), check=False)
                 if done.returncode != 0:
                     last = (done.stderr.strip().splitlines() or ["?"])[-1]

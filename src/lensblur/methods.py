@@ -101,23 +101,29 @@ class ClassicalRenderer:
             (``render(..., highlights=)``); checked here, before anything is rendered.
         device: where to render (``render(..., device=)``: ``"auto"``, ``"cpu"``, ``"cuda"``, ...; None for
             the CPU).
+        dtype: the precision (``render(..., dtype=)``): None or ``"float32"``, ``"float16"`` or ``"bfloat16"``
+            for the renderers that take it (``layered``); checked here.
     """
 
     name: str
     highlights: str | float = "auto"
     device: str | None = None
+    dtype: str | None = None
     needs_disparity = True
     needs_lens = True
 
     def __post_init__(self):
+        from .render import check_dtype
         from .render.highlights import check_highlights
 
         self.highlights = check_highlights(self.highlights)
+        check_dtype(self.dtype, self.name)
 
     def predict(self, image, *, disparity, lens, meta=None):
         from .render import render
 
-        return render(image, disparity, lens, method=self.name, highlights=self.highlights, device=self.device)
+        return render(image, disparity, lens, method=self.name, highlights=self.highlights, device=self.device,
+                      dtype=self.dtype or "float32")
 
 
 register_method("identity", Identity)
@@ -199,7 +205,7 @@ def get_method(name: str, *, argument: str = "name", **options: Any) -> EvalMeth
         _check_options(name, options, _accepted(factory))
         method = factory(**options)
     elif name in _render_names():
-        _check_options(name, options, {"highlights", "device"})
+        _check_options(name, options, {"highlights", "device", "dtype"})
         method = ClassicalRenderer(name, **options)
     else:
         raise InputError(argument, expected=f"one of {', '.join(available_methods())}", got=name,

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from .._device import resolve_device
+from .._device import resolve_dtype as precision
 from .._optional import hf_cache_dir, require
 from ..errors import InputError, ModelNotFoundError
 from .constants import DEFAULT_BASE, DEFAULT_LORA
@@ -69,8 +70,6 @@ VAE_ENCODER_NAMES = ("vae.ckpt", "vae.safetensors", "vae-encoder.safetensors", "
 SUBFOLDERS = ("", "small")
 """Where a LoRA folder (or the released repository) holds its files: at the top or under the "small" variant."""
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-           "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 _LORA_PARTS = re.compile(r"^(?P<module>.+)\.(?P<kind>lora_A|lora_B|lora\.down|lora\.up)(\.[\w]+)?\.weight$")
 
 
@@ -81,11 +80,7 @@ def resolve_dtype(dtype, device: torch.device) -> torch.dtype:
     Raises:
         InputError: an unknown name, or float16 on the CPU (no fast half-precision convolutions there).
     """
-    if dtype is None:
-        return torch.float32
-    out = dtype if isinstance(dtype, torch.dtype) else _DTYPES.get(str(dtype).lower())
-    if out not in (torch.float32, torch.float16, torch.bfloat16):
-        raise InputError("dtype", expected="float32, float16 or bfloat16", got=str(dtype), fix="e.g. dtype=float16")
+    out = precision(dtype)
     if out == torch.float16 and device.type == "cpu":
         raise InputError("dtype", expected="float32 or bfloat16 on the CPU", got="float16",
                          fix="use dtype=float16 with device=cuda, or dtype=float32")

@@ -4,8 +4,8 @@
   so that every command reads a box or a size the same way;
 * :func:`command`, the header every subcommand's parser starts from;
 * argument groups: :func:`add_photo`, :func:`add_depth_source`, :func:`add_lens` (focus, blur, camera,
-  aperture), :func:`add_compute` (``--threads``, ``--device``), :func:`add_diffusion` (the diffusion method's
-  model, LoRA, precision...), :func:`add_output` (``-o/--output``: a file where the command writes one file, a
+  aperture), :func:`add_compute` (``--threads``, ``--device``, ``--dtype``), :func:`add_diffusion` (the diffusion
+  method's model, LoRA, tiles...), :func:`add_output` (``-o/--output``: a file where the command writes one file, a
   folder where it writes several), :func:`add_file_output` (``--bits``, ``--quality``, ``--output-profile``,
   ``--strip-metadata``, ``--strip-gps``), :func:`add_format` (``--format``), :func:`add_progress` (``--no-progress``,
   ``-q/--quiet``);
@@ -334,8 +334,6 @@ _DIFFUSION = {
     "vae_encoder": _flag("--vae-encoder", metavar="FILE",
                          help="the partial VAE encoder, .ckpt or .safetensors (default: beside the LoRA, or the "
                               "run's; none: the base model's)"),
-    "dtype": _flag("--dtype", choices=("float32", "float16", "bfloat16"),
-                   help="precision of the UNet (default float32, as released)"),
     "tile": _flag("--tile", choices=("auto", "always", "never"),
                   help="512-px tiles: auto (above two tiles' area, default), always, never"),
 }
@@ -353,9 +351,9 @@ def diffusion_flag(name: str) -> tuple[str, dict]:
 
 
 def add_diffusion(parser) -> dict[str, argparse.Action]:
-    """The diffusion method's group (``--diffusion-model``, ``--lora``, ``--vae-encoder``, ``--dtype``,
-    ``--tile``), None unless given, so that they reach the method only when asked for. Its device is the
-    command's ``--device`` (:func:`add_compute`)."""
+    """The diffusion method's group (``--diffusion-model``, ``--lora``, ``--vae-encoder``, ``--tile``), None
+    unless given, so that they reach the method only when asked for. Its device and precision are the
+    command's ``--device`` and ``--dtype`` (:func:`add_compute`)."""
     return _add_flags(parser, "diffusion method (bokehdiff)", _DIFFUSION, None, None, None)
 
 
@@ -402,12 +400,16 @@ _COMPUTE = {
     "device": _flag("--device", metavar="DEVICE",
                     help="auto (CUDA, else MPS, else the CPU), cpu, cuda, cuda:N or mps (default: the CPU for the "
                          "classical renderers, auto for bokehdiff)"),
+    "dtype": _flag("--dtype", choices=("float32", "float16", "bfloat16"),
+                   help="precision of the work: float32 (default), float16 or bfloat16, for the layered renderer "
+                        "(meant for GPUs; about as fast on a CPU) and bokehdiff's UNet (float16 on a GPU only)"),
 }
 
 
 def add_compute(parser, *, only=("threads", "device"), defaults=None, helps=None) -> dict[str, argparse.Action]:
-    """The compute group: ``--threads N`` (read by :func:`start_threads`) and ``--device`` (None unless
-    given; the methods take it as ``device=``). ``only`` picks one of them."""
+    """The compute group: ``--threads N`` (read by :func:`start_threads`), ``--device`` and, when ``only`` names
+    it, ``--dtype`` (None unless given; the methods take them as ``device=`` and ``dtype=``). ``only`` picks
+    which."""
     return _add_flags(parser, "compute", _COMPUTE, only, defaults, helps)
 
 

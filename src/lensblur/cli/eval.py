@@ -49,7 +49,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="a trained method's checkpoint (RUN/last.safetensors of lensblur train)")
     _args.add_threshold(parser)
     _args.add_diffusion(parser)
-    _args.add_compute(parser)
+    _args.add_compute(parser, only=("threads", "device", "dtype"))
     parser.add_argument("--dataset", required=True, help="synth, ebb, ebb-val294, blb")
     parser.add_argument("--root", required=True, help="the dataset folder")
     _args.add_output(parser, folder=True, old=("--out",), help="results folder (one subfolder per run)")

@@ -80,7 +80,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     o.add_argument("--checkpoint", help="a trained method's weights (RUN/last.safetensors of lensblur train; for "
                                         "depth-threshold a depth run, whose network then gives the depth)")
     _args.add_diffusion(p)
-    _args.add_compute(p)
+    _args.add_compute(p, only=("threads", "device", "dtype"))
     o.add_argument("--force", action="store_true",
                    help="allow overwriting an input file; with several photos, render outputs that exist again "
                         "(they are skipped otherwise)")

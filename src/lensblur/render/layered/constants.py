@@ -3,6 +3,8 @@ strips, and the thresholds and margins of its model (see :mod:`lensblur.render.l
 
 from __future__ import annotations
 
+import torch
+
 # Canvas scale of the blurred layers' composite.
 COARSE = 2
 # Scale of the hidden-part estimates (at least).
@@ -34,3 +36,11 @@ FILL_SPREAD = 0.87
 # In the push-pull pyramid a level's own colour takes over from the coarser estimate as its alpha rises
 # to 1 / OWN_COLOUR_GAIN.
 OWN_COLOUR_GAIN = 4.0
+# The least weight a normalisation divides by (where there is no weight, 0 / WEIGHT_FLOOR = 0).
+WEIGHT_FLOOR = 1e-12
+
+
+def weight_floor(dtype: torch.dtype) -> float:
+    """:data:`WEIGHT_FLOOR`, or the smallest normal number of ``dtype`` where that is larger (float16's,
+    6.1e-5: 1e-12 rounds to 0 there, and 0 / 0 is NaN)."""
+    return max(WEIGHT_FLOOR, torch.finfo(dtype).tiny)

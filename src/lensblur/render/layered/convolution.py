@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..._device import fft_dtype
 from ...lens import Lens
 from ..kernel import cat_eye_grid, psf
 from .constants import DEPTHWISE_ROWS, STRIP, TILE
@@ -82,12 +83,14 @@ def fft_area(h: int, w: int) -> int:
 
 def fft_convolve(x: torch.Tensor, kernel: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Full linear convolution of ``(N, C, h, w)`` by FFTs of ``size``: ``out[y + half]`` gathers around
-    ``x[y]``, ``h + k - 1`` rows (and columns) of it are valid."""
+    ``x[y]``, ``h + k - 1`` rows (and columns) of it are valid. In float32 where the device has no FFT of
+    ``x``'s type at this size (:func:`lensblur._device.fft_dtype`); the result in ``x``'s type."""
     k = kernel.shape[-1]
-    spectrum = torch.fft.rfft2(x, s=size)
-    kpad = torch.zeros(size, dtype=x.dtype, device=x.device)
-    kpad[:k, :k] = kernel.to(x)
-    return torch.fft.irfft2(spectrum * torch.fft.rfft2(kpad), s=size)
+    dtype = fft_dtype(x.device, x.dtype, size)
+    spectrum = torch.fft.rfft2(x.to(dtype), s=size)
+    kpad = torch.zeros(size, dtype=dtype, device=x.device)
+    kpad[:k, :k] = kernel.to(kpad)
+    return torch.fft.irfft2(spectrum * torch.fft.rfft2(kpad), s=size).to(x.dtype)
 
 
 def strip_runs(support: torch.Tensor) -> list[Strip]:

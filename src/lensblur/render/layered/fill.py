@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .canvas import Canvas
-from .constants import FILL_SPREAD, OWN_COLOUR_GAIN
+from .constants import FILL_SPREAD, OWN_COLOUR_GAIN, weight_floor
 from .grid import pool, resample
 
 __all__ = ["add_fill", "box_mean", "push_pull"]
@@ -69,11 +69,11 @@ def push_pull(stack: torch.Tensor, levels: int) -> torch.Tensor:
     top = resample(pyramid.pop(), 2)
     # The coarsest level is interpolated normalised: an empty cell borrows from its neighbours. The colour is
     # carried with a fourth channel (alpha over itself, unused): the CPU enlarges four channels faster than three.
-    colour = top / top[:, 3:].clamp_min(1e-12)
+    colour = top / top[:, 3:].clamp_min(weight_floor(top.dtype))
     for level in reversed(pyramid):
         alpha = level[:, 3:]
         # Normalised colour where the level has content, the coarser estimate elsewhere.
-        colour = torch.lerp(colour, level / alpha.clamp_min(1e-12), (alpha * OWN_COLOUR_GAIN).clamp_(max=1.0))
+        colour = torch.lerp(colour, level / alpha.clamp_min(weight_floor(alpha.dtype)), (alpha * OWN_COLOUR_GAIN).clamp_(max=1.0))
         if level is not stack:
             colour = resample(colour, 2)
     return colour[:, :3]
@@ -81,14 +81,16 @@ def push_pull(stack: torch.Tensor, levels: int) -> torch.Tensor:
 
 def box_mean(x: torch.Tensor, reach: int) -> torch.Tensor:
     """Mean over the ``2 reach + 1`` square around each cell, of the cells inside the grid: separable, from
-    running sums, so its cost does not grow with ``reach``."""
+    running sums, so its cost does not grow with ``reach``. The sums are at least float32: in half precision
+    a running sum over a wide grid keeps too few bits of each cell (bfloat16: errors up to 0.5 at 1000 cells)."""
     if reach <= 0:
         return x
+    dtype = x.dtype
     for dim in (-2, -1):
         n = x.shape[dim]
         # A window's sum is the difference of two running sums: the sum up to its last cell (the grid's last
         # beyond the grid) less the sum before its first (none before the grid).
-        sums = torch.cumsum(x, dim=dim)
+        sums = torch.cumsum(x, dim=dim, dtype=torch.promote_types(x.dtype, torch.float32))
         total = torch.empty_like(sums)
         keep = max(0, n - reach)
         total.narrow(dim, 0, keep).copy_(sums.narrow(dim, n - keep, keep))
@@ -96,6 +98,6 @@ def box_mean(x: torch.Tensor, reach: int) -> torch.Tensor:
         if n > reach + 1:
             total.narrow(dim, reach + 1, n - reach - 1).sub_(sums.narrow(dim, 0, n - reach - 1))
         index = torch.arange(n, device=x.device)
-        count = ((index + reach + 1).clamp(max=n) - (index - reach).clamp(min=0)).to(x.dtype)
+        count = ((index + reach + 1).clamp(max=n) - (index - reach).clamp(min=0)).to(sums.dtype)
         x = total.div_(count[:, None] if dim == -2 else count)
-    return x
+    return x.to(dtype)

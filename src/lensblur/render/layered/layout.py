@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ...lens import Lens
-from .constants import BAND, FILL_SCALE, REACH_MARGIN, SHARP_RADIUS
+from .constants import BAND, FILL_SCALE, REACH_MARGIN, SHARP_RADIUS, weight_floor
 from .grid import Window, align, by_bands, pool
 
 __all__ = ["LayerStacks", "Layers", "Plan", "Settings", "coc_of", "coc_range", "fill_scale", "fractional_index",
@@ -314,7 +314,7 @@ class Layers:
         coarser = pool(pooled, fill_scale(s) // s)
 
         def position(grid):
-            return (grid[:, 4:5] / grid[:, 3:4].clamp_min(1e-12)).clamp(first, last)
+            return (grid[:, 4:5] / grid[:, 3:4].clamp_min(weight_floor(grid.dtype))).clamp(first, last)
 
         weight = coarser[:, 3:4]
         # Hidden parts are guessed from ordinary colours: a light's HDR energy (premultiplied colour above
