@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ..._threads import parallel_unordered
+from ..._threads import parallel_map, parallel_unordered
 from ...lens import Lens
 from ..kernel import kernel_half_size, psf
 from .canvas import Canvas, TiledCanvas, Tiles
-from .constants import BAND, BLOCK_MARGIN, COARSE, FILL_SCALE, NO_BLUR, TILE
+from .constants import BAND, BLOCK_MARGIN, COARSE, FILL_SCALE, NO_BLUR, TILE, TILE_GROUP
 from .convolution import blur, blur_tiles_cat_eye, depthwise, frame_fractions, renormalise_borders
 from .fill import add_fill
 from .grid import Window, align, by_bands, pool, upsampled_rows
@@ -238,21 +238,44 @@ def composite_sharp(block: Block, canvas: Canvas, sharp: list[int]) -> None:
 
 def _draw_sharp(canvas: Canvas, tiles: Tiles, index: int, radius: float, lens: Lens, origin: tuple[int, int],
                 frame: tuple[int, int]) -> None:
-    """Draw a layer near the focus (scale 1) on the tiles it reaches, on ``canvas``, a canvas on ``tiles``."""
+    """Draw a layer near the focus (scale 1) on the tiles it reaches, on ``canvas``, a canvas on ``tiles``.
+
+    Its light is made by groups of :data:`TILE_GROUP` tiles on the render's workers (each tile's light
+    depends on that tile alone, so the groups give the bytes of one piece); the drawing stays in order.
+    """
     pick = tiles.reached_by(index)
     if len(pick) == 0:
         return
     every = len(pick) == len(tiles)
     kernel = psf(lens.aperture, radius)
+    fy, fx = frame_fractions(kernel, tiles.size, 1, origin, frame)
+    borders = bool((fy < 1.0).any()) or bool((fx < 1.0).any())    # a border of the frame within the kernel's reach
+
+    def light(start: int) -> tuple[torch.Tensor, bool]:
+        # A group of all the tiles is a slice of them (a view, no copy).
+        group = slice(start, start + TILE_GROUP) if every else pick[start: start + TILE_GROUP]
+        return _sharp_light(tiles, group, index, radius, kernel, lens, frame, origin, (fy, fx) if borders else None)
+
+    parts = parallel_map(light, range(0, len(pick), TILE_GROUP))
+    if not any(lit for _, lit in parts):
+        return
+    out = parts[0][0] if len(parts) == 1 else torch.cat([part for part, _ in parts])
+    canvas.draw(index, out[:, :3], out[:, 3:4].clamp_min(0.0), (...,) if every else (pick,))
+
+
+def _sharp_light(tiles: Tiles, pick: torch.Tensor | slice, index: int, radius: float, kernel: torch.Tensor,
+                 lens: Lens, frame: tuple[int, int], origin: tuple[int, int],
+                 fractions: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, bool]:
+    """Layer ``index``'s blurred light and alpha on the tiles ``pick`` (indices, or a slice of them),
+    ``(n, 3 + 1, TILE, TILE)``, and whether it has any pixel there; ``fractions``: the block's row and column
+    fractions (:func:`~.convolution.frame_fractions`) when a border of the frame is within the kernel's reach."""
     half = kernel.shape[-1] // 2
     halo = tiles.halo
-    # The tiles with as much of their halo as this kernel reaches (all of them: no copy).
+    # The tiles with as much of their halo as this kernel reaches.
     reach = (..., slice(halo - half, TILE + halo + half), slice(halo - half, TILE + halo + half))
-    t, image = (tiles.t[reach], tiles.image[reach]) if every else (tiles.t[pick][reach], tiles.image[pick][reach])
+    t, image = tiles.t[pick][reach], tiles.image[pick][reach]
     own, _ = layer_share(t, index, index)
-    if float(own.max()) <= 0.0:
-        return
-    stack = torch.empty((len(pick), 4) + own.shape[-2:], dtype=own.dtype, device=own.device)
+    stack = torch.empty((t.shape[0], 4) + own.shape[-2:], dtype=own.dtype, device=own.device)
     torch.mul(own, image, out=stack[:, :3])
     stack[:, 3:] = own
     if lens.aperture.cat_eye > 0 and half > 0:
@@ -262,10 +285,9 @@ def _draw_sharp(canvas: Canvas, tiles: Tiles, index: int, radius: float, lens: L
         out = depthwise(stack, kernel)
     else:
         out = stack
-    fy, fx = frame_fractions(kernel, tiles.size, 1, origin, frame)
-    if bool((fy < 1.0).any()) or bool((fx < 1.0).any()):      # a border of the frame within the kernel's reach
-        out = out / tiles.frame_weights(fy.to(out), fx.to(out), pick)
-    canvas.draw(index, out[:, :3], out[:, 3:4].clamp_min(0.0), (...,) if every else (pick,))
+    if fractions is not None:
+        out = out / tiles.frame_weights(fractions[0].to(out), fractions[1].to(out), pick)
+    return out, float(own.max()) > 0.0
 
 
 def composite_back(block: Block, canvas: Canvas, back: list[int]) -> Canvas | None:
