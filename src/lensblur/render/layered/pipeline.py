@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -25,6 +26,7 @@ from .fill import add_fill
 from .grid import Window, align, by_bands, pool, upsampled_rows
 from .layout import (
     Layers,
+    LayerStacks,
     Plan,
     Settings,
     coc_of,
@@ -105,8 +107,10 @@ def _block_step(side: int, overlap: int, block: int, unit: int) -> int:
 
 @dataclass(slots=True)
 class BlurredLayer:
-    """A blurred layer's ``(1, 3 + 1, h, w)`` light and alpha at its ``scale``, top-left ``origin`` in the block."""
+    """Blurred layer ``index``'s ``(1, 3 + 1, h, w)`` light and alpha at its ``scale``, top-left ``origin`` in
+    the block."""
 
+    index: int
     values: torch.Tensor
     scale: int
     origin: tuple[int, int]
@@ -143,31 +147,67 @@ class Block:
         """The layers with pixels in the block, nearest first."""
         return [i for i in reversed(range(len(self.plan.radii))) if self.windows[i] is not None]
 
-    def blurred(self, index: int) -> BlurredLayer | None:
-        """Blurred layer ``index`` (its hidden-part estimate added to the fill on the way); ``None`` when
-        it has no light in the block. Layers are taken nearest first."""
+    def draw(self, target: Canvas, indices: list[int]) -> None:
+        """Blur layers ``indices`` (nearest first) and composite them on ``target``, adding their hidden-part
+        estimates to the fill on the way.
+
+        A layer's cut from its run, its fill and its compositing run in order; its blur, which needs only its
+        cut, runs on one of the render's workers while the other adds its fill and composites the layer
+        before it (each canvas gets the same operations in the same order as one by one).
+        """
+        previous: BlurredLayer | None = None
+        for index in indices:
+            parts = self.layers.layer(index)
+            self.layers.add_cover(index, parts)     # drawn from now: it covers the farther layers of its run
+            own = parts.stack[0, 3]
+            if float(own.max()) <= 0.0:            # no light in the block
+                continue
+            last = previous
+
+            def fill_and_draw(index=index, parts=parts, last=last) -> None:
+                self._add_fill(index, parts)
+                if last is not None:
+                    _composite(target, last)
+
+            current, _ = _run_together([partial(self._blur, index, parts, own), fill_and_draw])
+            previous = current
+        if previous is not None:
+            _composite(target, previous)
+
+    def _blur(self, index: int, parts: LayerStacks, own: torch.Tensor) -> BlurredLayer:
+        """Blurred layer ``index`` from its ``parts`` (``own``: its weight, at its scale)."""
         radius, s = float(self.plan.radii[index]), self.plan.scales[index]
         window = self.windows[index]
-        parts = self.layers.layer(index)
-        self.layers.add_cover(index, parts)     # drawn from now: it covers the farther layers of its run
-        own = parts.stack[0, 3]
-        if float(own.max()) <= 0.0:
-            return None
         frame_origin = (self.origin[0] + window.top, self.origin[1] + window.left)
         out = blur(parts.stack, self.lens, radius, s, frame_origin, self.frame, own > 0)
         renormalise_borders(out, psf(self.lens.aperture, radius / s), s, frame_origin, self.frame)
-        if float(parts.nearer.max()) > 0.0:
-            add_fill(self.fill, parts.fill, parts.nearer, radius, fill_scale(s), (window.top, window.left),
-                     frame_origin, self.plan.pad)
-        return BlurredLayer(out, s, (window.top, window.left))
+        return BlurredLayer(index, out, s, (window.top, window.left))
 
-    def draw(self, target: Canvas, index: int) -> None:
-        """Blur layer ``index`` and composite it on ``target``."""
-        layer = self.blurred(index)
-        if layer is None:
-            return
-        values, window = target.window(layer.values, layer.scale, layer.origin)
-        target.draw(index, values[:, :3], values[:, 3:4].clamp_min(0.0), window)
+    def _add_fill(self, index: int, parts: LayerStacks) -> None:
+        """Layer ``index``'s hidden-part estimate added to the block's fill."""
+        if float(parts.nearer.max()) > 0.0:
+            window, s = self.windows[index], self.plan.scales[index]
+            add_fill(self.fill, parts.fill, parts.nearer, float(self.plan.radii[index]), fill_scale(s),
+                     (window.top, window.left), (self.origin[0] + window.top, self.origin[1] + window.left),
+                     self.plan.pad)
+
+
+def _run_together(jobs: list[Callable[[], object]]) -> list:
+    """The results of ``jobs`` run on the render's workers (see :func:`~lensblur._threads.parallel_map`), each in
+    the caller's inference mode (thread-local in torch: a worker would refuse to change the caller's tensors)."""
+    inference = torch.is_inference_mode_enabled()
+
+    def run(job: Callable[[], object]) -> object:
+        with torch.inference_mode(inference):
+            return job()
+
+    return parallel_map(run, jobs)
+
+
+def _composite(target: Canvas, layer: BlurredLayer) -> None:
+    """A blurred ``layer`` composited on ``target``."""
+    values, window = target.window(layer.values, layer.scale, layer.origin)
+    target.draw(layer.index, values[:, :3], values[:, 3:4].clamp_min(0.0), window)
 
 
 def render_one(image: torch.Tensor, t: torch.Tensor, lens: Lens, plan: Plan, *, frame: tuple[int, int],
@@ -205,8 +245,7 @@ def render_one(image: torch.Tensor, t: torch.Tensor, lens: Lens, plan: Plan, *, 
 def composite_front(block: Block, front: list[int]) -> Canvas:
     """Composite the blurred layers in front of the focus at COARSE; the canvas at full resolution."""
     canvas = Canvas.blank(COARSE, block.size, block.image)
-    for index in front:
-        block.draw(canvas, index)
+    block.draw(canvas, front)
     return canvas.rescaled(1)
 
 
@@ -256,7 +295,7 @@ def _draw_sharp(canvas: Canvas, tiles: Tiles, index: int, radius: float, lens: L
         group = slice(start, start + TILE_GROUP) if every else pick[start: start + TILE_GROUP]
         return _sharp_light(tiles, group, index, radius, kernel, lens, frame, origin, (fy, fx) if borders else None)
 
-    parts = parallel_map(light, range(0, len(pick), TILE_GROUP))
+    parts = _run_together([partial(light, start) for start in range(0, len(pick), TILE_GROUP)])
     if not any(lit for _, lit in parts):
         return
     out = parts[0][0] if len(parts) == 1 else torch.cat([part for part, _ in parts])
@@ -296,7 +335,7 @@ def composite_back(block: Block, canvas: Canvas, back: list[int]) -> Canvas | No
     front of and among them combine as independent ones); ``None`` when there are no such others."""
     rest = list(back)
     if rest and rest[0] == block.plan.first_behind:
-        block.draw(canvas, rest.pop(0))
+        block.draw(canvas, [rest.pop(0)])
     if not rest:
         return None
     coarse = Canvas.blank(COARSE, block.size, block.image)
@@ -304,8 +343,7 @@ def composite_back(block: Block, canvas: Canvas, back: list[int]) -> Canvas | No
         coarse.pending = canvas.carried_to(coarse)
         canvas.pending = None
     canvas.settle()
-    for index in rest:
-        block.draw(coarse, index)
+    block.draw(coarse, rest)
     return coarse
 
 
