@@ -19,7 +19,7 @@ import torch
 from ..._threads import parallel_map, parallel_unordered
 from ...lens import Lens
 from ..kernel import kernel_half_size, psf
-from .canvas import Canvas, TiledCanvas, Tiles
+from .canvas import Canvas, Pending, TiledCanvas, Tiles
 from .constants import BAND, BLOCK_MARGIN, COARSE, FILL_SCALE, NO_BLUR, TILE, TILE_GROUP
 from .convolution import blur, blur_tiles_cat_eye, depthwise, frame_fractions, renormalise_borders
 from .fill import add_fill
@@ -251,15 +251,13 @@ def composite_front(block: Block, front: list[int]) -> Canvas:
 
 def composite_sharp(block: Block, canvas: Canvas, sharp: list[int]) -> None:
     """Draw the layers near the focus exactly, on the tiles they reach, on the full-size ``canvas``; add their
-    hidden parts, guessed together (their blur is at most a few pixels; the fill is smooth)."""
+    hidden parts, guessed together (their blur is at most a few pixels; the fill is smooth).
+
+    A tile's composite depends on that tile alone, so groups of :data:`TILE_GROUP` tiles each draw every sharp
+    layer in order on the render's workers, beside the hidden parts' estimate.
+    """
     halo = max(kernel_half_size(float(block.plan.radii[i])) for i in sharp)
     tiles = Tiles(block.t, block.image, min(sharp), max(sharp), halo)
-    if len(tiles):
-        tiled = TiledCanvas.of(canvas, tiles)
-        for index in sharp:
-            _draw_sharp(tiled.canvas, tiles, index, float(block.plan.radii[index]), block.lens, block.origin,
-                        block.frame)
-        tiled.put_back(canvas)
     first, last = min(sharp), max(sharp)
 
     def pooled_parts(t, image):
@@ -270,36 +268,88 @@ def composite_sharp(block: Block, canvas: Canvas, sharp: list[int]) -> None:
         torch.minimum(torch.mul(own, image, out=parts[:, :3]), own, out=parts[:, :3])
         return pool(parts, FILL_SCALE)
 
-    pooled = by_bands(pooled_parts, BAND, block.t, block.image)
-    if float(pooled[:, 4:].max()) > 0.0:
-        add_fill(block.fill, pooled[:, :4], pooled[:, 4:], 0.0, FILL_SCALE, (0, 0), block.origin, block.plan.pad)
+    def fill() -> None:
+        pooled = by_bands(pooled_parts, BAND, block.t, block.image)
+        if float(pooled[:, 4:].max()) > 0.0:
+            add_fill(block.fill, pooled[:, :4], pooled[:, 4:], 0.0, FILL_SCALE, (0, 0), block.origin,
+                     block.plan.pad)
+
+    if not len(tiles):
+        fill()
+        return
+    tiled = TiledCanvas.of(canvas, tiles)
+    layers = [layer for layer in (_SharpLayer.of(tiles, index, float(block.plan.radii[index]), block.lens,
+                                                 block.origin, block.frame) for index in sharp) if layer is not None]
+    groups = [slice(start, min(len(tiles), start + TILE_GROUP)) for start in range(0, len(tiles), TILE_GROUP)]
+    jobs = [partial(_draw_sharp_group, tiled.canvas, tiles, group, layers, block.lens, block.frame, block.origin)
+            for group in groups]
+    *drawn, _ = _run_together(jobs + [fill])
+    # As if drawn on all the tiles at once: what is pending is the alpha of the last layer drawn anywhere (the
+    # others' is cover); before any, the canvas's own pending alpha.
+    lit = [last for _, last in drawn if last is not None]
+    if lit:
+        last = min(lit)
+        alpha = tiled.canvas.covered.new_zeros(tiled.canvas.covered.shape)
+        for group, (view, _) in zip(groups, drawn):
+            if view.pending is not None and view.pending.layer != last:
+                view.settle()
+            elif view.pending is not None:
+                alpha[group][view.pending.window] = view.pending.alpha
+        tiled.canvas.pending = Pending(last, alpha, (...,))
+    tiled.put_back(canvas)
 
 
-def _draw_sharp(canvas: Canvas, tiles: Tiles, index: int, radius: float, lens: Lens, origin: tuple[int, int],
-                frame: tuple[int, int]) -> None:
-    """Draw a layer near the focus (scale 1) on the tiles it reaches, on ``canvas``, a canvas on ``tiles``.
+@dataclass(frozen=True, slots=True)
+class _SharpLayer:
+    """Sharp layer ``index`` on the tiles: its ``radius``, the tiles it may reach (``pick``; ``every``: all of
+    them), its ``kernel``, and the block's row and column ``fractions`` of the kernel's light inside the frame
+    when a border of the frame is within its reach (:func:`~.convolution.frame_fractions`), else ``None``."""
 
-    Its light is made by groups of :data:`TILE_GROUP` tiles on the render's workers (each tile's light
-    depends on that tile alone, so the groups give the bytes of one piece); the drawing stays in order.
+    index: int
+    radius: float
+    pick: torch.Tensor
+    every: bool
+    kernel: torch.Tensor
+    fractions: tuple[torch.Tensor, torch.Tensor] | None
+
+    @classmethod
+    def of(cls, tiles: Tiles, index: int, radius: float, lens: Lens, origin: tuple[int, int],
+           frame: tuple[int, int]) -> _SharpLayer | None:
+        """Layer ``index`` on ``tiles``, or ``None`` when it reaches none of them."""
+        pick = tiles.reached_by(index)
+        if len(pick) == 0:
+            return None
+        kernel = psf(lens.aperture, radius)
+        fy, fx = frame_fractions(kernel, tiles.size, 1, origin, frame)
+        borders = bool((fy < 1.0).any()) or bool((fx < 1.0).any())
+        return cls(index, radius, pick, len(pick) == len(tiles), kernel, (fy, fx) if borders else None)
+
+
+def _draw_sharp_group(canvas: Canvas, tiles: Tiles, group: slice, layers: list[_SharpLayer], lens: Lens,
+                      frame: tuple[int, int], origin: tuple[int, int]) -> tuple[Canvas, int | None]:
+    """Draw the sharp ``layers`` (nearest first) on the tiles ``group`` of ``canvas`` (a canvas on ``tiles``).
+
+    Returns the group's canvas (views of ``canvas``'s maps, with its own pending alpha) and the last layer
+    drawn on it (``None`` if none had light there).
     """
-    pick = tiles.reached_by(index)
-    if len(pick) == 0:
-        return
-    every = len(pick) == len(tiles)
-    kernel = psf(lens.aperture, radius)
-    fy, fx = frame_fractions(kernel, tiles.size, 1, origin, frame)
-    borders = bool((fy < 1.0).any()) or bool((fx < 1.0).any())    # a border of the frame within the kernel's reach
-
-    def light(start: int) -> tuple[torch.Tensor, bool]:
-        # A group of all the tiles is a slice of them (a view, no copy).
-        group = slice(start, start + TILE_GROUP) if every else pick[start: start + TILE_GROUP]
-        return _sharp_light(tiles, group, index, radius, kernel, lens, frame, origin, (fy, fx) if borders else None)
-
-    parts = _run_together([partial(light, start) for start in range(0, len(pick), TILE_GROUP)])
-    if not any(lit for _, lit in parts):
-        return
-    out = parts[0][0] if len(parts) == 1 else torch.cat([part for part, _ in parts])
-    canvas.draw(index, out[:, :3], out[:, 3:4].clamp_min(0.0), (...,) if every else (pick,))
+    view = Canvas(1, canvas.size, canvas.light[group], canvas.weight[group], canvas.covered[group], shape=None)
+    if canvas.pending is not None:
+        view.pending = Pending(canvas.pending.layer, canvas.pending.alpha[group], (...,))
+    last = None
+    for layer in layers:
+        if layer.every:
+            pick, window = group, (...,)
+        else:
+            pick = layer.pick[(layer.pick >= group.start) & (layer.pick < group.stop)]
+            if len(pick) == 0:
+                continue
+            window = (pick - group.start,)
+        out, lit = _sharp_light(tiles, pick, layer.index, layer.radius, layer.kernel, lens, frame, origin,
+                                layer.fractions)
+        if lit:
+            view.draw(layer.index, out[:, :3], out[:, 3:4].clamp_min(0.0), window)
+            last = layer.index
+    return view, last
 
 
 def _sharp_light(tiles: Tiles, pick: torch.Tensor | slice, index: int, radius: float, kernel: torch.Tensor,
@@ -359,7 +409,8 @@ def finish(canvas: Canvas, behind: Canvas | None, fill: Canvas) -> torch.Tensor:
     # Light and weight enlarged together (one pass per band for both).
     behind_maps = None if behind is None else torch.cat([behind.light, behind.weight], dim=1)
     fill_maps = torch.cat([fill.light, fill.weight], dim=1)
-    for y0 in range(0, h, BAND):
+
+    def finish_band(y0: int) -> None:
         y1 = min(h, y0 + BAND)
         band = (..., slice(y0, y1), slice(None))
         if behind_maps is not None:
@@ -374,4 +425,7 @@ def finish(canvas: Canvas, behind: Canvas | None, fill: Canvas) -> torch.Tensor:
         remainder = (1.0 - weight[band]).clamp_(0.0, 1.0).mul_(has_fill)
         light[band].div_(torch.where(has_fill, weight[band].clamp_min(1.0), weight[band].clamp_min(1e-6)))
         light[band].addcmul_(remainder, colour)
+
+    # The bands are independent (each writes its own rows): on the render's workers.
+    _run_together([partial(finish_band, y0) for y0 in range(0, h, BAND)])
     return light
