@@ -59,13 +59,33 @@ class Canvas:
         self.light, self.weight, self.covered = light, weight, covered
         self.pending: Pending | None = None
         self.extent: Window | None = None      # cells drawn on
+        self.buffers: dict[str, torch.Tensor] = {}    # the maps' padded buffers, if they are views of some
 
     @classmethod
     def blank(cls, scale: int, size: tuple[int, int], like: torch.Tensor) -> Canvas:
-        """An empty canvas of ``scale`` over a block of ``size`` pixels, the dtype and device of ``like``."""
+        """An empty canvas of ``scale`` over a block of ``size`` pixels, the dtype and device of ``like``.
+
+        At full resolution its maps are views of zeros padded to whole ``TILE``-square tiles, which
+        :class:`TiledCanvas` cuts the sharp layers' tiles from without a padded copy.
+        """
         shape = (-(-size[0] // scale), -(-size[1] // scale))
-        return cls(scale, size, like.new_zeros((1, 3) + shape), like.new_zeros((1, 1) + shape),
-                   like.new_zeros((1, 1) + shape), shape)
+        if scale != 1:
+            return cls(scale, size, like.new_zeros((1, 3) + shape), like.new_zeros((1, 1) + shape),
+                       like.new_zeros((1, 1) + shape), shape)
+        whole = (-(-shape[0] // TILE) * TILE, -(-shape[1] // TILE) * TILE)
+        buffers = [like.new_zeros((1, c) + whole) for c in (3, 1, 1)]
+        canvas = cls(scale, size, *(b[..., : shape[0], : shape[1]] for b in buffers), shape)
+        canvas.buffers = dict(zip(MAPS, buffers))
+        return canvas
+
+    def padded(self, name: str, whole: tuple[int, int]) -> torch.Tensor | None:
+        """Map ``name`` with the zeros beyond it up to ``whole`` rows and columns (a view: no copy), if its
+        buffer is that size, else ``None``."""
+        x, base = getattr(self, name), self.buffers.get(name)
+        if base is not None and base.shape[-2:] == whole and x.data_ptr() == base.data_ptr() and \
+                x.stride() == base.stride():
+            return base
+        return None
 
     @classmethod
     def from_tiles(cls, tiles: Tiles, padded: dict[str, torch.Tensor], size: tuple[int, int]) -> Canvas:
@@ -232,7 +252,11 @@ class TiledCanvas:
     def of(cls, canvas: Canvas, tiles: Tiles) -> TiledCanvas:
         """Move ``canvas`` (full size, scale 1) onto ``tiles``. Its pending alpha is settled off the tiles
         and stays pending on them."""
-        padded = {name: tiles.padded(getattr(canvas, name)) for name in MAPS}
+        whole = (tiles.grid[0] * TILE, tiles.grid[1] * TILE)
+        padded = {}
+        for name in MAPS:
+            own = canvas.padded(name, whole)
+            padded[name] = tiles.padded(getattr(canvas, name)) if own is None else own
         tiled = cls(tiles, padded, Canvas.from_tiles(tiles, padded, canvas.size))
         if canvas.pending is not None:
             h, w = canvas.size
