@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
-from .constants import OUTSIDE_POSITION, TILE
-from .grid import Window, resample
+from .constants import BAND, OUTSIDE_POSITION, TILE
+from .grid import Window, resample, run_together, upsampled_rows
 
 __all__ = ["MAPS", "Canvas", "Pending", "TiledCanvas", "Tiles", "add_product"]
 
@@ -144,10 +145,18 @@ class Canvas:
         bottom, right = min(self.shape[0], self.extent.bottom + 1), min(self.shape[1], self.extent.right + 1)
         region = (..., slice(top * factor, min(other.shape[0], bottom * factor)),
                   slice(left * factor, min(other.shape[1], right * factor)))
-        # The maps enlarged together: one pass, and the CPU enlarges five channels faster than three and one.
+        # The maps enlarged together (the CPU enlarges five channels faster than three and one), by bands of rows
+        # on the render's workers.
         maps = torch.cat([getattr(self, name)[..., top:bottom, left:right] for name in MAPS], dim=1)
-        value = resample(maps, factor)[..., : region[1].stop - region[1].start, : region[2].stop - region[2].start]
-        other.light[region], other.weight[region], other.covered[region] = value[:, :3], value[:, 3:4], value[:, 4:]
+        rows, cols = region[1], region[2]
+
+        def band(y0: int) -> None:
+            y1 = min(rows.stop - rows.start, y0 + BAND)
+            value = upsampled_rows(maps, factor, y0, y1, cols.stop - cols.start)
+            part = (..., slice(rows.start + y0, rows.start + y1), cols)
+            other.light[part], other.weight[part], other.covered[part] = value[:, :3], value[:, 3:4], value[:, 4:]
+
+        run_together([partial(band, y0) for y0 in range(0, rows.stop - rows.start, BAND)])
         other.extent = Window(region[1].start, region[1].stop, region[2].start, region[2].stop)
         if self.pending is not None:
             other.pending = self.carried_to(other)

@@ -16,14 +16,14 @@ from functools import partial
 
 import torch
 
-from ..._threads import parallel_map, parallel_unordered
+from ..._threads import parallel_unordered
 from ...lens import Lens
 from ..kernel import kernel_half_size, psf
 from .canvas import Canvas, Pending, TiledCanvas, Tiles
 from .constants import BAND, BLOCK_MARGIN, COARSE, FILL_SCALE, NO_BLUR, TILE, TILE_GROUP
 from .convolution import blur, blur_tiles_cat_eye, depthwise, frame_fractions, renormalise_borders
 from .fill import add_fill
-from .grid import Window, align, by_bands, pool, upsampled_rows
+from .grid import Window, align, by_bands, pool, run_together, upsampled_rows
 from .layout import (
     Layers,
     LayerStacks,
@@ -169,7 +169,7 @@ class Block:
                 if last is not None:
                     _composite(target, last)
 
-            current, _ = _run_together([partial(self._blur, index, parts, own), fill_and_draw])
+            current, _ = run_together([partial(self._blur, index, parts, own), fill_and_draw])
             previous = current
         if previous is not None:
             _composite(target, previous)
@@ -190,18 +190,6 @@ class Block:
             add_fill(self.fill, parts.fill, parts.nearer, float(self.plan.radii[index]), fill_scale(s),
                      (window.top, window.left), (self.origin[0] + window.top, self.origin[1] + window.left),
                      self.plan.pad)
-
-
-def _run_together(jobs: list[Callable[[], object]]) -> list:
-    """The results of ``jobs`` run on the render's workers (see :func:`~lensblur._threads.parallel_map`), each in
-    the caller's inference mode (thread-local in torch: a worker would refuse to change the caller's tensors)."""
-    inference = torch.is_inference_mode_enabled()
-
-    def run(job: Callable[[], object]) -> object:
-        with torch.inference_mode(inference):
-            return job()
-
-    return parallel_map(run, jobs)
 
 
 def _composite(target: Canvas, layer: BlurredLayer) -> None:
@@ -283,7 +271,7 @@ def composite_sharp(block: Block, canvas: Canvas, sharp: list[int]) -> None:
     groups = [slice(start, min(len(tiles), start + TILE_GROUP)) for start in range(0, len(tiles), TILE_GROUP)]
     jobs = [partial(_draw_sharp_group, tiled.canvas, tiles, group, layers, block.lens, block.frame, block.origin)
             for group in groups]
-    *drawn, _ = _run_together(jobs + [fill])
+    *drawn, _ = run_together(jobs + [fill])
     # As if drawn on all the tiles at once: what is pending is the alpha of the last layer drawn anywhere (the
     # others' is cover); before any, the canvas's own pending alpha.
     lit = [last for _, last in drawn if last is not None]
@@ -427,5 +415,5 @@ def finish(canvas: Canvas, behind: Canvas | None, fill: Canvas) -> torch.Tensor:
         light[band].addcmul_(remainder, colour)
 
     # The bands are independent (each writes its own rows): on the render's workers.
-    _run_together([partial(finish_band, y0) for y0 in range(0, h, BAND)])
+    run_together([partial(finish_band, y0) for y0 in range(0, h, BAND)])
     return light
