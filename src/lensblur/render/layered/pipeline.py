@@ -19,7 +19,7 @@ import torch
 from ..._threads import parallel_unordered
 from ...lens import Lens
 from ..kernel import kernel_half_size, psf
-from .canvas import Canvas, Pending, TiledCanvas, Tiles
+from .canvas import Canvas, TiledCanvas, Tiles
 from .constants import BAND, BLOCK_MARGIN, COARSE, FILL_SCALE, NO_BLUR, TILE, TILE_GROUP
 from .convolution import blur, blur_tiles_cat_eye, depthwise, frame_fractions, renormalise_borders
 from .fill import add_fill
@@ -269,21 +269,15 @@ def composite_sharp(block: Block, canvas: Canvas, sharp: list[int]) -> None:
     layers = [layer for layer in (_SharpLayer.of(tiles, index, float(block.plan.radii[index]), block.lens,
                                                  block.origin, block.frame) for index in sharp) if layer is not None]
     groups = [slice(start, min(len(tiles), start + TILE_GROUP)) for start in range(0, len(tiles), TILE_GROUP)]
-    jobs = [partial(_draw_sharp_group, tiled.canvas, tiles, group, layers, block.lens, block.frame, block.origin)
+    jobs = [partial(_draw_sharp_group, tiled, tiles, group, layers, block.lens, block.frame, block.origin)
             for group in groups]
     *drawn, _ = run_together(jobs + [fill])
-    # As if drawn on all the tiles at once: what is pending is the alpha of the last layer drawn anywhere (the
-    # others' is cover); before any, the canvas's own pending alpha.
+    tiled.settle_off_tiles()
+    # As if drawn on all the tiles at once: what stays pending is the alpha of the last layer drawn on any tile
+    # (the others' is cover); if none was, the canvas's own pending alpha.
     lit = [last for _, last in drawn if last is not None]
-    if lit:
-        last = min(lit)
-        alpha = tiled.canvas.covered.new_zeros(tiled.canvas.covered.shape)
-        for group, (view, _) in zip(groups, drawn):
-            if view.pending is not None and view.pending.layer != last:
-                view.settle()
-            elif view.pending is not None:
-                alpha[group][view.pending.window] = view.pending.alpha
-        tiled.canvas.pending = Pending(last, alpha, (...,))
+    tiled.start_pending(min(lit) if lit else tiled.layer, canvas.weight)
+    run_together([partial(tiled.put_group, group, view, tiled.layer) for group, (view, _) in zip(groups, drawn)])
     tiled.put_back(canvas)
 
 
@@ -313,57 +307,55 @@ class _SharpLayer:
         return cls(index, radius, pick, len(pick) == len(tiles), kernel, (fy, fx) if borders else None)
 
 
-def _draw_sharp_group(canvas: Canvas, tiles: Tiles, group: slice, layers: list[_SharpLayer], lens: Lens,
+def _draw_sharp_group(tiled: TiledCanvas, tiles: Tiles, group: slice, layers: list[_SharpLayer], lens: Lens,
                       frame: tuple[int, int], origin: tuple[int, int]) -> tuple[Canvas, int | None]:
-    """Draw the sharp ``layers`` (nearest first) on the tiles ``group`` of ``canvas`` (a canvas on ``tiles``).
+    """Draw the sharp ``layers`` (nearest first) on the tiles ``group`` of ``tiled``.
 
-    Returns the group's canvas (views of ``canvas``'s maps, with its own pending alpha) and the last layer
-    drawn on it (``None`` if none had light there).
+    Returns the group's canvas (with its own pending alpha) and the last layer drawn on it (``None`` if none
+    had light there).
     """
-    view = Canvas(1, canvas.size, canvas.light[group], canvas.weight[group], canvas.covered[group], shape=None)
-    if canvas.pending is not None:
-        view.pending = Pending(canvas.pending.layer, canvas.pending.alpha[group], (...,))
+    view = tiled.group(group)
+    t, image = tiles.halos(group)
     last = None
     for layer in layers:
         if layer.every:
-            pick, window = group, (...,)
+            pick, local, window = group, slice(None), (...,)
         else:
             pick = layer.pick[(layer.pick >= group.start) & (layer.pick < group.stop)]
             if len(pick) == 0:
                 continue
-            window = (pick - group.start,)
-        out, lit = _sharp_light(tiles, pick, layer.index, layer.radius, layer.kernel, lens, frame, origin,
-                                layer.fractions)
+            local = pick - group.start
+            window = (local,)
+        out, lit = _sharp_light(t[local], image[local], tiles, pick, layer, lens, frame, origin)
         if lit:
             view.draw(layer.index, out[:, :3], out[:, 3:4].clamp_min(0.0), window)
             last = layer.index
     return view, last
 
 
-def _sharp_light(tiles: Tiles, pick: torch.Tensor | slice, index: int, radius: float, kernel: torch.Tensor,
-                 lens: Lens, frame: tuple[int, int], origin: tuple[int, int],
-                 fractions: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, bool]:
-    """Layer ``index``'s blurred light and alpha on the tiles ``pick`` (indices, or a slice of them),
-    ``(n, 3 + 1, TILE, TILE)``, and whether it has any pixel there; ``fractions``: the block's row and column
-    fractions (:func:`~.convolution.frame_fractions`) when a border of the frame is within the kernel's reach."""
-    half = kernel.shape[-1] // 2
+def _sharp_light(t: torch.Tensor, image: torch.Tensor, tiles: Tiles, pick: torch.Tensor | slice, layer: _SharpLayer,
+                 lens: Lens, frame: tuple[int, int], origin: tuple[int, int]) -> tuple[torch.Tensor, bool]:
+    """A sharp ``layer``'s blurred light and alpha, ``(n, 3 + 1, TILE, TILE)``, on the tiles ``pick`` of
+    ``tiles`` (indices, or a slice of them), whose positions and photo with their halos are ``t`` and
+    ``image``; and whether it has any pixel there."""
+    half = layer.kernel.shape[-1] // 2
     halo = tiles.halo
     # The tiles with as much of their halo as this kernel reaches.
     reach = (..., slice(halo - half, TILE + halo + half), slice(halo - half, TILE + halo + half))
-    t, image = tiles.t[pick][reach], tiles.image[pick][reach]
-    own, _ = layer_share(t, index, index)
-    stack = torch.empty((t.shape[0], 4) + own.shape[-2:], dtype=own.dtype, device=own.device)
-    torch.mul(own, image, out=stack[:, :3])
+    own, _ = layer_share(t[reach], layer.index, layer.index)
+    stack = torch.empty((own.shape[0], 4) + own.shape[-2:], dtype=own.dtype, device=own.device)
+    torch.mul(own, image[reach], out=stack[:, :3])
     stack[:, 3:] = own
     if lens.aperture.cat_eye > 0 and half > 0:
-        out = blur_tiles_cat_eye(stack, tiles.rows[pick] + origin[0], tiles.cols[pick] + origin[1], lens, radius,
-                                 frame)
+        out = blur_tiles_cat_eye(stack, tiles.rows[pick] + origin[0], tiles.cols[pick] + origin[1], lens,
+                                 layer.radius, frame)
     elif half > 0:
-        out = depthwise(stack, kernel)
+        out = depthwise(stack, layer.kernel)
     else:
         out = stack
-    if fractions is not None:
-        out = out / tiles.frame_weights(fractions[0].to(out), fractions[1].to(out), pick)
+    if layer.fractions is not None:
+        fy, fx = layer.fractions
+        out = out / tiles.frame_weights(fy.to(out), fx.to(out), pick)
     return out, float(own.max()) > 0.0
 
 
