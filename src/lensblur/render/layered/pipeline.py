@@ -237,16 +237,8 @@ def composite_front(block: Block, front: list[int]) -> Canvas:
     return canvas.rescaled(1)
 
 
-def composite_sharp(block: Block, canvas: Canvas, sharp: list[int]) -> None:
-    """Draw the layers near the focus exactly, on the tiles they reach, on the full-size ``canvas``; add their
-    hidden parts, guessed together (their blur is at most a few pixels; the fill is smooth).
-
-    A tile's composite depends on that tile alone, so groups of :data:`TILE_GROUP` tiles each draw every sharp
-    layer in order on the render's workers, beside the hidden parts' estimate.
-    """
-    halo = max(kernel_half_size(float(block.plan.radii[i])) for i in sharp)
-    tiles = Tiles(block.t, block.image, min(sharp), max(sharp), halo)
-    first, last = min(sharp), max(sharp)
+def sharp_fill(block: Block, first: int, last: int) -> None:
+    """The hidden parts of the sharp layers ``first..last``, guessed together, added to the block's fill."""
 
     def pooled_parts(t, image):
         # [min(own * image, own), own, beyond], made in place in one buffer
@@ -256,12 +248,21 @@ def composite_sharp(block: Block, canvas: Canvas, sharp: list[int]) -> None:
         torch.minimum(torch.mul(own, image, out=parts[:, :3]), own, out=parts[:, :3])
         return pool(parts, FILL_SCALE)
 
-    def fill() -> None:
-        pooled = by_bands(pooled_parts, BAND, block.t, block.image)
-        if float(pooled[:, 4:].max()) > 0.0:
-            add_fill(block.fill, pooled[:, :4], pooled[:, 4:], 0.0, FILL_SCALE, (0, 0), block.origin,
-                     block.plan.pad)
+    pooled = by_bands(pooled_parts, BAND, block.t, block.image)
+    if float(pooled[:, 4:].max()) > 0.0:
+        add_fill(block.fill, pooled[:, :4], pooled[:, 4:], 0.0, FILL_SCALE, (0, 0), block.origin, block.plan.pad)
 
+
+def composite_sharp(block: Block, canvas: Canvas, sharp: list[int]) -> None:
+    """Draw the layers near the focus exactly, on the tiles they reach, on the full-size ``canvas``; add their
+    hidden parts, guessed together (their blur is at most a few pixels; the fill is smooth).
+
+    A tile's composite depends on that tile alone, so groups of :data:`TILE_GROUP` tiles each draw every sharp
+    layer in order on the render's workers, beside the hidden parts' estimate.
+    """
+    halo = max(kernel_half_size(float(block.plan.radii[i])) for i in sharp)
+    tiles = Tiles(block.t, block.image, min(sharp), max(sharp), halo)
+    fill = partial(sharp_fill, block, min(sharp), max(sharp))
     if not len(tiles):
         fill()
         return
