@@ -18,15 +18,15 @@ pipeline = importlib.import_module("lensblur.render.layered.pipeline")
 
 
 def scene(seed: int = 7, size: tuple[int, int] = (300, 420)):
-    """A textured photo (35 tiles of 64 px) with a near box, a focused middle and a far slope: blurred layers
-    in front and behind, and sharp layers spread over tiles of several groups."""
+    """A textured photo (35 tiles of 64 px) with a near box over the far end of a slope and a focused patch:
+    blurred layers in front and behind (the box's blur over them), and sharp layers on tiles of several groups."""
     rng = np.random.default_rng(seed)
     h, w = size
     image = rng.random((h, w, 3)).astype(np.float32)
     image[30:38, 40:48] = 5.0                                   # a light above 1
     disparity = np.tile(np.linspace(0.1, 0.7, w, dtype=np.float32), (h, 1))
-    disparity[60:160, 250:380] = 0.95
-    disparity[200:280, 20:120] = 0.5                            # in focus
+    disparity[60:160, 10:140] = 0.95
+    disparity[200:280, 250:350] = 0.5                           # in focus
     return image, disparity
 
 
@@ -48,7 +48,7 @@ def test_one_block_on_two_workers_equals_one_worker_whatever_the_tile_groups(len
 
 def test_sharp_layers_reach_several_groups():
     # The premise of the test above: more tiles than one group holds, and sharp layers on them.
-    image, disparity = scene()
+    _, disparity = scene()
     h, w = disparity.shape
     assert -(-h // 64) * -(-w // 64) > 2 * pipeline.TILE_GROUP
     lens = LENSES[0]
