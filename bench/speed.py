@@ -7,6 +7,7 @@ its own process so that its peak memory is its own.
     python bench/speed.py --sizes 8 --radius-px 40 --device cuda --repeat 20     # the GPU preview target
     python bench/speed.py --sizes 8 --radius-px 40 --device cuda --dtype float16  # in half precision
     python bench/speed.py --sizes 12 --radius-px 60 --profile     # where one render's time goes, by step
+    python bench/speed.py --sizes 1 --radius-px 10 --apertures hexagon --split   # what runs serially
 
 The photo is a real one (bokehme_3 from ../shared/samples with its 16-bit disparity) resized to each size;
 the focus sits at disparity 0.35 and ``blur`` is chosen so that the largest CoC in the frame is the stated
@@ -120,9 +121,9 @@ STEPS = [
     ("    of which FFT convolutions", "convolution.py", "fft_convolve"),
     ("  in 1-3: hidden-part estimates (fill)", "fill.py", "add_fill"),
     ("  in 1-3: compositing on a canvas", "canvas.py", "draw"),
-    ("  in 2: the sharp layers' convolutions", "pipeline.py", "_draw_sharp"),
-    ("  in 2: the tiles made", "canvas.py", "__init__"),
-    ("  in 2: the canvas moved onto the tiles and back", "canvas.py", ("of", "put_back")),
+    ("  in 2: the sharp layers' light (their convolutions)", "pipeline.py", "_sharp_light"),
+    ("  in 2: the tiles made (positions and photo with their halos)", "canvas.py", ("__init__", "halos")),
+    ("  in 2: the canvas moved onto the tiles and back", "canvas.py", ("of", "group", "put_group", "put_back")),
     ("  the front canvas enlarged to full resolution", "canvas.py", "rescaled"),
     ("tensor -> numpy at the boundary", "_convert.py", "tensor_to_image"),
 ]
@@ -161,6 +162,36 @@ def profile_case(megapixels: float, radius: float, blades: int, method: str) -> 
             print(f"| {label} | {seconds:.2f} | {seconds / total:.0%} | {calls} |")
 
 
+def split_case(megapixels: float, radius: float, blades: int, method: str, threads: int, repeat: int) -> None:
+    """Print how much of a render's CPU time runs on the calling thread (serially) and how much on the workers,
+    and the wall time that split allows on ``threads`` free cores. CPU times hardly depend on what else runs on
+    the machine, so this reads the same on a shared machine as on a quiet one (within some 10-20%)."""
+    import statistics
+
+    import torch
+
+    import lensblur
+
+    torch.set_num_threads(threads)
+    image, disparity = photo_at(megapixels)
+    if radius < 1:
+        radius *= disparity.shape[1]
+    lens = lens_for(disparity, radius, blades)
+    lensblur.render(image[:256, :256], disparity[:256, :256], lens, method=method, threads=threads)   # warm-up
+    calling, every, wall = [], [], []
+    for _ in range(repeat):
+        start, own, cpu = time.perf_counter(), time.thread_time(), time.process_time()
+        lensblur.render(image, disparity, lens, method=method, threads=threads)
+        wall.append(time.perf_counter() - start)
+        calling.append(time.thread_time() - own)
+        every.append(time.process_time() - cpu)
+    serial, total = statistics.median(calling), statistics.median(every)
+    print(f"{disparity.shape[1]}x{disparity.shape[0]}, largest CoC {radius:.0f} px, blades {blades}, {threads} workers, "
+          f"median of {repeat}: CPU {total:.3f} s in all, {serial:.3f} s on the calling thread ({serial / total:.0%}); "
+          f"on {threads} free cores at best {serial + (total - serial) / threads:.3f} s; wall here "
+          f"{statistics.median(wall):.3f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1,4,12,24", help="megapixels, comma-separated")
@@ -173,6 +204,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     parser.add_argument("--dtype", default="float32", help="float32, float16 or bfloat16 (render(..., dtype=))")
     parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--split", action="store_true",
+                        help="print how much of a render's CPU time runs on the calling thread and how much on the "
+                             "workers (the first size, radius and aperture; --threads workers, --repeat renders)")
     parser.add_argument("--profile", action="store_true",
                         help="print where the time of one render goes, by step (the first size, radius and "
                              "aperture; one thread, CPU time) instead of timing")
@@ -180,6 +214,11 @@ def main() -> None:
     if args.profile:
         radius = float(args.radius_px.split(",")[0]) if args.radius_px else float(args.radii.split(",")[0])
         profile_case(float(args.sizes.split(",")[0]), radius, APERTURES[args.apertures.split(",")[0]], args.method)
+        return
+    if args.split:
+        radius = float(args.radius_px.split(",")[0]) if args.radius_px else float(args.radii.split(",")[0])
+        split_case(float(args.sizes.split(",")[0]), radius, APERTURES[args.apertures.split(",")[0]], args.method,
+                   args.threads, args.repeat)
         return
     if args.case:
         mp, radius, blades = args.case.split(":")

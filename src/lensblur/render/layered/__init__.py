@@ -38,7 +38,9 @@ Where the work goes, and how it is kept small:
   (:func:`~lensblur.render.layered.grid.by_bands`).
 - torch runs on one thread; blocks, and bands of rows, run on a few Python threads at once
   (:func:`lensblur._threads.coarse_parallel`): no barrier after each of thousands of small operations, so
-  a core taken by another program slows one piece of work instead of every operation.
+  a core taken by another program slows one piece of work instead of every operation. Inside a block (all
+  there is of a small frame) groups of tiles draw the sharp layers, and a blurred layer's blur runs beside
+  the fill and compositing of the layer before it; each canvas gets the operations of one worker, in order.
 
 The modules, in the order a render uses them:
 

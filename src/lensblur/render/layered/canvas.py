@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
-from .constants import OUTSIDE_POSITION, TILE
-from .grid import Window, resample
+from .constants import BAND, OUTSIDE_POSITION, TILE
+from .grid import Window, resample, run_together, upsampled_rows
 
 __all__ = ["MAPS", "Canvas", "Pending", "TiledCanvas", "Tiles", "add_product"]
 
@@ -59,18 +60,33 @@ class Canvas:
         self.light, self.weight, self.covered = light, weight, covered
         self.pending: Pending | None = None
         self.extent: Window | None = None      # cells drawn on
+        self.buffers: dict[str, torch.Tensor] = {}    # the maps' padded buffers, if they are views of some
 
     @classmethod
     def blank(cls, scale: int, size: tuple[int, int], like: torch.Tensor) -> Canvas:
-        """An empty canvas of ``scale`` over a block of ``size`` pixels, the dtype and device of ``like``."""
-        shape = (-(-size[0] // scale), -(-size[1] // scale))
-        return cls(scale, size, like.new_zeros((1, 3) + shape), like.new_zeros((1, 1) + shape),
-                   like.new_zeros((1, 1) + shape), shape)
+        """An empty canvas of ``scale`` over a block of ``size`` pixels, the dtype and device of ``like``.
 
-    @classmethod
-    def from_tiles(cls, tiles: Tiles, padded: dict[str, torch.Tensor], size: tuple[int, int]) -> Canvas:
-        """A full-resolution canvas whose maps are the ``tiles`` of full-size maps ``padded`` to whole tiles."""
-        return cls(1, size, *(tiles.gather(padded[name]) for name in MAPS), shape=None)
+        At full resolution its maps are views of zeros padded to whole ``TILE``-square tiles, which
+        :class:`TiledCanvas` cuts the sharp layers' tiles from without a padded copy.
+        """
+        shape = (-(-size[0] // scale), -(-size[1] // scale))
+        if scale != 1:
+            return cls(scale, size, like.new_zeros((1, 3) + shape), like.new_zeros((1, 1) + shape),
+                       like.new_zeros((1, 1) + shape), shape)
+        whole = (-(-shape[0] // TILE) * TILE, -(-shape[1] // TILE) * TILE)
+        buffers = [like.new_zeros((1, c) + whole) for c in (3, 1, 1)]
+        canvas = cls(scale, size, *(b[..., : shape[0], : shape[1]] for b in buffers), shape)
+        canvas.buffers = dict(zip(MAPS, buffers))
+        return canvas
+
+    def padded(self, name: str, whole: tuple[int, int]) -> torch.Tensor | None:
+        """Map ``name`` with the zeros beyond it up to ``whole`` rows and columns (a view: no copy), if its
+        buffer is that size, else ``None``."""
+        x, base = getattr(self, name), self.buffers.get(name)
+        if base is not None and base.shape[-2:] == whole and x.data_ptr() == base.data_ptr() and \
+                x.stride() == base.stride():
+            return base
+        return None
 
     def window(self, x: torch.Tensor, x_scale: int, origin: tuple[int, int]) -> tuple[torch.Tensor, tuple]:
         """``x`` (at ``x_scale``, top-left ``origin`` in pixels) resampled to this canvas, with its window."""
@@ -124,10 +140,18 @@ class Canvas:
         bottom, right = min(self.shape[0], self.extent.bottom + 1), min(self.shape[1], self.extent.right + 1)
         region = (..., slice(top * factor, min(other.shape[0], bottom * factor)),
                   slice(left * factor, min(other.shape[1], right * factor)))
-        # The maps enlarged together: one pass, and the CPU enlarges five channels faster than three and one.
+        # The maps enlarged together (the CPU enlarges five channels faster than three and one), by bands of rows
+        # on the render's workers.
         maps = torch.cat([getattr(self, name)[..., top:bottom, left:right] for name in MAPS], dim=1)
-        value = resample(maps, factor)[..., : region[1].stop - region[1].start, : region[2].stop - region[2].start]
-        other.light[region], other.weight[region], other.covered[region] = value[:, :3], value[:, 3:4], value[:, 4:]
+        rows, cols = region[1], region[2]
+
+        def band(y0: int) -> None:
+            y1 = min(rows.stop - rows.start, y0 + BAND)
+            value = upsampled_rows(maps, factor, y0, y1, cols.stop - cols.start)
+            part = (..., slice(rows.start + y0, rows.start + y1), cols)
+            other.light[part], other.weight[part], other.covered[part] = value[:, :3], value[:, 3:4], value[:, 4:]
+
+        run_together([partial(band, y0) for y0 in range(0, rows.stop - rows.start, BAND)])
         other.extent = Window(region[1].start, region[1].stop, region[2].start, region[2].stop)
         if self.pending is not None:
             other.pending = self.carried_to(other)
@@ -138,10 +162,9 @@ class Tiles:
     """The ``TILE``-square tiles of a block that the sharp layers ``first..last`` reach: where they have
     pixels, and within ``halo`` pixels of them.
 
-    Holds the positions between the layers and the photo on each tile with a ``halo`` of pixels around it
-    (``t``: ``(n, 1, TILE + 2 halo, TILE + 2 halo)``, ``image``: ``(n, 3, ...)``), so a kernel of at most
-    that half size gives exact values on the tile; and each tile's block rows and columns (``rows``,
-    ``cols``: ``(n, TILE)``).
+    Gives the positions between the layers and the photo on a group of tiles with a ``halo`` of pixels around
+    each (:meth:`halos`), so a kernel of at most that half size gives exact values on the tile; and holds each
+    tile's block rows and columns (``rows``, ``cols``: ``(n, TILE)``).
     """
 
     def __init__(self, t: torch.Tensor, image: torch.Tensor, first: int, last: int, halo: int):
@@ -159,8 +182,7 @@ class Tiles:
         self.rows = self.ty[:, None] * TILE + span
         self.cols = self.tx[:, None] * TILE + span
         # Outside the frame: a position below every layer (no light, no cover) and black.
-        self.t = self._with_halos(t, OUTSIDE_POSITION)
-        self.image = self._with_halos(image, 0.0)
+        self._t, self._image = self._padded_by_halo(t, OUTSIDE_POSITION), self._padded_by_halo(image, 0.0)
 
     @staticmethod
     def _tile_extreme(t: torch.Tensor, halo: int, outside: float, reduce) -> torch.Tensor:
@@ -173,14 +195,23 @@ class Tiles:
         rows = reduce(padded.unfold(0, side, TILE), dim=-1)          # (tiles down, w + 2 halo)
         return reduce(rows.unfold(1, side, TILE), dim=-1)
 
-    def _with_halos(self, x: torch.Tensor, outside: float) -> torch.Tensor:
-        """The tiles of a full-size ``(1, C, h, w)`` map with their halos, ``(n, C, TILE + 2 halo, ...)``,
-        ``outside`` beyond the frame: windows of the map padded by the halo (and to whole tiles)."""
+    def _padded_by_halo(self, x: torch.Tensor, outside: float) -> torch.Tensor:
+        """A full-size ``(1, C, h, w)`` map padded by the halo (and to whole tiles) with ``outside``."""
         h, w = self.size
-        halo, side = self.halo, TILE + 2 * self.halo
-        padded = F.pad(x, (halo, self.grid[1] * TILE + halo - w, halo, self.grid[0] * TILE + halo - h), value=outside)
-        windows = padded[0].unfold(1, side, TILE).unfold(2, side, TILE)      # (C, tiles down, tiles across, ...)
-        return windows[:, self.ty, self.tx].transpose(0, 1).contiguous()
+        halo = self.halo
+        return F.pad(x, (halo, self.grid[1] * TILE + halo - w, halo, self.grid[0] * TILE + halo - h), value=outside)
+
+    def halos(self, group: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+        """The positions and the photo on the tiles ``group`` with their halos, ``(n, 1 or 3, TILE + 2 halo,
+        TILE + 2 halo)``: a position below every layer and black beyond the frame."""
+        side = TILE + 2 * self.halo
+        ty, tx = self.ty[group], self.tx[group]
+
+        def cut(padded: torch.Tensor) -> torch.Tensor:
+            windows = padded[0].unfold(1, side, TILE).unfold(2, side, TILE)   # (C, tiles down, tiles across, ...)
+            return windows[:, ty, tx].transpose(0, 1).contiguous()
+
+        return cut(self._t), cut(self._image)
 
     def reached_by(self, index: int) -> torch.Tensor:
         """The tiles (indices) that layer ``index`` may reach: some position within ``index +- 1``."""
@@ -202,13 +233,13 @@ class Tiles:
         """A map padded to whole tiles seen as ``(C, tiles down, TILE, tiles across, TILE)``."""
         return padded[0].view(padded.shape[1], self.grid[0], TILE, self.grid[1], TILE)
 
-    def gather(self, padded: torch.Tensor) -> torch.Tensor:
-        """The tiles of a map padded to whole tiles, ``(n, C, TILE, TILE)``."""
-        return self._blocks(padded)[:, self.ty, :, self.tx, :].contiguous()
+    def gather(self, padded: torch.Tensor, group: slice = slice(None)) -> torch.Tensor:
+        """The tiles ``group`` of a map padded to whole tiles, ``(n, C, TILE, TILE)``."""
+        return self._blocks(padded)[:, self.ty[group], :, self.tx[group], :].contiguous()
 
-    def put(self, padded: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """Replace the tiles of a map padded to whole tiles by ``values``; the map at full size (a view)."""
-        self._blocks(padded)[:, self.ty, :, self.tx, :] = values
+    def put(self, padded: torch.Tensor, values: torch.Tensor, group: slice = slice(None)) -> torch.Tensor:
+        """Replace the tiles ``group`` of a map padded to whole tiles by ``values``; the map at full size (a view)."""
+        self._blocks(padded)[:, self.ty[group], :, self.tx[group], :] = values
         h, w = self.size
         return padded[..., :h, :w]
 
@@ -221,35 +252,70 @@ class Tiles:
 
 @dataclass(slots=True)
 class TiledCanvas:
-    """A full-size canvas's composite moved onto tiles: ``canvas`` on the ``tiles``, and the full-size maps
-    ``padded`` to whole tiles, which it is put back into (:meth:`put_back`)."""
+    """A full-size canvas's composite moved onto tiles, group by group (groups of tiles are independent: each
+    can be drawn on by its own worker).
+
+    ``padded``: the canvas's maps padded to whole tiles, which the groups are cut from (:meth:`group`) and put
+    back into (:meth:`put_group`). ``pending``: the canvas's pending alpha on the same grid, and its ``layer``:
+    cover off the tiles (:meth:`settle_off_tiles`), still pending on them.
+    """
 
     tiles: Tiles
     padded: dict[str, torch.Tensor]
-    canvas: Canvas
+    size: tuple[int, int]
+    pending: torch.Tensor | None
+    layer: int | None
+    passed_on: torch.Tensor | None = None      # the alpha left pending on the tiles once they are put back
 
     @classmethod
     def of(cls, canvas: Canvas, tiles: Tiles) -> TiledCanvas:
-        """Move ``canvas`` (full size, scale 1) onto ``tiles``. Its pending alpha is settled off the tiles
-        and stays pending on them."""
-        padded = {name: tiles.padded(getattr(canvas, name)) for name in MAPS}
-        tiled = cls(tiles, padded, Canvas.from_tiles(tiles, padded, canvas.size))
+        """Move ``canvas`` (full size, scale 1) onto ``tiles``; its maps are not to be used until :meth:`put_back`."""
+        whole = (tiles.grid[0] * TILE, tiles.grid[1] * TILE)
+        padded = {}
+        for name in MAPS:
+            own = canvas.padded(name, whole)
+            padded[name] = tiles.padded(getattr(canvas, name)) if own is None else own
+        dense, layer = None, None
         if canvas.pending is not None:
             h, w = canvas.size
             dense = tiles.blank(canvas.weight)
             dense[..., :h, :w][canvas.pending.window] += canvas.pending.alpha
-            tiled.canvas.pending = Pending(canvas.pending.layer, tiles.gather(dense), (...,))
-            canvas.pending = None
-            padded["covered"] += dense       # off the tiles; on them it stays pending
-        return tiled
+            layer, canvas.pending = canvas.pending.layer, None
+        return cls(tiles, padded, canvas.size, dense, layer)
+
+    def group(self, group: slice) -> Canvas:
+        """The composite on the tiles ``group``, with the canvas's pending alpha there."""
+        view = Canvas(1, self.size, *(self.tiles.gather(self.padded[name], group) for name in MAPS), shape=None)
+        if self.pending is not None:
+            view.pending = Pending(self.layer, self.tiles.gather(self.pending, group), (...,))
+        return view
+
+    def settle_off_tiles(self) -> None:
+        """Count the canvas's pending alpha as cover off the tiles (call once every group has been cut)."""
+        if self.pending is not None:
+            self.padded["covered"] += self.pending      # on the tiles the groups' maps replace it
+
+    def put_group(self, group: slice, view: Canvas, layer: int | None) -> None:
+        """Put the composite ``view`` of the tiles ``group`` back; of its pending alpha, that of ``layer`` (the
+        last layer drawn on any tile) stays pending, any other's counts as cover."""
+        if view.pending is not None and view.pending.layer != layer:
+            view.settle()
+        for name in MAPS:
+            self.tiles.put(self.padded[name], getattr(view, name), group)
+        if view.pending is not None:
+            alpha = view.pending.alpha.new_zeros((group.stop - group.start,) + view.pending.alpha.shape[1:])
+            alpha[view.pending.window] = view.pending.alpha
+            self.tiles.put(self.passed_on, alpha, group)
+
+    def start_pending(self, layer: int | None, like: torch.Tensor) -> None:
+        """Before :meth:`put_group`: the map the groups' pending alpha of ``layer`` goes into."""
+        self.layer = layer
+        self.passed_on = None if layer is None else self.tiles.blank(like)
 
     def put_back(self, canvas: Canvas) -> None:
-        """Put the tiles' composite back on ``canvas``, with what is still pending there."""
-        tiles = self.tiles
+        """``canvas`` becomes the composite, with what is still pending on the tiles (once every group is back)."""
+        h, w = self.size
         for name in MAPS:
-            setattr(canvas, name, tiles.put(self.padded[name], getattr(self.canvas, name)))
-        pending = self.canvas.pending
-        if pending is not None:
-            every = pending.alpha.new_zeros((len(tiles),) + pending.alpha.shape[1:])
-            every[pending.window] = pending.alpha
-            canvas.pending = Pending(pending.layer, tiles.put(tiles.blank(canvas.weight), every), (...,))
+            setattr(canvas, name, self.padded[name][..., :h, :w])
+        if self.passed_on is not None:
+            canvas.pending = Pending(self.layer, self.passed_on[..., :h, :w], (...,))

@@ -11,6 +11,8 @@ COARSE = 2
 FILL_SCALE = 4
 # Side of the tiles the sharp layers work on, in pixels.
 TILE = 64
+# Tiles per piece of a sharp layer's light made on one worker.
+TILE_GROUP = 16
 # Rows per band of the chains of operations on whole images (see grid.by_bands).
 BAND = 64
 # Height of the strips of cells a sparse layer is convolved in (pixels at its scale).

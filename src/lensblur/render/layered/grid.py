@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..._threads import parallel_map
 
-__all__ = ["Window", "align", "by_bands", "pool", "resample", "upsampled_rows"]
+__all__ = ["Window", "align", "by_bands", "pool", "resample", "run_together", "upsampled_rows"]
 
 
 def pool(x: torch.Tensor, s: int) -> torch.Tensor:
@@ -96,6 +96,19 @@ def by_bands(fn: Callable[..., torch.Tensor], rows: int, *maps: torch.Tensor) ->
     if h <= rows:
         return fn(*maps)
     return torch.cat(parallel_map(lambda y: fn(*(x[..., y: y + rows, :] for x in maps)), range(0, h, rows)), dim=-2)
+
+
+def run_together(jobs: list[Callable[[], object]]) -> list:
+    """The results of independent ``jobs``, run on the render's workers (:func:`~lensblur._threads.parallel_map`),
+    each in the caller's inference mode (thread-local in torch: a worker would refuse to change the caller's
+    tensors in place)."""
+    inference = torch.is_inference_mode_enabled()
+
+    def run(job: Callable[[], object]) -> object:
+        with torch.inference_mode(inference):
+            return job()
+
+    return parallel_map(run, jobs)
 
 
 @dataclass(frozen=True, slots=True)

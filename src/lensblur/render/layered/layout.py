@@ -281,13 +281,14 @@ class Layers:
                                 (window.top - run.top) // s + -(-(window.bottom - window.top) // s)),
                      slice((window.left - run.left) // s,
                            (window.left - run.left) // s + -(-(window.right - window.left) // s)))
-            return cells, (1.0 - (position[cells] - index).abs()).clamp_min(0.0)
+            # 1 - |position - index|, at least 0, in one buffer ((-x) + 1 is 1 - x to the bit).
+            return cells, torch.sub(position[cells], index).abs_().neg_().add_(1.0).clamp_min_(0.0)
 
         cells, part = cut(run.position, self.scales[index])
         stack = run.stack[cells] * part
         cells, part = cut(run.fill_position, fill_scale(self.scales[index]))
         fill = run.fill[cells] * part
-        return LayerStacks(stack, fill, run.beyond[cells] + run.drawn[cells], cells)
+        return LayerStacks(stack, fill, torch.add(run.beyond[cells], run.drawn[cells]), cells)
 
     def add_cover(self, index: int, layer: LayerStacks) -> None:
         """Mark layer ``index`` (just taken by :meth:`layer`) drawn: the next layers of its run are farther,

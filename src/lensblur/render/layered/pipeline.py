@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -19,12 +20,13 @@ from ..._threads import parallel_unordered
 from ...lens import Lens
 from ..kernel import kernel_half_size, psf
 from .canvas import Canvas, TiledCanvas, Tiles
-from .constants import BAND, BLOCK_MARGIN, COARSE, FILL_SCALE, NO_BLUR, TILE
+from .constants import BAND, BLOCK_MARGIN, COARSE, FILL_SCALE, NO_BLUR, TILE, TILE_GROUP
 from .convolution import blur, blur_tiles_cat_eye, depthwise, frame_fractions, renormalise_borders
 from .fill import add_fill
-from .grid import Window, align, by_bands, pool, upsampled_rows
+from .grid import Window, align, by_bands, pool, run_together, upsampled_rows
 from .layout import (
     Layers,
+    LayerStacks,
     Plan,
     Settings,
     coc_of,
@@ -105,8 +107,10 @@ def _block_step(side: int, overlap: int, block: int, unit: int) -> int:
 
 @dataclass(slots=True)
 class BlurredLayer:
-    """A blurred layer's ``(1, 3 + 1, h, w)`` light and alpha at its ``scale``, top-left ``origin`` in the block."""
+    """Blurred layer ``index``'s ``(1, 3 + 1, h, w)`` light and alpha at its ``scale``, top-left ``origin`` in
+    the block."""
 
+    index: int
     values: torch.Tensor
     scale: int
     origin: tuple[int, int]
@@ -143,31 +147,55 @@ class Block:
         """The layers with pixels in the block, nearest first."""
         return [i for i in reversed(range(len(self.plan.radii))) if self.windows[i] is not None]
 
-    def blurred(self, index: int) -> BlurredLayer | None:
-        """Blurred layer ``index`` (its hidden-part estimate added to the fill on the way); ``None`` when
-        it has no light in the block. Layers are taken nearest first."""
+    def draw(self, target: Canvas, indices: list[int]) -> None:
+        """Blur layers ``indices`` (nearest first) and composite them on ``target``, adding their hidden-part
+        estimates to the fill on the way.
+
+        A layer's cut from its run, its fill and its compositing run in order; its blur, which needs only its
+        cut, runs on one of the render's workers while the other adds its fill and composites the layer
+        before it (each canvas gets the same operations in the same order as one by one).
+        """
+        previous: BlurredLayer | None = None
+        for index in indices:
+            parts = self.layers.layer(index)
+            self.layers.add_cover(index, parts)     # drawn from now: it covers the farther layers of its run
+            own = parts.stack[0, 3]
+            if float(own.max()) <= 0.0:            # no light in the block
+                continue
+            last = previous
+
+            def fill_and_draw(index=index, parts=parts, last=last) -> None:
+                self._add_fill(index, parts)
+                if last is not None:
+                    _composite(target, last)
+
+            current, _ = run_together([partial(self._blur, index, parts, own), fill_and_draw])
+            previous = current
+        if previous is not None:
+            _composite(target, previous)
+
+    def _blur(self, index: int, parts: LayerStacks, own: torch.Tensor) -> BlurredLayer:
+        """Blurred layer ``index`` from its ``parts`` (``own``: its weight, at its scale)."""
         radius, s = float(self.plan.radii[index]), self.plan.scales[index]
         window = self.windows[index]
-        parts = self.layers.layer(index)
-        self.layers.add_cover(index, parts)     # drawn from now: it covers the farther layers of its run
-        own = parts.stack[0, 3]
-        if float(own.max()) <= 0.0:
-            return None
         frame_origin = (self.origin[0] + window.top, self.origin[1] + window.left)
         out = blur(parts.stack, self.lens, radius, s, frame_origin, self.frame, own > 0)
         renormalise_borders(out, psf(self.lens.aperture, radius / s), s, frame_origin, self.frame)
-        if float(parts.nearer.max()) > 0.0:
-            add_fill(self.fill, parts.fill, parts.nearer, radius, fill_scale(s), (window.top, window.left),
-                     frame_origin, self.plan.pad)
-        return BlurredLayer(out, s, (window.top, window.left))
+        return BlurredLayer(index, out, s, (window.top, window.left))
 
-    def draw(self, target: Canvas, index: int) -> None:
-        """Blur layer ``index`` and composite it on ``target``."""
-        layer = self.blurred(index)
-        if layer is None:
-            return
-        values, window = target.window(layer.values, layer.scale, layer.origin)
-        target.draw(index, values[:, :3], values[:, 3:4].clamp_min(0.0), window)
+    def _add_fill(self, index: int, parts: LayerStacks) -> None:
+        """Layer ``index``'s hidden-part estimate added to the block's fill."""
+        if float(parts.nearer.max()) > 0.0:
+            window, s = self.windows[index], self.plan.scales[index]
+            add_fill(self.fill, parts.fill, parts.nearer, float(self.plan.radii[index]), fill_scale(s),
+                     (window.top, window.left), (self.origin[0] + window.top, self.origin[1] + window.left),
+                     self.plan.pad)
+
+
+def _composite(target: Canvas, layer: BlurredLayer) -> None:
+    """A blurred ``layer`` composited on ``target``."""
+    values, window = target.window(layer.values, layer.scale, layer.origin)
+    target.draw(layer.index, values[:, :3], values[:, 3:4].clamp_min(0.0), window)
 
 
 def render_one(image: torch.Tensor, t: torch.Tensor, lens: Lens, plan: Plan, *, frame: tuple[int, int],
@@ -205,23 +233,12 @@ def render_one(image: torch.Tensor, t: torch.Tensor, lens: Lens, plan: Plan, *, 
 def composite_front(block: Block, front: list[int]) -> Canvas:
     """Composite the blurred layers in front of the focus at COARSE; the canvas at full resolution."""
     canvas = Canvas.blank(COARSE, block.size, block.image)
-    for index in front:
-        block.draw(canvas, index)
+    block.draw(canvas, front)
     return canvas.rescaled(1)
 
 
-def composite_sharp(block: Block, canvas: Canvas, sharp: list[int]) -> None:
-    """Draw the layers near the focus exactly, on the tiles they reach, on the full-size ``canvas``; add their
-    hidden parts, guessed together (their blur is at most a few pixels; the fill is smooth)."""
-    halo = max(kernel_half_size(float(block.plan.radii[i])) for i in sharp)
-    tiles = Tiles(block.t, block.image, min(sharp), max(sharp), halo)
-    if len(tiles):
-        tiled = TiledCanvas.of(canvas, tiles)
-        for index in sharp:
-            _draw_sharp(tiled.canvas, tiles, index, float(block.plan.radii[index]), block.lens, block.origin,
-                        block.frame)
-        tiled.put_back(canvas)
-    first, last = min(sharp), max(sharp)
+def sharp_fill(block: Block, first: int, last: int) -> None:
+    """The hidden parts of the sharp layers ``first..last``, guessed together, added to the block's fill."""
 
     def pooled_parts(t, image):
         # [min(own * image, own), own, beyond], made in place in one buffer
@@ -236,36 +253,111 @@ def composite_sharp(block: Block, canvas: Canvas, sharp: list[int]) -> None:
         add_fill(block.fill, pooled[:, :4], pooled[:, 4:], 0.0, FILL_SCALE, (0, 0), block.origin, block.plan.pad)
 
 
-def _draw_sharp(canvas: Canvas, tiles: Tiles, index: int, radius: float, lens: Lens, origin: tuple[int, int],
-                frame: tuple[int, int]) -> None:
-    """Draw a layer near the focus (scale 1) on the tiles it reaches, on ``canvas``, a canvas on ``tiles``."""
-    pick = tiles.reached_by(index)
-    if len(pick) == 0:
+def composite_sharp(block: Block, canvas: Canvas, sharp: list[int]) -> None:
+    """Draw the layers near the focus exactly, on the tiles they reach, on the full-size ``canvas``; add their
+    hidden parts, guessed together (their blur is at most a few pixels; the fill is smooth).
+
+    A tile's composite depends on that tile alone, so groups of :data:`TILE_GROUP` tiles each draw every sharp
+    layer in order on the render's workers, beside the hidden parts' estimate.
+    """
+    halo = max(kernel_half_size(float(block.plan.radii[i])) for i in sharp)
+    tiles = Tiles(block.t, block.image, min(sharp), max(sharp), halo)
+    fill = partial(sharp_fill, block, min(sharp), max(sharp))
+    if not len(tiles):
+        fill()
         return
-    every = len(pick) == len(tiles)
-    kernel = psf(lens.aperture, radius)
-    half = kernel.shape[-1] // 2
+    tiled = TiledCanvas.of(canvas, tiles)
+    layers = [layer for layer in (_SharpLayer.of(tiles, index, float(block.plan.radii[index]), block.lens,
+                                                 block.origin, block.frame) for index in sharp) if layer is not None]
+    groups = [slice(start, min(len(tiles), start + TILE_GROUP)) for start in range(0, len(tiles), TILE_GROUP)]
+    jobs = [partial(_draw_sharp_group, tiled, tiles, group, layers, block.lens, block.frame, block.origin)
+            for group in groups]
+    *drawn, _ = run_together(jobs + [fill])
+    tiled.settle_off_tiles()
+    # As if drawn on all the tiles at once: what stays pending is the alpha of the last layer drawn on any tile
+    # (the others' is cover); if none was, the canvas's own pending alpha.
+    lit = [last for _, last in drawn if last is not None]
+    tiled.start_pending(min(lit) if lit else tiled.layer, canvas.weight)
+    run_together([partial(tiled.put_group, group, view, tiled.layer) for group, (view, _) in zip(groups, drawn)])
+    tiled.put_back(canvas)
+
+
+@dataclass(frozen=True, slots=True)
+class _SharpLayer:
+    """Sharp layer ``index`` on the tiles: its ``radius``, the tiles it may reach (``pick``; ``every``: all of
+    them), its ``kernel``, and the block's row and column ``fractions`` of the kernel's light inside the frame
+    when a border of the frame is within its reach (:func:`~.convolution.frame_fractions`), else ``None``."""
+
+    index: int
+    radius: float
+    pick: torch.Tensor
+    every: bool
+    kernel: torch.Tensor
+    fractions: tuple[torch.Tensor, torch.Tensor] | None
+
+    @classmethod
+    def of(cls, tiles: Tiles, index: int, radius: float, lens: Lens, origin: tuple[int, int],
+           frame: tuple[int, int]) -> _SharpLayer | None:
+        """Layer ``index`` on ``tiles``, or ``None`` when it reaches none of them."""
+        pick = tiles.reached_by(index)
+        if len(pick) == 0:
+            return None
+        kernel = psf(lens.aperture, radius)
+        fy, fx = frame_fractions(kernel, tiles.size, 1, origin, frame)
+        borders = bool((fy < 1.0).any()) or bool((fx < 1.0).any())
+        return cls(index, radius, pick, len(pick) == len(tiles), kernel, (fy, fx) if borders else None)
+
+
+def _draw_sharp_group(tiled: TiledCanvas, tiles: Tiles, group: slice, layers: list[_SharpLayer], lens: Lens,
+                      frame: tuple[int, int], origin: tuple[int, int]) -> tuple[Canvas, int | None]:
+    """Draw the sharp ``layers`` (nearest first) on the tiles ``group`` of ``tiled``.
+
+    Returns the group's canvas (with its own pending alpha) and the last layer drawn on it (``None`` if none
+    had light there).
+    """
+    view = tiled.group(group)
+    t, image = tiles.halos(group)
+    last = None
+    for layer in layers:
+        if layer.every:
+            pick, local, window = group, slice(None), (...,)
+        else:
+            pick = layer.pick[(layer.pick >= group.start) & (layer.pick < group.stop)]
+            if len(pick) == 0:
+                continue
+            local = pick - group.start
+            window = (local,)
+        out, lit = _sharp_light(t[local], image[local], tiles, pick, layer, lens, frame, origin)
+        if lit:
+            view.draw(layer.index, out[:, :3], out[:, 3:4].clamp_min(0.0), window)
+            last = layer.index
+    return view, last
+
+
+def _sharp_light(t: torch.Tensor, image: torch.Tensor, tiles: Tiles, pick: torch.Tensor | slice, layer: _SharpLayer,
+                 lens: Lens, frame: tuple[int, int], origin: tuple[int, int]) -> tuple[torch.Tensor, bool]:
+    """A sharp ``layer``'s blurred light and alpha, ``(n, 3 + 1, TILE, TILE)``, on the tiles ``pick`` of
+    ``tiles`` (indices, or a slice of them), whose positions and photo with their halos are ``t`` and
+    ``image``; and whether it has any pixel there."""
+    half = layer.kernel.shape[-1] // 2
     halo = tiles.halo
-    # The tiles with as much of their halo as this kernel reaches (all of them: no copy).
+    # The tiles with as much of their halo as this kernel reaches.
     reach = (..., slice(halo - half, TILE + halo + half), slice(halo - half, TILE + halo + half))
-    t, image = (tiles.t[reach], tiles.image[reach]) if every else (tiles.t[pick][reach], tiles.image[pick][reach])
-    own, _ = layer_share(t, index, index)
-    if float(own.max()) <= 0.0:
-        return
-    stack = torch.empty((len(pick), 4) + own.shape[-2:], dtype=own.dtype, device=own.device)
-    torch.mul(own, image, out=stack[:, :3])
+    own, _ = layer_share(t[reach], layer.index, layer.index)
+    stack = torch.empty((own.shape[0], 4) + own.shape[-2:], dtype=own.dtype, device=own.device)
+    torch.mul(own, image[reach], out=stack[:, :3])
     stack[:, 3:] = own
     if lens.aperture.cat_eye > 0 and half > 0:
-        out = blur_tiles_cat_eye(stack, tiles.rows[pick] + origin[0], tiles.cols[pick] + origin[1], lens, radius,
-                                 frame)
+        out = blur_tiles_cat_eye(stack, tiles.rows[pick] + origin[0], tiles.cols[pick] + origin[1], lens,
+                                 layer.radius, frame)
     elif half > 0:
-        out = depthwise(stack, kernel)
+        out = depthwise(stack, layer.kernel)
     else:
         out = stack
-    fy, fx = frame_fractions(kernel, tiles.size, 1, origin, frame)
-    if bool((fy < 1.0).any()) or bool((fx < 1.0).any()):      # a border of the frame within the kernel's reach
+    if layer.fractions is not None:
+        fy, fx = layer.fractions
         out = out / tiles.frame_weights(fy.to(out), fx.to(out), pick)
-    canvas.draw(index, out[:, :3], out[:, 3:4].clamp_min(0.0), (...,) if every else (pick,))
+    return out, float(own.max()) > 0.0
 
 
 def composite_back(block: Block, canvas: Canvas, back: list[int]) -> Canvas | None:
@@ -274,7 +366,7 @@ def composite_back(block: Block, canvas: Canvas, back: list[int]) -> Canvas | No
     front of and among them combine as independent ones); ``None`` when there are no such others."""
     rest = list(back)
     if rest and rest[0] == block.plan.first_behind:
-        block.draw(canvas, rest.pop(0))
+        block.draw(canvas, [rest.pop(0)])
     if not rest:
         return None
     coarse = Canvas.blank(COARSE, block.size, block.image)
@@ -282,8 +374,7 @@ def composite_back(block: Block, canvas: Canvas, back: list[int]) -> Canvas | No
         coarse.pending = canvas.carried_to(coarse)
         canvas.pending = None
     canvas.settle()
-    for index in rest:
-        block.draw(coarse, index)
+    block.draw(coarse, rest)
     return coarse
 
 
@@ -299,7 +390,8 @@ def finish(canvas: Canvas, behind: Canvas | None, fill: Canvas) -> torch.Tensor:
     # Light and weight enlarged together (one pass per band for both).
     behind_maps = None if behind is None else torch.cat([behind.light, behind.weight], dim=1)
     fill_maps = torch.cat([fill.light, fill.weight], dim=1)
-    for y0 in range(0, h, BAND):
+
+    def finish_band(y0: int) -> None:
         y1 = min(h, y0 + BAND)
         band = (..., slice(y0, y1), slice(None))
         if behind_maps is not None:
@@ -314,4 +406,7 @@ def finish(canvas: Canvas, behind: Canvas | None, fill: Canvas) -> torch.Tensor:
         remainder = (1.0 - weight[band]).clamp_(0.0, 1.0).mul_(has_fill)
         light[band].div_(torch.where(has_fill, weight[band].clamp_min(1.0), weight[band].clamp_min(1e-6)))
         light[band].addcmul_(remainder, colour)
+
+    # The bands are independent (each writes its own rows): on the render's workers.
+    run_together([partial(finish_band, y0) for y0 in range(0, h, BAND)])
     return light
