@@ -75,7 +75,7 @@ def identity_comparison(held_out, predict) -> str:
         return np.asarray(display_8bit(t.permute(1, 2, 0)), np.float64) * 255.0
 
     gains, errors = [], {"identity": [], "method": []}
-    kept, kept_smooth, changed, changed_identity, kept_share = [], [], [], [], []
+    kept, kept_identity, kept_smooth, changed, changed_identity, kept_share = [], [], [], [], [], []
     for i in range(len(held_out)):
         item = held_out[i]
         target = levels(item["target"])
@@ -91,6 +91,7 @@ def identity_comparison(held_out, predict) -> str:
         kept_share.append(same.mean())
         if same.any():
             kept.append(float(np.mean(error[same] ** 2)))
+            kept_identity.append(float(np.mean((shown["identity"] - target)[same] ** 2)))
             kept_smooth.append(float(np.mean(smooth[same] ** 2)))
         if not same.all():
             changed.append(float(np.mean(error[~same] ** 2)))
@@ -99,7 +100,8 @@ def identity_comparison(held_out, predict) -> str:
     return (f"better than identity on {sum(g > 0 for g in gains)} of {len(gains)} held-out pairs; median gain "
             f"{np.median(gains):+.2f} dB; pooled PSNR (one MSE over all held-out pixels) {pooled:+.2f} dB; "
             f"squared error (8-bit) in the {np.mean(kept_share):.0%} of pixels the lens leaves alone "
-            f"{np.mean(kept):.1f} (smooth {np.mean(kept_smooth):.1f}, texture {np.mean(kept) - np.mean(kept_smooth):.1f}), "
+            f"{np.mean(kept):.1f} (smooth {np.mean(kept_smooth):.1f}, texture {np.mean(kept) - np.mean(kept_smooth):.1f}; "
+            f"identity {np.mean(kept_identity):.2f}), "
             f"in the rest {np.mean(changed):.0f} (identity {np.mean(changed_identity):.0f})")
 
 
@@ -161,10 +163,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--ngf", type=int, default=32, help="generator width (64 in the reference)")
     parser.add_argument("--ndf", type=int, default=64, help="the PatchGAN's width (64 in the reference)")
+    parser.add_argument("--constant-steps", type=int, help="steps at the full learning rate before the linear decay "
+                        "to 0 over the rest (default: half of --steps, as the reference's 100 + 100 epochs)")
     parser.add_argument("--gan-weight", type=float, default=1.0, help="the GAN term's weight in the generator's "
                         "loss (1, the paper's; 0 trains on L1 alone: a diagnostic, not pix2pix)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the training's seed (weights, batches, dropout)")
+    parser.add_argument("--data-seed", type=int, default=0, help="the synthetic set's seed")
     parser.add_argument("--run", type=Path, help="keep the run folder here (default: a temporary one)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -172,10 +177,11 @@ def main() -> None:
     from lensblur.baselines import Pix2Pix, Pix2PixConfig
     from lensblur.train import TrainConfig, train
 
-    training, held_out = make_pairs(args.data, args.pairs, args.size, args.seed, args.held_out)
+    training, held_out = make_pairs(args.data, args.pairs, args.size, args.data_seed, args.held_out)
     num_downs = int(np.log2(args.size))
-    config = Pix2PixConfig(num_downs=num_downs, ngf=args.ngf, ndf=args.ndf, lr_constant_steps=args.steps // 2,
-                           lr_decay_steps=args.steps - args.steps // 2)
+    constant = args.steps // 2 if args.constant_steps is None else args.constant_steps
+    config = Pix2PixConfig(num_downs=num_downs, ngf=args.ngf, ndf=args.ndf, lr_constant_steps=constant,
+                           lr_decay_steps=args.steps - constant)
     method = Pix2Pix(config, seed=args.seed)
     log_every = max(1, args.steps // 100)
     start = time.perf_counter()
