@@ -2,11 +2,17 @@
 
 Makes (or reuses, from a cache folder) a synthetic set of --pairs square pairs, trains pix2pix with the shared
 loop on all but the last --held-out, then prints the held-out PSNR / SSIM (8-bit sRGB, as `lensblur eval`
-scores) of the input itself (identity) and of the trained generator, with the training time.
+scores) of the input itself (identity) and of the trained generator, with the training time, the losses over
+the run, and how it compares with identity pair by pair and where its error lies (identity_comparison).
 bench/train_cyclegan.py trains on the same pairs (make_pairs) and scores the same way (held_out_scores).
 
-    python bench/train_pix2pix.py                                  # 300 pairs at 128 px, 600 steps
-    python bench/train_pix2pix.py --pairs 120 --steps 100 --ngf 16  # a quick look
+The defaults are the bench's settings for a run of minutes: unet_128 at ngf 32 for the 128 px frames, the
+PatchGAN at ndf 32 (64 in the reference: a step costs half as much, and it adds less texture; see
+docs/baselines.md), 2000 steps of batch 1 (the reference's batch), the learning rate constant for the first half.
+
+    python bench/train_pix2pix.py --threads 1                   # 300 pairs at 128 px, 2000 steps of batch 1
+    python bench/train_pix2pix.py --threads 1 --gan-weight 0    # the L1 term alone: a diagnostic, not pix2pix
+    python bench/train_pix2pix.py --data /tmp/tiny --pairs 6 --held-out 2 --size 32 --steps 3 --ngf 4 --ndf 4
 """
 
 from __future__ import annotations
@@ -159,10 +165,10 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=300)
     parser.add_argument("--held-out", type=int, default=50)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=1, help="1, as the reference")
     parser.add_argument("--ngf", type=int, default=32, help="generator width (64 in the reference)")
-    parser.add_argument("--ndf", type=int, default=64, help="the PatchGAN's width (64 in the reference)")
+    parser.add_argument("--ndf", type=int, default=32, help="the PatchGAN's width (64 in the reference)")
     parser.add_argument("--constant-steps", type=int, help="steps at the full learning rate before the linear decay "
                         "to 0 over the rest (default: half of --steps, as the reference's 100 + 100 epochs)")
     parser.add_argument("--gan-weight", type=float, default=1.0, help="the GAN term's weight in the generator's "
