@@ -7,8 +7,9 @@ the run, and how it compares with identity pair by pair and where its error lies
 bench/train_cyclegan.py trains on the same pairs (make_pairs) and scores the same way (held_out_scores).
 
 The defaults are the bench's settings for a run of minutes: unet_128 at ngf 32 for the 128 px frames, the
-PatchGAN at ndf 32 (64 in the reference: a step costs half as much, and it adds less texture; see
-docs/baselines.md), 2000 steps of batch 1 (the reference's batch), the learning rate constant for the first half.
+70x70 PatchGAN at ndf 16 (64 in the reference; a narrower one adds less texture to what the lens leaves alone,
+and costs less per step: see docs/baselines.md), 2000 steps of batch 1 (the reference's batch), the learning rate
+constant for the first half.
 
     python bench/train_pix2pix.py --threads 1                   # 300 pairs at 128 px, 2000 steps of batch 1
     python bench/train_pix2pix.py --threads 1 --gan-weight 0    # the L1 term alone: a diagnostic, not pix2pix
@@ -168,7 +169,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=1, help="1, as the reference")
     parser.add_argument("--ngf", type=int, default=32, help="generator width (64 in the reference)")
-    parser.add_argument("--ndf", type=int, default=32, help="the PatchGAN's width (64 in the reference)")
+    parser.add_argument("--ndf", type=int, default=16, help="the PatchGAN's width (64 in the reference)")
     parser.add_argument("--constant-steps", type=int, help="steps at the full learning rate before the linear decay "
                         "to 0 over the rest (default: half of --steps, as the reference's 100 + 100 epochs)")
     parser.add_argument("--gan-weight", type=float, default=1.0, help="the GAN term's weight in the generator's "
