@@ -26,6 +26,7 @@ TINY = {"prompt": PROMPT, "focus": "a pile of carrots", "sigma": 0.5, "alpha": 0
 @pytest.fixture(scope="module")
 def generating(tmp_path_factory, tiny_model):
     from _ui import serving
+
     from lensblur.ui.session import Workspace
 
     workspace = Workspace(root=tmp_path_factory.mktemp("ui-generate"), generate_model=str(tiny_model))
