@@ -171,6 +171,7 @@ class Scratch:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=1e-2)
         self.sched = cosine_schedule(self.opt, 20, steps)
         self.forwards = 0
+        self.steps, self.started = steps, time.perf_counter()
 
     def config(self):
         return {"variant": self.variant, "seed": self.seed}
@@ -204,6 +205,10 @@ class Scratch:
         self.opt.step()
         self.sched.step()
         self.forwards += 1
+        if self.forwards % max(1, self.steps // 20) == 0:
+            elapsed = time.perf_counter() - self.started
+            print(f"  {self.variant} step {self.forwards}/{self.steps}: loss {float(loss):.4f}, {elapsed:.0f} s "
+                  f"({elapsed / self.forwards:.2f} s per step)", flush=True)
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 
     def predict(self, image, disparity, coc, hardness: float | None = None):
@@ -225,6 +230,32 @@ class Scratch:
             if p is not None:
                 p.sharpness, p.segments, p.supersamples = saved
         return srgb_to_linear((out.clamp(-1, 1) + 1) / 2)
+
+
+def save_renderer(method: Scratch, path: Path, settings: dict) -> None:
+    """The trained renderer's weights and the settings that rebuild it (:func:`load_renderer`), as safetensors."""
+    import json
+
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in method.model.state_dict().items()}
+    save_file(state, str(path), metadata={"settings": json.dumps(settings)})
+
+
+def load_renderer(path: Path) -> Scratch:
+    """A renderer saved by :func:`save_renderer`, ready for :meth:`Scratch.predict`."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), "pt") as fh:
+        settings = json.loads(fh.metadata()["settings"])
+    method = Scratch(settings["variant"], width=settings["width"], steps=1, lr=1e-3, seed=settings["seed"],
+                     hardness=settings["hardness"], layers=settings["layers"])
+    method.model.load_state_dict(load_file(str(path)))
+    return method
 
 
 def windows(item: dict, crop: int):
@@ -292,7 +323,11 @@ def main() -> None:
     parser.add_argument("--pisa-layers", default="release", choices=tuple(LAYERS),
                         help="release: the self-attention of down_blocks.1.attentions.0; all: every self-attention")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the networks' initialisation, crops and jitter")
+    parser.add_argument("--data-seed", type=int, default=0, help="the synthetic set's seed (kept apart from --seed "
+                                                                  "so that seeds are compared on the same pairs)")
+    parser.add_argument("--save", type=Path, help="folder for each trained variant's weights "
+                                                  "(VARIANT-LAYERS-seedN.safetensors)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     variants = [v for v in args.variants.split(",") if v]
@@ -303,7 +338,8 @@ def main() -> None:
     from lensblur.bokehdiff.pairs import BokehDiffPairs
     from lensblur.train import TrainConfig, train
 
-    training, held_out = make_pairs(args.data, args.pairs, args.size, args.seed, args.held_out, args.preset, args.samples)
+    training, held_out = make_pairs(args.data, args.pairs, args.size, args.data_seed, args.held_out, args.preset,
+                                    args.samples)
     predictors = {"identity": lambda image, disparity, coc: image}
     report = []
     for variant in variants:
@@ -322,6 +358,12 @@ def main() -> None:
                       f"{seconds:.0f} s, last loss {result.losses['loss']:.4f} (MSE {result.losses['mse']:.4f}), "
                       f"training hardness at the end {hardness:.0f}")
         predictors[variant] = method.predict
+        if args.save is not None:
+            path = args.save / f"{variant}-{args.pisa_layers}-seed{args.seed}.safetensors"
+            save_renderer(method, path, {"variant": variant, "width": args.width, "seed": args.seed,
+                                         "hardness": args.hardness, "layers": args.pisa_layers, "steps": args.steps,
+                                         "lr": args.lr, "crop": args.crop})
+            print(f"saved {path}")
         if method.model.processor is not None and method.model.processor.coc_mask and args.hardness == "release":
             # The same network with the CoC edge as sharp as training left it (a short run ends far below 1e7).
             predictors[f"{variant} @ hardness {hardness:.0f}"] = partial(method.predict, hardness=hardness)
