@@ -58,6 +58,7 @@ import argparse
 import math
 import tempfile
 import time
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -148,10 +149,19 @@ class OneStepRenderer(nn.Module):
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """``(B, 3, 64, 64)`` values in [-1, 1], disparity and signed CoC ``(B, 1, 64, 64)`` -> the rendering."""
         z = F.pixel_unshuffle(image, 2)
+        return self.one_step(z, self.noise(z, disparity, coc, generator))
+
+    def noise(self, z: torch.Tensor, disparity: torch.Tensor, coc: torch.Tensor,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+        """The noise prediction ``eps = c z + UNet(z)`` for the latent ``z`` (a whole crop or one tile), with the
+        disparity and signed CoC at its pixels."""
         cross = {"disparity": disparity, "coc": coc, "generator": generator}
         residual = self.unet(z, TIMESTEP, encoder_hidden_states=self.context.expand(len(z), -1, -1),
                              cross_attention_kwargs=cross).sample
-        eps = self.c * z + residual
+        return self.c * z + residual
+
+    def one_step(self, z: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """The one-step formula ``(z - sqrt(1 - abar) eps) / sqrt(abar)``, back to pixels in [-1, 1]."""
         return F.pixel_shuffle((z - self.s * eps) / self.a, 2)
 
 
@@ -214,8 +224,17 @@ class Scratch:
     def predict(self, image, disparity, coc, hardness: float | None = None):
         """Linear RGB in and out, at PISA's inference settings (5 x 7 samples, no counting) with the soft CoC
         edge's ``hardness`` (None: the release's 1e7)."""
-        from lensblur.bokehdiff.pisa import Sharpness
         from lensblur.color import linear_to_srgb, srgb_to_linear
+
+        with self.scoring(hardness), torch.no_grad():
+            out = self.model(linear_to_srgb(image) * 2 - 1, disparity, coc, torch.Generator().manual_seed(0))
+        return srgb_to_linear((out.clamp(-1, 1) + 1) / 2)
+
+    @contextmanager
+    def scoring(self, hardness: float | None = None):
+        """The model in eval mode with PISA at its inference settings (5 x 7 samples, no counting, the soft CoC
+        edge's ``hardness``, None: the release's 1e7), restored afterwards."""
+        from lensblur.bokehdiff.pisa import Sharpness
 
         p = self.model.processor
         saved = None if p is None else (p.sharpness, p.segments, p.supersamples)
@@ -224,12 +243,10 @@ class Scratch:
             p.segments, p.supersamples = 7, 5
         self.model.eval()
         try:
-            with torch.no_grad():
-                out = self.model(linear_to_srgb(image) * 2 - 1, disparity, coc, torch.Generator().manual_seed(0))
+            yield
         finally:
             if p is not None:
                 p.sharpness, p.segments, p.supersamples = saved
-        return srgb_to_linear((out.clamp(-1, 1) + 1) / 2)
 
 
 def save_renderer(method: Scratch, path: Path, settings: dict) -> None:
@@ -244,7 +261,8 @@ def save_renderer(method: Scratch, path: Path, settings: dict) -> None:
 
 
 def load_renderer(path: Path) -> Scratch:
-    """A renderer saved by :func:`save_renderer`, ready for :meth:`Scratch.predict`."""
+    """A renderer saved by :func:`save_renderer`, ready for :meth:`Scratch.predict`; its ``settings`` the
+    saved ones."""
     import json
 
     from safetensors import safe_open
@@ -255,6 +273,7 @@ def load_renderer(path: Path) -> Scratch:
     method = Scratch(settings["variant"], width=settings["width"], steps=1, lr=1e-3, seed=settings["seed"],
                      hardness=settings["hardness"], layers=settings["layers"])
     method.model.load_state_dict(load_file(str(path)))
+    method.settings = settings
     return method
 
 
