@@ -217,7 +217,7 @@ class Scratch:
         self.forwards += 1
         if self.forwards % max(1, self.steps // 20) == 0:
             elapsed = time.perf_counter() - self.started
-            print(f"  {self.variant} step {self.forwards}/{self.steps}: loss {float(loss):.4f}, {elapsed:.0f} s "
+            print(f"  {self.variant} step {self.forwards}/{self.steps}: loss {float(loss.detach()):.4f}, {elapsed:.0f} s "
                   f"({elapsed / self.forwards:.2f} s per step)", flush=True)
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 
