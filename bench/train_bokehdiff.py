@@ -47,9 +47,11 @@ Variants (``--variants``): ``pisa``; ``plain`` (every attention layer plain, the
     python bench/train_bokehdiff.py --variants pisa,plain --pisa-layers all         # PISA on every layer
     python bench/train_bokehdiff.py --pairs 24 --held-out 4 --size 64 --steps 3 --width 8   # a check that it runs
 
-CPU per training step of 8 at width 16 on this machine (process time): about 0.5 s plain and 1.2 s with PISA,
-whose occlusion sampling is 0.33 s of it; the 400 256-px pairs take about 9 CPU minutes to synthesise the first
-time (kept in a cache folder) and are decoded once into memory.
+CPU per training step of 8 at width 16 on this machine (process time, one thread): about 0.17 s plain, 0.20 s
+with PISA on the release's layer and 0.26 s on all three (docs/bokehdiff.md, "PISA's training step"); the 400
+256-px pairs take about 9 CPU minutes to synthesise the first time (kept in a cache folder, or ``--data``) and
+are decoded once into memory. ``--seed`` sets the networks' start, crops and jitter, ``--data-seed`` the pairs;
+``--save DIR`` keeps each trained variant for ``bench/bokehdiff_tiling.py``.
 """
 
 from __future__ import annotations
