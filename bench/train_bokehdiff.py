@@ -47,9 +47,11 @@ Variants (``--variants``): ``pisa``; ``plain`` (every attention layer plain, the
     python bench/train_bokehdiff.py --variants pisa,plain --pisa-layers all         # PISA on every layer
     python bench/train_bokehdiff.py --pairs 24 --held-out 4 --size 64 --steps 3 --width 8   # a check that it runs
 
-CPU per training step of 8 at width 16 on this machine (process time): about 0.5 s plain and 1.2 s with PISA,
-whose occlusion sampling is 0.33 s of it; the 400 256-px pairs take about 9 CPU minutes to synthesise the first
-time (kept in a cache folder) and are decoded once into memory.
+CPU per training step of 8 at width 16 on this machine (process time, one thread): about 0.17 s plain, 0.20 s
+with PISA on the release's layer and 0.26 s on all three (docs/bokehdiff.md, "PISA's training step"); the 400
+256-px pairs take about 9 CPU minutes to synthesise the first time (kept in a cache folder, or ``--data``) and
+are decoded once into memory. ``--seed`` sets the networks' start, crops and jitter, ``--data-seed`` the pairs;
+``--save DIR`` keeps each trained variant for ``bench/bokehdiff_tiling.py``.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ import argparse
 import math
 import tempfile
 import time
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -148,10 +151,19 @@ class OneStepRenderer(nn.Module):
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """``(B, 3, 64, 64)`` values in [-1, 1], disparity and signed CoC ``(B, 1, 64, 64)`` -> the rendering."""
         z = F.pixel_unshuffle(image, 2)
+        return self.one_step(z, self.noise(z, disparity, coc, generator))
+
+    def noise(self, z: torch.Tensor, disparity: torch.Tensor, coc: torch.Tensor,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+        """The noise prediction ``eps = c z + UNet(z)`` for the latent ``z`` (a whole crop or one tile), with the
+        disparity and signed CoC at its pixels."""
         cross = {"disparity": disparity, "coc": coc, "generator": generator}
         residual = self.unet(z, TIMESTEP, encoder_hidden_states=self.context.expand(len(z), -1, -1),
                              cross_attention_kwargs=cross).sample
-        eps = self.c * z + residual
+        return self.c * z + residual
+
+    def one_step(self, z: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """The one-step formula ``(z - sqrt(1 - abar) eps) / sqrt(abar)``, back to pixels in [-1, 1]."""
         return F.pixel_shuffle((z - self.s * eps) / self.a, 2)
 
 
@@ -171,6 +183,7 @@ class Scratch:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=1e-2)
         self.sched = cosine_schedule(self.opt, 20, steps)
         self.forwards = 0
+        self.steps, self.started = steps, time.perf_counter()
 
     def config(self):
         return {"variant": self.variant, "seed": self.seed}
@@ -204,13 +217,26 @@ class Scratch:
         self.opt.step()
         self.sched.step()
         self.forwards += 1
+        if self.forwards % max(1, self.steps // 20) == 0:
+            elapsed = time.perf_counter() - self.started
+            print(f"  {self.variant} step {self.forwards}/{self.steps}: loss {float(loss.detach()):.4f}, {elapsed:.0f} s "
+                  f"({elapsed / self.forwards:.2f} s per step)", flush=True)
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 
     def predict(self, image, disparity, coc, hardness: float | None = None):
         """Linear RGB in and out, at PISA's inference settings (5 x 7 samples, no counting) with the soft CoC
         edge's ``hardness`` (None: the release's 1e7)."""
-        from lensblur.bokehdiff.pisa import Sharpness
         from lensblur.color import linear_to_srgb, srgb_to_linear
+
+        with self.scoring(hardness), torch.no_grad():
+            out = self.model(linear_to_srgb(image) * 2 - 1, disparity, coc, torch.Generator().manual_seed(0))
+        return srgb_to_linear((out.clamp(-1, 1) + 1) / 2)
+
+    @contextmanager
+    def scoring(self, hardness: float | None = None):
+        """The model in eval mode with PISA at its inference settings (5 x 7 samples, no counting, the soft CoC
+        edge's ``hardness``, None: the release's 1e7), restored afterwards."""
+        from lensblur.bokehdiff.pisa import Sharpness
 
         p = self.model.processor
         saved = None if p is None else (p.sharpness, p.segments, p.supersamples)
@@ -219,12 +245,38 @@ class Scratch:
             p.segments, p.supersamples = 7, 5
         self.model.eval()
         try:
-            with torch.no_grad():
-                out = self.model(linear_to_srgb(image) * 2 - 1, disparity, coc, torch.Generator().manual_seed(0))
+            yield
         finally:
             if p is not None:
                 p.sharpness, p.segments, p.supersamples = saved
-        return srgb_to_linear((out.clamp(-1, 1) + 1) / 2)
+
+
+def save_renderer(method: Scratch, path: Path, settings: dict) -> None:
+    """The trained renderer's weights and the settings that rebuild it (:func:`load_renderer`), as safetensors."""
+    import json
+
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in method.model.state_dict().items()}
+    save_file(state, str(path), metadata={"settings": json.dumps(settings)})
+
+
+def load_renderer(path: Path) -> Scratch:
+    """A renderer saved by :func:`save_renderer`, ready for :meth:`Scratch.predict`; its ``settings`` the
+    saved ones."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), "pt") as fh:
+        settings = json.loads(fh.metadata()["settings"])
+    method = Scratch(settings["variant"], width=settings["width"], steps=1, lr=1e-3, seed=settings["seed"],
+                     hardness=settings["hardness"], layers=settings["layers"])
+    method.model.load_state_dict(load_file(str(path)))
+    method.settings = settings
+    return method
 
 
 def windows(item: dict, crop: int):
@@ -292,7 +344,11 @@ def main() -> None:
     parser.add_argument("--pisa-layers", default="release", choices=tuple(LAYERS),
                         help="release: the self-attention of down_blocks.1.attentions.0; all: every self-attention")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the networks' initialisation, crops and jitter")
+    parser.add_argument("--data-seed", type=int, default=0, help="the synthetic set's seed (kept apart from --seed "
+                                                                  "so that seeds are compared on the same pairs)")
+    parser.add_argument("--save", type=Path, help="folder for each trained variant's weights "
+                                                  "(VARIANT-LAYERS-seedN.safetensors)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     variants = [v for v in args.variants.split(",") if v]
@@ -303,7 +359,8 @@ def main() -> None:
     from lensblur.bokehdiff.pairs import BokehDiffPairs
     from lensblur.train import TrainConfig, train
 
-    training, held_out = make_pairs(args.data, args.pairs, args.size, args.seed, args.held_out, args.preset, args.samples)
+    training, held_out = make_pairs(args.data, args.pairs, args.size, args.data_seed, args.held_out, args.preset,
+                                    args.samples)
     predictors = {"identity": lambda image, disparity, coc: image}
     report = []
     for variant in variants:
@@ -322,6 +379,12 @@ def main() -> None:
                       f"{seconds:.0f} s, last loss {result.losses['loss']:.4f} (MSE {result.losses['mse']:.4f}), "
                       f"training hardness at the end {hardness:.0f}")
         predictors[variant] = method.predict
+        if args.save is not None:
+            path = args.save / f"{variant}-{args.pisa_layers}-seed{args.seed}.safetensors"
+            save_renderer(method, path, {"variant": variant, "width": args.width, "seed": args.seed,
+                                         "hardness": args.hardness, "layers": args.pisa_layers, "steps": args.steps,
+                                         "lr": args.lr, "crop": args.crop})
+            print(f"saved {path}")
         if method.model.processor is not None and method.model.processor.coc_mask and args.hardness == "release":
             # The same network with the CoC edge as sharp as training left it (a short run ends far below 1e7).
             predictors[f"{variant} @ hardness {hardness:.0f}"] = partial(method.predict, hardness=hardness)

@@ -101,6 +101,7 @@ def test_an_image_too_large_for_the_device(main, inputs, release, tmp_path, caps
 
 @pytest.mark.parametrize(("flags", "named"), [
     (["--dtype", "float16"], "--dtype: expected float32 or bfloat16 on the CPU"),
+    (["--tile-margin", "32"], "--tile-margin: expected latent pixels, an integer in [0, 31]"),
     (["--diffusion-model", "x", "--method", "layered"], "--diffusion-model: expected an option that method layered"),
     (["--lora", "x", "--method", "layered"], "--lora: expected an option that method layered"),
 ])

@@ -14,7 +14,7 @@ import diffusion_dummies  # tests/ is on sys.path: its conftest.py is the root o
 from lensblur.bokehdiff import BokehDiffPipeline, PISAProcessor
 from lensblur.bokehdiff import pipeline as pipeline_module
 from lensblur.bokehdiff.pisa import coc_log_mask, coc_radius, distance_matrix
-from lensblur.bokehdiff.tiles import blend, gaussian_window, tile_origins, tiles
+from lensblur.bokehdiff.tiles import blend, context_tiles, gaussian_window, tile_origins, tiles
 from lensblur.errors import InputError
 from lensblur.lens import Lens
 
@@ -173,6 +173,31 @@ def test_tiled_equals_untiled_when_the_image_is_one_tile(xl_components, monkeypa
     tiled = pipe(linear, disparity, LENS, tile="always", output_type="latent")
     assert blends == [1] and tiled.tiles == 1
     torch.testing.assert_close(tiled.images, whole.images, rtol=0, atol=1e-5)
+
+
+def test_a_tile_margin_runs_tile_sized_windows_and_keeps_their_cores(xl_components, monkeypatch):
+    pipe = build(xl_components, tile_size=8, tile_margin=2)
+    _, linear, disparity = photo(h=32, w=48)
+    seen, blended = [], []
+    original = pipe.noise_prediction
+
+    def spy(latents, d, coc, **kwargs):
+        seen.append((tuple(latents.shape[-2:]), kwargs["crop"]))
+        return original(latents, d, coc, **kwargs)
+
+    def spy_blend(predict, layout, *args, **kwargs):
+        blended.append(layout)
+        return blend(predict, layout, *args, **kwargs)
+
+    monkeypatch.setattr(pipe, "noise_prediction", spy)
+    monkeypatch.setattr(pipeline_module, "blend", spy_blend)
+    out = pipe(linear, disparity, LENS)                      # 16 x 24 latents: cores of 4 in windows of 8
+    layout = context_tiles(16, 24, 8, 2)
+    assert blended == [layout] and out.tiles == len(layout) == len(seen) > len(tiles(16, 24, 8))
+    assert [s for s, _ in seen] == [(8, 8)] * len(layout)    # the memory of one tile, as released
+    assert [c for _, c in seen] == [w[:2] for w, _ in layout]
+    with pytest.raises(InputError, match="tile_margin"):
+        build(xl_components, tile_size=8, tile_margin=4)
 
 
 @pytest.mark.parametrize("crop_coords", ["latent", "pixels"])

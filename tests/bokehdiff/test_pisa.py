@@ -160,6 +160,53 @@ def test_dropout_is_off_by_default_and_seeded_when_on():
     torch.testing.assert_close(a[kept], weights_of(q, k)[kept] / 0.9, rtol=1e-5, atol=0)
 
 
+# ------------------------------------------------------------------------------------------ the backward
+def reference_pisa(q, k, v, log_mask, occlusion, keep, normalize):
+    """PISA written out in float64, query-major, for autograd to differentiate."""
+    logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + log_mask
+    weights = torch.softmax(logits, dim=-2 if normalize == "queries" else -1) * (1 - occlusion)
+    return (weights * keep) @ v
+
+
+@pytest.mark.parametrize("normalize", ["queries", "keys"])
+def test_the_gradients_match_a_float64_reference(normalize):
+    g = torch.Generator().manual_seed(11)
+    q, k, v = (t.requires_grad_() for t in qkv(n=36, heads=3, batch=2, seed=2))
+    radius = torch.rand(2, 36, generator=g) * 2
+    log_mask = coc_log_mask(radius, distance_matrix((6, 6), (24, 24), distance="pixels"), 3.0).requires_grad_()
+    occlusion = (torch.rand(2, 1, 36, 36, generator=g) * 0.5).requires_grad_()
+    weights = torch.randn(2, 3, 36, 8, generator=g)
+    inputs = (q, k, v, log_mask, occlusion)
+    got = pisa_attention(q, k, v, log_mask=log_mask, occlusion=occlusion, normalize=normalize, dropout=0.2,
+                         generator=torch.Generator().manual_seed(4))
+    grads = torch.autograd.grad((got * weights).sum(), inputs)
+    # The same dropout draws: the kept weights are the nonzero ones of the identity read-out.
+    eye = torch.eye(36).expand(2, 3, 36, 36)
+    with torch.no_grad():
+        drawn = pisa_attention(q, k, eye, log_mask=log_mask, dropout=0.2, normalize=normalize,
+                               generator=torch.Generator().manual_seed(4))
+    keep = (drawn != 0).double() / 0.8
+    inputs64 = [t.detach().double().requires_grad_() for t in inputs]
+    expected = reference_pisa(*inputs64, keep, normalize)
+    torch.testing.assert_close(got.double(), expected, rtol=0, atol=1e-5)
+    for name, a, b in zip(["q", "k", "v", "mask", "occlusion"], grads,
+                          torch.autograd.grad((expected * weights.double()).sum(), inputs64)):
+        assert b.abs().max() > 0.1 and (a.double() - b).abs().max() < 1e-5 * b.abs().max(), name
+
+
+def test_weights_far_below_the_largest_are_exactly_zero_not_subnormal():
+    # At hardness 1e7 the mask reaches -16 per CoC unit: sources far outside their CoC get weights that
+    # float32 can only hold as subnormal numbers, unless they are dropped.
+    q, k, _ = qkv(n=256, heads=2)
+    log_mask = coc_log_mask(torch.full((1, 256), 0.5), distance_matrix((16, 16), (160, 160)), math.log(1e7))
+    w = weights_of(q, k, log_mask=log_mask)
+    tiny = torch.finfo(torch.float32).tiny
+    assert ((w > 0) & (w < tiny)).sum() == 0
+    assert (w == 0).float().mean() > 0.5
+    reference = torch.softmax(q.double() @ k.double().transpose(-1, -2) / math.sqrt(8) + log_mask.double(), dim=-2)
+    assert (w.double() - reference).abs().max() < 1e-6
+    torch.testing.assert_close(w.sum(-2), torch.ones(1, 2, 256), rtol=0, atol=1e-5)
+
 # ------------------------------------------------------------------------------------------ 9-14: occlusion
 def test_a_flat_scene_occludes_nothing():
     for d in (0.0, 0.3, 0.95):
@@ -230,9 +277,9 @@ def test_path_zero_is_exact_and_the_jitter_is_within_half_a_token(monkeypatch):
 def test_occlusion_is_clamped_only_while_training():
     disparity = two_planes(size=32)
     grid = (8, 8)
-    infer = PISAProcessor.released_inference()._occlusion(disparity, grid, torch.Generator().manual_seed(0))
-    train = PISAProcessor.released_training()._occlusion(disparity, grid, torch.Generator().manual_seed(0))
-    assert infer.max() == 1 and math.isclose(train.max().item(), 0.99, rel_tol=1e-6)
+    infer = PISAProcessor.released_inference()._visibility(disparity, grid, torch.Generator().manual_seed(0))
+    train = PISAProcessor.released_training()._visibility(disparity, grid, torch.Generator().manual_seed(0))
+    assert infer.min() == 0 and math.isclose(train.min().item(), 0.01, rel_tol=1e-4)
 
 
 def test_chunking_does_not_change_the_occlusion():

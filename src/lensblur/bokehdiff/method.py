@@ -46,7 +46,8 @@ class BokehDiffMethod:
         return self.pipeline(image, disparity, lens, tile=self.tile).images
 
 
-def bokehdiff(model=None, lora=None, vae_encoder=None, device=None, dtype=None, tile=None) -> BokehDiffMethod:
+def bokehdiff(model=None, lora=None, vae_encoder=None, device=None, dtype=None, tile=None,
+              tile_margin=None) -> BokehDiffMethod:
     """Load BokehDiff for ``lensblur render`` / ``eval`` (local files and the Hugging Face cache only).
 
     Args:
@@ -57,6 +58,8 @@ def bokehdiff(model=None, lora=None, vae_encoder=None, device=None, dtype=None, 
         device: ``auto`` (default), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
         dtype: ``float32`` (default, as released), ``float16`` or ``bfloat16``.
         tile: ``auto`` (512-px tiles above two tiles' area, default), ``always`` or ``never``.
+        tile_margin: latent pixels of each tile kept as context only (default 0, the release; see
+            :mod:`lensblur.bokehdiff.tiles`).
 
     Returns:
         The method.
@@ -68,10 +71,15 @@ def bokehdiff(model=None, lora=None, vae_encoder=None, device=None, dtype=None, 
     tile = "auto" if tile is None else str(tile)
     if tile not in TILES:
         raise InputError("tile", expected=f"one of {', '.join(TILES)}", got=tile, fix="tile=auto")
+    from .constants import TILE_LATENTS
     from .loading import resolve_device, resolve_dtype
     from .pipeline import BokehDiffPipeline
+    from .tiles import check_margin
 
+    tile_margin = 0 if tile_margin is None else tile_margin
+    check_margin(tile_margin, TILE_LATENTS)
     resolve_dtype(dtype, resolve_device(device))          # checked before anything loads
     pipeline = BokehDiffPipeline.from_pretrained(model, lora=lora, vae_encoder="auto" if vae_encoder is None
-                                                 else vae_encoder, torch_dtype=dtype, device=device)
+                                                 else vae_encoder, torch_dtype=dtype, device=device,
+                                                 tile_margin=tile_margin)
     return BokehDiffMethod(pipeline, tile=tile)

@@ -32,7 +32,7 @@ from ..errors import InputError
 from ..lens import Lens
 from .constants import PROMPT, TILE_ABOVE, TILE_LATENTS, TIMESTEP
 from .pisa import CHUNK_BYTES, DEFAULT_LAYERS, PISAProcessor, install_pisa
-from .tiles import blend, tiles
+from .tiles import blend, check_margin, context_tiles
 
 __all__ = ["CROP_COORDS", "OUTPUT_TYPES", "TILE_MODES", "BokehDiffOutput", "BokehDiffPipeline", "pisa_inputs"]
 
@@ -119,6 +119,10 @@ class BokehDiffPipeline:
         tile_size: the tile side in latent pixels (64: 512 px for an 8x VAE).
         crop_coords: SDXL's crop time ids of a tile, in ``"latent"`` pixels (the release) or image
             ``"pixels"`` (the unit its training used).
+        tile_margin: latent pixels of each tile's window kept as context only (0, the release: each tile's
+            prediction is used to its edges, where blur from beyond the edge is missing); see
+            :mod:`lensblur.bokehdiff.tiles`. The window stays ``tile_size``, so memory per tile does not change;
+            the number of tiles grows.
         vae_tiling: let diffusers encode and decode large images in tiles (the release does).
 
     Raises:
@@ -128,7 +132,7 @@ class BokehDiffPipeline:
 
     def __init__(self, pipe, *, processor: PISAProcessor | None = None, layers=DEFAULT_LAYERS,
                  timestep: int = TIMESTEP, prompt: str = PROMPT, tile_size: int = TILE_LATENTS,
-                 crop_coords: str = "latent", vae_tiling: bool = True):
+                 crop_coords: str = "latent", vae_tiling: bool = True, tile_margin: int = 0):
         diffusers = _diffusers()
         kinds = (diffusers.StableDiffusionXLPipeline, diffusers.StableDiffusionPipeline)
         if not isinstance(pipe, kinds):
@@ -153,8 +157,10 @@ class BokehDiffPipeline:
         self.pisa_layers = install_pisa(pipe.unet, self.processor, layers)
         self.timestep = timestep
         self.prompt = prompt
+        check_margin(tile_margin, tile_size)
         self.tile_size = tile_size
         self.crop_coords = crop_coords
+        self.tile_margin = tile_margin
         if vae_tiling:
             pipe.vae.enable_tiling()
         else:
@@ -363,8 +369,15 @@ class BokehDiffPipeline:
         return tile == "always" or (tile == "auto" and height * width > TILE_ABOVE * self.tile_size ** 2)
 
     def tile_layout(self, height: int, width: int, tile: str = "auto") -> list[tuple[int, int, int, int]]:
-        """The UNet tiles of a ``height x width`` latent (one whole-image tile when untiled)."""
-        return tiles(height, width, self.tile_size) if self.tiled(height, width, tile) else [(0, 0, height, width)]
+        """The UNet windows of a ``height x width`` latent (one whole-image window when untiled)."""
+        return [window for window, _ in self.context_layout(height, width, tile)]
+
+    def context_layout(self, height: int, width: int, tile: str = "auto") -> list:
+        """``(window, core)`` pairs of :func:`~lensblur.bokehdiff.tiles.context_tiles` for a ``height x width``
+        latent at the pipeline's ``tile_size`` and ``tile_margin`` (one whole-image pair when untiled)."""
+        if not self.tiled(height, width, tile):
+            return [((0, 0, height, width), (0, 0, height, width))]
+        return context_tiles(height, width, self.tile_size, self.tile_margin)
 
     def tiled_noise_prediction(self, latents: torch.Tensor, disparity: torch.Tensor, coc: torch.Tensor, *,
                                tile: str = "auto", generator: torch.Generator | None = None) -> torch.Tensor:
@@ -376,7 +389,7 @@ class BokehDiffPipeline:
         """
         f = self.vae_scale_factor
         size = (latents.shape[-2] * f, latents.shape[-1] * f)
-        layout = self.tile_layout(latents.shape[-2], latents.shape[-1], tile)
+        layout = self.context_layout(latents.shape[-2], latents.shape[-1], tile)
 
         def predict(box):
             y, x, h, w = box
@@ -386,7 +399,7 @@ class BokehDiffPipeline:
                                          image_size=size, crop=crop, generator=generator)
 
         if not self.tiled(latents.shape[-2], latents.shape[-1], tile):
-            return predict(layout[0]).float()
+            return predict(layout[0][0]).float()
         return blend(predict, layout, tuple(latents.shape), device=self.device)
 
     def one_step(self, latents: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

@@ -88,6 +88,8 @@ SDXL its two blocks' ``attn1``, at 1/16 of the image's resolution)."""
 OCCLUSIONS = ("release", "paper", "off")
 DISTANCES = ("release", "pixels")
 NORMALIZATIONS = ("queries", "keys")
+LOGIT_RANGE = 60.0
+"""Logits this far below the largest of their softmax give weight exactly 0 (e^-60 = 9e-27 of the largest)."""
 CHUNK_BYTES = 64 * 2**20
 """Working memory of one chunk of queries of the occlusion sampling (the result is the same for any chunk)."""
 
@@ -223,7 +225,8 @@ def distance_matrix(grid: tuple[int, int], size: tuple[int, int], *, distance: s
     return torch.sqrt((yy[:, None] - yy[None, :]) ** 2 + (xx[:, None] - xx[None, :]) ** 2)
 
 
-def coc_log_mask(radius: torch.Tensor, distance: torch.Tensor, slope: float) -> torch.Tensor:
+def coc_log_mask(radius: torch.Tensor, distance: torch.Tensor, slope: float, *,
+                 by_source: bool = False) -> torch.Tensor:
     """``log C_qk = log sigmoid(slope * (R_k - dist_qk))``: the soft CoC of each source (column).
 
     Kept as a logarithm so that it adds to the logits: the softmax over queries of the sum is exactly
@@ -231,12 +234,15 @@ def coc_log_mask(radius: torch.Tensor, distance: torch.Tensor, slope: float) -> 
 
     Args:
         radius: ``(B, N)`` CoC units.
-        distance: ``(N, N)`` CoC units.
+        distance: ``(N, N)`` CoC units, symmetric (as :func:`distance_matrix` makes it).
         slope: ``ln(hardness)``.
+        by_source: lay the mask out by source (rows the sources ``k``): its transpose.
 
     Returns:
         ``(B, 1, N, N)``.
     """
+    if by_source:
+        return F.logsigmoid(slope * (radius[:, None, :, None] - distance))
     return F.logsigmoid(slope * (radius[:, None, None, :] - distance))
 
 
@@ -315,6 +321,91 @@ def occlusion_map(disparity: torch.Tensor, grid: tuple[int, int], *, convention:
 
 
 # ----------------------------------------------------------------------------------------------- attention
+def _reduce_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``grad`` summed over the axes along which a tensor of ``shape`` was broadcast."""
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(dim=axes, keepdim=True) if axes else grad
+
+
+class _TransportBySource(torch.autograd.Function):
+    """``out = (softmax(K Q^T s + bias, dim) * factor)^T V`` on ``(B, heads, N, d)`` tensors, the ``(N, N)``
+    maps laid out by source (rows are keys, columns queries), with its backward written out.
+
+    Laid out this way PISA's softmax over queries runs along contiguous memory, and every product of the
+    backward is a plain batched matrix product: autograd's backward of the query-major form runs strided
+    ones that cost up to 50 times as much on the CPU (the miniature's 256-token layers).
+    """
+
+    @staticmethod
+    def forward(ctx, query, key, value, bias, factor, dim: int, scale: float):
+        logits = torch.matmul(key, query.transpose(-1, -2)).mul_(scale)       # (B, heads, sources, queries)
+        if bias is not None:
+            logits.add_(bias)
+        # Weights below e^-60 of their softmax's largest are dropped (set to exactly 0): they are far below
+        # float32's rounding of the sum, and left in they become subnormal numbers, on which the CPU's
+        # products run 10 to 60 times slower (the CoC mask at hardness 1e7 makes many of them).
+        floor = logits.amax(dim=dim, keepdim=True).sub_(LOGIT_RANGE)
+        logits.masked_fill_(logits < floor, -math.inf)
+        del floor
+        weights = torch.softmax(logits, dim=dim)
+        del logits
+        if not any(ctx.needs_input_grad):
+            transport = weights.mul_(factor) if factor is not None else weights
+            return torch.matmul(transport.transpose(-1, -2), value)
+        transport = weights * factor if factor is not None else weights
+        out = torch.matmul(transport.transpose(-1, -2), value)
+        ctx.save_for_backward(query, key, value, weights, factor)
+        ctx.dim, ctx.scale = dim, scale
+        ctx.bias_shape = None if bias is None else bias.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        query, key, value, weights, factor = ctx.saved_tensors
+        need_q, need_k, need_v, need_bias, need_factor = ctx.needs_input_grad[:5]
+        grad = grad.contiguous()
+        grad_q = grad_k = grad_v = grad_bias = grad_factor = None
+        if need_v:
+            transport = weights * factor if factor is not None else weights
+            grad_v = torch.matmul(transport, grad)
+            del transport
+        if need_q or need_k or need_bias or need_factor:
+            d_weights = torch.matmul(value, grad.transpose(-1, -2))           # d loss / d transport
+            if need_factor:
+                grad_factor = _reduce_to(d_weights * weights, factor.shape)
+            if factor is not None:
+                d_weights.mul_(factor)
+            d_logits = d_weights.mul_(weights)                                 # the softmax's backward, in place
+            d_logits.sub_(weights * d_logits.sum(dim=ctx.dim, keepdim=True))
+            if need_bias:
+                grad_bias = _reduce_to(d_logits, ctx.bias_shape)
+            d_logits.mul_(ctx.scale)
+            if need_k:
+                grad_k = torch.matmul(d_logits, query)
+            if need_q:
+                grad_q = torch.matmul(d_logits.transpose(-1, -2), key)
+        return grad_q, grad_k, grad_v, grad_bias, grad_factor, None, None
+
+
+def _attention_by_source(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
+                         log_mask: torch.Tensor | None, visibility: torch.Tensor | None, normalize: str,
+                         dropout: float, generator: torch.Generator | None) -> torch.Tensor:
+    """:func:`pisa_attention` with the log mask and the visibility ``1 - O`` given by source: ``(B, 1, N, N)``
+    with rows the keys (the transposes of :func:`coc_log_mask` and :func:`occlusion_map`)."""
+    factor = visibility
+    if dropout > 0:
+        # Drawn in the query-major layout, as before, so that a seed keeps its pattern.
+        shape = (*query.shape[:2], query.shape[-2], key.shape[-2])
+        keep = (_uniform(shape, generator, query.device) >= dropout).transpose(-1, -2)
+        factor = keep / (1 - dropout) if factor is None else factor * keep / (1 - dropout)
+    dim = -1 if normalize == "queries" else -2
+    log_mask = None if log_mask is None else log_mask.float()
+    factor = None if factor is None else factor.float()
+    out = _TransportBySource.apply(query.float(), key.float(), value.float(), log_mask, factor, dim,
+                                   query.shape[-1] ** -0.5)
+    return out.to(value.dtype)
+
+
 def pisa_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
                    log_mask: torch.Tensor | None = None, occlusion: torch.Tensor | None = None,
                    normalize: str = "queries", dropout: float = 0.0,
@@ -332,18 +423,10 @@ def pisa_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, 
     Returns:
         ``(B, heads, N, d)`` in ``value``'s dtype.
     """
-    inplace = not torch.is_grad_enabled()
-    logits = torch.matmul(query.float(), key.float().transpose(-1, -2)) * query.shape[-1] ** -0.5
-    if log_mask is not None:
-        logits = logits.add_(log_mask) if inplace else logits + log_mask
-    weights = torch.softmax(logits, dim=-2 if normalize == "queries" else -1)
-    del logits
-    if occlusion is not None:
-        weights = weights.mul_(1 - occlusion) if inplace else weights * (1 - occlusion)
-    if dropout > 0:
-        keep = _uniform(weights.shape, generator, weights.device) >= dropout
-        weights = weights * keep / (1 - dropout)
-    return torch.matmul(weights, value.float()).to(value.dtype)
+    by_source = None if log_mask is None else log_mask.transpose(-1, -2).contiguous()
+    visibility = None if occlusion is None else (1 - occlusion).transpose(-1, -2).contiguous()
+    return _attention_by_source(query, key, value, log_mask=by_source, visibility=visibility, normalize=normalize,
+                                dropout=dropout, generator=generator)
 
 
 def _check_choice(name: str, value, choices) -> None:
@@ -401,6 +484,7 @@ class PISAProcessor:
         self.chunk_bytes = chunk_bytes
         self._distances: dict = {}
         self._occlusion_cache: tuple | None = None
+        self._mask_cache: tuple | None = None
 
     @classmethod
     def released_inference(cls, **options) -> PISAProcessor:
@@ -431,20 +515,40 @@ class PISAProcessor:
             self._distances[key] = distance_matrix(grid, size, distance=self.distance, device=device)
         return self._distances[key]
 
-    def _occlusion(self, disparity: torch.Tensor, grid, generator) -> torch.Tensor:
-        cached = self._occlusion_cache
-        if (self.cache_occlusion and cached is not None and cached[0]() is disparity
-                and cached[1] == disparity._version and cached[2] == grid):
-            occlusion = cached[3]
-        else:
-            occlusion = occlusion_map(disparity, grid, convention=self.occlusion, segments=self.segments,
-                                      supersamples=self.supersamples, generator=generator,
-                                      chunk_bytes=self.chunk_bytes)
-            self._occlusion_cache = (weakref.ref(disparity), disparity._version, grid, occlusion) \
-                if self.cache_occlusion else None
-        if self.sharpness.clamps_occlusion:
-            occlusion = occlusion.clamp(max=TRAINING_OCCLUSION_CLAMP)
-        return occlusion
+    @staticmethod
+    def _cached(cache: tuple | None, tensor: torch.Tensor, key: tuple):
+        """The value in ``cache`` if it was made from this very ``tensor``, unchanged, with ``key``."""
+        if cache is not None and cache[0]() is tensor and cache[1] == tensor._version and cache[2] == key:
+            return cache[3]
+        return None
+
+    def _visibility(self, disparity: torch.Tensor, grid, generator) -> torch.Tensor:
+        """``1 - O`` laid out by source, ``(B, 1, N, N)`` rows the keys (clamped as the sharpness says)."""
+        found = self._cached(self._occlusion_cache, disparity, (grid,)) if self.cache_occlusion else None
+        if found is None:
+            found = {"occlusion": occlusion_map(disparity, grid, convention=self.occlusion, segments=self.segments,
+                                                supersamples=self.supersamples, generator=generator,
+                                                chunk_bytes=self.chunk_bytes)}
+            if self.cache_occlusion:
+                self._occlusion_cache = (weakref.ref(disparity), disparity._version, (grid,), found)
+        clamp = self.sharpness.clamps_occlusion
+        if clamp not in found:
+            occlusion = found["occlusion"]
+            occlusion = occlusion.clamp(max=TRAINING_OCCLUSION_CLAMP) if clamp else occlusion
+            found[clamp] = (1 - occlusion).transpose(-1, -2).contiguous()
+        return found[clamp]
+
+    def _log_mask(self, coc: torch.Tensor, grid, size) -> torch.Tensor:
+        """:func:`coc_log_mask` laid out by source (its transpose: the distances are symmetric), made once per
+        conditioning map, grid and slope."""
+        slope = self.sharpness.slope
+        key = (grid, tuple(size), slope)
+        found = self._cached(self._mask_cache, coc, key)
+        if found is not None:
+            return found
+        mask = coc_log_mask(coc_radius(coc, grid), self._distance(grid, size, coc.device), slope, by_source=True)
+        self._mask_cache = (weakref.ref(coc), coc._version, key, mask)
+        return mask
 
     @staticmethod
     def _conditioning(value, name: str, batch: int) -> torch.Tensor:
@@ -495,13 +599,10 @@ class PISAProcessor:
         coc = self._conditioning(coc, "coc", batch)
         size = tuple(disparity.shape[-2:])
         grid = token_grid(tokens, *size)
-        log_mask = None
-        if self.coc_mask:
-            log_mask = coc_log_mask(coc_radius(coc, grid), self._distance(grid, size, coc.device),
-                                    self.sharpness.slope)
-        occlusion = None if self.occlusion == "off" else self._occlusion(disparity, grid, generator)
-        out = pisa_attention(query, key, value, log_mask=log_mask, occlusion=occlusion, normalize=self.normalize,
-                             dropout=self.dropout, generator=generator)
+        log_mask = self._log_mask(coc, grid, size) if self.coc_mask else None
+        visibility = None if self.occlusion == "off" else self._visibility(disparity, grid, generator)
+        out = _attention_by_source(query, key, value, log_mask=log_mask, visibility=visibility,
+                                   normalize=self.normalize, dropout=self.dropout, generator=generator)
         self.sharpness.advance()
 
         out = out.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(query.dtype)

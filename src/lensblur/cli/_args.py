@@ -336,10 +336,14 @@ _DIFFUSION = {
                               "run's; none: the base model's)"),
     "tile": _flag("--tile", choices=("auto", "always", "never"),
                   help="512-px tiles: auto (above two tiles' area, default), always, never"),
+    "tile_margin": _flag("--tile-margin", type=int, metavar="LATENTS",
+                         help="latent pixels (8 px each) of every tile used as context only, so that blur from "
+                              "beyond a tile's edge reaches what it keeps (default 0, the release; 0 to 31; more "
+                              "tiles, the same memory per tile)"),
 }
 
 DIFFUSION_OPTIONS = {"model": "diffusion_model", "lora": "lora", "vae_encoder": "vae_encoder", "device": "device",
-                     "dtype": "dtype", "tile": "tile"}
+                     "dtype": "dtype", "tile": "tile", "tile_margin": "tile_margin"}
 """The diffusion method's options (``lensblur.bokehdiff.method.bokehdiff``'s Python names) -> their flags'
 ``dest``. ``model`` is the depth model's Python name elsewhere, so errors about it are renamed here."""
 
@@ -351,9 +355,9 @@ def diffusion_flag(name: str) -> tuple[str, dict]:
 
 
 def add_diffusion(parser) -> dict[str, argparse.Action]:
-    """The diffusion method's group (``--diffusion-model``, ``--lora``, ``--vae-encoder``, ``--tile``), None
-    unless given, so that they reach the method only when asked for. Its device and precision are the
-    command's ``--device`` and ``--dtype`` (:func:`add_compute`)."""
+    """The diffusion method's group (``--diffusion-model``, ``--lora``, ``--vae-encoder``, ``--tile``,
+    ``--tile-margin``), None unless given, so that they reach the method only when asked for. Its device and
+    precision are the command's ``--device`` and ``--dtype`` (:func:`add_compute`)."""
     return _add_flags(parser, "diffusion method (bokehdiff)", _DIFFUSION, None, None, None)
 
 
