@@ -241,7 +241,7 @@ def test_bad_init_images_get_the_commands_messages(misconfigured, tmp_path, monk
     assert status == 400 and reply["error"].startswith("--strength: expected a number in (0, 1]")
     status, reply = misconfigured.json("/api/generate", {**IMG2IMG, "init_image": init["id"], "strength": 0.1,
                                                          "focus": None})
-    assert status == 400 and reply["error"].startswith("--steps: expected at least one denoising step to run")
+    assert status == 400 and reply["error"].startswith("--strength: expected at least one step to run")
     status, reply = misconfigured.json("/api/generate", {**TINY, "init_image": "0" * 32})
     assert status == 400 and "choose the init image again" in reply["error"]
     status, reply = misconfigured.json(f"/api/generate/init/{'0' * 32}/file")

@@ -383,7 +383,7 @@ class Generator:
                 :func:`generate_tokens`, the command's parser or its checks, before the thread starts).
         """
         from ..cli import generate as generate_command
-        from ..generate.stages import global_step_count, steps_run
+        from ..generate.stages import steps_run
 
         if self.model is None:
             raise InputError("generate", expected="a Stable Diffusion model", got="none", fix=NO_MODEL)
@@ -397,9 +397,8 @@ class Generator:
             tokens = generate_tokens(settings, self.model, str(folder), None if init is None else str(init.path),
                                      max_pixels=self.max_pixels)
             args = command.parse_render(tokens, command.command_parser("generate"))
-            generate_command._check(args)
+            generate_command._check(args)     # also: at least one step to run, for a baseline alone too
             per_run = steps_run(args.steps, image_to_image=init is not None, strength=args.strength)
-            global_step_count(per_run)           # at least one step to run, also for a baseline alone
             runs, _, _ = generate_command._plan(args, folder)
             shown = generate_tokens(settings, self.model, "generated/", None if init is None else init.name,
                                     max_pixels=self.max_pixels)
