@@ -290,17 +290,12 @@ def test_page_in_chromium(live, tmp_path):
 
 
 @pytest.mark.slow      # a tiny Stable Diffusion saved, a server that loads diffusers, two generations: ~20 s
-def test_generate_tab_in_chromium(tmp_path, tokenizer_dir):
+def test_generate_tab_in_chromium(tmp_path, tiny_model):
     chromium = _chromium()
     pytest.importorskip("diffusers", reason="the 'diffusion' extra is not installed")
-    from diffusers import StableDiffusionPipeline
     from playwright.sync_api import sync_playwright
 
-    import diffusion_dummies
-
-    model = tmp_path / "tiny-sd"
-    StableDiffusionPipeline(**diffusion_dummies.sd_components(tokenizer_dir),
-                            requires_safety_checker=False).save_pretrained(model)
+    model = tiny_model
     shots = tmp_path / "screenshots"
     shots.mkdir()
     with _lensblur_ui(tmp_path, "--generate-model", str(model)) as url, sync_playwright() as p:
