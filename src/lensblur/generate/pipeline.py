@@ -8,8 +8,6 @@ half of the embeddings is ``(e_local + alpha * e_global) / (1 + alpha)``.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import inspect
 import logging
 import math
@@ -21,6 +19,7 @@ import numpy as np
 import torch
 
 from .._optional import require
+from .._progress import Channel
 from ..errors import InputError
 from .loading import FEATURE, load_text_to_image, make_scheduler
 from .stages import (
@@ -46,10 +45,9 @@ def _diffusers():
     return require("diffusers", extra="diffusion", feature=FEATURE)
 
 
-_STEPS: contextvars.ContextVar[Callable[[int, int], None] | None] = contextvars.ContextVar("steps", default=None)
+_STEPS = Channel("generation steps")
 
 
-@contextlib.contextmanager
 def reporting(progress: Callable[[int, int], None]):
     """Within the block, every :class:`StageDiffusionPipeline` call reports ``progress(step, steps_run)`` at the
     end of each denoising step (``step`` from 1 to the steps that run), after the switch and after the caller's
@@ -59,19 +57,7 @@ def reporting(progress: Callable[[int, int], None]):
     Args:
         progress: the callback.
     """
-    outer = _STEPS.get()
-    if outer is not None:
-        inner = progress
-
-        def progress(step: int, steps: int) -> None:
-            inner(step, steps)
-            outer(step, steps)
-
-    token = _STEPS.set(progress)
-    try:
-        yield
-    finally:
-        _STEPS.reset(token)
+    return _STEPS.listening(progress)
 
 
 @dataclass
@@ -383,7 +369,7 @@ class StageDiffusionPipeline:
         pipe = self.text2img if image is None else self.img2img
         tensor_inputs = ["prompt_embeds"] + (["add_text_embeds"] if self.is_xl else [])
         tensor_inputs += [k for k in callback_on_step_end_tensor_inputs if k not in tensor_inputs]
-        report = _STEPS.get()
+        report = _STEPS.listener()
 
         def on_step_end(p, i, t, tensors):
             if i == 0 and p.num_timesteps != state["steps_run"]:

@@ -13,8 +13,6 @@ precision first, and what a device has no half kernel for is computed there in f
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import inspect
 from collections.abc import Callable
 from typing import Protocol
@@ -24,6 +22,7 @@ import torch
 
 from .._convert import disparity_to_tensor, image_to_tensor, tensor_to_image
 from .._device import resolve_device, resolve_dtype
+from .._progress import Channel
 from ..errors import InputError, ShapeError
 from ..lens import Lens
 from .highlights import check_highlights, recover_highlights
@@ -141,7 +140,7 @@ def render_tensor(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, m
     if precision is not None:
         image = image.to(precision)     # the disparity is left as it is: CoC radii are computed in float32
     function = METHODS[method]()
-    report = _PROGRESS.get()
+    report = _PROGRESS.listener()
     if report is not None and "progress" not in options and "progress" in inspect.signature(function).parameters:
         options["progress"] = report
     return function(image, disparity, lens, **options)
@@ -173,10 +172,9 @@ def check_dtype(dtype: str | torch.dtype | None, method: str) -> torch.dtype:
     return out
 
 
-_PROGRESS: contextvars.ContextVar[Callable[[int, int], None] | None] = contextvars.ContextVar("progress", default=None)
+_PROGRESS = Channel("render progress")
 
 
-@contextlib.contextmanager
 def reporting(progress: Callable[[int, int], None]):
     """Within the block, renders by methods that report their progress (``layered``: its blocks) call
     ``progress(done, total)`` as they advance; others run as usual. What ``lensblur render`` shows its bar with.
@@ -186,19 +184,7 @@ def reporting(progress: Callable[[int, int], None]):
     Args:
         progress: the callback.
     """
-    outer = _PROGRESS.get()
-    if outer is not None:
-        inner = progress
-
-        def progress(done: int, total: int) -> None:
-            inner(done, total)
-            outer(done, total)
-
-    token = _PROGRESS.set(progress)
-    try:
-        yield
-    finally:
-        _PROGRESS.reset(token)
+    return _PROGRESS.listening(progress)
 
 
 def render(image: np.ndarray, disparity: np.ndarray, lens: Lens, *, method: str = "layered",
