@@ -121,6 +121,8 @@ def test_bad_inputs_are_messages_and_the_server_goes_on(server):
     assert status == 400 and "at most 4 megapixels" in reply["error"] and "4200000" not in reply["error"]
     status, reply = server.json("/api/photo?name=big.png", raw=b"\0" * (9 * 2**20))
     assert status == 413 and "at most 8 MB" in reply["error"]
+    status, reply = server.json("/api/photo?name=empty.png", raw=b"")    # refused, but not for its size
+    assert status == 400 and "an empty upload" in reply["error"]
     status, reply = server.json("/api/session/nope/preview", {})
     assert status == 400 and "drop the photo again" in reply["error"]
     status, reply = server.json(f"/api/session/{sid}/preview", raw=b"not json")

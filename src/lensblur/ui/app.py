@@ -90,6 +90,13 @@ def method_list() -> list[dict]:
             [{"name": n, "classical": False} for n in names if n not in RENDERERS])
 
 
+def upload_status(exc: BaseException) -> int:
+    """The status of a refused upload: 413 when it is over the size limit (:meth:`Workspace.too_large`'s error),
+    400 for any other refusal (an empty body, a bad file)."""
+    too_large = isinstance(exc, InputError) and exc.argument == "upload" and "at most" in str(exc.expected)
+    return 413 if too_large else 400
+
+
 def message(exc: BaseException, session: Session | None = None) -> str:
     """What the page shows for ``exc``: a lensblur error as ``lensblur render`` prints it, anything else as an
     internal error."""
@@ -139,11 +146,11 @@ def create_app(workspace: Workspace, *, host: str = "127.0.0.1"):
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the page
             return failure(exc, session)
 
-    def generate_failure(exc: BaseException) -> JSONResponse:
+    def generate_failure(exc: BaseException, status: int = 400) -> JSONResponse:
         if not isinstance(exc, LensblurError):
             log.exception("request failed")
             return JSONResponse({"error": message(exc)}, status_code=500)
-        return JSONResponse({"error": workspace.generator.explain(exc)}, status_code=400)
+        return JSONResponse({"error": workspace.generator.explain(exc)}, status_code=status)
 
     async def generate_guarded(work):
         try:
@@ -204,7 +211,7 @@ def create_app(workspace: Workspace, *, host: str = "127.0.0.1"):
             reply = await run_in_threadpool(workspace.add_photo, session, path, name)
         except Exception as exc:  # noqa: BLE001 - a bad photo leaves nothing behind
             workspace.drop(session)
-            return failure(exc, session, 413 if isinstance(exc, InputError) and exc.argument == "upload" else 400)
+            return failure(exc, session, upload_status(exc))
         try:
             reply["depth"] = await run_in_threadpool(depth_reply, session, {})
         except Exception as exc:
@@ -238,8 +245,7 @@ def create_app(workspace: Workspace, *, host: str = "127.0.0.1"):
             session.names[role] = path.name
             return JSONResponse({"role": role, "name": path.name})
         except Exception as exc:  # noqa: BLE001
-            status = 413 if isinstance(exc, InputError) and exc.argument == "upload" else 400
-            return failure(exc, None, status)
+            return failure(exc, None, upload_status(exc))
 
     async def depth(request):
         try:
@@ -327,10 +333,7 @@ def create_app(workspace: Workspace, *, host: str = "127.0.0.1"):
         except Exception as exc:  # noqa: BLE001 - a bad upload leaves nothing behind
             if path is not None:
                 shutil.rmtree(path.parent, ignore_errors=True)
-            if not isinstance(exc, LensblurError):
-                return generate_failure(exc)
-            too_large = isinstance(exc, InputError) and exc.argument == "upload" and "at most" in str(exc.expected)
-            return JSONResponse({"error": generator.explain(exc)}, status_code=413 if too_large else 400)
+            return generate_failure(exc, upload_status(exc))
         return await generate_guarded(lambda: generator.add_init(path, max_pixels=workspace.max_pixels).describe())
 
     async def generate_init_file(request):
