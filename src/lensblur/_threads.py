@@ -21,7 +21,7 @@ import contextvars
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from .errors import InputError, check_integer
@@ -170,15 +170,35 @@ def coarse_parallel(threads: int | None = None, *, device=None) -> Iterator[int]
             torch.set_num_threads(previous)
 
 
+def _in_mode(inference: bool, fn: Callable, item: object) -> object:
+    """``fn(item)`` in the inference mode of the thread that mapped it (thread-local in torch: a worker would
+    refuse to change the caller's tensors in place)."""
+    import torch
+
+    with torch.inference_mode(inference):
+        return fn(item)
+
+
+def _submit(pool: ThreadPoolExecutor, fn: Callable, item: object) -> Future:
+    import torch
+
+    return pool.submit(_in_mode, torch.is_inference_mode_enabled(), fn, item)
+
+
 def parallel_map(fn: Callable, items: Iterable) -> list:
     """``[fn(item) for item in items]``, on the workers of the enclosing :func:`coarse_parallel` block when
-    there is one (and this is not one of its workers), else one by one. The results are in order, and the
-    same as one by one whenever ``fn``'s items are independent."""
+    there is one (and this is not one of its workers), else one by one. Each runs in the caller's inference
+    mode. The results are in order, and the same as one by one whenever ``fn``'s items are independent."""
     pool = _POOL.get()
     items = list(items)
     if pool is None or len(items) < 2:
         return [fn(item) for item in items]
-    return list(pool.map(fn, items))
+    futures = [_submit(pool, fn, item) for item in items]
+    try:
+        return [future.result() for future in futures]
+    finally:
+        for future in futures:
+            future.cancel()
 
 
 def parallel_unordered(fn: Callable, items: Iterable) -> Iterator[tuple[int, object]]:
@@ -190,7 +210,7 @@ def parallel_unordered(fn: Callable, items: Iterable) -> Iterator[tuple[int, obj
         for index, item in enumerate(items):
             yield index, fn(item)
         return
-    futures = {pool.submit(fn, item): index for index, item in enumerate(items)}
+    futures = {_submit(pool, fn, item): index for index, item in enumerate(items)}
     try:
         for future in as_completed(futures):
             yield futures[future], future.result()
