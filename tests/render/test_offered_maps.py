@@ -37,13 +37,14 @@ def test_an_idle_worker_takes_the_items_of_a_map_inside_another_worker():
 
 
 def test_a_busy_pool_leaves_the_items_to_the_worker_that_mapped_them():
-    # Both workers hold an outer item until both inner maps are done: no worker is free, so each inner map's
-    # items all run on the worker that called it, in order.
-    done = threading.Barrier(2, timeout=TIMEOUT)
+    # Both workers hold an outer item from before either inner map starts until both are done: no worker is
+    # free, so each inner map's items all run on the worker that called it, in order.
+    started, done = threading.Barrier(2, timeout=TIMEOUT), threading.Barrier(2, timeout=TIMEOUT)
     seen = {0: [], 1: []}
 
     def outer(i):
         me = threading.current_thread().name
+        started.wait()
         out = parallel_map(lambda k: (seen[i].append(threading.current_thread().name), k * 10 + i)[1], range(5))
         done.wait()
         return me, out
