@@ -162,10 +162,39 @@ def profile_case(megapixels: float, radius: float, blades: int, method: str) -> 
             print(f"| {label} | {seconds:.2f} | {seconds / total:.0%} | {calls} |")
 
 
+def _count_worker_cpu() -> dict[str, float]:
+    """Each pool thread's CPU time spent on the items it ran, by thread name, from now on (the standard
+    library's thread-pool work item, wrapped; the same for any code that runs work on a ThreadPoolExecutor)."""
+    from concurrent.futures import thread
+
+    busy: dict[str, float] = {}
+    run = thread._WorkItem.run
+    if getattr(run, "counted", None) is not None:
+        return run.counted
+
+    def counted_run(self):
+        import threading
+
+        start = time.thread_time()
+        try:
+            return run(self)
+        finally:
+            name = threading.current_thread().name
+            busy[name] = busy.get(name, 0.0) + time.thread_time() - start
+
+    counted_run.counted = busy
+    thread._WorkItem.run = counted_run
+    return busy
+
+
 def split_case(megapixels: float, radius: float, blades: int, method: str, threads: int, repeat: int) -> None:
-    """Print how much of a render's CPU time runs on the calling thread (serially) and how much on the workers,
-    and the wall time that split allows on ``threads`` free cores. CPU times hardly depend on what else runs on
-    the machine, so this reads the same on a shared machine as on a quiet one (within some 10-20%)."""
+    """Print how much of a render's CPU time runs on the calling thread (serially) and how much on each worker,
+    and the wall time that split allows on ``threads`` free cores: evenly shared (the calling thread's CPU plus
+    the rest over ``threads``), and as the workers shared it (the calling thread's plus the busiest worker's:
+    in a frame of several blocks the calling thread waits while the workers run, so this is the render's
+    critical path; in a frame of one block the calling thread works beside them, and it is an upper bound).
+    CPU times hardly depend on what else runs on the machine, so this reads the same on a shared machine as on
+    a quiet one (within some 10-20%); the wall time needs a quiet one."""
     import statistics
 
     import torch
@@ -178,18 +207,32 @@ def split_case(megapixels: float, radius: float, blades: int, method: str, threa
         radius *= disparity.shape[1]
     lens = lens_for(disparity, radius, blades)
     lensblur.render(image[:256, :256], disparity[:256, :256], lens, method=method, threads=threads)   # warm-up
-    calling, every, wall = [], [], []
+    busy = _count_worker_cpu()
+    calling, every, wall, busiest, idlest = [], [], [], [], []
     for _ in range(repeat):
+        busy.clear()
         start, own, cpu = time.perf_counter(), time.thread_time(), time.process_time()
         lensblur.render(image, disparity, lens, method=method, threads=threads)
         wall.append(time.perf_counter() - start)
         calling.append(time.thread_time() - own)
         every.append(time.process_time() - cpu)
+        # a pool's threads are named by their number in it; the render's pools reuse the numbers
+        per_worker: dict[str, float] = {}
+        for name, seconds in busy.items():
+            number = name.rsplit("_", 1)[-1]
+            per_worker[number] = per_worker.get(number, 0.0) + seconds
+        work = sorted(per_worker.values()) or [0.0]
+        busiest.append(work[-1])
+        idlest.append(work[0] if len(work) == threads else 0.0)
     serial, total = statistics.median(calling), statistics.median(every)
+    most, least = statistics.median(busiest), statistics.median(idlest)
+    balanced = serial + (total - serial) / threads
+    as_shared = serial + most if threads > 1 else total
     print(f"{disparity.shape[1]}x{disparity.shape[0]}, largest CoC {radius:.0f} px, blades {blades}, {threads} workers, "
-          f"median of {repeat}: CPU {total:.3f} s in all, {serial:.3f} s on the calling thread ({serial / total:.0%}); "
-          f"on {threads} free cores at best {serial + (total - serial) / threads:.3f} s; wall here "
-          f"{statistics.median(wall):.3f} s")
+          f"median of {repeat}: CPU {total:.3f} s in all, {serial:.3f} s on the calling thread ({serial / total:.0%}), "
+          f"the busiest worker {most:.3f} s, the least busy {least:.3f} s; on {threads} free cores at best "
+          f"{balanced:.3f} s (evenly shared), {as_shared:.3f} s as shared (calling thread + busiest worker); wall "
+          f"here {statistics.median(wall):.3f} s")
 
 
 def main() -> None:

@@ -6,6 +6,10 @@ Inside: images ``(B, 3, H, W)``, disparity ``(B, 1, H, W)``.
 
 Quantising follows one rule everywhere: values are clipped to [0, 1], scaled to the full code range and
 rounded to the nearest code, halves to even (``numpy.round``).
+
+Large float32 images cross the boundary by bands of rows, on the workers of an enclosing
+:func:`lensblur._threads.coarse_parallel` block when there is one (a copy and a check per band; the bytes are
+those of one whole copy).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import functools
 import numpy as np
 import torch
 
+from ._threads import parallel_map
 from .color import linear_to_srgb, srgb_to_linear
 from .errors import InputError, ShapeError
 
@@ -35,6 +40,16 @@ __all__ = [
 ]
 
 _FULL_SCALE = {8: (255.0, np.uint8), 16: (65535.0, np.uint16)}
+
+# Rows per band of the boundary's copies: a band of a 4000 px wide RGB float32 image is about 3 MB.
+_BAND_ROWS = 64
+
+
+def _by_bands(fn, rows: int) -> list:
+    """``fn(band)`` for the slices of ``rows`` rows in bands of :data:`_BAND_ROWS`, on the workers of the
+    enclosing :func:`~lensblur._threads.coarse_parallel` block if there is one (numpy's copies and ufuncs
+    release the GIL)."""
+    return parallel_map(fn, [slice(y, min(rows, y + _BAND_ROWS)) for y in range(0, rows, _BAND_ROWS)])
 
 
 def array_to_tensor(array, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
@@ -157,6 +172,14 @@ def as_image(image, *, name: str = "image") -> np.ndarray:
         InputError: a torch tensor, an integer dtype, or NaN/inf values.
         ShapeError: not ``H x W x 3`` or ``B x H x W x 3``.
     """
+    arr = _image_array(image, name)
+    if not _finite(arr):
+        raise _not_finite(name)
+    return arr
+
+
+def _image_array(image, name: str) -> np.ndarray:
+    """:func:`as_image` without the check of the values."""
     if isinstance(image, torch.Tensor):
         raise InputError(name, expected="a numpy array H x W x 3", got="a torch.Tensor",
                          fix="pass image.numpy() (or use the tensor functions in lensblur.render)")
@@ -167,10 +190,16 @@ def as_image(image, *, name: str = "image") -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.floating):
         raise InputError(name, expected="floating-point linear RGB in [0, 1]", got=f"dtype {arr.dtype}",
                          fix="read files with lensblur.read_image, which decodes sRGB to linear float32")
-    arr = arr.astype(np.float32, copy=False)
-    if not np.isfinite(arr).all():
-        raise InputError(name, expected="finite values", got="NaN or inf", fix="clean the image first")
-    return arr
+    return arr.astype(np.float32, copy=False)
+
+
+def _finite(arr: np.ndarray) -> bool:
+    """Whether every value of ``arr`` (``... x H x W x C``) is finite, checked by bands of rows."""
+    return all(_by_bands(lambda rows: bool(np.isfinite(arr[..., rows, :, :]).all()), arr.shape[-3]))
+
+
+def _not_finite(name: str) -> InputError:
+    return InputError(name, expected="finite values", got="NaN or inf", fix="clean the image first")
 
 
 def image_to_tensor(image, *, device=None) -> torch.Tensor:
@@ -186,7 +215,20 @@ def image_to_tensor(image, *, device=None) -> torch.Tensor:
     Raises:
         InputError, ShapeError: as :func:`as_image`.
     """
-    return array_to_tensor(as_image(image), device=device)
+    arr = _image_array(image, "image")
+    if arr.ndim == 3:
+        arr = arr[None]
+    out = np.empty((arr.shape[0], 3) + arr.shape[1:3], dtype=np.float32)
+
+    def band(rows: slice) -> bool:      # checked and moved while the band is in the cache
+        if not np.isfinite(arr[:, rows]).all():
+            return False
+        np.copyto(out[:, :, rows], np.moveaxis(arr[:, rows], -1, 1))
+        return True
+
+    if not all(_by_bands(band, arr.shape[1])):
+        raise _not_finite("image")
+    return torch.from_numpy(out).to(device=device)
 
 
 def tensor_to_image(tensor: torch.Tensor, *, batched: bool = False) -> np.ndarray:
@@ -199,8 +241,11 @@ def tensor_to_image(tensor: torch.Tensor, *, batched: bool = False) -> np.ndarra
     Returns:
         ``H x W x 3`` (or ``B x H x W x 3`` when ``batched``) float32 numpy.
     """
-    arr = tensor.detach().to("cpu", torch.float32).permute(0, 2, 3, 1).contiguous().numpy()
-    return arr if batched else arr[0]
+    tensor = tensor.detach().to("cpu", torch.float32)
+    source = tensor.numpy()
+    out = np.empty((source.shape[0], source.shape[2], source.shape[3], source.shape[1]), dtype=np.float32)
+    _by_bands(lambda rows: np.copyto(out[:, rows], np.moveaxis(source[:, :, rows], 1, -1)), source.shape[2])
+    return out if batched else out[0]
 
 
 def check_disparity(disparity, *, argument: str = "disparity") -> np.ndarray:

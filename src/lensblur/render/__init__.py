@@ -23,6 +23,7 @@ import torch
 from .._convert import disparity_to_tensor, image_to_tensor, tensor_to_image
 from .._device import resolve_device, resolve_dtype
 from .._progress import Channel
+from .._threads import coarse_parallel
 from ..errors import InputError, ShapeError
 from ..lens import Lens
 from .highlights import check_highlights, recover_highlights
@@ -130,13 +131,15 @@ def render_tensor(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, m
                          got=f"{disparity.shape[-1]}x{disparity.shape[-2]}",
                          fix="resize the map to the image with lensblur.io.resize_map")
     limit = MAX_COC_FRACTION * max(image.shape[-2:])
-    reach = lens.blur * float((disparity - lens.focus_disparity).abs().max())
+    # The largest |d - focus| is at the least or the greatest d (the rounded difference is monotonic in d).
+    reach = lens.blur * float((torch.stack(torch.aminmax(disparity)) - lens.focus_disparity).abs().max())
     if reach > limit:
         raise InputError("blur", expected=f"a CoC radius of at most {limit:g} px for this "
                          f"{image.shape[-1]}x{image.shape[-2]} image", got=f"blur {lens.blur:g} (up to {reach:g} px)",
                          fix="use a smaller Lens(blur=...); typical values are 10 to 60 pixels")
     highlights = check_highlights(highlights)
-    image = recover_highlights(image, highlights)
+    with coarse_parallel(options.get("threads"), device=image.device):     # its bands on the render's workers
+        image = recover_highlights(image, highlights)
     if precision is not None:
         image = image.to(precision)     # the disparity is left as it is: CoC radii are computed in float32
     function = METHODS[method]()
@@ -217,12 +220,14 @@ def render(image: np.ndarray, disparity: np.ndarray, lens: Lens, *, method: str 
     """
     device = torch.device("cpu") if device is None else resolve_device(device)
     batched = np.asarray(image).ndim == 4
-    x = image_to_tensor(image, device=device)
-    d = disparity_to_tensor(disparity, device=device)
+    with coarse_parallel(options.get("threads")):       # the boundary's bands on the render's workers
+        x = image_to_tensor(image, device=device)
+        d = disparity_to_tensor(disparity, device=device)
     if d.shape[0] != x.shape[0] or d.shape[-2:] != x.shape[-2:]:
         raise ShapeError("disparity", expected=f"the image's size {x.shape[-1]}x{x.shape[-2]}",
                          got=f"{d.shape[-1]}x{d.shape[-2]}" + (f" (batch {d.shape[0]})" if batched else ""),
                          fix="resize the map to the image with lensblur.io.resize_map")
     with torch.inference_mode():
         out = render_tensor(x, d, lens, method=method, highlights=highlights, dtype=dtype, **options)
-    return tensor_to_image(out, batched=batched)
+    with coarse_parallel(options.get("threads")):
+        return tensor_to_image(out, batched=batched)

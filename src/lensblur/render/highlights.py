@@ -58,6 +58,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .._threads import parallel_map
 from ..color import linear_to_srgb, srgb_to_linear
 from ..errors import InputError
 
@@ -212,9 +213,12 @@ def _components(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.T
         ``(ys, xs, roots)``, int64 of the mask's pixel count: rows, columns, and the flat index of the
         pixel's region's first pixel.
     """
-    w = mask.shape[1]
-    device = mask.device
-    ys, xs = torch.nonzero(mask, as_tuple=True)
+    return _regions(*torch.nonzero(mask, as_tuple=True), mask.shape[1])
+
+
+def _regions(ys: torch.Tensor, xs: torch.Tensor, w: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_components` of the mask whose pixels, row by row, are ``ys, xs`` in rows ``w`` wide."""
+    device = ys.device
     count = int(ys.numel())
     if count == 0:
         return ys, xs, ys.clone()
@@ -317,15 +321,46 @@ def find_lights(image: torch.Tensor) -> Lights:
         The :class:`Lights` (possibly none).
     """
     h, w = image.shape[-2:]
-    mask = clipped_mask(image[None])[0, 0]
-
-    def none() -> Lights:
+    _, mask, ys, xs = _scan(image)
+    found = _estimate(image, mask, ys, xs)
+    labels = torch.full((h, w), -1, dtype=torch.int64, device=image.device)
+    if found is None:
         empty = torch.zeros(0, dtype=torch.float64, device=image.device)
-        return Lights(torch.full((h, w), -1, dtype=torch.int64, device=image.device), *([empty] * 9))
+        return Lights(labels, *([empty] * 9))
+    (ly, lx, lid), estimates = found
+    labels[ly, lx] = lid
+    return Lights(labels, *estimates)
 
-    ys, xs, regions = _components(mask)
+
+# Rows per band of the scan for clipped pixels (a band of a 4000 px wide image is about 3 MB).
+_SCAN_ROWS = 64
+
+
+def _scan(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The largest value of ``(3, H, W)`` ``image``, its :func:`clipped_mask` ``(H, W)`` and the mask's pixels
+    row by row (``ys, xs``), by bands of rows on the render's workers (:func:`~lensblur._threads.parallel_map`)."""
+    h, w = image.shape[-2:]
+    mask = torch.empty((h, w), dtype=torch.bool, device=image.device)
+
+    def band(y0: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        peak = image[:, y0: y0 + _SCAN_ROWS].amax(dim=0)
+        clipped = torch.ge(peak, CLIP_LEVEL - 1e-6, out=mask[y0: y0 + _SCAN_ROWS])
+        ys, xs = torch.nonzero(clipped, as_tuple=True)
+        return peak.max(), ys + y0, xs
+
+    bands = parallel_map(band, range(0, h, _SCAN_ROWS))
+    largest = torch.stack([b[0] for b in bands]).max()            # NaN if any band has one, as image.max()
+    return largest, mask, torch.cat([b[1] for b in bands]), torch.cat([b[2] for b in bands])
+
+
+def _estimate(image: torch.Tensor, mask: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor):
+    """The lights of ``(3, H, W)`` ``image`` whose :func:`clipped_mask` is ``mask`` (pixels ``ys, xs`` row by
+    row), as :func:`find_lights` estimates them: ``((rows, columns, light numbers) of the lights' pixels,
+    (y, x, area, background, radiance, energy, recorded, gain, softness))``, or ``None`` when there is none."""
+    h, w = image.shape[-2:]
+    ys, xs, regions = _regions(ys, xs, w)
     if not regions.numel():
-        return none()
+        return None
     roots, compact = torch.unique(regions, return_inverse=True)
     count = int(roots.numel())
     ones = torch.ones(ys.numel(), dtype=torch.float64, device=image.device)
@@ -346,13 +381,11 @@ def find_lights(image: torch.Tensor) -> Lights:
         0, compact, (image[:, ys, xs].amin(dim=0) >= CLIP_LEVEL - 1e-6).double())
     is_light = (area <= max_light_area(h, w)) & (fill >= MIN_FILL) & (aspect <= MAX_ASPECT) & (white > 0)
     if not bool(is_light.any()):
-        return none()
+        return None
     number = torch.cumsum(is_light.long(), 0) - 1            # region -> light number
     lights = int(is_light.sum())
-    ids = torch.full((h, w), -1, dtype=torch.int64, device=image.device)
-    ids[ys, xs] = torch.where(is_light[compact], number[compact], torch.full_like(compact, -1))
     keep = is_light[compact]
-    ly, lx, lid = ys[keep], xs[keep], ids[ys[keep], xs[keep]]
+    ly, lx, lid = ys[keep], xs[keep], number[compact[keep]]
     zeros = torch.zeros(lights, dtype=torch.float64, device=image.device)
     n = zeros.clone().index_add_(0, lid, ones[keep])
     cy = zeros.clone().index_add_(0, lid, ly.double() + 0.5) / n
@@ -363,7 +396,9 @@ def find_lights(image: torch.Tensor) -> Lights:
     y0, x0 = max(int(ly.min()) - _OUTER_RING, 0), max(int(lx.min()) - _OUTER_RING, 0)
     y1, x1 = min(int(ly.max()) + _OUTER_RING + 1, h), min(int(lx.max()) + _OUTER_RING + 1, w)
     level = image[:, y0:y1, x0:x1].mean(dim=0)
-    box, clipped = ids[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+    box = torch.full((y1 - y0, x1 - x0), -1, dtype=torch.int64, device=image.device)
+    box[ly - y0, lx - x0] = lid
+    clipped = mask[y0:y1, x0:x1]
     near, outer = _spread(box, 1), _spread(box, _OUTER_RING)
     inner = near if _INNER_RING == 2 else _spread(box, _INNER_RING - 1)
     ring = (outer >= 0) & (inner < 0) & ~clipped
@@ -383,7 +418,9 @@ def find_lights(image: torch.Tensor) -> Lights:
     energy = (radiance - background) * math.pi * radius * radius
     recorded = (core - background * n) + halo_sum
     gain = torch.where(radiance > 1.0, 1.0 + (energy - recorded).clamp_min(0) / core, torch.ones_like(core))
-    return Lights(ids, cy, cx, n, background, radiance, energy, recorded, gain, softness)
+    return (ly, lx, lid), (cy, cx, n, background, radiance, energy, recorded, gain, softness)
+
+
 
 
 def recover_highlights(image: torch.Tensor, highlights="auto") -> torch.Tensor:
@@ -408,17 +445,17 @@ def recover_highlights(image: torch.Tensor, highlights="auto") -> torch.Tensor:
     out = None
     for b in range(image.shape[0]):
         one = image[b]
-        if float(one.max()) > 1.0 + 1e-6:     # HDR: the light is already there
+        largest, mask, ys, xs = _scan(one)
+        if float(largest) > 1.0 + 1e-6:     # HDR: the light is already there
             continue
-        lights = find_lights(one)
-        if not bool((lights.gain > 1.0).any()):     # no lights, or only regions judged to be surfaces
+        found = _estimate(one, mask, ys, xs)
+        if found is None or not bool((found[1][7] > 1.0).any()):   # no lights, or only regions judged surfaces
             continue
-        gain = 1.0 + strength * (lights.gain - 1.0)
-        ids = lights.labels
-        factor = torch.where(ids >= 0, gain[ids.clamp_min(0)], torch.ones_like(ids, dtype=gain.dtype))
+        (ly, lx, lid), estimates = found
+        gain = 1.0 + strength * (estimates[7] - 1.0)
         if out is None:
             out = image.clone()
-        out[b] = torch.where(ids >= 0, (one.double() * factor).to(one.dtype), one)
+        out[b][:, ly, lx] = (one[:, ly, lx].double() * gain[lid]).to(one.dtype)
     return image if out is None else out
 
 
