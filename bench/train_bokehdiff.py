@@ -39,6 +39,14 @@ What is made to fit minutes on a CPU, and why:
   PSNR is also given apart for the windows whose largest CoC reaches a token (4 px) and for the others, where
   the right answer is nearly the input.
 
+SDXL's time ids (``--time-ids``): the UNet also gets SDXL's added conditioning (``addition_embed_type="text_time"``,
+:data:`TIME_EMBED_DIM` sinusoidal features per id, a fixed pooled embedding standing for the fixed prompt's), and
+each training crop gets the release's time ids: original size (the frame's side), the crop's top-left in pixels
+(of the crop before its flips, as the release's loader records it) and target size (the crop's side). The crops
+themselves are the same draws as without ``--time-ids``. The held-out windows get their own ids (their origin in
+the frame). ``bench/bokehdiff_tiling.py --crop-coords`` then asks what the release's latent-unit crop ids at
+inference cost such a model.
+
 Variants (``--variants``): ``pisa``; ``plain`` (every attention layer plain, the disparity and CoC unused);
 ``no-coc`` (PISA without its CoC mask: softmax over queries and occlusion only, the paper's exact "w/o CoC").
 
@@ -46,6 +54,8 @@ Variants (``--variants``): ``pisa``; ``plain`` (every attention layer plain, the
     python bench/train_bokehdiff.py --variants pisa,plain,no-coc --steps 2000 --threads 2   # the next measurement
     python bench/train_bokehdiff.py --variants pisa,plain --pisa-layers all         # PISA on every layer
     python bench/train_bokehdiff.py --pairs 24 --held-out 4 --size 64 --steps 3 --width 8   # a check that it runs
+    python bench/train_bokehdiff.py --variants pisa --steps 2000 --lr 3e-3 --pisa-layers all --time-ids \\
+        --save /work/cache/bd-miniature/ckpt-timeids          # for bokehdiff_tiling.py --crop-coords
 
 CPU per training step of 8 at width 16 on this machine (process time, one thread): about 0.17 s plain, 0.20 s
 with PISA on the release's layer and 0.26 s on all three (docs/bokehdiff.md, "PISA's training step"); the 400
@@ -74,6 +84,69 @@ VARIANTS = ("pisa", "plain", "no-coc")
 LAYERS = {"release": ("down_blocks.1.attentions.0",), "all": ("down_blocks.1.attentions.0", "up_blocks.0.attentions")}
 """Where PISA runs: the release's block, or every self-attention layer of the small UNet (all at 1/4 of the
 crop: 16 x 16 tokens of 4 px for 64-px crops)."""
+TIME_EMBED_DIM = 16
+"""Sinusoidal features per SDXL time id (SDXL: 256), with ``--time-ids``."""
+POOLED_DIM = 32
+"""The fixed pooled text embedding's size, with ``--time-ids`` (SDXL: 1280)."""
+
+
+def time_ids(frame: tuple[int, int], top_left: tuple[int, int], crop: tuple[int, int]) -> list[float]:
+    """The release's training time ids of a crop: original size ``frame`` ``(H, W)``, the crop's ``top_left``
+    ``(y, x)`` in pixels, target size ``crop`` ``(h, w)``."""
+    return [float(v) for v in (*frame, *top_left, *crop)]
+
+
+class PlacedFrames(torch.utils.data.Dataset):
+    """Each item with ``where``, a ``(2, H, W)`` map of its pixels' ``(y, x)``, which random crops cut with the
+    rest, so that a crop's top-left can be read from it afterwards (the crops' draws are unchanged)."""
+
+    def __init__(self, dataset):
+        self.dataset, self.grids = dataset, {}
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.dataset[index])
+        h, w = item["image"].shape[-2:]
+        if (h, w) not in self.grids:
+            self.grids[h, w] = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij"))
+        item["where"] = self.grids[h, w]
+        return item
+
+
+class _ReadCorner:
+    """Random crops of :class:`PlacedFrames` items with the crop's top-left moved into ``meta``."""
+
+    def __init__(self, crops):
+        self.crops = crops
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.crops[index]
+        where = item.pop("where")
+        item["meta"] = {**item.get("meta", {}), "crop_top_left": (int(where[0, 0, 0]), int(where[1, 0, 0]))}
+        return item
+
+
+class TimeIdPairs(torch.utils.data.Dataset):
+    """:class:`~lensblur.bokehdiff.pairs.BokehDiffPairs` of ``dataset`` with each item's release time ids
+    (:func:`time_ids`) as ``time_ids``, ``(6,)``."""
+
+    def __init__(self, dataset, crop: int):
+        from lensblur.bokehdiff.pairs import BokehDiffPairs
+
+        self.pairs = BokehDiffPairs(PlacedFrames(dataset), crop)
+        self.pairs.crops = _ReadCorner(self.pairs.crops)
+        self.dataset, self.crop = dataset, crop
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.pairs[index]
+        frame = tuple(self.dataset[index]["image"].shape[-2:])
+        item["time_ids"] = torch.tensor(time_ids(frame, item["meta"]["crop_top_left"], (self.crop, self.crop)))
+        return item
 
 
 def make_pairs(folder: Path | None, pairs: int, size: int, seed: int, held_out: int, preset: str, samples: int):
@@ -116,10 +189,13 @@ class OneStepRenderer(nn.Module):
         variant: ``"pisa"``, ``"plain"`` or ``"no-coc"``.
         width: the UNet's first block width (the second is twice it).
         seed: the initialisation's seed.
+        hardness: PISA's soft CoC edge in training, ``"release"`` (its counter) or ``"inference"`` (1e7).
+        layers: where PISA runs, a key of :data:`LAYERS`.
+        time_ids: give the UNet SDXL's added conditioning (a fixed pooled embedding and six time ids).
     """
 
     def __init__(self, variant: str, width: int = 32, seed: int = 0, hardness: str = "release",
-                 layers: str = "release"):
+                 layers: str = "release", time_ids: bool = False):
         super().__init__()
         from diffusers import DDPMScheduler, UNet2DConditionModel
 
@@ -127,14 +203,19 @@ class OneStepRenderer(nn.Module):
 
         torch.manual_seed(seed)
         heads = max(1, width // 8)
+        added = {"addition_embed_type": "text_time", "addition_time_embed_dim": TIME_EMBED_DIM,
+                 "projection_class_embeddings_input_dim": POOLED_DIM + 6 * TIME_EMBED_DIM} if time_ids else {}
         self.unet = UNet2DConditionModel(
             sample_size=32, in_channels=12, out_channels=12, block_out_channels=(width, 2 * width),
             layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
             up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
-            attention_head_dim=(heads, 2 * heads), norm_num_groups=min(8, width))
+            attention_head_dim=(heads, 2 * heads), norm_num_groups=min(8, width), **added)
         nn.init.zeros_(self.unet.conv_out.weight)
         nn.init.zeros_(self.unet.conv_out.bias)
         self.register_buffer("context", torch.randn(1, 1, 32))
+        self.time_ids = time_ids
+        if time_ids:
+            self.register_buffer("pooled", torch.randn(1, POOLED_DIM))
         abar = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear").alphas_cumprod[TIMESTEP]
         self.a, self.s = float(abar.sqrt()), float((1 - abar).sqrt())
         self.c = (1 - self.a) / self.s
@@ -148,18 +229,26 @@ class OneStepRenderer(nn.Module):
             install_pisa(self.unet, self.processor, LAYERS[layers])
 
     def forward(self, image: torch.Tensor, disparity: torch.Tensor, coc: torch.Tensor,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-        """``(B, 3, 64, 64)`` values in [-1, 1], disparity and signed CoC ``(B, 1, 64, 64)`` -> the rendering."""
+                generator: torch.Generator | None = None, time_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, 3, 64, 64)`` values in [-1, 1], disparity and signed CoC ``(B, 1, 64, 64)`` (and, with time ids,
+        ``time_ids`` ``(B, 6)``) -> the rendering."""
         z = F.pixel_unshuffle(image, 2)
-        return self.one_step(z, self.noise(z, disparity, coc, generator))
+        return self.one_step(z, self.noise(z, disparity, coc, generator, time_ids))
 
     def noise(self, z: torch.Tensor, disparity: torch.Tensor, coc: torch.Tensor,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+              generator: torch.Generator | None = None, time_ids: torch.Tensor | None = None) -> torch.Tensor:
         """The noise prediction ``eps = c z + UNet(z)`` for the latent ``z`` (a whole crop or one tile), with the
-        disparity and signed CoC at its pixels."""
+        disparity and signed CoC at its pixels and, for a model with time ids, SDXL's ``time_ids``: ``(6,)`` or
+        ``(B, 6)``, original size, crop top-left, target size (ignored by a model without them)."""
         cross = {"disparity": disparity, "coc": coc, "generator": generator}
+        added = None
+        if self.time_ids:
+            if time_ids is None:
+                raise ValueError("this renderer was built with time ids: pass time_ids")
+            ids = torch.as_tensor(time_ids, dtype=z.dtype, device=z.device).reshape(-1, 6).expand(len(z), -1)
+            added = {"text_embeds": self.pooled.expand(len(z), -1), "time_ids": ids}
         residual = self.unet(z, TIMESTEP, encoder_hidden_states=self.context.expand(len(z), -1, -1),
-                             cross_attention_kwargs=cross).sample
+                             cross_attention_kwargs=cross, added_cond_kwargs=added).sample
         return self.c * z + residual
 
     def one_step(self, z: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -173,11 +262,11 @@ class Scratch:
     name = "bokehdiff-scratch"
 
     def __init__(self, variant: str, *, width: int, steps: int, lr: float, seed: int, hardness: str = "release",
-                 layers: str = "release"):
+                 layers: str = "release", time_ids: bool = False):
         from lensblur.bokehdiff.training import BokehDiffTrainConfig, cosine_schedule
 
         self.variant, self.seed = variant, seed
-        self.model = OneStepRenderer(variant, width, seed, hardness, layers)
+        self.model = OneStepRenderer(variant, width, seed, hardness, layers, time_ids)
         self.settings = BokehDiffTrainConfig(lpips_weight=0.0, discriminator="none", adv_weight=0.0,
                                              edge_loss="difference")
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=1e-2)
@@ -208,7 +297,7 @@ class Scratch:
         self.model.train()
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.forwards)
         aif, target = (linear_to_srgb(batch[k]) * 2 - 1 for k in ("image", "target"))
-        pred = self.model(aif, batch["disparity"], batch["coc"], generator)
+        pred = self.model(aif, batch["disparity"], batch["coc"], generator, batch.get("time_ids"))
         terms = pixel_losses(pred, target, aif, settings=self.settings)
         loss = weighted_sum(terms, loss_weights(self.settings))
         self.opt.zero_grad()
@@ -223,13 +312,14 @@ class Scratch:
                   f"({elapsed / self.forwards:.2f} s per step)", flush=True)
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 
-    def predict(self, image, disparity, coc, hardness: float | None = None):
+    def predict(self, image, disparity, coc, hardness: float | None = None, time_ids: torch.Tensor | None = None):
         """Linear RGB in and out, at PISA's inference settings (5 x 7 samples, no counting) with the soft CoC
-        edge's ``hardness`` (None: the release's 1e7)."""
+        edge's ``hardness`` (None: the release's 1e7); ``time_ids`` ``(B, 6)`` for a model with time ids."""
         from lensblur.color import linear_to_srgb, srgb_to_linear
 
         with self.scoring(hardness), torch.no_grad():
-            out = self.model(linear_to_srgb(image) * 2 - 1, disparity, coc, torch.Generator().manual_seed(0))
+            out = self.model(linear_to_srgb(image) * 2 - 1, disparity, coc, torch.Generator().manual_seed(0),
+                             time_ids)
         return srgb_to_linear((out.clamp(-1, 1) + 1) / 2)
 
     @contextmanager
@@ -273,7 +363,8 @@ def load_renderer(path: Path) -> Scratch:
     with safe_open(str(path), "pt") as fh:
         settings = json.loads(fh.metadata()["settings"])
     method = Scratch(settings["variant"], width=settings["width"], steps=1, lr=1e-3, seed=settings["seed"],
-                     hardness=settings["hardness"], layers=settings["layers"])
+                     hardness=settings["hardness"], layers=settings["layers"],
+                     time_ids=settings.get("time_ids", False))
     method.model.load_state_dict(load_file(str(path)))
     method.settings = settings
     return method
@@ -281,14 +372,17 @@ def load_renderer(path: Path) -> Scratch:
 
 def windows(item: dict, crop: int):
     """The held-out frame ``item`` cut into non-overlapping ``crop x crop`` windows (the training crop's size):
-    ``image``, ``target``, ``disparity`` and the pair's signed CoC ``coc``, each ``(n, C, crop, crop)``."""
+    ``image``, ``target``, ``disparity`` and the pair's signed CoC ``coc``, each ``(n, C, crop, crop)``, and each
+    window's training time ids (:func:`time_ids`) ``time_ids``, ``(n, 6)``."""
     lens = item["meta"]["lens"]
     disparity = item["disparity"]
     maps = {"image": item["image"], "target": item["target"], "disparity": disparity,
             "coc": lens["blur"] * (disparity - lens["focus_disparity"])}
     h, w = disparity.shape[-2:]
     origins = [(y, x) for y in range(0, h - crop + 1, crop) for x in range(0, w - crop + 1, crop)]
-    return {k: torch.stack([v[:, y: y + crop, x: x + crop] for y, x in origins]) for k, v in maps.items()}
+    parts = {k: torch.stack([v[:, y: y + crop, x: x + crop] for y, x in origins]) for k, v in maps.items()}
+    parts["time_ids"] = torch.tensor([time_ids((h, w), origin, (crop, crop)) for origin in origins])
+    return parts
 
 
 BLURRED_PX = 4.0
@@ -296,8 +390,8 @@ BLURRED_PX = 4.0
 
 
 def scores(held_out, predictors: dict, crop: int) -> dict[str, dict[str, float]]:
-    """Mean PSNR and SSIM (8-bit sRGB, as lensblur eval scores) of each ``name -> (image, disparity, coc) ->
-    rendering`` on the held-out pairs' ``crop``-px windows, each rendered with its pair's lens; and the mean
+    """Mean PSNR and SSIM (8-bit sRGB, as lensblur eval scores) of each ``name -> (image, disparity, coc, *,
+    time_ids) -> rendering`` on the held-out pairs' ``crop``-px windows, each rendered with its pair's lens; and the mean
     PSNR over the windows whose largest CoC radius is at least :data:`BLURRED_PX` (``psnr_blurred``) and over
     the others (``psnr_sharp``)."""
     from lensblur.eval.runner import display_8bit
@@ -309,7 +403,7 @@ def scores(held_out, predictors: dict, crop: int) -> dict[str, dict[str, float]]
         parts = windows(held_out[i], crop)
         blurred += (parts["coc"].abs().flatten(1).amax(1) >= BLURRED_PX).tolist()
         for name, predict in predictors.items():
-            out = predict(parts["image"], parts["disparity"], parts["coc"])
+            out = predict(parts["image"], parts["disparity"], parts["coc"], time_ids=parts["time_ids"])
             for j in range(len(out)):
                 target = display_8bit(parts["target"][j].permute(1, 2, 0))
                 shown = display_8bit(out[j].permute(1, 2, 0))
@@ -347,6 +441,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the networks' initialisation, crops and jitter")
     parser.add_argument("--data-seed", type=int, default=0, help="the synthetic set's seed (kept apart from --seed "
                                                                   "so that seeds are compared on the same pairs)")
+    parser.add_argument("--time-ids", action="store_true",
+                        help="give the UNet SDXL's added conditioning, trained with the release's time ids (the "
+                             "frame's size, the crop's top-left in pixels, the crop's size)")
     parser.add_argument("--save", type=Path, help="folder for each trained variant's weights "
                                                   "(VARIANT-LAYERS-seedN.safetensors)")
     args = parser.parse_args()
@@ -361,15 +458,16 @@ def main() -> None:
 
     training, held_out = make_pairs(args.data, args.pairs, args.size, args.data_seed, args.held_out, args.preset,
                                     args.samples)
-    predictors = {"identity": lambda image, disparity, coc: image}
+    predictors = {"identity": lambda image, disparity, coc, time_ids=None: image}
     report = []
     for variant in variants:
         method = Scratch(variant, width=args.width, steps=args.steps, lr=args.lr, seed=args.seed,
-                         hardness=args.hardness, layers=args.pisa_layers)
+                         hardness=args.hardness, layers=args.pisa_layers, time_ids=args.time_ids)
         count = sum(p.numel() for p in method.model.parameters())
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            result = train(method, BokehDiffPairs(training, args.crop), Path(tmp) / "run",
+            pairs = TimeIdPairs(training, args.crop) if args.time_ids else BokehDiffPairs(training, args.crop)
+            result = train(method, pairs, Path(tmp) / "run",
                            TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                                        checkpoint_every=args.steps, log_every=max(1, args.steps // 10),
                                        progress=False))
@@ -380,10 +478,11 @@ def main() -> None:
                       f"training hardness at the end {hardness:.0f}")
         predictors[variant] = method.predict
         if args.save is not None:
-            path = args.save / f"{variant}-{args.pisa_layers}-seed{args.seed}.safetensors"
+            tag = "-timeids" if args.time_ids else ""
+            path = args.save / f"{variant}-{args.pisa_layers}{tag}-seed{args.seed}.safetensors"
             save_renderer(method, path, {"variant": variant, "width": args.width, "seed": args.seed,
                                          "hardness": args.hardness, "layers": args.pisa_layers, "steps": args.steps,
-                                         "lr": args.lr, "crop": args.crop})
+                                         "lr": args.lr, "crop": args.crop, "time_ids": args.time_ids})
             print(f"saved {path}")
         if method.model.processor is not None and method.model.processor.coc_mask and args.hardness == "release":
             # The same network with the CoC edge as sharp as training left it (a short run ends far below 1e7).

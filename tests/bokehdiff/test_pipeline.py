@@ -223,6 +223,25 @@ def test_each_tile_gets_its_crop_of_the_conditioning(xl_components, monkeypatch,
         torch.testing.assert_close(coc, 12.0 * (d - 0.5), rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("crop_coords", ["latent", "pixels"])
+def test_the_unet_gets_each_tiles_sdxl_time_ids(xl_components, crop_coords):
+    """What reaches the UNet: original and target size the whole image's pixels (32 x 48), the crop the tile's
+    origin in latents (the release) or in pixels (2 per latent for this VAE)."""
+    pipe = build(xl_components, tile_size=8, crop_coords=crop_coords)
+    _, linear, disparity = photo(h=32, w=48)
+    seen = []
+    handle = pipe.unet.register_forward_pre_hook(
+        lambda m, a, k: seen.append(k["added_cond_kwargs"]["time_ids"].clone()), with_kwargs=True)
+    try:
+        pipe(linear, disparity, LENS)
+    finally:
+        handle.remove()
+    scale = 1 if crop_coords == "latent" else 2
+    expected = [[32.0, 48.0, y * scale, x * scale, 32.0, 48.0] for y, x, _, _ in tiles(16, 24, 8)]
+    assert [ids[0].tolist() for ids in seen] == expected
+    assert any(e[2] > 0 for e in expected) and any(e[3] > 0 for e in expected)
+
+
 # ------------------------------------------------------------------------------------------ the K mapping
 def test_a_given_blur_gives_the_classical_renderers_coc_radius():
     """A point light on a plane at disparity 0.9, focus 0.4, blur 12: lensblur's reference renderer draws a disk

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lensblur.bokehdiff.tiles import blend, context_tiles, tiles
+from lensblur.bokehdiff.tiles import blend, context_tiles, crop_top_left, tiles, time_ids
 from lensblur.errors import InputError
 
 
@@ -68,3 +68,16 @@ def test_blur_crosses_tile_edges_only_with_a_margin():
 def test_a_margin_out_of_range_is_refused(margin):
     with pytest.raises(InputError, match="tile_margin"):
         context_tiles(100, 100, 32, margin)
+
+
+def test_a_tiles_crop_ids_in_latents_or_pixels():
+    window = (3, 5, 8, 8)
+    assert crop_top_left(window, 8, "latent") == (3, 5)
+    assert crop_top_left(window, 8, "pixels") == (24, 40)
+    assert crop_top_left((0, 0, 8, 8), 8, "pixels") == (0, 0)
+    with pytest.raises(InputError, match="crop_coords"):
+        crop_top_left(window, 8, "latents")
+
+
+def test_time_ids_are_sdxls_original_crop_target_with_the_images_size():
+    assert time_ids((32, 48), (2, 4)) == [32, 48, 2, 4, 32, 48]

@@ -32,7 +32,7 @@ from ..errors import InputError
 from ..lens import Lens
 from .constants import PROMPT, TILE_ABOVE, TILE_LATENTS, TIMESTEP
 from .pisa import CHUNK_BYTES, DEFAULT_LAYERS, PISAProcessor, install_pisa
-from .tiles import blend, check_margin, context_tiles
+from .tiles import CROP_COORDS, blend, check_margin, context_tiles, crop_top_left, time_ids
 
 __all__ = ["CROP_COORDS", "OUTPUT_TYPES", "TILE_MODES", "BokehDiffOutput", "BokehDiffPipeline", "pisa_inputs"]
 
@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 FEATURE = "BokehDiff (method bokehdiff)"
 TILE_MODES = ("auto", "always", "never")
-CROP_COORDS = ("latent", "pixels")
 OUTPUT_TYPES = ("np", "pt", "latent")
 
 
@@ -340,7 +339,7 @@ class BokehDiffPipeline:
             latents: ``(B, C, h, w)``.
             disparity: ``(B, 1, h f, w f)`` at the pixels ``latents`` encode; ``coc`` the same, signed, pixels.
             image_size: SDXL's original and target size ``(H, W)`` (default the latents' size in pixels).
-            crop: SDXL's crop time ids ``(top, left)``.
+            crop: SDXL's crop time ids ``(top, left)`` (:func:`~lensblur.bokehdiff.tiles.crop_top_left`).
             generator: PISA's random source.
 
         Returns:
@@ -352,7 +351,7 @@ class BokehDiffPipeline:
         kwargs = {"encoder_hidden_states": embeds.expand(batch, -1, -1)}
         if self.is_xl:
             size = tuple(image_size) if image_size is not None else (latents.shape[-2] * f, latents.shape[-1] * f)
-            ids = torch.tensor([[*size, *crop, *size]], device=self.device, dtype=embeds.dtype)
+            ids = torch.tensor([time_ids(size, crop)], device=self.device, dtype=embeds.dtype)
             kwargs["added_cond_kwargs"] = {"text_embeds": pooled.expand(batch, -1), "time_ids": ids.expand(batch, -1)}
         device = self.device
         cross = {"disparity": disparity.to(device, torch.float32), "coc": coc.to(device, torch.float32),
@@ -394,7 +393,7 @@ class BokehDiffPipeline:
         def predict(box):
             y, x, h, w = box
             pixels = (slice(None), slice(None), slice(y * f, (y + h) * f), slice(x * f, (x + w) * f))
-            crop = (y, x) if self.crop_coords == "latent" else (y * f, x * f)
+            crop = crop_top_left(box, f, self.crop_coords)
             return self.noise_prediction(latents[..., y:y + h, x:x + w], disparity[pixels], coc[pixels],
                                          image_size=size, crop=crop, generator=generator)
 

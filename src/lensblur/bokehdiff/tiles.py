@@ -26,10 +26,52 @@ import torch
 
 from ..errors import InputError
 
-__all__ = ["Tile", "blend", "check_margin", "context_tiles", "gaussian_window", "tile_origins", "tiles"]
+__all__ = ["CROP_COORDS", "Tile", "blend", "check_margin", "context_tiles", "crop_top_left", "gaussian_window",
+           "tile_origins", "tiles", "time_ids"]
 
 Tile = tuple[int, int, int, int]
 """``(top, left, height, width)`` in latent pixels."""
+CROP_COORDS = ("latent", "pixels")
+"""The units of a tile's SDXL crop time ids: latent pixels (the release's inference) or image pixels (its
+training's)."""
+
+
+def crop_top_left(window: Tile, factor: int, units: str = "latent") -> tuple[int, int]:
+    """SDXL's crop time ids ``(top, left)`` of a tile: its origin in latent pixels (``"latent"``, the release) or
+    in image pixels, ``factor`` per latent pixel (``"pixels"``, the unit of the release's training crops).
+
+    Args:
+        window: the tile, ``(top, left, height, width)`` in latent pixels.
+        factor: image pixels per latent pixel (the VAE's factor).
+        units: one of :data:`CROP_COORDS`.
+
+    Returns:
+        ``(top, left)``.
+
+    Raises:
+        InputError: ``units`` not one of :data:`CROP_COORDS`.
+    """
+    if units not in CROP_COORDS:
+        raise InputError("crop_coords", expected=f"one of {', '.join(CROP_COORDS)}", got=units,
+                         fix="crop_coords=latent (the release)")
+    y, x = int(window[0]), int(window[1])
+    return (y, x) if units == "latent" else (y * factor, x * factor)
+
+
+def time_ids(image_size: tuple[int, int], crop: tuple[int, int]) -> list[int]:
+    """SDXL's six time ids as the release's inference gives every tile: original size, crop top-left, target
+    size, with original and target the whole image's ``(height, width)`` in pixels (its training used the
+    render's size and the crop's).
+
+    Args:
+        image_size: ``(height, width)`` in pixels.
+        crop: ``(top, left)``, from :func:`crop_top_left`.
+
+    Returns:
+        ``[height, width, top, left, height, width]``.
+    """
+    return [int(image_size[0]), int(image_size[1]), int(crop[0]), int(crop[1]), int(image_size[0]),
+            int(image_size[1])]
 
 
 def tile_origins(length: int, tile: int) -> list[int]:
