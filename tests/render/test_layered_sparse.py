@@ -56,3 +56,22 @@ def test_the_bands_reach_every_cell_a_kernel_spreads_the_strips_over():
             covered[band.top: band.bottom, band.left: band.right] = True
         reached = F.max_pool2d(support[None, None].float(), 2 * half + 1, stride=1, padding=half)[0, 0] > 0
         assert not (reached & ~covered).any()
+
+
+def test_the_tiles_halos_are_the_windows_of_the_map_padded_beyond_the_frame():
+    from lensblur.render.layered.canvas import Tiles
+    from lensblur.render.layered.constants import OUTSIDE_POSITION, TILE
+
+    generator = torch.Generator().manual_seed(2)
+    for h, w, halo in ((300, 500, 4), (130, 70, 5), (200, 200, 0), (50, 40, 3)):
+        t = torch.rand((1, 1, h, w), generator=generator) * 10
+        image = torch.rand((1, 3, h, w), generator=generator)
+        tiles = Tiles(t, image, 3, 6, halo)
+        assert len(tiles)
+        side = TILE + 2 * halo
+        for group in (slice(None), slice(len(tiles) // 2, len(tiles))):
+            for got, x, outside in zip(tiles.halos(group), (t, image), (OUTSIDE_POSITION, 0.0)):
+                padded = F.pad(x, (halo, side + w, halo, side + h), value=outside)[0]
+                expected = torch.stack([padded[:, y * TILE: y * TILE + side, x0 * TILE: x0 * TILE + side]
+                                        for y, x0 in zip(tiles.ty[group].tolist(), tiles.tx[group].tolist())])
+                assert torch.equal(got, expected)
