@@ -75,31 +75,3 @@ def test_the_tiles_halos_are_the_windows_of_the_map_padded_beyond_the_frame():
                 expected = torch.stack([padded[:, y * TILE: y * TILE + side, x0 * TILE: x0 * TILE + side]
                                         for y, x0 in zip(tiles.ty[group].tolist(), tiles.tx[group].tolist())])
                 assert torch.equal(got, expected)
-
-
-def test_a_layer_composited_on_its_bands_equals_it_composited_on_its_whole_window():
-    from lensblur.render.layered.canvas import Canvas
-    from lensblur.render.layered.pipeline import BlurredLayer, _composite
-
-    x, support = sparse_layer(150, 230, 7)
-    x[:, 3:] = x[:, 3:].clamp_max(1.0)
-    light = torch.rand((1, 3, 90, 140), generator=torch.Generator().manual_seed(8))
-    for radius in (2.6, 12.0):                            # a depthwise and an FFT blur on strips
-        values, bands = convolution.convolve_parts(x, psf(Aperture(blades=6), radius), support)
-        assert bands is not None
-        outside = torch.ones_like(support)
-        for band in bands:
-            outside[band.top: band.bottom, band.left: band.right] = False
-        assert outside.any() and not values[..., outside].any()     # exactly zero beyond the bands
-        canvases = []
-        for known in (bands, None):
-            canvas = Canvas.blank(2, (300, 480), light)
-            canvas.light[..., 40:130, 60:200] = light             # something drawn before, partly covering
-            canvas.covered[..., 50:100, 70:150] = 0.6
-            for index, origin in ((7, (20, 64)), (5, (0, 300))):   # the second one crosses the canvas's edge
-                _composite(canvas, BlurredLayer(index, values, 2, origin, known))
-            canvas.settle()
-            canvases.append(canvas)
-        for name in ("light", "weight", "covered"):
-            assert torch.equal(getattr(canvases[0], name), getattr(canvases[1], name))
-        assert canvases[0].extent == canvases[1].extent

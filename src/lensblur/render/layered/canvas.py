@@ -106,29 +106,6 @@ class Canvas:
         self.settle()
         self.pending = Pending(index, alpha, window)
 
-    def draw_bands(self, index: int, values: torch.Tensor, bands: list[Window], origin: tuple[int, int]) -> None:
-        """:meth:`draw` of layer ``index``'s light and alpha ``values`` (``(1, 3 + 1, h, w)`` at this canvas's
-        scale, top-left ``origin`` in pixels), which are zero outside ``bands`` (of their grid): the light is
-        added on the bands only, the same sums as on the whole window."""
-        cy, cx = origin[0] // self.scale, origin[1] // self.scale
-        n, m = min(values.shape[-2], self.shape[0] - cy), min(values.shape[-1], self.shape[1] - cx)
-        window = (..., slice(cy, cy + n), slice(cx, cx + m))
-        alpha = values[:, 3:4, :n, :m].clamp_min(0.0)
-        if self.pending is not None and self.pending.layer != index + 1:
-            self.settle()
-        self._grow(window)
-        for band in bands:
-            bottom, right = min(band.bottom, n), min(band.right, m)
-            if bottom <= band.top or right <= band.left:
-                continue
-            part = (..., slice(band.top, bottom), slice(band.left, right))
-            cells = (..., slice(cy + band.top, cy + bottom), slice(cx + band.left, cx + right))
-            passed = (1.0 - self.covered[cells]).clamp_(0.0, 1.0)
-            self.light[cells].addcmul_(values[:, :3][part], passed)
-            self.weight[cells].addcmul_(alpha[part], passed)
-        self.settle()
-        self.pending = Pending(index, alpha, window)
-
     def settle(self) -> None:
         """Count the pending alpha as cover."""
         if self.pending is not None:

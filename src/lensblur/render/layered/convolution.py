@@ -23,7 +23,7 @@ from ..kernel import cat_eye_grid, psf
 from .constants import DEPTHWISE_ROWS, STRIP, TILE
 from .grid import Window
 
-__all__ = ["Strip", "blur", "blur_tiles_cat_eye", "convolve", "convolve_parts", "convolve_strips", "depthwise", "depthwise_bands",
+__all__ = ["Strip", "blur", "blur_tiles_cat_eye", "convolve", "convolve_strips", "depthwise", "depthwise_bands",
            "fft_convolve", "fft_size", "frame_fractions", "reached_bands", "renormalise_borders", "strip_runs"]
 
 
@@ -63,31 +63,23 @@ def convolve(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | None
     Returns:
         ``(1, C, H, W)``, the dtype of ``x``.
     """
-    return convolve_parts(x, kernel, support)[0]
-
-
-def convolve_parts(x: torch.Tensor, kernel: torch.Tensor,
-                   support: torch.Tensor | None = None) -> tuple[torch.Tensor, list[Window] | None]:
-    """:func:`convolve`, and the bands of the result outside which it is exactly zero (:func:`reached_bands`)
-    when it was convolved on the strips of ``support``; ``None`` when the whole grid was (an FFT's rounding
-    leaves no exact zeros)."""
     k = kernel.shape[-1]
     half = k // 2
     if k == 1:
-        return x * float(kernel[0, 0]), None
+        return x * float(kernel[0, 0])
     h, w = x.shape[-2:]
     if k <= 7:
         if support is not None:
             bands = reached_bands(strip_runs(support), half, (h, w))
             if sum((b.bottom - b.top) * (b.right - b.left) for b in bands) < h * w:
-                return depthwise_bands(x, kernel, bands), bands
-        return depthwise(F.pad(x, (half, half, half, half)), kernel), None
+                return depthwise_bands(x, kernel, bands)
+        return depthwise(F.pad(x, (half, half, half, half)), kernel)
     size = (fft_size(h + 2 * half), fft_size(w + 2 * half))
     if support is not None:
         strips = strip_runs(support)
         if sum(fft_area(STRIP + 2 * half, strip.length * STRIP + 2 * half) for strip in strips) < size[0] * size[1]:
-            return convolve_strips(x, kernel, strips), reached_bands(strips, half, (h, w))
-    return fft_convolve(x, kernel, size)[..., half: half + h, half: half + w], None
+            return convolve_strips(x, kernel, strips)
+    return fft_convolve(x, kernel, size)[..., half: half + h, half: half + w]
 
 
 def fft_area(h: int, w: int) -> int:
@@ -193,7 +185,7 @@ def depthwise(x: torch.Tensor, kernel: torch.Tensor, strip: int = DEPTHWISE_ROWS
 
 
 def blur(stack: torch.Tensor, lens: Lens, radius: float, s: int, origin: tuple[int, int],
-         frame: tuple[int, int], support: torch.Tensor | None = None) -> tuple[torch.Tensor, list[Window] | None]:
+         frame: tuple[int, int], support: torch.Tensor | None = None) -> torch.Tensor:
     """Blur a layer's stack with its point-spread function, zero outside the stack.
 
     Args:
@@ -206,11 +198,10 @@ def blur(stack: torch.Tensor, lens: Lens, radius: float, s: int, origin: tuple[i
         support: as in :func:`convolve`.
 
     Returns:
-        ``(1, C, h, w)``, the dtype of ``stack``; and the bands outside which it is exactly zero, or ``None``
-        (see :func:`convolve_parts`; always ``None`` with cat-eye).
+        ``(1, C, h, w)``, the dtype of ``stack``.
     """
     if lens.aperture.cat_eye <= 0:
-        return convolve_parts(stack, psf(lens.aperture, radius / s), support)
+        return convolve(stack, psf(lens.aperture, radius / s), support)
     h, w = stack.shape[-2:]
     # Frame position of every coarse pixel's centre.
     ys = origin[0] + (torch.arange(h, dtype=stack.dtype, device=stack.device) + 0.5) * s
@@ -225,7 +216,7 @@ def blur(stack: torch.Tensor, lens: Lens, radius: float, s: int, origin: tuple[i
                 continue
             kernel = psf(lens.aperture, radius / s, offset=grid.offsets[i][j])
             out += convolve(stack, kernel, support) * (wy[:, None] * wx[None, :])
-    return out, None
+    return out
 
 
 def blur_tiles_cat_eye(stack: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, lens: Lens, radius: float,

@@ -108,13 +108,12 @@ def _block_step(side: int, overlap: int, block: int, unit: int) -> int:
 @dataclass(slots=True)
 class BlurredLayer:
     """Blurred layer ``index``'s ``(1, 3 + 1, h, w)`` light and alpha at its ``scale``, top-left ``origin`` in
-    the block; ``bands``: the parts of its grid outside which they are exactly zero, or ``None``."""
+    the block."""
 
     index: int
     values: torch.Tensor
     scale: int
     origin: tuple[int, int]
-    bands: list[Window] | None = None
 
 
 @dataclass(slots=True)
@@ -180,9 +179,9 @@ class Block:
         radius, s = float(self.plan.radii[index]), self.plan.scales[index]
         window = self.windows[index]
         frame_origin = (self.origin[0] + window.top, self.origin[1] + window.left)
-        out, bands = blur(parts.stack, self.lens, radius, s, frame_origin, self.frame, own > 0)
+        out = blur(parts.stack, self.lens, radius, s, frame_origin, self.frame, own > 0)
         renormalise_borders(out, psf(self.lens.aperture, radius / s), s, frame_origin, self.frame)
-        return BlurredLayer(index, out, s, (window.top, window.left), bands)
+        return BlurredLayer(index, out, s, (window.top, window.left))
 
     def _add_fill(self, index: int, parts: LayerStacks) -> None:
         """Layer ``index``'s hidden-part estimate added to the block's fill."""
@@ -194,10 +193,7 @@ class Block:
 
 
 def _composite(target: Canvas, layer: BlurredLayer) -> None:
-    """A blurred ``layer`` composited on ``target`` (on a canvas of its scale only on its bands, if known)."""
-    if layer.bands is not None and layer.scale == target.scale:
-        target.draw_bands(layer.index, layer.values, layer.bands, layer.origin)
-        return
+    """A blurred ``layer`` composited on ``target``."""
     values, window = target.window(layer.values, layer.scale, layer.origin)
     target.draw(layer.index, values[:, :3], values[:, 3:4].clamp_min(0.0), window)
 
