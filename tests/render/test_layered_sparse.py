@@ -75,3 +75,43 @@ def test_the_tiles_halos_are_the_windows_of_the_map_padded_beyond_the_frame():
                 expected = torch.stack([padded[:, y * TILE: y * TILE + side, x0 * TILE: x0 * TILE + side]
                                         for y, x0 in zip(tiles.ty[group].tolist(), tiles.tx[group].tolist())])
                 assert torch.equal(got, expected)
+
+
+def test_only_rows_and_columns_within_a_kernels_reach_of_the_frames_border_are_renormalised():
+    for radius in (1.0, 2.3, 3.9, 9.0):                # kernels whose sums are 1 only up to rounding
+        kernel = psf(Aperture(blades=6), radius)
+        half = kernel.shape[-1] // 2
+        fy, fx = convolution.frame_fractions(kernel, (40, 50), 2, (0, 300), (400, 600))
+        assert torch.equal(fx, torch.ones(50))               # columns 300..400 of 600: no border within reach
+        reached = (torch.arange(40) + 0.5) * 2 < 2 * half    # rows whose kernel reaches above the frame's top
+        assert reached.any() and torch.equal(fy[~reached], torch.ones(int((~reached).sum())))
+        assert fy[0] < 0.9                                    # the first row misses some of the kernel's light
+        # A blurred grid of ones filling the frame is one again after renormalisation along its borders (the
+        # corners are close, not exact); away from the border it is not touched.
+        ones = torch.ones((1, 1, 40, 50))
+        blurred = convolution.convolve(ones, kernel)
+        before = blurred.clone()
+        convolution.renormalise_borders(blurred, kernel, 1, (0, 0), (40, 50))
+        assert (blurred[..., half: 40 - half, :] - 1.0).abs().max() < 1e-5
+        assert (blurred[..., :, half: 50 - half] - 1.0).abs().max() < 1e-5
+        assert torch.equal(blurred[..., half: 40 - half, half: 50 - half], before[..., half: 40 - half, half: 50 - half])
+
+
+def test_the_sharp_layers_tiles_are_divided_by_their_fractions_only_near_the_border():
+    from lensblur.render.layered.canvas import Tiles
+    from lensblur.render.layered.constants import TILE
+
+    h, w = 300, 500
+    t = torch.full((1, 1, h, w), 4.0)
+    tiles = Tiles(t, torch.rand((1, 3, h, w)), 3, 5, 4)
+    kernel = psf(Aperture(), 3.9)
+    fy, fx = convolution.frame_fractions(kernel, (h, w), 1, (0, 0), (h, w))
+    x = torch.rand((len(tiles), 4, TILE, TILE), generator=torch.Generator().manual_seed(4))
+    out = x.clone()
+    tiles.renormalise(out, fy, fx, slice(None))
+    pad_y, pad_x = F.pad(fy, (0, tiles.grid[0] * TILE - h), value=1.0), F.pad(fx, (0, tiles.grid[1] * TILE - w), value=1.0)
+    for i in range(len(tiles)):
+        ry, rx = pad_y[tiles.rows[i]], pad_x[tiles.cols[i]]
+        assert torch.equal(out[i], x[i] / (ry[:, None] * rx[None, :]))
+        interior = 0 < int(tiles.ty[i]) < tiles.grid[0] - 1 and 0 < int(tiles.tx[i]) < tiles.grid[1] - 1
+        assert torch.equal(out[i], x[i]) == interior

@@ -260,11 +260,17 @@ class Tiles:
         h, w = self.size
         return padded[..., :h, :w]
 
-    def frame_weights(self, fy: torch.Tensor, fx: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
-        """Per-tile ``(n, 1, TILE, TILE)`` product of row and column fractions given for the whole block."""
+    def renormalise(self, x: torch.Tensor, fy: torch.Tensor, fx: torch.Tensor, pick: torch.Tensor | slice) -> None:
+        """Divide, in place, the ``(n, C, TILE, TILE)`` values ``x`` on the tiles ``pick`` by the product of the
+        row and column fractions ``fy``, ``fx`` given for the whole block; only the tiles with a fraction other
+        than 1 (near the frame's border) are touched."""
         fy = F.pad(fy, (0, self.grid[0] * TILE - len(fy)), value=1.0)[self.rows[pick]]
         fx = F.pad(fx, (0, self.grid[1] * TILE - len(fx)), value=1.0)[self.cols[pick]]
-        return (fy[:, :, None] * fx[:, None, :])[:, None]
+        near = torch.nonzero((fy != 1.0).any(dim=1) | (fx != 1.0).any(dim=1), as_tuple=True)[0]
+        if len(near) == len(fy):
+            x /= (fy[:, :, None] * fx[:, None, :])[:, None]
+        elif len(near):
+            x[near] = x[near] / (fy[near][:, :, None] * fx[near][:, None, :])[:, None]
 
 
 @dataclass(slots=True)

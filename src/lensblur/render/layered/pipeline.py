@@ -304,7 +304,7 @@ class _SharpLayer:
             return None
         kernel = psf(lens.aperture, radius)
         fy, fx = frame_fractions(kernel, tiles.size, 1, origin, frame)
-        borders = bool((fy < 1.0).any()) or bool((fx < 1.0).any())
+        borders = bool((fy != 1.0).any()) or bool((fx != 1.0).any())
         return cls(index, radius, pick, len(pick) == len(tiles), kernel, (fy, fx) if borders else None)
 
 
@@ -356,7 +356,7 @@ def _sharp_light(t: torch.Tensor, image: torch.Tensor, tiles: Tiles, pick: torch
         out = stack
     if layer.fractions is not None:
         fy, fx = layer.fractions
-        out = out / tiles.frame_weights(fy.to(out), fx.to(out), pick)
+        tiles.renormalise(out, fy.to(out), fx.to(out), pick)
     return out, float(own.max()) > 0.0
 
 
