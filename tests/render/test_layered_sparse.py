@@ -115,3 +115,35 @@ def test_the_sharp_layers_tiles_are_divided_by_their_fractions_only_near_the_bor
         assert torch.equal(out[i], x[i] / (ry[:, None] * rx[None, :]))
         interior = 0 < int(tiles.ty[i]) < tiles.grid[0] - 1 and 0 < int(tiles.tx[i]) < tiles.grid[1] - 1
         assert torch.equal(out[i], x[i]) == interior
+
+
+def test_the_sharp_layers_hidden_parts_made_on_their_tiles_equal_those_made_on_the_whole_block():
+    import lensblur
+    from lensblur.render.layered.canvas import Tiles
+    from lensblur.render.layered.layout import Settings, coc_of, fractional_index, layer_radii, plan_layers
+    from lensblur.render.layered.pipeline import Block, sharp_fill
+
+    h, w = 200, 300
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    # Far background, a small in-focus patch and a near object beside it, hiding some of it: the sharp layers
+    # hold a few tiles only.
+    disparity = torch.where((rows - 150) ** 2 + (cols - 115) ** 2 < 900, 0.9, 0.1).float()
+    disparity[130:170, 40:90] = 0.5
+    disparity = disparity[None, None]
+    image = torch.rand((1, 3, h, w), generator=torch.Generator().manual_seed(9))
+    lens = lensblur.Lens(0.5, 40.0)
+    low, high = (float(v) for v in coc_of(torch.stack(disparity.aminmax()), lens))
+    radii = layer_radii(low, high, min_step=1.0, ratio=0.12)
+    t = fractional_index(coc_of(disparity, lens), radii)
+    plan = plan_layers(radii, t, max(abs(low), abs(high)), Settings(12.0, 1.0, 0.12).coarse_radius)
+    sharp = [i for i in range(len(radii)) if plan.scales[i] == 1]
+    tiles = Tiles(t, image, min(sharp), max(sharp), 4)
+    assert 0 < len(tiles) < tiles.grid[0] * tiles.grid[1] // 2
+    fills = []
+    for known in (tiles, None):
+        block = Block.start(image, t, lens, plan, (h, w), (0, 0))
+        sharp_fill(block, min(sharp), max(sharp), known)
+        fills.append(block.fill)
+    assert fills[0].weight.max() > 0
+    for name in ("light", "weight"):
+        assert torch.equal(getattr(fills[0], name), getattr(fills[1], name))

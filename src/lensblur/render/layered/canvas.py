@@ -230,6 +230,17 @@ class Tiles:
         side = TILE + 2 * self.halo
         return x[0, :, start:, start:].unfold(1, side, TILE).unfold(2, side, TILE).permute(1, 2, 0, 3, 4)
 
+    def column_spans(self, rows: int) -> list[tuple[int, int] | None]:
+        """For each band of ``rows`` rows of the block (a multiple of ``TILE``), the columns from its first tile
+        to the end of its last (pixels), or ``None`` where it has none: beyond them the layers have no pixels."""
+        h, w = self.size
+        per = rows // TILE
+        cells: list[tuple[int, int] | None] = [None] * -(-h // rows)
+        for ty, tx in zip(self.ty.tolist(), self.tx.tolist()):
+            lo, hi = cells[ty // per] or (tx, tx)
+            cells[ty // per] = (min(lo, tx), max(hi, tx))
+        return [None if c is None else (c[0] * TILE, min(w, (c[1] + 1) * TILE)) for c in cells]
+
     def reached_by(self, index: int) -> torch.Tensor:
         """The tiles (indices) that layer ``index`` may reach: some position within ``index +- 1``."""
         return torch.nonzero((self.t_max > index - 1) & (self.t_min < index + 1), as_tuple=True)[0]
