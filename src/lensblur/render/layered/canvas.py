@@ -273,15 +273,12 @@ class Tiles:
 
     def renormalise(self, x: torch.Tensor, fy: torch.Tensor, fx: torch.Tensor, pick: torch.Tensor | slice) -> None:
         """Divide, in place, the ``(n, C, TILE, TILE)`` values ``x`` on the tiles ``pick`` by the product of the
-        row and column fractions ``fy``, ``fx`` given for the whole block; only the tiles with a fraction other
-        than 1 (near the frame's border) are touched."""
+        row and column fractions ``fy``, ``fx`` given for the whole block, unless every fraction there is 1 (no
+        tile near the frame's border)."""
         fy = F.pad(fy, (0, self.grid[0] * TILE - len(fy)), value=1.0)[self.rows[pick]]
         fx = F.pad(fx, (0, self.grid[1] * TILE - len(fx)), value=1.0)[self.cols[pick]]
-        near = torch.nonzero((fy != 1.0).any(dim=1) | (fx != 1.0).any(dim=1), as_tuple=True)[0]
-        if len(near) == len(fy):
+        if bool((fy != 1.0).any()) or bool((fx != 1.0).any()):
             x /= (fy[:, :, None] * fx[:, None, :])[:, None]
-        elif len(near):
-            x[near] = x[near] / (fy[near][:, :, None] * fx[near][:, None, :])[:, None]
 
 
 @dataclass(slots=True)
