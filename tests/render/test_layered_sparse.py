@@ -1,6 +1,6 @@
-"""The layered renderer's work restricted to the parts of a blurred layer's window it holds, each against the
-same step done on the whole window (bit for bit: the restriction must not change a render) and against a plain
-computation of it."""
+"""The layered renderer's work restricted to where it changes something (the sharp layers' tiles and the
+columns they span, the rows and columns near the frame's border), each against the same step done on the whole
+block (bit for bit: the restriction must not change a render) or a plain computation of it."""
 
 from __future__ import annotations
 
@@ -10,52 +10,6 @@ import torch.nn.functional as F
 from lensblur import Aperture
 from lensblur.render.kernel import psf
 from lensblur.render.layered import convolution
-
-
-def direct_convolution(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """True convolution, zero outside the frame, by torch's direct (cross-correlation) convolution, float64."""
-    k = kernel.shape[-1]
-    weight = kernel.flip(0, 1).to(torch.float64).expand(x.shape[1], 1, k, k)
-    return F.conv2d(x.to(torch.float64), weight, padding=k // 2, groups=x.shape[1])
-
-
-def sparse_layer(h: int, w: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A layer holding a thin steep band, a blob and a patch on the frame's corner: values and support."""
-    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    support = ((cols - 0.5 * rows - 60).abs() < 3) | ((rows - 110) ** 2 + (cols - 40) ** 2 < 64) | \
-        ((rows > h - 5) & (cols > w - 7))
-    return torch.rand((1, 4, h, w), generator=torch.Generator().manual_seed(seed)) * support, support
-
-
-def test_a_small_kernel_on_a_thin_layer_is_convolved_on_the_bands_it_reaches(monkeypatch):
-    x, support = sparse_layer(150, 230, 5)
-    used = []
-    bands = convolution.depthwise_bands
-    monkeypatch.setattr(convolution, "depthwise_bands", lambda *a: used.append(a[2]) or bands(*a))
-    for radius in (1.5, 2.6, 3.4):
-        kernel = psf(Aperture(blades=6, rotation=10), radius)
-        assert 3 <= kernel.shape[-1] <= 7
-        used.clear()
-        sparse = convolution.convolve(x, kernel, support)
-        assert used, "the thin layer should have been convolved on its bands"
-        assert sum((b.bottom - b.top) * (b.right - b.left) for b in used[0]) < 0.8 * x.shape[-2] * x.shape[-1]
-        half = kernel.shape[-1] // 2
-        whole = convolution.depthwise(F.pad(x, (half, half, half, half)), kernel)
-        assert torch.equal(sparse, whole)
-        assert (sparse.double() - direct_convolution(x, kernel)).abs().max() < 1e-5
-
-
-def test_the_bands_reach_every_cell_a_kernel_spreads_the_strips_over():
-    _, support = sparse_layer(150, 230, 5)
-    strips = convolution.strip_runs(support)
-    for half in (1, 3, 17, 32):
-        bands = convolution.reached_bands(strips, half, tuple(support.shape))
-        covered = torch.zeros_like(support)
-        for band in bands:
-            assert not covered[band.top: band.bottom, band.left: band.right].any()    # the bands do not overlap
-            covered[band.top: band.bottom, band.left: band.right] = True
-        reached = F.max_pool2d(support[None, None].float(), 2 * half + 1, stride=1, padding=half)[0, 0] > 0
-        assert not (reached & ~covered).any()
 
 
 def test_the_tiles_halos_are_the_windows_of_the_map_padded_beyond_the_frame():

@@ -21,10 +21,9 @@ from ..._device import fft_dtype
 from ...lens import Lens
 from ..kernel import cat_eye_grid, psf
 from .constants import DEPTHWISE_ROWS, STRIP, TILE
-from .grid import Window
 
-__all__ = ["Strip", "blur", "blur_tiles_cat_eye", "convolve", "convolve_strips", "depthwise", "depthwise_bands",
-           "fft_convolve", "fft_size", "frame_fractions", "reached_bands", "renormalise_borders", "strip_runs"]
+__all__ = ["Strip", "blur", "blur_tiles_cat_eye", "convolve", "convolve_strips", "depthwise", "fft_convolve",
+           "fft_size", "frame_fractions", "renormalise_borders", "strip_runs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +66,9 @@ def convolve(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | None
     half = k // 2
     if k == 1:
         return x * float(kernel[0, 0])
-    h, w = x.shape[-2:]
     if k <= 7:
-        if support is not None:
-            bands = reached_bands(strip_runs(support), half, (h, w))
-            if sum((b.bottom - b.top) * (b.right - b.left) for b in bands) < h * w:
-                return depthwise_bands(x, kernel, bands)
         return depthwise(F.pad(x, (half, half, half, half)), kernel)
+    h, w = x.shape[-2:]
     size = (fft_size(h + 2 * half), fft_size(w + 2 * half))
     if support is not None:
         strips = strip_runs(support)
@@ -130,39 +125,6 @@ def convolve_strips(x: torch.Tensor, kernel: torch.Tensor, strips: list[Strip]) 
         for (y, x0), part in zip(group, full[..., : STRIP + k - 1, : span + k - 1]):
             out[..., y: y + STRIP + k - 1, x0: x0 + span + k - 1] += part
     return out[..., half: half + h, half: half + w]
-
-
-def reached_bands(strips: list[Strip], half: int, shape: tuple[int, int]) -> list[Window]:
-    """The parts of an ``(h, w)`` grid that a kernel of half size ``half`` (at most ``STRIP``) spreads the
-    ``strips`` over: for each band of ``STRIP`` rows, the columns from the first strip reaching it to the last,
-    widened by ``half``. Beyond them the convolution of a grid that is zero outside its strips is zero."""
-    h, w = shape
-    reach = -(-half // STRIP)
-    spans: dict[int, tuple[int, int]] = {}
-    for strip in strips:
-        lo, hi = strip.first * STRIP - half, (strip.first + strip.length) * STRIP + half
-        for row in range(strip.row - reach, strip.row + reach + 1):
-            if 0 <= row * STRIP < h:
-                old = spans.get(row)
-                spans[row] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
-    return [Window(row * STRIP, min(h, (row + 1) * STRIP), max(0, lo), min(w, hi))
-            for row, (lo, hi) in sorted(spans.items())]
-
-
-def depthwise_bands(x: torch.Tensor, kernel: torch.Tensor, bands: list[Window]) -> torch.Tensor:
-    """The true convolution of ``(N, C, H, W)`` by a ``(k, k)`` kernel, zero outside the frame, on the ``bands``
-    (:func:`reached_bands`) and zero elsewhere: each band by a valid :func:`depthwise` convolution of its part of
-    ``x`` with the kernel's reach around it, the same values as the convolution of the whole grid."""
-    half = kernel.shape[-1] // 2
-    h, w = x.shape[-2:]
-    out = torch.zeros_like(x)
-    for band in bands:
-        y0, y1, x0, x1 = band.top - half, band.bottom + half, band.left - half, band.right + half
-        part = x[..., max(0, y0): min(h, y1), max(0, x0): min(w, x1)]
-        if (y0, y1, x0, x1) != (max(0, y0), min(h, y1), max(0, x0), min(w, x1)):
-            part = F.pad(part, (max(0, -x0), max(0, x1 - w), max(0, -y0), max(0, y1 - h)))
-        out[..., band.top: band.bottom, band.left: band.right] = depthwise(part, kernel)
-    return out
 
 
 def depthwise(x: torch.Tensor, kernel: torch.Tensor, strip: int = DEPTHWISE_ROWS) -> torch.Tensor:
