@@ -181,8 +181,7 @@ class Tiles:
         span = torch.arange(TILE, device=t.device)
         self.rows = self.ty[:, None] * TILE + span
         self.cols = self.tx[:, None] * TILE + span
-        # Outside the frame: a position below every layer (no light, no cover) and black.
-        self._t, self._image = self._padded_by_halo(t, OUTSIDE_POSITION), self._padded_by_halo(image, 0.0)
+        self._t, self._image = t, image
 
     @staticmethod
     def _tile_extreme(t: torch.Tensor, halo: int, outside: float, reduce) -> torch.Tensor:
@@ -195,23 +194,52 @@ class Tiles:
         rows = reduce(padded.unfold(0, side, TILE), dim=-1)          # (tiles down, w + 2 halo)
         return reduce(rows.unfold(1, side, TILE), dim=-1)
 
-    def _padded_by_halo(self, x: torch.Tensor, outside: float) -> torch.Tensor:
-        """A full-size ``(1, C, h, w)`` map padded by the halo (and to whole tiles) with ``outside``."""
-        h, w = self.size
-        halo = self.halo
-        return F.pad(x, (halo, self.grid[1] * TILE + halo - w, halo, self.grid[0] * TILE + halo - h), value=outside)
-
     def halos(self, group: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
         """The positions and the photo on the tiles ``group`` with their halos, ``(n, 1 or 3, TILE + 2 halo,
         TILE + 2 halo)``: a position below every layer and black beyond the frame."""
-        side = TILE + 2 * self.halo
         ty, tx = self.ty[group], self.tx[group]
+        # Outside the frame: a position below every layer (no light, no cover) and black.
+        return self._cut(self._t, ty, tx, OUTSIDE_POSITION), self._cut(self._image, ty, tx, 0.0)
 
-        def cut(padded: torch.Tensor) -> torch.Tensor:
-            windows = padded[0].unfold(1, side, TILE).unfold(2, side, TILE)   # (C, tiles down, tiles across, ...)
-            return windows[:, ty, tx].transpose(0, 1).contiguous()
+    def _cut(self, x: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor, outside: float) -> torch.Tensor:
+        """The tiles ``ty, tx`` of the full-size ``(1, C, h, w)`` map ``x`` with their halos, ``outside`` beyond
+        it: the tiles whose halo lies inside gathered from its windows in one copy (no padded copy of the whole
+        map), the others padded one by one."""
+        h, w = self.size
+        halo, side = self.halo, TILE + 2 * self.halo
+        top, left = ty * TILE - halo, tx * TILE - halo
+        inside = (top >= 0) & (top + side <= h) & (left >= 0) & (left + side <= w)
+        shift = 1 if halo > 0 else 0          # the first window whose halo may lie inside is the second tile's
+        start = shift * TILE - halo
+        if halo <= TILE and bool(inside.all()) and len(ty):
+            return self._windows(x, start)[ty - shift, tx - shift]
+        out = x.new_empty((len(ty), x.shape[1], side, side))
+        pick = torch.nonzero(inside, as_tuple=True)[0] if halo <= TILE else ty.new_empty(0)
+        if len(pick):
+            out[pick] = self._windows(x, start)[ty[pick] - shift, tx[pick] - shift]
+        for i in torch.nonzero(~inside, as_tuple=True)[0].tolist():
+            y0, x0 = int(top[i]), int(left[i])
+            part = x[0, :, max(0, y0): min(h, y0 + side), max(0, x0): min(w, x0 + side)]
+            out[i] = F.pad(part, (max(0, -x0), max(0, x0 + side - w), max(0, -y0), max(0, y0 + side - h)),
+                           value=outside)
+        return out
 
-        return cut(self._t), cut(self._image)
+    def _windows(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        """The ``TILE + 2 halo`` square windows of ``x`` every ``TILE`` pixels from ``start``, ``(tiles down, tiles
+        across, C, side, side)`` (a view)."""
+        side = TILE + 2 * self.halo
+        return x[0, :, start:, start:].unfold(1, side, TILE).unfold(2, side, TILE).permute(1, 2, 0, 3, 4)
+
+    def column_spans(self, rows: int) -> list[tuple[int, int] | None]:
+        """For each band of ``rows`` rows of the block (a multiple of ``TILE``), the columns from its first tile
+        to the end of its last (pixels), or ``None`` where it has none: beyond them the layers have no pixels."""
+        h, w = self.size
+        per = rows // TILE
+        cells: list[tuple[int, int] | None] = [None] * -(-h // rows)
+        for ty, tx in zip(self.ty.tolist(), self.tx.tolist()):
+            lo, hi = cells[ty // per] or (tx, tx)
+            cells[ty // per] = (min(lo, tx), max(hi, tx))
+        return [None if c is None else (c[0] * TILE, min(w, (c[1] + 1) * TILE)) for c in cells]
 
     def reached_by(self, index: int) -> torch.Tensor:
         """The tiles (indices) that layer ``index`` may reach: some position within ``index +- 1``."""
@@ -243,11 +271,14 @@ class Tiles:
         h, w = self.size
         return padded[..., :h, :w]
 
-    def frame_weights(self, fy: torch.Tensor, fx: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
-        """Per-tile ``(n, 1, TILE, TILE)`` product of row and column fractions given for the whole block."""
+    def renormalise(self, x: torch.Tensor, fy: torch.Tensor, fx: torch.Tensor, pick: torch.Tensor | slice) -> None:
+        """Divide, in place, the ``(n, C, TILE, TILE)`` values ``x`` on the tiles ``pick`` by the product of the
+        row and column fractions ``fy``, ``fx`` given for the whole block, unless every fraction there is 1 (no
+        tile near the frame's border)."""
         fy = F.pad(fy, (0, self.grid[0] * TILE - len(fy)), value=1.0)[self.rows[pick]]
         fx = F.pad(fx, (0, self.grid[1] * TILE - len(fx)), value=1.0)[self.cols[pick]]
-        return (fy[:, :, None] * fx[:, None, :])[:, None]
+        if bool((fy != 1.0).any()) or bool((fx != 1.0).any()):
+            x /= (fy[:, :, None] * fx[:, None, :])[:, None]
 
 
 @dataclass(slots=True)

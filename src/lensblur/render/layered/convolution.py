@@ -219,7 +219,8 @@ def frame_fractions(kernel: torch.Tensor, shape: tuple[int, int], s: int, origin
     Near the frame's border a blur only gathers light from inside it; dividing by the product of the row
     and column fractions (exact along straight borders, close at corners) keeps the border's brightness.
     The grid has ``shape`` cells of ``s`` pixels, its top-left at ``origin`` in the frame. Edges of a crop
-    that lie inside the frame are not borders.
+    that lie inside the frame are not borders. A row or column whose whole kernel lies inside the frame gets
+    exactly 1 (not the kernel's sum, which is 1 only up to rounding): nothing to renormalise there.
     """
     k = kernel.shape[-1]
     half = k // 2
@@ -232,7 +233,8 @@ def frame_fractions(kernel: torch.Tensor, shape: tuple[int, int], s: int, origin
         pos = (start + (torch.arange(n, dtype=torch.float32) + 0.5) * s)[:, None]
         offsets = (torch.arange(k, dtype=torch.float32) - half)[None, :] * s
         inside = ((pos - offsets) >= 0) & ((pos - offsets) < limit)
-        return (inside.float() * weights.flip(0)[None, :]).sum(dim=1).clamp_min(1e-6)
+        share = (inside.float() * weights.flip(0)[None, :]).sum(dim=1).clamp_min(1e-6)
+        return torch.where(inside.all(dim=1), 1.0, share)
 
     return (fraction(rows, shape[0], origin[0], frame[0]).to(kernel.device),
             fraction(cols, shape[1], origin[1], frame[1]).to(kernel.device))
@@ -248,7 +250,7 @@ def renormalise_borders(x: torch.Tensor, kernel: torch.Tensor, s: int, origin: t
         return      # no border within the kernel's reach
     fy, fx = frame_fractions(kernel, x.shape[-2:], s, origin, frame)
     for dim, f in ((-2, fy), (-1, fx)):
-        short = torch.nonzero(f < 1.0).flatten()
+        short = torch.nonzero(f != 1.0).flatten()
         if len(short) == 0:
             continue
         f = f.to(x)

@@ -91,12 +91,21 @@ def box_mean(x: torch.Tensor, reach: int) -> torch.Tensor:
         # A window's sum is the difference of two running sums: the sum up to its last cell (the grid's last
         # beyond the grid) less the sum before its first (none before the grid).
         sums = torch.cumsum(x, dim=dim, dtype=torch.promote_types(x.dtype, torch.float32))
+        # Each part written once: the first windows (nothing before the grid), the middle ones (a difference),
+        # the last ones (the grid's last sum, less the sum before them).
         total = torch.empty_like(sums)
         keep = max(0, n - reach)
-        total.narrow(dim, 0, keep).copy_(sums.narrow(dim, n - keep, keep))
-        total.narrow(dim, keep, n - keep).copy_(sums.narrow(dim, n - 1, 1).expand_as(total.narrow(dim, keep, n - keep)))
-        if n > reach + 1:
-            total.narrow(dim, reach + 1, n - reach - 1).sub_(sums.narrow(dim, 0, n - reach - 1))
+        head = min(reach + 1, keep)
+        if head:
+            total.narrow(dim, 0, head).copy_(sums.narrow(dim, reach, head))
+        if keep > head:
+            torch.sub(sums.narrow(dim, 2 * reach + 1, keep - head), sums.narrow(dim, 0, keep - head),
+                      out=total.narrow(dim, head, keep - head))
+        tail = total.narrow(dim, keep, n - keep)
+        tail.copy_(sums.narrow(dim, n - 1, 1).expand_as(tail))
+        start = max(keep, reach + 1)
+        if start < n:
+            total.narrow(dim, start, n - start).sub_(sums.narrow(dim, start - reach - 1, n - start))
         index = torch.arange(n, device=x.device)
         count = ((index + reach + 1).clamp(max=n) - (index - reach).clamp(min=0)).to(sums.dtype)
         x = total.div_(count[:, None] if dim == -2 else count)

@@ -16,7 +16,7 @@ from functools import partial
 
 import torch
 
-from ..._threads import parallel_unordered
+from ..._threads import parallel_map, parallel_unordered
 from ...lens import Lens
 from ..kernel import kernel_half_size, psf
 from .canvas import Canvas, TiledCanvas, Tiles
@@ -237,8 +237,12 @@ def composite_front(block: Block, front: list[int]) -> Canvas:
     return canvas.rescaled(1)
 
 
-def sharp_fill(block: Block, first: int, last: int) -> None:
-    """The hidden parts of the sharp layers ``first..last``, guessed together, added to the block's fill."""
+def sharp_fill(block: Block, first: int, last: int, tiles: Tiles | None = None) -> None:
+    """The hidden parts of the sharp layers ``first..last``, guessed together, added to the block's fill.
+
+    With the layers' ``tiles`` (the parts of the block where they may have pixels), a band of rows makes their
+    share only on the columns its tiles span: elsewhere it is zero, and only the cover by nearer layers is made.
+    """
 
     def pooled_parts(t, image):
         # [min(own * image, own), own, beyond], made in place in one buffer
@@ -248,7 +252,23 @@ def sharp_fill(block: Block, first: int, last: int) -> None:
         torch.minimum(torch.mul(own, image, out=parts[:, :3]), own, out=parts[:, :3])
         return pool(parts, FILL_SCALE)
 
-    pooled = by_bands(pooled_parts, BAND, block.t, block.image)
+    if tiles is None:
+        pooled = by_bands(pooled_parts, BAND, block.t, block.image)
+    else:
+        spans = tiles.column_spans(BAND)
+
+        def pooled_band(index: int) -> torch.Tensor:
+            rows = slice(index * BAND, (index + 1) * BAND)
+            t, image = block.t[..., rows, :], block.image[..., rows, :]
+            beyond = pool(torch.sub(t, last).clamp_(0.0, 1.0), FILL_SCALE)     # as layer_share_into's
+            out = beyond.new_zeros((beyond.shape[0], 5) + beyond.shape[2:])
+            out[:, 4:] = beyond
+            if spans[index] is not None:
+                x0, x1 = spans[index]
+                out[..., x0 // FILL_SCALE: -(-x1 // FILL_SCALE)] = pooled_parts(t[..., x0:x1], image[..., x0:x1])
+            return out
+
+        pooled = torch.cat(parallel_map(pooled_band, range(len(spans))), dim=-2)
     if float(pooled[:, 4:].max()) > 0.0:
         add_fill(block.fill, pooled[:, :4], pooled[:, 4:], 0.0, FILL_SCALE, (0, 0), block.origin, block.plan.pad)
 
@@ -262,7 +282,7 @@ def composite_sharp(block: Block, canvas: Canvas, sharp: list[int]) -> None:
     """
     halo = max(kernel_half_size(float(block.plan.radii[i])) for i in sharp)
     tiles = Tiles(block.t, block.image, min(sharp), max(sharp), halo)
-    fill = partial(sharp_fill, block, min(sharp), max(sharp))
+    fill = partial(sharp_fill, block, min(sharp), max(sharp), tiles)
     if not len(tiles):
         fill()
         return
@@ -304,7 +324,7 @@ class _SharpLayer:
             return None
         kernel = psf(lens.aperture, radius)
         fy, fx = frame_fractions(kernel, tiles.size, 1, origin, frame)
-        borders = bool((fy < 1.0).any()) or bool((fx < 1.0).any())
+        borders = bool((fy != 1.0).any()) or bool((fx != 1.0).any())
         return cls(index, radius, pick, len(pick) == len(tiles), kernel, (fy, fx) if borders else None)
 
 
@@ -356,7 +376,7 @@ def _sharp_light(t: torch.Tensor, image: torch.Tensor, tiles: Tiles, pick: torch
         out = stack
     if layer.fractions is not None:
         fy, fx = layer.fractions
-        out = out / tiles.frame_weights(fy.to(out), fx.to(out), pick)
+        tiles.renormalise(out, fy.to(out), fx.to(out), pick)
     return out, float(own.max()) > 0.0
 
 
