@@ -12,11 +12,6 @@ render on two threads can take ten times as long as alone. lensblur's renderers 
 and parallelise coarse, independent pieces of work (the blocks of a frame, bands of rows) on a small pool of
 Python threads (:func:`coarse_parallel`, :func:`parallel_map`; torch releases the GIL inside its kernels): a
 busy core then only slows the piece that runs on it.
-
-A map called from inside one of the pool's workers (a block's bands, its layers' blur beside their
-compositing) offers its items to the pool and runs them itself as long as no other worker has taken them: while
-every worker has its own piece, nothing changes, and a worker left idle at the end of a frame (its last block
-done) takes items of the blocks still running instead of waiting for them.
 """
 
 from __future__ import annotations
@@ -25,7 +20,6 @@ import contextlib
 import contextvars
 import math
 import os
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -133,8 +127,6 @@ def worker_count(threads: int | None = None) -> int:
 # The pool of the enclosing coarse_parallel block (None outside one, and in its workers) and its size.
 _POOL: contextvars.ContextVar[ThreadPoolExecutor | None] = contextvars.ContextVar("lensblur_pool", default=None)
 _WORKERS: contextvars.ContextVar[int] = contextvars.ContextVar("lensblur_workers", default=1)
-# In a worker thread of a pool: that pool (``pool``), while it runs an item.
-_WORKER = threading.local()
 
 
 @contextlib.contextmanager
@@ -143,8 +135,8 @@ def coarse_parallel(threads: int | None = None, *, device=None) -> Iterator[int]
     their items over :func:`worker_count` Python threads; torch's thread count is restored afterwards.
 
     On another device than the CPU nothing changes (the device runs the operations; the work is queued in
-    order) and the maps run their items one by one. A nested block (also one opened by a worker) changes nothing:
-    its maps use the enclosing pool. Yields the number of workers (1 in a worker).
+    order) and the maps run their items one by one. Nested blocks, and maps called from inside a worker, run
+    one by one too. Yields the number of workers.
 
     Args:
         threads: the number of workers, or None for :func:`worker_count`'s rule.
@@ -155,8 +147,8 @@ def coarse_parallel(threads: int | None = None, *, device=None) -> Iterator[int]
     """
     import torch
 
-    if _POOL.get() is not None or getattr(_WORKER, "pool", None) is not None:
-        yield _WORKERS.get() if _POOL.get() is not None else 1
+    if _POOL.get() is not None:
+        yield _WORKERS.get()
         return
     workers = worker_count(threads)
     if device is not None and torch.device(device).type != "cpu":
@@ -178,61 +170,29 @@ def coarse_parallel(threads: int | None = None, *, device=None) -> Iterator[int]
             torch.set_num_threads(previous)
 
 
-def _as_worker(pool: ThreadPoolExecutor, inference: bool, fn: Callable, item: object) -> object:
-    """``fn(item)`` on a worker of ``pool``, in the inference mode of the thread that mapped it (thread-local in
-    torch: a worker would refuse to change the caller's tensors in place), where maps called by ``fn`` offer
-    their items to ``pool`` too."""
+def _in_mode(inference: bool, fn: Callable, item: object) -> object:
+    """``fn(item)`` in the inference mode of the thread that mapped it (thread-local in torch: a worker would
+    refuse to change the caller's tensors in place)."""
     import torch
 
-    outer = getattr(_WORKER, "pool", None)
-    _WORKER.pool = pool
-    try:
-        with torch.inference_mode(inference):
-            return fn(item)
-    finally:
-        _WORKER.pool = outer
+    with torch.inference_mode(inference):
+        return fn(item)
 
 
 def _submit(pool: ThreadPoolExecutor, fn: Callable, item: object) -> Future:
     import torch
 
-    return pool.submit(_as_worker, pool, torch.is_inference_mode_enabled(), fn, item)
-
-
-def _offered(pool: ThreadPoolExecutor, fn: Callable, items: list) -> Iterator[tuple[int, object]]:
-    """``(index, fn(item))`` for each of ``items``, called on a worker of ``pool``: the items after the first
-    are offered to the pool, and this worker runs the first and then, in order, every one no other worker has
-    started; it waits only for those another worker runs (so never for a worker that waits for it)."""
-    futures: list[Future] = [_submit(pool, fn, item) for item in items[1:]]
-    taken: list[int] = []
-    try:
-        yield 0, fn(items[0])
-        for index, future in enumerate(futures, 1):
-            if future.cancel():
-                yield index, fn(items[index])
-            else:
-                taken.append(index)
-        for index in taken:
-            yield index, futures[index - 1].result()
-    finally:
-        for future in futures:
-            future.cancel()
+    return pool.submit(_in_mode, torch.is_inference_mode_enabled(), fn, item)
 
 
 def parallel_map(fn: Callable, items: Iterable) -> list:
     """``[fn(item) for item in items]``, on the workers of the enclosing :func:`coarse_parallel` block when
-    there is one, else one by one. Called from inside one of its workers, the items are offered to the others
-    and run here when none is free (see the module doc). Each runs in the caller's inference mode. The results
-    are in order, and the same as one by one whenever ``fn``'s items are independent."""
-    items = list(items)
+    there is one (and this is not one of its workers), else one by one. Each runs in the caller's inference
+    mode. The results are in order, and the same as one by one whenever ``fn``'s items are independent."""
     pool = _POOL.get()
-    if len(items) < 2 or (pool is None and getattr(_WORKER, "pool", None) is None):
+    items = list(items)
+    if pool is None or len(items) < 2:
         return [fn(item) for item in items]
-    if pool is None:
-        results: list = [None] * len(items)
-        for index, result in _offered(_WORKER.pool, fn, items):
-            results[index] = result
-        return results
     futures = [_submit(pool, fn, item) for item in items]
     try:
         return [future.result() for future in futures]
@@ -244,14 +204,11 @@ def parallel_map(fn: Callable, items: Iterable) -> list:
 def parallel_unordered(fn: Callable, items: Iterable) -> Iterator[tuple[int, object]]:
     """``(index, fn(item))`` for each of ``items``, as they finish (on the workers of the enclosing
     :func:`coarse_parallel` block, as :func:`parallel_map`), so the caller can use each result at once."""
-    items = list(items)
     pool = _POOL.get()
-    if len(items) < 2 or (pool is None and getattr(_WORKER, "pool", None) is None):
+    items = list(items)
+    if pool is None or len(items) < 2:
         for index, item in enumerate(items):
             yield index, fn(item)
-        return
-    if pool is None:
-        yield from _offered(_WORKER.pool, fn, items)
         return
     futures = {_submit(pool, fn, item): index for index, item in enumerate(items)}
     try:
