@@ -107,6 +107,26 @@ def _browser(p, chromium: str, tmp_path):
                                                 viewport={"width": 1180, "height": 760})
 
 
+@contextlib.contextmanager
+def _generate_page(tmp_path, model):
+    """``lensblur ui --generate-model MODEL`` in its own process, and a Chromium page on its Generate tab once the
+    model is loaded; the browser is closed afterwards. Skips without Chromium (fails in CI) or diffusers."""
+    chromium = _chromium()
+    pytest.importorskip("diffusers", reason="the 'diffusion' extra is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with _lensblur_ui(tmp_path, "--generate-model", str(model)) as url, sync_playwright() as p:
+        context = _browser(p, chromium, tmp_path)
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.goto(url + "/")
+            page.wait_for_function("() => document.getElementById('gen-model').textContent !== 'none'")
+            page.click("#tab-generate")
+            yield page
+        finally:
+            context.close()
+
+
 def _decode(data_url: str) -> np.ndarray:
     with Image.open(io.BytesIO(base64.b64decode(data_url.partition(",")[2]))) as im:
         return np.asarray(im.convert("RGB"), dtype=np.float64)
@@ -291,55 +311,43 @@ def test_page_in_chromium(live, tmp_path):
 
 @pytest.mark.slow      # a tiny Stable Diffusion saved, a server that loads diffusers, two generations: ~20 s
 def test_generate_tab_in_chromium(tmp_path, tiny_model):
-    chromium = _chromium()
-    pytest.importorskip("diffusers", reason="the 'diffusion' extra is not installed")
-    from playwright.sync_api import sync_playwright
-
     model = tiny_model
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    with _lensblur_ui(tmp_path, "--generate-model", str(model)) as url, sync_playwright() as p:
-        context = _browser(p, chromium, tmp_path)
-        try:
-            page = context.pages[0] if context.pages else context.new_page()
-            page.goto(url + "/")
-            page.wait_for_function("() => document.getElementById('gen-model').textContent !== 'none'")
-            page.click("#tab-generate")
-            assert page.is_hidden("#gen-message") and page.text_content("#gen-model") == str(model)
-            page.fill("#gen-prompt", "a cute baby bunny standing on top of a pile of baby carrots")
-            page.fill("#gen-focus", "a pile of baby carrots")
-            page.fill("#gen-sigma", "0.5")
-            page.fill("#gen-alpha", "0.5")
-            page.fill("#gen-steps", "4")
-            page.fill("#gen-size", "32x32")
-            page.click("#gen-run")
-            page.wait_for_selector("#gen-status[data-done]", timeout=120_000)
-            assert page.is_hidden("#error")
-            command = page.text_content("#gen-command")
-            assert command.startswith("lensblur generate --focus 'a pile of baby carrots' --sigma 0.5 --alpha 0.5 "
-                                      f"--model {model} --baseline --steps 4")
-            sizes = page.evaluate("() => ['gen-baseline', 'gen-result'].map((id) => "
-                                  "[document.getElementById(id).naturalWidth, document.getElementById(id).naturalHeight])")
-            assert sizes == [[32, 32], [32, 32]]
-            assert "2 layout + 2 focus steps" in page.text_content("#gen-result-caption")
-            rows = page.locator("#gen-report tbody tr")
-            assert rows.count() == 2 and "whole image" in rows.nth(0).text_content()
-            assert "baseline" in rows.nth(0).text_content()
-            page.screenshot(path=shots / "1-generated.png")
+    with _generate_page(tmp_path, model) as page:
+        assert page.is_hidden("#gen-message") and page.text_content("#gen-model") == str(model)
+        page.fill("#gen-prompt", "a cute baby bunny standing on top of a pile of baby carrots")
+        page.fill("#gen-focus", "a pile of baby carrots")
+        page.fill("#gen-sigma", "0.5")
+        page.fill("#gen-alpha", "0.5")
+        page.fill("#gen-steps", "4")
+        page.fill("#gen-size", "32x32")
+        page.click("#gen-run")
+        page.wait_for_selector("#gen-status[data-done]", timeout=120_000)
+        assert page.is_hidden("#error")
+        command = page.text_content("#gen-command")
+        assert command.startswith("lensblur generate --focus 'a pile of baby carrots' --sigma 0.5 --alpha 0.5 "
+                                  f"--model {model} --baseline --steps 4")
+        sizes = page.evaluate("() => ['gen-baseline', 'gen-result'].map((id) => "
+                              "[document.getElementById(id).naturalWidth, document.getElementById(id).naturalHeight])")
+        assert sizes == [[32, 32], [32, 32]]
+        assert "2 layout + 2 focus steps" in page.text_content("#gen-result-caption")
+        rows = page.locator("#gen-report tbody tr")
+        assert rows.count() == 2 and "whole image" in rows.nth(0).text_content()
+        assert "baseline" in rows.nth(0).text_content()
+        page.screenshot(path=shots / "1-generated.png")
 
-            # a box dragged on the result: the report of that region, and its focus-report command line
-            box = page.locator("#gen-result").bounding_box()
-            page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.5)
-            page.mouse.down()
-            page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.95, steps=4)
-            page.mouse.up()
-            page.wait_for_function("() => document.getElementById('gen-report').dataset.box !== 'whole'")
-            region = page.get_attribute("#gen-report", "data-box")
-            assert region == "8,16,24,30", region
-            assert page.text_content("#gen-report-command").endswith(f"--box focus={region}")
-            page.screenshot(path=shots / "2-report.png")
-            with page.expect_download() as download:
-                page.click("#gen-downloads a >> nth=1")
-            assert download.value.suggested_filename.endswith("-seed42.png")
-        finally:
-            context.close()
+        # a box dragged on the result: the report of that region, and its focus-report command line
+        box = page.locator("#gen-result").bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.5)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.95, steps=4)
+        page.mouse.up()
+        page.wait_for_function("() => document.getElementById('gen-report').dataset.box !== 'whole'")
+        region = page.get_attribute("#gen-report", "data-box")
+        assert region == "8,16,24,30", region
+        assert page.text_content("#gen-report-command").endswith(f"--box focus={region}")
+        page.screenshot(path=shots / "2-report.png")
+        with page.expect_download() as download:
+            page.click("#gen-downloads a >> nth=1")
+        assert download.value.suggested_filename.endswith("-seed42.png")
