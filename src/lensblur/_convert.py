@@ -9,7 +9,7 @@ rounded to the nearest code, halves to even (``numpy.round``).
 
 Large float32 images cross the boundary by bands of rows, on the workers of an enclosing
 :func:`lensblur._threads.coarse_parallel` block when there is one (a copy and a check per band; the bytes are
-those of one whole copy).
+those of one whole copy; numpy's copies and ufuncs release the GIL).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import functools
 import numpy as np
 import torch
 
-from ._threads import parallel_map
+from ._threads import parallel_bands
 from .color import linear_to_srgb, srgb_to_linear
 from .errors import InputError, ShapeError
 
@@ -40,16 +40,6 @@ __all__ = [
 ]
 
 _FULL_SCALE = {8: (255.0, np.uint8), 16: (65535.0, np.uint16)}
-
-# Rows per band of the boundary's copies: a band of a 4000 px wide RGB float32 image is about 3 MB.
-_BAND_ROWS = 64
-
-
-def _by_bands(fn, rows: int) -> list:
-    """``fn(band)`` for the slices of ``rows`` rows in bands of :data:`_BAND_ROWS`, on the workers of the
-    enclosing :func:`~lensblur._threads.coarse_parallel` block if there is one (numpy's copies and ufuncs
-    release the GIL)."""
-    return parallel_map(fn, [slice(y, min(rows, y + _BAND_ROWS)) for y in range(0, rows, _BAND_ROWS)])
 
 
 def array_to_tensor(array, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
@@ -195,7 +185,7 @@ def _image_array(image, name: str) -> np.ndarray:
 
 def _finite(arr: np.ndarray) -> bool:
     """Whether every value of ``arr`` (``... x H x W x C``) is finite, checked by bands of rows."""
-    return all(_by_bands(lambda rows: bool(np.isfinite(arr[..., rows, :, :]).all()), arr.shape[-3]))
+    return all(parallel_bands(lambda rows: bool(np.isfinite(arr[..., rows, :, :]).all()), arr.shape[-3]))
 
 
 def _not_finite(name: str) -> InputError:
@@ -226,7 +216,7 @@ def image_to_tensor(image, *, device=None) -> torch.Tensor:
         np.copyto(out[:, :, rows], np.moveaxis(arr[:, rows], -1, 1))
         return True
 
-    if not all(_by_bands(band, arr.shape[1])):
+    if not all(parallel_bands(band, arr.shape[1])):
         raise _not_finite("image")
     return torch.from_numpy(out).to(device=device)
 
@@ -244,7 +234,7 @@ def tensor_to_image(tensor: torch.Tensor, *, batched: bool = False) -> np.ndarra
     tensor = tensor.detach().to("cpu", torch.float32)
     source = tensor.numpy()
     out = np.empty((source.shape[0], source.shape[2], source.shape[3], source.shape[1]), dtype=np.float32)
-    _by_bands(lambda rows: np.copyto(out[:, rows], np.moveaxis(source[:, :, rows], 1, -1)), source.shape[2])
+    parallel_bands(lambda rows: np.copyto(out[:, rows], np.moveaxis(source[:, :, rows], 1, -1)), source.shape[2])
     return out if batched else out[0]
 
 

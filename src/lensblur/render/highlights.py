@@ -58,7 +58,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .._threads import parallel_map
+from .._threads import parallel_bands
 from ..color import linear_to_srgb, srgb_to_linear
 from ..errors import InputError
 
@@ -332,23 +332,19 @@ def find_lights(image: torch.Tensor) -> Lights:
     return Lights(labels, *estimates)
 
 
-# Rows per band of the scan for clipped pixels (a band of a 4000 px wide image is about 3 MB).
-_SCAN_ROWS = 64
-
-
 def _scan(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The largest value of ``(3, H, W)`` ``image``, its :func:`clipped_mask` ``(H, W)`` and the mask's pixels
-    row by row (``ys, xs``), by bands of rows on the render's workers (:func:`~lensblur._threads.parallel_map`)."""
+    row by row (``ys, xs``), by bands of rows on the render's workers (:func:`~lensblur._threads.parallel_bands`)."""
     h, w = image.shape[-2:]
     mask = torch.empty((h, w), dtype=torch.bool, device=image.device)
 
-    def band(y0: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        peak = image[:, y0: y0 + _SCAN_ROWS].amax(dim=0)
-        clipped = torch.ge(peak, CLIP_LEVEL - 1e-6, out=mask[y0: y0 + _SCAN_ROWS])
+    def band(rows: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        peak = image[:, rows].amax(dim=0)
+        clipped = torch.ge(peak, CLIP_LEVEL - 1e-6, out=mask[rows])
         ys, xs = torch.nonzero(clipped, as_tuple=True)
-        return peak.max(), ys + y0, xs
+        return peak.max(), ys + rows.start, xs
 
-    bands = parallel_map(band, range(0, h, _SCAN_ROWS))
+    bands = parallel_bands(band, h)
     largest = torch.stack([b[0] for b in bands]).max()            # NaN if any band has one, as image.max()
     return largest, mask, torch.cat([b[1] for b in bands]), torch.cat([b[2] for b in bands])
 
@@ -419,8 +415,6 @@ def _estimate(image: torch.Tensor, mask: torch.Tensor, ys: torch.Tensor, xs: tor
     recorded = (core - background * n) + halo_sum
     gain = torch.where(radiance > 1.0, 1.0 + (energy - recorded).clamp_min(0) / core, torch.ones_like(core))
     return (ly, lx, lid), (cy, cx, n, background, radiance, energy, recorded, gain, softness)
-
-
 
 
 def recover_highlights(image: torch.Tensor, highlights="auto") -> torch.Tensor:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..._threads import parallel_map
+from ..._threads import parallel_bands, parallel_map
 
 __all__ = ["Window", "align", "by_bands", "pool", "resample", "run_together", "upsampled_rows"]
 
@@ -82,7 +82,7 @@ def by_bands(fn: Callable[..., torch.Tensor], rows: int, *maps: torch.Tensor) ->
     The same as ``fn(*maps)`` for a ``fn`` that works row by row (or on whole cells of ``rows``), but each
     band's intermediate results stay in the processor's cache; a chain of simple operations on whole images
     is bound by memory traffic, and runs two to three times faster this way. Bands run on the render's
-    workers (:func:`~lensblur._threads.parallel_map`).
+    workers (:func:`~lensblur._threads.parallel_bands`).
 
     Args:
         fn: maps ``(N, C, rows, W)`` bands of each of ``maps`` to one ``(N, C', rows / s, W')`` result.
@@ -95,20 +95,13 @@ def by_bands(fn: Callable[..., torch.Tensor], rows: int, *maps: torch.Tensor) ->
     h = maps[0].shape[-2]
     if h <= rows:
         return fn(*maps)
-    return torch.cat(parallel_map(lambda y: fn(*(x[..., y: y + rows, :] for x in maps)), range(0, h, rows)), dim=-2)
+    return torch.cat(parallel_bands(lambda band: fn(*(x[..., band, :] for x in maps)), h, rows), dim=-2)
 
 
 def run_together(jobs: list[Callable[[], object]]) -> list:
-    """The results of independent ``jobs``, run on the render's workers (:func:`~lensblur._threads.parallel_map`),
-    each in the caller's inference mode (thread-local in torch: a worker would refuse to change the caller's
-    tensors in place)."""
-    inference = torch.is_inference_mode_enabled()
-
-    def run(job: Callable[[], object]) -> object:
-        with torch.inference_mode(inference):
-            return job()
-
-    return parallel_map(run, jobs)
+    """The results of independent ``jobs``, run on the render's workers (:func:`~lensblur._threads.parallel_map`,
+    which runs each in the caller's inference mode)."""
+    return parallel_map(lambda job: job(), jobs)
 
 
 @dataclass(frozen=True, slots=True)
