@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -349,10 +350,24 @@ def _scan(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     return largest, mask, torch.cat([b[1] for b in bands]), torch.cat([b[2] for b in bands])
 
 
+class _Estimates(NamedTuple):
+    """Per light, what :class:`Lights` holds beside its labels (in its order and meaning)."""
+
+    y: torch.Tensor
+    x: torch.Tensor
+    area: torch.Tensor
+    background: torch.Tensor
+    radiance: torch.Tensor
+    energy: torch.Tensor
+    recorded: torch.Tensor
+    gain: torch.Tensor
+    softness: torch.Tensor
+
+
 def _estimate(image: torch.Tensor, mask: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor):
     """The lights of ``(3, H, W)`` ``image`` whose :func:`clipped_mask` is ``mask`` (pixels ``ys, xs`` row by
     row), as :func:`find_lights` estimates them: ``((rows, columns, light numbers) of the lights' pixels,
-    (y, x, area, background, radiance, energy, recorded, gain, softness))``, or ``None`` when there is none."""
+    :class:`_Estimates`)``, or ``None`` when there is none."""
     h, w = image.shape[-2:]
     ys, xs, regions = _regions(ys, xs, w)
     if not regions.numel():
@@ -414,7 +429,7 @@ def _estimate(image: torch.Tensor, mask: torch.Tensor, ys: torch.Tensor, xs: tor
     energy = (radiance - background) * math.pi * radius * radius
     recorded = (core - background * n) + halo_sum
     gain = torch.where(radiance > 1.0, 1.0 + (energy - recorded).clamp_min(0) / core, torch.ones_like(core))
-    return (ly, lx, lid), (cy, cx, n, background, radiance, energy, recorded, gain, softness)
+    return (ly, lx, lid), _Estimates(cy, cx, n, background, radiance, energy, recorded, gain, softness)
 
 
 def recover_highlights(image: torch.Tensor, highlights="auto") -> torch.Tensor:
@@ -443,10 +458,10 @@ def recover_highlights(image: torch.Tensor, highlights="auto") -> torch.Tensor:
         if float(largest) > 1.0 + 1e-6:     # HDR: the light is already there
             continue
         found = _estimate(one, mask, ys, xs)
-        if found is None or not bool((found[1][7] > 1.0).any()):   # no lights, or only regions judged surfaces
+        if found is None or not bool((found[1].gain > 1.0).any()):   # no lights, or only regions judged surfaces
             continue
         (ly, lx, lid), estimates = found
-        gain = 1.0 + strength * (estimates[7] - 1.0)
+        gain = 1.0 + strength * (estimates.gain - 1.0)
         if out is None:
             out = image.clone()
         out[b][:, ly, lx] = (one[:, ly, lx].double() * gain[lid]).to(one.dtype)
