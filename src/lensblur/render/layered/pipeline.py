@@ -16,7 +16,7 @@ from functools import partial
 
 import torch
 
-from ..._threads import parallel_map, parallel_unordered
+from ..._threads import parallel_bands, parallel_unordered
 from ...lens import Lens
 from ..kernel import kernel_half_size, psf
 from .canvas import Canvas, TiledCanvas, Tiles
@@ -257,18 +257,18 @@ def sharp_fill(block: Block, first: int, last: int, tiles: Tiles | None = None) 
     else:
         spans = tiles.column_spans(BAND)
 
-        def pooled_band(index: int) -> torch.Tensor:
-            rows = slice(index * BAND, (index + 1) * BAND)
+        def pooled_band(rows: slice) -> torch.Tensor:
+            span = spans[rows.start // BAND]
             t, image = block.t[..., rows, :], block.image[..., rows, :]
             beyond = pool(torch.sub(t, last).clamp_(0.0, 1.0), FILL_SCALE)     # as layer_share_into's
             out = beyond.new_zeros((beyond.shape[0], 5) + beyond.shape[2:])
             out[:, 4:] = beyond
-            if spans[index] is not None:
-                x0, x1 = spans[index]
+            if span is not None:
+                x0, x1 = span
                 out[..., x0 // FILL_SCALE: -(-x1 // FILL_SCALE)] = pooled_parts(t[..., x0:x1], image[..., x0:x1])
             return out
 
-        pooled = torch.cat(parallel_map(pooled_band, range(len(spans))), dim=-2)
+        pooled = torch.cat(parallel_bands(pooled_band, block.t.shape[-2], BAND), dim=-2)
     if float(pooled[:, 4:].max()) > 0.0:
         add_fill(block.fill, pooled[:, :4], pooled[:, 4:], 0.0, FILL_SCALE, (0, 0), block.origin, block.plan.pad)
 
