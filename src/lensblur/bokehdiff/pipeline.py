@@ -32,7 +32,7 @@ from ..errors import InputError
 from ..lens import Lens
 from .constants import PROMPT, TILE_ABOVE, TILE_LATENTS, TIMESTEP
 from .pisa import CHUNK_BYTES, DEFAULT_LAYERS, PISAProcessor, install_pisa
-from .tiles import CROP_COORDS, blend, check_margin, context_tiles, crop_top_left, time_ids
+from .tiles import CROP_COORDS, blend, check_crop_coords, check_margin, context_tiles, crop_top_left, time_ids
 
 __all__ = ["CROP_COORDS", "OUTPUT_TYPES", "TILE_MODES", "BokehDiffOutput", "BokehDiffPipeline", "pisa_inputs"]
 
@@ -148,15 +148,13 @@ class BokehDiffPipeline:
         if not (isinstance(tile_size, int) and tile_size >= 8):
             raise InputError("tile_size", expected="latent pixels, an integer >= 8", got=tile_size,
                              fix=f"tile_size={TILE_LATENTS}")
-        if crop_coords not in CROP_COORDS:
-            raise InputError("crop_coords", expected=f"one of {', '.join(CROP_COORDS)}", got=crop_coords,
-                             fix="crop_coords=latent (the release)")
+        check_crop_coords(crop_coords)
+        check_margin(tile_margin, tile_size)
         self.base = pipe
         self.processor = processor if processor is not None else PISAProcessor.released_inference()
         self.pisa_layers = install_pisa(pipe.unet, self.processor, layers)
         self.timestep = timestep
         self.prompt = prompt
-        check_margin(tile_margin, tile_size)
         self.tile_size = tile_size
         self.crop_coords = crop_coords
         self.tile_margin = tile_margin

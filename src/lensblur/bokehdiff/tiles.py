@@ -26,7 +26,7 @@ import torch
 
 from ..errors import InputError
 
-__all__ = ["CROP_COORDS", "Tile", "blend", "check_margin", "context_tiles", "crop_top_left", "gaussian_window",
+__all__ = ["CROP_COORDS", "Tile", "blend", "check_crop_coords", "check_margin", "context_tiles", "crop_top_left", "gaussian_window",
            "tile_origins", "tiles", "time_ids"]
 
 Tile = tuple[int, int, int, int]
@@ -34,6 +34,17 @@ Tile = tuple[int, int, int, int]
 CROP_COORDS = ("latent", "pixels")
 """The units of a tile's SDXL crop time ids: latent pixels (the release's inference) or image pixels (its
 training's)."""
+
+
+def check_crop_coords(units) -> None:
+    """Refuse ``units`` that are not one of :data:`CROP_COORDS`.
+
+    Raises:
+        InputError: naming ``crop_coords``.
+    """
+    if units not in CROP_COORDS:
+        raise InputError("crop_coords", expected=f"one of {', '.join(CROP_COORDS)}", got=units,
+                         fix="crop_coords=latent (the release)")
 
 
 def crop_top_left(window: Tile, factor: int, units: str = "latent") -> tuple[int, int]:
@@ -51,9 +62,7 @@ def crop_top_left(window: Tile, factor: int, units: str = "latent") -> tuple[int
     Raises:
         InputError: ``units`` not one of :data:`CROP_COORDS`.
     """
-    if units not in CROP_COORDS:
-        raise InputError("crop_coords", expected=f"one of {', '.join(CROP_COORDS)}", got=units,
-                         fix="crop_coords=latent (the release)")
+    check_crop_coords(units)
     y, x = int(window[0]), int(window[1])
     return (y, x) if units == "latent" else (y * factor, x * factor)
 
