@@ -39,8 +39,9 @@ def one_case(megapixels: float, radius: float, blades: int, repeat: int, threads
     import lensblur
 
     sys.path.insert(0, str(HERE))
-    from speed import lens_for, photo_at
+    from speed import lens_for, photo_at, tune_allocator
 
+    tune_allocator()        # before torch's threads start, as the command line does
     torch.set_num_threads(threads)
     image, disparity = photo_at(megapixels)
     lens = lens_for(disparity, radius, blades)

@@ -32,6 +32,15 @@ SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 APERTURES = {"circle": 0, "hexagon": 6}
 
 
+def tune_allocator() -> None:
+    """What the command line does at its start (``lensblur.tune_allocator``), so that the figures are those of
+    ``lensblur render``; ``LENSBLUR_ALLOCATOR=system`` measures without it. A checkout from before it has none."""
+    import lensblur
+
+    if hasattr(lensblur, "tune_allocator"):
+        lensblur.tune_allocator()
+
+
 def photo_at(megapixels: float):
     """The sample photo and its disparity resized to ``megapixels`` (3:2), as float32 numpy arrays."""
     import numpy as np
@@ -236,6 +245,7 @@ def split_case(megapixels: float, radius: float, blades: int, method: str, threa
 
 
 def main() -> None:
+    tune_allocator()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1,4,12,24", help="megapixels, comma-separated")
     parser.add_argument("--radii", default="0.01,0.025,0.05", help="max CoC radius as a fraction of the width")

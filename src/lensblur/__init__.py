@@ -28,7 +28,7 @@ from .errors import InputError, LensblurError, MissingDependencyError, ModelNotF
 _LAZY = {
     "read_depth": ".io", "read_disparity": ".io", "read_image": ".io", "write_image": ".io",
     "Aperture": ".lens", "Lens": ".lens", "focus_at_point": ".lens", "focus_in_box": ".lens",
-    "focus_in_mask": ".lens", "render": ".render",
+    "focus_in_mask": ".lens", "render": ".render", "tune_allocator": "._memory",
 }
 
 
@@ -72,5 +72,6 @@ __all__ = [
     "read_disparity",
     "read_image",
     "render",
+    "tune_allocator",
     "write_image",
 ]

@@ -70,8 +70,10 @@ _WORKER_STATE: dict[str, Any] = {}
 
 
 def _pool_init(fn, shared) -> None:
+    from ._memory import tune_allocator
     from ._threads import single_thread_worker
 
+    tune_allocator()        # a process of our own, as the command line's (not done in Ray's workers)
     single_thread_worker()
     _WORKER_STATE["fn"], _WORKER_STATE["shared"] = fn, shared
 

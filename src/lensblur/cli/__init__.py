@@ -18,6 +18,7 @@ import os
 import re
 import sys
 
+from .._memory import tune_allocator
 from ..errors import LensblurError
 from ._args import cli_message, start_threads
 
@@ -106,6 +107,7 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_allocator()        # before any thread starts: see lensblur._memory
     parser, commands = _build()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(_join_negative_values(argv, _valued_options(parser)))
