@@ -234,8 +234,10 @@ def tensor_to_image(tensor: torch.Tensor, *, batched: bool = False) -> np.ndarra
     tensor = tensor.detach().to("cpu", torch.float32)
     source = tensor.numpy()
     out = np.empty((source.shape[0], source.shape[2], source.shape[3], source.shape[1]), dtype=np.float32)
-    def band(rows: slice) -> None:      # channel by channel: reads stay contiguous (numpy's strided copy of
-        for channel in range(source.shape[1]):      # the moved axes took 1.5x as long, and erratically more)
+
+    # Channel by channel, so that the reads stay contiguous: numpy's copy of the moved axes took 1.5x as long.
+    def band(rows: slice) -> None:
+        for channel in range(source.shape[1]):
             out[:, rows, :, channel] = source[:, channel, rows]
 
     parallel_bands(band, source.shape[2])

@@ -10,7 +10,7 @@ also has an arena of its own, whose heaps are made and dropped as its blocks com
 render's workers reuse each other's freed memory), blocks up to 1 GiB from the heap instead of mappings of
 their own, and no trimming of the heap while the process runs: the process keeps the memory of its largest
 render for the next one, and gives it back when it exits. A 12 MP render at a 60 px CoC on two threads takes
-some 15% less CPU time, most of it the system's (docs/performance.md, "The allocator").
+some 5% less CPU and wall time, and its process 60% less system time (docs/performance.md, "The allocator").
 
 The command line tunes its own process at its start, and the processes of a local batch pool theirs; Ray's
 worker processes are Ray's and are left as they are. A program that renders large photos can call
