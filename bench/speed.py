@@ -77,6 +77,23 @@ def _synchronize(device) -> None:
         torch.mps.synchronize()
 
 
+def yardstick(repeat: int = 9) -> float:
+    """Seconds (median of ``repeat``) of a fixed piece of the renderer's kind of work on one thread: FFTs and a
+    2x enlargement of a (1, 4, 1024, 1024) float32 grid. This machine's speed varies between days by up to 2x
+    (it is shared); the table's seconds compare across runs in units of this figure."""
+    import torch
+
+    torch.set_num_threads(1)
+    x = torch.rand(1, 4, 1024, 1024, generator=torch.Generator().manual_seed(0))
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        torch.fft.irfft2(torch.fft.rfft2(x) * 0.5, s=x.shape[-2:])
+        torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def one_case(megapixels: float, radius: float, blades: int, repeat: int, threads: int, method: str,
              device: str, dtype: str = "float32") -> dict:
     import torch
@@ -257,6 +274,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     parser.add_argument("--dtype", default="float32", help="float32, float16 or bfloat16 (render(..., dtype=))")
     parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--yardstick", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--split", action="store_true",
                         help="print how much of a render's CPU time runs on the calling thread and how much on the "
                              "workers (the first size, radius and aperture; --threads workers, --repeat renders)")
@@ -273,6 +291,9 @@ def main() -> None:
         split_case(float(args.sizes.split(",")[0]), radius, APERTURES[args.apertures.split(",")[0]], args.method,
                    args.threads, args.repeat)
         return
+    if args.yardstick:
+        print(json.dumps(yardstick()))
+        return
     if args.case:
         mp, radius, blades = args.case.split(":")
         print(json.dumps(one_case(float(mp), float(radius), int(blades), args.repeat, args.threads, args.method,
@@ -282,6 +303,7 @@ def main() -> None:
              [(float(v), f"{float(v):.1%} ") for v in args.radii.split(",")])
     print(f"lensblur {args.method} renderer on {args.device} in {args.dtype}, {args.threads} threads, median of "
           f"{args.repeat}")
+    print_yardstick()
     print("| size | MP | aperture | max CoC radius | seconds | MP/s | peak memory |")
     print("|---|---|---|---|---|---|---|")
     for mp in (float(v) for v in args.sizes.split(",")):
@@ -301,6 +323,16 @@ def main() -> None:
                     memory += f" (device {r['device_mb'] / 1024:.2f} GB)"
                 print(f"| {r['size']} | {r['megapixels']:.1f} | {aperture} | {label}({r['radius_px']:.0f} px) "
                       f"| {r['seconds']:.2f} | {r['mp_per_s']:.2f} | {memory} |", flush=True)
+
+
+def print_yardstick() -> None:
+    """The machine's speed now (:func:`yardstick`): alone, and two copies at once (whether two cores are free)."""
+    cmd = [sys.executable, __file__, "--yardstick"]
+    alone = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    pair = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    together = max(json.loads(p.communicate()[0]) for p in pair)
+    print(f"machine yardstick (FFTs and an enlargement of a 4 x 1024 x 1024 grid, one thread): {alone * 1e3:.0f} ms "
+          f"alone, {together * 1e3:.0f} ms with two at once")
 
 
 if __name__ == "__main__":
