@@ -79,8 +79,8 @@ def _synchronize(device) -> None:
 
 def yardstick(repeat: int = 9) -> float:
     """Seconds (median of ``repeat``) of a fixed piece of the renderer's kind of work on one thread: FFTs and a
-    2x enlargement of a (1, 4, 1024, 1024) float32 grid. This machine's speed varies between days by up to 2x
-    (it is shared); the table's seconds compare across runs in units of this figure."""
+    2x enlargement of a (1, 4, 1024, 1024) float32 grid. The shared machine's speed moves by 1.6x within an hour:
+    two tables compare only where their yardsticks, taken before each, agree."""
     import torch
 
     torch.set_num_threads(1)
@@ -92,6 +92,16 @@ def yardstick(repeat: int = 9) -> float:
         torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def print_yardstick() -> None:
+    """The machine's speed now (:func:`yardstick`): alone, and two copies at once (whether two cores are free)."""
+    cmd = [sys.executable, __file__, "--yardstick"]
+    alone = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    pair = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    together = max(json.loads(p.communicate()[0]) for p in pair)
+    print(f"machine yardstick (FFTs and an enlargement of a 4 x 1024 x 1024 grid, one thread): {alone * 1e3:.0f} ms "
+          f"alone, {together * 1e3:.0f} ms with two at once")
 
 
 def one_case(megapixels: float, radius: float, blades: int, repeat: int, threads: int, method: str,
@@ -323,16 +333,6 @@ def main() -> None:
                     memory += f" (device {r['device_mb'] / 1024:.2f} GB)"
                 print(f"| {r['size']} | {r['megapixels']:.1f} | {aperture} | {label}({r['radius_px']:.0f} px) "
                       f"| {r['seconds']:.2f} | {r['mp_per_s']:.2f} | {memory} |", flush=True)
-
-
-def print_yardstick() -> None:
-    """The machine's speed now (:func:`yardstick`): alone, and two copies at once (whether two cores are free)."""
-    cmd = [sys.executable, __file__, "--yardstick"]
-    alone = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
-    pair = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    together = max(json.loads(p.communicate()[0]) for p in pair)
-    print(f"machine yardstick (FFTs and an enlargement of a 4 x 1024 x 1024 grid, one thread): {alone * 1e3:.0f} ms "
-          f"alone, {together * 1e3:.0f} ms with two at once")
 
 
 if __name__ == "__main__":
