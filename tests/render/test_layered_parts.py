@@ -1,5 +1,5 @@
 """The layered renderer's building blocks that trade work for speed, each against a plain computation of
-the same thing (torch's direct convolution and pooling, or the whole-image version)."""
+the same thing (torch's direct convolution, pooling and bilinear interpolation, or the whole-image version)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,22 @@ def test_box_mean_is_the_mean_of_the_cells_inside_the_grid():
         size = 2 * reach + 1
         reference = F.avg_pool2d(x.double(), size, stride=1, padding=reach, count_include_pad=False)
         assert (box_mean(x, reach).double() - reference).abs().max() < 1e-5
+
+
+def test_enlargement_is_torchs_bilinear_on_cell_centres():
+    generator = torch.Generator().manual_seed(13)
+    tolerance = {torch.float64: 1e-12, torch.float32: 1e-6, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+    for factor in (2, 4, 8):
+        for shape in ((1, 4, 1, 1), (1, 3, 1, 7), (2, 5, 9, 1), (1, 1, 13, 17)):
+            x = torch.rand(shape, generator=generator, dtype=torch.float64)
+            reference = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+            for dtype, tol in tolerance.items():
+                out = resample(x.to(dtype), float(factor))
+                assert out.dtype == dtype and out.shape == reference.shape
+                assert (out.double() - reference).abs().max() < tol
+        strided = torch.rand((1, 6, 20, 30), generator=generator)[:, 1:5, 2:, ::2]
+        reference = F.interpolate(strided, scale_factor=factor, mode="bilinear", align_corners=False)
+        assert (resample(strided, factor) - reference).abs().max() < 1e-6
 
 
 def test_work_by_bands_equals_work_on_the_whole_image():

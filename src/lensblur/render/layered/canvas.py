@@ -140,8 +140,7 @@ class Canvas:
         bottom, right = min(self.shape[0], self.extent.bottom + 1), min(self.shape[1], self.extent.right + 1)
         region = (..., slice(top * factor, min(other.shape[0], bottom * factor)),
                   slice(left * factor, min(other.shape[1], right * factor)))
-        # The maps enlarged together (the CPU enlarges five channels faster than three and one), by bands of rows
-        # on the render's workers.
+        # The maps enlarged together (one enlargement of five channels), by bands of rows on the render's workers.
         maps = torch.cat([getattr(self, name)[..., top:bottom, left:right] for name in MAPS], dim=1)
         rows, cols = region[1], region[2]
 

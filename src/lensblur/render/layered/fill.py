@@ -67,16 +67,16 @@ def push_pull(stack: torch.Tensor, levels: int) -> torch.Tensor:
     for _ in range(levels):
         pyramid.append(pool(pyramid[-1], 2))
     top = resample(pyramid.pop(), 2)
-    # The coarsest level is interpolated normalised: an empty cell borrows from its neighbours. The colour is
-    # carried with a fourth channel (alpha over itself, unused): the CPU enlarges four channels faster than three.
-    colour = top / top[:, 3:].clamp_min(weight_floor(top.dtype))
+    # The coarsest level is interpolated normalised: an empty cell borrows from its neighbours.
+    colour = top[:, :3] / top[:, 3:].clamp_min(weight_floor(top.dtype))
     for level in reversed(pyramid):
         alpha = level[:, 3:]
         # Normalised colour where the level has content, the coarser estimate elsewhere.
-        colour = torch.lerp(colour, level / alpha.clamp_min(weight_floor(alpha.dtype)), (alpha * OWN_COLOUR_GAIN).clamp_(max=1.0))
+        own = level[:, :3] / alpha.clamp_min(weight_floor(alpha.dtype))
+        colour = torch.lerp(colour, own, (alpha * OWN_COLOUR_GAIN).clamp_(max=1.0))
         if level is not stack:
             colour = resample(colour, 2)
-    return colour[:, :3]
+    return colour
 
 
 def box_mean(x: torch.Tensor, reach: int) -> torch.Tensor:

@@ -64,8 +64,27 @@ def resample(x: torch.Tensor, factor: float) -> torch.Tensor:
         return x
     if factor < 1:
         return pool(x, round(1 / factor))
-    return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False,
-                         recompute_scale_factor=False)
+    return _enlarged(_enlarged(x, round(factor), -1), round(factor), -2)
+
+
+def _enlarged(x: torch.Tensor, f: int, dim: int) -> torch.Tensor:
+    """``x`` enlarged ``f`` times along ``dim`` (-1 or -2), bilinear on cell centres (``F.interpolate``'s
+    ``align_corners=False``, to a unit in the last place).
+
+    Output cell ``f i + k`` lies at ``i + w`` in the input's cells, ``w = (k + 1/2) / f - 1/2``: between
+    ``x[i]`` and ``x[i - 1]`` (``w < 0``) or ``x[i + 1]``, the edge cells repeated beyond the grid. Each phase
+    ``k`` is one lerp of shifted views, written into a strided view of the result: on the CPU the two passes
+    take a third to a half of ``F.interpolate``'s time, which finds every output's neighbours and weights anew.
+    """
+    n = x.shape[dim]
+    padded = torch.cat([x.narrow(dim, 0, 1), x, x.narrow(dim, n - 1, 1)], dim)
+    before, centre, after = (padded.narrow(dim, start, n) for start in range(3))
+    out = x.new_empty(x.shape[:dim] + (n * f,) + x.shape[dim:][1:])
+    phases = out.unflatten(dim, (n, f))          # phase k of cell i is [..., i, k(, :)]
+    for k in range(f):
+        w = (k + 0.5) / f - 0.5
+        torch.lerp(centre, before if w < 0 else after, abs(w), out=phases.select(dim, k))
+    return out
 
 
 def upsampled_rows(x: torch.Tensor, factor: int, y0: int, y1: int, w: int) -> torch.Tensor:
