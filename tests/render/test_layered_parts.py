@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from lensblur import Aperture
 from lensblur.render.kernel import psf
-from lensblur.render.layered import convolution
+from lensblur.render.layered import convolution, grid
 from lensblur.render.layered.fill import box_mean
 from lensblur.render.layered.grid import by_bands, pool, resample, upsampled_rows
 from lensblur.render.layered.layout import fractional_index, layer_radii
@@ -47,20 +47,40 @@ def test_box_mean_is_the_mean_of_the_cells_inside_the_grid():
         assert (box_mean(x, reach).double() - reference).abs().max() < 1e-5
 
 
-def test_enlargement_is_torchs_bilinear_on_cell_centres():
+def test_enlargement_by_phases_is_torchs_bilinear_on_cell_centres():
     generator = torch.Generator().manual_seed(13)
     tolerance = {torch.float64: 1e-12, torch.float32: 1e-6, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+
+    def by_phases(x, factor):
+        return grid._enlarged(grid._enlarged(x, factor, -1), factor, -2)
+
     for factor in (2, 4, 8):
         for shape in ((1, 4, 1, 1), (1, 3, 1, 7), (2, 5, 9, 1), (1, 1, 13, 17)):
             x = torch.rand(shape, generator=generator, dtype=torch.float64)
             reference = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
             for dtype, tol in tolerance.items():
-                out = resample(x.to(dtype), float(factor))
+                out = by_phases(x.to(dtype), factor)
                 assert out.dtype == dtype and out.shape == reference.shape
                 assert (out.double() - reference).abs().max() < tol
         strided = torch.rand((1, 6, 20, 30), generator=generator)[:, 1:5, 2:, ::2]
         reference = F.interpolate(strided, scale_factor=factor, mode="bilinear", align_corners=False)
-        assert (resample(strided, factor) - reference).abs().max() < 1e-6
+        assert (by_phases(strided, factor) - reference).abs().max() < 1e-6
+
+
+def test_resample_enlarges_small_and_large_grids_alike(monkeypatch):
+    # Small grids go through torch's kernel, large ones by phases (constants.PHASES_FROM): the same values.
+    calls, phases = [], grid._enlarged
+
+    def counted(x, factor, dim):
+        calls.append(tuple(x.shape[-2:]))
+        return phases(x, factor, dim)
+
+    monkeypatch.setattr(grid, "_enlarged", counted)
+    for shape in ((1, 4, 8, 16), (1, 4, 100, 200)):
+        x = torch.rand(shape, generator=torch.Generator().manual_seed(17))
+        reference = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        assert (resample(x, 2.0) - reference).abs().max() < 1e-6
+    assert calls == [(100, 200), (100, 400)]       # only the large grid, by two passes
 
 
 def test_work_by_bands_equals_work_on_the_whole_image():

@@ -17,6 +17,10 @@ TILE_GROUP = 16
 BAND = 64
 # Height of the strips of cells a sparse layer is convolved in (pixels at its scale).
 STRIP = 32
+# Bilinear enlargements to at least this many values go by phases (grid._enlarged), smaller ones through
+# torch's kernel: the phases' dozen operations cost some 60 us more, which they win back from about this size
+# on this CPU (2x of 4 x 24 x 48 cells: 0.04 ms by torch, 0.11 ms by phases; of 4 x 64 x 128: 0.21 and 0.13 ms).
+PHASES_FROM = 1 << 16
 # Output rows per strip when a tall image is folded into channels for a depthwise convolution.
 DEPTHWISE_ROWS = 64
 # The position between the layers given to pixels beyond the frame on a tile's halo: below every layer

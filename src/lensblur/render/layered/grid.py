@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..._threads import parallel_bands, parallel_map
+from .constants import PHASES_FROM
 
 __all__ = ["Window", "align", "by_bands", "pool", "resample", "run_together", "upsampled_rows"]
 
@@ -55,7 +56,8 @@ def resample(x: torch.Tensor, factor: float) -> torch.Tensor:
     Args:
         x: the grid's values.
         factor: ``s_from / s_to``, the ratio of the grids' scales, a power of two: above 1 an enlargement
-            (bilinear), below 1 a reduction (the mean of the cells).
+            (bilinear on cell centres: by torch's kernel to fewer than ``PHASES_FROM`` values, else by
+            phases, :func:`_enlarged`), below 1 a reduction (the mean of the cells).
 
     Returns:
         The values on the other grid, ``(N, C, H factor, W factor)`` rounded up.
@@ -64,7 +66,10 @@ def resample(x: torch.Tensor, factor: float) -> torch.Tensor:
         return x
     if factor < 1:
         return pool(x, round(1 / factor))
-    return _enlarged(_enlarged(x, round(factor), -1), round(factor), -2)
+    f = round(factor)
+    if x.numel() * f * f < PHASES_FROM:
+        return F.interpolate(x, scale_factor=f, mode="bilinear", align_corners=False, recompute_scale_factor=False)
+    return _enlarged(_enlarged(x, f, -1), f, -2)
 
 
 def _enlarged(x: torch.Tensor, f: int, dim: int) -> torch.Tensor:
@@ -74,7 +79,8 @@ def _enlarged(x: torch.Tensor, f: int, dim: int) -> torch.Tensor:
     Output cell ``f i + k`` lies at ``i + w`` in the input's cells, ``w = (k + 1/2) / f - 1/2``: between
     ``x[i]`` and ``x[i - 1]`` (``w < 0``) or ``x[i + 1]``, the edge cells repeated beyond the grid. Each phase
     ``k`` is one lerp of shifted views, written into a strided view of the result: on the CPU the two passes
-    take a third to a half of ``F.interpolate``'s time, which finds every output's neighbours and weights anew.
+    of a large grid take a third to a half of ``F.interpolate``'s time, which finds every output's neighbours
+    and weights anew.
     """
     n = x.shape[dim]
     padded = torch.cat([x.narrow(dim, 0, 1), x, x.narrow(dim, n - 1, 1)], dim)
