@@ -13,7 +13,7 @@ depth of a HEIC), and the layered renderer on the whole frame and in blocks. Eac
 The record was re-made at the merge of clipped-light recovery on by default (highlights auto), files that keep
 their profile and metadata (lensblur's XMP record in every output), and the coarse-parallel renderer (whose
 bytes no longer depend on the thread count); the one before it dated from 541c5f5. It was re-made again with
-the enlargements by phases (``grid.resample``: renders moved by at most 6e-5 in linear light, one 8-bit code
+the enlargements by phases (``grid.resample``: renders moved by at most 7e-5 in linear light, one 8-bit code
 on a few pixels of millions).
 
 The hashes are those of one machine's kernels: torch picks its FFT, convolution and vector code by processor,
