@@ -20,6 +20,7 @@ import contextlib
 import contextvars
 import math
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -138,8 +139,8 @@ def coarse_parallel(threads: int | None = None, *, device=None) -> Iterator[int]
     their items over :func:`worker_count` Python threads; torch's thread count is restored afterwards.
 
     On another device than the CPU nothing changes (the device runs the operations; the work is queued in
-    order) and the maps run their items one by one. Nested blocks, and maps called from inside a worker, run
-    one by one too. Yields the number of workers.
+    order) and the maps run their items one by one. Nested blocks run one by one too; a map called from inside
+    a worker runs on that worker, helped by any worker that falls idle. Yields the number of workers.
 
     Args:
         threads: the number of workers, or None for :func:`worker_count`'s rule.
@@ -173,28 +174,94 @@ def coarse_parallel(threads: int | None = None, *, device=None) -> Iterator[int]
             torch.set_num_threads(previous)
 
 
-def _in_mode(inference: bool, fn: Callable, item: object) -> object:
-    """``fn(item)`` in the inference mode of the thread that mapped it (thread-local in torch: a worker would
-    refuse to change the caller's tensors in place)."""
+# In a worker of a coarse_parallel block, its pool and the pool's size (the pool's threads do not see the
+# context the block set).
+_WORKER = threading.local()
+
+
+def _in_mode(pool: ThreadPoolExecutor, workers: int, inference: bool, fn: Callable, item: object) -> object:
+    """``fn(item)`` on a worker of ``pool``, in the inference mode of the thread that mapped it (thread-local in
+    torch: a worker would refuse to change the caller's tensors in place)."""
     import torch
 
-    with torch.inference_mode(inference):
-        return fn(item)
+    outer = getattr(_WORKER, "pool", None)
+    _WORKER.pool = pool, workers
+    try:
+        with torch.inference_mode(inference):
+            return fn(item)
+    finally:
+        _WORKER.pool = outer
 
 
 def _submit(pool: ThreadPoolExecutor, fn: Callable, item: object) -> Future:
     import torch
 
-    return pool.submit(_in_mode, torch.is_inference_mode_enabled(), fn, item)
+    return pool.submit(_in_mode, pool, _WORKERS.get(), torch.is_inference_mode_enabled(), fn, item)
+
+
+def _shared_map(pool: ThreadPoolExecutor, workers: int, fn: Callable, items: list) -> list:
+    """``[fn(item) for item in items]`` from inside a worker of ``pool``: the worker takes the items one after
+    another itself, and any other worker that falls idle meanwhile (its own work done, none queued before)
+    takes some too. The worker never waits for work that has not started, so maps nest without deadlock, and
+    only idle workers join in, so no more work is in flight than there are workers."""
+    import torch
+
+    results: list = [None] * len(items)
+    errors: dict[int, BaseException] = {}
+    lock = threading.Lock()
+    taken = 0
+
+    def drain(_=None) -> None:
+        nonlocal taken
+        while True:
+            with lock:
+                index = taken
+                if index >= len(items):
+                    return
+                taken += 1
+            try:
+                results[index] = fn(items[index])
+            except Exception as error:  # noqa: BLE001 - re-raised by the mapping worker, the first item's
+                with lock:
+                    errors[index] = error
+                    taken = len(items)
+
+    # The pool's queue keeps a cancelled helper until a worker is free to drop it: the helpers reach the items
+    # only through this list, emptied once the map is done, so the queue does not keep them alive.
+    share = [drain]
+    inference = torch.is_inference_mode_enabled()
+    helpers = [pool.submit(_in_mode, pool, workers, inference, _help, share)
+               for _ in range(min(workers, len(items)) - 1)]
+    drain()
+    # Helpers that have not started are dropped; those that have finish the item they hold.
+    for helper in helpers:
+        if not helper.cancel():
+            helper.result()
+    share.clear()
+    if errors:
+        raise errors[min(errors)]
+    return results
+
+
+def _help(share: list[Callable[[], None]]) -> None:
+    """A helper of :func:`_shared_map`: take items while the map still has some."""
+    for drain in list(share):
+        drain()
 
 
 def parallel_map(fn: Callable, items: Iterable) -> list:
     """``[fn(item) for item in items]``, on the workers of the enclosing :func:`coarse_parallel` block when
-    there is one (and this is not one of its workers), else one by one. Each runs in the caller's inference
-    mode. The results are in order, and the same as one by one whenever ``fn``'s items are independent."""
+    there is one, else one by one. Called from one of its workers, the worker runs the items itself, helped
+    by the workers that fall idle (:func:`_shared_map`). Each runs in the caller's inference mode. The results
+    are in order, and the same as one by one whenever ``fn``'s items are independent."""
     pool = _POOL.get()
     items = list(items)
-    if pool is None or len(items) < 2:
+    if len(items) < 2:
+        return [fn(item) for item in items]
+    worker = getattr(_WORKER, "pool", None)
+    if worker is not None:
+        return _shared_map(*worker, fn, items)
+    if pool is None:
         return [fn(item) for item in items]
     futures = [_submit(pool, fn, item) for item in items]
     try:

@@ -3,8 +3,11 @@ thread inside and gets its thread count back, and the device asked for (the CPU 
 
 from __future__ import annotations
 
+import gc
 import importlib
 import threading
+import time
+import weakref
 
 import numpy as np
 import pytest
@@ -75,15 +78,59 @@ def test_torch_runs_on_one_thread_inside_and_gets_its_count_back():
     assert all(name.startswith("lensblur") for _, name in seen)      # on the pool, not the caller's thread
 
 
-def test_maps_run_in_the_caller_without_a_pool_or_inside_a_worker():
+def test_maps_run_in_the_caller_without_a_pool_and_nest_inside_workers():
     main_thread = threading.current_thread().name
     assert parallel_map(lambda i: threading.current_thread().name, range(3)) == [main_thread] * 3
     with coarse_parallel(2):
-        # A map called from a worker runs in that worker (no nested pool, no deadlock).
-        inner = parallel_map(lambda _: parallel_map(lambda __: threading.current_thread().name, range(3)), range(2))
+        # Maps called from workers while every worker is busy: no nested pool, no deadlock, results in order.
+        inner = parallel_map(lambda i: parallel_map(lambda j: (i, j, threading.current_thread().name), range(3)),
+                             range(2))
         done = dict(parallel_unordered(lambda i: i + 10, range(4)))
-    assert all(len(set(names)) == 1 and names[0] != main_thread for names in inner)
+    assert [[(i, j) for i, j, _ in names] for names in inner] == [[(i, j) for j in range(3)] for i in range(2)]
+    assert all(name != main_thread for names in inner for _, _, name in names)
     assert done == {0: 10, 1: 11, 2: 12, 3: 13}
+
+
+def test_an_idle_worker_helps_a_busy_workers_map():
+    # Item 1 of the outer map maps two items, the first of which waits for the second: they finish only if
+    # another worker (idle once item 0 is done) takes the second while the mapping worker holds the first.
+    second_ran = threading.Event()
+
+    def inner(j):
+        if j == 0:
+            return second_ran.wait(timeout=10), threading.current_thread().name
+        second_ran.set()
+        return True, threading.current_thread().name
+
+    with coarse_parallel(2):
+        _, helped = parallel_map(lambda i: None if i == 0 else parallel_map(inner, range(2)), range(2))
+    (waited, first), (_, second) = helped
+    assert waited and first != second
+
+
+def test_a_helped_map_raises_the_first_failure_and_keeps_to_the_workers():
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def item(j):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            time.sleep(0.002)
+            if j in (5, 7):
+                raise ValueError(f"item {j}")
+            return j
+        finally:
+            with lock:
+                running -= 1
+
+    with coarse_parallel(2):
+        assert parallel_map(lambda i: parallel_map(item, range(5)), range(3)) == [list(range(5))] * 3
+        with pytest.raises(ValueError, match="item 5"):
+            parallel_map(lambda i: parallel_map(item, range(10)) if i else None, range(2))
+    assert most <= 2
 
 
 def test_worker_count_follows_torch_the_environment_and_an_explicit_count(monkeypatch):
@@ -197,3 +244,30 @@ def test_cli_threads_is_set_before_the_command_runs(files, capsys):
     finally:
         torch.set_num_threads(before)
     assert code == 0 and after == 1
+
+
+def test_a_finished_map_leaves_nothing_alive_in_the_pools_queue():
+    # While the other worker is busy, the mapping worker's helper waits in the pool's queue, cancelled, until a
+    # worker is free: it must not keep the map's items and results alive meanwhile (a render's would be GBs).
+    class Big:
+        pass
+
+    release = threading.Event()
+    alive = []
+
+    def busy_then_map(i):
+        if i == 0:
+            release.wait(timeout=10)
+            return None
+        items = [Big() for _ in range(4)]
+        alive.extend(weakref.ref(item) for item in items)
+        results = parallel_map(lambda item: [item], items)
+        alive.extend(weakref.ref(result[0]) for result in results)
+        del items, results
+        gc.collect()
+        left = sum(ref() is not None for ref in alive)
+        release.set()
+        return left
+
+    with coarse_parallel(2):
+        assert parallel_map(busy_then_map, range(2)) == [None, 0]
