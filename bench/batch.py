@@ -6,7 +6,7 @@ flipped every other time, so that no two are the same), with their disparity map
 * the single-thread rate: ``lensblur render photo --disparity map --threads 1 -o out`` of one photo in this
   process (the median of --repeats renders after one warm-up), photos per second. ``--threads 1`` matters:
   the command line sets torch's threads by lensblur's policy, so without it the "single" render ran on every
-  core (two blocks of a 2 MP photo at once on 2 cores), which made the ideal too high (this is why the
+  core (the work of a 2 MP photo spread over both cores), which made the ideal too high (this is why the
   ratio read 0.70);
 * the pool's start-up: a spawn pool of --workers processes each importing the renderer and answering once,
   the fixed cost the batch pays before its first photo;

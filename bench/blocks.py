@@ -1,6 +1,6 @@
 """How closely the layered renderer's blocks reproduce the whole frame rendered at once.
 
-Large frames are rendered in blocks with margins (``render_layered(..., block=1536)``) to bound memory.
+Large frames are rendered in blocks with margins (``render_layered(..., block=3000)``) to bound memory.
 This renders the sample photos (../shared/samples, resized to --width) once as a whole and once in blocks
 of --block pixels, and prints the PSNR of the blocks against the whole frame (peak = the frame's maximum),
 for the largest CoC at each of --radii pixels and a hexagonal aperture.
