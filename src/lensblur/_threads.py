@@ -207,11 +207,11 @@ def _shared_map(pool: ThreadPoolExecutor, workers: int, fn: Callable, items: lis
     import torch
 
     results: list = [None] * len(items)
-    errors: dict[int, BaseException] = {}
+    errors: dict[int, Exception] = {}
     lock = threading.Lock()
     taken = 0
 
-    def drain(_=None) -> None:
+    def drain() -> None:
         nonlocal taken
         while True:
             with lock:
