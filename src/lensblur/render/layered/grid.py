@@ -83,13 +83,19 @@ def _enlarged(x: torch.Tensor, f: int, dim: int) -> torch.Tensor:
     and weights anew.
     """
     n = x.shape[dim]
-    padded = torch.cat([x.narrow(dim, 0, 1), x, x.narrow(dim, n - 1, 1)], dim)
-    before, centre, after = (padded.narrow(dim, start, n) for start in range(3))
     out = x.new_empty(x.shape[:dim] + (n * f,) + x.shape[dim:][1:])
     phases = out.unflatten(dim, (n, f))          # phase k of cell i is [..., i, k(, :)]
     for k in range(f):
         w = (k + 0.5) / f - 0.5
-        torch.lerp(centre, before if w < 0 else after, abs(w), out=phases.select(dim, k))
+        phase = phases.select(dim, k)
+        # Towards the neighbour before (w < 0) or after: the lerp of shifted views of x, and the edge cell,
+        # whose neighbour beyond the grid is itself (a lerp between equal values is the value), copied.
+        edge = 0 if w < 0 else n - 1
+        if n > 1:
+            near, far = (1, 0) if w < 0 else (0, 1)
+            torch.lerp(x.narrow(dim, near, n - 1), x.narrow(dim, far, n - 1), abs(w),
+                       out=phase.narrow(dim, near, n - 1))
+        phase.narrow(dim, edge, 1).copy_(x.narrow(dim, edge, 1))
     return out
 
 
