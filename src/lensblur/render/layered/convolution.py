@@ -57,7 +57,7 @@ def convolve(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | None
     Args:
         x: ``(1, C, H, W)`` values.
         kernel: ``(k, k)`` kernel, ``k`` odd, its centre at ``k // 2``.
-        support: ``(H, W)`` bool mask outside which ``x`` is zero, or ``None``.
+        support: ``(H, W)`` non-negative map (a weight or a bool mask) that is zero where ``x`` is, or ``None``.
 
     Returns:
         ``(1, C, H, W)``, the dtype of ``x``.
@@ -94,7 +94,7 @@ def fft_convolve(x: torch.Tensor, kernel: torch.Tensor, size: tuple[int, int]) -
 
 
 def strip_runs(support: torch.Tensor) -> list[Strip]:
-    """Runs of ``STRIP``-square cells holding some of the ``(H, W)`` mask ``support``, row by row."""
+    """Runs of ``STRIP``-square cells where the non-negative ``(H, W)`` map ``support`` is not zero, row by row."""
     cells = F.max_pool2d(support[None, None].to(torch.float32), STRIP, ceil_mode=True)[0, 0] > 0
     # A run starts where a held cell follows an empty one and ends where an empty one follows a held one.
     edges = torch.diff(F.pad(cells.to(torch.int8), (1, 1)), dim=1)

@@ -179,7 +179,7 @@ class Block:
         radius, s = float(self.plan.radii[index]), self.plan.scales[index]
         window = self.windows[index]
         frame_origin = (self.origin[0] + window.top, self.origin[1] + window.left)
-        out = blur(parts.stack, self.lens, radius, s, frame_origin, self.frame, own > 0)
+        out = blur(parts.stack, self.lens, radius, s, frame_origin, self.frame, own)
         renormalise_borders(out, psf(self.lens.aperture, radius / s), s, frame_origin, self.frame)
         return BlurredLayer(index, out, s, (window.top, window.left))
 
