@@ -27,12 +27,14 @@ def test_a_thin_layer_convolved_on_its_strips_equals_the_direct_convolution(monk
     rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     support = ((rows - 0.5 * cols).abs() < 3) | ((rows - 110) ** 2 + (cols - 40) ** 2 < 64)  # a band and a blob
     x = torch.rand((1, 4, h, w), generator=generator) * support
+    weight = x[0, 3]              # the support as the renderer gives it: the layer's weight, zero off the layer
+    assert convolution.strip_runs(weight) == convolution.strip_runs(support)
     kernel = psf(Aperture(blades=6, rotation=10), 12.0)
     used = []
     strips = convolution.convolve_strips
     monkeypatch.setattr(convolution, "convolve_strips", lambda *a: used.append(True) or strips(*a))
 
-    sparse = convolution.convolve(x, kernel, support)
+    sparse = convolution.convolve(x, kernel, weight)
     assert used, "the thin layer should have been convolved on strips"
     reference = direct_convolution(x, kernel)
     assert (sparse.double() - reference).abs().max() < 1e-5
