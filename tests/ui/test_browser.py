@@ -332,6 +332,8 @@ def test_generate_tab_in_chromium(tmp_path, tiny_model):
                               "[document.getElementById(id).naturalWidth, document.getElementById(id).naturalHeight])")
         assert sizes == [[32, 32], [32, 32]]
         assert "2 layout + 2 focus steps" in page.text_content("#gen-result-caption")
+        # The report is the page's second request, made once the generation is done: wait for it to be shown.
+        page.wait_for_selector("#gen-report[data-box='whole']", timeout=60_000)
         rows = page.locator("#gen-report tbody tr")
         assert rows.count() == 2 and "whole image" in rows.nth(0).text_content()
         assert "baseline" in rows.nth(0).text_content()
