@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lensblur import Aperture
+from lensblur import Aperture, Lens
 from lensblur.render.kernel import psf
 from lensblur.render.layered import convolution, grid
 from lensblur.render.layered.fill import box_mean
@@ -39,6 +39,23 @@ def test_a_thin_layer_convolved_on_its_strips_equals_the_direct_convolution(monk
     reference = direct_convolution(x, kernel)
     assert (sparse.double() - reference).abs().max() < 1e-5
     assert (convolution.convolve(x, kernel).double() - reference).abs().max() < 1e-5
+
+
+def test_a_cat_eye_blur_finds_a_thin_layers_strips_once_and_equals_its_dense_blur(monkeypatch):
+    generator = torch.Generator().manual_seed(4)
+    h, w = 120, 200
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    x = torch.rand((1, 4, h, w), generator=generator) * ((rows - 0.4 * cols).abs() < 4)
+    lens = Lens(0.5, 40.0, Aperture(blades=6, cat_eye=0.6))
+    found, used = [], []
+    runs, strips = convolution.strip_runs, convolution.convolve_strips
+    monkeypatch.setattr(convolution, "strip_runs", lambda *a: found.append(True) or runs(*a))
+    monkeypatch.setattr(convolution, "convolve_strips", lambda *a: used.append(True) or strips(*a))
+
+    sparse = convolution.blur(x, lens, 24.0, 2, (0, 0), (2 * h, 2 * w), x[0, 3])
+    assert len(found) == 1 and len(used) > 1, "one strip search for the several anchors' kernels"
+    dense = convolution.blur(x, lens, 24.0, 2, (0, 0), (2 * h, 2 * w))
+    assert (sparse - dense).abs().max() < 1e-5
 
 
 def test_box_mean_is_the_mean_of_the_cells_inside_the_grid():

@@ -48,7 +48,8 @@ def fft_size(n: int) -> int:
         m += 1
 
 
-def convolve(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | None = None) -> torch.Tensor:
+def convolve(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | list[Strip] | None = None
+             ) -> torch.Tensor:
     """True 2-D convolution (``out[y] = sum_o k[o] x[y - o]``), zero outside the frame.
 
     A layer is often a thin band across its window; then only the strips of cells holding it are convolved,
@@ -57,7 +58,8 @@ def convolve(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | None
     Args:
         x: ``(1, C, H, W)`` values.
         kernel: ``(k, k)`` kernel, ``k`` odd, its centre at ``k // 2``.
-        support: ``(H, W)`` non-negative map (a weight or a bool mask) that is zero where ``x`` is, or ``None``.
+        support: ``(H, W)`` non-negative map (a weight or a bool mask) that is zero where ``x`` is, or its
+            :func:`strip_runs` (found once by a caller that convolves one ``x`` with several kernels), or ``None``.
 
     Returns:
         ``(1, C, H, W)``, the dtype of ``x``.
@@ -71,7 +73,7 @@ def convolve(x: torch.Tensor, kernel: torch.Tensor, support: torch.Tensor | None
     h, w = x.shape[-2:]
     size = (fft_size(h + 2 * half), fft_size(w + 2 * half))
     if support is not None:
-        strips = strip_runs(support)
+        strips = strip_runs(support) if isinstance(support, torch.Tensor) else support
         if sum(fft_area(STRIP + 2 * half, strip.length * STRIP + 2 * half) for strip in strips) < size[0] * size[1]:
             return convolve_strips(x, kernel, strips)
     return fft_convolve(x, kernel, size)[..., half: half + h, half: half + w]
@@ -169,6 +171,8 @@ def blur(stack: torch.Tensor, lens: Lens, radius: float, s: int, origin: tuple[i
     ys = origin[0] + (torch.arange(h, dtype=stack.dtype, device=stack.device) + 0.5) * s
     xs = origin[1] + (torch.arange(w, dtype=stack.dtype, device=stack.device) + 0.5) * s
     grid = cat_eye_grid(lens.aperture.cat_eye, ys, xs, frame)
+    # One support for every anchor's kernel: its strips are found once.
+    strips = strip_runs(support) if support is not None else None
     out = torch.zeros_like(stack)
     for i, wy in enumerate(grid.rows):
         if float(wy.max()) <= 0:
@@ -177,7 +181,7 @@ def blur(stack: torch.Tensor, lens: Lens, radius: float, s: int, origin: tuple[i
             if float(wx.max()) <= 0:
                 continue
             kernel = psf(lens.aperture, radius / s, offset=grid.offsets[i][j])
-            out += convolve(stack, kernel, support) * (wy[:, None] * wx[None, :])
+            out += convolve(stack, kernel, strips) * (wy[:, None] * wx[None, :])
     return out
 
 
