@@ -239,8 +239,24 @@ def _shared_map(pool: ThreadPoolExecutor, workers: int, fn: Callable, items: lis
             helper.result()
     share.clear()
     if errors:
-        raise errors[min(errors)]
+        first = errors.pop(min(errors))
+        _note(first, errors.values())
+        raise first
     return results
+
+
+def _note(error: Exception, others: Iterable[BaseException | None]) -> None:
+    """Name on ``error``, the failure a map raises (its first item's), the other items' own failures."""
+    for other in others:
+        if other is not None and other is not error:
+            error.add_note(f"another item failed too: {type(other).__name__}: {other}")
+
+
+def _note_the_rest(error: Exception, futures: Iterable[Future]) -> None:
+    """After ``error`` from one of a map's ``futures``: drop those not started, wait for those running (the
+    block's pool waits for them anyway when it shuts down) and name their failures on ``error``."""
+    futures = [future for future in futures if not future.cancel()]
+    _note(error, (future.exception() for future in futures))
 
 
 def _help(share: list[Callable[[], None]]) -> None:
@@ -266,6 +282,9 @@ def parallel_map(fn: Callable, items: Iterable) -> list:
     futures = [_submit(pool, fn, item) for item in items]
     try:
         return [future.result() for future in futures]
+    except Exception as error:
+        _note_the_rest(error, futures)
+        raise
     finally:
         for future in futures:
             future.cancel()
@@ -290,7 +309,12 @@ def parallel_unordered(fn: Callable, items: Iterable) -> Iterator[tuple[int, obj
     futures = {_submit(pool, fn, item): index for index, item in enumerate(items)}
     try:
         for future in as_completed(futures):
-            yield futures[future], future.result()
+            try:
+                result = future.result()
+            except Exception as error:
+                _note_the_rest(error, futures)
+                raise
+            yield futures[future], result
     finally:
         for future in futures:
             future.cancel()

@@ -133,6 +133,32 @@ def test_a_helped_map_raises_the_first_failure_and_keeps_to_the_workers():
     assert most <= 2
 
 
+def test_a_map_whose_items_fail_together_raises_one_failure_naming_the_others():
+    def failing(meet):
+        def item(j):
+            if j < 2:
+                meet.wait()                     # both failing items are running when the first one fails
+                raise ValueError(f"item {j}")
+            return j
+        return item
+
+    def failures(error):
+        return sorted([str(error)] + [note.rsplit(": ", 1)[-1] for note in getattr(error, "__notes__", [])])
+
+    with coarse_parallel(2):
+        with pytest.raises(ValueError) as raised:
+            parallel_map(failing(threading.Barrier(2, timeout=10)), range(2))
+        assert failures(raised.value) == ["item 0", "item 1"]
+        with pytest.raises(ValueError) as raised:
+            list(parallel_unordered(failing(threading.Barrier(2, timeout=10)), range(2)))
+        assert failures(raised.value) == ["item 0", "item 1"]
+        # Inside a worker, helped by the other one once it is idle.
+        with pytest.raises(ValueError) as raised:
+            inner = failing(threading.Barrier(2, timeout=10))
+            parallel_map(lambda i: parallel_map(inner, range(4)) if i == 0 else None, range(2))
+        assert failures(raised.value) == ["item 0", "item 1"]
+
+
 def test_worker_count_follows_torch_the_environment_and_an_explicit_count(monkeypatch):
     monkeypatch.delenv("LENSBLUR_THREADS", raising=False)
     before = torch.get_num_threads()
