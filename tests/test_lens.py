@@ -191,6 +191,12 @@ def test_focus_in_box_and_mask(step):
         focus_in_mask(step, np.ones((3, 3)))
 
 
+def test_focus_by_point_and_box_read_the_last_two_axes_of_a_stacked_map(step):
+    stacked = step[None]                                   # (1, H, W), as the docstrings allow
+    assert focus_at_point(stacked, (30, 10)) == pytest.approx(0.8)
+    assert focus_in_box(stacked, (18, 0, 40, 30)) == pytest.approx(0.8)
+
+
 @pytest.mark.parametrize("bad", [(0, 0, 0, 5), (5, 0, 2, 5), (0, 0, 41, 5), (-1, 0, 5, 5), (0, 0, 5, 31)])
 def test_parse_box_rejects_boxes_outside_or_empty(bad):
     with pytest.raises(InputError, match="^box: expected x0 < x1 <= 40 and y0 < y1 <= 30"):

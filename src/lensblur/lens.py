@@ -295,7 +295,7 @@ def focus_at_point(disparity: np.ndarray, point, *, window: int = 9) -> float:
         raise InputError("point", expected=f"a point inside the {w}x{h} image (0 <= x < {w}, 0 <= y < {h})",
                          got=f"{x:g},{y:g}", fix="pick a pixel inside the image")
     xi, yi, half = int(x), int(y), max(0, window // 2)
-    patch = disparity[max(0, yi - half): yi + half + 1, max(0, xi - half): xi + half + 1]
+    patch = disparity[..., max(0, yi - half): yi + half + 1, max(0, xi - half): xi + half + 1]
     return float(np.median(patch))
 
 
@@ -313,8 +313,9 @@ def focus_in_box(disparity: np.ndarray, box, *, argument: str = "box") -> float:
     Raises:
         InputError: ``box`` is not four numbers, or is empty or outside the image.
     """
-    x0, y0, x1, y1 = parse_box(box, np.asarray(disparity).shape[-2:], argument=argument)
-    return float(np.median(np.asarray(disparity)[y0:y1, x0:x1]))
+    disparity = np.asarray(disparity)
+    x0, y0, x1, y1 = parse_box(box, disparity.shape[-2:], argument=argument)
+    return float(np.median(disparity[..., y0:y1, x0:x1]))
 
 
 def focus_in_mask(disparity: np.ndarray, mask: np.ndarray, *, argument: str = "mask") -> float:
