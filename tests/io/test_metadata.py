@@ -82,6 +82,20 @@ def test_16_bit_png_and_tiff_carry_metadata(tmp_path, photo):
     assert meta["xmp"].startswith(XMP[:40]) and read_image_info(tif)[1].bits == 16
 
 
+@pytest.mark.parametrize("bits", [8, 16, 32])
+def test_tiff_of_any_depth_says_the_records_software_and_keeps_the_camera_tags_and_xmp(tmp_path, photo, bits):
+    import tifffile
+
+    image, info = read_image_info(photo)
+    info = info.with_metadata(info.metadata.with_software("lensblur 0.1.0"))
+    tif = write_image(tmp_path / f"o{bits}.tif", image, info=info, bits=bits)
+    with tifffile.TiffFile(tif) as f:
+        tags = {tag.code: tag.value for tag in f.pages[0].tags}
+    assert tags[0x0131] == "lensblur 0.1.0"
+    assert tags[0x010F] == "Canon" and tags[0x0110] == "EOS R5" and bytes(tags[700]).startswith(XMP[:40])
+    assert read_image_info(tif)[1].bits == bits
+
+
 def test_strip_gps_drops_the_gps_ifd_and_xmp_gps(tmp_path, photo):
     image, info = read_image_info(photo)
     out = write_image(tmp_path / "o.jpg", image, info=info.with_metadata(info.metadata.without_gps()))

@@ -683,7 +683,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, bits: int | None 
                 with exr.File(header, {"RGB": np.ascontiguousarray(linear[..., :3], dtype=np.float32)}) as fh:
                     fh.write(str(tmp))
             else:
-                _write_float_tiff(tmp, linear, alpha)
+                _write_float_tiff(tmp, linear, alpha, info.metadata)
             return path
         encoded, profile = _encode(arr, info, output_profile, bits)
         grey = info.grey and output_profile == "input" and (profile is None or _is_grey_profile(profile))
@@ -745,12 +745,15 @@ class _Extra:
     metadata: Metadata = field(default_factory=Metadata)
 
 
-def _write_float_tiff(tmp: Path, linear: np.ndarray, alpha: np.ndarray | None) -> None:
+def _write_float_tiff(tmp: Path, linear: np.ndarray, alpha: np.ndarray | None, metadata: Metadata) -> None:
+    """Linear sRGB as 32-bit floats, with the metadata's TIFF tags and XMP (no profile: float TIFF is linear
+    sRGB by convention, as :func:`read_image` reads it)."""
     import tifffile
 
     data = linear if alpha is None else np.concatenate([linear, alpha[..., None]], axis=2)
-    extra = {"extrasamples": ("unassalpha",)} if alpha is not None else {}
-    tifffile.imwrite(tmp, np.ascontiguousarray(data, dtype=np.float32), photometric="rgb", metadata=None, **extra)
+    options = {"extrasamples": ("unassalpha",)} if alpha is not None else {}
+    tifffile.imwrite(tmp, np.ascontiguousarray(data, dtype=np.float32), photometric="rgb", metadata=None,
+                     **_tiff_tags(metadata), **options)
 
 
 def _pillow_mode(channels: int, bits: int) -> str:
@@ -835,17 +838,25 @@ def _tiff_ascii_tags(meta: Metadata) -> dict:
     return {tag: str(exif[tag]) for tag in _TIFF_ASCII if tag in exif}
 
 
+def _tiff_tags(meta: Metadata) -> dict:
+    """tifffile's arguments for the metadata's first-IFD text tags and XMP. tifffile writes the Software tag
+    itself (its own name unless given one, and no tag for ``False``), in 7-bit ASCII."""
+    tags = _tiff_ascii_tags(meta)
+    software = tags.pop(0x0131, None)
+    extratags = [(tag, "s", 0, value, True) for tag, value in tags.items()]
+    if meta.xmp:
+        extratags.append((700, "B", len(meta.xmp), meta.xmp, True))
+    return {"software": software.encode("ascii", "replace").decode() if software else False, "extratags": extratags}
+
+
 def _write_tiff16(tmp: Path, data: np.ndarray, extra: _Extra) -> None:
     import tifffile
 
-    tags = [(tag, "s", 0, value, True) for tag, value in _tiff_ascii_tags(extra.metadata).items()]
-    if extra.metadata.xmp:
-        tags.append((700, "B", len(extra.metadata.xmp), extra.metadata.xmp, True))
     channels = data.shape[2]
     options = {"extrasamples": ("unassalpha",)} if channels in (2, 4) else {}
     photometric = "minisblack" if channels in (1, 2) else "rgb"
     tifffile.imwrite(tmp, data[..., 0] if channels == 1 else data, photometric=photometric, metadata=None,
-                     iccprofile=extra.profile, extratags=tags, **options)
+                     iccprofile=extra.profile, **_tiff_tags(extra.metadata), **options)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
