@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -290,6 +291,9 @@ def test_data_check_reports_a_dataset_folder_and_errors_name_its_arguments(tmp_p
     capsys.readouterr()
     assert main(["data", "check", "synth", str(root), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
+    shutil.rmtree(next((root / "pairs").iterdir()))
+    assert main(["data", "check", "synth", str(root)]) == 1           # a folder short of its manifest: bad input
+    capsys.readouterr()
     assert main(["data", "check", "synth", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("lensblur data: error: ROOT: expected"), err

@@ -1,8 +1,8 @@
 """``lensblur data check DATASET ROOT``: count and pair a dataset folder's files against its release.
 
 Translates flags into :func:`lensblur.data.verify` and prints its report; the exit code is 0 when the folder
-holds what the release holds, 2 when counts differ or files are unpaired (1 is a usage mistake, as for
-every command).
+holds what the release holds, and 1 (a bad input, as for every command) when counts differ or files are
+unpaired, or the folder is not there.
 """
 
 from __future__ import annotations
@@ -50,4 +50,4 @@ def run(args) -> int:
     else:
         text = report.as_text()
         print(text, end="" if text.endswith("\n") else "\n")
-    return 0 if report.ok else 2
+    return 0 if report.ok else 1
