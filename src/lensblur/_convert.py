@@ -31,6 +31,7 @@ __all__ = [
     "decode_gamma",
     "decode_srgb",
     "disparity_to_tensor",
+    "display_8bit",
     "encode_gamma",
     "encode_srgb",
     "image_to_tensor",
@@ -146,6 +147,19 @@ def to_srgb8(image) -> np.ndarray:
         ``uint8`` codes, same shape.
     """
     return quantize(encode_srgb(image), 8)
+
+
+def display_8bit(image) -> np.ndarray:
+    """What a saved 8-bit file of a linear image shows: its sRGB codes over 255 (the values results are scored
+    on, in evaluation and in training's validation alike).
+
+    Args:
+        image: ``H x W x 3`` linear RGB (numpy, or a tensor in the same layout).
+
+    Returns:
+        ``H x W x 3`` float64 display values in [0, 1], multiples of 1/255.
+    """
+    return to_srgb8(image).astype(np.float64) / 255.0
 
 
 def as_image(image, *, name: str = "image") -> np.ndarray:

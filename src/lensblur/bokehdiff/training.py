@@ -646,7 +646,7 @@ class BokehDiffTrainer:
     def validate(self, dataset, limit: int = 16) -> dict[str, float]:
         """Mean PSNR and SSIM (8-bit sRGB values) of up to ``limit`` items rendered with their own disparity
         and lens (``meta["lens"]``), as the loop's default validation scores other methods."""
-        from ..eval.runner import display_8bit
+        from .._convert import display_8bit
         from ..lens import Lens
         from ..metrics import psnr, ssim
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._convert import encode_gamma, to_srgb8
+from .._convert import display_8bit, encode_gamma
 from ..choices import DISPLAYS, EDGE_BAND_PX, LPIPS_NETS, SSIM_VARIANTS
 from ..errors import InputError, ModelNotFoundError, check_integer
 from ..io import atomic_path, make_folder, write_text
@@ -150,18 +150,6 @@ def display_values(image: np.ndarray | torch.Tensor, display: str = "srgb8") -> 
     if display == "gamma22":
         return encode_gamma(image)
     return display_8bit(image)
-
-
-def display_8bit(image: np.ndarray | torch.Tensor) -> np.ndarray:
-    """What a saved 8-bit file of a linear image shows: its sRGB codes over 255.
-
-    Args:
-        image: ``H x W x 3`` linear RGB (numpy, or a tensor in the same layout).
-
-    Returns:
-        ``H x W x 3`` float64 display values in [0, 1], multiples of 1/255.
-    """
-    return to_srgb8(image).astype(np.float64) / 255.0
 
 
 def depth_edge_band(disparity, *, radius: int = EDGE_BAND_PX, jump: float = EDGE_JUMP) -> np.ndarray:

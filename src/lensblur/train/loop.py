@@ -164,8 +164,7 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
 def _validate(method, dataset, sheet: Path | None = None, limit: int = 16, shown: int = 4) -> dict[str, float]:
     """Mean PSNR and SSIM on 8-bit sRGB values of up to ``limit`` validation items; with ``sheet``, the first
     ``shown`` items' input, prediction and target written there as one PNG (items of the first one's size)."""
-    from .._convert import to_srgb8
-    from ..eval.runner import display_8bit
+    from .._convert import display_8bit, to_srgb8
     from ..io import contact_sheet
     from ..metrics import psnr, ssim
 
