@@ -281,7 +281,7 @@ _LENS = {
     "highlights": _flag("--highlights", type=lambda s: highlights(s), metavar="auto|off|STRENGTH",
                         help="clipped lights become bright bokeh: auto (default) raises each small clipped light "
                              "to its estimated energy, off leaves the photo as recorded, a strength 0..4 scales "
-                             "auto's boost; linear HDR photos (EXR, PFM, float TIFF) are never boosted"),
+                             "auto's boost; auto leaves linear photos (EXR, PFM, float TIFF) as recorded"),
 }
 
 

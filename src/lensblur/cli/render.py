@@ -356,7 +356,7 @@ def _record(args, lens, camera, where) -> dict:
     if camera is not None:
         record.update({"FocalLength": round(camera["focal_length"], 3), "SensorWidth": round(camera["sensor_width"], 3),
                        "FNumber": camera["f_number"], "FocusDistance": round(camera["focus_distance"], 3)})
-    if args.highlights:
+    if args.highlights is not None:        # as given (a strength of 0 too)
         record["Highlights"] = args.highlights
     return record
 

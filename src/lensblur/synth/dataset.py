@@ -1,7 +1,7 @@
 """Writing synthetic datasets: one directory per pair, a manifest, resumable, in parallel.
 
-The layout is the contract with :mod:`lensblur.data` (``notes/SYNTH_LAYOUT.md`` in the project notes,
-repeated in ``docs/synth.md``)::
+The layout is the contract with :mod:`lensblur.data`, which reads it as the ``synth`` dataset (also in
+``docs/synth.md``)::
 
     ROOT/manifest.json
     ROOT/pairs/000000/{image.png, image16.png, image.pfm, disparity.png, alpha_00.png ..., target.png,

@@ -207,8 +207,8 @@ class Session:
         return int(self.image.shape[0])
 
     def output_name(self) -> str:
-        """The result's file name: the photo's stem + ``-lensblur`` in the photo's format (JPEG for a format
-        lensblur does not write, such as HEIC)."""
+        """The result's file name: the photo's stem + ``-lensblur`` in the photo's format (HEIC included), or
+        JPEG for a format lensblur does not write."""
         from ..io import IMAGE_SUFFIXES
 
         photo = Path(self.names["photo"])
