@@ -6,13 +6,14 @@ from __future__ import annotations
 import csv
 import filecmp
 import math
+import time
 
 import pytest
 
 from lensblur.data import SynthDataset
 from lensblur.errors import InputError
 from lensblur.eval import EvalOptions, Identity, evaluate, get_method
-from lensblur.executor import LocalExecutor, get_executor
+from lensblur.executor import LocalExecutor, WorkerLostError, get_executor
 from lensblur.synth.dataset import synthesize
 
 NO_PERCEPTUAL = {"lpips": "n/a (test)", "dists": "n/a (test)"}
@@ -28,6 +29,16 @@ def _square_and_threads(shared, item):
 def _refuse(shared, item):
     if item == 2:
         raise InputError("blur", expected="a number >= 0", got=item, fix="blur=30")
+    return item
+
+
+def _die_on_two(shared, item):
+    import os
+    import time
+
+    if item == 2:
+        os._exit(1)             # as a worker the system killed (out of memory, SIGKILL)
+    time.sleep(0.2 * item)      # the others finish after it has died
     return item
 
 
@@ -52,6 +63,32 @@ def test_local_pool_gives_every_result_once_with_one_thread_per_worker():
         got = dict(pool.map(_square_and_threads, range(6), shared=3))
     assert got == {k: (3 * k * k, 1) for k in range(6)}
     assert dict(LocalExecutor(1).map(_square_and_threads, range(3), shared=3)).keys() == {0, 1, 2}
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_stops_the_map_with_an_error_instead_of_a_hang():
+    got = []
+    with pytest.raises(WorkerLostError, match="a worker process ended during the work") as raised:
+        for position, value in LocalExecutor(2).map(_die_on_two, range(6)):
+            got.append(position)
+    assert 2 not in got and raised.value.done == set(got) and len(got) < 6
+
+
+def test_a_ray_address_where_nothing_answers_is_refused_at_once():
+    import socket
+
+    from lensblur.executor import _check_reachable
+
+    with socket.socket() as probe:      # a port nothing listens on: bound, never listened
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        started = time.monotonic()
+        for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+            with pytest.raises(InputError, match="ray_address: expected a Ray cluster to connect to.*nothing answers"):
+                _check_reachable(address)
+    assert time.monotonic() - started < 5
+    _check_reachable("auto")            # left to Ray: the cluster this machine belongs to
+    _check_reachable(None)
 
 
 @pytest.mark.slow

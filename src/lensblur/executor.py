@@ -8,7 +8,8 @@ progress bar. Worker processes (local or Ray) run one torch thread each (:func:`
 parallelism comes from the processes, and a result does not depend on where it was computed.
 
 * ``local`` (the default): ``workers=1`` runs the items here, in order; more workers run them in a pool of
-  that many spawned processes.
+  that many spawned processes. A worker that dies (killed, out of memory) stops the map with
+  :class:`WorkerLostError`, and an interrupted map stops its workers.
 * ``ray``: one Ray task per item (``num_cpus=1``), on the cluster ``ray.init(address=...)`` connects to:
   ``"auto"`` for the cluster this machine belongs to, ``"host:port"`` for a head node's GCS,
   ``"ray://host:10001"`` for Ray Client, None for a local instance (or an instance already started in this
@@ -20,12 +21,15 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from .errors import InputError, check_integer
+from .errors import InputError, LensblurError, check_integer
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "get_executor"]
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "WorkerLostError", "get_executor"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +70,16 @@ class Executor:
 
 
 # -- local ----------------------------------------------------------------------------------------------
+class WorkerLostError(LensblurError, RuntimeError):
+    """A local worker process ended without giving its item's result (killed, or out of memory); the items
+    not yet done are not done. ``done`` holds the positions of those that were."""
+
+    def __init__(self, done: set[int], total: int):
+        self.done = done
+        super().__init__(f"a worker process ended during the work (killed, or out of memory?): {len(done)} of "
+                         f"{total} items done, the others not")
+
+
 _WORKER_STATE: dict[str, Any] = {}
 
 
@@ -73,14 +87,28 @@ def _pool_init(fn, shared) -> None:
     from ._memory import tune_allocator
     from ._threads import single_thread_worker
 
+    # Ctrl-C reaches the whole process group: the driver stops the workers, which should not each report it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_allocator()        # a process of our own, as the command line's (not done in Ray's workers)
     single_thread_worker()
     _WORKER_STATE["fn"], _WORKER_STATE["shared"] = fn, shared
 
 
-def _pool_call(task: tuple[int, Any]) -> tuple[int, Any]:
-    position, item = task
-    return position, _WORKER_STATE["fn"](_WORKER_STATE["shared"], item)
+def _pool_call(item: Any) -> Any:
+    return _WORKER_STATE["fn"](_WORKER_STATE["shared"], item)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Drop the items not started and end the workers now (Python 3.14's ``terminate_workers``; before it, the
+    pool's own process table)."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()
 
 
 class LocalExecutor(Executor):
@@ -108,16 +136,26 @@ class LocalExecutor(Executor):
             for position, item in tasks:
                 yield position, fn(shared, item)
             return
-        ctx = multiprocessing.get_context("spawn")
-        pool = ctx.Pool(min(self.workers, len(tasks)), initializer=_pool_init, initargs=(fn, shared))
+        pool = ProcessPoolExecutor(min(self.workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_pool_init, initargs=(fn, shared))
+        pending = {pool.submit(_pool_call, item): position for position, item in tasks}
+        done: set[int] = set()
         try:
-            yield from pool.imap_unordered(_pool_call, tasks)
-            pool.close()
-        except BaseException:       # an item failed, or the caller stopped early: stop the rest
-            pool.terminate()
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    position = pending.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        raise WorkerLostError(done, len(tasks)) from None
+                    done.add(position)
+                    yield position, result
+        except BaseException:       # an item failed, a worker died, or the caller stopped early: stop the rest
+            _stop(pool)
             raise
         finally:
-            pool.join()
+            pool.shutdown(wait=True)
 
 
 # -- Ray ------------------------------------------------------------------------------------------------
@@ -150,6 +188,7 @@ class RayExecutor(Executor):
         self._ray = require("ray", extra="scale", feature="The Ray executor (--executor ray)")
         self._started = False
         if not self._ray.is_initialized():
+            _check_reachable(address)
             try:
                 self._ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -198,6 +237,25 @@ class RayExecutor(Executor):
         if self._started and self._ray.is_initialized():
             self._ray.shutdown()
         self._started = False
+
+
+def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """A ``host:port`` or ``ray://host:port`` address answers on its port: Ray itself retries an address that
+    does not for minutes before it gives up."""
+    import socket
+
+    if address is None or address == "auto" or ":" not in address:
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not port.isdigit():
+        return                  # Ray's own error names what is wrong with it
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise InputError("ray_address", expected="a Ray cluster to connect to",
+                         got=f"{address} (nothing answers there: {exc.strerror or exc})",
+                         fix="start one (ray start --head) and pass ray_address=auto, or ray_address=HOST:PORT of its "
+                             "head node; leave it out for a local instance") from None
 
 
 def get_executor(name: str = "local", *, workers: int = 1, address: str | None = None) -> Executor:
