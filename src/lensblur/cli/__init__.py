@@ -16,7 +16,9 @@ import importlib
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 
 from .._memory import tune_allocator
 from ..errors import LensblurError
@@ -117,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return 1
+    previous = _stop_on_sigterm()
     try:
         start_threads(args)
         return int(args.run(args) or 0)
@@ -126,9 +129,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lensblur {args.command}: error: {message(exc, _leaf(commands[args.command], args))}",
               file=sys.stderr)
         return 1
+    except _Terminated:
+        print(f"lensblur {args.command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"lensblur {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command runs so that it stops as on Ctrl-C: temporary files removed, worker
+    processes ended."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+def _stop_on_sigterm():
+    """Turn SIGTERM into :class:`_Terminated` while the command runs (from the main thread only, where signal
+    handlers can be set); the handler before it, to restore, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def _leaf(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
