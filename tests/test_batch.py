@@ -100,6 +100,10 @@ def test_two_photos_with_one_output_name_are_refused_before_any_work(shots, tmp_
     (["--disparity", "MAPS/a.npy"], "--disparity: expected a source that gives each photo its own map"),
     (["--disparity-dir", "MAPS", "--blur", "3", "--f-number", "2"], "--blur: expected either"),
     (["--disparity-dir", "MAPS", "--executor", "local", "--ray-address", "auto"], "--ray-address"),
+    (["--disparity-dir", "MAPS", "--device", "cuda"], "--device: expected a device that exists"),
+    (["--disparity-dir", "MAPS", "--workers", "0"], "--workers: expected an integer >= 1, got 0"),
+    (["--disparity-dir", "MAPS", "--method", "scatter", "--dtype", "float16"], "dtype"),
+    (["--disparity-dir", "MAPS", "--workers", "2", "-o", "memory://batch-refused/"], "memory:// lives in one"),
 ])
 def test_bad_arguments_are_refused_before_any_render(shots, tmp_path, capsys, extra, message):
     folder, maps = shots
@@ -107,10 +111,39 @@ def test_bad_arguments_are_refused_before_any_render(shots, tmp_path, capsys, ex
         write_image(folder / "d.png", np.full((H, W, 3), 0.5, np.float32))
     out = tmp_path / "out"
     extra = [e.replace("MAPS", str(maps)) for e in extra]
-    code = main(["render", str(folder), *extra, "--no-progress", "-o", f"{out}/"])
+    code = main(["render", str(folder), "--no-progress", "-o", f"{out}/", *extra])
     assert code == 1
-    assert message in capsys.readouterr().err
-    assert not out.exists() or not any(out.iterdir())
+    err = capsys.readouterr().err
+    assert message in err and err.count("error:") == 1, err      # one line, not one per photo
+    assert not out.exists()                                       # not even the folder
+    assert not fsspec.filesystem("memory").exists("/batch-refused")
+
+
+def test_one_photo_goes_into_a_new_folder_named_with_a_slash_and_a_file_url_folder_is_made(shots, tmp_path):
+    folder, maps = shots
+    assert main(["render", str(folder / "a.png"), "--disparity-dir", str(maps), *LENS,
+                 "-o", f"{tmp_path / 'new'}/"]) == 0
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["a.png"]
+    assert main(["render", str(folder / "a.png"), "--disparity-dir", str(maps), *LENS,
+                 "-o", f"file://{tmp_path / 'by-url' / 'deeper'}/"]) == 0
+    assert (tmp_path / "by-url" / "deeper" / "a.png").read_bytes() == (tmp_path / "new" / "a.png").read_bytes()
+
+
+def test_a_photo_named_twice_two_ways_is_rendered_once_and_json_is_one_object_per_line(shots, tmp_path, capsys,
+                                                                                        monkeypatch):
+    import json
+
+    folder, maps = shots
+    monkeypatch.chdir(folder)
+    (folder / "bad.png").write_bytes(b"not an image")
+    np.save(maps / "bad.npy", np.zeros((H, W), np.float32))
+    code = main(["render", "a.png", str(folder / "a.png"), "bad.png", "--disparity-dir", str(maps), *LENS,
+                 "-o", f"{tmp_path / 'out'}/", "--format", "json"])
+    assert code == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["output"] for line in lines[:-1]] == [str(tmp_path / "out" / "a.png")]
+    assert lines[-1]["rendered"] == 1 and lines[-1]["skipped"] == []
+    assert [f["photo"] for f in lines[-1]["failed"]] == ["bad.png"]
 
 
 def test_an_output_file_for_several_photos_is_refused(shots, tmp_path, capsys):

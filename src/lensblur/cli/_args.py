@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -442,7 +443,10 @@ class _Output(argparse.Action):
         if _URL.match(values) and not self.urls:
             parser.error(f"{option_string}: expected a local path, got the URL {values} (lensblur render with "
                          "several photos and lensblur synth write to URLs)")
-        setattr(namespace, self.dest, values if _URL.match(values) else Path(values))
+        # A URL stays text; so does a folder named with a trailing separator where the command tells a file from
+        # a folder by it (a Path drops the separator).
+        keep = _URL.match(values) or (self.urls and values.endswith(("/", os.sep)))
+        setattr(namespace, self.dest, values if keep else Path(values))
 
 
 def add_output(parser, *, folder: bool, required: bool = True, default=None, help: str | None = None,
@@ -534,10 +538,19 @@ def executor_from_flags(args):
     if args.ray_address is not None and args.executor != "ray":
         raise InputError("--ray-address", expected="--executor ray as well", got=args.ray_address,
                          fix="add --executor ray")
-    workers = getattr(args, "workers", 1) or 1
-    if args.executor == "local" and workers < 1:
+    if args.executor != "local":
+        return get_executor(args.executor, address=args.ray_address)
+    check_workers(args)
+    return get_executor(args.executor, workers=getattr(args, "workers", 1), address=args.ray_address)
+
+
+def check_workers(args) -> None:
+    """``--workers``, when the command has it, is an integer >= 1 (the processes of a batch)."""
+    from ..errors import InputError
+
+    workers = getattr(args, "workers", 1)
+    if workers is not None and workers < 1:
         raise InputError("--workers", expected="an integer >= 1", got=workers, fix="e.g. --workers 2")
-    return get_executor(args.executor, workers=workers, address=args.ray_address)
 
 
 def add_progress(parser) -> None:
@@ -560,6 +573,7 @@ PYTHON_NAMES = {
     "model": ("depth_model",),
     "depth model": ("depth_model",),
     "refine": ("refine_depth",),
+    "resize": ("resize_disparity",),
     "image_path": ("photo",),
     "image": ("init_image", "photo"),
     # lensblur.io.depth_to_disparity (the metric range)

@@ -332,11 +332,11 @@ class Rendered:
     def line(self) -> str:
         return f"wrote {self.output} ({self.width}x{self.height}, {self.summary}, {self.seconds:.2f} s)"
 
-    def as_json(self) -> str:
+    def as_json(self, indent: int | None = 2) -> str:
         import json
 
         return json.dumps({"output": self.output, "width": self.width, "height": self.height,
-                           "seconds": round(self.seconds, 3), **self.details}, indent=2)
+                           "seconds": round(self.seconds, 3), **self.details}, indent=indent)
 
 
 def _record(args, lens, camera, where) -> dict:
@@ -386,10 +386,12 @@ def photo_depth(args, image):
     """
     disparity, rng, where, suggested, result = _disparity(args, image)
     log.info("depth: %s", where)
-    if result is not None and result.details:
-        print(f"depth: {where}", file=sys.stderr)
+    if result is not None and result.details and not getattr(args, "quiet", False):
+        # In a batch the lines of several photos interleave: each says its photo.
+        photo = f"{args.photo}: " if getattr(args, "batch_token", None) else ""
+        print(f"{photo}depth: {where}", file=sys.stderr)
         if result.relative_range is not None and rng is None:
-            print("depth: the photo does not say its depth units, so the metric range is unknown; "
+            print(f"{photo}depth: the photo does not say its depth units, so the metric range is unknown; "
                   "rendering with a relative blur (--depth-scale S or --depth-range NEAR,FAR for a camera)",
                   file=sys.stderr)
     if result is not None and result.photo is not None:
@@ -499,6 +501,10 @@ def _checked_method(args, *, batch: bool = False):
     _check_lens_flags(args)
     _aperture(args)
     _simulated(args)
+    if args.device is not None:     # a device that is not there, refused before any photo is read
+        from .._device import resolve_device
+
+        resolve_device(args.device)
     if not batch:     # a batch checks each output's options in _plan
         check_write_options(str(args.output), bits=args.bits, quality=args.quality,
                             output_profile=args.output_profile)
@@ -510,6 +516,7 @@ def _checked_method(args, *, batch: bool = False):
 
 
 def run(args) -> int:
+    _args.check_workers(args)
     if args.output_format is not None and not _is_batch(args):
         raise InputError("--output-format", expected="-o FOLDER (several photos)", got=args.output_format,
                          fix="drop it: the suffix of -o FILE gives the format")
@@ -583,8 +590,8 @@ class _Job:
 
 def _plan(args) -> tuple[list[_Job], list]:
     """The photos to render and the ones skipped (their output exists), every check done before any render."""
-    from ..io import check_output_path, check_write_options, make_folder
-    from ..io.files import expand_inputs, is_url, join_location, location_exists
+    from ..io import check_output_path, check_write_options
+    from ..io.files import expand_inputs, is_url, join_location, local_path, location_exists
 
     out = str(args.output)
     if not out.endswith(("/", os.sep)) and Path(out).suffix.lower().lstrip(".") in _WRITABLE and not (
@@ -601,18 +608,19 @@ def _plan(args) -> tuple[list[_Job], list]:
     for photo in photos:
         name = _output_name(photo, args.output_format)
         if name.casefold() in by_name:
+            first = by_name[name.casefold()]
+            given = _output_name(first, args.output_format)
+            names = f"both give {name}" if given == name else f"give {given} and {name}, which differ only in case"
             raise InputError("--output", expected="photos with different output names (OUT/<stem>.<suffix>)",
-                             got=f"{by_name[name.casefold()]} and {photo} both give {name}",
-                             fix="rename one, render them into different folders, or pass --output-format")
+                             got=f"{first} and {photo} {names}", fix="rename one, or render them into different folders")
         by_name[name.casefold()] = photo
         check_write_options(name, bits=args.bits, quality=args.quality, output_profile=args.output_profile)
         outputs.append(join_location(args.output, name))
     maps = _maps_by_stem(args, photos) if args.disparity_dir is not None else [args.disparity] * len(photos)
-    if not is_url(str(args.output)):
-        make_folder(args.output, argument="output")
+    folder = local_path(args.output)
+    if folder is not None and folder.is_dir():      # else it is made, and checked, when the work starts
         for photo, output in zip(photos, outputs):
-            check_output_path(output, inputs=[photo if not is_url(str(photo)) else None, *_inputs(args)],
-                              force=args.force)
+            check_output_path(local_path(output), inputs=[local_path(photo), *_inputs(args)], force=args.force)
     jobs, skipped = [], []
     for photo, output, disparity in zip(photos, outputs, maps):
         if not args.force and location_exists(output, argument="output"):
@@ -647,8 +655,15 @@ def _render_job(shared, job: _Job):
 
 
 def _run_batch(args) -> int:
+    """Several photos. With ``--format json`` the output is JSON Lines: one object per photo rendered, then
+    one with the counts and the failures."""
+    import json
+
     from tqdm.auto import tqdm
 
+    from ..executor import WorkerLostError
+    from ..io import make_folder
+    from ..io.files import local_path
     from . import _build
 
     _check_lens_flags(args)     # the cheap checks first, then the photos and their maps, then the method
@@ -656,8 +671,12 @@ def _run_batch(args) -> int:
     if args.ray_address is not None and args.executor != "ray":
         raise InputError("--ray-address", expected="--executor ray as well", got=args.ray_address,
                          fix="add --executor ray")
-    jobs, skipped = _plan(args)
     method = _checked_method(args, batch=True)
+    jobs, skipped = _plan(args)
+    if str(args.output).startswith("memory://") and (args.executor != "local" or args.workers > 1):
+        raise InputError("--output", expected="a filesystem every worker process sees (memory:// lives in one "
+                         "process)", got=f"{args.output} with {args.executor} workers",
+                         fix="use one worker (--workers 1), or a folder, file:// or an object store URL")
     executor = _args.executor_from_flags(args)
     shared_args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "run"},
                                      batch_token=uuid.uuid4().hex)
@@ -665,22 +684,37 @@ def _run_batch(args) -> int:
     failures, written = [], 0
     bar = tqdm(total=len(jobs), desc="render", unit="photo", file=sys.stderr,
                disable=None if _args.show_progress(args) else True)
+    seen = set()
     try:
         with executor:
+            folder = local_path(args.output)
+            if folder is not None:
+                make_folder(folder, argument="output")
             shared = (shared_args, method if executor.in_process else None)
             for position, (status, result) in executor.map(_render_job, jobs, shared=shared):
+                seen.add(position)
                 if status == "ok":
                     written += 1
-                    bar.write(result.as_json() if args.format == "json" else result.line(), file=sys.stdout)
+                    bar.write(result.as_json(indent=None) if args.format == "json" else result.line(),
+                              file=sys.stdout)
                 else:
                     failures.append((jobs[position].photo, result))
                 bar.update(1)
+    except WorkerLostError:     # the photos not done are reported as such; a rerun renders them
+        lost = RuntimeError("not rendered: a worker process ended during the batch (killed, or out of memory?); "
+                            "run the command again to render what is left")
+        failures += [(job.photo, lost) for position, job in enumerate(jobs) if position not in seen]
     finally:
         bar.close()
     for output in skipped:
         log.info("kept %s (exists; --force renders it again)", output)
-    print(f"{written} rendered, {len(skipped)} skipped (output exists), {len(failures)} failed")
-    for photo, exc in failures:
-        text = _args.cli_message(exc, parser) if isinstance(exc, InputError) else str(exc)
+    messages = [(photo, _args.cli_message(exc, parser) if isinstance(exc, InputError) else str(exc))
+                for photo, exc in failures]
+    if args.format == "json":
+        print(json.dumps({"rendered": written, "skipped": [str(output) for output in skipped],
+                          "failed": [{"photo": str(photo), "error": text} for photo, text in messages]}))
+    else:
+        print(f"{written} rendered, {len(skipped)} skipped (output exists), {len(failures)} failed")
+    for photo, text in messages:
         print(f"lensblur render: error: {photo}: {text}", file=sys.stderr)
     return 1 if failures else 0

@@ -329,7 +329,8 @@ def expand_inputs(specs: Iterable[str | os.PathLike], suffixes: Iterable[str], *
 
     A folder gives its images (:func:`list_images`'s rule: these suffixes, hidden files skipped, natural
     order); a pattern (``shots/*.jpg``, ``s3://bucket/shots/*.jpg``) the files it matches, sorted; a file
-    itself. A file named twice is kept once.
+    itself. A file named twice is kept once (a local file by its resolved path: ``a.jpg`` and ``/here/a.jpg``
+    are one file), as it was named first.
 
     Args:
         specs: the paths, folders and patterns.
@@ -344,6 +345,7 @@ def expand_inputs(specs: Iterable[str | os.PathLike], suffixes: Iterable[str], *
     """
     wanted = tuple(suffixes)
     found: list[str | Path] = []
+    seen: set = set()
     for spec in specs:
         text = os.fspath(spec)
         local = local_path(text)
@@ -377,7 +379,9 @@ def expand_inputs(specs: Iterable[str | os.PathLike], suffixes: Iterable[str], *
             raise InputError(argument, expected=f"images ({', '.join(wanted)})", got=f"none in {text}",
                              fix="check the folder or pattern")
         for match in matches:
-            if match not in found:
+            key = match.resolve() if isinstance(match, Path) else match
+            if key not in seen:
+                seen.add(key)
                 found.append(match)
     return found
 
