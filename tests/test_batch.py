@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lensblur.cli import main
-from lensblur.io import write_image
+from lensblur.io import read_image, write_image
 
 H, W = 40, 56
 
@@ -80,6 +80,14 @@ def test_output_format_names_every_output(shots, tmp_path):
     assert main(["render", str(folder), "--disparity-dir", str(maps), *LENS, "-o", f"{out}/",
                  "--output-format", "tif"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["a.tif", "b.tif", "c.tif"]
+    pytest.importorskip("pillow_heif")
+    heic = tmp_path / "heic"
+    assert main(["render", str(folder), "--disparity-dir", str(maps), *LENS, "-o", f"{heic}/",
+                 "--output-format", "heic"]) == 0
+    assert sorted(p.name for p in heic.iterdir()) == ["a.heic", "b.heic", "c.heic"]
+    again = tmp_path / "again"          # a HEIC photo stays HEIC
+    assert main(["render", str(heic / "a.heic"), "--disparity", str(maps / "a.npy"), *LENS, "-o", f"{again}/"]) == 0
+    assert [p.name for p in again.iterdir()] == ["a.heic"] and read_image(again / "a.heic").shape == (H, W, 3)
 
 
 def test_two_photos_with_one_output_name_are_refused_before_any_work(shots, tmp_path, capsys):

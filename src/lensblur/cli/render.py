@@ -18,8 +18,8 @@ from . import _args
 
 log = logging.getLogger(__name__)
 
-_WRITABLE = ("png", "jpg", "jpeg", "tif", "tiff", "webp", "pfm", "exr")
-"""The suffixes lensblur writes (``--output-format``); a photo of another format (HEIC) is written as .jpg."""
+_WRITABLE = ("png", "jpg", "jpeg", "tif", "tiff", "webp", "heic", "heif", "avif", "pfm", "exr")
+"""The suffixes lensblur writes (``--output-format``); a photo of another format (``.hif``) is written as .jpg."""
 _PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".pfm", ".exr", ".heic", ".heif", ".hif",
                    ".avif")
 """What folders and patterns give as photos."""
