@@ -77,6 +77,27 @@ def test_focus_report_cli_variants_and_blur_maps(tmp_path, capsys):
     assert main(["focus-report", str(tmp_path / "a.png"), "--blur-maps", str(tmp_path / "nope")]) == 1
 
 
+def test_blur_maps_never_overwrite_an_image_or_each_other(tmp_path, capsys):
+    from lensblur.cli import main
+
+    rng = np.random.default_rng(2)
+    for folder in ("base", "gbsd"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(tmp_path / folder / "0001.png")
+    (tmp_path / "maps").mkdir()
+    assert main(["focus-report", str(tmp_path / "base" / "0001.png"), str(tmp_path / "gbsd" / "0001.png"),
+                 "--blur-maps", str(tmp_path / "maps")]) == 1
+    assert "--blur-maps" not in (err := capsys.readouterr().err) and "both give 0001_blurmap.png" in err, err
+    assert not any((tmp_path / "maps").iterdir())                 # nothing written
+    victim = tmp_path / "base" / "0001_blurmap.png"               # an image named as a map would be
+    victim.write_bytes((tmp_path / "base" / "0001.png").read_bytes())
+    before = victim.read_bytes()
+    assert main(["focus-report", str(tmp_path / "base" / "0001.png"), str(victim),
+                 "--blur-maps", str(tmp_path / "base")]) == 1
+    assert "--blur-maps: expected a path different from the input" in capsys.readouterr().err
+    assert victim.read_bytes() == before
+
+
 def test_report_table_shape_and_errors():
     flat = np.full((20, 20, 3), 0.5)
     noisy = np.random.default_rng(1).random((20, 20, 3))

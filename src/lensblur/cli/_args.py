@@ -575,6 +575,9 @@ PYTHON_NAMES = {
     "refine": ("refine_depth",),
     "resize": ("resize_disparity",),
     "image_path": ("photo",),
+    # lensblur.generate.report.write_blur_maps
+    "paths": ("images",),
+    "folder": ("blur_maps",),
     "image": ("init_image", "photo"),
     # lensblur.io.depth_to_disparity (the metric range)
     "near": ("depth_range",),

@@ -16,7 +16,7 @@ import numpy as np
 from .._convert import quantize
 from ..errors import InputError
 from ..geometry import parse_box
-from ..io import atomic_path, read_display
+from ..io import atomic_path, check_output_path, read_display
 from ..metrics import blur_map, brenner, variance_of_laplacian
 
 __all__ = ["Region", "RegionScore", "focus_report", "format_json", "format_markdown", "read_display"]
@@ -187,10 +187,23 @@ def write_blur_maps(paths: list[str | Path], folder: str | Path, *, grey: str = 
 
     Returns:
         The files written.
+
+    Raises:
+        InputError: two images of one stem (their maps would be one file), or a map that would overwrite one of
+            the images; checked before anything is read or written.
     """
     from PIL import Image
 
     folder = Path(folder)
+    by_name: dict[str, Path] = {}
+    for p in map(Path, paths):
+        name = f"{p.stem}_blurmap.png"
+        if name in by_name:
+            raise InputError("paths", expected="images of different names (each map is FOLDER/<stem>_blurmap.png)",
+                             got=f"{by_name[name]} and {p} both give {name}",
+                             fix="write each folder's maps into a folder of their own")
+        by_name[name] = p
+        check_output_path(folder / name, inputs=paths, argument="folder")
     maps = [(Path(p), blur_map(read_display(p), grey=grey)) for p in paths]   # every file read before writing
     written = []
     for path, values in maps:
