@@ -74,6 +74,21 @@ def test_folder_and_glob_inputs_skip_existing_outputs_unless_forced(shots, tmp_p
     assert (out / "a.png").read_bytes() == first
 
 
+def test_a_batch_never_writes_over_its_photos_or_maps_even_forced(shots, tmp_path, capsys):
+    folder, maps = shots
+    for name in ("a.png", "c.png"):                       # maps saved as PNGs where the outputs would go
+        write_image(maps / name, np.full((H, W, 3), 0.5, np.float32))
+        (maps / name.replace(".png", ".npy")).unlink()
+    before = {p.name: p.read_bytes() for p in maps.iterdir()}
+    photos = [str(folder / "a.png"), str(folder / "c.png")]
+    for flags in ([], ["--force"]):
+        code = main(["render", *photos, "--disparity-dir", str(maps), *LENS, "-o", f"{maps}/", *flags])
+        assert code == 1 and "would overwrite" in capsys.readouterr().err
+    code = main(["render", str(folder), "--disparity-dir", str(maps), *LENS, "-o", f"{folder}/", "--force"])
+    assert code == 1 and "would overwrite" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in maps.iterdir()} == before
+
+
 def test_output_format_names_every_output(shots, tmp_path):
     folder, maps = shots
     out = tmp_path / "out"

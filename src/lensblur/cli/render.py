@@ -593,12 +593,12 @@ def _plan(args) -> tuple[list[_Job], list]:
     from ..io import check_output_path, check_write_options
     from ..io.files import expand_inputs, is_url, join_location, local_path, location_exists
 
+    photos = expand_inputs(args.photo, _PHOTO_SUFFIXES, argument="photo")     # a pattern matching none: said first
     out = str(args.output)
     if not out.endswith(("/", os.sep)) and Path(out).suffix.lower().lstrip(".") in _WRITABLE and not (
             not is_url(out) and Path(out).is_dir()):
         raise InputError("--output", expected="a folder for several photos, a folder or a pattern", got=out,
                          fix=f"pass -o {Path(out).with_suffix('')}/ (outputs are named OUT/<photo stem>.<suffix>)")
-    photos = expand_inputs(args.photo, _PHOTO_SUFFIXES, argument="photo")
     one_file = [flag for dest, flag in _ONE_FILE_FLAGS.items() if getattr(args, dest, None) is not None]
     if one_file and len(photos) > 1:
         raise InputError(one_file[0], expected="a source that gives each photo its own map (--disparity-dir DIR, "
@@ -619,8 +619,17 @@ def _plan(args) -> tuple[list[_Job], list]:
     maps = _maps_by_stem(args, photos) if args.disparity_dir is not None else [args.disparity] * len(photos)
     folder = local_path(args.output)
     if folder is not None and folder.is_dir():      # else it is made, and checked, when the work starts
-        for photo, output in zip(photos, outputs):
-            check_output_path(local_path(output), inputs=[local_path(photo), *_inputs(args)], force=args.force)
+        # A batch never writes over what it reads (its photos, their maps), --force or not: there --force means
+        # rendering existing outputs again.
+        for photo, output, disparity in zip(photos, outputs, maps):
+            out = check_output_path(local_path(output), argument="output").resolve()
+            for source in (photo, disparity, *_inputs(args)):
+                local = local_path(source) if source is not None else None
+                if local is not None and local.resolve() == out:
+                    raise InputError("--output", expected="a folder where no output is one of the batch's inputs",
+                                     got=f"{output} would overwrite {source}",
+                                     fix="choose another -o folder (a batch never writes over the photos and maps "
+                                         "it reads, --force or not)")
     jobs, skipped = [], []
     for photo, output, disparity in zip(photos, outputs, maps):
         if not args.force and location_exists(output, argument="output"):
