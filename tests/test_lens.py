@@ -28,6 +28,12 @@ def test_aperture_rejects_out_of_range_shape_values(name, value):
         Aperture(**{name: value})
 
 
+@pytest.mark.parametrize("rotation", [float("inf"), float("nan"), "15"])
+def test_aperture_rejects_a_rotation_that_is_not_a_finite_number(rotation):
+    with pytest.raises(InputError, match="^rotation: expected a finite number of degrees"):
+        Aperture(blades=6, rotation=rotation)
+
+
 def test_aperture_kernel_rules():
     with pytest.raises(InputError, match="all-black"):
         Aperture(kernel=np.zeros((5, 5)))

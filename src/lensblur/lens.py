@@ -78,6 +78,9 @@ class Aperture:
             raise InputError("blades", expected=f"0 (circle) or an integer from 3 to {MAX_BLADES} (real lenses have "
                              "5 to 15; more blades than that is a circle to the eye)", got=self.blades,
                              fix="pass blades=0 for a circle or blades=6 for a hexagon")
+        if not (_is_number(self.rotation) and math.isfinite(self.rotation)):
+            raise InputError("rotation", expected="a finite number of degrees", got=self.rotation,
+                             fix="e.g. rotation=15")
         if not 0.0 <= self.curvature <= 1.0:
             raise InputError("curvature", expected="a value in [0, 1]", got=self.curvature,
                              fix="e.g. curvature=0 (straight blades) or curvature=1 (round)")

@@ -47,11 +47,14 @@ def run(args) -> int:
     from PIL import Image
 
     from .._convert import to_srgb8
+    from ..errors import check_integer
     from ..examples import motorcycle
     from ..io import atomic_path, contact_sheet, make_folder
     from ..lens import Aperture, Lens
     from ..render import render
 
+    check_integer("--frames", args.frames, 1, fix="e.g. --frames 12")     # every check before the folder is made
+    Lens(focus_disparity=0.5, blur=args.blur)
     started = time.perf_counter()
     make_folder(args.output, argument="--output")
     image, disparity = motorcycle()
