@@ -13,6 +13,7 @@ __all__ = [
     "ModelNotFoundError",
     "ShapeError",
     "check_integer",
+    "check_learning_rate",
 ]
 
 
@@ -114,3 +115,16 @@ def check_integer(argument: str, value: object, low: int, *, fix: str | None = N
     """
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise InputError(argument, expected=f"an integer >= {low}", got=value, fix=fix)
+
+
+def check_learning_rate(value: object, *, default: float) -> None:
+    """Refuse a learning rate that is not a finite number > 0 (torch's optimisers refuse a negative one from deep
+    inside, and train nothing at 0): ``lr: expected a finite number > 0, got -1. Fix: lr=0.0002``.
+
+    Raises:
+        InputError: ``value`` is not a finite number > 0.
+    """
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise InputError("lr", expected="a finite number > 0", got=value, fix=f"lr={default:g}")

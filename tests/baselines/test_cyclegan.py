@@ -89,6 +89,17 @@ def test_bad_settings_are_named():
         CycleGANConfig(num_downs=4)
 
 
+@pytest.mark.parametrize("lr", [-1.0, 0.0, float("nan"), float("inf")])
+def test_every_trainer_refuses_a_learning_rate_that_is_not_positive(lr):
+    from lensblur.baselines.bggan import BGGANConfig
+    from lensblur.baselines.densedepth import DenseDepthConfig
+    from lensblur.baselines.pix2pix import Pix2PixConfig
+
+    for config in (Pix2PixConfig, CycleGANConfig, BGGANConfig, DenseDepthConfig):
+        with pytest.raises(InputError, match="^lr: expected a finite number > 0"):
+            config(lr=lr)
+
+
 def test_the_learning_rate_is_constant_then_decays_linearly():
     """baselines.md section 7: with 100 + 100 epochs (epoch_count 1) the rate is constant through epoch 100
     and reaches 2e-4 / 101 at the last; here counted in steps, for both optimisers."""

@@ -76,6 +76,9 @@ def test_mistakes_are_named(pairs, tmp_path):
     with pytest.raises(InputError, match="^crop: expected items at least 64 px on each side"):
         train(Pix2Pix(TINY), RandomCrops(pairs, 64), tmp_path / "run", _config(1))
     assert not (tmp_path / "run").exists()          # refused before the run folder was made
+    with pytest.raises(InputError, match="multiples of 32"):    # a crop the U-Net cannot take: its first step
+        train(Pix2Pix(TINY), RandomCrops(pairs, 40), tmp_path / "run", _config(1))
+    assert not (tmp_path / "run").exists()          # a new run that failed leaves no folder behind
     train(Pix2Pix(TINY), RandomCrops(pairs, 32), tmp_path / "run", _config(1))
     with pytest.raises(InputError, match="^out: expected a new run folder, or resume=True"):
         train(Pix2Pix(TINY), RandomCrops(pairs, 32), tmp_path / "run", _config(1))
@@ -111,6 +114,12 @@ def test_cli_train(pairs, tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
     assert main(argv + ["--steps", "3", "--resume"]) == 0
     assert read_metadata(tmp_path / "run")["step"] == 3
+    inside = [*argv[:6], "-o", str(pairs.root / "run"), *argv[8:], "--steps", "1", "--lr", "-1"]
+    assert main(inside) == 1                        # a run folder inside the dataset: refused, nothing written
+    assert "--output: expected a run folder outside the dataset" in capsys.readouterr().err
+    assert not (pairs.root / "run").exists()
+    assert main(argv[:6] + ["-o", str(tmp_path / "lr"), *argv[8:], "--steps", "1", "--lr", "-1"]) == 1
+    assert "--lr: expected a finite number > 0, got -1.0" in capsys.readouterr().err
 
 
 def test_trained_pix2pix_is_an_eval_method(pairs, tmp_path, capsys):

@@ -48,7 +48,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError, check_integer
+from ..errors import InputError, check_integer, check_learning_rate
 from ..metrics import ssim_tensor
 from .bggan_networks import (
     REFINE_INPUTS,
@@ -132,6 +132,7 @@ class BGGANConfig:
                                ("lr_constant_steps", 0, "lr_constant_steps=100000"),
                                ("lr_decay_steps", 0, "lr_decay_steps=100000")):
             check_integer(name, getattr(self, name), low, fix=fix)
+        check_learning_rate(self.lr, default=1e-4)
         layers = self.d_layers
         if not isinstance(layers, (list, tuple)) or not layers:
             raise InputError("d_layers", expected="a non-empty list of branch depths", got=layers, fix="d_layers=2,3,4")

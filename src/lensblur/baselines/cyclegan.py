@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError, check_integer
+from ..errors import InputError, check_integer, check_learning_rate
 from .losses import cyclegan_generator_loss, discriminator_loss
 from .networks import NLayerDiscriminator, ResnetGenerator, UnetGenerator, init_weights
 from .pix2pix import linear_decay, to_display, translate
@@ -146,7 +146,8 @@ class CycleGANConfig:
                                    ("n_layers", 1, 3), ("pool_size", 0, 50), ("lr_constant_steps", 0, 100_000),
                                    ("lr_decay_steps", 0, 100_000)):
             check_integer(name, getattr(self, name), low, fix=f"{name}={default}")
-        for name, default in (("cycle_weight", 10.0), ("identity_weight", 0.5), ("lr", 2e-4)):
+        check_learning_rate(self.lr, default=2e-4)
+        for name, default in (("cycle_weight", 10.0), ("identity_weight", 0.5)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise InputError(name, expected="a number >= 0", got=value, fix=f"{name}={default}")

@@ -35,7 +35,7 @@ from torch.utils.data import Dataset
 
 from .._optional import require
 from ..color import linear_to_srgb
-from ..errors import InputError, ModelNotFoundError, ShapeError
+from ..errors import InputError, ModelNotFoundError, ShapeError, check_learning_rate
 from ..geometry import DepthRange
 
 __all__ = [
@@ -415,8 +415,7 @@ class DenseDepthConfig:
 
     def __post_init__(self) -> None:
         _check_width(self.decoder_width)
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise InputError("lr", expected="a learning rate > 0", got=self.lr, fix="lr=1e-4")
+        check_learning_rate(self.lr, default=1e-4)
 
 
 class DenseDepth:

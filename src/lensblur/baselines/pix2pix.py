@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..color import linear_to_srgb, srgb_to_linear
-from ..errors import InputError, check_integer
+from ..errors import InputError, check_integer, check_learning_rate
 from .losses import discriminator_loss, pix2pix_generator_loss
 from .networks import NLayerDiscriminator, UnetGenerator, init_weights
 
@@ -111,6 +111,7 @@ class Pix2PixConfig:
     def __post_init__(self) -> None:
         for name in ("num_downs", "ngf", "ndf", "n_layers"):
             check_integer(name, getattr(self, name), 1, fix=f"{name}=8" if name == "num_downs" else f"{name}=64")
+        check_learning_rate(self.lr, default=2e-4)
         if self.lr_constant_steps < 0 or self.lr_decay_steps < 0:
             raise InputError("lr_decay_steps", expected="step counts >= 0", got=(self.lr_constant_steps,
                              self.lr_decay_steps), fix="lr_constant_steps=100000")

@@ -283,8 +283,14 @@ def _method_config(args, trainer: Trainer, config_class):
 def run(args) -> int:
     from ..baselines.trained import TRAINABLE
     from ..data import open_dataset
+    from ..errors import InputError
     from ..train import RandomCrops, TrainConfig, train
 
+    run_folder, root = Path(args.output).resolve(), Path(args.root).resolve()
+    for data_root in (root, *([Path(args.val_root).resolve()] if args.val_root else [])):
+        if run_folder == data_root or data_root in run_folder.parents:
+            raise InputError("--output", expected="a run folder outside the dataset", got=f"{args.output} in {data_root}",
+                             fix="choose a run folder of its own, e.g. -o runs/NAME")
     trainer = TRAINERS[args.method]
     method_class, config_class = TRAINABLE[args.method]
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed,

@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -269,7 +270,20 @@ def train(method: TrainMethod, dataset, out: str | os.PathLike, config: TrainCon
                          fix="point root at a dataset with pairs")
     _SeededItems(dataset)[(0, config.seed)]     # a first item, read before anything is written: a crop larger
     run = Path(out)                             # than the frames, a broken pair... are refused here
+    created = not run.exists()
     _check_run(run, method, config, resume)
+    try:
+        return _run(accelerate, method, dataset, run, config, val_dataset, resume, data_info)
+    except BaseException:
+        # A new run that fails before its first checkpoint (a crop its network cannot take, a stop) leaves no
+        # folder behind to block the corrected command.
+        if created and not any(run.glob("step-*")):
+            shutil.rmtree(run, ignore_errors=True)
+        raise
+
+
+def _run(accelerate, method, dataset, run: Path, config: TrainConfig, val_dataset, resume: bool,
+         data_info) -> TrainResult:
     accelerator = accelerate.Accelerator(gradient_accumulation_steps=config.grad_accumulation,
                                          mixed_precision=config.mixed_precision)
     method.prepare(accelerator)
