@@ -162,6 +162,10 @@ def test_focus_json_whole_boxes_and_mask(run, files):
     assert regions[1]["brenner"] == pytest.approx(pairs[10:48, 30:62].sum(), rel=1e-9)
     assert regions[2]["brenner"] == pytest.approx(pairs[mask[:, :-2]].sum(), rel=1e-9)
     assert regions[2]["pixels"] == int(mask.sum())
+    assert regions[0]["brenner_per_pixel"] == pytest.approx(regions[0]["brenner"] / (32 * 24), rel=1e-12)
+    code, stdout, _ = run("focus", paths["out"], "--box", "0,0,32,24", "--brenner", "pertuz", "--format", "json")
+    pertuz = json.loads(stdout)["regions"][0]
+    assert code == 0 and pertuz["brenner_per_pixel"] == pertuz["brenner"]     # Pertuz's measure is a mean
 
 
 def test_focus_mask_with_alpha_selects_the_cut_out(run, files, tmp_path):

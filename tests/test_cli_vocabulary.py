@@ -305,6 +305,8 @@ def test_data_check_reports_a_dataset_folder_and_errors_name_its_arguments(tmp_p
     (["render", "p.png", "-o", "o.png", "--focus-box", "1,2,3"], "--focus-box: expected a box X0,Y0,X1,Y1"),
     (["render", "p.png", "--blur", "3"], "the following arguments are required: -o/--output"),
     (["render", "p.png", "-o", "o.png", "--focus"], "--focus: expected a value after it"),
+    (["render", "p.png", "-o", "o.png", "--depth-scale", "-1"], "--depth-scale: expected a number > 0, got '-1'"),
+    (["depth", "p.png", "-o", "o.png", "--depth-scale", "nan"], "--depth-scale: expected a number > 0, got 'nan'"),
 ])
 def test_usage_errors_are_one_line_in_the_house_style_with_exit_code_2(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -312,6 +314,21 @@ def test_usage_errors_are_one_line_in_the_house_style_with_exit_code_2(capsys, a
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and message in err
     assert err.count("\n") == 1 and "usage:" not in err and "--help lists the options" in err
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--blades", "6", "--rotation", "inf"], "--rotation: expected a finite number of degrees, got inf"),
+    (["--right", "MISSING.png"], "--right: expected an existing file, got"),
+    (["-o", "OUT.xyz"], "--output: expected a file name ending in one of"),
+])
+def test_bad_values_name_their_flag(tmp_path, capsys, extra, message):
+    Image.fromarray(np.zeros((8, 10, 3), np.uint8)).save(tmp_path / "p.png")
+    Image.fromarray(np.full((8, 10), 30000, np.uint16)).save(tmp_path / "d.png")
+    extra = [e.replace("MISSING", str(tmp_path / "missing")).replace("OUT", str(tmp_path / "o")) for e in extra]
+    depth = [] if "--right" in extra else ["--disparity", str(tmp_path / "d.png")]
+    code = main(["render", str(tmp_path / "p.png"), *depth, "--blur", "3", "-o", str(tmp_path / "o.png"), *extra])
+    assert code == 1 and message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png", "p.png"]     # nothing written
 
 
 def test_a_value_with_a_leading_minus_is_a_value_not_a_flag(tmp_path, capsys):

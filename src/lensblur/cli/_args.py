@@ -73,6 +73,14 @@ def numbers(text: str, count: int | None, what: str) -> tuple[float, ...]:
     return values
 
 
+def positive(text: str) -> float:
+    """A finite number > 0."""
+    (value,) = numbers(text, 1, "a number > 0")
+    if not 0 < value < float("inf"):          # nan is not either
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
 def floats(text: str) -> list[float]:
     """``A,B,C,...``: one or more numbers."""
     return list(numbers(text, None, "comma-separated numbers such as 0.9,0.8,0.7"))
@@ -220,7 +228,7 @@ _DEPTH = {
                                  help="min-max rescale disparity maps to [0, 1] (relative depth-model output)"),
     "resize_disparity": _flag("--resize-disparity", action="store_true",
                               help="resample a map of another size to the photo's"),
-    "depth_scale": _flag("--depth-scale", type=float, metavar="S",
+    "depth_scale": _flag("--depth-scale", type=positive, metavar="S",
                          help="metres per stored depth unit: of a --depth map (default 1), or of a phone photo's "
                               "depth whose units the file does not say (Google Lens Blur)"),
     "depth_range": _flag("--depth-range", type=lambda s: numbers(s, 2, "NEAR,FAR in metres"), metavar="NEAR,FAR",

@@ -68,6 +68,7 @@ def run(args) -> int:
         if preview.resolve() == output.resolve():
             raise InputError("--preview", expected="a path different from --output", got=str(preview),
                              fix="name the preview e.g. preview.png")
+        _check_image_suffix(preview, "--preview", "preview")
     if args.extract_image:
         extract = check_output_path(args.extract_image, inputs=inputs, force=args.force, argument="--extract-image")
         if extract.resolve() in {output.resolve(), *([preview.resolve()] if preview else [])}:
@@ -133,12 +134,12 @@ def _write_original(path: Path, photo: Path, result) -> None:
     write_image(path, result.photo, quality=97)
 
 
-def _check_image_suffix(path: Path) -> None:
+def _check_image_suffix(path: Path, flag: str = "--extract-image", example: str = "original") -> None:
     from ..io import IMAGE_SUFFIXES
 
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise InputError("--extract-image", expected=f"a file name ending in one of {', '.join(IMAGE_SUFFIXES)}",
-                         got=str(path), fix="e.g. original.jpg or original.png")
+        raise InputError(flag, expected=f"a file name ending in one of {', '.join(IMAGE_SUFFIXES)}",
+                         got=str(path), fix=f"e.g. {example}.jpg or {example}.png")
 
 
 def _details_line(details: dict) -> str:

@@ -23,7 +23,8 @@ examples:
 variance_of_laplacian: variance over the region of the 4-neighbour Laplacian of the grey image
   (= cv2.Laplacian(grey, cv2.CV_64F)[region].var(), reflect-101 borders).
 brenner: horizontal Brenner gradient, the sum over the region of (I(x+2,y) - I(x,y))^2; it grows with the
-  region's size, so compare it between regions of the same size (or use brenner_per_pixel).
+  region's size, so compare it between regions of the same size (or use brenner_per_pixel). With
+  --brenner pertuz it is Pertuz's mean of max(DH, DV)^2, per pixel already (brenner_per_pixel is the same).
 Grey = 0.299 R + 0.587 G + 0.114 B on 0..255, from the sRGB-encoded file values.
 """
 
@@ -72,8 +73,8 @@ def run(args) -> int:
         mask = read_mask(args.mask, shape, argument="--mask")
         scores = _scores(image, args, mask=mask)
         regions.append({"region": f"mask {args.mask}", "pixels": int((mask > 0.5).sum()), **scores})
-    for r in regions:
-        r["brenner_per_pixel"] = r["brenner"] / r["pixels"]
+    for r in regions:       # Pertuz's variant is a mean already
+        r["brenner_per_pixel"] = r["brenner"] if args.brenner_variant == "pertuz" else r["brenner"] / r["pixels"]
 
     if args.format == "json":
         print(json.dumps({"image": str(args.image), "width": shape[1], "height": shape[0],

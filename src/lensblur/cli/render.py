@@ -507,7 +507,7 @@ def _checked_method(args, *, batch: bool = False):
         resolve_device(args.device)
     if not batch:     # a batch checks each output's options in _plan
         check_write_options(str(args.output), bits=args.bits, quality=args.quality,
-                            output_profile=args.output_profile)
+                            output_profile=args.output_profile, argument="--output")
     method = _args.method_from_flags(args, highlights=args.highlights)
     unused = _unused(args, method)
     if unused:

@@ -235,10 +235,10 @@ class StereoDepth:
         right = self.right() if callable(self.right) else self.right
         name = self.label or "array"
         if not isinstance(right, np.ndarray):
-            from .heif import read_photo
+            from ..io import read_image_info
 
             name = self.label or str(getattr(right, "name", right))
-            right = read_photo(right)
+            right = read_image_info(right, argument="right")[0]
         if self.photo_is == "right":        # mirrored, the right view sees the scene as a left view does
             flipped = (np.ascontiguousarray(view[:, ::-1]) for view in (image, right))
             pixels = np.ascontiguousarray(stereo_disparity(*flipped, **self.options)[:, ::-1])

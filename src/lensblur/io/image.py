@@ -576,7 +576,7 @@ _JPEG_XMP_LIMIT = 65502                      # the most one APP1 segment holds a
 
 
 def check_write_options(path: str | os.PathLike, *, bits: int | None = None, quality: int | None = None,
-                        output_profile: str = "input") -> None:
+                        output_profile: str = "input", argument: str = "path") -> None:
     """Check :func:`write_image`'s options for ``path`` before any work is done (it checks them again).
 
     Args:
@@ -584,6 +584,7 @@ def check_write_options(path: str | os.PathLike, *, bits: int | None = None, qua
         bits: as :func:`write_image`.
         quality: as :func:`write_image`.
         output_profile: as :func:`write_image`.
+        argument: the name error messages give ``path``.
 
     Raises:
         InputError: as :func:`write_image`.
@@ -592,7 +593,7 @@ def check_write_options(path: str | os.PathLike, *, bits: int | None = None, qua
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
-        raise InputError("path", expected=f"a file name ending in one of {', '.join(IMAGE_SUFFIXES)}",
+        raise InputError(argument, expected=f"a file name ending in one of {', '.join(IMAGE_SUFFIXES)}",
                          got=str(path), fix="add a suffix such as .png or .jpg")
     if bits is not None and bits not in (8, 16, 32):
         raise InputError("bits", expected="8, 16 or 32", got=bits,
