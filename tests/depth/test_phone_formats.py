@@ -295,11 +295,13 @@ def test_render_uses_the_stored_focus_and_blur_and_asks_for_units_with_a_camera(
     path = tmp_path / "lensblur.jpg"
     path.write_bytes(gdepth_jpeg(RGB, SAMPLES, fmt="RangeInverse", near=6.0, far=44.0,
                                  focus={"FocalDistance": 10.0, "BlurAtInfinity": 0.02}))
-    assert main(["render", str(path), "-o", str(tmp_path / "out.png"), "-q"]) == 0
+    assert main(["render", str(path), "-o", str(tmp_path / "out.png"), "--no-progress"]) == 0
     captured = capsys.readouterr()
     k = 0.02 * W * 10.0 * (1 / 6 - 1 / 44)
     assert "the focus stored in the photo" in captured.out and f"blur {k:.1f} px" in captured.out
     assert "metric range is unknown" in captured.err
+    assert main(["render", str(path), "-o", str(tmp_path / "quiet.png"), "-q"]) == 0
+    assert capsys.readouterr().err == ""          # -q: errors only
     code = main(["render", str(path), "-o", str(tmp_path / "cam.png"), "--f-number", "2", "-q"])
     err = capsys.readouterr().err
     assert code == 1 and "--depth-scale" in err and not (tmp_path / "cam.png").exists()
@@ -314,7 +316,7 @@ def test_render_draws_the_stored_original_not_the_blurred_primary(tmp_path, caps
     original = (RNG.random((H, W, 3)) * 255).astype(np.uint8)
     path = tmp_path / "lensblur.jpg"
     path.write_bytes(gdepth_jpeg(RGB, SAMPLES, fmt="RangeInverse", near=6.0, far=44.0, original=original))
-    assert main(["render", str(path), "--blur", "0", "-o", str(tmp_path / "out.png"), "-q"]) == 0
+    assert main(["render", str(path), "--blur", "0", "-o", str(tmp_path / "out.png"), "--no-progress"]) == 0
     assert "rendering from the sharp original" in capsys.readouterr().err
     out, expected = read_photo(tmp_path / "out.png"), read_photo(_write_jpeg(tmp_path / "o.jpg", original))
     assert np.abs(out - expected).max() < 0.02 < np.abs(out - read_photo(path)).mean()
