@@ -291,8 +291,15 @@ def test_data_check_reports_a_dataset_folder_and_errors_name_its_arguments(tmp_p
     capsys.readouterr()
     assert main(["data", "check", "synth", str(root), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
-    shutil.rmtree(next((root / "pairs").iterdir()))
-    assert main(["data", "check", "synth", str(root)]) == 1           # a folder short of its manifest: bad input
+    pair = next((root / "pairs").iterdir())
+    (pair / "target16.png").unlink()
+    (pair / "image.png").write_text("not an image")
+    assert main(["data", "check", "synth", str(root)]) == 1           # a pair short of its files: bad input
+    out = capsys.readouterr().out
+    assert f"complete pairs missing files: {pair.name} (target16.png)" in out, out
+    assert f"pair files that cannot be read: {pair.name}/image.png" in out
+    shutil.rmtree(pair)
+    assert main(["data", "check", "synth", str(root)]) == 1           # a folder short of its manifest
     capsys.readouterr()
     assert main(["data", "check", "synth", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err

@@ -217,7 +217,9 @@ def _verify_blb(root: Path) -> DatasetReport:
 
 
 def _verify_synth(root: Path) -> DatasetReport:
-    from .synth import SynthDataset
+    """The manifest's count of complete pairs, and in each the files every encoding reads (the images' PNG
+    headers read for their size: the manifest's)."""
+    from .synth import ENCODINGS, SynthDataset
 
     report = DatasetReport("synth", str(root), release="lensblur synth")
     ds = SynthDataset(root)
@@ -225,6 +227,24 @@ def _verify_synth(root: Path) -> DatasetReport:
     incomplete = [p.name for p in (root / "pairs").iterdir()
                   if p.is_dir() and not (p / "params.json").is_file()]
     report.problems += _problems("pair folders still being written or broken off", incomplete)
+    names = sorted({name for pair in ENCODINGS.values() for name in pair} | {"disparity.png"})
+    size = tuple(ds.manifest.get("size") or ()) or None
+    missing, unreadable, differ = [], [], []
+    for folder in ds.pairs:
+        absent = [name for name in names if not (folder / name).is_file()]
+        if absent:
+            missing.append(f"{folder.name} ({', '.join(absent)})")
+        for name in names:
+            if name.endswith(".png") and name not in absent:
+                found = _size(folder / name)
+                if found is None:
+                    unreadable.append(f"{folder.name}/{name}")
+                elif size is not None and found != size:
+                    differ.append(f"{folder.name}/{name} ({found[0]}x{found[1]})")
+    report.problems += _problems("complete pairs missing files", missing)
+    report.problems += _problems("pair files that cannot be read", unreadable)
+    report.problems += _problems(f"pair files of another size than the manifest's {'x'.join(map(str, size or ()))}",
+                                 differ)
     return report
 
 
