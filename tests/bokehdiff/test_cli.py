@@ -129,6 +129,16 @@ def test_convert_writes_the_same_tensors_as_safetensors(monkeypatch, release, tm
     unsafe = tmp_path / "unsafe.ckpt"
     torch.save({"encoder.conv_in.weight": torch.zeros(1), "made": datetime.date(2025, 7, 23)}, unsafe)
     assert cli.main(["convert", str(unsafe), "-o", str(tmp_path / "x.safetensors")]) == 1
-    assert "could not be read" in capsys.readouterr().err and not (tmp_path / "x.safetensors").exists()
+    err = capsys.readouterr().err
+    assert "CHECKPOINT: expected a state dict" in err and "vae_encoder" not in err, err
+    assert not (tmp_path / "x.safetensors").exists()
     assert cli.main(["convert", str(release.ckpt), "-o", str(tmp_path / "x.bin")]) == 1
     assert "--output: expected a .safetensors file name" in capsys.readouterr().err
+    assert cli.main(["convert", str(tmp_path), "-o", str(tmp_path / "x.safetensors")]) == 1
+    assert "CHECKPOINT: expected a checkpoint file of tensors (.ckpt, .pt, .bin), got" in capsys.readouterr().err
+    tied = tmp_path / "tied.pt"                 # two names, one tensor (tied weights)
+    weight = torch.arange(6.0).reshape(2, 3)
+    torch.save({"embed.weight": weight, "head.weight": weight}, tied)
+    assert cli.main(["convert", str(tied), "-o", str(tmp_path / "tied.safetensors")]) == 0
+    back = read_vae_encoder(tmp_path / "tied.safetensors")
+    assert back.keys() == {"embed.weight", "head.weight"} and all(torch.equal(v, weight) for v in back.values())

@@ -289,20 +289,29 @@ def read_vae_encoder(path: Path) -> dict[str, torch.Tensor]:
         ModelNotFoundError: unreadable, or not a mapping of names to tensors.
     """
     try:
-        if path.suffix.lower() == ".safetensors":
-            safetensors = require("safetensors", extra="diffusion", feature=FEATURE)
-            state = safetensors.torch.load_file(str(path))
-        else:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        state = _named_tensors(path)
     except Exception as exc:
         raise ModelNotFoundError(f"A readable VAE-encoder state dict at {str(path)!r}", looked_in=[str(path)],
                                  how_to_get=f"it could not be read ({type(exc).__name__}: {_first_line(exc)}); "
                                             f"{VAE_ENCODER_HOW_TO_GET}") from exc
+    if state is None:
+        raise ModelNotFoundError(f"A VAE-encoder state dict at {str(path)!r}", looked_in=[str(path)],
+                                 how_to_get=f"the file holds no mapping of names to tensors; {VAE_ENCODER_HOW_TO_GET}")
+    return state
+
+
+def _named_tensors(path: Path) -> dict[str, torch.Tensor] | None:
+    """A file's mapping of names to tensors (``.safetensors``, or a pickle read with ``torch.load(weights_only=True)``,
+    its ``state_dict`` entry if it has one), or None when it holds something else. Raises what the readers raise."""
+    if path.suffix.lower() == ".safetensors":
+        safetensors = require("safetensors", extra="diffusion", feature=FEATURE)
+        state = safetensors.torch.load_file(str(path))
+    else:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not (isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values())):
-        raise ModelNotFoundError(f"A VAE-encoder state dict at {str(path)!r}", looked_in=[str(path)],
-                                 how_to_get=f"the file holds no mapping of names to tensors; {VAE_ENCODER_HOW_TO_GET}")
+        return None
     return state
 
 
@@ -561,8 +570,8 @@ def convert_to_safetensors(path, out) -> int:
         The number of tensors written.
 
     Raises:
-        ModelNotFoundError: ``path`` is missing or holds anything but named tensors.
-        InputError: ``out`` does not end in ``.safetensors``.
+        InputError: ``path`` is not a file of named tensors (missing, a folder, unreadable, other objects), or
+            ``out`` does not end in ``.safetensors``.
     """
     from ..io.files import atomic_path
 
@@ -570,11 +579,22 @@ def convert_to_safetensors(path, out) -> int:
     if out.suffix.lower() != ".safetensors":
         raise InputError("out", expected="a .safetensors file name", got=str(out), fix=f"e.g. out={out.stem}.safetensors")
     if not path.is_file():
-        raise ModelNotFoundError(f"The checkpoint {str(path)!r}", looked_in=[str(path.resolve())],
-                                 how_to_get=VAE_ENCODER_HOW_TO_GET)
-    state = read_vae_encoder(path)
+        got = f"{path} (a folder)" if path.is_dir() else f"{path} (no such file)"
+        raise InputError("checkpoint", expected="a checkpoint file of tensors (.ckpt, .pt, .bin)", got=got,
+                         fix="pass the file itself, e.g. small/vae.ckpt")
+    expected = "a state dict: a mapping of names to tensors, read with torch.load(weights_only=True)"
+    try:
+        state = _named_tensors(path)
+    except Exception as exc:
+        raise InputError("checkpoint", expected=expected, got=f"{path} ({type(exc).__name__}: {_first_line(exc)})",
+                         fix="convert a checkpoint of tensors only; pickles of other objects are not read, on purpose"
+                         ) from exc
+    if state is None:
+        raise InputError("checkpoint", expected=expected, got=f"{path} (no mapping of names to tensors inside)",
+                         fix="convert a checkpoint of tensors only")
     safetensors = require("safetensors.torch", extra="diffusion", feature=FEATURE)
+    # Tensors sharing memory (tied weights) are written each in its own, as safetensors requires.
     with atomic_path(out) as tmp:
-        safetensors.save_file({k: v.contiguous() for k, v in state.items()}, str(tmp),
+        safetensors.save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, str(tmp),
                               metadata={"converted_from": path.name})
     return len(state)
