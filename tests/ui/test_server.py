@@ -243,3 +243,21 @@ def test_only_loopback_host_names_are_answered():
 
     assert [status(h) for h in (b"127.0.0.1:7860", b"localhost:7860", b"[::1]:7860")] == [200, 200, 200]
     assert [status(h) for h in (b"evil.example:7860", b"127.0.0.1.evil.example", b"")] == [400, 400, 400]
+
+
+def test_a_port_in_use_or_a_host_not_here_is_refused_before_the_page_is_announced(capsys):
+    import socket
+
+    from lensblur.cli import main
+
+    pytest.importorskip("uvicorn")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["ui", "--port", str(port), "--no-browser"]) == 1
+        captured = capsys.readouterr()
+        assert f"--port: expected a port free for this program, got {port}" in captured.err
+        assert "serving" not in captured.out
+    assert main(["ui", "--host", "no-such-host.invalid", "--no-browser"]) == 1
+    assert "--host: expected an address or name of this machine" in capsys.readouterr().err

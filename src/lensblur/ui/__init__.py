@@ -13,11 +13,14 @@ Starlette and uvicorn are imported only when the server starts (``lensblur[ui]``
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import threading
 import webbrowser
 
 from .._optional import require
+from ..errors import InputError
 
 __all__ = ["DEFAULT_MAX_MEGAPIXELS", "DEFAULT_MAX_UPLOAD_MB", "serve"]
 
@@ -46,11 +49,14 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, open_browser: bool = Tru
 
     Raises:
         MissingDependencyError: Starlette or uvicorn is not installed (``lensblur[ui]``).
+        InputError: the port is taken (or not allowed), or the host is not an address of this machine; found
+            before the page is announced.
     """
     from .app import create_app
     from .session import Workspace
 
     uvicorn = require("uvicorn", extra="ui", feature="lensblur ui")
+    sock = _bound(host, port)
     workspace = Workspace(max_upload_bytes=int((max_upload_mb or DEFAULT_MAX_UPLOAD_MB) * 2**20),
                           max_pixels=int((max_megapixels or DEFAULT_MAX_MEGAPIXELS) * 1e6),
                           generate_model=generate_model)
@@ -69,6 +75,28 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, open_browser: bool = Tru
 
             threading.Thread(target=opener, daemon=True).start()
         print(f"lensblur ui: serving {url} (Ctrl+C to stop); files stay in {workspace.folder}", flush=True)
-        server.run()
+        server.run(sockets=[sock])
     finally:
+        sock.close()
         workspace.close()
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` for the server to listen on, or an error naming which of the two is wrong."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as exc:
+        raise InputError("host", expected="an address or name of this machine", got=f"{host} ({exc.strerror})",
+                         fix="e.g. host=127.0.0.1 (this machine only) or host=0.0.0.0 (the network too)") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            raise InputError("port", expected="a port free for this program", got=f"{port} ({exc.strerror})",
+                             fix="pick another, e.g. port=7861") from None
+        raise InputError("host", expected="an address of this machine", got=f"{host} ({exc.strerror})",
+                         fix="e.g. host=127.0.0.1 (this machine only) or host=0.0.0.0 (the network too)") from None
+    return sock
