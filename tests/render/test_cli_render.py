@@ -208,6 +208,8 @@ def test_the_camera_comes_from_the_photos_exif(files, capsys):
     f, n, s_f = 0.0057, 1.4, 2.0
     per_disparity = 0.5 * f * f * s_f / (n * (s_f - f)) * (1 / 1.0 - 1 / 4.0) * 40 / (sensor / 1000)
     assert f"blur {per_disparity:.1f} px" in stdout
+    # The focal plane where --focus-disparity puts it (1 / z = 1/4 + 0.5 (1 - 1/4): 1.6 m), the scale from 2 m.
+    assert "1.6 m in the map; blur scale from the focus distance 2 m" in stdout
     code, stdout, err = run_cli(args[:-2] + ["--focal-length", "50", "-o", tmp / "o2.png"], capsys)
     assert "focal length given, sensor default" in err       # a lens given without a sensor: full frame
     assert read_camera(photo).focal_length is None          # no EXIF: nothing made up

@@ -272,11 +272,15 @@ def _lens(args, disparity, rng, image_width, suggested_focus=None, result=None):
     if not args.quiet:
         print(f"camera: {focal:.3g} mm, sensor {sensor:.3g} mm ({source}), f/{f_number:g}, focus {distance:.3g} m",
               file=sys.stderr)
-    if args.focus_distance is None or any(v is not None for v in (args.focus, args.focus_box,
-                                                                    args.focus_disparity, args.focus_mask)):
+    flagged = any(v is not None for v in (args.focus, args.focus_box, args.focus_disparity, args.focus_mask))
+    if args.focus_distance is None or flagged:
         lens = lens.with_focus(focus)
     camera = {"focal_length": focal, "sensor_width": sensor, "f_number": f_number, "focus_distance": distance,
               "source": source}
+    if args.focus_distance is not None and flagged:
+        # Both given: the plane where the focus flag puts it, the blur's scale from the camera's distance.
+        return lens, (f"{how}, {rng.depth(lens.focus_disparity):.3g} m in the map; blur scale from the focus "
+                      f"distance {distance:.3g} m"), camera, disparity
     return lens, f"{how}, {distance:.3g} m", camera, disparity
 
 
