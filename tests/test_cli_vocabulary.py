@@ -252,9 +252,18 @@ def test_message_names_the_flag_and_writes_the_fix_in_flags(commands):
     ("depth", "model=PATH_OR_ID or disparity_path=FILE", "--depth-model PATH_OR_ID or --disparity FILE"),
     ("eval", "e.g. --method=layered or blur=30", "e.g. --method=layered or --blur 30"),
     ("render", "focus_at_point(disparity, (x, y)), x=3", "focus_at_point(disparity, (x, y)), x=3"),
+    ("render", "use Aperture(blades=6) or blades=6", "use Aperture(blades=6) or --blades 6"),   # a call stays Python
+    ("render", "a smaller Lens(blur=...)", "a smaller Lens(blur=...)"),
 ])
 def test_in_flags(commands, command, fix, expected):
     assert _args.in_flags(fix, commands[command]) == expected
+
+
+def test_a_missing_models_way_to_get_it_is_written_in_flags(commands):
+    from lensblur.errors import ModelNotFoundError
+
+    exc = ModelNotFoundError("The depth model 'x'", looked_in=["/nowhere"], how_to_get="pass model=PATH_OR_ID")
+    assert "pass --depth-model PATH_OR_ID" in _args.cli_message(exc, commands["render"])
 
 
 def test_a_library_error_is_printed_with_the_flag(tmp_path, capsys):

@@ -640,11 +640,20 @@ def flag_for(parser: argparse.ArgumentParser, argument: str) -> str | None:
 _ASSIGNMENT = re.compile(r"(?<![\w-])([A-Za-z_][A-Za-z0-9_]*)=(True\b|False\b)?")
 
 
+# A Python call in a message (``Aperture(blades=6)``, ``focus_at_point(disparity, (x, y))``): its arguments are
+# the library's, not flags, and are left as they are.
+_CALL = re.compile(r"\b[A-Za-z_][\w.]*\((?:[^()]|\([^()]*\))*\)")
+
+
 def in_flags(text: str, parser: argparse.ArgumentParser) -> str:
     """``text`` (a fix suggested by the library) with each ``name=value`` that a flag of ``parser`` feeds
     written as the command line takes it: ``blur=30`` -> ``--blur 30``, ``allow_download=True`` ->
-    ``--allow-download``. Other text is left alone."""
+    ``--allow-download``. Other text, and the arguments of a Python call in it, are left alone."""
+    calls = [match.span() for match in _CALL.finditer(text)]
+
     def swap(match: re.Match) -> str:
+        if any(start <= match.start() < end for start, end in calls):
+            return match.group(0)
         action = _action_for(parser, match.group(1))
         if action is None or not action.option_strings:
             return match.group(0)
@@ -658,9 +667,11 @@ def in_flags(text: str, parser: argparse.ArgumentParser) -> str:
 def cli_message(exc: Exception, parser: argparse.ArgumentParser) -> str:
     """An error as the command line shows it: an :class:`~lensblur.errors.InputError` about a Python
     argument that a flag of ``parser`` feeds is reported under that flag, and its fix in flags."""
-    from ..errors import InputError
+    from ..errors import InputError, ModelNotFoundError
 
     text = str(exc)
+    if isinstance(exc, ModelNotFoundError):     # how to get the model: "pass model=PATH" -> "pass --model PATH"
+        return in_flags(text, parser)
     if not isinstance(exc, InputError):
         return text
     flag = flag_for(parser, exc.argument)
