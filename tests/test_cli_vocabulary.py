@@ -356,3 +356,9 @@ def test_a_value_with_a_leading_minus_is_a_value_not_a_flag(tmp_path, capsys):
                  "-o", str(tmp_path / "o.png")])
     assert code == 1 and "--focus: expected a point inside the 10x8 image" in capsys.readouterr().err
     assert build_parser().parse_args(["render", "p.png", "-o", "o.png", "--rotation", "-30"]).rotation == -30
+
+
+def test_help_screens_show_text_not_docstring_markup(commands):
+    for name, parser in commands.items():
+        text = parser.format_help()
+        assert "``" not in text and ":func:`" not in text and ":class:`" not in text, name

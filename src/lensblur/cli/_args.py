@@ -125,10 +125,21 @@ def size(text: str) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------------------------------ the command header
+_ROLE = re.compile(r":(?:func|class|mod|data|meth|attr|obj):`~?([^`]+)`")
+
+
+def plain(text: str | None) -> str | None:
+    """A module docstring as a help screen shows it: Sphinx roles (``:func:`lensblur.x```) and double
+    backquotes (````lensblur x````) reduced to their text."""
+    if text is None:
+        return None
+    return _ROLE.sub(r"\1", text).replace("``", "")
+
+
 def command(subparsers, name: str, *, help: str, description: str, epilog: str | None = None):
-    """A subcommand's parser: its one-line ``help`` in ``lensblur --help``, its ``description`` and
-    ``epilog`` (examples) printed as written."""
-    return subparsers.add_parser(name, help=help, description=description, epilog=epilog,
+    """A subcommand's parser: its one-line ``help`` in ``lensblur --help``, its ``description`` (the module's
+    docstring, its markup dropped) and ``epilog`` (examples) printed as written."""
+    return subparsers.add_parser(name, help=help, description=plain(description), epilog=plain(epilog),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
