@@ -587,7 +587,7 @@ def show_progress(args) -> bool:
 # ------------------------------------------------------------------------------------------ flags in messages
 PYTHON_NAMES = {
     # lensblur.depth.resolve / build_source, lensblur.render, the readers
-    "source": ("depth_from",),
+    "source": ("depth_from", "rerender"),
     "disparity_path": ("disparity",),
     "model": ("depth_model",),
     "depth model": ("depth_model",),
@@ -597,7 +597,7 @@ PYTHON_NAMES = {
     # lensblur.generate.report.write_blur_maps
     "paths": ("images",),
     "folder": ("blur_maps",),
-    "image": ("init_image", "photo"),
+    "image": ("init_image", "photo", "images"),
     # lensblur.io.depth_to_disparity (the metric range)
     "near": ("depth_range",),
     "far": ("depth_range",),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,7 +302,13 @@ def run(args) -> int:
     options = {"split": args.split} if args.split else {}
     dataset = open_dataset(args.dataset, args.root, **options)
     data = trainer.data(dataset, args) if trainer.data else RandomCrops(dataset, args.crop)
-    val = open_dataset(args.dataset, args.val_root) if args.val_root else None
+    try:
+        val = open_dataset(args.dataset, args.val_root) if args.val_root else None
+    except InputError as exc:       # the reader names its folder root; here it is --val-root
+        if exc.argument != "root":
+            raise
+        raise InputError("--val-root", expected=exc.expected, got=exc.got,
+                         fix=exc.fix and re.sub(r"\broot=", "val_root=", exc.fix)) from exc
     import torch
 
     # --seed also seeds torch's global generator, which methods draw from during their steps (dropout,
