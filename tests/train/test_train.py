@@ -120,6 +120,9 @@ def test_cli_train(pairs, tmp_path, capsys):
     assert not (pairs.root / "run").exists()
     assert main(argv[:6] + ["-o", str(tmp_path / "lr"), *argv[8:], "--steps", "1", "--lr", "-1"]) == 1
     assert "--lr: expected a finite number > 0, got -1.0" in capsys.readouterr().err
+    assert main(argv[:6] + ["-o", str(tmp_path / "v"), *argv[8:], "--steps", "1", "--val-root", str(tmp_path / "no")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lensblur train: error: --val-root: expected") and "Fix: pass --val-root FOLDER" in err
 
 
 def test_trained_pix2pix_is_an_eval_method(pairs, tmp_path, capsys):
