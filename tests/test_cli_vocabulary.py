@@ -362,3 +362,19 @@ def test_help_screens_show_text_not_docstring_markup(commands):
     for name, parser in commands.items():
         text = parser.format_help()
         assert "``" not in text and ":func:`" not in text and ":class:`" not in text, name
+
+
+def test_depth_flags_the_source_does_not_read_are_said_to_be_ignored(tmp_path, caplog):
+    Image.fromarray(np.zeros((8, 10, 3), np.uint8)).save(tmp_path / "p.png")
+    Image.fromarray(np.full((8, 10), 30000, np.uint16)).save(tmp_path / "d.png")
+    base = ["render", str(tmp_path / "p.png"), "--disparity", str(tmp_path / "d.png"), "-o", str(tmp_path / "o.png"),
+            "--force", "--no-progress"]
+    with caplog.at_level("WARNING"):
+        assert main([*base, "--blur", "3", "--depth-scale", "2", "--depth-range", "1,10", "--right", "r.png"]) == 0
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "--right is read by --depth-from stereo" in said and "--depth-scale scales --depth" in said
+    assert "--depth-range is read by a camera" in said
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main([*base, "--f-number", "2", "--depth-range", "1,10"]) == 0
+    assert not [r for r in caplog.records if "ignored" in r.getMessage()]

@@ -516,7 +516,24 @@ def _checked_method(args, *, batch: bool = False):
     unused = _unused(args, method)
     if unused:
         log.warning("%s does not read %s: ignored", args.method, ", ".join(unused))
+    for note in _ignored_depth_flags(args):
+        log.warning(note)
     return method
+
+
+def _ignored_depth_flags(args) -> list[str]:
+    """The depth flags given that the depth source chosen does not read, each said once before the work."""
+    from_map = args.disparity is not None and args.depth_from in (None, "file")
+    camera = args.f_number is not None or args.simulate is not None
+    notes = []
+    if from_map and args.right is not None:
+        notes.append("--right is read by --depth-from stereo; with a --disparity map it is ignored")
+    if from_map and args.depth_scale is not None:
+        notes.append("--depth-scale scales --depth or a photo's embedded depth; with a --disparity map it is "
+                     "ignored (--depth-range gives a map its metres)")
+    if args.depth_range is not None and not camera:
+        notes.append("--depth-range is read by a camera (--f-number, --simulate); with --blur it is ignored")
+    return notes
 
 
 def run(args) -> int:
