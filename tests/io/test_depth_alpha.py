@@ -73,7 +73,7 @@ def test_alpha_is_passed_through_and_dropped_with_a_notice_for_jpeg(tmp_path, ca
         out = write_image(tmp_path / "out.jpg", image, info=info)
     with Image.open(out) as back:
         assert back.mode == "RGB"
-    assert "cannot hold an alpha channel" in caplog.text
+    assert f"{tmp_path / 'out.jpg'}: JPG cannot hold an alpha channel" in caplog.text      # names its file
 
 
 def test_grey_stays_grey(tmp_path):

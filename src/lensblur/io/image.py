@@ -667,11 +667,11 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, bits: int | None 
         arr = np.repeat(arr[..., None], 3, axis=2)
     alpha = info.alpha if info.alpha is not None and info.alpha.shape == arr.shape[:2] else None
     if info.alpha is not None and alpha is None:
-        log.warning("the input's alpha channel does not match the %dx%d result: not written", arr.shape[1],
-                    arr.shape[0])
+        log.warning("%s: the input's alpha channel does not match the %dx%d result: not written", path,
+                    arr.shape[1], arr.shape[0])
     if alpha is not None and fmt not in _HOLDS_ALPHA:
-        log.warning("%s cannot hold an alpha channel: the input's alpha is dropped (write PNG, TIFF, WebP, HEIC "
-                    "or AVIF to keep it)", suffix.lstrip(".").upper())
+        log.warning("%s: %s cannot hold an alpha channel: the input's alpha is dropped (write PNG, TIFF, WebP, "
+                    "HEIC or AVIF to keep it)", path, suffix.lstrip(".").upper())
         alpha = None
     with atomic_path(path) as tmp:
         if fmt is None or bits == 32:
