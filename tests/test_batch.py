@@ -215,3 +215,12 @@ def test_a_url_pattern_is_a_batch_and_a_bracketed_file_name_is_one_photo(shots, 
     odd.write_bytes((folder / "a.png").read_bytes())
     assert main(["render", str(odd), "--disparity", str(maps / "a.npy"), *LENS, "-o", str(tmp_path / "x.png")]) == 0
     assert (tmp_path / "x.png").read_bytes() == (tmp_path / "out" / "a.png").read_bytes()
+
+
+def test_a_map_of_the_wrong_size_in_the_disparity_folder_is_that_flags_error(shots, tmp_path, capsys):
+    folder, maps = shots
+    np.save(maps / "c.npy", np.zeros((H // 2, W // 2), np.float32))
+    code = main(["render", str(folder), "--disparity-dir", str(maps), *LENS, "-o", f"{tmp_path / 'out'}/"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"{folder / 'c.png'}: --disparity-dir: expected the image's size" in err, err
+    assert "Fix: pass --resize-disparity" in err

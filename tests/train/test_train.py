@@ -123,6 +123,9 @@ def test_cli_train(pairs, tmp_path, capsys):
     assert main(argv[:6] + ["-o", str(tmp_path / "v"), *argv[8:], "--steps", "1", "--val-root", str(tmp_path / "no")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("lensblur train: error: --val-root: expected") and "Fix: pass --val-root FOLDER" in err
+    crop = [*argv[:6], "-o", str(tmp_path / "c"), "--crop", "40", *argv[10:], "--steps", "1"]
+    assert main(crop) == 1 and not (tmp_path / "c").exists()
+    assert "--crop: expected a multiple of 32 (2**--num-downs, --num-downs 5), got 40" in capsys.readouterr().err
 
 
 def test_trained_pix2pix_is_an_eval_method(pairs, tmp_path, capsys):

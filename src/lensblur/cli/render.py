@@ -679,6 +679,9 @@ def _render_job(shared, job: _Job):
     except Exception as exc:        # noqa: BLE001 - reported with its photo at the end of the batch
         from ..errors import LensblurError
 
+        if isinstance(exc, InputError) and exc.argument == "disparity" and args.disparity_dir is not None:
+            # The photo's map came from --disparity-dir: its error is that flag's.
+            return "failed", InputError("disparity_dir", expected=exc.expected, got=exc.got, fix=exc.fix)
         if isinstance(exc, LensblurError):
             return "failed", exc
         return "failed", RuntimeError(f"{type(exc).__name__}: {exc}")
