@@ -81,10 +81,14 @@ def open_dataset(name: str, root, *, argument: str = "name", **options: Any) -> 
     if name not in DATASETS:
         raise InputError(argument, expected=f"one of {', '.join(sorted(DATASETS))}", got=name,
                          fix=f"e.g. {argument}=synth for a folder written by lensblur synth")
-    try:
-        return DATASETS[name](root, **options)
-    except TypeError as exc:
-        if "unexpected keyword" not in str(exc):
-            raise
-        raise InputError("options", expected=f"options that the {name} reader takes",
-                         got=", ".join(sorted(options)) or "none", fix=f"see help(lensblur.data.{DATASETS[name].__name__})") from exc
+    import inspect
+
+    reader = DATASETS[name]
+    parameters = list(inspect.signature(reader).parameters.values())[1:]     # after root
+    takes = [p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    unknown = [] if open_ended else sorted(set(options) - set(takes))
+    if unknown:     # named by the option itself (the command line reports it under its flag)
+        raise InputError(unknown[0], expected=f"an option the {name} reader takes ({', '.join(takes) or 'none'})",
+                         got=f"{unknown[0]}={options[unknown[0]]!r}", fix=f"drop {unknown[0]}={options[unknown[0]]} for {name}")
+    return reader(root, **options)
