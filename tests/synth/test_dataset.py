@@ -260,3 +260,5 @@ def test_cli_rerender(tmp_path, capsys):
     assert json.loads((tmp_path / "b" / "pairs" / "000000" / "params.json").read_text())["blur"] == pytest.approx(blur)
     assert main(["synth", "-o", str(tmp_path / "c"), "-n", "1", "--blur", "3"]) == 1
     assert "lens flags only with --rerender" in capsys.readouterr().err
+    assert main(["synth", "--rerender", str(tmp_path / "a"), "-o", str(tmp_path / "d"), "--size", "128x96"]) == 1
+    assert "--size: expected no --size with --rerender" in capsys.readouterr().err and not (tmp_path / "d").exists()

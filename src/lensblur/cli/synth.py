@@ -41,8 +41,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _args.add_output(parser, folder=True, old=("--out",), urls=True,
                      help="dataset folder (created; an earlier run is resumed), or an fsspec URL (s3://bucket/set)")
     parser.add_argument("-n", "--count", type=int, help="number of pairs (indices 0..N-1); not with --rerender")
-    parser.add_argument("--size", type=_args.size, default=(768, 512), metavar="WxH",
-                        help="frame size, 32x32 to 8192x8192 (768x512)")
+    parser.add_argument("--size", type=_args.size, metavar="WxH",
+                        help="frame size, 32x32 to 8192x8192 (768x512); not with --rerender")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (0)")
     parser.add_argument("--backgrounds", metavar="DIR", help="folder of background photos (else procedural)")
     parser.add_argument("--foregrounds", metavar="DIR",
@@ -101,6 +101,12 @@ def run(args) -> int:
         if args.count is not None:
             raise InputError("--count", expected="no --count with --rerender (every pair of SOURCE is traced)",
                              got=args.count, fix="drop -n")
+        for flag, value in (("--size", args.size), ("--backgrounds", args.backgrounds),
+                            ("--foregrounds", args.foregrounds)):
+            if value is not None:       # the scenes, and their frames, are SOURCE's own
+                raise InputError(flag, expected=f"no {flag} with --rerender (SOURCE's scenes are traced again)",
+                                 got=value if not isinstance(value, tuple) else "x".join(map(str, value)),
+                                 fix=f"drop {flag}")
         if args.executor != "local" or args.ray_address is not None:
             raise InputError("--executor", expected="the local executor with --rerender", got=args.executor,
                              fix="drop --executor/--ray-address")
@@ -111,7 +117,8 @@ def run(args) -> int:
         raise InputError(lens[0], expected="lens flags only with --rerender (new scenes draw their own lens)",
                          got=" ".join(lens), fix="drop them, or add --rerender SOURCE")
     with _args.executor_from_flags(args) as executor:
-        report = synthesize(args.output, args.count, size=args.size, seed=args.seed, backgrounds=args.backgrounds,
+        size = {"size": args.size} if args.size is not None else {}      # else synthesize's own default
+        report = synthesize(args.output, args.count, **size, seed=args.seed, backgrounds=args.backgrounds,
                             foregrounds=args.foregrounds, workers=args.workers, samples=args.samples,
                             max_layers=args.layers, tilt=args.tilt, lights=not args.no_lights,
                             store_layers=args.store_layers, preset=args.preset,
