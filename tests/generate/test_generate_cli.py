@@ -216,3 +216,13 @@ def test_single_file_checkpoints_go_to_from_single_file(tmp_path, monkeypatch):
     assert load_text_to_image(xl) == "sdxl"
     assert calls[0] == ("sd", str(v1), {"torch_dtype": None, "local_files_only": True, "config": "cfg-folder"})
     assert calls[1][0] == "sdxl" and calls[1][2]["local_files_only"] is True
+
+
+def test_flags_of_the_other_mode_are_said_to_be_ignored(main, tmp_path, caplog):
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "x.png")
+    missing = ["--model", str(tmp_path / "no-such-model"), "-o", str(tmp_path / "o")]
+    with caplog.at_level("WARNING"):
+        main(["generate", PROMPT, "--strength", "0.7", *missing])
+        main(["generate", PROMPT, "--init-image", str(tmp_path / "x.png"), "--size", "64x64", *missing])
+    said = " ".join(record.getMessage() for record in caplog.records)
+    assert "--strength is read with --init-image" in said and "--size is text-to-image's" in said

@@ -14,6 +14,7 @@ from ..errors import InputError
 from . import _args
 
 logger = logging.getLogger(__name__)
+_SIZE = (512, 512)          # --size's default, text-to-image
 
 EPILOG = """examples:
   # the paper's Figure 5: carrots in focus, the bunny in bokeh (80 % global layout, 20 % focus stage)
@@ -69,7 +70,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     sampling = p.add_argument_group("sampling (defaults follow the paper)")
     sampling.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
     sampling.add_argument("--guidance", type=float, default=15.0, help="classifier-free guidance scale (default 15)")
-    sampling.add_argument("--size", type=_args.size, default=(512, 512), metavar="WxH",
+    sampling.add_argument("--size", type=_args.size, default=_SIZE, metavar="WxH",
                           help="image size for text-to-image, multiples of 8 (default 512x512)")
     sampling.add_argument("--seed", type=int, default=42, help="seed of the first image (default 42)")
     sampling.add_argument("--num-images", type=int, default=4, help="images per prompt (default 4)")
@@ -116,6 +117,10 @@ def _check(args):
         raise InputError("--global-steps", expected="either --global-steps or --sweep-sigma", got="both",
                          fix="drop one of them")
     image_to_image = args.init_image is not None
+    if image_to_image and tuple(args.size) != _SIZE:
+        logger.warning("--size is text-to-image's: image-to-image keeps the init image's size; ignored")
+    if not image_to_image and args.strength != DEFAULT_STRENGTH:
+        logger.warning("--strength is read with --init-image (image-to-image); ignored")
     width, height = (None, None) if image_to_image else args.size
     for focus in args.focus or [None]:
         for sigma in args.sweep_sigma or [args.sigma]:
