@@ -232,3 +232,10 @@ def test_command_in_a_fresh_process(files):
                          check=False, capture_output=True, text=True, timeout=180)
     assert bad.returncode == 1 and bad.stdout == "", bad.stderr
     _clean_error(bad.stderr, "metrics", "REFERENCE")
+
+
+def test_a_second_box_is_refused_not_silently_taken(run, files):
+    paths, *_ = files
+    with pytest.raises(SystemExit) as exit_info:
+        run("metrics", paths["out"], paths["reference"], "--box", "0,0,32,24", "--box", "1,1,9,9")
+    assert exit_info.value.code == 2

@@ -35,7 +35,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            epilog=_EPILOG)
     parser.add_argument("out", metavar="OUT", help="the image to score (e.g. a render)")
     parser.add_argument("reference", metavar="REFERENCE", help="the reference image, same size as OUT")
-    parser.add_argument("--box", type=_args.box, metavar="X0,Y0,X1,Y1",
+    parser.add_argument("--box", type=_args.box, action=_args.Once, metavar="X0,Y0,X1,Y1",
                         help="score only this region (pixels, X1/Y1 exclusive)")
     _args.add_format(parser, "text", "json")
     _args.add_compute(parser, only=("threads",))
