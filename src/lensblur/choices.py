@@ -19,11 +19,15 @@ __all__ = [
     "EDGE_BAND_PX",
     "FOCUS_HEURISTICS",
     "GREYS",
+    "IMAGE_SUFFIXES",
     "LPIPS_NETS",
     "SIGMA_READINGS",
     "SSIM_VARIANTS",
     "SYNTH_PRESETS",
 ]
+
+# lensblur.io.image: the suffixes of the files lensblur writes (render --output-format takes them without the dot).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".heic", ".heif", ".avif", ".pfm", ".exr")
 
 # lensblur.depth: where a disparity map comes from (build_source's and resolve's ``source``).
 DEPTH_SOURCES = ("auto", "file", "embedded", "model", "stereo", "subject")

@@ -13,12 +13,13 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..choices import IMAGE_SUFFIXES
 from ..errors import InputError
 from . import _args
 
 log = logging.getLogger(__name__)
 
-_WRITABLE = ("png", "jpg", "jpeg", "tif", "tiff", "webp", "heic", "heif", "avif", "pfm", "exr")
+_WRITABLE = tuple(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
 """The suffixes lensblur writes (``--output-format``); a photo of another format (``.hif``) is written as .jpg."""
 _PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".pfm", ".exr", ".heic", ".heif", ".hif",
                    ".avif")

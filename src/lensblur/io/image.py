@@ -23,6 +23,7 @@ import numpy as np
 
 from .._convert import decode_srgb, encode_srgb, quantize
 from .._optional import cv2, require
+from ..choices import IMAGE_SUFFIXES
 from ..errors import InputError, MissingDependencyError
 from . import icc
 from .files import atomic_path
@@ -35,7 +36,6 @@ __all__ = ["HEIF_SUFFIXES", "IMAGE_SUFFIXES", "LINEAR_SUFFIXES", "MAX_PIXELS_ENV
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".heic", ".heif", ".avif", ".pfm", ".exr")
 LINEAR_SUFFIXES = (".pfm", ".exr")
 HEIF_SUFFIXES = (".heic", ".heif", ".hif", ".avif")
 _READ_HINT = "pass a PNG, JPEG, TIFF, WebP, HEIC, AVIF, PFM or EXR file that opens in an image viewer"
