@@ -163,10 +163,9 @@ class Once(argparse.Action):
     """A flag that takes one value: given twice, it is a usage error (argparse's default keeps the last one)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        if getattr(namespace, f"_{self.dest}_given", False):
+        if getattr(namespace, self.dest, self.default) is not self.default:     # a value parsed already
             shown = ",".join(f"{v:g}" for v in values) if isinstance(values, tuple) else values
             parser.error(f"{option_string}: expected one value, got a second one ({shown}); pass it once")
-        setattr(namespace, f"_{self.dest}_given", True)
         setattr(namespace, self.dest, values)
 
 

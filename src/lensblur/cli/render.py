@@ -718,7 +718,6 @@ def _run_batch(args) -> int:
     failures, written = [], 0
     bar = tqdm(total=len(jobs), desc="render", unit="photo", file=sys.stderr,
                disable=None if _args.show_progress(args) else True)
-    seen = set()
     try:
         with executor:
             folder = local_path(args.output)
@@ -726,7 +725,6 @@ def _run_batch(args) -> int:
                 make_folder(folder, argument="output")
             shared = (shared_args, method if executor.in_process else None)
             for position, (status, result) in executor.map(_render_job, jobs, shared=shared):
-                seen.add(position)
                 if status == "ok":
                     written += 1
                     bar.write(result.as_json(indent=None) if args.format == "json" else result.line(),
@@ -734,10 +732,10 @@ def _run_batch(args) -> int:
                 else:
                     failures.append((jobs[position].photo, result))
                 bar.update(1)
-    except WorkerLostError:     # the photos not done are reported as such; a rerun renders them
+    except WorkerLostError as stopped:     # the photos not done are reported as such; a rerun renders them
         lost = RuntimeError("not rendered: a worker process ended during the batch (killed, or out of memory?); "
                             "run the command again to render what is left")
-        failures += [(job.photo, lost) for position, job in enumerate(jobs) if position not in seen]
+        failures += [(job.photo, lost) for position, job in enumerate(jobs) if position not in stopped.done]
     finally:
         bar.close()
     for output in skipped:
