@@ -29,7 +29,8 @@ from typing import Any
 
 from .errors import InputError, LensblurError, check_integer
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "WorkerLostError", "get_executor"]
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "WorkerLostError", "check_shared_location",
+           "get_executor"]
 
 logger = logging.getLogger(__name__)
 
@@ -256,6 +257,25 @@ def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
                          got=f"{address} (nothing answers there: {exc.strerror or exc})",
                          fix="start one (ray start --head) and pass ray_address=auto, or ray_address=HOST:PORT of its "
                              "head node; leave it out for a local instance") from None
+
+
+def check_shared_location(location, *, in_process: bool, executor: str, argument: str = "out") -> None:
+    """Refuse a ``memory://`` location for worker processes: each would write into its own memory, and the
+    driver would find nothing.
+
+    Args:
+        location: where the workers write.
+        in_process: whether the items run in this process (``Executor.in_process``).
+        executor: the executor's name, for the message.
+        argument: the name error messages give ``location``.
+
+    Raises:
+        InputError: a ``memory://`` location and worker processes.
+    """
+    if str(location).startswith("memory://") and not in_process:
+        raise InputError(argument, expected="a filesystem every worker process sees (memory:// lives in one process)",
+                         got=f"{location} with the {executor} executor's worker processes",
+                         fix="use one worker (workers=1), or a folder, file:// or an object store URL")
 
 
 def get_executor(name: str = "local", *, workers: int = 1, address: str | None = None) -> Executor:

@@ -695,7 +695,7 @@ def _run_batch(args) -> int:
 
     from tqdm.auto import tqdm
 
-    from ..executor import WorkerLostError
+    from ..executor import WorkerLostError, check_shared_location
     from ..io import make_folder
     from ..io.files import local_path
     from . import _build
@@ -707,10 +707,8 @@ def _run_batch(args) -> int:
                          fix="add --executor ray")
     method = _checked_method(args, batch=True)
     jobs, skipped = _plan(args)
-    if str(args.output).startswith("memory://") and (args.executor != "local" or args.workers > 1):
-        raise InputError("--output", expected="a filesystem every worker process sees (memory:// lives in one "
-                         "process)", got=f"{args.output} with {args.executor} workers",
-                         fix="use one worker (--workers 1), or a folder, file:// or an object store URL")
+    check_shared_location(args.output, in_process=args.executor == "local" and args.workers == 1,
+                          executor=args.executor, argument="output")
     executor = _args.executor_from_flags(args)
     shared_args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "run"},
                                      batch_token=uuid.uuid4().hex)

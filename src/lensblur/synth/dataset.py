@@ -32,7 +32,7 @@ import numpy as np
 from .. import __version__
 from .._convert import decode_srgb, encode_gamma, quantize
 from ..errors import InputError
-from ..executor import Executor, LocalExecutor
+from ..executor import Executor, LocalExecutor, check_shared_location
 from ..io.files import (
     atomic_path,
     join_location,
@@ -304,10 +304,7 @@ def synthesize(out: str | os.PathLike, count: int, *, size: tuple[int, int] = (7
     root = local if local is not None else str(out).rstrip("/")
     if executor is None:
         executor = LocalExecutor(workers)
-    if remote and str(out).startswith("memory://") and not executor.in_process:
-        raise InputError("out", expected="a filesystem every worker process sees (memory:// lives in one process)",
-                         got=f"{out} with the {executor.name} executor's worker processes",
-                         fix="use one worker (workers=1), or a folder, file:// or an object store URL")
+    check_shared_location(out, in_process=executor.in_process, executor=executor.name)
     if not remote and root.exists() and not root.is_dir():
         raise InputError("out", expected="a folder (new or an earlier dataset)", got=f"{root} (a file)",
                          fix="pass out=FOLDER, a folder path")
