@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputError, check_integer
+from ..errors import InputError, check_integer, check_learning_rate
 from .constants import DEFAULT_BASE, PROMPT, TIMESTEP
 from .discriminator import CONVNEXT_CHANNELS, DISCRIMINATORS
 from .losses import EDGE_FORMS, REAL_LABEL
@@ -193,14 +193,13 @@ class BokehDiffTrainConfig:
         for name, low in (("rank", 1), ("warmup_steps", 0), ("total_steps", 1), ("adv_start", 0), ("segments", 1),
                           ("supersamples", 1), ("timestep", 0)):
             check_integer(name, getattr(self, name), low, fix=f"{name}={max(low, 1)}")
-        for name in ("lr", "vae_lr_scale", "discriminator_lr_scale", "weight_decay", "eps", "grad_clip",
+        check_learning_rate(self.lr, default=5e-5)
+        for name in ("vae_lr_scale", "discriminator_lr_scale", "weight_decay", "eps", "grad_clip",
                      "mse_weight", "lpips_weight", "edge_weight", "adv_weight"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
                     and value >= 0):
                 raise InputError(name, expected="a finite number >= 0", got=value, fix=f"{name}=1")
-        if not self.lr > 0:
-            raise InputError("lr", expected="a learning rate > 0", got=self.lr, fix="lr=5e-5")
         if not (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas)):
             raise InputError("betas", expected="two AdamW betas in [0, 1)", got=self.betas, fix="betas=(0.9, 0.95)")
         if not 0 < self.real_label <= 1:
