@@ -643,15 +643,18 @@ def _plan(args) -> tuple[list[_Job], list]:
     if folder is not None and folder.is_dir():      # else it is made, and checked, when the work starts
         # A batch never writes over what it reads (its photos, their maps), --force or not: there --force means
         # rendering existing outputs again.
-        for photo, output, disparity in zip(photos, outputs, maps):
+        read = {}       # every local file the batch reads, by its resolved path, each resolved once
+        for source in (*photos, *maps, *_inputs(args)):
+            local = local_path(source) if source is not None else None
+            if local is not None:
+                read.setdefault(local.resolve(), source)
+        for output in outputs:
             out = check_output_path(local_path(output), argument="output").resolve()
-            for source in (photo, disparity, *_inputs(args)):
-                local = local_path(source) if source is not None else None
-                if local is not None and local.resolve() == out:
-                    raise InputError("--output", expected="a folder where no output is one of the batch's inputs",
-                                     got=f"{output} would overwrite {source}",
-                                     fix="choose another -o folder (a batch never writes over the photos and maps "
-                                         "it reads, --force or not)")
+            if out in read:
+                raise InputError("--output", expected="a folder where no output is one of the batch's inputs",
+                                 got=f"{output} would overwrite {read[out]}",
+                                 fix="choose another -o folder (a batch never writes over the photos and maps "
+                                     "it reads, --force or not)")
     jobs, skipped = [], []
     for photo, output, disparity in zip(photos, outputs, maps):
         if not args.force and location_exists(output, argument="output"):
