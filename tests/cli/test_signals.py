@@ -64,4 +64,4 @@ def test_sigterm_ends_a_batch_and_its_workers(tmp_path):
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers), "worker processes outlived the command"
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")] if out.exists() else True
+    assert not out.exists() or not [p.name for p in out.iterdir() if p.name.startswith(".")]    # no temporary file
