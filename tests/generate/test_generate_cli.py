@@ -221,8 +221,27 @@ def test_single_file_checkpoints_go_to_from_single_file(tmp_path, monkeypatch):
 def test_flags_of_the_other_mode_are_said_to_be_ignored(main, tmp_path, caplog):
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "x.png")
     missing = ["--model", str(tmp_path / "no-such-model"), "-o", str(tmp_path / "o")]
+    for strength, size in (("0.7", "64x64"), ("0.5", "512x512")):     # the second pair: the defaults, given
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            main(["generate", PROMPT, "--strength", strength, *missing])
+            main(["generate", PROMPT, "--init-image", str(tmp_path / "x.png"), "--size", size, *missing])
+        said = " ".join(record.getMessage() for record in caplog.records)
+        assert "--strength is read with --init-image" in said and "--size is text-to-image's" in said
+
+
+def test_flags_left_out_are_not_said_to_be_ignored(main, tmp_path, caplog):
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "x.png")
+    missing = ["--model", str(tmp_path / "no-such-model"), "-o", str(tmp_path / "o")]
     with caplog.at_level("WARNING"):
-        main(["generate", PROMPT, "--strength", "0.7", *missing])
-        main(["generate", PROMPT, "--init-image", str(tmp_path / "x.png"), "--size", "64x64", *missing])
-    said = " ".join(record.getMessage() for record in caplog.records)
-    assert "--strength is read with --init-image" in said and "--size is text-to-image's" in said
+        main(["generate", PROMPT, *missing])
+        main(["generate", PROMPT, "--init-image", str(tmp_path / "x.png"), *missing])
+    assert "ignored" not in " ".join(record.getMessage() for record in caplog.records)
+
+
+def test_global_steps_with_sigma_is_refused(main, tmp_path, capsys):
+    for other in (["--sigma", "0.8"], ["--sweep-sigma", "0.9,0.8"]):
+        assert main(["generate", PROMPT, "--focus", "carrots", "--global-steps", "3", *other,
+                     "--model", str(tmp_path / "no-such-model"), "-o", str(tmp_path / "o")]) == 1
+        err = capsys.readouterr().err
+        assert f"either --global-steps or {other[0]}" in err and not (tmp_path / "o").exists()

@@ -55,7 +55,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="PATH|ID", help="configs for a single-file checkpoint (a diffusers folder)")
     p.add_argument("--allow-download", action="store_true", help="let a Hugging Face id be downloaded")
     stage = p.add_argument_group("stage diffusion")
-    stage.add_argument("--sigma", type=float, default=DEFAULT_SIGMA,
+    stage.add_argument("--sigma", type=float,
                        help=f"fraction of the steps in the global layout stage, in (0, 1] (default {DEFAULT_SIGMA})")
     stage.add_argument("--global-steps", type=int, metavar="N", help="number of global steps instead of --sigma")
     stage.add_argument("--sigma-of", choices=SIGMA_READINGS, default=SIGMA_READINGS[0],
@@ -70,7 +70,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     sampling = p.add_argument_group("sampling (defaults follow the paper)")
     sampling.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
     sampling.add_argument("--guidance", type=float, default=15.0, help="classifier-free guidance scale (default 15)")
-    sampling.add_argument("--size", type=_args.size, default=_SIZE, metavar="WxH",
+    sampling.add_argument("--size", type=_args.size, metavar="WxH",
                           help="image size for text-to-image, multiples of 8 (default 512x512)")
     sampling.add_argument("--seed", type=int, default=42, help="seed of the first image (default 42)")
     sampling.add_argument("--num-images", type=int, default=4, help="images per prompt (default 4)")
@@ -78,7 +78,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     sampling.add_argument("--scheduler", choices=_SCHEDULERS, default="ddim",
                           help="sampler: ddim (paper, eta 0), dpm++ (DPM-Solver++ 2M), euler, or the model's own")
     sampling.add_argument("--init-image", metavar="IMAGE", help="image-to-image: start from this picture")
-    sampling.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
+    sampling.add_argument("--strength", type=float,
                           help=f"image-to-image noise strength in (0, 1] (default {DEFAULT_STRENGTH:g})")
     sampling.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
     p.add_argument("--box", type=_args.named_box, action="append", default=[], metavar="[NAME=]X0,Y0,X1,Y1",
@@ -93,6 +93,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "focus"
+
+
+def _or_default(value, default):
+    """``--sigma``, ``--strength`` and ``--size`` parse to None when not given, so that giving one where it is not read
+    can be told from leaving it out; this is the value a run uses."""
+    return default if value is None else value
 
 
 def _check(args):
@@ -113,21 +119,22 @@ def _check(args):
     if (args.sweep_sigma or args.sweep_alpha) and not args.focus:
         raise InputError("--focus", expected="a focus prompt for the sweep", got="none",
                          fix='add --focus "the object to bring into focus"')
-    if args.global_steps is not None and args.sweep_sigma:
-        raise InputError("--global-steps", expected="either --global-steps or --sweep-sigma", got="both",
-                         fix="drop one of them")
+    for given in ("--sweep-sigma", "--sigma"):
+        if args.global_steps is not None and getattr(args, given[2:].replace("-", "_")) is not None:
+            raise InputError("--global-steps", expected=f"either --global-steps or {given}", got="both",
+                             fix="drop one of them")
     image_to_image = args.init_image is not None
-    if image_to_image and tuple(args.size) != _SIZE:
+    if image_to_image and args.size is not None:
         logger.warning("--size is text-to-image's: image-to-image keeps the init image's size; ignored")
-    if not image_to_image and args.strength != DEFAULT_STRENGTH:
+    if not image_to_image and args.strength is not None:
         logger.warning("--strength is read with --init-image (image-to-image); ignored")
-    width, height = (None, None) if image_to_image else args.size
+    width, height = (None, None) if image_to_image else _or_default(args.size, _SIZE)
     for focus in args.focus or [None]:
-        for sigma in args.sweep_sigma or [args.sigma]:
+        for sigma in args.sweep_sigma or [_or_default(args.sigma, DEFAULT_SIGMA)]:
             for alpha in args.sweep_alpha or [args.alpha]:
                 check_inputs(args.prompt, focus, sigma=sigma, alpha=alpha, num_inference_steps=args.steps,
                              num_images_per_prompt=args.num_images, image_to_image=image_to_image,
-                             strength=args.strength, height=height, width=width,
+                             strength=_or_default(args.strength, DEFAULT_STRENGTH), height=height, width=width,
                              global_steps=args.global_steps if focus is not None else None,
                              sigma_of=args.sigma_of)
 
@@ -168,6 +175,9 @@ def _plan(args, output: Path):
 
 def run(args) -> int:
     _check(args)
+    args.sigma = _or_default(args.sigma, DEFAULT_SIGMA)
+    args.strength = _or_default(args.strength, DEFAULT_STRENGTH)
+    args.size = _or_default(args.size, _SIZE)
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise InputError("--output", expected="a folder", got=f"{output} (a file)", fix="name a folder, e.g. -o out/")
