@@ -411,7 +411,9 @@ def test_cli_train_render_eval(pairs, tmp_path, capsys, no_hub_weights):
     assert "--no-vgg: expected a setting of pix2pix (it is one of bggan)" in capsys.readouterr().err
     bad = [a for a in argv if a not in ("--d-layers", "1,2")]          # the default branches 2, 3, 4
     assert main([*bad, "-o", str(tmp_path / "small"), "--no-vgg"]) == 1
-    assert "--crop: expected a multiple of 32 (2**num_downs) of at least 48 px" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--crop: expected training items whose sides are multiples of 32 (Glass-Net's" in err
+    assert "of at least 48 px (the d_layers=4 branch), got 32x32. Fix: --crop 64" in err
     assert not (tmp_path / "small").exists()
 
     checkpoint = str(run / "last.safetensors")

@@ -335,6 +335,12 @@ def test_cli_mistakes_are_named(pairs, tmp_path, capsys):
     assert "--identity-weight: expected a number >= 0, got -1.0. Fix: --identity-weight 0.5" in capsys.readouterr().err
     assert main(["train", "pix2pix", *base, "-o", str(tmp_path / "r2"), "--pool-size", "5"]) == 1
     assert "--pool-size: expected a setting of pix2pix (it is one of cyclegan)" in capsys.readouterr().err
+    for architecture, crop, multiple in (("unet", "40", "32 (2**num_downs, num_downs=5)"),
+                                         ("resnet", "30", "4 (the ResNet generator's)")):
+        unet = ["--num-downs", "5"] if architecture == "unet" else []
+        assert main(["train", "cyclegan", *base, "-o", str(tmp_path / "r1"), "--architecture", architecture,
+                     *unet, "--crop", crop]) == 1                  # a crop its generators cannot take
+        assert f"--crop: expected training items whose sides are multiples of {multiple}" in capsys.readouterr().err
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
 
 

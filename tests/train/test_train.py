@@ -76,7 +76,7 @@ def test_mistakes_are_named(pairs, tmp_path):
     with pytest.raises(InputError, match="^crop: expected items at least 64 px on each side"):
         train(Pix2Pix(TINY), RandomCrops(pairs, 64), tmp_path / "run", _config(1))
     assert not (tmp_path / "run").exists()          # refused before the run folder was made
-    with pytest.raises(InputError, match="multiples of 32"):    # a crop the U-Net cannot take: its first step
+    with pytest.raises(InputError, match="^crop: expected training items whose sides are multiples of 32"):
         train(Pix2Pix(TINY), RandomCrops(pairs, 40), tmp_path / "run", _config(1))
     assert not (tmp_path / "run").exists()          # a new run that failed leaves no folder behind
     train(Pix2Pix(TINY), RandomCrops(pairs, 32), tmp_path / "run", _config(1))
@@ -125,7 +125,8 @@ def test_cli_train(pairs, tmp_path, capsys):
     assert err.startswith("lensblur train: error: --val-root: expected") and "Fix: pass --val-root FOLDER" in err
     crop = [*argv[:6], "-o", str(tmp_path / "c"), "--crop", "40", *argv[10:], "--steps", "1"]
     assert main(crop) == 1 and not (tmp_path / "c").exists()
-    assert "--crop: expected a multiple of 32 (2**--num-downs, --num-downs 5), got 40" in capsys.readouterr().err
+    assert ("--crop: expected training items whose sides are multiples of 32 (2**num_downs, num_downs=5), got 40x40. "
+            "Fix: --crop 32") in capsys.readouterr().err
 
 
 def test_trained_pix2pix_is_an_eval_method(pairs, tmp_path, capsys):

@@ -58,7 +58,7 @@ from .bggan_networks import (
     VGGFeatures,
 )
 from .losses import critic_generator_loss, hinge_discriminator_loss
-from .networks import D_NORMS, NORMS, init_weights
+from .networks import D_NORMS, NORMS, check_training_size, init_weights
 from .pix2pix import to_display, translate
 
 __all__ = ["BGGAN", "BGGANConfig", "hybrid_loss", "perceptual_loss", "reconstruction_terms"]
@@ -161,19 +161,6 @@ class BGGANConfig:
     def unit(self) -> int:
         """The side Glass-Net's input must be a multiple of: ``2 ** max(num_downs, refine_num_downs)``."""
         return 2 ** max(self.num_downs, self.refine_num_downs)
-
-    def check_crop(self, crop: int) -> None:
-        """Refuse a training crop side that Glass-Net or the deepest discriminator branch cannot take.
-
-        Raises:
-            InputError: ``crop`` not a multiple of :attr:`unit`, or below ``3 * 2 ** max(d_layers)``.
-        """
-        smallest = 3 * 2 ** max(self.d_layers)
-        if crop % self.unit or crop < smallest:
-            size = max(self.unit, -(-smallest // self.unit) * self.unit)
-            raise InputError("crop", expected=f"a multiple of {self.unit} (2**num_downs) of at least {smallest} px "
-                             f"(the d_layers={max(self.d_layers)} branch)", got=crop, fix=f"crop={size}")
-
 
 # ------------------------------------------------------------------------------------------ the losses
 def _unit(values: torch.Tensor) -> torch.Tensor:
@@ -374,6 +361,13 @@ class BGGAN:
             self.updates += 1
         logs.update({"loss_g": loss_g, **terms})
         return {"phase": float(2 if adversarial else 1), **{k: float(v.detach()) for k, v in logs.items()}}
+
+    def check_size(self, height: int, width: int) -> None:
+        """Refuse training items that Glass-Net (sides multiples of :attr:`BGGANConfig.unit`) or the deepest
+        discriminator branch (at least ``3 * 2 ** max(d_layers)``) cannot take."""
+        c = self.settings
+        check_training_size(height, width, c.unit, "Glass-Net's 2**max(num_downs, refine_num_downs)",
+                            smallest=3 * 2 ** max(c.d_layers), smallest_why=f" (the d_layers={max(c.d_layers)} branch)")
 
     def predict(self, image: torch.Tensor) -> torch.Tensor:
         """Render ``(B, 3, H, W)`` linear RGB (any size) with Glass-Net, in evaluation mode."""

@@ -24,7 +24,7 @@ import torch
 
 from ..errors import InputError, check_integer, check_learning_rate
 from .losses import cyclegan_generator_loss, discriminator_loss
-from .networks import NLayerDiscriminator, ResnetGenerator, UnetGenerator, init_weights
+from .networks import NLayerDiscriminator, ResnetGenerator, UnetGenerator, check_training_size, init_weights
 from .pix2pix import linear_decay, to_display, translate
 
 __all__ = ["ARCHITECTURES", "CycleGAN", "CycleGANConfig", "ImagePool"]
@@ -262,6 +262,12 @@ class CycleGAN:
             self.sched_d.step()
         return {"loss_g": float(loss_g.detach()), "loss_d_a": float(loss_d_a.detach()),
                 "loss_d_b": float(loss_d_b.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
+
+    def check_size(self, height: int, width: int) -> None:
+        """Refuse training items the generators cannot take (sides not multiples of :attr:`CycleGANConfig.multiple`)."""
+        c = self.settings
+        why = f"2**num_downs, num_downs={c.num_downs}" if c.architecture == "unet" else "the ResNet generator's"
+        check_training_size(height, width, c.multiple, why)
 
     def predict(self, image: torch.Tensor) -> torch.Tensor:
         """Render ``(B, 3, H, W)`` linear RGB (any size) with G (A -> B), in evaluation mode."""

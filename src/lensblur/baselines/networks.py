@@ -32,7 +32,8 @@ from torch.nn.utils import parametrize
 
 from ..errors import InputError, ShapeError, check_integer
 
-__all__ = ["NLayerDiscriminator", "ResnetGenerator", "UnetGenerator", "init_weights", "make_norm"]
+__all__ = ["NLayerDiscriminator", "ResnetGenerator", "UnetGenerator", "check_training_size", "init_weights",
+           "make_norm"]
 
 NORMS = ("batch", "instance", "none")
 D_NORMS = (*NORMS, "spectral")     # the discriminator's: the three, or spectral normalisation of its convolutions
@@ -69,6 +70,23 @@ def make_norm(norm: str, channels: int) -> nn.Module:
 def _check_input(x: torch.Tensor, channels: int, name: str = "x") -> None:
     if x.ndim != 4 or x.shape[1] != channels:
         raise ShapeError(name, expected=f"a (B, {channels}, H, W) tensor", got=tuple(x.shape))
+
+
+def check_training_size(height: int, width: int, multiple: int, why: str, *, smallest: int = 1,
+                        smallest_why: str = "") -> None:
+    """Refuse training items of ``height x width`` that a method's networks cannot take: sides that are not
+    multiples of ``multiple`` (``why`` says whose), or below ``smallest`` (``smallest_why``). The networks themselves refuse them
+    only at the first step, under their own argument's name; the training loop asks before it starts
+    (a method's ``check_size``), and the items' size is the crop's.
+
+    Raises:
+        InputError: naming ``crop``, with the nearest crop the networks take.
+    """
+    if height % multiple or width % multiple or min(height, width) < smallest:
+        fit = max(-(-smallest // multiple), min(height, width) // multiple) * multiple
+        at_least = f" of at least {smallest} px{smallest_why}" if smallest > multiple else ""
+        raise InputError("crop", expected=f"training items whose sides are multiples of {multiple} ({why}){at_least}",
+                         got=f"{width}x{height}", fix=f"crop={fit}")
 
 
 def _check_positive(name: str, value: int, minimum: int = 1) -> None:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ..color import linear_to_srgb, srgb_to_linear
 from ..errors import InputError, check_integer, check_learning_rate
 from .losses import discriminator_loss, pix2pix_generator_loss
-from .networks import NLayerDiscriminator, UnetGenerator, init_weights
+from .networks import NLayerDiscriminator, UnetGenerator, check_training_size, init_weights
 
 __all__ = ["Pix2Pix", "Pix2PixConfig", "from_display", "linear_decay", "to_display", "translate"]
 
@@ -185,6 +185,11 @@ class Pix2Pix:
             self.sched_d.step()
         return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()),
                 **{k: float(v.detach()) for k, v in parts.items()}}
+
+    def check_size(self, height: int, width: int) -> None:
+        """Refuse training items the U-Net cannot take (sides not multiples of ``2 ** num_downs``)."""
+        downs = self.settings.num_downs
+        check_training_size(height, width, 2 ** downs, f"2**num_downs, num_downs={downs}")
 
     def predict(self, image: torch.Tensor) -> torch.Tensor:
         """Render ``(B, 3, H, W)`` linear RGB (any size) with the generator, in evaluation mode."""

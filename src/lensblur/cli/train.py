@@ -122,10 +122,8 @@ def _bggan(args) -> Any:
         given["use_vgg"] = False
     if args.d_warmup_steps is not None:
         given["d_warmup_steps"] = args.d_warmup_steps
-    config = BGGANConfig(**{k: v for k, v in given.items() if v is not None}, lr_constant_steps=half,
-                         lr_decay_steps=args.steps - half)
-    config.check_crop(args.crop)
-    return config
+    return BGGANConfig(**{k: v for k, v in given.items() if v is not None}, lr_constant_steps=half,
+                       lr_decay_steps=args.steps - half)
 
 
 register_trainer("bggan", Trainer(_bggan, flags=("num_downs", "lr", "ngf", "d_layers", "pretrain_steps",
@@ -281,20 +279,6 @@ def _method_config(args, trainer: Trainer, config_class):
     return trainer.config(args)
 
 
-def _check_crop(crop: int, method_config) -> None:
-    """A crop the method's U-Nets take: a multiple of ``2**num_downs`` (the networks refuse others only at the
-    first step, under their own argument name); ResNet generators (CycleGAN's) take multiples of 4."""
-    if getattr(method_config, "architecture", "unet") != "unet":
-        step, why = 4, "the ResNet generator's"
-    else:
-        downs = max(getattr(method_config, name, 0) or 0 for name in ("num_downs", "refine_num_downs"))
-        step, why = 2 ** downs, f"2**--num-downs, --num-downs {downs}"
-    if step > 1 and crop % step:
-        low = max(step, crop // step * step)
-        raise InputError("--crop", expected=f"a multiple of {step} ({why})", got=crop,
-                         fix=f"e.g. --crop {low}, or fewer --num-downs")
-
-
 def run(args) -> int:
     from ..baselines.trained import TRAINABLE
     from ..data import open_dataset
@@ -315,8 +299,6 @@ def run(args) -> int:
     method_config = _method_config(args, trainer, config_class)
     options = {"split": args.split} if args.split else {}
     dataset = open_dataset(args.dataset, args.root, **options)
-    if not trainer.data:
-        _check_crop(args.crop, method_config)
     data = trainer.data(dataset, args) if trainer.data else RandomCrops(dataset, args.crop)
     try:
         val = open_dataset(args.dataset, args.val_root) if args.val_root else None

@@ -72,6 +72,8 @@ class TrainMethod(Protocol):
         """``(B, 3, H, W)`` linear RGB in, ``(B, 3, H, W)`` linear RGB out (evaluation mode)."""
 
     # Optional: a method may also define
+    #   check_size(height, width)   refuse training items its networks cannot take (InputError), asked of the
+    #       first item before anything is written;
     #   validate(dataset) -> dict[str, float]   its own validation scores (default: PSNR/SSIM of predict);
     #   extra_state() -> dict / load_extra_state(dict)   state beyond weights, optimisers and random
     #       generators that exact resume needs (CycleGAN's image pools), tensors and plain containers only.
@@ -268,8 +270,10 @@ def train(method: TrainMethod, dataset, out: str | os.PathLike, config: TrainCon
     if len(dataset) == 0:
         raise InputError("dataset", expected="at least one training item", got="an empty dataset",
                          fix="point root at a dataset with pairs")
-    _SeededItems(dataset)[(0, config.seed)]     # a first item, read before anything is written: a crop larger
-    run = Path(out)                             # than the frames, a broken pair... are refused here
+    first = _SeededItems(dataset)[(0, config.seed)]     # read before anything is written: a crop larger than
+    if hasattr(method, "check_size"):                   # the frames, a broken pair, a crop the networks cannot
+        method.check_size(*first["image"].shape[-2:])   # take... are refused here
+    run = Path(out)
     created = not run.exists()
     _check_run(run, method, config, resume)
     try:
