@@ -261,3 +261,15 @@ def test_a_port_in_use_or_a_host_not_here_is_refused_before_the_page_is_announce
         assert "serving" not in captured.out
     assert main(["ui", "--host", "no-such-host.invalid", "--no-browser"]) == 1
     assert "--host: expected an address or name of this machine" in capsys.readouterr().err
+
+
+def test_a_generate_model_that_is_not_there_is_refused_before_the_page_is_announced(tmp_path, capsys):
+    from lensblur.cli import main
+
+    pytest.importorskip("uvicorn")
+    for model, said in ((tmp_path / "no-such-model", "does not exist"),
+                        (tmp_path, "no model_index.json")):          # a folder, but not a diffusers model
+        assert main(["ui", "--no-browser", "--generate-model", str(model)]) == 1
+        captured = capsys.readouterr()
+        assert said in captured.err and "--generate-model sd-v1-4" in captured.err    # the fix in flags
+        assert "serving" not in captured.out

@@ -599,7 +599,7 @@ PYTHON_NAMES = {
     # lensblur.depth.resolve / build_source, lensblur.render, the readers
     "source": ("depth_from", "rerender"),
     "disparity_path": ("disparity",),
-    "model": ("depth_model",),
+    "model": ("depth_model", "generate_model"),     # the second: the model lensblur ui's generate tab loads
     "depth model": ("depth_model",),
     "refine": ("refine_depth",),
     "resize": ("resize_disparity",),

@@ -12,11 +12,12 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 from .._optional import hf_cache_dir, require
 from ..errors import InputError, ModelNotFoundError
 
-__all__ = ["HOW_TO_GET", "SCHEDULERS", "load_text_to_image", "make_scheduler"]
+__all__ = ["HOW_TO_GET", "SCHEDULERS", "FoundModel", "find_text_to_image", "load_text_to_image", "make_scheduler"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +124,43 @@ def load_text_to_image(model: str | os.PathLike, *, torch_dtype=None, allow_down
         ModelNotFoundError: the model is missing or cannot be loaded (where it looked, how to get it).
         MissingDependencyError: diffusers is not installed.
     """
+    found = find_text_to_image(model, allow_download=allow_download)
+    if found.kind == "folder":
+        return _from_pretrained(_pipeline_classes(found.xl), found.source, found.looked, torch_dtype=torch_dtype,
+                                local_files_only=True, variant=variant)
+    if found.kind == "file":
+        return _from_single_file(Path(found.source), torch_dtype=torch_dtype, allow_download=allow_download,
+                                 config=config)
+    return _from_pretrained(_pipeline_classes(found.xl), found.source, found.looked, torch_dtype=torch_dtype,
+                            local_files_only=not allow_download, variant=variant)
+
+
+class FoundModel(NamedTuple):
+    """Where a Stable Diffusion model is (:func:`find_text_to_image`).
+
+    Attributes:
+        kind: ``"folder"`` (diffusers), ``"file"`` (a single-file checkpoint) or ``"hub"`` (a Hugging Face id).
+        source: the folder's or file's path, or the id.
+        xl: whether it is an SDXL pipeline; None for a file, whose keys tell only when it is loaded.
+        looked: where lensblur looked, for the error of a load that then fails.
+    """
+
+    kind: str
+    source: str
+    xl: bool | None
+    looked: list[str]
+
+
+def find_text_to_image(model: str | os.PathLike, *, allow_download: bool = False) -> FoundModel:
+    """Find the Stable Diffusion model ``model`` names without loading its weights: a diffusers folder whose
+    model_index.json describes a text-to-image pipeline, a checkpoint file with a known suffix, or a Hugging
+    Face id whose model_index.json is in the local cache (fetched only with ``allow_download=True``). What
+    :func:`load_text_to_image` loads, and what a server checks when it starts.
+
+    Raises:
+        ModelNotFoundError: nothing usable there (where it looked, how to get it).
+        MissingDependencyError: a Hugging Face id without huggingface_hub installed.
+    """
     text = str(model)
     path = Path(text).expanduser()
     if path.is_dir():
@@ -131,18 +169,16 @@ def load_text_to_image(model: str | os.PathLike, *, torch_dtype=None, allow_down
             raise ModelNotFoundError(
                 f"A diffusers Stable Diffusion model in {text!r}", looked_in=[str(index)],
                 how_to_get=f"the folder has no model_index.json, so it is not a diffusers model folder; {HOW_TO_GET}")
-        xl = _class_from_model_index(index, text)
-        return _from_pretrained(_pipeline_classes(xl), str(path), [str(path)], torch_dtype=torch_dtype,
-                                local_files_only=True, variant=variant)
+        return FoundModel("folder", str(path), _class_from_model_index(index, text), [str(path)])
     if path.is_file():
         if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
             raise ModelNotFoundError(
                 f"A Stable Diffusion checkpoint at {text!r}", looked_in=[str(path)],
                 how_to_get=f"the file is not a .safetensors or .ckpt checkpoint; {HOW_TO_GET}")
-        return _from_single_file(path, torch_dtype=torch_dtype, allow_download=allow_download, config=config)
+        return FoundModel("file", str(path), None, [str(path)])
     looked = [f"{path.resolve()} (as a folder or checkpoint file: does not exist)"]
     if _HF_ID.match(text) and not text.startswith((".", "/")):
-        return _from_hub(text, looked, torch_dtype=torch_dtype, allow_download=allow_download, variant=variant)
+        return _find_on_hub(text, looked, allow_download=allow_download)
     raise ModelNotFoundError(f"Stable Diffusion model {text!r}", looked_in=looked, how_to_get=HOW_TO_GET)
 
 
@@ -157,7 +193,7 @@ def _from_pretrained(cls, source: str, looked: list[str], **kwargs):
                        f"weights are there; {HOW_TO_GET}") from exc
 
 
-def _from_hub(repo_id: str, looked: list[str], *, torch_dtype, allow_download: bool, variant):
+def _find_on_hub(repo_id: str, looked: list[str], *, allow_download: bool) -> FoundModel:
     hub = require("huggingface_hub", extra="diffusion", feature=FEATURE)
     cache = hf_cache_dir(extra="diffusion", feature=FEATURE)
     looked = looked + [f"{cache} (Hugging Face cache, {'download allowed' if allow_download else 'local files only'})"]
@@ -167,9 +203,7 @@ def _from_hub(repo_id: str, looked: list[str], *, torch_dtype, allow_download: b
         hint = "" if allow_download else " (downloads are off: pass allow_download=True to fetch it)"
         raise ModelNotFoundError(f"Hugging Face model {repo_id!r}{hint}", looked_in=looked,
                                  how_to_get=f"{HOW_TO_GET} ({type(exc).__name__}: {_first_line(exc)})") from exc
-    xl = _class_from_model_index(Path(index), repo_id)
-    return _from_pretrained(_pipeline_classes(xl), repo_id, looked, torch_dtype=torch_dtype,
-                            local_files_only=not allow_download, variant=variant)
+    return FoundModel("hub", repo_id, _class_from_model_index(Path(index), repo_id), looked)
 
 
 def _from_single_file(path: Path, *, torch_dtype, allow_download: bool, config: str | None):

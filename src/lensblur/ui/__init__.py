@@ -51,11 +51,17 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, open_browser: bool = Tru
         MissingDependencyError: Starlette or uvicorn is not installed (``lensblur[ui]``).
         InputError: the port is taken (or not allowed), or the host is not an address of this machine; found
             before the page is announced.
+        ModelNotFoundError: ``generate_model`` names no Stable Diffusion model (found without loading its
+            weights, before the page is announced).
     """
     from .app import create_app
     from .session import Workspace
 
     uvicorn = require("uvicorn", extra="ui", feature="lensblur ui")
+    if generate_model is not None:      # a model that is not there is said at start, not at the first generation
+        from ..generate.loading import find_text_to_image
+
+        find_text_to_image(generate_model)
     sock = _bound(host, port)
     workspace = Workspace(max_upload_bytes=int((max_upload_mb or DEFAULT_MAX_UPLOAD_MB) * 2**20),
                           max_pixels=int((max_megapixels or DEFAULT_MAX_MEGAPIXELS) * 1e6),
