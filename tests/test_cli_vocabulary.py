@@ -286,6 +286,23 @@ def test_a_library_fix_is_printed_in_flags(tmp_path, capsys):
     assert "--disparity FILE" in err and "--depth-model PATH_OR_ID" in err and "disparity_path=" not in err
 
 
+def test_render_fixes_name_flags_and_not_python_calls(tmp_path, capsys):
+    """The aperture, focus and blur refusals of the library read as the command line takes them."""
+    photo, disp = tmp_path / "p.png", tmp_path / "d.png"
+    Image.fromarray(np.full((8, 10, 3), 128, np.uint8)).save(photo)
+    Image.fromarray(np.linspace(0, 65535, 80).reshape(8, 10).astype(np.uint16)).save(disp)
+    base = ["render", str(photo), "--disparity", str(disp), "-o", str(tmp_path / "o.png")]
+    for extra, said in ((["--aperture", "octagonx"], ("Fix: e.g. --aperture hexagon, or an image of the aperture's "
+                                                     "shape, e.g. --aperture iris.png")),
+                        (["--focus-disparity", "2"], "Fix: pass e.g. --focus-disparity 0.5 (1 is the nearest"),
+                        # the largest CoC for a 10 px wide photo is 5 px; at focus 0 the map reaches 1: blur 5
+                        (["--focus-disparity", "0", "--blur", "60"], "Fix: e.g. --blur 5 (the most for this map")):
+        assert main([*base, *extra]) == 1
+        err = capsys.readouterr().err
+        assert said in err and not any(call in err for call in ("Aperture(", "Lens(", "focus_at_point(")), err
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_an_options_check_of_the_library_reads_in_flags(capsys):
     """EvalOptions checks its own values (named as Python arguments, fix included) before any data is read."""
     code = main(["eval", *MINIMAL["eval"], "--limit", "0"])

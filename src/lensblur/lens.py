@@ -121,7 +121,8 @@ class Aperture:
                  "heptagon": 7, "octagon": 8}
         if name not in names:
             raise InputError("aperture", expected=f"one of {', '.join(names)} or an image file", got=name,
-                             fix="e.g. name=hexagon, or use Aperture(blades=6) or Aperture.from_image(path)")
+                             fix="e.g. aperture=hexagon, or an image of the aperture's shape, "
+                                 "e.g. aperture=iris.png")
         return cls(blades=names[name], rotation=rotation, **kwargs)
 
     @classmethod
@@ -211,7 +212,7 @@ class Lens:
     def __post_init__(self):
         if not (_is_number(self.focus_disparity) and 0.0 <= self.focus_disparity <= 1.0):
             raise InputError("focus_disparity", expected="a disparity in [0, 1]", got=self.focus_disparity,
-                             fix="pick the focus from the map with focus_at_point(disparity, (x, y)), or pass e.g. focus_disparity=0.5")
+                             fix="pass e.g. focus_disparity=0.5 (1 is the nearest, 0 the farthest)")
         if not (_is_number(self.blur) and math.isfinite(self.blur) and self.blur >= 0):
             raise InputError("blur", expected="a finite number of pixels >= 0", got=self.blur,
                              fix="pass the CoC scale in pixels, e.g. blur=30 (blur=0 = no blur)")

@@ -285,7 +285,7 @@ def test_library_errors_name_python_arguments_not_command_line_flags():
             call()
         fixes.append(caught.value.fix)
         assert "--" not in str(caught.value), str(caught.value)
-    assert 'method="layered"' in fixes[0] and "Lens(blur=" in fixes[1]
+    assert 'method="layered"' in fixes[0] and "blur=16 (the most for this map and focus)" in fixes[1]    # 16 px frame: at most 8 px, reached at |d - 0.5| = 0.5
     assert "lensblur.io.resize_map" in fixes[2] and "lensblur.io.resize_map" in fixes[3]
 
 

@@ -115,7 +115,8 @@ def _checked_box(region: Region, shape) -> tuple[int, int, int, int]:
         return parse_box(region.box, shape, argument="regions")
     except InputError as exc:
         raise InputError("regions", expected=f"{exc.expected} for region {region.name!r}", got=exc.got,
-                         fix=f"e.g. Region({region.name!r}, (0, 0, {shape[1]}, {shape[0]})) for the whole image"
+                         fix=f"pick a box inside the {shape[1]}x{shape[0]} image, e.g. 0,0,{shape[1]},{shape[0]} for "
+                             "all of it"
                          ) from exc
 
 

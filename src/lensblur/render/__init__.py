@@ -14,6 +14,7 @@ precision first, and what a device has no half kernel for is computed there in f
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from typing import Protocol
 
@@ -136,7 +137,8 @@ def render_tensor(image: torch.Tensor, disparity: torch.Tensor, lens: Lens, *, m
     if reach > limit:
         raise InputError("blur", expected=f"a CoC radius of at most {limit:g} px for this "
                          f"{image.shape[-1]}x{image.shape[-2]} image", got=f"blur {lens.blur:g} (up to {reach:g} px)",
-                         fix="use a smaller Lens(blur=...); typical values are 10 to 60 pixels")
+                         fix=f"e.g. blur={math.floor(lens.blur * limit / reach)} (the most for this map and focus); "
+                             "typical values are 10 to 60 pixels")
     highlights = check_highlights(highlights)
     with coarse_parallel(options.get("threads"), device=image.device):     # its bands on the render's workers
         image = recover_highlights(image, highlights)
