@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import filecmp
 import math
+import os
 import time
 
 import pytest
@@ -42,6 +43,28 @@ def _die_on_two(shared, item):
     return item
 
 
+def _environment_and_affinity(shared, item):
+    import os
+
+    return os.environ.get("LENSBLUR_TEST_MARK"), tuple(sorted(os.sched_getaffinity(0)))
+
+
+def _write_slowly(folder, item):
+    """An item that writes its output through ``atomic_path`` for about 0.5 s, or as long as it is let."""
+    import time
+    from pathlib import Path
+
+    from lensblur.io.files import atomic_path
+
+    with atomic_path(Path(folder) / f"item{item}.txt") as tmp:
+        tmp.write_text("partial")
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:       # Python work: a stop reaches it at once
+            pass
+        tmp.write_text("whole")
+    return item
+
+
 def _same_tree(a, b) -> None:
     compare = filecmp.dircmp(a, b)
     assert not compare.left_only and not compare.right_only and not compare.diff_files, (a, b)
@@ -72,6 +95,39 @@ def test_a_worker_that_dies_stops_the_map_with_an_error_instead_of_a_hang():
         for position, value in LocalExecutor(2).map(_die_on_two, range(6)):
             got.append(position)
     assert 2 not in got and raised.value.done == set(got) and len(got) < 6
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="affinity masks are a Linux feature")
+def test_workers_take_the_callers_environment_and_affinity_as_the_map_starts(monkeypatch):
+    """Pool workers may be forked from a server started by an earlier map; they still start with what the
+    caller has now, as spawned ones would."""
+    list(LocalExecutor(2).map(_square_and_threads, range(2), shared=1))        # a pool before the change
+    before = os.sched_getaffinity(0)
+    monkeypatch.setenv("LENSBLUR_TEST_MARK", "now")
+    try:
+        os.sched_setaffinity(0, {min(before)})
+        got = dict(LocalExecutor(2).map(_environment_and_affinity, range(4)))
+    finally:
+        os.sched_setaffinity(0, before)
+    assert set(got.values()) == {("now", (min(before),))}
+
+
+@pytest.mark.slow
+def test_a_stopped_map_abandons_its_items_and_leaves_no_temporary_file(tmp_path):
+    """What a Ctrl-C or SIGTERM in the driver does: the generator is closed while items run. The workers
+    drop their items there (the items' temporary files removed) and the ones queued; nothing runs on."""
+    started = None
+    for position, _ in LocalExecutor(2).map(_write_slowly, range(12), shared=str(tmp_path)):
+        started = time.monotonic()
+        break                               # the caller stops after the first result
+    stopped_in = time.monotonic() - started
+    time.sleep(1.0)                         # anything still running would write now
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert not [n for n in names if n.startswith(".")], names                 # no temporary file left
+    assert len(names) < 6, names            # the queued items did not run (12 items of 0.5 s on 2 workers)
+    assert all((tmp_path / n).read_text() == "whole" for n in names)
+    assert stopped_in < 3, stopped_in
 
 
 def test_a_ray_address_where_nothing_answers_is_refused_at_once():

@@ -8,7 +8,10 @@ progress bar. Worker processes (local or Ray) run one torch thread each (:func:`
 parallelism comes from the processes, and a result does not depend on where it was computed.
 
 * ``local`` (the default): ``workers=1`` runs the items here, in order; more workers run them in a pool of
-  that many spawned processes. A worker that dies (killed, out of memory) stops the map with
+  that many processes. Where the platform has it (Linux, macOS) they are forked from a server process that
+  imported torch once (``forkserver``), so that starting N workers costs one import of torch, not N at once;
+  each starts with the environment and CPU affinity the caller has when the map starts, as a spawned one
+  would. Elsewhere they are spawned. A worker that dies (killed, out of memory) stops the map with
   :class:`WorkerLostError`, and an interrupted map stops its workers.
 * ``ray``: one Ray task per item (``num_cpus=1``), on the cluster ``ray.init(address=...)`` connects to:
   ``"auto"`` for the cluster this machine belongs to, ``"host:port"`` for a head node's GCS,
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -84,36 +88,79 @@ class WorkerLostError(LensblurError, RuntimeError):
 _WORKER_STATE: dict[str, Any] = {}
 
 
-def _pool_init(fn, shared) -> None:
+def _pool_context(fn) -> multiprocessing.context.BaseContext:
+    """Forkserver where the platform has one, its server importing torch and ``fn``'s module before it
+    forks any worker (nothing in them has started a thread of torch's yet); spawn elsewhere. The server is
+    the process's one (:mod:`multiprocessing`'s), started by the first pool and kept for the next ones."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    module = getattr(fn, "__module__", None)
+    context.set_forkserver_preload(["torch", *([module] if module and module != "__main__" else [])])
+    return context
+
+
+def _caller_state() -> tuple[dict[str, str], set[int] | None]:
+    """What a worker takes from the caller as the map starts: its environment and its CPU affinity (a
+    forked worker would have the forkserver's, from when the server started)."""
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return dict(os.environ), affinity
+
+
+def _pool_init(fn, shared, caller: tuple[dict[str, str], set[int] | None]) -> None:
     from ._memory import tune_allocator
     from ._threads import single_thread_worker
 
+    environment, affinity = caller
+    if environment != dict(os.environ):
+        os.environ.clear()
+        os.environ.update(environment)
+    if affinity is not None and affinity != os.sched_getaffinity(0):
+        os.sched_setaffinity(0, affinity)
     # Ctrl-C reaches the whole process group: the driver stops the workers, which should not each report it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_item)
     tune_allocator()        # a process of our own, as the command line's (not done in Ray's workers)
     single_thread_worker()
     _WORKER_STATE["fn"], _WORKER_STATE["shared"] = fn, shared
 
 
 def _pool_call(item: Any) -> Any:
-    return _WORKER_STATE["fn"](_WORKER_STATE["shared"], item)
+    if _WORKER_STATE.get("stopped"):        # items the pool had queued for this worker before the stop
+        raise SystemExit(128 + signal.SIGTERM)
+    _WORKER_STATE["busy"] = True
+    try:
+        return _WORKER_STATE["fn"](_WORKER_STATE["shared"], item)
+    finally:
+        _WORKER_STATE["busy"] = False
+
+
+def _stop_item(signum, frame) -> None:
+    """A worker's SIGTERM (the driver stopping the pool): the item it is on stops here, unwinding as on an
+    error (its temporary files removed), and so do the items queued for it; an idle worker waits for the
+    pool's shutdown, which ends it. Killing it outright would leave the item's files half-written."""
+    _WORKER_STATE["stopped"] = True
+    if _WORKER_STATE.get("busy"):
+        raise SystemExit(128 + signum)
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
-    """Drop the items not started and end the workers now (Python 3.14's ``terminate_workers``; before it, the
-    pool's own process table)."""
-    pool.shutdown(wait=False, cancel_futures=True)
+    """Stop the pool now: SIGTERM to its workers, each of which abandons its item there (see
+    :func:`_stop_item`: the item's temporary files removed as on any error), then the pool shut down with the
+    items not started dropped. The workers are signalled through Python 3.14's ``terminate_workers``, or
+    before it through the pool's process table, which ``shutdown`` drops, so it is read first."""
     terminate = getattr(pool, "terminate_workers", None)
     if terminate is not None:
         terminate()
-        return
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        if process.is_alive():
-            process.terminate()
+    else:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            if process.is_alive():
+                process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 class LocalExecutor(Executor):
-    """Items in this process (``workers=1``) or in a pool of ``workers`` spawned processes, one torch thread each.
+    """Items in this process (``workers=1``) or in a pool of ``workers`` processes, one torch thread each.
 
     Args:
         workers: processes, >= 1.
@@ -137,11 +184,12 @@ class LocalExecutor(Executor):
             for position, item in tasks:
                 yield position, fn(shared, item)
             return
-        pool = ProcessPoolExecutor(min(self.workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_pool_init, initargs=(fn, shared))
-        pending = {pool.submit(_pool_call, item): position for position, item in tasks}
+        pool = ProcessPoolExecutor(min(self.workers, len(tasks)), mp_context=_pool_context(fn),
+                                   initializer=_pool_init, initargs=(fn, shared, _caller_state()))
+        pending: dict = {}
         done: set[int] = set()
-        try:
+        try:        # submitting starts the workers: a stop then already ends those started
+            pending.update((pool.submit(_pool_call, item), position) for position, item in tasks)
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:

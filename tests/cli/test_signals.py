@@ -15,16 +15,22 @@ import pytest
 from lensblur.io import write_image
 
 
-def _children(pid: int) -> list[int]:
-    found = []
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``: its workers, and the helpers (a forkserver, whose children the workers
+    are, the resource tracker) that must end with it too."""
+    parents = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as fh:
-                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
+                    parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
             except (OSError, IndexError, ValueError):
                 pass
+    found, frontier = [], [pid]
+    while frontier:
+        below = [child for child, parent in parents.items() if parent in frontier]
+        found += below
+        frontier = below
     return found
 
 
@@ -43,25 +49,28 @@ def test_sigterm_ends_a_batch_and_its_workers(tmp_path):
     photos.mkdir()
     maps.mkdir()
     rng = np.random.default_rng(0)
-    for k in range(8):
-        write_image(photos / f"p{k}.png", rng.uniform(0, 1, (600, 800, 3)).astype(np.float32))
-        np.save(maps / f"p{k}.npy", np.tile(np.linspace(0, 1, 800, dtype=np.float32), (600, 1)))
+    for k in range(12):      # about a second each on a worker: the signal comes while they render
+        write_image(photos / f"p{k}.pfm", rng.uniform(0, 1, (1200, 1600, 3)).astype(np.float32))
+        np.save(maps / f"p{k}.npy", np.tile(np.linspace(0, 1, 1600, dtype=np.float32), (1200, 1)))
     out = tmp_path / "out"
     command = [sys.executable, "-m", "lensblur", "render", str(photos), "--disparity-dir", str(maps),
                "--blur", "40", "--focus-disparity", "0.5", "-o", f"{out}/", "--workers", "2", "--no-progress"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while len(_children(process.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    workers = _children(process.pid)
-    assert len(workers) >= 2, "the batch's worker processes did not start"
-    time.sleep(1.0)                                  # the workers are rendering
+    deadline = time.monotonic() + 60                # the workers are rendering once a first photo is written
+    def rendered() -> list[str]:
+        return [p.name for p in out.iterdir() if not p.name.startswith(".")] if out.is_dir() else []
+
+    while not rendered() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    below = _descendants(process.pid)
+    assert len(below) >= 2, "the batch's worker processes did not start"
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM and "lensblur render: terminated" in err, err
     assert "Traceback" not in err, err
     deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+    while any(_alive(pid) for pid in below) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(_alive(pid) for pid in workers), "worker processes outlived the command"
+    assert not any(_alive(pid) for pid in below), "worker processes outlived the command"
+    assert len(rendered()) < 12, "the batch ended before the signal"
     assert not out.exists() or not [p.name for p in out.iterdir() if p.name.startswith(".")]    # no temporary file
