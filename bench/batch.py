@@ -4,12 +4,13 @@ Makes --photos photos of --megapixels MP from the built-in example (each cropped
 flipped every other time, so that no two are the same), with their disparity maps, then measures
 
 * the single-thread rate: ``lensblur render photo --disparity map --threads 1 -o out`` of one photo in this
-  process (the median of --repeats renders after one warm-up), photos per second. ``--threads 1`` matters:
+  process, photos per second: the mean time of 2 x --repeats photos spread over the set, half of them before
+  the batch and half after (after one warm-up). ``--threads 1`` matters:
   the command line sets torch's threads by lensblur's policy, so without it the "single" render ran on every
   core (the work of a 2 MP photo spread over both cores), which made the ideal too high (this is why the
   ratio read 0.70);
-* the pool's start-up: a spawn pool of --workers processes each importing the renderer and answering once,
-  the fixed cost the batch pays before its first photo;
+* the pool's start-up: the batch's pool of --workers processes each importing the renderer and answering
+  once, the fixed cost the batch pays before its first photo (in a process of its own);
 * the batch rate: one ``lensblur render`` over the whole folder with ``--workers`` processes (default: the
   cores this process may use), photos per second of wall time, pool start-up included;
 
@@ -59,20 +60,33 @@ def make_photos(folder: Path, count: int, megapixels: float) -> None:
         np.save(folder / "maps" / f"photo{k:03d}.npy", np.clip(np.ascontiguousarray(stack[..., 3]), 0, 1))
 
 
-def _import_renderer() -> None:
+_STARTUP = """
+import sys, time
+from lensblur.executor import LocalExecutor
+
+def first_photo_ready(shared, item):
     import lensblur.cli.render  # what a batch worker imports before its first photo
     import lensblur.render.layered  # noqa: F401
 
+if __name__ == "__main__":
+    start = time.perf_counter()
+    list(LocalExecutor(int(sys.argv[1])).map(first_photo_ready, range(int(sys.argv[1]))))
+    print(time.perf_counter() - start)
+"""
+
 
 def pool_startup(workers: int) -> float:
-    """Seconds for a spawn pool of ``workers`` processes to start, each import the renderer, and exit."""
-    import multiprocessing
+    """Seconds for the batch's pool (``lensblur.executor.LocalExecutor``) of ``workers`` processes to start and
+    each import the renderer: in a process of its own, so that the batch measured here starts its pool as a
+    fresh ``lensblur render`` does (a forkserver, where the pool uses one, stays for the process's next pools)."""
+    import subprocess
+    import sys
 
-    start = time.perf_counter()
-    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_import_renderer)
-    pool.close()
-    pool.join()
-    return time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="lensblur-bench-startup-") as tmp:
+        script = Path(tmp) / "startup.py"
+        script.write_text(_STARTUP)
+        done = subprocess.run([sys.executable, str(script), str(workers)], capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
 
 
 def main() -> None:
@@ -83,7 +97,8 @@ def main() -> None:
     parser.add_argument("--megapixels", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=available_cores(), help="batch processes (default: cores)")
     parser.add_argument("--blur", type=float, default=30.0, help="CoC scale K in pixels (30)")
-    parser.add_argument("--repeats", type=int, default=5, help="single-photo renders timed, each of another photo (5)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="single-photo renders timed before the batch, and as many after, each of another photo (5)")
     parser.add_argument("--executor", choices=("local", "ray"), default="local")
     args = parser.parse_args()
 
@@ -96,18 +111,27 @@ def main() -> None:
         make_photos(root, args.photos, args.megapixels)
         first = root / "photos" / "photo000.png"
         set_threads(1)
-        times = []
-        # One warm-up on the first photo, then --repeats different photos (the same photo again would be the
-        # cheapest of the set every time; the photos' depth differs, and so does their cost).
-        for k in range(min(args.repeats, args.photos - 1) + 1):
-            start = time.perf_counter()
-            with contextlib.redirect_stdout(io.StringIO()):
-                code = lensblur(["render", str(root / "photos" / f"photo{k:03d}.png"), "--disparity",
-                                 str(root / "maps" / f"photo{k:03d}.npy"), *lens, "--threads", "1",
-                                 "-o", str(root / f"single{k}.png")])
-            assert code == 0, "the single render failed"
-            times.append(time.perf_counter() - start)
-        single = 1.0 / statistics.median(times[1:])
+
+        def single_times(indices) -> list[float]:
+            times = []
+            for k in indices:
+                start = time.perf_counter()
+                with contextlib.redirect_stdout(io.StringIO()):
+                    code = lensblur(["render", str(root / "photos" / f"photo{k:03d}.png"), "--disparity",
+                                     str(root / "maps" / f"photo{k:03d}.npy"), *lens, "--threads", "1",
+                                     "-o", str(root / f"single{k}.png")])
+                assert code == 0, "the single render failed"
+                times.append(time.perf_counter() - start)
+            return times
+
+        # The photos' depth differs, and so does their cost: the single renders are photos spread over the
+        # whole set, and their mean time is what one photo costs (as the batch's rate is the mean over all).
+        # Half of them run before the batch and half after, so that a machine drifting slower or faster
+        # during the run moves the two rates alike.
+        count = max(1, min(args.repeats, (args.photos - 1) // 2))
+        spread = [1 + round(i * (args.photos - 2) / max(1, 2 * count - 1)) for i in range(2 * count)]
+        single_times([0])                                   # warm-up
+        before = single_times(spread[0::2])
         startup = pool_startup(args.workers) if args.executor == "local" else None
 
         start = time.perf_counter()
@@ -116,6 +140,8 @@ def main() -> None:
                              "-o", f"{root / 'out'}/", "--workers", str(args.workers), "--executor", args.executor])
         wall = time.perf_counter() - start
         assert code == 0, "the batch failed"
+        after = single_times(spread[1::2])
+        single = len(before + after) / sum(before + after)
         written = len(list((root / "out").iterdir()))
         assert written == args.photos, f"{written} outputs for {args.photos} photos"
         from lensblur.io import read_image
@@ -127,7 +153,9 @@ def main() -> None:
     ideal = cores * single
     print(f"batch render: {args.photos} photos of {w}x{h} ({w * h / 1e6:.2f} MP), blur {args.blur:g} px, "
           f"{args.executor} executor, {args.workers} workers, {available_cores()} cores available")
-    print(f"single photo, 1 thread: {single:.3f} photos/s ({1 / single:.3f} s per photo, --threads 1)")
+    print(f"single photo, 1 thread: {single:.3f} photos/s ({1 / single:.3f} s per photo, --threads 1; the mean of "
+          f"{len(before)} before the batch, {statistics.mean(before):.3f} s, and {len(after)} after, "
+          f"{statistics.mean(after):.3f} s)")
     print(f"batch:                  {batch:.3f} photos/s ({wall:.2f} s wall, pool start-up included)")
     if startup is not None:
         print(f"pool start-up:          {startup:.2f} s ({startup / wall:.0%} of the batch's wall time; the ratio "
