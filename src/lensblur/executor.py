@@ -8,11 +8,12 @@ progress bar. Worker processes (local or Ray) run one torch thread each (:func:`
 parallelism comes from the processes, and a result does not depend on where it was computed.
 
 * ``local`` (the default): ``workers=1`` runs the items here, in order; more workers run them in a pool of
-  that many processes. Where the platform has it (Linux, macOS) they are forked from a server process that
-  imported torch once (``forkserver``), so that starting N workers costs one import of torch, not N at once;
-  each starts with the environment and CPU affinity the caller has when the map starts, as a spawned one
-  would. Elsewhere they are spawned. A worker that dies (killed, out of memory) stops the map with
-  :class:`WorkerLostError`, and an interrupted map stops its workers.
+  that many processes. On Linux they are forked from a server process that imported torch once
+  (``forkserver``), so that starting N workers costs one import of torch, not N at once; each starts with the
+  environment and CPU affinity the caller has when the map starts, as a spawned one would. Elsewhere they
+  are spawned, as Python does by default there. A worker that dies (killed, out of memory) stops the map
+  with :class:`WorkerLostError`, and an interrupted map stops its workers: each drops the item it is on (its
+  temporary files removed) and the items queued for it.
 * ``ray``: one Ray task per item (``num_cpus=1``), on the cluster ``ray.init(address=...)`` connects to:
   ``"auto"`` for the cluster this machine belongs to, ``"host:port"`` for a head node's GCS,
   ``"ray://host:10001"`` for Ray Client, None for a local instance (or an instance already started in this
@@ -26,6 +27,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -89,10 +91,12 @@ _WORKER_STATE: dict[str, Any] = {}
 
 
 def _pool_context(fn) -> multiprocessing.context.BaseContext:
-    """Forkserver where the platform has one, its server importing torch and ``fn``'s module before it
+    """Forkserver on Linux, its server importing torch and ``fn``'s module before it
     forks any worker (nothing in them has started a thread of torch's yet); spawn elsewhere. The server is
     the process's one (:mod:`multiprocessing`'s), started by the first pool and kept for the next ones."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    # Linux only: on macOS a process that has loaded the system's frameworks (torch's Metal backend) is not
+    # safe to fork, which is why Python spawns there by default.
+    if not sys.platform.startswith("linux") or "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     module = getattr(fn, "__module__", None)
