@@ -411,6 +411,11 @@ def test_open_dataset_by_name(tmp_path, rng):
         open_dataset("imagenet", tmp_path)
     with pytest.raises(InputError, match=r"^level: expected an option the synth reader takes \(encoding\), got level=3"):
         open_dataset("synth", tmp_path, level=3)
+    missing = tmp_path / "no-such-folder"
+    with pytest.raises(InputError, match="^root: expected a lensblur synth folder"):
+        open_dataset("synth", missing)
+    with pytest.raises(InputError, match="(?s)^val_root: expected a lensblur synth folder.*Fix: pass val_root=FOLDER"):
+        open_dataset("synth", missing, root_argument="val_root")      # a second folder, named as its caller's
 
 
 # ---------------------------------------------------------------------------------------------- verify

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,13 +299,7 @@ def run(args) -> int:
     options = {"split": args.split} if args.split else {}
     dataset = open_dataset(args.dataset, args.root, **options)
     data = trainer.data(dataset, args) if trainer.data else RandomCrops(dataset, args.crop)
-    try:
-        val = open_dataset(args.dataset, args.val_root) if args.val_root else None
-    except InputError as exc:       # the reader names its folder root; here it is --val-root
-        if exc.argument != "root":
-            raise
-        raise InputError("--val-root", expected=exc.expected, got=exc.got,
-                         fix=exc.fix and re.sub(r"\broot=", "val_root=", exc.fix)) from exc
+    val = open_dataset(args.dataset, args.val_root, root_argument="val_root") if args.val_root else None
     import torch
 
     # --seed also seeds torch's global generator, which methods draw from during their steps (dropout,

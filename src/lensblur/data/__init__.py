@@ -11,6 +11,7 @@ maps the names to factories, and :func:`register_dataset` adds more.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -62,13 +63,15 @@ def register_dataset(name: str, factory: Callable[..., Dataset]) -> None:
     DATASETS[name] = factory
 
 
-def open_dataset(name: str, root, *, argument: str = "name", **options: Any) -> Dataset:
+def open_dataset(name: str, root, *, argument: str = "name", root_argument: str = "root", **options: Any) -> Dataset:
     """Open a dataset by name.
 
     Args:
         name: one of :data:`DATASETS`.
         root: the dataset's folder.
         argument: the name error messages give ``name``.
+        root_argument: the name error messages give ``root`` (a caller opening a second folder, such as a
+            validation set, names it as its own argument).
         **options: keywords of its reader (e.g. ``split=``, ``level=``).
 
     Returns:
@@ -91,4 +94,10 @@ def open_dataset(name: str, root, *, argument: str = "name", **options: Any) -> 
     if unknown:     # named by the option itself (the command line reports it under its flag)
         raise InputError(unknown[0], expected=f"an option the {name} reader takes ({', '.join(takes) or 'none'})",
                          got=f"{unknown[0]}={options[unknown[0]]!r}", fix=f"drop {unknown[0]}={options[unknown[0]]} for {name}")
-    return reader(root, **options)
+    try:
+        return reader(root, **options)
+    except InputError as exc:       # the readers name their folder root
+        if root_argument == "root" or exc.argument != "root":
+            raise
+        fix = exc.fix and re.sub(r"\broot=", f"{root_argument}=", exc.fix)
+        raise InputError(root_argument, expected=exc.expected, got=exc.got, fix=fix) from exc
