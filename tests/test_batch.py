@@ -4,6 +4,8 @@ work, fsspec URLs in and out."""
 
 from __future__ import annotations
 
+import sys
+
 import fsspec
 import numpy as np
 import pytest
@@ -224,3 +226,21 @@ def test_a_map_of_the_wrong_size_in_the_disparity_folder_is_that_flags_error(sho
     err = capsys.readouterr().err
     assert code == 1 and f"{folder / 'c.png'}: --disparity-dir: expected the image's size" in err, err
     assert "Fix: pass --resize-disparity" in err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks from a server on Linux only")
+def test_a_batch_starts_its_pool_server_before_its_own_work_and_one_photo_starts_none(shots):
+    """The server's import of torch overlaps the driver's; a single photo renders in the driver, no server."""
+    import subprocess
+
+    folder, maps = shots
+    probe = ("import os, sys, time; from lensblur.cli import _build; from lensblur.cli._args import start_pool_early; "
+             "args = _build()[1]['render'].parse_args(sys.argv[1:]); start_pool_early(args); time.sleep(0.5); "
+             "print(len([p for p in os.listdir('/proc') if p.isdigit() and "
+             "open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[1] == str(os.getpid())]))")
+    common = ["--disparity-dir", str(maps), "--blur", "10", "--workers", "2"]
+    runs = {"batch": [str(folder), *common, "-o", f"{folder.parent / 'out'}/"],
+            "one photo": [str(folder / "a.png"), *common, "-o", str(folder.parent / "one.png")]}
+    children = {name: int(subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True,
+                                         check=True).stdout) for name, argv in runs.items()}
+    assert children["batch"] >= 1 and children["one photo"] == 0, children

@@ -104,6 +104,16 @@ def _pool_context(fn) -> multiprocessing.context.BaseContext:
     return context
 
 
+def start_pool_server() -> None:
+    """Start now the server the local pool forks its workers from (Linux; elsewhere nothing), so that its
+    import of torch runs while the caller does its own work: a command that will run a pool calls it first.
+    The pool then finds the server started; a server no pool uses ends with this process."""
+    if isinstance(_pool_context(None), multiprocessing.context.ForkServerContext):
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 def _caller_state() -> tuple[dict[str, str], set[int] | None]:
     """What a worker takes from the caller as the map starts: its environment and its CPU affinity (a
     forked worker would have the forkserver's, from when the server started)."""

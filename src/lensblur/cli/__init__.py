@@ -22,7 +22,7 @@ import threading
 
 from .._memory import tune_allocator
 from ..errors import LensblurError
-from ._args import cli_message, start_threads
+from ._args import cli_message, start_pool_early, start_threads
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     previous = _stop_on_sigterm()
     try:
+        start_pool_early(args)
         start_threads(args)
         return int(args.run(args) or 0)
     except LensblurError as exc:

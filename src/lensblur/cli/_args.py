@@ -573,6 +573,20 @@ def executor_from_flags(args):
     return get_executor(args.executor, workers=getattr(args, "workers", 1), address=args.ray_address)
 
 
+def start_pool_early(args) -> None:
+    """A command that will run a local pool of several workers starts its server before anything else, so that
+    the server's import of torch overlaps the command's own (see :func:`lensblur.executor.start_pool_server`).
+    A command whose runs do not all use the pool (render: one photo renders in this process) says which do
+    with a ``pools(args)`` default."""
+    workers = getattr(args, "workers", None)
+    pools = getattr(args, "pools", None)      # a command's own test of whether this run uses its pool
+    if getattr(args, "executor", "local") == "local" and isinstance(workers, int) and workers > 1 \
+            and (pools is None or pools(args)):
+        from ..executor import start_pool_server
+
+        start_pool_server()
+
+
 def check_workers(args) -> None:
     """``--workers``, when the command has it, is an integer >= 1 (the processes of a batch)."""
     from ..errors import InputError

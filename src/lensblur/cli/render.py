@@ -92,7 +92,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _args.add_file_output(p)
     _args.add_format(p, "text", "json", help="how to print what was done: a line, or JSON with the camera used")
     _args.add_executor(p, workers_help="with several photos: local processes, one thread each (default 1)")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, pools=_is_batch)    # one photo renders in this process: no pool to start early
     return p
 
 
