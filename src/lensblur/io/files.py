@@ -6,6 +6,7 @@ import contextlib
 import glob
 import os
 import re
+import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -137,13 +138,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         The temporary path to write to (a unique name, so two writers never share it).
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.stem}.",
-                               suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    tmp_path = Path(tmp)
+    # A fresh name, not a file: the writer makes the file inside the try below, so an exception at any point
+    # (a worker's stop arrives as one, at any bytecode) finds it there to remove. A file made before the try
+    # would be left behind by one that arrives between the two.
+    tmp_path = (path.parent if str(path.parent) else Path(".")) / f".{path.stem}.{secrets.token_hex(6)}.tmp{path.suffix}"
     try:
         yield tmp_path
-        if tmp_path.exists():       # mkstemp made it 0600; a written file follows the umask like any other
+        if tmp_path.exists():       # the bits of a new file, whatever the writer made it with (a copy brings its own)
             tmp_path.chmod(new_mode())
         os.replace(tmp_path, path)
     except BaseException:
