@@ -74,3 +74,28 @@ def test_sigterm_ends_a_batch_and_its_workers(tmp_path):
     assert not any(_alive(pid) for pid in below), "worker processes outlived the command"
     assert len(rendered()) < 12, "the batch ended before the signal"
     assert not out.exists() or not [p.name for p in out.iterdir() if p.name.startswith(".")]    # no temporary file
+
+
+@pytest.mark.parametrize(("signal_error", "said", "code"), [
+    ("KeyboardInterrupt", "interrupted", 130),
+    ("_Terminated", "terminated", 128 + signal.SIGTERM),
+])
+def test_an_error_raised_while_an_interruption_unwinds_is_that_interruption(monkeypatch, capsys, signal_error,
+                                                                             said, code):
+    """A library's cleanup broken by the signal (tqdm releasing a lock it had not taken) raises an error of its
+    own while the Ctrl-C or SIGTERM unwinds: the command still says it was stopped, with the signal's code."""
+    from lensblur import cli
+    from lensblur.cli import render
+
+    interruption = KeyboardInterrupt if signal_error == "KeyboardInterrupt" else cli._Terminated
+
+    def broken_cleanup(args):
+        try:
+            raise interruption()
+        finally:
+            raise RuntimeError("cannot release un-acquired lock")
+
+    monkeypatch.setattr(render, "run", broken_cleanup)
+    assert cli.main(["render", "photo.png", "-o", "out.png"]) == code
+    err = capsys.readouterr().err
+    assert f"lensblur render: {said}" in err and "Traceback" not in err

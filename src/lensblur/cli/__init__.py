@@ -124,21 +124,41 @@ def main(argv: list[str] | None = None) -> int:
         start_pool_early(args)
         start_threads(args)
         return int(args.run(args) or 0)
-    except LensblurError as exc:
-        if os.environ.get("LENSBLUR_DEBUG"):
+    except KeyboardInterrupt as exc:
+        return _interrupted(args.command, exc)
+    except Exception as exc:
+        # An error raised while a Ctrl-C or SIGTERM unwound the command (a library's cleanup that the signal
+        # caught half done, e.g. tqdm releasing a lock it had not yet taken) is that interruption.
+        interruption = _interruption(exc)
+        if interruption is not None:
+            return _interrupted(args.command, interruption)
+        if not isinstance(exc, LensblurError) or os.environ.get("LENSBLUR_DEBUG"):
             raise
         print(f"lensblur {args.command}: error: {message(exc, _leaf(commands[args.command], args))}",
               file=sys.stderr)
         return 1
-    except _Terminated:
-        print(f"lensblur {args.command}: terminated", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        print(f"lensblur {args.command}: interrupted", file=sys.stderr)
-        return 130
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM among the exceptions ``exc`` was raised while handling, if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__context__
+    return None
+
+
+def _interrupted(command: str, exc: KeyboardInterrupt) -> int:
+    if isinstance(exc, _Terminated):
+        print(f"lensblur {command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    print(f"lensblur {command}: interrupted", file=sys.stderr)
+    return 130
 
 
 class _Terminated(KeyboardInterrupt):
