@@ -107,7 +107,8 @@ def _pool_context(fn) -> multiprocessing.context.BaseContext:
 def start_pool_server() -> None:
     """Start now the server the local pool forks its workers from (Linux; elsewhere nothing), so that its
     import of torch runs while the caller does its own work: a command that will run a pool calls it first.
-    The pool then finds the server started; a server no pool uses ends with this process."""
+    The pool then finds the server started (its workers import the pool's function's module themselves); a
+    server no pool uses ends with this process."""
     if isinstance(_pool_context(None), multiprocessing.context.ForkServerContext):
         from multiprocessing import forkserver
 

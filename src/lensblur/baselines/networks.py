@@ -75,9 +75,9 @@ def _check_input(x: torch.Tensor, channels: int, name: str = "x") -> None:
 def check_training_size(height: int, width: int, multiple: int, why: str, *, smallest: int = 1,
                         smallest_why: str = "") -> None:
     """Refuse training items of ``height x width`` that a method's networks cannot take: sides that are not
-    multiples of ``multiple`` (``why`` says whose), or below ``smallest`` (``smallest_why``). The networks themselves refuse them
-    only at the first step, under their own argument's name; the training loop asks before it starts
-    (a method's ``check_size``), and the items' size is the crop's.
+    multiples of ``multiple`` (``why`` says whose), or below ``smallest`` (``smallest_why`` says why). The
+    networks themselves refuse them only at the first step, under their own argument's name; the training
+    loop asks before it starts (a method's ``check_size``), and the items' size is the crop's.
 
     Raises:
         InputError: naming ``crop``, with the nearest crop the networks take.

@@ -119,9 +119,9 @@ def _check(args):
     if (args.sweep_sigma or args.sweep_alpha) and not args.focus:
         raise InputError("--focus", expected="a focus prompt for the sweep", got="none",
                          fix='add --focus "the object to bring into focus"')
-    for given in ("--sweep-sigma", "--sigma"):
-        if args.global_steps is not None and getattr(args, given[2:].replace("-", "_")) is not None:
-            raise InputError("--global-steps", expected=f"either --global-steps or {given}", got="both",
+    for flag, value in (("--sweep-sigma", args.sweep_sigma), ("--sigma", args.sigma)):
+        if args.global_steps is not None and value is not None:
+            raise InputError("--global-steps", expected=f"either --global-steps or {flag}", got="both",
                              fix="drop one of them")
     image_to_image = args.init_image is not None
     if image_to_image and args.size is not None:

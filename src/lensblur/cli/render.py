@@ -539,10 +539,11 @@ def _ignored_depth_flags(args) -> list[str]:
 
 def run(args) -> int:
     _args.check_workers(args)
-    if args.output_format is not None and not _is_batch(args):
+    batch = _is_batch(args)
+    if args.output_format is not None and not batch:
         raise InputError("--output-format", expected="-o FOLDER (several photos)", got=args.output_format,
                          fix="drop it: the suffix of -o FILE gives the format")
-    if _is_batch(args):
+    if batch:
         return _run_batch(args)
     from ..io import check_output_path
     from ..io.files import is_url

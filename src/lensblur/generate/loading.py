@@ -125,14 +125,12 @@ def load_text_to_image(model: str | os.PathLike, *, torch_dtype=None, allow_down
         MissingDependencyError: diffusers is not installed.
     """
     found = find_text_to_image(model, allow_download=allow_download)
-    if found.kind == "folder":
-        return _from_pretrained(_pipeline_classes(found.xl), found.source, found.looked, torch_dtype=torch_dtype,
-                                local_files_only=True, variant=variant)
     if found.kind == "file":
         return _from_single_file(Path(found.source), torch_dtype=torch_dtype, allow_download=allow_download,
                                  config=config)
+    # a local folder never downloads; a hub id only when allowed
     return _from_pretrained(_pipeline_classes(found.xl), found.source, found.looked, torch_dtype=torch_dtype,
-                            local_files_only=not allow_download, variant=variant)
+                            local_files_only=found.kind == "folder" or not allow_download, variant=variant)
 
 
 class FoundModel(NamedTuple):
