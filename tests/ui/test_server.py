@@ -273,3 +273,50 @@ def test_a_generate_model_that_is_not_there_is_refused_before_the_page_is_announ
         captured = capsys.readouterr()
         assert said in captured.err and "--generate-model sd-v1-4" in captured.err    # the fix in flags
         assert "serving" not in captured.out
+
+
+def test_a_hub_id_not_in_the_cache_is_fetched_at_start_only_with_allow_download(tmp_path, capsys, monkeypatch):
+    """Without --allow-download an id that is not cached is refused with the flag as the fix; with it, the id's
+    model_index.json and then its files are fetched (diffusers' DiffusionPipeline.download, which loads nothing)
+    before the port is bound. The hub is replaced by recorders: this machine has no network to it."""
+    import json
+    import socket
+
+    from lensblur.cli import main
+
+    pytest.importorskip("uvicorn")
+    diffusers = pytest.importorskip("diffusers")
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["ui", "--no-browser", "--generate-model", "someone/not-cached-model"]) == 1
+    err = capsys.readouterr().err
+    assert "downloads are off: pass --allow-download" in err and "allow_download" not in err
+
+    index = tmp_path / "model_index.json"
+    index.write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    fetched = []
+
+    def hub_download(repo_id, filename, *, local_files_only):
+        fetched.append((filename, repo_id, local_files_only))
+        return str(index)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hub_download)
+    monkeypatch.setattr(diffusers.DiffusionPipeline, "download",
+                        classmethod(lambda cls, repo_id, **kwargs: fetched.append(("files", repo_id))))
+    with socket.socket() as taken:                  # the port check comes after the fetch: the run stops there
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["ui", "--no-browser", "--port", str(port), "--generate-model", "someone/not-cached-model",
+                     "--allow-download"]) == 1
+    assert fetched == [("model_index.json", "someone/not-cached-model", False), ("files", "someone/not-cached-model")]
+    assert "--port: expected a port free for this program" in capsys.readouterr().err
+
+    def refused(cls, repo_id, **kwargs):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(diffusers.DiffusionPipeline, "download", classmethod(refused))
+    assert main(["ui", "--no-browser", "--generate-model", "someone/not-cached-model", "--allow-download"]) == 1
+    err = capsys.readouterr().err
+    assert "The files of Hugging Face model 'someone/not-cached-model' not found" in err
+    assert "OSError: connection refused" in err and "Traceback" not in err

@@ -13,6 +13,7 @@ EPILOG = """examples:
   lensblur ui --port 8000 --no-browser
   lensblur ui --host 0.0.0.0           # serve the network too (anyone who reaches the port can use it)
   lensblur ui --generate-model sd-v1-4 # the generate tab (stage diffusion) with this Stable Diffusion model
+  lensblur ui --generate-model CompVis/stable-diffusion-v1-4 --allow-download   # fetched into the cache first
 
 The page renders with the same code as lensblur render, and shows the lensblur render command line that
 reproduces the current settings. Uploads are limited to --max-upload-mb per file and --max-megapixels per photo;
@@ -36,6 +37,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="the Stable Diffusion model of the page's generate tab (what lensblur generate --model takes: "
                         "a diffusers folder, a .safetensors/.ckpt file or a cached Hugging Face id); without it the "
                         "tab says how to configure one")
+    p.add_argument("--allow-download", action="store_true",
+                   help="fetch --generate-model, a Hugging Face id, into the Hugging Face cache before serving (the "
+                        "page itself loads from the cache only)")
     p.set_defaults(run=run)
     return p
 
@@ -53,5 +57,5 @@ def run(args) -> int:
               "renders", file=sys.stderr)
     serve(host=args.host, port=args.port, open_browser=args.browser, max_upload_mb=args.max_upload_mb,
           max_megapixels=args.max_megapixels, log_level="info" if args.verbose else "warning",
-          generate_model=args.generate_model)
+          generate_model=args.generate_model, allow_download=args.allow_download)
     return 0

@@ -17,7 +17,8 @@ from typing import NamedTuple
 from .._optional import hf_cache_dir, require
 from ..errors import InputError, ModelNotFoundError
 
-__all__ = ["HOW_TO_GET", "SCHEDULERS", "FoundModel", "find_text_to_image", "load_text_to_image", "make_scheduler"]
+__all__ = ["HOW_TO_GET", "SCHEDULERS", "FoundModel", "fetch_text_to_image", "find_text_to_image", "load_text_to_image",
+           "make_scheduler"]
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +190,26 @@ def _from_pretrained(cls, source: str, looked: list[str], **kwargs):
             how_to_get=f"diffusers could not load it ({type(exc).__name__}: {_first_line(exc)}); "
                        f"check that every component folder (unet, vae, text_encoder, tokenizer, scheduler) and its "
                        f"weights are there; {HOW_TO_GET}") from exc
+
+
+def fetch_text_to_image(model: str | os.PathLike) -> FoundModel:
+    """Find ``model`` as :func:`find_text_to_image` does, with downloads allowed, and fetch a Hugging Face id's
+    files into the local cache without loading them, so that later loads (``allow_download=False``) find it.
+
+    A folder or a file is only found: there is nothing to fetch.
+
+    Raises:
+        ModelNotFoundError: the model is not there, or its files could not be fetched (where it looked, why).
+        MissingDependencyError: diffusers or huggingface_hub is not installed.
+    """
+    found = find_text_to_image(model, allow_download=True)
+    if found.kind == "hub":
+        try:
+            _diffusers().DiffusionPipeline.download(found.source)
+        except Exception as exc:
+            raise ModelNotFoundError(f"The files of Hugging Face model {found.source!r}", looked_in=found.looked,
+                                     how_to_get=f"{HOW_TO_GET} ({type(exc).__name__}: {_first_line(exc)})") from exc
+    return found
 
 
 def _find_on_hub(repo_id: str, looked: list[str], *, allow_download: bool) -> FoundModel:

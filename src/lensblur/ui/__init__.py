@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 
 def serve(*, host: str = "127.0.0.1", port: int = 7860, open_browser: bool = True, max_upload_mb: float | None = None,
-          max_megapixels: float | None = None, log_level: str = "warning", generate_model: str | None = None) -> None:
+          max_megapixels: float | None = None, log_level: str = "warning", generate_model: str | None = None,
+          allow_download: bool = False) -> None:
     """Serve the page until interrupted; the server's temporary folder is removed on the way out.
 
     Args:
@@ -46,22 +47,27 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, open_browser: bool = Tru
         log_level: uvicorn's log level.
         generate_model: the Stable Diffusion model of the generate tab (what ``lensblur generate --model`` takes);
             None: the tab says how to configure one.
+        allow_download: fetch ``generate_model``, a Hugging Face id, into the Hugging Face cache before the page
+            is announced (the tab itself loads from the cache only).
 
     Raises:
         MissingDependencyError: Starlette or uvicorn is not installed (``lensblur[ui]``).
         InputError: the port is taken (or not allowed), or the host is not an address of this machine; found
             before the page is announced.
         ModelNotFoundError: ``generate_model`` names no Stable Diffusion model (found without loading its
-            weights, before the page is announced).
+            weights, before the page is announced), or its files could not be fetched.
     """
     from .app import create_app
     from .session import Workspace
 
     uvicorn = require("uvicorn", extra="ui", feature="lensblur ui")
     if generate_model is not None:      # a model that is not there is said at start, not at the first generation
-        from ..generate.loading import find_text_to_image
+        from ..generate.loading import fetch_text_to_image, find_text_to_image
 
-        find_text_to_image(generate_model)
+        if allow_download:
+            fetch_text_to_image(generate_model)
+        else:
+            find_text_to_image(generate_model)
     sock = _bound(host, port)
     workspace = Workspace(max_upload_bytes=int((max_upload_mb or DEFAULT_MAX_UPLOAD_MB) * 2**20),
                           max_pixels=int((max_megapixels or DEFAULT_MAX_MEGAPIXELS) * 1e6),
