@@ -10,7 +10,8 @@ flipped every other time, so that no two are the same), with their disparity map
   core (the work of a 2 MP photo spread over both cores), which made the ideal too high (this is why the
   ratio read 0.70);
 * the pool's start-up: the batch's pool of --workers processes each importing the renderer and answering
-  once, the fixed cost the batch pays before its first photo (in a process of its own);
+  once (in a process of its own): the time the batch's driver renders photos itself, on one thread, before
+  its workers take over;
 * the batch rate: one ``lensblur render`` over the whole folder with ``--workers`` processes (default: the
   cores this process may use), photos per second of wall time, pool start-up included;
 
@@ -158,8 +159,8 @@ def main() -> None:
           f"{statistics.mean(after):.3f} s)")
     print(f"batch:                  {batch:.3f} photos/s ({wall:.2f} s wall, pool start-up included)")
     if startup is not None:
-        print(f"pool start-up:          {startup:.2f} s ({startup / wall:.0%} of the batch's wall time; the ratio "
-              f"without it: {args.photos / max(wall - startup, 1e-9) / ideal:.2f})")
+        print(f"pool start-up:          {startup:.2f} s ({startup / wall:.0%} of the batch's wall time, which the "
+              f"driver spends rendering photos itself)")
     print(f"ideal ({cores} x single):  {ideal:.3f} photos/s")
     print(f"ratio batch / ideal:    {batch / ideal:.2f} (target >= 0.90: {'met' if batch / ideal >= 0.9 else 'not met'})")
 

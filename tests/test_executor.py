@@ -27,6 +27,19 @@ def _square_and_threads(shared, item):
     return shared * item * item, torch.get_num_threads()
 
 
+def _where(shared, item):
+    """Which process ran the item, on how many torch threads and render workers; 0.3 s of work."""
+    import os
+    import time
+
+    import torch
+
+    from lensblur._threads import worker_count
+
+    time.sleep(0.3)
+    return os.getpid(), torch.get_num_threads(), worker_count()
+
+
 def _refuse(shared, item):
     if item == 2:
         raise InputError("blur", expected="a number >= 0", got=item, fix="blur=30")
@@ -86,6 +99,23 @@ def test_local_pool_gives_every_result_once_with_one_thread_per_worker():
         got = dict(pool.map(_square_and_threads, range(6), shared=3))
     assert got == {k: (3 * k * k, 1) for k in range(6)}
     assert dict(LocalExecutor(1).map(_square_and_threads, range(3), shared=3)).keys() == {0, 1, 2}
+
+
+@pytest.mark.slow
+def test_this_process_runs_items_on_one_thread_while_the_workers_start(monkeypatch):
+    """The driver takes items from the end of the list until a worker is ready (it cannot be before the
+    map has started), each on one thread whatever LENSBLUR_THREADS says; its threads are restored after."""
+    import torch
+
+    monkeypatch.setenv("LENSBLUR_THREADS", "2")
+    torch.set_num_threads(2)
+    got = dict(LocalExecutor(2).map(_where, range(8)))
+    assert sorted(got) == list(range(8))
+    here = [position for position, (pid, _, _) in got.items() if pid == os.getpid()]
+    assert here and sorted(here) == list(range(8 - len(here), 8)), got      # the last items
+    assert len(here) < 8, got                                        # the workers took the others
+    assert {(threads, workers) for _, threads, workers in got.values()} == {(1, 1)}
+    assert torch.get_num_threads() == 2
 
 
 @pytest.mark.slow

@@ -114,7 +114,8 @@ def single_thread_worker() -> None:
 
 
 def worker_count(threads: int | None = None) -> int:
-    """How many pieces of coarse work a render runs at once: ``threads`` if given, else ``LENSBLUR_THREADS``,
+    """How many pieces of coarse work a render runs at once: 1 inside a :func:`single_thread` block, else
+    ``threads`` if given, else ``LENSBLUR_THREADS``,
     else torch's thread count (what :func:`set_threads` or the caller's ``torch.set_num_threads`` chose, so a
     batch worker set to one thread stays on one) capped by :func:`available_cores`.
 
@@ -123,9 +124,34 @@ def worker_count(threads: int | None = None) -> int:
     """
     import torch
 
+    if _SINGLE.get():
+        return 1
     if threads is not None or os.environ.get(ENVIRONMENT_VARIABLE, "").strip():
         return resolve_threads(threads)
     return max(1, min(torch.get_num_threads(), available_cores()))
+
+
+# Whether this thread is inside a single_thread block.
+_SINGLE: contextvars.ContextVar[bool] = contextvars.ContextVar("lensblur_single_thread", default=False)
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Within the block, in this thread, torch runs on one thread and every render on one worker, whatever
+    ``threads`` or ``LENSBLUR_THREADS`` ask for (a batch's driver working on an item beside its one-thread
+    workers); torch's thread count is restored afterwards."""
+    import torch
+
+    previous = torch.get_num_threads()
+    token = _SINGLE.set(True)
+    if previous != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        _SINGLE.reset(token)
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
 
 
 # The pool of the enclosing coarse_parallel block (None outside one, and in its workers) and its size.

@@ -8,12 +8,13 @@ progress bar. Worker processes (local or Ray) run one torch thread each (:func:`
 parallelism comes from the processes, and a result does not depend on where it was computed.
 
 * ``local`` (the default): ``workers=1`` runs the items here, in order; more workers run them in a pool of
-  that many processes. On Linux they are forked from a server process that imported torch once
-  (``forkserver``), so that starting N workers costs one import of torch, not N at once; each starts with the
-  environment and CPU affinity the caller has when the map starts, as a spawned one would. Elsewhere they
-  are spawned, as Python does by default there. A worker that dies (killed, out of memory) stops the map
-  with :class:`WorkerLostError`, and an interrupted map stops its workers: each drops the item it is on (its
-  temporary files removed) and the items queued for it.
+  that many processes, and while they start this process runs items from the end of the list itself, on one
+  thread (the results are the same wherever an item runs). On Linux the workers are forked from a server
+  process that imported torch once (``forkserver``), so that starting N workers costs one import of torch,
+  not N at once; each starts with the environment and CPU affinity the caller has when the map starts, as a
+  spawned one would. Elsewhere they are spawned, as Python does by default there. A worker that dies
+  (killed, out of memory) stops the map with :class:`WorkerLostError`, and an interrupted map stops its
+  workers: each drops the item it is on (its temporary files removed) and the items queued for it.
 * ``ray``: one Ray task per item (``num_cpus=1``), on the cluster ``ray.init(address=...)`` connects to:
   ``"auto"`` for the cluster this machine belongs to, ``"host:port"`` for a head node's GCS,
   ``"ray://host:10001"`` for Ray Client, None for a local instance (or an instance already started in this
@@ -26,8 +27,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -122,7 +125,7 @@ def _caller_state() -> tuple[dict[str, str], set[int] | None]:
     return dict(os.environ), affinity
 
 
-def _pool_init(fn, shared, caller: tuple[dict[str, str], set[int] | None]) -> None:
+def _pool_init(fn, shared, caller: tuple[dict[str, str], set[int] | None], ready) -> None:
     from ._memory import tune_allocator
     from ._threads import single_thread_worker
 
@@ -138,6 +141,7 @@ def _pool_init(fn, shared, caller: tuple[dict[str, str], set[int] | None]) -> No
     tune_allocator()        # a process of our own, as the command line's (not done in Ray's workers)
     single_thread_worker()
     _WORKER_STATE["fn"], _WORKER_STATE["shared"] = fn, shared
+    ready.set()
 
 
 def _pool_call(item: Any) -> Any:
@@ -199,27 +203,99 @@ class LocalExecutor(Executor):
             for position, item in tasks:
                 yield position, fn(shared, item)
             return
-        pool = ProcessPoolExecutor(min(self.workers, len(tasks)), mp_context=_pool_context(fn),
-                                   initializer=_pool_init, initargs=(fn, shared, _caller_state()))
-        pending: dict = {}
-        done: set[int] = set()
-        try:        # submitting starts the workers: a stop then already ends those started
-            pending.update((pool.submit(_pool_call, item), position) for position, item in tasks)
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    position = pending.pop(future)
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool:
-                        raise WorkerLostError(done, len(tasks)) from None
-                    done.add(position)
-                    yield position, result
-        except BaseException:       # an item failed, a worker died, or the caller stopped early: stop the rest
-            _stop(pool)
-            raise
-        finally:
-            pool.shutdown(wait=True)
+        yield from _pool_map(fn, tasks, shared, min(self.workers, len(tasks)))
+
+
+class _Claims:
+    """The items of a pool's map not yet taken, ``[left, right)`` of the task list: the pool's submitter
+    takes them from the left, this process (while the workers start) from the right."""
+
+    def __init__(self, count: int):
+        self._lock = threading.Lock()
+        self._left, self._right = 0, count
+
+    def left(self) -> int | None:
+        with self._lock:
+            if self._left >= self._right:
+                return None
+            self._left += 1
+            return self._left - 1
+
+    def right(self) -> int | None:
+        with self._lock:
+            if self._left >= self._right:
+                return None
+            self._right -= 1
+            return self._right
+
+    def close(self) -> None:
+        """Nothing more is taken (a stop)."""
+        with self._lock:
+            self._left = self._right
+
+
+def _pool_map(fn, tasks: list[tuple[int, Any]], shared, workers: int) -> Iterator[tuple[int, Any]]:
+    """:meth:`LocalExecutor.map` on a pool of ``workers`` processes.
+
+    A thread submits the items, which starts the workers: with forkserver its first submit waits for the
+    server's import of torch (1-2 s on a fresh process), and a spawned worker imports torch itself. Until
+    the first worker is ready this process takes items from the end of the list and runs them itself, on one
+    thread, so the start-up is not idle time on every core."""
+    from ._threads import single_thread
+
+    context = _pool_context(fn)
+    ready = context.Event()         # set by the first worker ready for items
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_pool_init,
+                               initargs=(fn, shared, _caller_state(), ready))
+    claims = _Claims(len(tasks))
+    submitted: queue.SimpleQueue = queue.SimpleQueue()
+    failed: list[BaseException] = []
+
+    def submit() -> None:
+        try:
+            while (index := claims.left()) is not None:
+                position, item = tasks[index]
+                submitted.put((pool.submit(_pool_call, item), position))
+        except BaseException as exc:  # noqa: BLE001 -- re-raised in the driver: the pool broke, a stop shut it down
+            failed.append(exc)
+
+    submitter = threading.Thread(target=submit, name="lensblur-submit", daemon=True)
+    pending: dict = {}
+    done: set[int] = set()
+    try:
+        submitter.start()
+        while not ready.is_set() and (index := claims.right()) is not None:
+            position, item = tasks[index]
+            with single_thread():
+                result = fn(shared, item)
+            done.add(position)
+            yield position, result
+        submitter.join()
+        while not submitted.empty():
+            future, position = submitted.get()
+            pending[future] = position
+        if failed and not isinstance(failed[0], BrokenProcessPool):
+            raise failed[0]
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                position = pending.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    raise WorkerLostError(done, len(tasks)) from None
+                done.add(position)
+                yield position, result
+        if failed:                          # broken with nothing pending: a worker died as the pool started
+            raise WorkerLostError(done, len(tasks))
+    except BaseException:       # an item failed, a worker died, or the caller stopped early: stop the rest
+        claims.close()
+        if submitter.is_alive():
+            submitter.join()        # its submit under way, so that the stop sees every worker it started
+        _stop(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # -- Ray ------------------------------------------------------------------------------------------------
