@@ -244,3 +244,17 @@ def test_a_batch_starts_its_pool_server_before_its_own_work_and_one_photo_starts
     children = {name: int(subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True,
                                          check=True).stdout) for name, argv in runs.items()}
     assert children["batch"] >= 1 and children["one photo"] == 0, children
+
+
+def test_whether_a_run_is_a_batch_is_found_once_though_the_pool_start_asks_it_first(shots, tmp_path, monkeypatch):
+    """The early start of the pool's server asks render whether it will batch, and render asks again: for a
+    URL that is the filesystem's answer each time, so it is found once."""
+    from lensblur.cli import render as render_command
+
+    folder, maps = shots
+    asked = []
+    find = render_command._find_batch
+    monkeypatch.setattr(render_command, "_find_batch", lambda args: asked.append(args.photo) or find(args))
+    assert main(["render", folder.as_uri(), "--disparity-dir", str(maps), *LENS, "-o", f"{tmp_path / 'out'}/",
+                 "--workers", "2"]) == 0
+    assert len(asked) == 1 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.jpg", "c.png"]

@@ -92,7 +92,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _args.add_file_output(p)
     _args.add_format(p, "text", "json", help="how to print what was done: a line, or JSON with the camera used")
     _args.add_executor(p, workers_help="with several photos: local processes, one thread each (default 1)")
-    p.set_defaults(run=run, pools=_is_batch)    # one photo renders in this process: no pool to start early
+    p.set_defaults(run=run, pools=_is_batch, batch=None)    # one photo renders here: no pool to start early
     return p
 
 
@@ -476,7 +476,14 @@ def render_photo(args, method, *, progress: bool = False) -> Rendered:
 
 
 def _is_batch(args) -> bool:
-    """Several photos, a folder or a pattern, or an output folder (an existing one, or a name ending in /)."""
+    """Several photos, a folder or a pattern, or an output folder (an existing one, or a name ending in /).
+    Found once per run (the early start of a pool asks it before ``run``; for a URL it asks the filesystem)."""
+    if getattr(args, "batch", None) is None:
+        args.batch = _find_batch(args)
+    return args.batch
+
+
+def _find_batch(args) -> bool:
     from ..io.files import is_url
 
     if len(args.photo) > 1:
