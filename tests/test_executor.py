@@ -118,6 +118,20 @@ def test_this_process_runs_items_on_one_thread_while_the_workers_start(monkeypat
     assert torch.get_num_threads() == 2
 
 
+def test_a_pool_that_cannot_start_its_workers_is_said_in_terms_of_workers(monkeypatch):
+    """Starting a worker fails (fork refused: too many processes, no memory): the map stops with an error
+    about ``workers`` and its fix, not the system's traceback from inside the pool."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    def refused(self, *args, **kwargs):
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", refused)
+    with pytest.raises(InputError, match=r"workers: expected worker processes this machine can start, got 2 "
+                                         r"\(BlockingIOError: .*Fix: fewer workers, or workers=1"):
+        dict(LocalExecutor(2).map(_square_and_threads, range(6), shared=3))
+
+
 @pytest.mark.slow
 def test_a_worker_that_dies_stops_the_map_with_an_error_instead_of_a_hang():
     got = []

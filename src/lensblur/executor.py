@@ -264,7 +264,7 @@ def _pool_map(fn, tasks: list[tuple[int, Any]], shared, workers: int) -> Iterato
     done: set[int] = set()
     try:
         submitter.start()
-        while not ready.is_set() and (index := claims.right()) is not None:
+        while not ready.is_set() and not failed and (index := claims.right()) is not None:
             position, item = tasks[index]
             with single_thread():
                 result = fn(shared, item)
@@ -274,6 +274,10 @@ def _pool_map(fn, tasks: list[tuple[int, Any]], shared, workers: int) -> Iterato
         while not submitted.empty():
             future, position = submitted.get()
             pending[future] = position
+        if failed and isinstance(failed[0], OSError):      # no process could be started (fork, memory, limits)
+            raise InputError("workers", expected="worker processes this machine can start",
+                             got=f"{workers} ({type(failed[0]).__name__}: {failed[0]})",
+                             fix="fewer workers, or workers=1 (in this process); what was done is kept") from failed[0]
         if failed and not isinstance(failed[0], BrokenProcessPool):
             raise failed[0]
         while pending:
