@@ -7,7 +7,11 @@ import csv
 import filecmp
 import math
 import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +20,7 @@ from lensblur.errors import InputError
 from lensblur.eval import EvalOptions, Identity, evaluate, get_method
 from lensblur.executor import LocalExecutor, WorkerLostError, get_executor
 from lensblur.synth.dataset import synthesize
+from processes import alive, descendants  # tests/ is on sys.path: its conftest.py is the root one
 
 NO_PERCEPTUAL = {"lpips": "n/a (test)", "dists": "n/a (test)"}
 TINY = {"size": (48, 32), "samples": 16, "seed": 5, "progress": False}
@@ -172,6 +177,49 @@ def test_a_stopped_map_abandons_its_items_and_leaves_no_temporary_file(tmp_path)
     assert len(names) < 6, names            # the queued items did not run (12 items of 0.5 s on 2 workers)
     assert all((tmp_path / n).read_text() == "whole" for n in names)
     assert stopped_in < 3, stopped_in
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the process table from /proc (Linux)")
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM to its group"])
+def test_workers_end_with_a_driver_that_dies_without_stopping_them(tmp_path, how):
+    """A program killed outright (SIGKILL, the out-of-memory killer), or dead on a SIGTERM it does not handle
+    (sent to its process group, as a shell or a scheduler sends it), cannot stop its pool: the workers see
+    the driver's end and end themselves, their items' temporary files removed. Before, they waited forever."""
+    out = tmp_path / "out"
+    out.mkdir()
+    script = tmp_path / "driver.py"
+    script.write_text(
+        f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_executor import _write_slowly\nfrom lensblur.executor import LocalExecutor\n"
+        "if __name__ == '__main__':\n"
+        f"    for position, _ in LocalExecutor(2).map(_write_slowly, range(40), shared={str(out)!r}):\n"
+        "        print(position, flush=True)\n")
+    driver = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    below: list[int] = []
+    try:
+        for _ in range(8):          # 0.5 s items: the workers are at work (the driver takes some first)
+            assert driver.stdout.readline(), "the driver ended early"
+        below = descendants(driver.pid)
+        if how == "SIGKILL":
+            driver.kill()
+        else:
+            os.killpg(driver.pid, signal.SIGTERM)
+        driver.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while any(alive(pid) for pid in below) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [pid for pid in below if alive(pid)]
+    finally:
+        for pid in [driver.pid, *below]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        driver.stdout.close()
+    assert below and not left, (below, left)
+    names = sorted(p.name for p in out.iterdir())
+    assert not [n for n in names if n.startswith(".")], names         # no temporary file left
+    assert 8 <= len(names) < 40 and all((out / n).read_text() == "whole" for n in names)
 
 
 def test_a_ray_address_where_nothing_answers_is_refused_at_once():

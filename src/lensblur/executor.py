@@ -14,7 +14,8 @@ parallelism comes from the processes, and a result does not depend on where it w
   not N at once; each starts with the environment and CPU affinity the caller has when the map starts, as a
   spawned one would. Elsewhere they are spawned, as Python does by default there. A worker that dies
   (killed, out of memory) stops the map with :class:`WorkerLostError`, and an interrupted map stops its
-  workers: each drops the item it is on (its temporary files removed) and the items queued for it.
+  workers: each drops the item it is on (its temporary files removed) and the items queued for it. Workers
+  whose driver dies without stopping them (killed) do the same on their own.
 * ``ray``: one Ray task per item (``num_cpus=1``), on the cluster ``ray.init(address=...)`` connects to:
   ``"auto"`` for the cluster this machine belongs to, ``"host:port"`` for a head node's GCS,
   ``"ray://host:10001"`` for Ray Client, None for a local instance (or an instance already started in this
@@ -31,6 +32,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -141,7 +143,27 @@ def _pool_init(fn, shared, caller: tuple[dict[str, str], set[int] | None], ready
     tune_allocator()        # a process of our own, as the command line's (not done in Ray's workers)
     single_thread_worker()
     _WORKER_STATE["fn"], _WORKER_STATE["shared"] = fn, shared
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.sentinel is not None:
+        threading.Thread(target=_end_with_driver, args=(parent.sentinel,), name="lensblur-driver-watch",
+                         daemon=True).start()
     ready.set()
+
+
+def _end_with_driver(sentinel) -> None:
+    """Once the driver is gone without stopping the pool (killed, or dead on a signal it does not handle),
+    nothing will read this worker's results or end it: it ends itself, its item stopped as on the driver's
+    SIGTERM (:func:`_stop_item`, its temporary files removed), within a few seconds at most."""
+    from multiprocessing.connection import wait as wait_for
+
+    wait_for([sentinel])
+    _WORKER_STATE["stopped"] = True          # the items still queued in the pipe are not started
+    if _WORKER_STATE.get("busy"):
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 5.0
+        while _WORKER_STATE.get("busy") and time.monotonic() < deadline:
+            time.sleep(0.01)
+    os._exit(128 + signal.SIGTERM)
 
 
 def _pool_call(item: Any) -> Any:
@@ -157,7 +179,8 @@ def _pool_call(item: Any) -> Any:
 def _stop_item(signum, frame) -> None:
     """A worker's SIGTERM (the driver stopping the pool): the item it is on stops here, unwinding as on an
     error (its temporary files removed), and so do the items queued for it; an idle worker waits for the
-    pool's shutdown, which ends it. Killing it outright would leave the item's files half-written."""
+    pool's shutdown, which ends it, or for the driver's end (:func:`_end_with_driver`). Killing it outright
+    would leave the item's files half-written."""
     _WORKER_STATE["stopped"] = True
     if _WORKER_STATE.get("busy"):
         raise SystemExit(128 + signum)

@@ -13,33 +13,7 @@ import numpy as np
 import pytest
 
 from lensblur.io import write_image
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid``: its workers, and the helpers (a forkserver, whose children the workers
-    are, the resource tracker) that must end with it too."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    found, frontier = [], [pid]
-    while frontier:
-        below = [child for child, parent in parents.items() if parent in frontier]
-        found += below
-        frontier = below
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+from processes import alive, descendants  # tests/ is on sys.path: its conftest.py is the root one
 
 
 @pytest.mark.slow
@@ -62,16 +36,16 @@ def test_sigterm_ends_a_batch_and_its_workers(tmp_path):
 
     while not rendered() and time.monotonic() < deadline:
         time.sleep(0.05)
-    below = _descendants(process.pid)
+    below = descendants(process.pid)
     assert len(below) >= 2, "the batch's worker processes did not start"
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM and "lensblur render: terminated" in err, err
     assert "Traceback" not in err, err
     deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in below) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in below) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(_alive(pid) for pid in below), "worker processes outlived the command"
+    assert not any(alive(pid) for pid in below), "worker processes outlived the command"
     assert len(rendered()) < 12, "the batch ended before the signal"
     assert not out.exists() or not [p.name for p in out.iterdir() if p.name.startswith(".")]    # no temporary file
 
