@@ -288,6 +288,8 @@ def test_a_hub_id_not_in_the_cache_is_fetched_at_start_only_with_allow_download(
     diffusers = pytest.importorskip("diffusers")
     huggingface_hub = pytest.importorskip("huggingface_hub")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["ui", "--no-browser", "--allow-download"]) == 1
+    assert "--allow-download: expected --generate-model, the Hugging Face id to fetch" in capsys.readouterr().err
     assert main(["ui", "--no-browser", "--generate-model", "someone/not-cached-model"]) == 1
     err = capsys.readouterr().err
     assert "downloads are off: pass --allow-download" in err and "allow_download" not in err

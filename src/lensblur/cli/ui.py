@@ -52,6 +52,10 @@ def run(args) -> int:
     for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--max-megapixels", args.max_megapixels)):
         if not value > 0:
             raise InputError(flag, expected="a positive number", got=value, fix=f"e.g. {flag} 50")
+    if args.allow_download and args.generate_model is None:
+        raise InputError("--allow-download", expected="--generate-model, the Hugging Face id to fetch",
+                         got="no --generate-model",
+                         fix="add --generate-model CompVis/stable-diffusion-v1-4, or drop --allow-download")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"lensblur ui: serving on {args.host}: anyone who can reach this port can upload photos and read "
               "renders", file=sys.stderr)
