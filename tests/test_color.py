@@ -82,3 +82,16 @@ def test_decoding_codes_by_table_equals_the_curve_per_code():
         assert got.dtype == np.float32 and got.shape == codes.shape and got.flags.writeable
         np.testing.assert_allclose(got, curve, rtol=2e-6, atol=1e-8)
         assert np.array_equal(got, decode_srgb(codes.astype(np.int32), full))    # the same as the float path
+
+
+def test_gradients_are_the_curves_derivatives():
+    """Models train through the curve (pix2pix's and BokehDiff's pixels): autograd gives the derivative of each
+    piece, written out here, and the input is left as it was."""
+    inner = np.linspace(0.001, 0.999, 997)             # inside (0, 1), away from the clamps
+    for curve, derivative in (
+            (srgb_to_linear, lambda v: np.where(v <= 0.04045, 1 / 12.92, 2.4 / 1.055 * ((v + 0.055) / 1.055) ** 1.4)),
+            (linear_to_srgb, lambda c: np.where(c <= 0.0031308, 12.92, 1.055 / 2.4 * c ** (1 / 2.4 - 1)))):
+        x = torch.tensor(inner, requires_grad=True)
+        curve(x).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), derivative(inner), rtol=1e-12)
+        np.testing.assert_array_equal(x.detach().numpy(), inner)

@@ -27,9 +27,9 @@ def srgb_to_linear(image: torch.Tensor) -> torch.Tensor:
         Linear values in [0, 1], same shape and dtype.
     """
     image = image.clamp(0.0, 1.0)
-    low = image / _SLOPE
-    high = ((image + _A) / (1.0 + _A)) ** _GAMMA
-    return torch.where(image <= _DECODE_KNEE, low, high)
+    # The same operations as ((x + a) / (1 + a)) ** gamma, in one buffer: a 12 MP image is 145 MB a pass.
+    high = image.add(_A).div_(1.0 + _A).pow_(_GAMMA)
+    return torch.where(image <= _DECODE_KNEE, image / _SLOPE, high)
 
 
 def linear_to_srgb(image: torch.Tensor) -> torch.Tensor:
@@ -42,6 +42,6 @@ def linear_to_srgb(image: torch.Tensor) -> torch.Tensor:
         sRGB-encoded values in [0, 1], same shape and dtype.
     """
     image = image.clamp(0.0, 1.0)
-    low = image * _SLOPE
-    high = (1.0 + _A) * image.clamp_min(_ENCODE_KNEE) ** (1.0 / _GAMMA) - _A
-    return torch.where(image <= _ENCODE_KNEE, low, high)
+    # The same operations as (1 + a) * x ** (1 / gamma) - a, in one buffer.
+    high = image.clamp_min(_ENCODE_KNEE).pow_(1.0 / _GAMMA).mul_(1.0 + _A).sub_(_A)
+    return torch.where(image <= _ENCODE_KNEE, image * _SLOPE, high)
