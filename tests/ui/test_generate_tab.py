@@ -150,3 +150,17 @@ def test_generate_tab_baseline_only_and_its_checks(generating):
     assert status in (400, 404)
     status, reply = generating.json(f"/api/generate/{job['id']}/file/run.json")
     assert status == 400 and "a file of this generation" in reply["error"]
+
+
+@pytest.mark.slow      # one generation of 2 steps
+def test_settings_left_out_take_the_commands_defaults(generating):
+    """A request without sigma (a client of the API leaving it to the command) runs at lensblur generate's
+    default sigma, as the command line does without --sigma."""
+    from lensblur.choices import DEFAULT_SIGMA
+
+    settings = {key: value for key, value in TINY.items() if key != "sigma"}
+    status, job = generating.json("/api/generate", {**settings, "steps": 2})
+    assert status == 200, job
+    job = finish(generating, job)
+    assert job["state"] == "done" and [i["label"] for i in job["images"]] == ["baseline", f"sigma {DEFAULT_SIGMA:g}"]
+    assert "--sigma" not in job["command"]

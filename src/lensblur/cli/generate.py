@@ -95,10 +95,18 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "focus"
 
 
-def _or_default(value, default):
-    """``--sigma``, ``--strength`` and ``--size`` parse to None when not given, so that giving one where it is not read
-    can be told from leaving it out; this is the value a run uses."""
-    return default if value is None else value
+# --sigma, --strength and --size parse to None when not given, so that giving one where it is not read can be
+# told from leaving it out; these are the values a run uses (the command's and the ui's generate tab's).
+def _sigma(args) -> float:
+    return DEFAULT_SIGMA if args.sigma is None else args.sigma
+
+
+def _strength(args) -> float:
+    return DEFAULT_STRENGTH if args.strength is None else args.strength
+
+
+def _size(args) -> tuple[int, int]:
+    return _SIZE if args.size is None else args.size
 
 
 def _check(args):
@@ -128,13 +136,13 @@ def _check(args):
         logger.warning("--size is text-to-image's: image-to-image keeps the init image's size; ignored")
     if not image_to_image and args.strength is not None:
         logger.warning("--strength is read with --init-image (image-to-image); ignored")
-    width, height = (None, None) if image_to_image else _or_default(args.size, _SIZE)
+    width, height = (None, None) if image_to_image else _size(args)
     for focus in args.focus or [None]:
-        for sigma in args.sweep_sigma or [_or_default(args.sigma, DEFAULT_SIGMA)]:
+        for sigma in args.sweep_sigma or [_sigma(args)]:
             for alpha in args.sweep_alpha or [args.alpha]:
                 check_inputs(args.prompt, focus, sigma=sigma, alpha=alpha, num_inference_steps=args.steps,
                              num_images_per_prompt=args.num_images, image_to_image=image_to_image,
-                             strength=_or_default(args.strength, DEFAULT_STRENGTH), height=height, width=width,
+                             strength=_strength(args), height=height, width=width,
                              global_steps=args.global_steps if focus is not None else None,
                              sigma_of=args.sigma_of)
 
@@ -153,6 +161,7 @@ def _device(args):
 def _plan(args, output: Path):
     """The runs: (label, focus prompt or None, sigma, alpha, file name stem); baseline first if asked."""
     want_baseline = args.baseline or (args.box and args.init_image is None) or not args.focus
+    sigma = _sigma(args)
     runs = []
     if want_baseline:
         runs.append(("baseline", None, 1.0, args.alpha, "baseline"))
@@ -162,12 +171,12 @@ def _plan(args, output: Path):
             runs += [(f"sigma {s:g}", focus, s, args.alpha, f"{slug}-sigma{s:g}-alpha{args.alpha:g}")
                      for s in args.sweep_sigma]
         elif args.sweep_alpha:
-            runs += [(f"alpha {a:g}", focus, args.sigma, a, f"{slug}-sigma{args.sigma:g}-alpha{a:g}")
+            runs += [(f"alpha {a:g}", focus, sigma, a, f"{slug}-sigma{sigma:g}-alpha{a:g}")
                      for a in args.sweep_alpha]
         else:
-            label = f"{args.global_steps} steps" if args.global_steps else f"sigma {args.sigma:g}"
-            stem = f"{slug}-steps{args.global_steps}" if args.global_steps else f"{slug}-sigma{args.sigma:g}"
-            runs.append((label, focus, args.sigma, args.alpha, f"{stem}-alpha{args.alpha:g}"))
+            label = f"{args.global_steps} steps" if args.global_steps else f"sigma {sigma:g}"
+            stem = f"{slug}-steps{args.global_steps}" if args.global_steps else f"{slug}-sigma{sigma:g}"
+            runs.append((label, focus, sigma, args.alpha, f"{stem}-alpha{args.alpha:g}"))
     seeds = [args.seed + j for j in range(args.num_images)]
     files = [[output / f"{stem}-seed{seed}.png" for seed in seeds] for *_, stem in runs]
     return runs, seeds, files
@@ -175,14 +184,11 @@ def _plan(args, output: Path):
 
 def run(args) -> int:
     _check(args)
-    args.sigma = _or_default(args.sigma, DEFAULT_SIGMA)
-    args.strength = _or_default(args.strength, DEFAULT_STRENGTH)
-    args.size = _or_default(args.size, _SIZE)
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise InputError("--output", expected="a folder", got=f"{output} (a file)", fix="name a folder, e.g. -o out/")
     init_display = None
-    width, height = args.size
+    width, height = _size(args)
     if args.init_image is not None:
         from ..io import read_display
 
@@ -225,7 +231,7 @@ def run(args) -> int:
     for (label, focus, sigma, alpha, _), paths in tqdm(list(zip(runs, files)), desc="runs", unit="run",
                                                        disable=not progress, file=sys.stderr):
         generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
-        out = pipe(args.prompt, focus_prompt=focus, sigma=sigma, alpha=alpha, image=image, strength=args.strength,
+        out = pipe(args.prompt, focus_prompt=focus, sigma=sigma, alpha=alpha, image=image, strength=_strength(args),
                    global_steps=args.global_steps if focus is not None else None, num_inference_steps=args.steps,
                    sigma_of=args.sigma_of,
                    guidance_scale=args.guidance, negative_prompt=args.negative_prompt,
@@ -293,6 +299,6 @@ def _write_json(path, args, width, height, seeds, record):
     settings = {"prompt": args.prompt, "model": str(args.model), "scheduler": args.scheduler, "steps": args.steps,
                 "guidance": args.guidance, "size": [width, height], "seeds": seeds, "negative_prompt":
                 args.negative_prompt, "init_image": args.init_image,
-                "strength": args.strength if args.init_image else None, "sigma_of": args.sigma_of, "runs": record}
+                "strength": _strength(args) if args.init_image else None, "sigma_of": args.sigma_of, "runs": record}
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(settings, indent=2) + "\n")

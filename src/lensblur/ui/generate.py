@@ -398,14 +398,14 @@ class Generator:
                                      max_pixels=self.max_pixels)
             args = command.parse_render(tokens, command.command_parser("generate"))
             generate_command._check(args)     # also: at least one step to run, for a baseline alone too
-            per_run = steps_run(args.steps, image_to_image=init is not None, strength=args.strength)
+            per_run = steps_run(args.steps, image_to_image=init is not None, strength=generate_command._strength(args))
             runs, _, _ = generate_command._plan(args, folder)
             shown = generate_tokens(settings, self.model, "generated/", None if init is None else init.name,
                                     max_pixels=self.max_pixels)
             job = GenerateJob(job_id, folder, command.command_line(shown, "generate"),
                               planned=[(label, per_run) for label, *_ in runs],
                               init=None if init is None else init.id,
-                              source=None if init is None else f"{init.name} at strength {args.strength:g}")
+                              source=None if init is None else f"{init.name} at strength {generate_command._strength(args):g}")
             self.jobs[job_id] = job
             while len(self.jobs) > GENERATE_JOBS_KEPT:
                 _, old = self.jobs.popitem(last=False)
